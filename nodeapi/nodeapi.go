@@ -1,0 +1,219 @@
+// Package nodeapi is the wire contract between the node agent on every
+// Asterisk node and the controller's XML-RPC tier.
+//
+// Both sides encode these structs: the agent with github.com/kolo/xmlrpc, the
+// controller with the codec in package xmlrpc. Field tags are the XML-RPC
+// struct member names; change one only together with both sides.
+//
+// Authentication travels in HTTP, not in the params: every request carries
+// "Authorization: Bearer <credential>". For node.register the credential is
+// the cluster secret handed to the node at launch; the answer holds a node
+// token that the node presents on every later call. The token names the node,
+// so the controller knows which node is calling without trusting a field.
+//
+// Times are Unix seconds in UTC (XML-RPC's dateTime.iso8601 carries no zone).
+package nodeapi
+
+// Method names served at /RPC2.
+const (
+	MethodRegister  = "node.register"
+	MethodHeartbeat = "node.heartbeat"
+	MethodNext      = "dialer.next"
+	MethodStep      = "call.step"
+	MethodResult    = "call.result"
+	MethodManifest  = "audio.manifest"
+)
+
+// Fault codes. The -32xxx codes follow the widely used "specification for
+// fault code interoperability"; the positive ones are elastidial's own.
+const (
+	FaultParse          = -32700 // not well-formed XML
+	FaultEncoding       = -32701 // unsupported encoding
+	FaultInvalidRequest = -32600 // not an XML-RPC methodCall
+	FaultUnknownMethod  = -32601
+	FaultInvalidParams  = -32602
+	FaultInternal       = -32603
+	FaultTooLarge       = -32000 // request body or nesting over the limit
+
+	FaultUnauthorized = 1 // missing or wrong credential
+	FaultUnknownNode  = 2 // token names a node the controller does not know
+	FaultStaleLease   = 3 // lease token no longer current; the result was not recorded
+	FaultNotFound     = 4 // campaign, flow, call or manifest not found
+	FaultForbidden    = 5 // e.g. a node reporting another node's lease
+)
+
+// RegisterRequest is node.register's single param.
+type RegisterRequest struct {
+	InstanceID string `xmlrpc:"instance_id"` // EC2 instance id, or the local cloud's id
+	PrivateIP  string `xmlrpc:"private_ip"`
+	PublicIP   string `xmlrpc:"public_ip"`
+	Zone       string `xmlrpc:"zone"`     // availability zone, "" when unknown
+	Capacity   int    `xmlrpc:"capacity"` // concurrent call slots the node offers
+	Version    string `xmlrpc:"version"`  // node-agent version
+}
+
+// RegisterResponse answers node.register.
+type RegisterResponse struct {
+	NodeID           string `xmlrpc:"node_id"`
+	Token            string `xmlrpc:"token"` // credential for every later call
+	HeartbeatSeconds int    `xmlrpc:"heartbeat_seconds"`
+	AudioVersion     string `xmlrpc:"audio_version"` // manifest version the node must hold to be ready
+}
+
+// HeartbeatRequest is node.heartbeat's single param, sent every
+// HeartbeatSeconds.
+type HeartbeatRequest struct {
+	ActiveCalls    int     `xmlrpc:"active_calls"`
+	Capacity       int     `xmlrpc:"capacity"`
+	Load1          float64 `xmlrpc:"load1"` // 1-minute load average
+	CPU            float64 `xmlrpc:"cpu"`   // busy share of all cores since the last heartbeat, 0..1
+	AMIConnected   bool    `xmlrpc:"ami_connected"`
+	TimingOK       bool    `xmlrpc:"timing_ok"` // a timing module is loaded
+	AudioVersion   string  `xmlrpc:"audio_version"`
+	Draining       bool    `xmlrpc:"draining"`
+	SpotNotice     bool    `xmlrpc:"spot_notice"`     // EC2 announced a spot interruption
+	PendingResults int     `xmlrpc:"pending_results"` // results queued locally, not yet delivered
+}
+
+// Ready reports whether the node itself is fit to take calls; the controller
+// also checks AudioVersion against the current manifest.
+func (h HeartbeatRequest) Ready() bool { return h.AMIConnected && h.TimingOK }
+
+// HeartbeatResponse carries the controller's commands.
+type HeartbeatResponse struct {
+	Drain            bool   `xmlrpc:"drain"`         // desired state: true drains, false cancels a drain
+	Capacity         int    `xmlrpc:"capacity"`      // slots to offer; 0 leaves it unchanged
+	AudioVersion     string `xmlrpc:"audio_version"` // resync when it differs from the node's
+	HeartbeatSeconds int    `xmlrpc:"heartbeat_seconds"`
+}
+
+// NextRequest is dialer.next's single param.
+type NextRequest struct {
+	Free int `xmlrpc:"free"` // free call slots; the answer holds at most this many calls
+}
+
+// NextResponse answers dialer.next.
+type NextResponse struct {
+	Calls []Call `xmlrpc:"calls"`
+}
+
+// Call is one leased contact to dial now.
+type Call struct {
+	CallID         string            `xmlrpc:"call_id"`
+	Token          string            `xmlrpc:"token"` // lease token; present it with every step and the result
+	CampaignID     string            `xmlrpc:"campaign_id"`
+	FlowVersion    int               `xmlrpc:"flow_version"`
+	Number         string            `xmlrpc:"number"` // E.164, with the leading +
+	CallerID       string            `xmlrpc:"caller_id"`
+	Trunk          string            `xmlrpc:"trunk"` // PJSIP endpoint name of the carrier trunk
+	TimeoutSeconds int               `xmlrpc:"timeout_seconds"`
+	LeaseExpires   int64             `xmlrpc:"lease_expires"` // Unix seconds
+	Fields         map[string]string `xmlrpc:"fields"`        // the contact's extra columns, for the IVR
+}
+
+// Input kinds sent with call.step.
+const (
+	InputStart   = "start"   // call answered, first step; State is ""
+	InputDone    = "done"    // the action finished with no input (prompt played, recording saved)
+	InputDigits  = "digits"  // DTMF collected, in Input.Digits
+	InputTimeout = "timeout" // gather ended with no digits
+	InputHuman   = "human"   // answering-machine detection said human
+	InputMachine = "machine" // answering-machine detection said machine
+	InputFailed  = "failed"  // the action failed (missing file, transfer not answered)
+)
+
+// StepRequest is call.step's single param. Fields echoes the contact fields
+// from the lease so that a step needs no per-call state on the server.
+type StepRequest struct {
+	CallID      string            `xmlrpc:"call_id"`
+	Token       string            `xmlrpc:"token"`
+	CampaignID  string            `xmlrpc:"campaign_id"`
+	FlowVersion int               `xmlrpc:"flow_version"`
+	State       string            `xmlrpc:"state"` // current state; "" with InputStart
+	Input       string            `xmlrpc:"input"` // one of the Input* kinds
+	Digits      string            `xmlrpc:"digits"`
+	Fields      map[string]string `xmlrpc:"fields"`
+}
+
+// Action kinds the node runs, each with AGI commands.
+const (
+	ActionPlay      = "play"       // STREAM FILE each of Prompts
+	ActionSayDigits = "say_digits" // SAY DIGITS Text
+	ActionSayNumber = "say_number" // SAY NUMBER Text
+	ActionGather    = "gather"     // GET DATA Prompts[0] TimeoutMS MaxDigits
+	ActionRecord    = "record"     // RECORD FILE Target, up to MaxSeconds
+	ActionTransfer  = "transfer"   // EXEC Dial Target (a number or SIP URI)
+	ActionDetect    = "detect"     // EXEC AMD, answer machine or human
+	ActionHangup    = "hangup"     // end of flow
+)
+
+// StepResponse answers call.step: the state entered and its action.
+type StepResponse struct {
+	State  string `xmlrpc:"state"`
+	Action Action `xmlrpc:"action"`
+	// Tags set by the states passed through on the way (result, dnc, custom
+	// tags). The node keeps them and reports them with call.result.
+	Tags map[string]string `xmlrpc:"tags"`
+}
+
+// Action is what the node runs for one state.
+type Action struct {
+	Kind       string   `xmlrpc:"kind"`
+	Prompts    []string `xmlrpc:"prompts"` // audio names relative to the sounds folder, no extension
+	Text       string   `xmlrpc:"text"`    // digits or number to say, already rendered
+	MaxDigits  int      `xmlrpc:"max_digits"`
+	TimeoutMS  int      `xmlrpc:"timeout_ms"`
+	Target     string   `xmlrpc:"target"`      // transfer destination or recording name
+	MaxSeconds int      `xmlrpc:"max_seconds"` // recording or transfer limit
+}
+
+// Dispositions reported with call.result.
+const (
+	DispAnswered   = "answered"   // answered by a person, flow ran to its end
+	DispBusy       = "busy"       // OriginateResponse Reason 5
+	DispNoAnswer   = "no_answer"  // Reason 3 (or 1)
+	DispCongestion = "congestion" // Reason 8
+	DispFailed     = "failed"     // Reason 0 and anything else
+	DispMachine    = "machine"    // answering machine detected
+	DispCutOff     = "cut_off"    // answered, but ended before the flow did (caller hung up, node lost)
+)
+
+// ResultRequest is call.result's single param.
+type ResultRequest struct {
+	CallID      string            `xmlrpc:"call_id"`
+	Token       string            `xmlrpc:"token"`
+	Disposition string            `xmlrpc:"disposition"`
+	Cause       int               `xmlrpc:"cause"` // Q.850 cause from the Hangup event, 0 if unknown
+	StartedAt   int64             `xmlrpc:"started_at"`
+	AnsweredAt  int64             `xmlrpc:"answered_at"` // 0 if never answered
+	EndedAt     int64             `xmlrpc:"ended_at"`
+	Path        []string          `xmlrpc:"path"` // states visited, in order
+	Tags        map[string]string `xmlrpc:"tags"`
+	Recording   string            `xmlrpc:"recording"` // name of a recording made, if any
+}
+
+// ResultResponse answers call.result.
+type ResultResponse struct {
+	Recorded bool `xmlrpc:"recorded"` // false when the same result was already recorded
+}
+
+// ManifestRequest is audio.manifest's single param.
+type ManifestRequest struct {
+	Have string `xmlrpc:"have"` // version the node holds; "" if none
+}
+
+// ManifestResponse answers audio.manifest. When Have is already current,
+// Unchanged is true and Files is empty.
+type ManifestResponse struct {
+	Version   string      `xmlrpc:"version"`
+	Unchanged bool        `xmlrpc:"unchanged"`
+	Files     []AudioFile `xmlrpc:"files"`
+}
+
+// AudioFile is one entry of an audio manifest.
+type AudioFile struct {
+	Name   string `xmlrpc:"name"` // path under the sounds folder, e.g. "survey/welcome.wav"
+	Size   int64  `xmlrpc:"size"`
+	SHA256 string `xmlrpc:"sha256"` // hex
+	URL    string `xmlrpc:"url"`    // short-lived signed URL to GET the bytes
+}
