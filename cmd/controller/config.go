@@ -1,0 +1,341 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the controller's whole configuration. It is built in four
+// layers: the defaults below, then an optional KEY=value file (-config),
+// then environment variables ELASTIDIAL_<NAME>, then flags; Validate checks
+// the result and names the field at fault.
+type Config struct {
+	Listen    string // HTTP address for the REST API, dashboard, XML-RPC and /metrics. Default ":8080".
+	PublicURL string // URL nodes use to reach the controller. Default "http://127.0.0.1" + Listen's port.
+
+	DB string // store: a file path or "sqlite:PATH" for SQLite, or a "postgres://" URL. Default "elastidial.db".
+
+	Memcached string // comma-separated memcached addresses; "" uses an in-process cache. Default "".
+
+	Audio      string // audio library: a folder, or "s3://bucket/prefix". Default "audio".
+	S3Endpoint string // custom S3 endpoint for S3-compatible stores. Default "" (AWS).
+	S3Region   string // region of the audio bucket. Default "us-east-1".
+
+	Cluster       string // cluster name, tagged on every instance. Default "elastidial".
+	ClusterSecret string // secret nodes present to register; generated and kept in SecretFile when empty.
+	SecretFile    string // where a generated cluster secret is kept. Default "elastidial.secret".
+
+	Cloud     string // "local" (node-agent processes here) or "ec2". Default "local".
+	AgentPath string // node-agent binary for the local cloud. Default: built from ./cmd/node-agent.
+	LocalDir  string // working folder of local nodes (logs, state, sounds). Default "local-nodes".
+
+	EC2Region         string   // Default "us-east-1".
+	EC2LaunchTemplate string   // launch template id or name for nodes.
+	EC2AMI            string   // AMI id when no launch template is given.
+	EC2InstanceTypes  []string // in order of preference. Default c6i.large.
+	EC2Subnets        []string // one per AZ, tried in order on insufficient capacity.
+	EC2SecurityGroups []string
+	EC2Profile        string // instance profile name for nodes.
+	EC2Spot           bool   // request spot instances. Default false.
+
+	NodeSlots    int           // concurrent calls per node. Default 100.
+	MinNodes     int           // Default 0.
+	MaxNodes     int           // Default 50.
+	BudgetPerH   float64       // cap on fleet cost in $/hour; 0 means none. Default 0.
+	Tick         time.Duration // scaler reconcile interval. Default 5s.
+	PriceRegion  string        // price table region for cost reports. Default "us-east-1".
+	InstanceType string        // type priced in reports for the local cloud. Default "c6i.large".
+
+	LogLevel string // debug, info, warn or error. Default "info".
+}
+
+// DefaultConfig returns the embedded default: everything on this machine.
+func DefaultConfig() Config {
+	return Config{
+		Listen:           ":8080",
+		DB:               "elastidial.db",
+		Audio:            "audio",
+		S3Region:         "us-east-1",
+		Cluster:          "elastidial",
+		SecretFile:       "elastidial.secret",
+		Cloud:            "local",
+		LocalDir:         "local-nodes",
+		EC2Region:        "us-east-1",
+		EC2InstanceTypes: []string{"c6i.large"},
+		NodeSlots:        100,
+		MaxNodes:         50,
+		Tick:             5 * time.Second,
+		PriceRegion:      "us-east-1",
+		InstanceType:     "c6i.large",
+		LogLevel:         "info",
+	}
+}
+
+// field binds one config field to its flag and environment names.
+type field struct {
+	name  string // flag name; the env name is ELASTIDIAL_ + upper snake case
+	usage string
+	ptr   any
+}
+
+func (c *Config) fields() []field {
+	return []field{
+		{"listen", "HTTP listen address", &c.Listen},
+		{"public-url", "URL nodes use to reach the controller", &c.PublicURL},
+		{"db", "store: SQLite file path or postgres:// URL", &c.DB},
+		{"memcached", "comma-separated memcached addresses (empty: in-process cache)", &c.Memcached},
+		{"audio", "audio library: folder or s3://bucket/prefix", &c.Audio},
+		{"s3-endpoint", "custom S3 endpoint", &c.S3Endpoint},
+		{"s3-region", "audio bucket region", &c.S3Region},
+		{"cluster", "cluster name", &c.Cluster},
+		{"cluster-secret", "secret nodes present to register", &c.ClusterSecret},
+		{"secret-file", "file holding the generated cluster secret", &c.SecretFile},
+		{"cloud", "local or ec2", &c.Cloud},
+		{"agent-path", "node-agent binary for the local cloud", &c.AgentPath},
+		{"local-dir", "working folder of local nodes", &c.LocalDir},
+		{"ec2-region", "EC2 region", &c.EC2Region},
+		{"ec2-launch-template", "launch template id or name", &c.EC2LaunchTemplate},
+		{"ec2-ami", "AMI id when no launch template is given", &c.EC2AMI},
+		{"ec2-instance-types", "comma-separated instance types, preferred first", &c.EC2InstanceTypes},
+		{"ec2-subnets", "comma-separated subnet ids", &c.EC2Subnets},
+		{"ec2-security-groups", "comma-separated security group ids", &c.EC2SecurityGroups},
+		{"ec2-profile", "node instance profile name", &c.EC2Profile},
+		{"ec2-spot", "launch spot instances", &c.EC2Spot},
+		{"node-slots", "concurrent calls per node", &c.NodeSlots},
+		{"min-nodes", "minimum nodes", &c.MinNodes},
+		{"max-nodes", "maximum nodes", &c.MaxNodes},
+		{"budget", "fleet cost cap in $/hour (0: none)", &c.BudgetPerH},
+		{"tick", "scaler reconcile interval", &c.Tick},
+		{"price-region", "price table region", &c.PriceRegion},
+		{"instance-type", "instance type priced for the local cloud", &c.InstanceType},
+		{"log-level", "debug, info, warn or error", &c.LogLevel},
+	}
+}
+
+func envName(flagName string) string {
+	return "ELASTIDIAL_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// set parses s into the field behind ptr.
+func set(ptr any, s string) error {
+	switch p := ptr.(type) {
+	case *string:
+		*p = s
+	case *[]string:
+		*p = nil
+		for _, v := range strings.Split(s, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				*p = append(*p, v)
+			}
+		}
+	case *bool:
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		*p = v
+	case *int:
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", s)
+		}
+		*p = v
+	case *float64:
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a number", s)
+		}
+		*p = v
+	case *time.Duration:
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration such as 5s or 1m", s)
+		}
+		*p = v
+	default:
+		return fmt.Errorf("unsupported field type %T", ptr)
+	}
+	return nil
+}
+
+// flagValue adapts a config field to flag.Value.
+type flagValue struct{ ptr any }
+
+func (v flagValue) String() string {
+	switch p := v.ptr.(type) {
+	case nil:
+		return ""
+	case *string:
+		return *p
+	case *[]string:
+		return strings.Join(*p, ",")
+	case *bool:
+		return strconv.FormatBool(*p)
+	default:
+		return fmt.Sprint(derefAny(p))
+	}
+}
+
+func derefAny(p any) any {
+	switch p := p.(type) {
+	case *int:
+		return *p
+	case *float64:
+		return *p
+	case *time.Duration:
+		return *p
+	}
+	return p
+}
+
+func (v flagValue) Set(s string) error { return set(v.ptr, s) }
+
+func (v flagValue) IsBoolFlag() bool { _, ok := v.ptr.(*bool); return ok }
+
+// LoadConfig builds the configuration for one subcommand from its arguments
+// and the environment. fs may carry subcommand flags of its own.
+func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, error) {
+	c := DefaultConfig()
+	configFile := fs.String("config", getenv("ELASTIDIAL_CONFIG"), "optional KEY=value configuration file")
+	for _, f := range c.fields() {
+		fs.Var(flagValue{f.ptr}, f.name, f.usage+" (env "+envName(f.name)+")")
+	}
+	// Flags are parsed first to find -config, then the layers are applied in
+	// order: file, environment, and the flags again so that they win.
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	explicit := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = f.Value.String() })
+	c = DefaultConfig()
+	if *configFile != "" {
+		if err := c.loadFile(*configFile); err != nil {
+			return c, err
+		}
+	}
+	for _, f := range c.fields() {
+		if v := getenv(envName(f.name)); v != "" {
+			if err := set(f.ptr, v); err != nil {
+				return c, fmt.Errorf("environment %s: %w", envName(f.name), err)
+			}
+		}
+		if v, ok := explicit[f.name]; ok {
+			if err := set(f.ptr, v); err != nil {
+				return c, fmt.Errorf("flag -%s: %w", f.name, err)
+			}
+		}
+	}
+	// The flag set must see the final values too, for its own String().
+	for _, f := range c.fields() {
+		if fl := fs.Lookup(f.name); fl != nil {
+			fl.Value = flagValue{f.ptr}
+		}
+	}
+	return c, c.Validate()
+}
+
+// loadFile reads KEY=value lines; keys are flag names or their env names.
+func (c *Config) loadFile(path string) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer fh.Close()
+	byName := map[string]any{}
+	for _, f := range c.fields() {
+		byName[f.name] = f.ptr
+		byName[envName(f.name)] = f.ptr
+	}
+	sc := bufio.NewScanner(fh)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return fmt.Errorf("%s:%d: want KEY=value, got %q", path, n, line)
+		}
+		k, v = strings.TrimSpace(k), strings.Trim(strings.TrimSpace(v), `"`)
+		ptr, ok := byName[k]
+		if !ok {
+			return fmt.Errorf("%s:%d: unknown setting %q", path, n, k)
+		}
+		if err := set(ptr, v); err != nil {
+			return fmt.Errorf("%s:%d: %s: %w", path, n, k, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate checks every field and names the ones at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, a...)...))
+	}
+	if c.Listen == "" {
+		bad("listen", "must not be empty")
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("public-url", "%q is not an http(s) URL", c.PublicURL)
+		}
+	}
+	if c.DB == "" {
+		bad("db", "must not be empty")
+	}
+	if strings.HasPrefix(c.Audio, "s3://") {
+		if u, err := url.Parse(c.Audio); err != nil || u.Host == "" {
+			bad("audio", "%q: want s3://bucket/prefix", c.Audio)
+		}
+	} else if c.Audio == "" {
+		bad("audio", "must not be empty")
+	}
+	switch c.Cloud {
+	case "local":
+	case "ec2":
+		if c.EC2LaunchTemplate == "" && c.EC2AMI == "" {
+			bad("ec2-launch-template", "or ec2-ami is required with cloud=ec2")
+		}
+		if len(c.EC2InstanceTypes) == 0 {
+			bad("ec2-instance-types", "at least one type is required")
+		}
+		if c.PublicURL == "" {
+			bad("public-url", "is required with cloud=ec2: nodes must reach the controller")
+		}
+	default:
+		bad("cloud", "%q: want local or ec2", c.Cloud)
+	}
+	if c.NodeSlots < 1 || c.NodeSlots > 1000 {
+		bad("node-slots", "%d: want 1 to 1000", c.NodeSlots)
+	}
+	if c.MinNodes < 0 {
+		bad("min-nodes", "%d: must not be negative", c.MinNodes)
+	}
+	if c.MaxNodes < c.MinNodes || c.MaxNodes < 1 {
+		bad("max-nodes", "%d: must be at least 1 and at least min-nodes (%d)", c.MaxNodes, c.MinNodes)
+	}
+	if c.BudgetPerH < 0 {
+		bad("budget", "%g: must not be negative", c.BudgetPerH)
+	}
+	if c.Tick < 100*time.Millisecond {
+		bad("tick", "%s: must be at least 100ms", c.Tick)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	return errors.Join(errs...)
+}

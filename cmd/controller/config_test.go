@@ -1,0 +1,76 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func load(t *testing.T, args []string, env map[string]string) (Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return LoadConfig(fs, args, func(k string) string { return env[k] })
+}
+
+func TestConfigLayers(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "elastidial.conf")
+	os.WriteFile(file, []byte("# comment\nmax-nodes = 7\nELASTIDIAL_TICK=2s\nnode-slots=80\n"), 0o600)
+
+	c, err := load(t, []string{"-config", file, "-node-slots", "90"}, map[string]string{
+		"ELASTIDIAL_NODE_SLOTS":  "70", // the flag wins over the environment
+		"ELASTIDIAL_MAX_NODES":   "9",  // the environment wins over the file
+		"ELASTIDIAL_EC2_SUBNETS": "subnet-a, subnet-b,",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NodeSlots != 90 || c.MaxNodes != 9 || c.Tick != 2*time.Second || c.Listen != ":8080" {
+		t.Errorf("got slots=%d max=%d tick=%s listen=%q", c.NodeSlots, c.MaxNodes, c.Tick, c.Listen)
+	}
+	if strings.Join(c.EC2Subnets, "|") != "subnet-a|subnet-b" {
+		t.Errorf("subnets = %q", c.EC2Subnets)
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-node-slots", "many"}, nil, "node-slots"},
+		{nil, map[string]string{"ELASTIDIAL_TICK": "soon"}, "ELASTIDIAL_TICK"},
+		{[]string{"-cloud", "gcp"}, nil, "cloud"},
+		{[]string{"-cloud", "ec2"}, nil, "ec2-launch-template"},
+		{[]string{"-min-nodes", "5", "-max-nodes", "2"}, nil, "max-nodes"},
+		{[]string{"-public-url", "ftp://x"}, nil, "public-url"},
+		{[]string{"-audio", "s3://"}, nil, "audio"},
+		{[]string{"-log-level", "loud"}, nil, "log-level"},
+	} {
+		_, err := load(t, tc.args, tc.env)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: err = %v, want it to name %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+func TestConfigFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ body, want string }{
+		{"max-nodes\n", ":1: want KEY=value"},
+		{"\n\ncolour=blue\n", ":3: unknown setting \"colour\""},
+		{"max-nodes=lots\n", ":1: max-nodes"},
+	} {
+		file := filepath.Join(dir, "c.conf")
+		os.WriteFile(file, []byte(tc.body), 0o600)
+		_, err := load(t, []string{"-config", file}, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want %q", tc.body, err, tc.want)
+		}
+	}
+}
