@@ -241,7 +241,7 @@ func Import(ctx context.Context, r io.Reader, opt Options, s Sink) (Report, erro
 			}
 			zones = []string{z}
 		} else {
-			zones = n.zones(num, phone)
+			zones = n.zones(num)
 			if zones == nil {
 				if err := reject(line, ReasonNoZoneForCall); err != nil {
 					return p.report, err
@@ -497,19 +497,18 @@ func clip(s string) string {
 }
 
 // normalizer turns raw numbers into E.164 and finds their zones, caching
-// what repeats across rows (zone names, prefix lookups).
+// zone names, which repeat across rows.
 type normalizer struct {
 	region string
 	mu     sync.Mutex
 	known  map[string]bool
-	byPref map[string][]string
 }
 
 func newNormalizer(region string) *normalizer {
 	if region == "" {
 		region = "US"
 	}
-	return &normalizer{region: strings.ToUpper(region), known: map[string]bool{}, byPref: map[string][]string{}}
+	return &normalizer{region: strings.ToUpper(region), known: map[string]bool{}}
 }
 
 func (n *normalizer) normalize(raw string) (string, *phonenumbers.PhoneNumber, bool) {
@@ -536,19 +535,7 @@ func (n *normalizer) knownZone(z string) bool {
 }
 
 // zones maps a number to its IANA zones, nil when none is known.
-func (n *normalizer) zones(num *phonenumbers.PhoneNumber, e164 string) []string {
-	// Zone data is keyed by prefixes of at most a few digits beyond the
-	// country code; caching by the first 7 digits serves almost every row.
-	key := e164
-	if len(key) > 8 {
-		key = key[:8]
-	}
-	n.mu.Lock()
-	z, ok := n.byPref[key]
-	n.mu.Unlock()
-	if ok && len(e164) > 8 {
-		return z
-	}
+func (n *normalizer) zones(num *phonenumbers.PhoneNumber) []string {
 	zs, err := phonenumbers.GetTimezonesForNumber(num)
 	if err != nil {
 		return nil
@@ -560,8 +547,5 @@ func (n *normalizer) zones(num *phonenumbers.PhoneNumber, e164 string) []string 
 		}
 	}
 	slices.Sort(out)
-	n.mu.Lock()
-	n.byPref[key] = out
-	n.mu.Unlock()
 	return out
 }
