@@ -1,0 +1,338 @@
+// Package campaign is the campaign tier's domain: campaigns, trunks,
+// contacts, leases and results, and the rules that decide who may be called
+// now (calling windows in every zone of a contact, retry schedules, attempt
+// limits, pacing). It does no I/O; campaign/sqlstore keeps the state.
+package campaign
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Campaign statuses.
+const (
+	StatusDraft     = "draft"
+	StatusRunning   = "running"
+	StatusPaused    = "paused"
+	StatusCompleted = "completed"
+)
+
+// Dispositions of one call attempt (the nodeapi Disp* values).
+const (
+	Answered   = "answered"
+	Busy       = "busy"
+	NoAnswer   = "no_answer"
+	Congestion = "congestion"
+	Failed     = "failed"
+	Machine    = "machine"
+	CutOff     = "cut_off"
+)
+
+// Dispositions lists every disposition, in report order.
+var Dispositions = []string{Answered, Machine, Busy, NoAnswer, Congestion, Failed, CutOff}
+
+// Contact states.
+const (
+	ContactPending = "pending" // waiting for its next attempt
+	ContactLeased  = "leased"  // an attempt is live
+	ContactDone    = "done"    // reached; no more attempts
+	ContactFailed  = "failed"  // attempts exhausted or not retryable
+	ContactDNC     = "dnc"     // opted out during a call
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrStaleLease   = errors.New("lease token is not current")
+	ErrForbidden    = errors.New("lease is held by another node")
+	ErrConflict     = errors.New("conflict")
+	ErrInvalid      = errors.New("invalid")
+	ErrUnauthorized = errors.New("unauthorized")
+)
+
+// FieldError is a validation error naming the field at fault.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Window is a daily calling window in the contact's local time, as minutes
+// since midnight: [Start, End).
+type Window struct {
+	Start int `json:"start"`
+	End   int `json:"end"`
+}
+
+// DefaultWindow is 08:00 to 21:00 local.
+var DefaultWindow = Window{Start: 8 * 60, End: 21 * 60}
+
+// Open reports whether local time t falls inside the window.
+func (w Window) Open(t time.Time) bool {
+	m := t.Hour()*60 + t.Minute()
+	if w.Start <= w.End {
+		return m >= w.Start && m < w.End
+	}
+	return m >= w.Start || m < w.End // wraps past midnight
+}
+
+// OpenInAll reports whether the window is open now in every zone.
+func (w Window) OpenInAll(now time.Time, zones []*time.Location) bool {
+	for _, z := range zones {
+		if !w.Open(now.In(z)) {
+			return false
+		}
+	}
+	return len(zones) > 0
+}
+
+// Retry says what follows one disposition.
+type Retry struct {
+	AfterSeconds int `json:"after_seconds"` // delay before the next attempt; 0 means no retry
+}
+
+// After is the retry delay.
+func (r Retry) After() time.Duration { return time.Duration(r.AfterSeconds) * time.Second }
+
+// DefaultRetry is the retry policy of a new campaign.
+func DefaultRetry() map[string]Retry {
+	return map[string]Retry{
+		Busy:       {AfterSeconds: 10 * 60},
+		NoAnswer:   {AfterSeconds: 30 * 60},
+		Congestion: {AfterSeconds: 5 * 60},
+		Failed:     {AfterSeconds: 0},
+		Machine:    {AfterSeconds: 2 * 3600},
+		CutOff:     {AfterSeconds: 5 * 60},
+		Answered:   {AfterSeconds: 0},
+	}
+}
+
+// Campaign is one dialing campaign.
+type Campaign struct {
+	ID          string           `json:"id"`
+	Name        string           `json:"name"`
+	Status      string           `json:"status"`
+	Trunk       string           `json:"trunk"`
+	CallerID    string           `json:"caller_id"`
+	Target      int              `json:"target"`  // concurrent calls wanted
+	MaxCPS      float64          `json:"max_cps"` // call attempts started per second
+	Window      Window           `json:"window"`
+	MaxAttempts int              `json:"max_attempts"`
+	Retry       map[string]Retry `json:"retry"`
+	RingSeconds int              `json:"ring_seconds"` // originate timeout
+	AudioSet    string           `json:"audio_set"`
+	FlowVersion int              `json:"flow_version"` // 0 until a flow is saved
+	StartAt     *time.Time       `json:"start_at,omitempty"`
+	CreatedAt   time.Time        `json:"created_at"`
+	UpdatedAt   time.Time        `json:"updated_at"`
+}
+
+// Defaults fills unset fields.
+func (c *Campaign) Defaults() {
+	if c.Status == "" {
+		c.Status = StatusDraft
+	}
+	if c.Window == (Window{}) {
+		c.Window = DefaultWindow
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 3
+	}
+	if c.Retry == nil {
+		c.Retry = DefaultRetry()
+	}
+	if c.RingSeconds == 0 {
+		c.RingSeconds = 30
+	}
+	if c.MaxCPS == 0 {
+		c.MaxCPS = 10
+	}
+}
+
+var (
+	nameRE     = regexp.MustCompile(`^[\p{L}\p{N}][\p{L}\p{N} ._'()&-]{0,99}$`)
+	trunkRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	callerIDRE = regexp.MustCompile(`^\+?[0-9]{7,15}$`)
+)
+
+// Validate checks a campaign and names the first field at fault.
+func (c *Campaign) Validate() error {
+	switch {
+	case !nameRE.MatchString(c.Name):
+		return &FieldError{"name", "must be 1 to 100 letters, digits, spaces or ._'()&- and start with a letter or digit"}
+	case !trunkRE.MatchString(c.Trunk):
+		return &FieldError{"trunk", "must name a trunk (letters, digits, _ . -)"}
+	case !callerIDRE.MatchString(c.CallerID):
+		return &FieldError{"caller_id", "must be a phone number such as +14155550100"}
+	case c.Target < 1 || c.Target > 100000:
+		return &FieldError{"target", fmt.Sprintf("%d: want 1 to 100000 concurrent calls", c.Target)}
+	case c.MaxCPS <= 0 || c.MaxCPS > 10000:
+		return &FieldError{"max_cps", fmt.Sprintf("%g: want more than 0 and at most 10000 attempts per second", c.MaxCPS)}
+	case c.Window.Start < 0 || c.Window.Start >= 1440 || c.Window.End < 0 || c.Window.End > 1440 || c.Window.Start == c.Window.End:
+		return &FieldError{"window", "start and end are minutes of the day, 0 to 1440, and must differ"}
+	case c.MaxAttempts < 1 || c.MaxAttempts > 100:
+		return &FieldError{"max_attempts", fmt.Sprintf("%d: want 1 to 100", c.MaxAttempts)}
+	case c.RingSeconds < 5 || c.RingSeconds > 300:
+		return &FieldError{"ring_seconds", fmt.Sprintf("%d: want 5 to 300", c.RingSeconds)}
+	case c.AudioSet != "" && !trunkRE.MatchString(c.AudioSet):
+		return &FieldError{"audio_set", "must be letters, digits, _ . -"}
+	}
+	for d, r := range c.Retry {
+		if !isDisposition(d) {
+			return &FieldError{"retry", fmt.Sprintf("unknown disposition %q; want one of %s", d, strings.Join(Dispositions, ", "))}
+		}
+		if r.AfterSeconds < 0 || r.AfterSeconds > 30*24*3600 {
+			return &FieldError{"retry." + d, "delay must be between 0 and 30 days"}
+		}
+	}
+	switch c.Status {
+	case StatusDraft, StatusRunning, StatusPaused, StatusCompleted:
+	default:
+		return &FieldError{"status", fmt.Sprintf("%q: want draft, running, paused or completed", c.Status)}
+	}
+	return nil
+}
+
+func isDisposition(d string) bool {
+	for _, x := range Dispositions {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+// Transition checks a status change asked for by a campaign manager.
+func Transition(from, to string) error {
+	ok := map[string][]string{
+		StatusDraft:   {StatusRunning, StatusCompleted},
+		StatusRunning: {StatusPaused, StatusCompleted},
+		StatusPaused:  {StatusRunning, StatusCompleted},
+	}[from]
+	for _, s := range ok {
+		if s == to {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: a %s campaign cannot become %s", ErrConflict, from, to)
+}
+
+// Trunk is a carrier trunk with fleet-wide limits.
+type Trunk struct {
+	Name        string  `json:"name"`
+	MaxChannels int     `json:"max_channels"` // concurrent calls across all nodes
+	MaxCPS      float64 `json:"max_cps"`      // new calls per second across all nodes
+}
+
+// Validate checks a trunk.
+func (t *Trunk) Validate() error {
+	switch {
+	case !trunkRE.MatchString(t.Name):
+		return &FieldError{"name", "must be letters, digits, _ . - (the PJSIP endpoint name)"}
+	case t.MaxChannels < 1 || t.MaxChannels > 1000000:
+		return &FieldError{"max_channels", fmt.Sprintf("%d: want at least 1", t.MaxChannels)}
+	case t.MaxCPS <= 0:
+		return &FieldError{"max_cps", fmt.Sprintf("%g: must be more than 0", t.MaxCPS)}
+	}
+	return nil
+}
+
+// Lease is one contact handed to a node to dial now.
+type Lease struct {
+	CallID         string            `json:"call_id"`
+	Token          string            `json:"token"`
+	CampaignID     string            `json:"campaign_id"`
+	FlowVersion    int               `json:"flow_version"`
+	Number         string            `json:"number"`
+	CallerID       string            `json:"caller_id"`
+	Trunk          string            `json:"trunk"`
+	TimeoutSeconds int               `json:"timeout_seconds"`
+	Expires        time.Time         `json:"expires"`
+	Fields         map[string]string `json:"fields"`
+}
+
+// Result is a node's report of one attempt.
+type Result struct {
+	CallID      string
+	Token       string
+	Disposition string
+	Cause       int
+	StartedAt   time.Time
+	AnsweredAt  time.Time // zero if never answered
+	EndedAt     time.Time
+	Path        []string
+	Tags        map[string]string
+	Recording   string
+}
+
+// Validate checks a result before it is recorded.
+func (r *Result) Validate() error {
+	switch {
+	case r.CallID == "":
+		return &FieldError{"call_id", "is required"}
+	case r.Token == "":
+		return &FieldError{"token", "is required"}
+	case !isDisposition(r.Disposition):
+		return &FieldError{"disposition", fmt.Sprintf("%q: want one of %s", r.Disposition, strings.Join(Dispositions, ", "))}
+	case !r.EndedAt.IsZero() && !r.StartedAt.IsZero() && r.EndedAt.Before(r.StartedAt):
+		return &FieldError{"ended_at", "is before started_at"}
+	case len(r.Path) > 1000:
+		return &FieldError{"path", "has more than 1000 states"}
+	case len(r.Tags) > 100:
+		return &FieldError{"tags", "has more than 100 tags"}
+	}
+	return nil
+}
+
+// Next decides what follows an attempt: the contact's new state and, when
+// it is to be retried, when.
+func Next(c *Campaign, disposition string, attempts int, tags map[string]string, now time.Time) (state string, nextAt time.Time) {
+	if tags["dnc"] == "true" {
+		return ContactDNC, time.Time{}
+	}
+	if disposition == Answered {
+		return ContactDone, time.Time{}
+	}
+	r, ok := c.Retry[disposition]
+	if !ok || r.AfterSeconds <= 0 || attempts >= c.MaxAttempts {
+		if disposition == Machine {
+			return ContactDone, time.Time{} // a message was left
+		}
+		return ContactFailed, time.Time{}
+	}
+	return ContactPending, now.Add(r.After())
+}
+
+// Demand is what one campaign asks of the fleet, for the scaler.
+type Demand struct {
+	CampaignID        string
+	Target            int
+	Callable          int
+	MaxCPS            float64
+	Trunk             string
+	TrunkChannels     int
+	TrunkCPS          float64
+	Active            int
+	AvgAttemptSeconds float64
+	Upcoming          []Upcoming
+}
+
+// Upcoming is demand known to start soon.
+type Upcoming struct {
+	At     time.Time
+	Target int
+}
+
+// Stats is a campaign's live progress.
+type Stats struct {
+	Contacts      map[string]int `json:"contacts"`       // by state
+	Attempts      map[string]int `json:"attempts"`       // by disposition
+	InProgress    int            `json:"in_progress"`    // live leases
+	AnsweredCalls int            `json:"answered_calls"` // attempts answered by a person
+	TalkSeconds   float64        `json:"talk_seconds"`
+}

@@ -1,0 +1,409 @@
+// Package httpapi is the campaign managers' REST API: JSON over HTTP,
+// authenticated with API tokens, mounted at /api/v1/ by the controller.
+package httpapi
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/elastidial/elastidial/campaign"
+	"github.com/elastidial/elastidial/campaign/importer"
+	"github.com/elastidial/elastidial/campaign/sqlstore"
+)
+
+// MaxJSONBytes bounds a JSON request body; dial lists stream and have their
+// own per-line bound.
+const MaxJSONBytes = 1 << 20
+
+// API serves /api/v1/.
+type API struct {
+	Store *sqlstore.Store
+	Log   *slog.Logger
+	Now   func() time.Time // the clock; time.Now when nil
+	// ValidateFlow checks a flow document before it is saved; nil accepts
+	// any JSON object.
+	ValidateFlow func(ctx context.Context, doc []byte) error
+}
+
+func (a *API) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// Handler returns the API with authentication in front.
+func (a *API) Handler() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /api/v1/trunks", a.listTrunks)
+	m.HandleFunc("PUT /api/v1/trunks/{name}", a.putTrunk)
+	m.HandleFunc("GET /api/v1/campaigns", a.listCampaigns)
+	m.HandleFunc("POST /api/v1/campaigns", a.createCampaign)
+	m.HandleFunc("GET /api/v1/campaigns/{id}", a.getCampaign)
+	m.HandleFunc("PUT /api/v1/campaigns/{id}", a.updateCampaign)
+	m.HandleFunc("PUT /api/v1/campaigns/{id}/flow", a.putFlow)
+	m.HandleFunc("GET /api/v1/campaigns/{id}/flow", a.getFlow)
+	m.HandleFunc("POST /api/v1/campaigns/{id}/contacts", a.importContacts)
+	m.HandleFunc("POST /api/v1/campaigns/{id}/{action}", a.setStatus)
+	m.HandleFunc("GET /api/v1/campaigns/{id}/stats", a.stats)
+	m.HandleFunc("GET /api/v1/campaigns/{id}/results.csv", a.results)
+	m.HandleFunc("GET /api/v1/imports/{id}/rejections.csv", a.rejections)
+	m.HandleFunc("POST /api/v1/dnc", a.importDNC)
+	return a.Auth(m)
+}
+
+// Auth admits requests bearing a valid API token. The controller wraps the
+// dashboard and audio upload with it too.
+func (a *API) Auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			writeError(w, http.StatusUnauthorized, "send an API token as 'Authorization: Bearer <token>' (create one with 'controller token')", "")
+			return
+		}
+		if _, err := a.Store.CheckToken(r.Context(), tok); err != nil {
+			if errors.Is(err, campaign.ErrUnauthorized) {
+				writeError(w, http.StatusUnauthorized, "this API token is not valid", "")
+				return
+			}
+			a.fail(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg, field string) {
+	writeJSON(w, status, errorBody{Error: msg, Field: field})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// fail maps a store error to a status and a message a person can act on.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var fe *campaign.FieldError
+	var file *importer.FileError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &fe):
+		writeError(w, http.StatusBadRequest, fe.Error(), fe.Field)
+	case errors.As(err, &file):
+		writeError(w, http.StatusUnprocessableEntity, "dial list rejected: "+file.Error(), "file")
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over %d bytes", mbe.Limit), "")
+	case errors.Is(err, campaign.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error(), "")
+	case errors.Is(err, campaign.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error(), "")
+	case errors.Is(err, campaign.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error(), "")
+	case errors.Is(err, context.Canceled):
+		writeError(w, 499, "request cancelled", "")
+	default:
+		if a.Log != nil {
+			a.Log.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+		writeError(w, http.StatusInternalServerError, "internal error; see the controller log", "")
+	}
+}
+
+// decode reads a bounded JSON body, refusing unknown fields.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
+			return &campaign.FieldError{Field: "Content-Type", Reason: fmt.Sprintf("%q: send application/json", ct)}
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxJSONBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return &campaign.FieldError{Field: ute.Field, Reason: fmt.Sprintf("want a JSON %s", ute.Type)}
+		}
+		return &campaign.FieldError{Field: "body", Reason: "not valid JSON: " + err.Error()}
+	}
+	if dec.More() {
+		return &campaign.FieldError{Field: "body", Reason: "one JSON object expected, found more"}
+	}
+	return nil
+}
+
+func (a *API) listTrunks(w http.ResponseWriter, r *http.Request) {
+	ts, err := a.Store.Trunks(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, orEmpty(ts))
+}
+
+func (a *API) putTrunk(w http.ResponseWriter, r *http.Request) {
+	var t campaign.Trunk
+	if err := decode(w, r, &t); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	t.Name = r.PathValue("name")
+	if err := a.Store.PutTrunk(r.Context(), t); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (a *API) listCampaigns(w http.ResponseWriter, r *http.Request) {
+	cs, err := a.Store.Campaigns(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, orEmpty(cs))
+}
+
+func (a *API) createCampaign(w http.ResponseWriter, r *http.Request) {
+	var c campaign.Campaign
+	if err := decode(w, r, &c); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c, err := a.Store.CreateCampaign(r.Context(), c, a.now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/campaigns/"+c.ID)
+	writeJSON(w, http.StatusCreated, c)
+}
+
+func (a *API) getCampaign(w http.ResponseWriter, r *http.Request) {
+	c, err := a.Store.Campaign(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (a *API) updateCampaign(w http.ResponseWriter, r *http.Request) {
+	var c campaign.Campaign
+	if err := decode(w, r, &c); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c.ID = r.PathValue("id")
+	c, err := a.Store.UpdateCampaign(r.Context(), c, a.now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (a *API) putFlow(w http.ResponseWriter, r *http.Request) {
+	var raw json.RawMessage
+	if err := decode(w, r, &raw); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if len(raw) == 0 || raw[0] != '{' {
+		a.fail(w, r, &campaign.FieldError{Field: "body", Reason: "a flow is a JSON object"})
+		return
+	}
+	if a.ValidateFlow != nil {
+		if err := a.ValidateFlow(r.Context(), raw); err != nil {
+			writeError(w, http.StatusUnprocessableEntity, "flow rejected: "+err.Error(), "flow")
+			return
+		}
+	}
+	v, err := a.Store.SaveFlow(r.Context(), r.PathValue("id"), raw, a.now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"flow_version": v})
+}
+
+func (a *API) getFlow(w http.ResponseWriter, r *http.Request) {
+	c, err := a.Store.Campaign(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if c.FlowVersion == 0 {
+		writeError(w, http.StatusNotFound, "campaign "+c.ID+" has no flow yet", "")
+		return
+	}
+	doc, err := a.Store.FlowDocument(r.Context(), c.ID, c.FlowVersion)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(doc)
+}
+
+// csvBody returns the uploaded CSV: the "file" part of a multipart form, or
+// the raw body.
+func csvBody(r *http.Request) (io.Reader, error) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "multipart/form-data" {
+		return r.Body, nil
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, &campaign.FieldError{Field: "body", Reason: "bad multipart form: " + err.Error()}
+	}
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			return nil, &campaign.FieldError{Field: "file", Reason: "the form has no part named \"file\""}
+		}
+		if err != nil {
+			return nil, &campaign.FieldError{Field: "body", Reason: "bad multipart form: " + err.Error()}
+		}
+		if p.FormName() == "file" {
+			return p, nil
+		}
+	}
+}
+
+func importOptions(r *http.Request) importer.Options {
+	q := r.URL.Query()
+	return importer.Options{DefaultRegion: q.Get("region"), PhoneColumn: q.Get("phone_column"), TimezoneColumn: q.Get("timezone_column")}
+}
+
+func (a *API) importContacts(w http.ResponseWriter, r *http.Request) {
+	body, err := csvBody(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	res, err := a.Store.ImportContacts(r.Context(), r.PathValue("id"), body, importOptions(r), a.now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if res.Rejections == nil {
+		res.Rejections = []importer.Rejection{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		sqlstore.ImportResult
+		RejectionsURL string `json:"rejections_url"`
+	}{res, "/api/v1/imports/" + res.ID + "/rejections.csv"})
+}
+
+func (a *API) rejections(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"line", "reason"})
+	err := a.Store.Rejections(r.Context(), r.PathValue("id"), func(rj importer.Rejection) error {
+		return cw.Write([]string{fmt.Sprint(rj.Line), rj.Reason})
+	})
+	cw.Flush()
+	if err != nil && a.Log != nil {
+		a.Log.Error("rejections export", "err", err)
+	}
+}
+
+func (a *API) importDNC(w http.ResponseWriter, r *http.Request) {
+	body, err := csvBody(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	source := r.URL.Query().Get("source")
+	if source == "" {
+		source = "upload"
+	}
+	rep, err := a.Store.ImportDNC(r.Context(), body, importOptions(r), source, a.now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (a *API) setStatus(w http.ResponseWriter, r *http.Request) {
+	to, ok := map[string]string{
+		"start":  campaign.StatusRunning,
+		"resume": campaign.StatusRunning,
+		"pause":  campaign.StatusPaused,
+		"stop":   campaign.StatusCompleted,
+	}[r.PathValue("action")]
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown action %q; want start, pause, resume or stop", r.PathValue("action")), "")
+		return
+	}
+	c, err := a.Store.SetStatus(r.Context(), r.PathValue("id"), to, a.now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (a *API) stats(w http.ResponseWriter, r *http.Request) {
+	st, err := a.Store.Stats(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (a *API) results(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := a.Store.Campaign(r.Context(), id); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", id+"-results.csv"))
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"phone", "attempt", "call_id", "state", "disposition", "cause", "started_at", "answered_at", "ended_at", "path", "tags", "fields"})
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.Format(time.RFC3339)
+	}
+	err := a.Store.Results(r.Context(), id, func(row sqlstore.ResultRow) error {
+		return cw.Write([]string{row.Phone, fmt.Sprint(row.Attempt), row.CallID, row.State, row.Disposition, fmt.Sprint(row.Cause), ts(row.StartedAt), ts(row.AnsweredAt), ts(row.EndedAt), row.Path, row.Tags, row.Fields})
+	})
+	cw.Flush()
+	if err != nil && a.Log != nil {
+		a.Log.Error("results export", "campaign", id, "err", err)
+	}
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

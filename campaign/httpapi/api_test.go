@@ -1,0 +1,185 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/elastidial/elastidial/campaign/sqlstore"
+)
+
+type client struct {
+	t     *testing.T
+	url   string
+	token string
+}
+
+func (c *client) do(method, path, ctype string, body io.Reader) (int, []byte) {
+	c.t.Helper()
+	req, _ := http.NewRequest(method, c.url+path, body)
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (c *client) json(method, path string, in any, wantStatus int, out any) {
+	c.t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	status, b := c.do(method, path, "application/json", body)
+	if status != wantStatus {
+		c.t.Fatalf("%s %s: status %d, want %d: %s", method, path, status, wantStatus, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			c.t.Fatalf("%s %s: %v in %s", method, path, err, b)
+		}
+	}
+}
+
+func newAPI(t *testing.T) (*client, *sqlstore.Store) {
+	ctx := context.Background()
+	s, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "api.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	noon := time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
+	a := &API{Store: s, Now: func() time.Time { return noon }}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	tok, err := s.CreateToken(ctx, "test", noon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &client{t: t, url: srv.URL, token: tok}, s
+}
+
+func TestCampaignManagerJourney(t *testing.T) {
+	c, s := newAPI(t)
+	c.json("PUT", "/api/v1/trunks/carrier", map[string]any{"max_channels": 120, "max_cps": 10}, 200, nil)
+	var camp struct{ ID, Status string }
+	c.json("POST", "/api/v1/campaigns", map[string]any{"name": "Reminders", "trunk": "carrier", "caller_id": "+14155550100", "target": 50}, 201, &camp)
+	if camp.Status != "draft" {
+		t.Fatalf("new campaign is %q", camp.Status)
+	}
+
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	fw, _ := mw.CreateFormFile("file", "list.csv")
+	fw.Write([]byte("Name,Phone\nAda,212-555-0101\nBob,not a number\nCy,212-555-0102\n"))
+	mw.Close()
+	status, body := c.do("POST", "/api/v1/campaigns/"+camp.ID+"/contacts?region=US", mw.FormDataContentType(), &form)
+	var rep struct {
+		Rows, Imported, Rejected int
+		Rejections               []struct {
+			Line   int
+			Reason string
+		}
+		RejectionsURL string `json:"rejections_url"`
+	}
+	json.Unmarshal(body, &rep)
+	if status != 200 || rep.Rows != 3 || rep.Imported != 2 || rep.Rejected != 1 || rep.Rejections[0].Line != 3 {
+		t.Fatalf("import: %d %s", status, body)
+	}
+	status, body = c.do("GET", rep.RejectionsURL, "", nil)
+	if status != 200 || !strings.Contains(string(body), `3,"not a valid phone number: ""not a number"""`) {
+		t.Fatalf("rejections csv: %d %s", status, body)
+	}
+
+	// Starting needs a flow.
+	status, body = c.do("POST", "/api/v1/campaigns/"+camp.ID+"/start", "", nil)
+	if status != 409 || !strings.Contains(string(body), "no IVR flow") {
+		t.Fatalf("start without flow: %d %s", status, body)
+	}
+	c.json("PUT", "/api/v1/campaigns/"+camp.ID+"/flow", map[string]any{"start": "hello"}, 200, nil)
+	c.json("POST", "/api/v1/campaigns/"+camp.ID+"/start", nil, 200, &camp)
+	if camp.Status != "running" {
+		t.Fatalf("status after start: %q", camp.Status)
+	}
+	leases, err := s.Lease(context.Background(), "n1", 10, time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC))
+	if err != nil || len(leases) != 2 {
+		t.Fatalf("lease after start: %d %v", len(leases), err)
+	}
+	var st struct {
+		Contacts   map[string]int
+		InProgress int `json:"in_progress"`
+	}
+	c.json("GET", "/api/v1/campaigns/"+camp.ID+"/stats", nil, 200, &st)
+	if st.InProgress != 2 || st.Contacts["leased"] != 2 {
+		t.Fatalf("stats = %+v", st)
+	}
+	status, body = c.do("GET", "/api/v1/campaigns/"+camp.ID+"/results.csv", "", nil)
+	if status != 200 || strings.Count(string(body), "\n") != 3 || !strings.Contains(string(body), "+12125550101") {
+		t.Fatalf("results: %d %s", status, body)
+	}
+	c.json("POST", "/api/v1/campaigns/"+camp.ID+"/pause", nil, 200, &camp)
+	c.json("POST", "/api/v1/campaigns/"+camp.ID+"/resume", nil, 200, &camp)
+	c.json("POST", "/api/v1/campaigns/"+camp.ID+"/stop", nil, 200, &camp)
+	if camp.Status != "completed" {
+		t.Fatalf("after stop: %q", camp.Status)
+	}
+}
+
+func TestHostileRequests(t *testing.T) {
+	c, _ := newAPI(t)
+	c.json("PUT", "/api/v1/trunks/carrier", map[string]any{"max_channels": 120, "max_cps": 10}, 200, nil)
+	var camp struct{ ID string }
+	c.json("POST", "/api/v1/campaigns", map[string]any{"name": "X", "trunk": "carrier", "caller_id": "+14155550100", "target": 5}, 201, &camp)
+	for _, tc := range []struct {
+		name, method, path, ctype, body string
+		status                          int
+		want                            string
+	}{
+		{"bad json", "POST", "/api/v1/campaigns", "application/json", `{"name":`, 400, "not valid JSON"},
+		{"unknown field", "POST", "/api/v1/campaigns", "application/json", `{"nmae":"x"}`, 400, "unknown field"},
+		{"wrong type", "POST", "/api/v1/campaigns", "application/json", `{"target":"many"}`, 400, `"field": "target"`},
+		{"two objects", "POST", "/api/v1/campaigns", "application/json", `{} {}`, 400, "more"},
+		{"validation", "POST", "/api/v1/campaigns", "application/json", `{"name":"x","trunk":"carrier","caller_id":"555","target":5}`, 400, `"field": "caller_id"`},
+		{"huge body", "POST", "/api/v1/campaigns", "application/json", `{"name":"` + strings.Repeat("a", MaxJSONBytes) + `"}`, 413, "over"},
+		{"xml", "POST", "/api/v1/campaigns", "text/xml", `<x/>`, 400, "application/json"},
+		{"unknown campaign", "GET", "/api/v1/campaigns/c_nope", "", "", 404, "not found"},
+		{"binary dial list", "POST", "/api/v1/campaigns/" + camp.ID + "/contacts", "text/csv", "PK\x03\x04\x00\x00binary", 422, "not a CSV text file"},
+		{"no phone column", "POST", "/api/v1/campaigns/" + camp.ID + "/contacts", "text/csv", "name,email\na,b\n", 422, "no phone column"},
+		{"multipart without file", "POST", "/api/v1/campaigns/" + camp.ID + "/contacts", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nv\r\n--x--\r\n", 400, `no part named \"file\"`},
+		{"bad action", "POST", "/api/v1/campaigns/" + camp.ID + "/explode", "", "", 404, "unknown action"},
+		{"bad transition", "POST", "/api/v1/campaigns/" + camp.ID + "/pause", "", "", 409, "cannot become paused"},
+		{"flow not an object", "PUT", "/api/v1/campaigns/" + camp.ID + "/flow", "application/json", `[1,2]`, 400, "JSON object"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := c.do(tc.method, tc.path, tc.ctype, strings.NewReader(tc.body))
+			if status != tc.status || !strings.Contains(string(body), tc.want) {
+				t.Fatalf("status %d, body %s; want %d containing %q", status, body, tc.status, tc.want)
+			}
+		})
+	}
+	anon := &client{t: t, url: c.url}
+	if status, body := anon.do("GET", "/api/v1/campaigns", "", nil); status != 401 || !strings.Contains(string(body), "Bearer") {
+		t.Fatalf("no token: %d %s", status, body)
+	}
+	anon.token = "edt_forged"
+	if status, _ := anon.do("GET", "/api/v1/campaigns", "", nil); status != 401 {
+		t.Fatalf("forged token: %d", status)
+	}
+}

@@ -1,0 +1,415 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/elastidial/elastidial/campaign"
+)
+
+// Lease hands node up to max contacts to dial now, across running
+// campaigns, honouring each campaign's target concurrency and attempts per
+// second, its trunk's fleet-wide channel and call-rate limits, every
+// contact's calling window in all its zones, retry schedules and attempt
+// limits. Each contact leased carries a fresh token and an expiry.
+func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time) ([]campaign.Lease, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	if nodeID == "" {
+		return nil, &campaign.FieldError{Field: "node_id", Reason: "is required"}
+	}
+	s.zmu.RLock()
+	empty := len(s.zones) == 0
+	s.zmu.RUnlock()
+	if empty {
+		if err := s.loadZones(ctx); err != nil {
+			return nil, err
+		}
+	}
+	running, err := s.running(ctx)
+	if err != nil || len(running) == 0 {
+		return nil, err
+	}
+	var out []campaign.Lease
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		// Campaigns take turns, starting from a different one each time,
+		// so one large campaign cannot starve the others.
+		start := int(now.UnixNano() % int64(len(running)))
+		for i := range running {
+			c := running[(start+i)%len(running)]
+			if len(out) >= max {
+				break
+			}
+			got, err := s.leaseCampaign(ctx, tx, c, nodeID, max-len(out), now)
+			if err != nil {
+				return err
+			}
+			out = append(out, got...)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// liveCount reads a live-attempt counter.
+func (s *Store) liveCount(ctx context.Context, tx *sql.Tx, key string) (int, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, s.q(`SELECT n FROM live WHERE key = ?`), key).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("live calls %s: %w", key, err)
+	}
+	return n, nil
+}
+
+// addLive moves the live counters of a campaign and its trunk by delta.
+func (s *Store) addLive(ctx context.Context, tx *sql.Tx, campaignID, trunk string, delta int) error {
+	for _, key := range []string{"c:" + campaignID, "t:" + trunk} {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO live (key, n) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET n = live.n + excluded.n`), key, delta)
+		if err != nil {
+			return fmt.Errorf("live calls %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) running(ctx context.Context) ([]campaign.Campaign, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT doc FROM campaigns WHERE status = ? ORDER BY id`), campaign.StatusRunning)
+	if err != nil {
+		return nil, fmt.Errorf("running campaigns: %w", err)
+	}
+	defer rows.Close()
+	var out []campaign.Campaign
+	for rows.Next() {
+		var doc string
+		var c campaign.Campaign
+		if err := rows.Scan(&doc); err != nil {
+			return nil, fmt.Errorf("running campaigns: %w", err)
+		}
+		if err := json.Unmarshal([]byte(doc), &c); err != nil {
+			return nil, fmt.Errorf("running campaigns: corrupt record: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, nodeID string, want int, now time.Time) ([]campaign.Lease, error) {
+	var t campaign.Trunk
+	lock := ""
+	if s.postgres {
+		lock = " FOR UPDATE" // serialises leasing per trunk across controllers
+	}
+	err := tx.QueryRowContext(ctx, s.q(`SELECT name, max_channels, max_cps FROM trunks WHERE name = ?`+lock), c.Trunk).Scan(&t.Name, &t.MaxChannels, &t.MaxCPS)
+	if err != nil {
+		return nil, fmt.Errorf("lease %s: trunk %s: %w", c.ID, c.Trunk, err)
+	}
+	// On PostgreSQL the trunk row lock above makes these counts exact.
+	campLive, err := s.liveCount(ctx, tx, "c:"+c.ID)
+	if err != nil {
+		return nil, err
+	}
+	trunkLive, err := s.liveCount(ctx, tx, "t:"+t.Name)
+	if err != nil {
+		return nil, err
+	}
+	n := min(want, c.Target-campLive, t.MaxChannels-trunkLive)
+	if n <= 0 {
+		return nil, nil
+	}
+	campTokens, err := s.tokens(ctx, tx, "c:"+c.ID, c.MaxCPS, now)
+	if err != nil {
+		return nil, err
+	}
+	trunkTokens, err := s.tokens(ctx, tx, "t:"+t.Name, t.MaxCPS, now)
+	if err != nil {
+		return nil, err
+	}
+	n = min(n, int(campTokens), int(trunkTokens))
+	if n <= 0 {
+		return nil, nil
+	}
+	open := s.openGroups(c.Window, now)
+	if len(open) == 0 {
+		return nil, nil
+	}
+	args := []any{c.ID, campaign.ContactPending, ms(now)}
+	for _, g := range open {
+		args = append(args, g)
+	}
+	args = append(args, n)
+	skip := ""
+	if s.postgres {
+		skip = " FOR UPDATE SKIP LOCKED"
+	}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, phone, fields, attempts FROM contacts
+		WHERE campaign_id = ? AND state = ? AND next_at <= ? AND zgroup IN (`+placeholders(len(open))+`)
+		ORDER BY next_at, id LIMIT ?`+skip), args...)
+	if err != nil {
+		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+	}
+	type pick struct {
+		id       int64
+		phone    string
+		fields   string
+		attempts int
+	}
+	var picks []pick
+	for rows.Next() {
+		var p pick
+		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+		}
+		picks = append(picks, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+	}
+	if len(picks) == 0 {
+		return nil, nil
+	}
+	expires := now.Add(s.LeaseTTL)
+	out := make([]campaign.Lease, 0, len(picks))
+	// One statement each for the contacts and the attempts: a lease token
+	// is a random batch prefix and the contact id, unique per attempt.
+	batch := randomID(16)
+	ids := make([]any, 0, len(picks)+2)
+	ids = append(ids, campaign.ContactLeased, batch+"-")
+	var ins strings.Builder
+	ins.WriteString(`INSERT INTO attempts (call_id, contact_id, campaign_id, trunk, node_id, token, attempt, state, started_at, expires_at) VALUES `)
+	insArgs := make([]any, 0, len(picks)*9)
+	for k, p := range picks {
+		token := batch + "-" + strconv.FormatInt(p.id, 10)
+		callID := "k_" + randomID(10)
+		ids = append(ids, p.id)
+		if k > 0 {
+			ins.WriteByte(',')
+		}
+		ins.WriteString("(?, ?, ?, ?, ?, ?, ?, 'live', ?, ?)")
+		insArgs = append(insArgs, callID, p.id, c.ID, t.Name, nodeID, token, p.attempts+1, ms(now), ms(expires))
+		var fields map[string]string
+		_ = json.Unmarshal([]byte(p.fields), &fields)
+		out = append(out, campaign.Lease{
+			CallID: callID, Token: token, CampaignID: c.ID, FlowVersion: c.FlowVersion,
+			Number: p.phone, CallerID: c.CallerID, Trunk: t.Name, TimeoutSeconds: c.RingSeconds,
+			Expires: expires, Fields: fields,
+		})
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = ?, attempts = attempts + 1, lease_token = CAST(? AS TEXT) || CAST(id AS TEXT) WHERE id IN (`+placeholders(len(picks))+`)`), ids...); err != nil {
+		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(ins.String()), insArgs...); err != nil {
+		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+	}
+	if err := s.spend(ctx, tx, "c:"+c.ID, campTokens-float64(len(out)), now); err != nil {
+		return nil, err
+	}
+	if err := s.spend(ctx, tx, "t:"+t.Name, trunkTokens-float64(len(out)), now); err != nil {
+		return nil, err
+	}
+	if err := s.addLive(ctx, tx, c.ID, t.Name, len(out)); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// tokens returns the call-rate tokens available now in the bucket key,
+// refilled at rate per second up to a burst of one second's worth.
+func (s *Store) tokens(ctx context.Context, tx *sql.Tx, key string, rate float64, now time.Time) (float64, error) {
+	burst := math.Max(1, rate)
+	var have float64
+	var at int64
+	err := tx.QueryRowContext(ctx, s.q(`SELECT tokens, at_ms FROM pacing WHERE key = ?`), key).Scan(&have, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return burst, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("pacing %s: %w", key, err)
+	}
+	elapsed := float64(ms(now)-at) / 1000
+	if elapsed < 0 {
+		elapsed = 0
+	}
+	return math.Min(burst, have+elapsed*rate), nil
+}
+
+func (s *Store) spend(ctx context.Context, tx *sql.Tx, key string, left float64, now time.Time) error {
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO pacing (key, tokens, at_ms) VALUES (?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms`), key, left, ms(now))
+	if err != nil {
+		return fmt.Errorf("pacing %s: %w", key, err)
+	}
+	return nil
+}
+
+// Record stores a node's result for one attempt. A token that is not the
+// attempt's current one (the lease expired and the contact moved on) gets
+// ErrStaleLease and changes nothing; another node's attempt gets
+// ErrForbidden. Recording the same result twice is not an error: recorded
+// is false the second time.
+func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, now time.Time) (recorded bool, err error) {
+	if err := r.Validate(); err != nil {
+		return false, err
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		var contactID int64
+		var campaignID, trunk, owner, token, state string
+		var attempt int
+		err := tx.QueryRowContext(ctx, s.q(`SELECT contact_id, campaign_id, trunk, node_id, token, state, attempt FROM attempts WHERE call_id = ?`), r.CallID).
+			Scan(&contactID, &campaignID, &trunk, &owner, &token, &state, &attempt)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("call %q: %w", r.CallID, campaign.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("record result: %w", err)
+		}
+		switch {
+		case owner != nodeID:
+			return fmt.Errorf("call %s: %w", r.CallID, campaign.ErrForbidden)
+		case token != r.Token:
+			return fmt.Errorf("call %s: %w", r.CallID, campaign.ErrStaleLease)
+		case state == "done":
+			return nil // already recorded
+		case state != "live":
+			return fmt.Errorf("call %s: lease expired: %w", r.CallID, campaign.ErrStaleLease)
+		}
+		c, err := s.campaignTx(ctx, tx, campaignID)
+		if err != nil {
+			return err
+		}
+		path, _ := json.Marshal(orEmpty(r.Path))
+		tags, _ := json.Marshal(orEmptyMap(r.Tags))
+		started := r.StartedAt
+		if started.IsZero() {
+			started = now
+		}
+		ended := r.EndedAt
+		if ended.IsZero() {
+			ended = now
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE attempts SET state = 'done', disposition = ?, cause = ?, started_at = ?, answered_at = ?, ended_at = ?, path = ?, tags = ?, recording = ? WHERE call_id = ?`),
+			r.Disposition, r.Cause, ms(started), ms(r.AnsweredAt), ms(ended), string(path), string(tags), r.Recording, r.CallID); err != nil {
+			return fmt.Errorf("record result: %w", err)
+		}
+		if err := s.addLive(ctx, tx, campaignID, trunk, -1); err != nil {
+			return err
+		}
+		if err := s.settle(ctx, tx, &c, contactID, token, r.Disposition, attempt, r.Tags, now); err != nil {
+			return err
+		}
+		recorded = true
+		return nil
+	})
+	return recorded, err
+}
+
+// settle moves the contact of a finished attempt on, if that attempt still
+// holds its lease.
+func (s *Store) settle(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, contactID int64, token, disposition string, attempt int, tags map[string]string, now time.Time) error {
+	state, next := campaign.Next(c, disposition, attempt, tags, now)
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = ?, next_at = ?, lease_token = NULL WHERE id = ? AND lease_token = ?`), state, ms(next), contactID, token)
+	if err != nil {
+		return fmt.Errorf("settle contact: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 && state == campaign.ContactDNC {
+		var phone string
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT phone FROM contacts WHERE id = ?`), contactID).Scan(&phone); err != nil {
+			return fmt.Errorf("settle contact: %w", err)
+		}
+		return s.addDNC(ctx, tx, []string{phone}, "opted out in call", now)
+	}
+	return nil
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func orEmptyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// Reap ends attempts whose lease expired before now (their node died or
+// lost touch): each is recorded as cut off and its contact is retried by
+// the campaign's policy. It returns how many it ended.
+func (s *Store) Reap(ctx context.Context, now time.Time) (int, error) {
+	return s.endLive(ctx, `expires_at < ?`, ms(now), now)
+}
+
+// ReleaseNode ends every live attempt of a node known to be gone, at once
+// rather than at lease expiry.
+func (s *Store) ReleaseNode(ctx context.Context, nodeID string, now time.Time) (int, error) {
+	return s.endLive(ctx, `node_id = ?`, nodeID, now)
+}
+
+func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time) (int, error) {
+	n := 0
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		n = 0
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT call_id, contact_id, campaign_id, trunk, token, attempt FROM attempts WHERE state = 'live' AND `+cond), arg)
+		if err != nil {
+			return fmt.Errorf("expired leases: %w", err)
+		}
+		type dead struct {
+			call, campaign, trunk, token string
+			contact                      int64
+			attempt                      int
+		}
+		var ds []dead
+		for rows.Next() {
+			var d dead
+			if err := rows.Scan(&d.call, &d.contact, &d.campaign, &d.trunk, &d.token, &d.attempt); err != nil {
+				rows.Close()
+				return fmt.Errorf("expired leases: %w", err)
+			}
+			ds = append(ds, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("expired leases: %w", err)
+		}
+		camps := map[string]*campaign.Campaign{}
+		for _, d := range ds {
+			c, ok := camps[d.campaign]
+			if !ok {
+				cc, err := s.campaignTx(ctx, tx, d.campaign)
+				if err != nil {
+					return err
+				}
+				c = &cc
+				camps[d.campaign] = c
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE attempts SET state = 'expired', disposition = ?, ended_at = ? WHERE call_id = ?`), campaign.CutOff, ms(now), d.call); err != nil {
+				return fmt.Errorf("expire lease: %w", err)
+			}
+			if err := s.addLive(ctx, tx, d.campaign, d.trunk, -1); err != nil {
+				return err
+			}
+			if err := s.settle(ctx, tx, c, d.contact, d.token, campaign.CutOff, d.attempt, nil, now); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,201 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/elastidial/elastidial/campaign"
+)
+
+// Stats returns a campaign's live progress.
+func (s *Store) Stats(ctx context.Context, id string) (campaign.Stats, error) {
+	st := campaign.Stats{Contacts: map[string]int{}, Attempts: map[string]int{}}
+	if _, err := s.Campaign(ctx, id); err != nil {
+		return st, err
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT state, COUNT(*) FROM contacts WHERE campaign_id = ? GROUP BY state`), id)
+	if err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	for rows.Next() {
+		var k string
+		var n int
+		if err := rows.Scan(&k, &n); err != nil {
+			rows.Close()
+			return st, fmt.Errorf("stats: %w", err)
+		}
+		st.Contacts[k] = n
+	}
+	rows.Close()
+	rows, err = s.db.QueryContext(ctx, s.q(`SELECT state, disposition, COUNT(*), COALESCE(SUM(CASE WHEN answered_at > 0 AND ended_at > answered_at THEN ended_at - answered_at ELSE 0 END), 0) FROM attempts WHERE campaign_id = ? GROUP BY state, disposition`), id)
+	if err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var state, disp string
+		var n int
+		var talkMS int64
+		if err := rows.Scan(&state, &disp, &n, &talkMS); err != nil {
+			return st, fmt.Errorf("stats: %w", err)
+		}
+		if state == "live" {
+			st.InProgress += n
+			continue
+		}
+		st.Attempts[disp] += n
+		if disp == campaign.Answered {
+			st.AnsweredCalls += n
+		}
+		st.TalkSeconds += float64(talkMS) / 1000
+	}
+	return st, rows.Err()
+}
+
+// Demand reports, for every running campaign and every campaign scheduled
+// to start within the hour, what it asks of the fleet now and soon.
+func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, error) {
+	if err := s.loadZones(ctx); err != nil {
+		return nil, err
+	}
+	all, err := s.Campaigns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	trunks, err := s.Trunks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]campaign.Trunk{}
+	for _, t := range trunks {
+		byName[t.Name] = t
+	}
+	var out []campaign.Demand
+	for _, c := range all {
+		scheduled := c.StartAt != nil && c.StartAt.After(now) && c.StartAt.Sub(now) <= time.Hour && c.Status != campaign.StatusCompleted
+		if c.Status != campaign.StatusRunning && !scheduled {
+			continue
+		}
+		t := byName[c.Trunk]
+		d := campaign.Demand{CampaignID: c.ID, Target: c.Target, MaxCPS: c.MaxCPS, Trunk: t.Name, TrunkChannels: t.MaxChannels, TrunkCPS: t.MaxCPS, AvgAttemptSeconds: 30}
+		due, err := s.dueByGroup(ctx, c.ID, now)
+		if err != nil {
+			return nil, err
+		}
+		callableAt := func(at time.Time) int {
+			n := 0
+			for _, g := range s.openGroups(c.Window, at) {
+				n += due[g]
+			}
+			return n
+		}
+		if c.Status == campaign.StatusRunning {
+			d.Callable = callableAt(now)
+			if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM attempts WHERE campaign_id = ? AND state = 'live'`), c.ID).Scan(&d.Active); err != nil {
+				return nil, fmt.Errorf("demand: %w", err)
+			}
+			var avg float64
+			var n int
+			if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COALESCE(AVG(ended_at - started_at), 0) FROM attempts WHERE campaign_id = ? AND state = 'done' AND ended_at > ?`), c.ID, ms(now.Add(-time.Hour))).Scan(&n, &avg); err != nil {
+				return nil, fmt.Errorf("demand: %w", err)
+			}
+			if n >= 10 {
+				d.AvgAttemptSeconds = avg / 1000
+			}
+			// Calling windows that open within the hour.
+			if d.Callable < c.Target {
+				for step := 15 * time.Minute; step <= time.Hour; step += 15 * time.Minute {
+					if k := callableAt(now.Add(step)); k > d.Callable {
+						d.Upcoming = append(d.Upcoming, campaign.Upcoming{At: now.Add(step), Target: min(c.Target, k)})
+						break
+					}
+				}
+			}
+		} else {
+			d.Upcoming = append(d.Upcoming, campaign.Upcoming{At: *c.StartAt, Target: min(c.Target, callableAt(*c.StartAt))})
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// dueByGroup counts pending contacts due within the hour by zone group.
+func (s *Store) dueByGroup(ctx context.Context, id string, now time.Time) (map[int64]int, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT zgroup, COUNT(*) FROM contacts WHERE campaign_id = ? AND state = ? AND next_at <= ? GROUP BY zgroup`), id, campaign.ContactPending, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("demand: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]int{}
+	for rows.Next() {
+		var g int64
+		var n int
+		if err := rows.Scan(&g, &n); err != nil {
+			return nil, fmt.Errorf("demand: %w", err)
+		}
+		out[g] = n
+	}
+	return out, rows.Err()
+}
+
+// CallSeconds sums, per campaign, the channel time of attempts that ended
+// in [from, to): the basis for attributing node cost to campaigns.
+func (s *Store) CallSeconds(ctx context.Context, from, to time.Time) (map[string]float64, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT campaign_id, COALESCE(SUM(ended_at - started_at), 0) FROM attempts WHERE state <> 'live' AND ended_at >= ? AND ended_at < ? GROUP BY campaign_id`), ms(from), ms(to))
+	if err != nil {
+		return nil, fmt.Errorf("call seconds: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]float64{}
+	for rows.Next() {
+		var id string
+		var msSum int64
+		if err := rows.Scan(&id, &msSum); err != nil {
+			return nil, fmt.Errorf("call seconds: %w", err)
+		}
+		out[id] = float64(msSum) / 1000
+	}
+	return out, rows.Err()
+}
+
+// ResultRow is one attempt in a results export.
+type ResultRow struct {
+	Phone       string
+	Attempt     int
+	CallID      string
+	State       string
+	Disposition string
+	Cause       int
+	StartedAt   time.Time
+	AnsweredAt  time.Time
+	EndedAt     time.Time
+	Path        string // JSON array
+	Tags        string // JSON object
+	Fields      string // JSON object of the contact's columns
+}
+
+// Results streams every attempt of a campaign in order.
+func (s *Store) Results(ctx context.Context, id string, fn func(ResultRow) error) error {
+	if _, err := s.Campaign(ctx, id); err != nil {
+		return err
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT c.phone, a.attempt, a.call_id, a.state, a.disposition, a.cause, a.started_at, a.answered_at, a.ended_at, a.path, a.tags, c.fields
+		FROM attempts a JOIN contacts c ON c.id = a.contact_id WHERE a.campaign_id = ? ORDER BY a.started_at, a.call_id`), id)
+	if err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r ResultRow
+		var st, an, en int64
+		if err := rows.Scan(&r.Phone, &r.Attempt, &r.CallID, &r.State, &r.Disposition, &r.Cause, &st, &an, &en, &r.Path, &r.Tags, &r.Fields); err != nil {
+			return fmt.Errorf("results: %w", err)
+		}
+		r.StartedAt, r.AnsweredAt, r.EndedAt = fromMS(st), fromMS(an), fromMS(en)
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -1,0 +1,95 @@
+package sqlstore
+
+// migrations are applied in order, once each; a dialect may override a
+// statement where SQLite and PostgreSQL differ. Never edit an applied
+// migration: add a new one.
+var migrations = []struct {
+	sqlite, postgres string // postgres "" means the same as sqlite
+}{
+	{sqlite: `CREATE TABLE trunks (
+		name TEXT PRIMARY KEY,
+		max_channels INTEGER NOT NULL,
+		max_cps DOUBLE PRECISION NOT NULL)`},
+	{sqlite: `CREATE TABLE campaigns (
+		id TEXT PRIMARY KEY,
+		name TEXT NOT NULL,
+		status TEXT NOT NULL,
+		trunk TEXT NOT NULL REFERENCES trunks(name),
+		doc TEXT NOT NULL,
+		flow_version INTEGER NOT NULL DEFAULT 0,
+		created_at BIGINT NOT NULL,
+		updated_at BIGINT NOT NULL)`},
+	{sqlite: `CREATE TABLE flows (
+		campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+		version INTEGER NOT NULL,
+		doc TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		PRIMARY KEY (campaign_id, version))`},
+	{sqlite: `CREATE TABLE zone_groups (id INTEGER PRIMARY KEY, zones TEXT NOT NULL UNIQUE)`},
+	{
+		sqlite: `CREATE TABLE contacts (
+		id INTEGER PRIMARY KEY,
+		campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+		phone TEXT NOT NULL,
+		zgroup INTEGER NOT NULL,
+		fields TEXT NOT NULL,
+		state TEXT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		next_at BIGINT NOT NULL,
+		lease_token TEXT,
+		import_id TEXT NOT NULL,
+		line INTEGER NOT NULL,
+		UNIQUE (campaign_id, phone))`,
+		postgres: `CREATE TABLE contacts (
+		id BIGSERIAL PRIMARY KEY,
+		campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+		phone TEXT NOT NULL,
+		zgroup INTEGER NOT NULL,
+		fields TEXT NOT NULL,
+		state TEXT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		next_at BIGINT NOT NULL,
+		lease_token TEXT,
+		import_id TEXT NOT NULL,
+		line INTEGER NOT NULL,
+		UNIQUE (campaign_id, phone))`,
+	},
+	{sqlite: `CREATE INDEX contacts_due ON contacts (campaign_id, state, next_at)`},
+	{sqlite: `CREATE TABLE attempts (
+		call_id TEXT PRIMARY KEY,
+		contact_id BIGINT NOT NULL REFERENCES contacts(id),
+		campaign_id TEXT NOT NULL,
+		trunk TEXT NOT NULL,
+		node_id TEXT NOT NULL,
+		token TEXT NOT NULL,
+		attempt INTEGER NOT NULL,
+		state TEXT NOT NULL,
+		started_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL,
+		answered_at BIGINT NOT NULL DEFAULT 0,
+		ended_at BIGINT NOT NULL DEFAULT 0,
+		disposition TEXT NOT NULL DEFAULT '',
+		cause INTEGER NOT NULL DEFAULT 0,
+		path TEXT NOT NULL DEFAULT '[]',
+		tags TEXT NOT NULL DEFAULT '{}',
+		recording TEXT NOT NULL DEFAULT '')`},
+	{sqlite: `CREATE INDEX attempts_live ON attempts (state, campaign_id)`},
+	{sqlite: `CREATE INDEX attempts_contact ON attempts (contact_id)`},
+	{sqlite: `CREATE INDEX attempts_ended ON attempts (campaign_id, ended_at)`},
+	{sqlite: `CREATE TABLE dnc (phone TEXT PRIMARY KEY, source TEXT NOT NULL, added_at BIGINT NOT NULL)`},
+	{sqlite: `CREATE TABLE imports (
+		id TEXT PRIMARY KEY,
+		campaign_id TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		report TEXT NOT NULL)`},
+	{sqlite: `CREATE TABLE import_rejections (
+		import_id TEXT NOT NULL,
+		line INTEGER NOT NULL,
+		reason TEXT NOT NULL,
+		PRIMARY KEY (import_id, line))`},
+	{sqlite: `CREATE TABLE api_tokens (hash TEXT PRIMARY KEY, name TEXT NOT NULL, created_at BIGINT NOT NULL)`},
+	{sqlite: `CREATE TABLE pacing (key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, at_ms BIGINT NOT NULL)`},
+	// live counts live attempts per campaign ("c:<id>") and trunk ("t:<name>"),
+	// kept in step with attempts so leasing need not count them.
+	{sqlite: `CREATE TABLE live (key TEXT PRIMARY KEY, n INTEGER NOT NULL)`},
+}

@@ -1,0 +1,709 @@
+// Package sqlstore keeps the campaign tier's state in SQL: SQLite in one
+// file for the embedded default, PostgreSQL in production. Both run the same
+// queries; leasing is atomic on both (a single writer on SQLite, row locks
+// with SKIP LOCKED on PostgreSQL).
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
+	_ "modernc.org/sqlite"             // pure-Go SQLite driver "sqlite"
+
+	"github.com/elastidial/elastidial/campaign"
+	"github.com/elastidial/elastidial/campaign/importer"
+)
+
+// Store is the SQL campaign store. It is safe for concurrent use.
+type Store struct {
+	db       *sql.DB
+	postgres bool
+	// wmu serialises write transactions on SQLite, which has one writer;
+	// waiting on a mutex is far cheaper than SQLITE_BUSY retries.
+	wmu sync.Mutex
+
+	// LeaseTTL bounds how long a leased contact stays out; after it the
+	// contact comes back (a node killed mid-call loses nothing). Default 15m.
+	LeaseTTL time.Duration
+
+	zmu   sync.RWMutex
+	zones map[int64][]*time.Location // zone group id → zones
+	zids  map[string]int64           // joined zones → id
+}
+
+// Open opens (creating if needed) the store at dsn: a postgres:// URL or
+// "host=..." DSN for PostgreSQL, else a SQLite file path (optionally
+// prefixed "sqlite:"), and runs the migrations.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	s := &Store{LeaseTTL: 15 * time.Minute, zones: map[int64][]*time.Location{}, zids: map[string]int64{}}
+	var err error
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"), strings.HasPrefix(dsn, "host="):
+		s.postgres = true
+		s.db, err = sql.Open("pgx", dsn)
+		if err == nil {
+			s.db.SetMaxOpenConns(32)
+			s.db.SetMaxIdleConns(32)
+		}
+	default:
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		s.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate")
+		if err == nil {
+			s.db.SetMaxOpenConns(8)
+			s.db.SetMaxIdleConns(8)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := s.db.PingContext(ctx); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// DB exposes the database for packages that keep their own tables in it.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Postgres reports whether the store runs on PostgreSQL.
+func (s *Store) Postgres() bool { return s.postgres }
+
+func (s *Store) migrate(ctx context.Context) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		var have int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		for i := have; i < len(migrations); i++ {
+			q := migrations[i].sqlite
+			if s.postgres && migrations[i].postgres != "" {
+				q = migrations[i].postgres
+			}
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("migration %d: %w", i+1, err)
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version) VALUES (?)`), i+1); err != nil {
+				return fmt.Errorf("migration %d: %w", i+1, err)
+			}
+		}
+		return nil
+	})
+}
+
+// q rewrites ? placeholders as $n for PostgreSQL.
+func (s *Store) q(query string) string {
+	if !s.postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// write runs fn in a write transaction.
+func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	if !s.postgres {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// --- trunks and campaigns ---------------------------------------------------
+
+// PutTrunk creates or updates a trunk.
+func (s *Store) PutTrunk(ctx context.Context, t campaign.Trunk) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO trunks (name, max_channels, max_cps) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET max_channels = excluded.max_channels, max_cps = excluded.max_cps`), t.Name, t.MaxChannels, t.MaxCPS)
+		if err != nil {
+			return fmt.Errorf("put trunk: %w", err)
+		}
+		return nil
+	})
+}
+
+// Trunks lists the trunks by name.
+func (s *Store) Trunks(ctx context.Context) ([]campaign.Trunk, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, max_channels, max_cps FROM trunks ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list trunks: %w", err)
+	}
+	defer rows.Close()
+	var out []campaign.Trunk
+	for rows.Next() {
+		var t campaign.Trunk
+		if err := rows.Scan(&t.Name, &t.MaxChannels, &t.MaxCPS); err != nil {
+			return nil, fmt.Errorf("list trunks: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// CreateCampaign stores a new campaign (in draft unless told otherwise)
+// and returns it with its id.
+func (s *Store) CreateCampaign(ctx context.Context, c campaign.Campaign, now time.Time) (campaign.Campaign, error) {
+	c.Defaults()
+	c.ID = "c_" + randomID(6)
+	c.Status = campaign.StatusDraft
+	c.FlowVersion = 0
+	c.CreatedAt, c.UpdatedAt = now.UTC(), now.UTC()
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	doc, _ := json.Marshal(c)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if err := s.trunkExists(ctx, tx, c.Trunk); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO campaigns (id, name, status, trunk, doc, flow_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)`),
+			c.ID, c.Name, c.Status, c.Trunk, string(doc), ms(now), ms(now))
+		if err != nil {
+			return fmt.Errorf("create campaign: %w", err)
+		}
+		return nil
+	})
+	return c, err
+}
+
+func (s *Store) trunkExists(ctx context.Context, tx *sql.Tx, name string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM trunks WHERE name = ?`), name).Scan(&n); err != nil {
+		return fmt.Errorf("find trunk: %w", err)
+	}
+	if n == 0 {
+		return &campaign.FieldError{Field: "trunk", Reason: fmt.Sprintf("no trunk named %q; create it first", name)}
+	}
+	return nil
+}
+
+// UpdateCampaign replaces a campaign's settings; the id, status, flow
+// version and creation time are kept.
+func (s *Store) UpdateCampaign(ctx context.Context, c campaign.Campaign, now time.Time) (campaign.Campaign, error) {
+	var out campaign.Campaign
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		old, err := s.campaignTx(ctx, tx, c.ID)
+		if err != nil {
+			return err
+		}
+		c.Status, c.FlowVersion, c.CreatedAt, c.UpdatedAt = old.Status, old.FlowVersion, old.CreatedAt, now.UTC()
+		c.Defaults()
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		if err := s.trunkExists(ctx, tx, c.Trunk); err != nil {
+			return err
+		}
+		out = c
+		return s.saveCampaign(ctx, tx, c)
+	})
+	return out, err
+}
+
+func (s *Store) saveCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign) error {
+	doc, _ := json.Marshal(c)
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE campaigns SET name = ?, status = ?, trunk = ?, doc = ?, flow_version = ?, updated_at = ? WHERE id = ?`),
+		c.Name, c.Status, c.Trunk, string(doc), c.FlowVersion, ms(c.UpdatedAt), c.ID)
+	if err != nil {
+		return fmt.Errorf("save campaign: %w", err)
+	}
+	return nil
+}
+
+// SetStatus moves a campaign through its states; a running campaign needs
+// a flow and contacts.
+func (s *Store) SetStatus(ctx context.Context, id, status string, now time.Time) (campaign.Campaign, error) {
+	var out campaign.Campaign
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		c, err := s.campaignTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := campaign.Transition(c.Status, status); err != nil {
+			return err
+		}
+		if status == campaign.StatusRunning && c.FlowVersion == 0 {
+			return fmt.Errorf("%w: campaign %s has no IVR flow yet; PUT one to /campaigns/%s/flow first", campaign.ErrConflict, id, id)
+		}
+		c.Status, c.UpdatedAt = status, now.UTC()
+		out = c
+		return s.saveCampaign(ctx, tx, c)
+	})
+	return out, err
+}
+
+// Campaign returns one campaign.
+func (s *Store) Campaign(ctx context.Context, id string) (campaign.Campaign, error) {
+	return s.campaignQ(ctx, s.db, id)
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+func (s *Store) campaignTx(ctx context.Context, tx *sql.Tx, id string) (campaign.Campaign, error) {
+	return s.campaignQ(ctx, tx, id)
+}
+
+func (s *Store) campaignQ(ctx context.Context, q querier, id string) (campaign.Campaign, error) {
+	var doc string
+	var c campaign.Campaign
+	err := q.QueryRowContext(ctx, s.q(`SELECT doc FROM campaigns WHERE id = ?`), id).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("campaign %q: %w", id, campaign.ErrNotFound)
+	}
+	if err != nil {
+		return c, fmt.Errorf("get campaign: %w", err)
+	}
+	if err := json.Unmarshal([]byte(doc), &c); err != nil {
+		return c, fmt.Errorf("campaign %s: corrupt record: %w", id, err)
+	}
+	return c, nil
+}
+
+// Campaigns lists every campaign, newest first.
+func (s *Store) Campaigns(ctx context.Context) ([]campaign.Campaign, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT doc FROM campaigns ORDER BY created_at DESC, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list campaigns: %w", err)
+	}
+	defer rows.Close()
+	var out []campaign.Campaign
+	for rows.Next() {
+		var doc string
+		var c campaign.Campaign
+		if err := rows.Scan(&doc); err != nil {
+			return nil, fmt.Errorf("list campaigns: %w", err)
+		}
+		if err := json.Unmarshal([]byte(doc), &c); err != nil {
+			return nil, fmt.Errorf("list campaigns: corrupt record: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// SaveFlow stores a new version of a campaign's flow document (already
+// validated by the caller) and makes it current. Old versions are kept:
+// calls in flight use the version they were leased with.
+func (s *Store) SaveFlow(ctx context.Context, id string, doc []byte, now time.Time) (int, error) {
+	var version int
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		c, err := s.campaignTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		c.FlowVersion++
+		c.UpdatedAt = now.UTC()
+		version = c.FlowVersion
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO flows (campaign_id, version, doc, created_at) VALUES (?, ?, ?, ?)`), id, version, string(doc), ms(now)); err != nil {
+			return fmt.Errorf("save flow: %w", err)
+		}
+		return s.saveCampaign(ctx, tx, c)
+	})
+	return version, err
+}
+
+// FlowDocument returns one version of a campaign's flow.
+func (s *Store) FlowDocument(ctx context.Context, id string, version int) ([]byte, error) {
+	var doc string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT doc FROM flows WHERE campaign_id = ? AND version = ?`), id, version).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("flow %s v%d: %w", id, version, campaign.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get flow: %w", err)
+	}
+	return []byte(doc), nil
+}
+
+// --- zones ------------------------------------------------------------------
+
+// zoneGroup returns the id of a set of zones, creating it within tx. The
+// cache learns new groups only after commit, through loadZones.
+func (s *Store) zoneGroup(ctx context.Context, tx *sql.Tx, zones []string, pending map[string]int64) (int64, error) {
+	key := strings.Join(zones, ",")
+	s.zmu.RLock()
+	id, ok := s.zids[key]
+	s.zmu.RUnlock()
+	if ok {
+		return id, nil
+	}
+	if id, ok := pending[key]; ok {
+		return id, nil
+	}
+	err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM zone_groups WHERE zones = ?`), key).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.QueryRowContext(ctx, s.q(`INSERT INTO zone_groups (id, zones) SELECT COALESCE(MAX(id), 0) + 1, ? FROM zone_groups RETURNING id`), key).Scan(&id)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("zone group: %w", err)
+	}
+	pending[key] = id
+	return id, nil
+}
+
+// loadZones refreshes the zone-group cache from the database.
+func (s *Store) loadZones(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, zones FROM zone_groups`)
+	if err != nil {
+		return fmt.Errorf("load zones: %w", err)
+	}
+	defer rows.Close()
+	s.zmu.Lock()
+	defer s.zmu.Unlock()
+	for rows.Next() {
+		var id int64
+		var key string
+		if err := rows.Scan(&id, &key); err != nil {
+			return fmt.Errorf("load zones: %w", err)
+		}
+		if _, ok := s.zones[id]; ok {
+			continue
+		}
+		var locs []*time.Location
+		for _, z := range strings.Split(key, ",") {
+			loc, err := time.LoadLocation(z)
+			if err != nil {
+				return fmt.Errorf("zone group %d: %w", id, err)
+			}
+			locs = append(locs, loc)
+		}
+		s.zones[id], s.zids[key] = locs, id
+	}
+	return rows.Err()
+}
+
+// openGroups returns the zone groups whose window is open at now.
+func (s *Store) openGroups(w campaign.Window, now time.Time) []int64 {
+	s.zmu.RLock()
+	defer s.zmu.RUnlock()
+	var open []int64
+	for id, locs := range s.zones {
+		if w.OpenInAll(now, locs) {
+			open = append(open, id)
+		}
+	}
+	slices.Sort(open)
+	return open
+}
+
+// --- import -----------------------------------------------------------------
+
+// ImportResult is the answer to an import.
+type ImportResult struct {
+	ID string `json:"id"`
+	importer.Report
+	Rejections []importer.Rejection `json:"rejections"` // the first MaxRejectionsShown
+}
+
+// MaxRejectionsShown bounds the rejections returned inline; all of them
+// stay retrievable with Rejections.
+const MaxRejectionsShown = 100
+
+// ImportContacts imports a dial list into a campaign in one transaction:
+// either every accepted row is stored, with every rejection, or nothing is.
+func (s *Store) ImportContacts(ctx context.Context, campaignID string, r io.Reader, opt importer.Options, now time.Time) (ImportResult, error) {
+	res := ImportResult{ID: "i_" + randomID(6)}
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := s.campaignTx(ctx, tx, campaignID); err != nil {
+			return err
+		}
+		sink := &importSink{s: s, tx: tx, campaign: campaignID, importID: res.ID, now: now, res: &res, zones: map[string]int64{}}
+		rep, err := importer.Import(ctx, r, opt, sink)
+		if err != nil {
+			return err
+		}
+		if err := sink.flushRejections(ctx); err != nil {
+			return err
+		}
+		res.Report = rep
+		doc, _ := json.Marshal(rep)
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO imports (id, campaign_id, created_at, report) VALUES (?, ?, ?, ?)`), res.ID, campaignID, ms(now), string(doc))
+		if err != nil {
+			return fmt.Errorf("record import: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return ImportResult{}, err
+	}
+	return res, s.loadZones(ctx)
+}
+
+type importSink struct {
+	s        *Store
+	tx       *sql.Tx
+	campaign string
+	importID string
+	now      time.Time
+	res      *ImportResult
+	zones    map[string]int64
+	rejects  []importer.Rejection
+}
+
+func (k *importSink) Exclude(ctx context.Context, phones []string) (map[string]string, error) {
+	out := map[string]string{}
+	args := make([]any, 0, len(phones)+1)
+	args = append(args, k.campaign)
+	for _, p := range phones {
+		args = append(args, p)
+	}
+	rows, err := k.tx.QueryContext(ctx, k.s.q(`SELECT phone, import_id, line FROM contacts WHERE campaign_id = ? AND phone IN (`+placeholders(len(phones))+`)`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("dedupe: %w", err)
+	}
+	for rows.Next() {
+		var phone, imp string
+		var line int
+		if err := rows.Scan(&phone, &imp, &line); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("dedupe: %w", err)
+		}
+		if imp == k.importID {
+			out[phone] = fmt.Sprintf("%s (line %d)", importer.ReasonDuplicate, line)
+		} else {
+			out[phone] = "already in this campaign"
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("dedupe: %w", err)
+	}
+	rows, err = k.tx.QueryContext(ctx, k.s.q(`SELECT phone FROM dnc WHERE phone IN (`+placeholders(len(phones))+`)`), args[1:]...)
+	if err != nil {
+		return nil, fmt.Errorf("scrub: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var phone string
+		if err := rows.Scan(&phone); err != nil {
+			return nil, fmt.Errorf("scrub: %w", err)
+		}
+		out[phone] = "on the do-not-call list"
+	}
+	return out, rows.Err()
+}
+
+func (k *importSink) Contacts(ctx context.Context, batch []importer.Contact) error {
+	const perStmt = 200 // keeps the statement under every driver's parameter limit
+	for len(batch) > 0 {
+		n := min(perStmt, len(batch))
+		var b strings.Builder
+		b.WriteString(`INSERT INTO contacts (campaign_id, phone, zgroup, fields, state, attempts, next_at, import_id, line) VALUES `)
+		args := make([]any, 0, n*9)
+		for i, c := range batch[:n] {
+			zg, err := k.s.zoneGroup(ctx, k.tx, c.Zones, k.zones)
+			if err != nil {
+				return err
+			}
+			fields, _ := json.Marshal(c.Fields)
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?, ?, ?, ?, ?, 0, 0, ?, ?)")
+			args = append(args, k.campaign, c.Phone, zg, string(fields), campaign.ContactPending, k.importID, c.Line)
+		}
+		if _, err := k.tx.ExecContext(ctx, k.s.q(b.String()), args...); err != nil {
+			return fmt.Errorf("store contacts: %w", err)
+		}
+		batch = batch[n:]
+	}
+	return nil
+}
+
+func (k *importSink) Reject(ctx context.Context, r importer.Rejection) error {
+	if len(k.res.Rejections) < MaxRejectionsShown {
+		k.res.Rejections = append(k.res.Rejections, r)
+	}
+	k.rejects = append(k.rejects, r)
+	if len(k.rejects) >= 200 {
+		return k.flushRejections(ctx)
+	}
+	return nil
+}
+
+func (k *importSink) flushRejections(ctx context.Context) error {
+	if len(k.rejects) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO import_rejections (import_id, line, reason) VALUES `)
+	args := make([]any, 0, len(k.rejects)*3)
+	for i, r := range k.rejects {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?, ?)")
+		args = append(args, k.importID, r.Line, r.Reason)
+	}
+	k.rejects = k.rejects[:0]
+	if _, err := k.tx.ExecContext(ctx, k.s.q(b.String()), args...); err != nil {
+		return fmt.Errorf("store rejections: %w", err)
+	}
+	return nil
+}
+
+// Rejections streams every rejection of an import, in line order.
+func (s *Store) Rejections(ctx context.Context, importID string, fn func(importer.Rejection) error) error {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT line, reason FROM import_rejections WHERE import_id = ? ORDER BY line`), importID)
+	if err != nil {
+		return fmt.Errorf("list rejections: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r importer.Rejection
+		if err := rows.Scan(&r.Line, &r.Reason); err != nil {
+			return fmt.Errorf("list rejections: %w", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// AddDNC adds numbers (E.164) to the do-not-call list and takes pending
+// contacts with those numbers out of every campaign.
+func (s *Store) AddDNC(ctx context.Context, phones []string, source string, now time.Time) error {
+	if len(phones) == 0 {
+		return nil
+	}
+	return s.write(ctx, func(tx *sql.Tx) error { return s.addDNC(ctx, tx, phones, source, now) })
+}
+
+func (s *Store) addDNC(ctx context.Context, tx *sql.Tx, phones []string, source string, now time.Time) error {
+	for _, p := range phones {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO dnc (phone, source, added_at) VALUES (?, ?, ?) ON CONFLICT (phone) DO NOTHING`), p, source, ms(now)); err != nil {
+			return fmt.Errorf("add dnc: %w", err)
+		}
+	}
+	args := make([]any, 0, len(phones)+2)
+	args = append(args, campaign.ContactDNC, campaign.ContactPending)
+	for _, p := range phones {
+		args = append(args, p)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = ? WHERE state = ? AND phone IN (`+placeholders(len(phones))+`)`), args...); err != nil {
+		return fmt.Errorf("scrub contacts: %w", err)
+	}
+	return nil
+}
+
+// ImportDNC reads a do-not-call list and adds every valid number.
+func (s *Store) ImportDNC(ctx context.Context, r io.Reader, opt importer.Options, source string, now time.Time) (importer.Report, error) {
+	var rep importer.Report
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		rep, err = importer.ReadDNC(ctx, r, opt, func(phones []string) error {
+			return s.addDNC(ctx, tx, phones, source, now)
+		})
+		return err
+	})
+	return rep, err
+}
+
+// --- API tokens ----------------------------------------------------------------
+
+// CreateToken makes a new API token and returns it; only its hash is kept.
+func (s *Store) CreateToken(ctx context.Context, name string, now time.Time) (string, error) {
+	tok := "edt_" + randomID(20)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO api_tokens (hash, name, created_at) VALUES (?, ?, ?)`), hashToken(tok), name, ms(now))
+		if err != nil {
+			return fmt.Errorf("create token: %w", err)
+		}
+		return nil
+	})
+	return tok, err
+}
+
+// CheckToken returns the token's name, or ErrUnauthorized.
+func (s *Store) CheckToken(ctx context.Context, tok string) (string, error) {
+	var name string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT name FROM api_tokens WHERE hash = ?`), hashToken(tok)).Scan(&name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", campaign.ErrUnauthorized
+	}
+	if err != nil {
+		return "", fmt.Errorf("check token: %w", err)
+	}
+	return name, nil
+}
+
+func hashToken(tok string) string {
+	h := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(h[:])
+}

@@ -1,0 +1,405 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/elastidial/elastidial/campaign"
+	"github.com/elastidial/elastidial/campaign/importer"
+	"github.com/elastidial/elastidial/internal/testenv"
+)
+
+// eachStore runs a test against SQLite and PostgreSQL: the contract suite.
+func eachStore(t *testing.T, fn func(t *testing.T, s *Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		s, err := Open(context.Background(), filepath.Join(t.TempDir(), "test.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		fn(t, s)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		s, err := Open(context.Background(), testenv.PostgresDSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		fn(t, s)
+	})
+}
+
+// Noon in New York, 09:00 in Los Angeles, 17:00 in London.
+var noonNY = time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
+
+// setup makes a trunk and a running campaign with n New York contacts.
+func setup(t *testing.T, s *Store, n int, mod func(*campaign.Campaign)) campaign.Campaign {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 1000, MaxCPS: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	c := campaign.Campaign{Name: "Spring survey", Trunk: "carrier", CallerID: "+14155550100", Target: 1000, MaxCPS: 1000}
+	if mod != nil {
+		mod(&c)
+	}
+	c, err := s.CreateCampaign(ctx, c, noonNY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("phone,account\n")
+	for i := range n {
+		fmt.Fprintf(&b, "+1212555%04d,A%d\n", i, i)
+	}
+	if _, err := s.ImportContacts(ctx, c.ID, strings.NewReader(b.String()), importer.Options{DefaultRegion: "US"}, noonNY); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SaveFlow(ctx, c.ID, []byte(`{"start":"bye"}`), noonNY); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = s.SetStatus(ctx, c.ID, campaign.StatusRunning, noonNY); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestImportAccountsForEveryRowAndRollsBack(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		c := setup(t, s, 0, nil)
+		if err := s.AddDNC(ctx, []string{"+12125550003"}, "test", noonNY); err != nil {
+			t.Fatal(err)
+		}
+		in := "phone,name\n2125550001,a\n2125550002,b\n212-555-0001,dup\n2125550003,dnc\nxyz,bad\n"
+		res, err := s.ImportContacts(ctx, c.ID, strings.NewReader(in), importer.Options{DefaultRegion: "US"}, noonNY)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Rows != 5 || res.Imported != 2 || res.Rejected != 3 {
+			t.Fatalf("report = %+v", res.Report)
+		}
+		var lines []string
+		s.Rejections(ctx, res.ID, func(r importer.Rejection) error {
+			lines = append(lines, fmt.Sprintf("%d:%s", r.Line, r.Reason))
+			return nil
+		})
+		want := []string{"4:duplicate of an earlier row (line 2)", "5:on the do-not-call list", `6:not a valid phone number: "xyz"`}
+		if strings.Join(lines, "|") != strings.Join(want, "|") {
+			t.Errorf("rejections = %q, want %q", lines, want)
+		}
+		// Importing the same list again: all already there.
+		res, err = s.ImportContacts(ctx, c.ID, strings.NewReader("phone\n2125550001\n"), importer.Options{}, noonNY)
+		if err != nil || res.Rejected != 1 || res.Rejections[0].Reason != "already in this campaign" {
+			t.Fatalf("reimport: %+v %v", res, err)
+		}
+		// A file that fails part-way leaves nothing behind.
+		var b strings.Builder
+		b.WriteString("phone\n")
+		for i := range 3000 {
+			fmt.Fprintf(&b, "+1212556%04d\n", i)
+		}
+		b.WriteString(strings.Repeat("9", importer.MaxLineBytes+1))
+		_, err = s.ImportContacts(ctx, c.ID, strings.NewReader(b.String()), importer.Options{}, noonNY)
+		var fe *importer.FileError
+		if !errors.As(err, &fe) {
+			t.Fatalf("err = %v, want a FileError", err)
+		}
+		st, _ := s.Stats(ctx, c.ID)
+		if st.Contacts[campaign.ContactPending] != 2 {
+			t.Fatalf("after failed import: %v, want only the 2 earlier contacts", st.Contacts)
+		}
+		if _, err := s.ImportContacts(ctx, "c_nope", strings.NewReader(in), importer.Options{}, noonNY); !errors.Is(err, campaign.ErrNotFound) {
+			t.Fatalf("unknown campaign: %v", err)
+		}
+	})
+}
+
+func TestLeaseLimits(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		c := setup(t, s, 100, func(c *campaign.Campaign) { c.Target = 30; c.MaxCPS = 1000 })
+		got, err := s.Lease(ctx, "n1", 50, noonNY)
+		if err != nil || len(got) != 30 {
+			t.Fatalf("target 30: leased %d, %v", len(got), err)
+		}
+		l := got[0]
+		if l.CampaignID != c.ID || l.FlowVersion != 1 || l.Trunk != "carrier" || l.CallerID != "+14155550100" || l.Fields["account"] == "" || l.Token == "" || !l.Expires.After(noonNY) {
+			t.Errorf("lease = %+v", l)
+		}
+		if more, _ := s.Lease(ctx, "n2", 50, noonNY.Add(time.Second)); len(more) != 0 {
+			t.Fatalf("leased %d past the target", len(more))
+		}
+		// The trunk's channel limit holds across campaigns and nodes.
+		s.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 35, MaxCPS: 1000})
+		c2 := setup(t, s, 0, nil)
+		s.ImportContacts(ctx, c2.ID, strings.NewReader("phone\n+12125559001\n+12125559002\n+12125559003\n+12125559004\n+12125559005\n+12125559006\n"), importer.Options{}, noonNY)
+		s.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 35, MaxCPS: 1000})
+		more, _ := s.Lease(ctx, "n2", 50, noonNY.Add(2*time.Second))
+		if len(more) != 5 {
+			t.Fatalf("trunk of 35 with 30 live: leased %d, want 5", len(more))
+		}
+	})
+}
+
+func TestLeasePacingAndWindows(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		setup(t, s, 100, func(c *campaign.Campaign) { c.MaxCPS = 5 })
+		got, _ := s.Lease(ctx, "n1", 50, noonNY)
+		if len(got) != 5 {
+			t.Fatalf("5 cps: leased %d in the first second", len(got))
+		}
+		if got, _ := s.Lease(ctx, "n1", 50, noonNY.Add(200*time.Millisecond)); len(got) != 1 {
+			t.Fatalf("0.2 s later: leased %d, want 1", len(got))
+		}
+		if got, _ := s.Lease(ctx, "n1", 50, noonNY.Add(10*time.Second)); len(got) != 5 {
+			t.Fatalf("burst is capped at one second: leased %d", len(got))
+		}
+		// 07:00 in New York: the window is closed.
+		if got, _ := s.Lease(ctx, "n1", 50, time.Date(2026, 3, 10, 11, 0, 0, 0, time.UTC)); len(got) != 0 {
+			t.Fatalf("leased %d outside the calling window", len(got))
+		}
+	})
+}
+
+func TestWindowMustHoldInEveryZone(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		c := setup(t, s, 0, nil)
+		in := "phone,tz\n+12125550001,America/New_York\n+12125550002,Asia/Tokyo\n"
+		if _, err := s.ImportContacts(ctx, c.ID, strings.NewReader(in), importer.Options{}, noonNY); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.Lease(ctx, "n1", 10, noonNY) // 01:00 in Tokyo
+		if len(got) != 1 || got[0].Number != "+12125550001" {
+			t.Fatalf("leased %+v", got)
+		}
+	})
+}
+
+func TestConcurrentLeasingNeverDoubleLeases(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		setup(t, s, 1500, nil)
+		var mu sync.Mutex
+		seen := map[string]string{}
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for w := range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					got, err := s.Lease(ctx, fmt.Sprintf("n%d", w), 50, noonNY.Add(time.Duration(i)*time.Second))
+					if err != nil {
+						errs <- err
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, l := range got {
+						if prev, dup := seen[l.Number]; dup {
+							errs <- fmt.Errorf("%s leased twice (%s and %s)", l.Number, prev, l.CallID)
+						}
+						seen[l.Number] = l.CallID
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if len(seen) != 1000 { // the campaign's target
+			t.Fatalf("leased %d distinct contacts, want 1000", len(seen))
+		}
+	})
+}
+
+func TestResultsRetriesAndStaleTokens(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		c := setup(t, s, 3, nil)
+		ls, _ := s.Lease(ctx, "n1", 3, noonNY)
+		if len(ls) != 3 {
+			t.Fatalf("leased %d", len(ls))
+		}
+		res := func(l campaign.Lease, disp string, tags map[string]string) campaign.Result {
+			r := campaign.Result{CallID: l.CallID, Token: l.Token, Disposition: disp, StartedAt: noonNY, EndedAt: noonNY.Add(65 * time.Second), Path: []string{"start", "bye"}, Tags: tags}
+			if disp == campaign.Answered {
+				r.AnsweredAt = noonNY.Add(5 * time.Second)
+			}
+			return r
+		}
+		if _, err := s.Record(ctx, "n2", res(ls[0], campaign.Answered, nil), noonNY); !errors.Is(err, campaign.ErrForbidden) {
+			t.Fatalf("other node: %v", err)
+		}
+		bad := res(ls[0], campaign.Answered, nil)
+		bad.Token = "forged"
+		if _, err := s.Record(ctx, "n1", bad, noonNY); !errors.Is(err, campaign.ErrStaleLease) {
+			t.Fatalf("forged token: %v", err)
+		}
+		if ok, err := s.Record(ctx, "n1", res(ls[0], campaign.Answered, nil), noonNY); !ok || err != nil {
+			t.Fatalf("record: %v %v", ok, err)
+		}
+		if ok, err := s.Record(ctx, "n1", res(ls[0], campaign.Answered, nil), noonNY); ok || err != nil {
+			t.Fatalf("repeat: %v %v", ok, err)
+		}
+		s.Record(ctx, "n1", res(ls[1], campaign.Busy, nil), noonNY)
+		s.Record(ctx, "n1", res(ls[2], campaign.Answered, map[string]string{"dnc": "true"}), noonNY)
+		st, _ := s.Stats(ctx, c.ID)
+		if st.Contacts[campaign.ContactDone] != 1 || st.Contacts[campaign.ContactPending] != 1 || st.Contacts[campaign.ContactDNC] != 1 || st.AnsweredCalls != 2 || st.TalkSeconds != 120 {
+			t.Fatalf("stats = %+v", st)
+		}
+		// Busy is retried after the campaign's delay, not before.
+		if got, _ := s.Lease(ctx, "n1", 5, noonNY.Add(9*time.Minute)); len(got) != 0 {
+			t.Fatalf("busy retried after 9 minutes")
+		}
+		if got, _ := s.Lease(ctx, "n1", 5, noonNY.Add(11*time.Minute)); len(got) != 1 || got[0].Number != ls[1].Number {
+			t.Fatalf("busy not retried after 11 minutes: %+v", got)
+		}
+		if _, err := s.Record(ctx, "n1", campaign.Result{CallID: "k_nope", Token: "x", Disposition: "answered"}, noonNY); !errors.Is(err, campaign.ErrNotFound) {
+			t.Fatalf("unknown call: %v", err)
+		}
+		if _, err := s.Record(ctx, "n1", campaign.Result{CallID: ls[0].CallID, Token: "x", Disposition: "maybe"}, noonNY); !errors.Is(err, campaign.ErrInvalid) {
+			t.Fatalf("bad disposition: %v", err)
+		}
+	})
+}
+
+func TestExpiredLeaseComesBackAndLateResultIsRefused(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		c := setup(t, s, 1, nil)
+		s.LeaseTTL = time.Minute
+		first, _ := s.Lease(ctx, "dead-node", 1, noonNY)
+		if n, err := s.Reap(ctx, noonNY.Add(2*time.Minute)); n != 1 || err != nil {
+			t.Fatalf("reaped %d, %v", n, err)
+		}
+		// cut_off retries after 5 minutes by default.
+		second, _ := s.Lease(ctx, "n2", 1, noonNY.Add(8*time.Minute))
+		if len(second) != 1 || second[0].Number != first[0].Number || second[0].Token == first[0].Token {
+			t.Fatalf("contact did not come back: %+v", second)
+		}
+		late := campaign.Result{CallID: first[0].CallID, Token: first[0].Token, Disposition: campaign.Answered}
+		if _, err := s.Record(ctx, "dead-node", late, noonNY.Add(9*time.Minute)); !errors.Is(err, campaign.ErrStaleLease) {
+			t.Fatalf("late result: %v", err)
+		}
+		s.Record(ctx, "n2", campaign.Result{CallID: second[0].CallID, Token: second[0].Token, Disposition: campaign.Answered}, noonNY.Add(9*time.Minute))
+		st, _ := s.Stats(ctx, c.ID)
+		if st.Contacts[campaign.ContactDone] != 1 || st.Attempts[campaign.CutOff] != 1 || st.Attempts[campaign.Answered] != 1 {
+			t.Fatalf("stats = %+v", st)
+		}
+		// ReleaseNode frees a gone node's calls at once.
+		c2 := setup(t, s, 0, nil)
+		s.ImportContacts(ctx, c2.ID, strings.NewReader("phone\n+12125558888\n"), importer.Options{}, noonNY)
+		s.Lease(ctx, "n3", 1, noonNY.Add(10*time.Minute))
+		if n, _ := s.ReleaseNode(ctx, "n3", noonNY.Add(10*time.Minute)); n != 1 {
+			t.Fatalf("released %d", n)
+		}
+	})
+}
+
+func TestCampaignValidationAndTransitions(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		s.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 10, MaxCPS: 1})
+		_, err := s.CreateCampaign(ctx, campaign.Campaign{Name: "x", Trunk: "nope", CallerID: "+14155550100", Target: 5}, noonNY)
+		var fe *campaign.FieldError
+		if !errors.As(err, &fe) || fe.Field != "trunk" {
+			t.Fatalf("unknown trunk: %v", err)
+		}
+		c, err := s.CreateCampaign(ctx, campaign.Campaign{Name: "x", Trunk: "carrier", CallerID: "+14155550100", Target: 5}, noonNY)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetStatus(ctx, c.ID, campaign.StatusRunning, noonNY); !errors.Is(err, campaign.ErrConflict) {
+			t.Fatalf("start without a flow: %v", err)
+		}
+		if _, err := s.SetStatus(ctx, c.ID, campaign.StatusPaused, noonNY); !errors.Is(err, campaign.ErrConflict) {
+			t.Fatalf("pause a draft: %v", err)
+		}
+		v, _ := s.SaveFlow(ctx, c.ID, []byte(`{"v":1}`), noonNY)
+		v2, _ := s.SaveFlow(ctx, c.ID, []byte(`{"v":2}`), noonNY)
+		if doc, _ := s.FlowDocument(ctx, c.ID, v); v != 1 || v2 != 2 || string(doc) != `{"v":1}` {
+			t.Fatalf("flow versions %d %d, v1 = %s", v, v2, doc)
+		}
+		tok, _ := s.CreateToken(ctx, "ops", noonNY)
+		if name, err := s.CheckToken(ctx, tok); name != "ops" || err != nil {
+			t.Fatalf("token: %q %v", name, err)
+		}
+		if _, err := s.CheckToken(ctx, tok+"x"); !errors.Is(err, campaign.ErrUnauthorized) {
+			t.Fatalf("bad token: %v", err)
+		}
+	})
+}
+
+// BenchmarkLease measures leasing alone: four callers take batches of 50
+// until 20,000 due contacts are all leased.
+func BenchmarkLease(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	s.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 1000000, MaxCPS: 1e9})
+	const contacts = 20_000
+	leased := 0
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		c, err := s.CreateCampaign(ctx, campaign.Campaign{Name: "bench", Trunk: "carrier", CallerID: "+14155550100", Target: 100000, MaxCPS: 10000}, noonNY)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.SaveFlow(ctx, c.ID, []byte(`{}`), noonNY)
+		s.SetStatus(ctx, c.ID, campaign.StatusRunning, noonNY)
+		var sb strings.Builder
+		sb.WriteString("phone\n")
+		for k := range contacts {
+			fmt.Fprintf(&sb, "+1212%03d%04d\n", 200+k/10000, k%10000)
+		}
+		if _, err := s.ImportContacts(ctx, c.ID, strings.NewReader(sb.String()), importer.Options{}, noonNY); err != nil {
+			b.Fatal(err)
+		}
+		s.SetStatus(ctx, c.ID, campaign.StatusRunning, noonNY)
+		b.StartTimer()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := 0; ; k++ {
+					got, err := s.Lease(ctx, fmt.Sprint("n", w), 50, noonNY.Add(time.Duration(k)*time.Second))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					leased += len(got)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		b.StopTimer()
+		s.SetStatus(ctx, c.ID, campaign.StatusCompleted, noonNY)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(leased)/b.Elapsed().Seconds(), "contacts/s")
+}
