@@ -4,7 +4,6 @@
 //
 //	controller serve    run the control center
 //	controller token    create an API token for the REST API
-//	controller report   print reports (cost)
 package main
 
 import (
@@ -34,11 +33,15 @@ func main() {
 	}
 }
 
-// commands maps each subcommand to its implementation.
-var commands = map[string]struct {
+// command is one subcommand.
+type command struct {
 	summary string
 	run     func(ctx context.Context, cfg Config, args []string, stdout io.Writer, log *slog.Logger) error
-}{}
+}
+
+// commands maps each subcommand to its implementation; each file registers
+// its own.
+var commands = map[string]command{}
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: controller <command> [flags]\n\ncommands:")

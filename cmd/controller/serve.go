@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/elastidial/elastidial/campaign/httpapi"
+	"github.com/elastidial/elastidial/campaign/sqlstore"
+)
+
+func init() {
+	commands["serve"] = command{"run the control center (REST API at /api/v1/)", serve}
+	commands["token"] = command{"create an API token: controller token [-db ...] NAME", token}
+}
+
+// serve runs the control center until ctx ends.
+func serve(ctx context.Context, cfg Config, _ []string, stdout io.Writer, log *slog.Logger) error {
+	store, err := sqlstore.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	api := &httpapi.API{Store: store, Log: log}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", api.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := store.DB().PingContext(r.Context()); err != nil {
+			http.Error(w, "store unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	log.Info("controller serving", "addr", ln.Addr().String(), "db", cfg.DB)
+	fmt.Fprintf(stdout, "elastidial controller listening on http://%s (REST API at /api/v1/)\n", ln.Addr())
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return reapLeases(ctx, store, log) })
+	g.Go(func() error {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(shutdown)
+	})
+	return g.Wait()
+}
+
+// reapLeases returns the contacts of expired leases to their campaigns, so
+// that a node killed mid-call loses nothing.
+func reapLeases(ctx context.Context, store *sqlstore.Store, log *slog.Logger) error {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			if n, err := store.Reap(ctx, now); err != nil {
+				log.Warn("reap expired leases", "err", err)
+			} else if n > 0 {
+				log.Info("expired leases returned", "count", n)
+			}
+		}
+	}
+}
+
+// token creates an API token and prints it once.
+func token(ctx context.Context, cfg Config, args []string, stdout io.Writer, _ *slog.Logger) error {
+	if len(args) != 1 || args[0] == "" {
+		return errors.New("token: want exactly one NAME, e.g. 'controller token ops'")
+	}
+	store, err := sqlstore.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	tok, err := store.CreateToken(ctx, args[0], time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
