@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -146,7 +147,7 @@ func Import(ctx context.Context, r io.Reader, opt Options, s Sink) (Report, erro
 	if batchSize <= 0 {
 		batchSize = 1000
 	}
-	n := newNormalizer(opt.DefaultRegion)
+	cl := &classifier{n: newNormalizer(opt.DefaultRegion), keys: p.keys, phoneCol: phoneCol, tzCol: tzCol}
 	batch := make([]Contact, 0, batchSize)
 	inBatch := make(map[string]int, batchSize)
 	reject := func(line int, reason string) error {
@@ -187,86 +188,181 @@ func Import(ctx context.Context, r io.Reader, opt Options, s Sink) (Report, erro
 		return ctx.Err()
 	}
 
-	for {
-		rec, line, err := p.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			var fe *FileError
-			if errors.As(err, &fe) {
-				return p.report, err
-			}
+	// Parsing phone numbers is most of the work: chunks of rows are
+	// classified on every core while this goroutine keeps the file's order
+	// for dedupe, rejections and the sink.
+	chunks, fileErr, stop := p.classifyAll(ctx, cl)
+	defer stop()
+	for ch := range chunks {
+		<-ch.done
+		for _, r := range ch.rows {
 			p.report.Rows++
-			if err := reject(line, ReasonMalformedRow+": "+err.Error()); err != nil {
-				return p.report, err
-			}
-			continue
-		}
-		p.report.Rows++
-		if len(rec) != len(p.keys) {
-			if err := reject(line, fmt.Sprintf("%s: %d, the header has %d", ReasonColumns, len(rec), len(p.keys))); err != nil {
-				return p.report, err
-			}
-			continue
-		}
-		raw := strings.TrimSpace(rec[phoneCol])
-		if raw == "" {
-			if err := reject(line, ReasonEmptyPhone); err != nil {
-				return p.report, err
-			}
-			continue
-		}
-		phone, num, ok := n.normalize(raw)
-		if !ok {
-			if err := reject(line, fmt.Sprintf("%s: %q", ReasonInvalidPhone, clip(raw))); err != nil {
-				return p.report, err
-			}
-			continue
-		}
-		if first, dup := inBatch[phone]; dup {
-			if err := reject(line, fmt.Sprintf("%s (line %d)", ReasonDuplicate, first)); err != nil {
-				return p.report, err
-			}
-			continue
-		}
-		var zones []string
-		if tzCol >= 0 && strings.TrimSpace(rec[tzCol]) != "" {
-			z := strings.TrimSpace(rec[tzCol])
-			if !n.knownZone(z) {
-				if err := reject(line, fmt.Sprintf("%s %q", ReasonUnknownZone, clip(z))); err != nil {
+			if r.reason != "" {
+				if err := reject(r.line, r.reason); err != nil {
 					return p.report, err
 				}
 				continue
 			}
-			zones = []string{z}
-		} else {
-			zones = n.zones(num)
-			if zones == nil {
-				if err := reject(line, ReasonNoZoneForCall); err != nil {
+			if first, dup := inBatch[r.contact.Phone]; dup {
+				if err := reject(r.line, fmt.Sprintf("%s (line %d)", ReasonDuplicate, first)); err != nil {
 					return p.report, err
 				}
 				continue
 			}
-		}
-		fields := make(map[string]string, len(rec)-1)
-		for i, v := range rec {
-			if i != phoneCol {
-				fields[p.keys[i]] = v
+			inBatch[r.contact.Phone] = r.line
+			batch = append(batch, r.contact)
+			if len(batch) == batchSize {
+				if err := flush(); err != nil {
+					return p.report, err
+				}
 			}
 		}
-		inBatch[phone] = line
-		batch = append(batch, Contact{Line: line, Phone: phone, Zones: zones, Fields: fields})
-		if len(batch) == batchSize {
-			if err := flush(); err != nil {
-				return p.report, err
-			}
-		}
+	}
+	if err := fileErr(); err != nil {
+		return p.report, err
 	}
 	if err := flush(); err != nil {
 		return p.report, err
 	}
 	return p.report, nil
+}
+
+// row is one data row after classification: a contact, or a reason.
+type row struct {
+	line    int
+	rec     []string
+	contact Contact
+	reason  string
+}
+
+type chunk struct {
+	rows []row
+	done chan struct{}
+}
+
+const chunkRows = 512
+
+// classifyAll reads the file in chunks and classifies them on all cores.
+// Chunks arrive in file order; each is ready when its done is closed. The
+// returned func reports a whole-file error once chunks is drained; stop
+// ends the workers early.
+func (p *parser) classifyAll(ctx context.Context, cl *classifier) (<-chan *chunk, func() error, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	workers := max(1, runtime.GOMAXPROCS(0))
+	ordered := make(chan *chunk, 2*workers)
+	work := make(chan *chunk, 2*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ch := range work {
+				for i := range ch.rows {
+					cl.classify(&ch.rows[i])
+				}
+				close(ch.done)
+			}
+		}()
+	}
+	var ferr error
+	go func() {
+		defer close(ordered)
+		defer close(work)
+		ch := &chunk{done: make(chan struct{})}
+		send := func() bool {
+			select {
+			case ordered <- ch:
+			case <-ctx.Done():
+				return false
+			}
+			select {
+			case work <- ch:
+			case <-ctx.Done():
+				close(ch.done)
+				return false
+			}
+			ch = &chunk{done: make(chan struct{}), rows: make([]row, 0, chunkRows)}
+			return true
+		}
+		for {
+			rec, line, err := p.next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				var fe *FileError
+				if errors.As(err, &fe) {
+					ferr = err
+					break
+				}
+				ch.rows = append(ch.rows, row{line: line, reason: ReasonMalformedRow + ": " + err.Error()})
+			} else {
+				ch.rows = append(ch.rows, row{line: line, rec: slices.Clone(rec)})
+			}
+			if len(ch.rows) == chunkRows && !send() {
+				return
+			}
+		}
+		send()
+	}()
+	stop := func() {
+		cancel()
+		for ch := range ordered { // let the reader finish
+			_ = ch
+		}
+		wg.Wait()
+	}
+	return ordered, func() error { return ferr }, stop
+}
+
+// classifier turns a raw row into a contact or a rejection reason. It is
+// safe for concurrent use.
+type classifier struct {
+	n        *normalizer
+	keys     []string
+	phoneCol int
+	tzCol    int
+}
+
+func (cl *classifier) classify(r *row) {
+	rec := r.rec
+	r.rec = nil
+	if r.reason != "" {
+		return
+	}
+	if len(rec) != len(cl.keys) {
+		r.reason = fmt.Sprintf("%s: %d, the header has %d", ReasonColumns, len(rec), len(cl.keys))
+		return
+	}
+	raw := strings.TrimSpace(rec[cl.phoneCol])
+	if raw == "" {
+		r.reason = ReasonEmptyPhone
+		return
+	}
+	phone, num, ok := cl.n.normalize(raw)
+	if !ok {
+		r.reason = fmt.Sprintf("%s: %q", ReasonInvalidPhone, clip(raw))
+		return
+	}
+	var zones []string
+	if cl.tzCol >= 0 && strings.TrimSpace(rec[cl.tzCol]) != "" {
+		z := strings.TrimSpace(rec[cl.tzCol])
+		if !cl.n.knownZone(z) {
+			r.reason = fmt.Sprintf("%s %q", ReasonUnknownZone, clip(z))
+			return
+		}
+		zones = []string{z}
+	} else if zones = cl.n.zones(num); zones == nil {
+		r.reason = ReasonNoZoneForCall
+		return
+	}
+	fields := make(map[string]string, len(rec)-1)
+	for i, v := range rec {
+		if i != cl.phoneCol {
+			fields[cl.keys[i]] = v
+		}
+	}
+	r.contact = Contact{Line: r.line, Phone: phone, Zones: zones, Fields: fields}
 }
 
 // ReadDNC reads a do-not-call list: a CSV with a phone column, or a bare
@@ -500,15 +596,14 @@ func clip(s string) string {
 // zone names, which repeat across rows.
 type normalizer struct {
 	region string
-	mu     sync.Mutex
-	known  map[string]bool
+	known  sync.Map // zone name → bool
 }
 
 func newNormalizer(region string) *normalizer {
 	if region == "" {
 		region = "US"
 	}
-	return &normalizer{region: strings.ToUpper(region), known: map[string]bool{}}
+	return &normalizer{region: strings.ToUpper(region)}
 }
 
 func (n *normalizer) normalize(raw string) (string, *phonenumbers.PhoneNumber, bool) {
@@ -523,14 +618,12 @@ func (n *normalizer) normalize(raw string) (string, *phonenumbers.PhoneNumber, b
 }
 
 func (n *normalizer) knownZone(z string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	ok, seen := n.known[z]
-	if !seen {
-		_, err := time.LoadLocation(z)
-		ok = err == nil && z != "" && z != "Local"
-		n.known[z] = ok
+	if ok, seen := n.known.Load(z); seen {
+		return ok.(bool)
 	}
+	_, err := time.LoadLocation(z)
+	ok := err == nil && z != "" && z != "Local"
+	n.known.Store(z, ok)
 	return ok
 }
 

@@ -270,7 +270,7 @@ func (d *discard) Contacts(_ context.Context, b []Contact) error                
 func (d *discard) Reject(context.Context, Rejection) error                      { return nil }
 
 func BenchmarkImport(b *testing.B) {
-	const rows = 200_000
+	const rows = 1_000_000
 	for b.Loop() {
 		d := &discard{}
 		rep, err := Import(context.Background(), &genCSV{n: rows}, Options{DefaultRegion: "US"}, d)
