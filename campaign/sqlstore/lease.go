@@ -60,26 +60,30 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 	return out, err
 }
 
-// liveCount reads a live-attempt counter.
-func (s *Store) liveCount(ctx context.Context, tx *sql.Tx, key string) (int, error) {
-	var n int
-	err := tx.QueryRowContext(ctx, s.q(`SELECT n FROM live WHERE key = ?`), key).Scan(&n)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
+// counters reads key → value rows.
+func (s *Store) counters(ctx context.Context, tx *sql.Tx, query string, args ...any) (map[string]float64, error) {
+	rows, err := tx.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
-		return 0, fmt.Errorf("live calls %s: %w", key, err)
+		return nil, fmt.Errorf("counters: %w", err)
 	}
-	return n, nil
+	defer rows.Close()
+	out := map[string]float64{}
+	for rows.Next() {
+		var k string
+		var v float64
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, fmt.Errorf("counters: %w", err)
+		}
+		out[k] = v
+	}
+	return out, rows.Err()
 }
 
 // addLive moves the live counters of a campaign and its trunk by delta.
 func (s *Store) addLive(ctx context.Context, tx *sql.Tx, campaignID, trunk string, delta int) error {
-	for _, key := range []string{"c:" + campaignID, "t:" + trunk} {
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO live (key, n) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET n = live.n + excluded.n`), key, delta)
-		if err != nil {
-			return fmt.Errorf("live calls %s: %w", key, err)
-		}
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO live (key, n) VALUES (?, ?), (?, ?) ON CONFLICT (key) DO UPDATE SET n = live.n + excluded.n`), "c:"+campaignID, delta, "t:"+trunk, delta)
+	if err != nil {
+		return fmt.Errorf("live calls: %w", err)
 	}
 	return nil
 }
@@ -116,26 +120,20 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		return nil, fmt.Errorf("lease %s: trunk %s: %w", c.ID, c.Trunk, err)
 	}
 	// On PostgreSQL the trunk row lock above makes these counts exact.
-	campLive, err := s.liveCount(ctx, tx, "c:"+c.ID)
+	ck, tk := "c:"+c.ID, "t:"+t.Name
+	live, err := s.counters(ctx, tx, `SELECT key, n FROM live WHERE key IN (?, ?)`, ck, tk)
 	if err != nil {
 		return nil, err
 	}
-	trunkLive, err := s.liveCount(ctx, tx, "t:"+t.Name)
-	if err != nil {
-		return nil, err
-	}
-	n := min(want, c.Target-campLive, t.MaxChannels-trunkLive)
+	n := min(want, c.Target-int(live[ck]), t.MaxChannels-int(live[tk]))
 	if n <= 0 {
 		return nil, nil
 	}
-	campTokens, err := s.tokens(ctx, tx, "c:"+c.ID, c.MaxCPS, now)
+	buckets, err := s.buckets(ctx, tx, now, ck, c.MaxCPS, tk, t.MaxCPS)
 	if err != nil {
 		return nil, err
 	}
-	trunkTokens, err := s.tokens(ctx, tx, "t:"+t.Name, t.MaxCPS, now)
-	if err != nil {
-		return nil, err
-	}
+	campTokens, trunkTokens := buckets[ck], buckets[tk]
 	n = min(n, int(campTokens), int(trunkTokens))
 	if n <= 0 {
 		return nil, nil
@@ -214,11 +212,10 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if _, err := tx.ExecContext(ctx, s.q(ins.String()), insArgs...); err != nil {
 		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
 	}
-	if err := s.spend(ctx, tx, "c:"+c.ID, campTokens-float64(len(out)), now); err != nil {
-		return nil, err
-	}
-	if err := s.spend(ctx, tx, "t:"+t.Name, trunkTokens-float64(len(out)), now); err != nil {
-		return nil, err
+	used := float64(len(out))
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO pacing (key, tokens, at_ms) VALUES (?, ?, ?), (?, ?, ?)
+		ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms`), ck, campTokens-used, ms(now), tk, trunkTokens-used, ms(now)); err != nil {
+		return nil, fmt.Errorf("pacing: %w", err)
 	}
 	if err := s.addLive(ctx, tx, c.ID, t.Name, len(out)); err != nil {
 		return nil, err
@@ -226,33 +223,27 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	return out, nil
 }
 
-// tokens returns the call-rate tokens available now in the bucket key,
-// refilled at rate per second up to a burst of one second's worth.
-func (s *Store) tokens(ctx context.Context, tx *sql.Tx, key string, rate float64, now time.Time) (float64, error) {
-	burst := math.Max(1, rate)
-	var have float64
-	var at int64
-	err := tx.QueryRowContext(ctx, s.q(`SELECT tokens, at_ms FROM pacing WHERE key = ?`), key).Scan(&have, &at)
-	if errors.Is(err, sql.ErrNoRows) {
-		return burst, nil
-	}
+// buckets returns the call-rate tokens available now in two buckets, each
+// refilled at its rate per second up to a burst of one second's worth.
+func (s *Store) buckets(ctx context.Context, tx *sql.Tx, now time.Time, k1 string, r1 float64, k2 string, r2 float64) (map[string]float64, error) {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT key, tokens, at_ms FROM pacing WHERE key IN (?, ?)`), k1, k2)
 	if err != nil {
-		return 0, fmt.Errorf("pacing %s: %w", key, err)
+		return nil, fmt.Errorf("pacing: %w", err)
 	}
-	elapsed := float64(ms(now)-at) / 1000
-	if elapsed < 0 {
-		elapsed = 0
+	defer rows.Close()
+	rate := map[string]float64{k1: r1, k2: r2}
+	out := map[string]float64{k1: math.Max(1, r1), k2: math.Max(1, r2)}
+	for rows.Next() {
+		var k string
+		var have float64
+		var at int64
+		if err := rows.Scan(&k, &have, &at); err != nil {
+			return nil, fmt.Errorf("pacing: %w", err)
+		}
+		elapsed := math.Max(0, float64(ms(now)-at)/1000)
+		out[k] = math.Min(math.Max(1, rate[k]), have+elapsed*rate[k])
 	}
-	return math.Min(burst, have+elapsed*rate), nil
-}
-
-func (s *Store) spend(ctx context.Context, tx *sql.Tx, key string, left float64, now time.Time) error {
-	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO pacing (key, tokens, at_ms) VALUES (?, ?, ?)
-		ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms`), key, left, ms(now))
-	if err != nil {
-		return fmt.Errorf("pacing %s: %w", key, err)
-	}
-	return nil
+	return out, rows.Err()
 }
 
 // Record stores a node's result for one attempt. A token that is not the
