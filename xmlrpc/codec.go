@@ -1,0 +1,703 @@
+// Package xmlrpc is the node-facing tier: a server-side codec for the
+// XML-RPC specification (with the common i8 and nil extensions), a server
+// with the standard system.* introspection and multicall, and the node
+// service behind it.
+package xmlrpc
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/elastidial/elastidial/nodeapi"
+)
+
+// Fault is an XML-RPC fault: a code and a message for the caller.
+type Fault struct {
+	Code   int
+	String string
+}
+
+func (f *Fault) Error() string { return fmt.Sprintf("fault %d: %s", f.Code, f.String) }
+
+func faultf(code int, format string, a ...any) *Fault {
+	return &Fault{Code: code, String: fmt.Sprintf(format, a...)}
+}
+
+// Limits bound what one request may cost.
+type Limits struct {
+	MaxDepth  int // nesting of arrays and structs; default 32
+	MaxValues int // values in one request; default 100,000
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = 32
+	}
+	if l.MaxValues <= 0 {
+		l.MaxValues = 100_000
+	}
+	return l
+}
+
+// decoder walks XML tokens. Decoded values are int64, bool, string,
+// float64, time.Time, []byte, map[string]any, []any or nil.
+type decoder struct {
+	x      *xml.Decoder
+	lim    Limits
+	values int
+	prolog bool // before the root element
+}
+
+// DecodeCall reads one methodCall. Errors are *Fault with the parse (-32700)
+// or invalid-request (-32600) code.
+func DecodeCall(r io.Reader, lim Limits) (method string, params []any, err error) {
+	x := xml.NewDecoder(r)
+	x.Strict = true
+	x.CharsetReader = func(charset string, in io.Reader) (io.Reader, error) {
+		switch strings.ToLower(charset) {
+		case "utf-8", "us-ascii", "ascii":
+			return in, nil
+		}
+		return nil, faultf(nodeapi.FaultEncoding, "unsupported encoding %q; send UTF-8", charset)
+	}
+	d := &decoder{x: x, lim: lim.withDefaults(), prolog: true}
+	defer func() {
+		if e := recover(); e != nil {
+			f, ok := e.(*Fault)
+			if !ok {
+				panic(e)
+			}
+			method, params, err = "", nil, f
+		}
+	}()
+	d.expectStart("methodCall")
+	d.expectStart("methodName")
+	method = strings.TrimSpace(d.text())
+	if method == "" {
+		panic(faultf(nodeapi.FaultInvalidRequest, "empty methodName"))
+	}
+	params = []any{}
+	for {
+		tok := d.next()
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if t.Name.Local != "params" {
+				panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in methodCall", t.Name.Local))
+			}
+			for {
+				st, end := d.startOrEnd()
+				if end {
+					break
+				}
+				if st.Name.Local != "param" {
+					panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in params", st.Name.Local))
+				}
+				d.expectStart("value")
+				params = append(params, d.value(1))
+				d.expectEnd()
+			}
+		case xml.EndElement: // </methodCall>
+			d.trailing()
+			return method, params, nil
+		}
+	}
+}
+
+func (d *decoder) next() xml.Token {
+	for {
+		tok, err := d.x.Token()
+		if err != nil {
+			if err == io.EOF {
+				panic(faultf(nodeapi.FaultParse, "unexpected end of request"))
+			}
+			var f *Fault
+			if errors.As(err, &f) {
+				panic(f)
+			}
+			panic(faultf(nodeapi.FaultParse, "not well-formed XML: %v", err))
+		}
+		switch t := tok.(type) {
+		case xml.Directive:
+			panic(faultf(nodeapi.FaultParse, "DOCTYPE and entity declarations are not accepted"))
+		case xml.ProcInst, xml.Comment:
+			continue
+		case xml.CharData:
+			if len(bytes.TrimSpace(t)) == 0 {
+				continue
+			}
+			if d.prolog {
+				panic(faultf(nodeapi.FaultParse, "not an XML document"))
+			}
+			panic(faultf(nodeapi.FaultInvalidRequest, "unexpected text %q", clip(string(t))))
+		default:
+			d.prolog = false
+			return tok
+		}
+	}
+}
+
+// trailing allows only whitespace, comments and processing instructions
+// after the root element.
+func (d *decoder) trailing() {
+	for {
+		tok, err := d.x.Token()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			panic(faultf(nodeapi.FaultParse, "not well-formed XML: %v", err))
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			if len(bytes.TrimSpace(t)) != 0 {
+				panic(faultf(nodeapi.FaultInvalidRequest, "text after the root element"))
+			}
+		case xml.Comment, xml.ProcInst:
+		default:
+			panic(faultf(nodeapi.FaultInvalidRequest, "content after the root element"))
+		}
+	}
+}
+
+func (d *decoder) expectStart(name string) {
+	t, ok := d.next().(xml.StartElement)
+	if !ok || t.Name.Local != name {
+		panic(faultf(nodeapi.FaultInvalidRequest, "expected <%s>", name))
+	}
+}
+
+func (d *decoder) expectEnd() {
+	if _, ok := d.next().(xml.EndElement); !ok {
+		panic(faultf(nodeapi.FaultInvalidRequest, "expected a closing tag"))
+	}
+}
+
+func (d *decoder) startOrEnd() (xml.StartElement, bool) {
+	switch t := d.next().(type) {
+	case xml.StartElement:
+		return t, false
+	case xml.EndElement:
+		return xml.StartElement{}, true
+	}
+	panic(faultf(nodeapi.FaultInvalidRequest, "malformed request"))
+}
+
+// text reads character data up to the end of the current element.
+func (d *decoder) text() string {
+	var b []byte
+	for {
+		tok, err := d.x.Token()
+		if err != nil {
+			panic(faultf(nodeapi.FaultParse, "not well-formed XML: %v", err))
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			b = append(b, t...)
+		case xml.EndElement:
+			return string(b)
+		case xml.Comment, xml.ProcInst:
+		default:
+			panic(faultf(nodeapi.FaultInvalidRequest, "unexpected element inside a scalar"))
+		}
+	}
+}
+
+// value reads the inside of a <value> element, up to and including its end.
+func (d *decoder) value(depth int) any {
+	d.values++
+	if d.values > d.lim.MaxValues {
+		panic(faultf(nodeapi.FaultTooLarge, "more than %d values in one request", d.lim.MaxValues))
+	}
+	if depth > d.lim.MaxDepth {
+		panic(faultf(nodeapi.FaultTooLarge, "values nested deeper than %d", d.lim.MaxDepth))
+	}
+	var text []byte
+	for {
+		tok, err := d.x.Token()
+		if err != nil {
+			panic(faultf(nodeapi.FaultParse, "not well-formed XML: %v", err))
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			text = append(text, t...)
+		case xml.Comment, xml.ProcInst:
+		case xml.Directive:
+			panic(faultf(nodeapi.FaultParse, "DOCTYPE and entity declarations are not accepted"))
+		case xml.EndElement: // </value> with no type: a string
+			return string(text)
+		case xml.StartElement:
+			if len(bytes.TrimSpace(text)) != 0 {
+				panic(faultf(nodeapi.FaultInvalidRequest, "text mixed with <%s> in a value", t.Name.Local))
+			}
+			v := d.typed(t.Name.Local, depth)
+			d.expectEnd() // </value>
+			return v
+		}
+	}
+}
+
+func (d *decoder) typed(typ string, depth int) any {
+	switch typ {
+	case "int", "i4", "i8":
+		// <int> is 32-bit in the specification, but common clients
+		// (kolo/xmlrpc among them) send 64-bit values in it: accept them.
+		s := strings.TrimSpace(d.text())
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			panic(faultf(nodeapi.FaultInvalidRequest, "<%s>%s</%s> is not an integer", typ, clip(s), typ))
+		}
+		return n
+	case "boolean":
+		switch strings.TrimSpace(d.text()) {
+		case "1":
+			return true
+		case "0":
+			return false
+		}
+		panic(faultf(nodeapi.FaultInvalidRequest, "<boolean> must be 0 or 1"))
+	case "string":
+		return d.text()
+	case "double":
+		s := strings.TrimSpace(d.text())
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			panic(faultf(nodeapi.FaultInvalidRequest, "<double>%s</double> is not a finite number", clip(s)))
+		}
+		return f
+	case "dateTime.iso8601":
+		s := strings.TrimSpace(d.text())
+		for _, layout := range []string{"20060102T15:04:05", "20060102T15:04:05Z07:00", "2006-01-02T15:04:05", "2006-01-02T15:04:05Z07:00", "20060102T150405"} {
+			if t, err := time.Parse(layout, s); err == nil {
+				return t
+			}
+		}
+		panic(faultf(nodeapi.FaultInvalidRequest, "<dateTime.iso8601>%s</dateTime.iso8601> is not a date", clip(s)))
+	case "base64":
+		s := strings.Map(func(r rune) rune {
+			if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
+				return -1
+			}
+			return r
+		}, d.text())
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			panic(faultf(nodeapi.FaultInvalidRequest, "<base64> is not valid base64"))
+		}
+		return b
+	case "nil":
+		d.text()
+		return nil
+	case "struct":
+		m := map[string]any{}
+		for {
+			st, end := d.startOrEnd()
+			if end {
+				return m
+			}
+			if st.Name.Local != "member" {
+				panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in struct", st.Name.Local))
+			}
+			var name string
+			var val any
+			var haveName, haveValue bool
+			for {
+				st, end := d.startOrEnd()
+				if end {
+					break
+				}
+				switch st.Name.Local {
+				case "name":
+					name, haveName = d.text(), true
+				case "value":
+					val, haveValue = d.value(depth+1), true
+				default:
+					panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in member", st.Name.Local))
+				}
+			}
+			if !haveName || !haveValue {
+				panic(faultf(nodeapi.FaultInvalidRequest, "struct member needs a name and a value"))
+			}
+			m[name] = val
+		}
+	case "array":
+		d.expectStart("data")
+		a := []any{}
+		for {
+			st, end := d.startOrEnd()
+			if end {
+				break
+			}
+			if st.Name.Local != "value" {
+				panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in array data", st.Name.Local))
+			}
+			a = append(a, d.value(depth+1))
+		}
+		d.expectEnd() // </array>
+		return a
+	}
+	panic(faultf(nodeapi.FaultInvalidRequest, "unknown value type <%s>", clip(typ)))
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// --- encoding -----------------------------------------------------------------
+
+// encoder writes values; it reuses one buffer per response.
+type encoder struct{ b bytes.Buffer }
+
+var encoders = sync.Pool{New: func() any { return new(encoder) }}
+
+// EncodeResponse writes a methodResponse holding v as its one param.
+func EncodeResponse(w io.Writer, v any) error {
+	e := encoders.Get().(*encoder)
+	defer encoders.Put(e)
+	e.b.Reset()
+	e.b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n<methodResponse><params><param><value>")
+	if err := e.value(reflect.ValueOf(v), 0); err != nil {
+		return err
+	}
+	e.b.WriteString("</value></param></params></methodResponse>\n")
+	_, err := w.Write(e.b.Bytes())
+	return err
+}
+
+// EncodeFault writes a methodResponse holding a fault.
+func EncodeFault(w io.Writer, f *Fault) error {
+	e := encoders.Get().(*encoder)
+	defer encoders.Put(e)
+	e.b.Reset()
+	e.b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n<methodResponse><fault><value>")
+	e.value(reflect.ValueOf(map[string]any{"faultCode": f.Code, "faultString": f.String}), 0)
+	e.b.WriteString("</value></fault></methodResponse>\n")
+	_, err := w.Write(e.b.Bytes())
+	return err
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+func (e *encoder) value(v reflect.Value, depth int) error {
+	if depth > 64 {
+		return errors.New("xmlrpc: value nested too deeply to encode")
+	}
+	if !v.IsValid() {
+		e.b.WriteString("<nil/>")
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			e.b.WriteString("<nil/>")
+			return nil
+		}
+		return e.value(v.Elem(), depth)
+	case reflect.Bool:
+		if v.Bool() {
+			e.b.WriteString("<boolean>1</boolean>")
+		} else {
+			e.b.WriteString("<boolean>0</boolean>")
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		e.int(v.Int())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		u := v.Uint()
+		if u > math.MaxInt64 {
+			return fmt.Errorf("xmlrpc: %d does not fit in i8", u)
+		}
+		e.int(int64(u))
+	case reflect.Float32, reflect.Float64:
+		f := v.Float()
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			return fmt.Errorf("xmlrpc: %g cannot be sent as a double", f)
+		}
+		e.b.WriteString("<double>")
+		e.b.WriteString(strconv.FormatFloat(f, 'f', -1, 64))
+		e.b.WriteString("</double>")
+	case reflect.String:
+		e.b.WriteString("<string>")
+		xml.EscapeText(&e.b, []byte(v.String()))
+		e.b.WriteString("</string>")
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			e.b.WriteString("<base64>")
+			e.b.WriteString(base64.StdEncoding.EncodeToString(v.Bytes()))
+			e.b.WriteString("</base64>")
+			return nil
+		}
+		e.b.WriteString("<array><data>")
+		for i := range v.Len() {
+			e.b.WriteString("<value>")
+			if err := e.value(v.Index(i), depth+1); err != nil {
+				return err
+			}
+			e.b.WriteString("</value>")
+		}
+		e.b.WriteString("</data></array>")
+	case reflect.Map:
+		if v.Type().Key().Kind() != reflect.String {
+			return fmt.Errorf("xmlrpc: cannot encode %s: struct keys are strings", v.Type())
+		}
+		keys := v.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(a.String(), b.String()) })
+		e.b.WriteString("<struct>")
+		for _, k := range keys {
+			e.member(k.String())
+			if err := e.value(v.MapIndex(k), depth+1); err != nil {
+				return err
+			}
+			e.b.WriteString("</value></member>")
+		}
+		e.b.WriteString("</struct>")
+	case reflect.Struct:
+		if v.Type() == timeType {
+			e.b.WriteString("<dateTime.iso8601>")
+			e.b.WriteString(v.Interface().(time.Time).UTC().Format("20060102T15:04:05"))
+			e.b.WriteString("</dateTime.iso8601>")
+			return nil
+		}
+		e.b.WriteString("<struct>")
+		for _, f := range fieldsOf(v.Type()) {
+			e.member(f.name)
+			if err := e.value(v.Field(f.index), depth+1); err != nil {
+				return err
+			}
+			e.b.WriteString("</value></member>")
+		}
+		e.b.WriteString("</struct>")
+	default:
+		return fmt.Errorf("xmlrpc: cannot encode %s", v.Type())
+	}
+	return nil
+}
+
+func (e *encoder) int(n int64) {
+	if n >= math.MinInt32 && n <= math.MaxInt32 {
+		e.b.WriteString("<int>")
+		e.b.WriteString(strconv.FormatInt(n, 10))
+		e.b.WriteString("</int>")
+		return
+	}
+	e.b.WriteString("<i8>")
+	e.b.WriteString(strconv.FormatInt(n, 10))
+	e.b.WriteString("</i8>")
+}
+
+func (e *encoder) member(name string) {
+	e.b.WriteString("<member><name>")
+	xml.EscapeText(&e.b, []byte(name))
+	e.b.WriteString("</name><value>")
+}
+
+// field is one struct field as XML-RPC sees it.
+type field struct {
+	name  string
+	index int
+}
+
+var fieldCache sync.Map // reflect.Type → []field
+
+func fieldsOf(t reflect.Type) []field {
+	if fs, ok := fieldCache.Load(t); ok {
+		return fs.([]field)
+	}
+	var fs []field
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		name := sf.Name
+		if tag, ok := sf.Tag.Lookup("xmlrpc"); ok {
+			tag, _, _ = strings.Cut(tag, ",")
+			if tag == "-" {
+				continue
+			}
+			if tag != "" {
+				name = tag
+			}
+		}
+		fs = append(fs, field{name: name, index: i})
+	}
+	fieldCache.Store(t, fs)
+	return fs
+}
+
+// --- decoding into Go values ----------------------------------------------------
+
+// Unmarshal stores a decoded value in dst (a pointer): structs by their
+// xmlrpc tags (unknown members are ignored, missing ones left zero), maps,
+// slices and scalars. A mismatch is a *Fault with FaultInvalidParams naming
+// the member at fault.
+func Unmarshal(src any, dst any) error {
+	v := reflect.ValueOf(dst)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return errors.New("xmlrpc: Unmarshal needs a non-nil pointer")
+	}
+	return assign(src, v.Elem(), "")
+}
+
+func assign(src any, dst reflect.Value, path string) error {
+	bad := func(want string) error {
+		where := path
+		if where == "" {
+			where = "value"
+		}
+		return faultf(nodeapi.FaultInvalidParams, "%s: want %s, got %s", where, want, typeName(src))
+	}
+	if src == nil {
+		dst.SetZero()
+		return nil
+	}
+	switch dst.Kind() {
+	case reflect.Interface:
+		if dst.NumMethod() == 0 {
+			dst.Set(reflect.ValueOf(src))
+			return nil
+		}
+	case reflect.Pointer:
+		p := reflect.New(dst.Type().Elem())
+		if err := assign(src, p.Elem(), path); err != nil {
+			return err
+		}
+		dst.Set(p)
+		return nil
+	case reflect.Bool:
+		b, ok := src.(bool)
+		if !ok {
+			return bad("boolean")
+		}
+		dst.SetBool(b)
+		return nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, ok := src.(int64)
+		if !ok {
+			return bad("int")
+		}
+		if dst.OverflowInt(n) {
+			return faultf(nodeapi.FaultInvalidParams, "%s: %d is out of range", path, n)
+		}
+		dst.SetInt(n)
+		return nil
+	case reflect.Float32, reflect.Float64:
+		switch n := src.(type) {
+		case float64:
+			dst.SetFloat(n)
+		case int64:
+			dst.SetFloat(float64(n))
+		default:
+			return bad("double")
+		}
+		return nil
+	case reflect.String:
+		s, ok := src.(string)
+		if !ok {
+			return bad("string")
+		}
+		dst.SetString(s)
+		return nil
+	case reflect.Slice:
+		if dst.Type().Elem().Kind() == reflect.Uint8 {
+			b, ok := src.([]byte)
+			if !ok {
+				return bad("base64")
+			}
+			dst.SetBytes(b)
+			return nil
+		}
+		a, ok := src.([]any)
+		if !ok {
+			return bad("array")
+		}
+		s := reflect.MakeSlice(dst.Type(), len(a), len(a))
+		for i, e := range a {
+			if err := assign(e, s.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+		dst.Set(s)
+		return nil
+	case reflect.Map:
+		m, ok := src.(map[string]any)
+		if !ok || dst.Type().Key().Kind() != reflect.String {
+			return bad("struct")
+		}
+		out := reflect.MakeMapWithSize(dst.Type(), len(m))
+		for k, e := range m {
+			ev := reflect.New(dst.Type().Elem()).Elem()
+			if err := assign(e, ev, join(path, k)); err != nil {
+				return err
+			}
+			out.SetMapIndex(reflect.ValueOf(k).Convert(dst.Type().Key()), ev)
+		}
+		dst.Set(out)
+		return nil
+	case reflect.Struct:
+		if dst.Type() == timeType {
+			t, ok := src.(time.Time)
+			if !ok {
+				return bad("dateTime.iso8601")
+			}
+			dst.Set(reflect.ValueOf(t))
+			return nil
+		}
+		m, ok := src.(map[string]any)
+		if !ok {
+			return bad("struct")
+		}
+		for _, f := range fieldsOf(dst.Type()) {
+			if e, ok := m[f.name]; ok {
+				if err := assign(e, dst.Field(f.index), join(path, f.name)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("xmlrpc: cannot decode into %s", dst.Type())
+}
+
+func join(path, member string) string {
+	if path == "" {
+		return fmt.Sprintf("member %q", member)
+	}
+	return fmt.Sprintf("%s.%s", path, member)
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case int64:
+		return "int"
+	case bool:
+		return "boolean"
+	case string:
+		return "string"
+	case float64:
+		return "double"
+	case time.Time:
+		return "dateTime.iso8601"
+	case []byte:
+		return "base64"
+	case map[string]any:
+		return "struct"
+	case []any:
+		return "array"
+	case nil:
+		return "nil"
+	}
+	return fmt.Sprintf("%T", v)
+}
