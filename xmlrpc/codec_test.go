@@ -80,18 +80,25 @@ func TestKoloClientRoundTrip(t *testing.T) {
 	if err := c.Call("test.echo", step, &back); err != nil || !reflect.DeepEqual(step, back) {
 		t.Fatalf("step: %v\n%+v\n%+v", err, step, back)
 	}
-	err = c.Call("test.fail", nil, nil)
-	var fe kolo.FaultError
-	if !errorsAs(err, &fe) || fe.Code != 42 || fe.String != "as asked" {
-		t.Fatalf("fault: %#v", err)
+	// Faults, the way the agent reads them: kolo's encoder and Response.
+	kcall := func(method string) error {
+		body, _ := kolo.EncodeMethodCall(method)
+		resp, err := http.Post(srv.URL, "text/xml", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return kolo.Response(b).Err()
 	}
-	err = c.Call("no.such", nil, nil)
-	if !errorsAs(err, &fe) || fe.Code != nodeapi.FaultUnknownMethod {
-		t.Fatalf("unknown method: %#v", err)
-	}
-	err = c.Call("test.panic", nil, nil)
-	if !errorsAs(err, &fe) || fe.Code != nodeapi.FaultInternal {
-		t.Fatalf("panic: %#v", err)
+	for _, tc := range []struct {
+		method string
+		code   int
+	}{{"test.fail", 42}, {"no.such", nodeapi.FaultUnknownMethod}, {"test.panic", nodeapi.FaultInternal}} {
+		var fe kolo.FaultError
+		if err := kcall(tc.method); !errorsAs(err, &fe) || fe.Code != tc.code {
+			t.Errorf("%s: %#v, want fault %d", tc.method, err, tc.code)
+		}
 	}
 }
 
