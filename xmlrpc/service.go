@@ -1,0 +1,201 @@
+package xmlrpc
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/elastidial/elastidial/flow"
+	"github.com/elastidial/elastidial/nodeapi"
+)
+
+// Nodes is the controller's node registry.
+type Nodes interface {
+	Register(ctx context.Context, req nodeapi.RegisterRequest) (nodeapi.RegisterResponse, error)
+	Heartbeat(ctx context.Context, nodeID string, req nodeapi.HeartbeatRequest) (nodeapi.HeartbeatResponse, error)
+}
+
+// Dialer leases calls and records results (the campaign store). Errors
+// that callers should see as faults are *Fault.
+type Dialer interface {
+	Lease(ctx context.Context, nodeID string, max int) ([]nodeapi.Call, error)
+	Record(ctx context.Context, nodeID string, r nodeapi.ResultRequest) (recorded bool, err error)
+}
+
+// Audio serves the audio manifest.
+type Audio interface {
+	Manifest(ctx context.Context, have string) (nodeapi.ManifestResponse, error)
+}
+
+// MaxLeasePerCall bounds dialer.next.
+const MaxLeasePerCall = 500
+
+// Service is the node-facing API. Any dependency left nil leaves its
+// methods out (they answer "unknown method").
+type Service struct {
+	Secret []byte // cluster secret nodes present to register
+	Nodes  Nodes
+	Dialer Dialer
+	Flows  *Flows
+	Audio  Audio
+}
+
+type nodeCtxKey struct{}
+
+// NodeID returns the authenticated node of a call.
+func NodeID(ctx context.Context) string {
+	id, _ := ctx.Value(nodeCtxKey{}).(string)
+	return id
+}
+
+// Token returns the credential of a node: its id and an HMAC of it, so
+// that any controller with the secret can check it without state.
+func (s *Service) Token(nodeID string) string {
+	return nodeID + "." + s.mac(nodeID)
+}
+
+func (s *Service) mac(nodeID string) string {
+	m := hmac.New(sha256.New, s.Secret)
+	m.Write([]byte("elastidial-node:" + nodeID))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// authorize checks the Bearer credential: the cluster secret for
+// node.register, a node token for everything else.
+func (s *Service) authorize(r *http.Request, method string) (context.Context, error) {
+	cred, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || cred == "" {
+		return nil, faultf(nodeapi.FaultUnauthorized, "send 'Authorization: Bearer <credential>'")
+	}
+	if method == nodeapi.MethodRegister {
+		if len(s.Secret) == 0 || subtle.ConstantTimeCompare([]byte(cred), s.Secret) != 1 {
+			return nil, faultf(nodeapi.FaultUnauthorized, "wrong cluster secret")
+		}
+		return r.Context(), nil
+	}
+	id, mac, ok := strings.Cut(cred, ".")
+	if !ok || id == "" || subtle.ConstantTimeCompare([]byte(mac), []byte(s.mac(id))) != 1 {
+		return nil, faultf(nodeapi.FaultUnauthorized, "not a valid node token; register again")
+	}
+	return context.WithValue(r.Context(), nodeCtxKey{}, id), nil
+}
+
+// Server returns the XML-RPC server with the service's methods.
+func (s *Service) Server() *Server {
+	srv := NewServer()
+	srv.Authorize = s.authorize
+	if s.Nodes != nil {
+		srv.Register(nodeapi.MethodRegister, "Registers a node: instance id, addresses, capacity, version → node id, token, heartbeat interval, audio version.", []string{"struct", "struct"}, s.register)
+		srv.Register(nodeapi.MethodHeartbeat, "Reports a node's load and readiness; answers its commands (drain, capacity, audio version).", []string{"struct", "struct"}, s.heartbeat)
+	}
+	if s.Dialer != nil {
+		srv.Register(nodeapi.MethodNext, "Leases up to free calls to place now.", []string{"struct", "struct"}, s.next)
+		srv.Register(nodeapi.MethodResult, "Records the result of one call; a stale lease token is refused.", []string{"struct", "struct"}, s.result)
+	}
+	if s.Flows != nil {
+		srv.Register(nodeapi.MethodStep, "Runs one step of a call's IVR flow: state and input → next state and its action.", []string{"struct", "struct"}, s.step)
+	}
+	if s.Audio != nil {
+		srv.Register(nodeapi.MethodManifest, "Returns the audio manifest unless the node's version is current.", []string{"struct", "struct"}, s.manifest)
+	}
+	return srv
+}
+
+func (s *Service) register(ctx context.Context, params []any) (any, error) {
+	var req nodeapi.RegisterRequest
+	if err := Params(params, &req); err != nil {
+		return nil, err
+	}
+	if req.InstanceID == "" {
+		return nil, faultf(nodeapi.FaultInvalidParams, "instance_id is required")
+	}
+	if req.Capacity < 0 || req.Capacity > 10000 {
+		return nil, faultf(nodeapi.FaultInvalidParams, "capacity %d: want 0 to 10000", req.Capacity)
+	}
+	res, err := s.Nodes.Register(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	res.Token = s.Token(res.NodeID)
+	return res, nil
+}
+
+func (s *Service) heartbeat(ctx context.Context, params []any) (any, error) {
+	var req nodeapi.HeartbeatRequest
+	if err := Params(params, &req); err != nil {
+		return nil, err
+	}
+	if req.ActiveCalls < 0 || req.Capacity < 0 {
+		return nil, faultf(nodeapi.FaultInvalidParams, "active_calls and capacity must not be negative")
+	}
+	return s.Nodes.Heartbeat(ctx, NodeID(ctx), req)
+}
+
+func (s *Service) next(ctx context.Context, params []any) (any, error) {
+	var req nodeapi.NextRequest
+	if err := Params(params, &req); err != nil {
+		return nil, err
+	}
+	if req.Free < 0 {
+		return nil, faultf(nodeapi.FaultInvalidParams, "free %d must not be negative", req.Free)
+	}
+	calls, err := s.Dialer.Lease(ctx, NodeID(ctx), min(req.Free, MaxLeasePerCall))
+	if err != nil {
+		return nil, err
+	}
+	if calls == nil {
+		calls = []nodeapi.Call{}
+	}
+	return nodeapi.NextResponse{Calls: calls}, nil
+}
+
+func (s *Service) result(ctx context.Context, params []any) (any, error) {
+	var req nodeapi.ResultRequest
+	if err := Params(params, &req); err != nil {
+		return nil, err
+	}
+	ok, err := s.Dialer.Record(ctx, NodeID(ctx), req)
+	if err != nil {
+		return nil, err
+	}
+	return nodeapi.ResultResponse{Recorded: ok}, nil
+}
+
+func (s *Service) step(ctx context.Context, params []any) (any, error) {
+	var req nodeapi.StepRequest
+	if err := Params(params, &req); err != nil {
+		return nil, err
+	}
+	fl, err := s.Flows.Get(ctx, req.CampaignID, req.FlowVersion)
+	if err != nil {
+		var f *Fault
+		if errors.As(err, &f) {
+			return nil, f
+		}
+		return nil, faultf(nodeapi.FaultNotFound, "flow of campaign %q version %d: %v", clip(req.CampaignID), req.FlowVersion, err)
+	}
+	state, action, tags, err := flow.Step(fl, req.State, flow.Input{Kind: req.Input, Digits: req.Digits}, req.Fields)
+	if err != nil {
+		return nil, faultf(nodeapi.FaultInvalidParams, "%v", err)
+	}
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	if action.Prompts == nil {
+		action.Prompts = []string{}
+	}
+	return nodeapi.StepResponse{State: state, Action: action, Tags: tags}, nil
+}
+
+func (s *Service) manifest(ctx context.Context, params []any) (any, error) {
+	var req nodeapi.ManifestRequest
+	if err := Params(params, &req); err != nil {
+		return nil, err
+	}
+	return s.Audio.Manifest(ctx, req.Have)
+}

@@ -1,0 +1,237 @@
+package xmlrpc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	kolo "github.com/kolo/xmlrpc"
+
+	"github.com/elastidial/elastidial/flow/examples"
+	"github.com/elastidial/elastidial/internal/testenv"
+	"github.com/elastidial/elastidial/nodeapi"
+)
+
+type fakeNodes struct{ beats []nodeapi.HeartbeatRequest }
+
+func (f *fakeNodes) Register(_ context.Context, r nodeapi.RegisterRequest) (nodeapi.RegisterResponse, error) {
+	return nodeapi.RegisterResponse{NodeID: "n-" + r.InstanceID, HeartbeatSeconds: 5, AudioVersion: "v1"}, nil
+}
+
+func (f *fakeNodes) Heartbeat(_ context.Context, id string, r nodeapi.HeartbeatRequest) (nodeapi.HeartbeatResponse, error) {
+	f.beats = append(f.beats, r)
+	return nodeapi.HeartbeatResponse{Drain: id == "n-i-drainme", AudioVersion: "v1"}, nil
+}
+
+// fakeDialer leases numbered calls and owns them per node.
+type fakeDialer struct {
+	mu    sync.Mutex
+	owner map[string]string
+}
+
+func (d *fakeDialer) Lease(_ context.Context, node string, max int) ([]nodeapi.Call, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []nodeapi.Call
+	for i := range min(max, 3) {
+		id := fmt.Sprintf("k%d-%d", len(d.owner), i)
+		d.owner[id] = node
+		out = append(out, nodeapi.Call{CallID: id, Token: "t-" + id, CampaignID: "c1", FlowVersion: 1, Number: "+12125550100"})
+	}
+	return out, nil
+}
+
+func (d *fakeDialer) Record(_ context.Context, node string, r nodeapi.ResultRequest) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.owner[r.CallID] == "":
+		return false, faultf(nodeapi.FaultNotFound, "no call %s", r.CallID)
+	case d.owner[r.CallID] != node:
+		return false, faultf(nodeapi.FaultForbidden, "call %s belongs to another node", r.CallID)
+	case r.Token != "t-"+r.CallID:
+		return false, faultf(nodeapi.FaultStaleLease, "stale lease")
+	}
+	return true, nil
+}
+
+// countingSource serves the reminder flow and counts reads.
+type countingSource struct{ reads atomic.Int64 }
+
+func (c *countingSource) FlowDocument(_ context.Context, campaign string, version int) ([]byte, error) {
+	c.reads.Add(1)
+	if campaign != "c1" || version != 1 {
+		return nil, errors.New("no such flow")
+	}
+	return examples.Reminder, nil
+}
+
+// node is a test node speaking through kolo's codec, as the agent does.
+type node struct {
+	t     *testing.T
+	url   string
+	token string
+}
+
+func (n *node) call(method string, arg, reply any) error {
+	n.t.Helper()
+	body, err := kolo.EncodeMethodCall(method, arg)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", n.url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "text/xml")
+	if n.token != "" {
+		req.Header.Set("Authorization", "Bearer "+n.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	r := kolo.Response(b)
+	if err := r.Err(); err != nil {
+		return err
+	}
+	return r.Unmarshal(reply)
+}
+
+func faultOf(err error) int {
+	var fe kolo.FaultError
+	if errorsAs(err, &fe) {
+		return fe.Code
+	}
+	return 0
+}
+
+func newService(t *testing.T, flows *Flows) (*httptest.Server, *fakeNodes) {
+	nodes := &fakeNodes{}
+	svc := &Service{Secret: []byte("s3cret"), Nodes: nodes, Dialer: &fakeDialer{owner: map[string]string{}}, Flows: flows}
+	srv := httptest.NewServer(svc.Server())
+	t.Cleanup(srv.Close)
+	return srv, nodes
+}
+
+func TestNodeSessionOverXMLRPC(t *testing.T) {
+	srv, nodes := newService(t, &Flows{Source: &countingSource{}, Local: true})
+	n := &node{t: t, url: srv.URL}
+
+	var reg nodeapi.RegisterResponse
+	if err := n.call(nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: "i-1", Capacity: 100}, &reg); faultOf(err) != nodeapi.FaultUnauthorized {
+		t.Fatalf("register without secret: %v", err)
+	}
+	n.token = "wrong"
+	if err := n.call(nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: "i-1"}, &reg); faultOf(err) != nodeapi.FaultUnauthorized {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	n.token = "s3cret"
+	if err := n.call(nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: "i-1", Capacity: 100}, &reg); err != nil || reg.NodeID != "n-i-1" || reg.Token == "" {
+		t.Fatalf("register: %+v %v", reg, err)
+	}
+	// The secret is not a node token.
+	var hb nodeapi.HeartbeatResponse
+	if err := n.call(nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{}, &hb); faultOf(err) != nodeapi.FaultUnauthorized {
+		t.Fatalf("heartbeat with the secret: %v", err)
+	}
+	n.token = reg.Token
+	if err := n.call(nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{ActiveCalls: 3, AMIConnected: true, TimingOK: true}, &hb); err != nil || hb.AudioVersion != "v1" || nodes.beats[0].ActiveCalls != 3 {
+		t.Fatalf("heartbeat: %+v %v", hb, err)
+	}
+	// A forged token for another node id fails.
+	forged := &node{t: t, url: srv.URL, token: "n-i-2." + reg.Token[len("n-i-1."):]}
+	if err := forged.call(nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{}, &hb); faultOf(err) != nodeapi.FaultUnauthorized {
+		t.Fatalf("forged token: %v", err)
+	}
+
+	var next nodeapi.NextResponse
+	if err := n.call(nodeapi.MethodNext, nodeapi.NextRequest{Free: 2}, &next); err != nil || len(next.Calls) != 2 {
+		t.Fatalf("next: %+v %v", next, err)
+	}
+	if err := n.call(nodeapi.MethodNext, nodeapi.NextRequest{Free: -1}, &next); faultOf(err) != nodeapi.FaultInvalidParams {
+		t.Fatalf("negative free: %v", err)
+	}
+	c := next.Calls[0]
+
+	// Walk the reminder flow: start, hello played, date said, press 9.
+	step := func(state, input, digits string) nodeapi.StepResponse {
+		var r nodeapi.StepResponse
+		if err := n.call(nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: "c1", FlowVersion: 1, State: state, Input: input, Digits: digits, Fields: map[string]string{"appointment_date": "0314"}}, &r); err != nil {
+			t.Fatalf("step %s/%s: %v", state, input, err)
+		}
+		return r
+	}
+	r := step("", nodeapi.InputStart, "")
+	r = step(r.State, nodeapi.InputDone, "")
+	if r.Action.Kind != nodeapi.ActionSayDigits || r.Action.Text != "0314" {
+		t.Fatalf("say digits: %+v", r)
+	}
+	r = step(step(r.State, nodeapi.InputDone, "").State, nodeapi.InputDigits, "9")
+	if r.State != "opt_out_msg" || r.Tags["dnc"] != "true" {
+		t.Fatalf("opt out: %+v", r)
+	}
+	var sr nodeapi.StepResponse
+	if err := n.call(nodeapi.MethodStep, nodeapi.StepRequest{CampaignID: "c9", FlowVersion: 1, Input: nodeapi.InputStart}, &sr); faultOf(err) != nodeapi.FaultNotFound {
+		t.Fatalf("unknown flow: %v", err)
+	}
+
+	var res nodeapi.ResultResponse
+	if err := n.call(nodeapi.MethodResult, nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: "answered"}, &res); err != nil || !res.Recorded {
+		t.Fatalf("result: %+v %v", res, err)
+	}
+	if err := n.call(nodeapi.MethodResult, nodeapi.ResultRequest{CallID: c.CallID, Token: "old", Disposition: "answered"}, &res); faultOf(err) != nodeapi.FaultStaleLease {
+		t.Fatalf("stale: %v", err)
+	}
+	// Another node cannot report this node's lease.
+	other := &node{t: t, url: srv.URL, token: "s3cret"}
+	var reg2 nodeapi.RegisterResponse
+	other.call(nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: "i-2"}, &reg2)
+	other.token = reg2.Token
+	if err := other.call(nodeapi.MethodResult, nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: "answered"}, &res); faultOf(err) != nodeapi.FaultForbidden {
+		t.Fatalf("other node's lease: %v", err)
+	}
+}
+
+func TestFlowsSurviveMemcachedDeath(t *testing.T) {
+	mc := testenv.StartMemcached(t)
+	src := &countingSource{}
+	flows := &Flows{Source: src, Memcache: NewMemcache([]string{mc.Addr}, 64, 100_000_000)}
+	ctx := context.Background()
+	for range 5 {
+		if _, err := flows.Get(ctx, "c1", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if src.reads.Load() != 1 || flows.MemcacheHits.Load() != 4 {
+		t.Fatalf("store reads %d, memcached hits %d; want 1 and 4", src.reads.Load(), flows.MemcacheHits.Load())
+	}
+	mc.Kill()
+	for range 3 {
+		if _, err := flows.Get(ctx, "c1", 1); err != nil {
+			t.Fatalf("with memcached down: %v", err)
+		}
+	}
+	if src.reads.Load() != 4 || flows.MemcacheErrors.Load() == 0 {
+		t.Fatalf("down: store reads %d, errors %d", src.reads.Load(), flows.MemcacheErrors.Load())
+	}
+	mc.Start() // back, and empty: a flushed cache
+	for range 3 {
+		if _, err := flows.Get(ctx, "c1", 1); err != nil {
+			t.Fatalf("after restart: %v", err)
+		}
+	}
+	if src.reads.Load() != 5 {
+		t.Fatalf("after restart: store reads %d, want one refill", src.reads.Load())
+	}
+	// Versioned keys: a new version is never served from an old entry.
+	if _, err := flows.Get(ctx, "c1", 2); err == nil {
+		t.Fatal("version 2 does not exist, yet it was served")
+	}
+}
