@@ -8,12 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/elastidial/elastidial/campaign/httpapi"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/flow"
+	"github.com/elastidial/elastidial/xmlrpc"
 )
 
 func init() {
@@ -29,9 +32,28 @@ func serve(ctx context.Context, cfg Config, _ []string, stdout io.Writer, log *s
 	}
 	defer store.Close()
 
-	api := &httpapi.API{Store: store, Log: log}
+	secret, err := clusterSecret(cfg)
+	if err != nil {
+		return err
+	}
+	flows := &xmlrpc.Flows{Source: store, Local: true, Log: log}
+	if cfg.Memcached != "" {
+		flows.Memcache = xmlrpc.NewMemcache(strings.Split(cfg.Memcached, ","), 256, 100*time.Millisecond)
+	}
+	rpc := &xmlrpc.Service{Secret: secret, Dialer: dialer{store}, Flows: flows}
+	rpcServer := rpc.Server()
+	rpcServer.Log = log
+
+	api := &httpapi.API{Store: store, Log: log, ValidateFlow: func(_ context.Context, doc []byte) error {
+		f, err := flow.Parse(doc)
+		if err != nil {
+			return err
+		}
+		return f.Validate(nil) // prompts are checked once the audio library is wired
+	}}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.Handler())
+	mux.Handle("/RPC2", rpcServer)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := store.DB().PingContext(r.Context()); err != nil {
 			http.Error(w, "store unreachable", http.StatusServiceUnavailable)
@@ -47,10 +69,11 @@ func serve(ctx context.Context, cfg Config, _ []string, stdout io.Writer, log *s
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute, // bounds slow clients; dial lists stream within it
 		IdleTimeout:       2 * time.Minute,
 	}
-	log.Info("controller serving", "addr", ln.Addr().String(), "db", cfg.DB)
-	fmt.Fprintf(stdout, "elastidial controller listening on http://%s (REST API at /api/v1/)\n", ln.Addr())
+	log.Info("controller serving", "addr", ln.Addr().String(), "db", cfg.DB, "memcached", cfg.Memcached)
+	fmt.Fprintf(stdout, "elastidial controller listening on http://%s (REST API at /api/v1/, XML-RPC at /RPC2)\n", ln.Addr())
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

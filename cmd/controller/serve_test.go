@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +12,12 @@ import (
 	"testing"
 	"time"
 
+	kolo "github.com/kolo/xmlrpc"
+
+	"github.com/elastidial/elastidial/flow/examples"
 	"github.com/elastidial/elastidial/internal/testenv"
+	"github.com/elastidial/elastidial/nodeapi"
+	"github.com/elastidial/elastidial/xmlrpc"
 )
 
 // TestServeEndToEnd runs the binary's own entry point the way ops would:
@@ -29,7 +35,7 @@ func TestServeEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "-db", db, "-listen", addr}, io.Discard, io.Discard, env)
+		done <- run(ctx, []string{"serve", "-db", db, "-listen", addr, "-cluster-secret", "test-secret"}, io.Discard, io.Discard, env)
 	}()
 	base := "http://" + addr
 	deadline := time.Now().Add(10 * time.Second)
@@ -61,11 +67,69 @@ func TestServeEndToEnd(t *testing.T) {
 	if code, body := call("PUT", "/api/v1/trunks/carrier", `{"max_channels":120,"max_cps":20}`); code != 200 {
 		t.Fatalf("trunk: %d %s", code, body)
 	}
-	if code, body := call("POST", "/api/v1/campaigns", `{"name":"E2E","trunk":"carrier","caller_id":"+14155550100","target":10}`); code != 201 || !strings.Contains(body, `"status": "draft"`) {
+	code, body := call("POST", "/api/v1/campaigns", `{"name":"E2E","trunk":"carrier","caller_id":"+14155550100","target":10,"window":{"start":0,"end":1440}}`)
+	if code != 201 || !strings.Contains(body, `"status": "draft"`) {
 		t.Fatalf("campaign: %d %s", code, body)
 	}
+	var camp struct{ ID string }
+	json.Unmarshal([]byte(body), &camp)
 	if code, body := call("GET", "/api/v1/campaigns", ""); code != 200 || !strings.Contains(body, "E2E") {
 		t.Fatalf("list: %d %s", code, body)
+	}
+	if code, body := call("PUT", "/api/v1/campaigns/"+camp.ID+"/flow", `{"start":"a","states":{"a":{"play":["x/y"],"next":"nowhere"}}}`); code != 422 || !strings.Contains(body, `unknown state \"nowhere\"`) {
+		t.Fatalf("invalid flow: %d %s", code, body)
+	}
+	if code, body := call("PUT", "/api/v1/campaigns/"+camp.ID+"/flow", string(examples.Reminder)); code != 200 {
+		t.Fatalf("flow: %d %s", code, body)
+	}
+	if code, body := call("POST", "/api/v1/campaigns/"+camp.ID+"/contacts", "phone,appointment_date\n+12125550101,0314\n"); code != 200 || !strings.Contains(body, `"imported": 1`) {
+		t.Fatalf("contacts: %d %s", code, body)
+	}
+	if code, body := call("POST", "/api/v1/campaigns/"+camp.ID+"/start", ""); code != 200 {
+		t.Fatalf("start: %d %s", code, body)
+	}
+
+	// A node, speaking XML-RPC through the agent's client library.
+	node := func(method string, arg, reply any) error {
+		body, _ := kolo.EncodeMethodCall(method, arg)
+		req, _ := http.NewRequest("POST", base+"/RPC2", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+(&xmlrpc.Service{Secret: []byte("test-secret")}).Token("node-1"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if err := kolo.Response(b).Err(); err != nil {
+			return err
+		}
+		return kolo.Response(b).Unmarshal(reply)
+	}
+	var next nodeapi.NextResponse
+	if err := node(nodeapi.MethodNext, nodeapi.NextRequest{Free: 5}, &next); err != nil || len(next.Calls) != 1 {
+		t.Fatalf("dialer.next: %+v %v", next, err)
+	}
+	c := next.Calls[0]
+	if c.Number != "+12125550101" || c.Fields["appointment_date"] != "0314" || c.FlowVersion != 1 {
+		t.Fatalf("call = %+v", c)
+	}
+	var step nodeapi.StepResponse
+	if err := node(nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: c.CampaignID, FlowVersion: c.FlowVersion, Input: nodeapi.InputStart, Fields: c.Fields}, &step); err != nil || step.Action.Kind != nodeapi.ActionPlay {
+		t.Fatalf("call.step: %+v %v", step, err)
+	}
+	var res nodeapi.ResultResponse
+	now := time.Now().Unix()
+	if err := node(nodeapi.MethodResult, nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: nodeapi.DispAnswered, StartedAt: now - 40, AnsweredAt: now - 30, EndedAt: now, Path: []string{"hello", "date", "menu", "confirm"}, Tags: map[string]string{"result": "confirmed"}}, &res); err != nil || !res.Recorded {
+		t.Fatalf("call.result: %+v %v", res, err)
+	}
+	if err := node(nodeapi.MethodResult, nodeapi.ResultRequest{CallID: c.CallID, Token: "stale", Disposition: nodeapi.DispAnswered}, &res); err == nil || !strings.Contains(err.Error(), "Fault(3)") {
+		t.Fatalf("stale result: %v", err)
+	}
+	if code, body := call("GET", "/api/v1/campaigns/"+camp.ID+"/stats", ""); code != 200 || !strings.Contains(body, `"done": 1`) || !strings.Contains(body, `"answered": 1`) {
+		t.Fatalf("stats: %d %s", code, body)
+	}
+	if code, body := call("GET", "/api/v1/campaigns/"+camp.ID+"/results.csv", ""); code != 200 || !strings.Contains(body, "confirmed") {
+		t.Fatalf("results: %d %s", code, body)
 	}
 
 	cancel()

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/elastidial/elastidial/campaign"
+	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/nodeapi"
+	"github.com/elastidial/elastidial/xmlrpc"
+)
+
+// dialer adapts the campaign store to the XML-RPC tier.
+type dialer struct{ store *sqlstore.Store }
+
+var _ xmlrpc.Dialer = dialer{}
+
+func (d dialer) Lease(ctx context.Context, nodeID string, max int) ([]nodeapi.Call, error) {
+	ls, err := d.store.Lease(ctx, nodeID, max, time.Now())
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	calls := make([]nodeapi.Call, len(ls))
+	for i, l := range ls {
+		calls[i] = nodeapi.Call{
+			CallID: l.CallID, Token: l.Token, CampaignID: l.CampaignID, FlowVersion: l.FlowVersion,
+			Number: l.Number, CallerID: l.CallerID, Trunk: l.Trunk, TimeoutSeconds: l.TimeoutSeconds,
+			LeaseExpires: l.Expires.Unix(), Fields: l.Fields,
+		}
+	}
+	return calls, nil
+}
+
+func (d dialer) Record(ctx context.Context, nodeID string, r nodeapi.ResultRequest) (bool, error) {
+	unix := func(s int64) time.Time {
+		if s == 0 {
+			return time.Time{}
+		}
+		return time.Unix(s, 0).UTC()
+	}
+	ok, err := d.store.Record(ctx, nodeID, campaign.Result{
+		CallID: r.CallID, Token: r.Token, Disposition: r.Disposition, Cause: r.Cause,
+		StartedAt: unix(r.StartedAt), AnsweredAt: unix(r.AnsweredAt), EndedAt: unix(r.EndedAt),
+		Path: r.Path, Tags: r.Tags, Recording: r.Recording,
+	}, time.Now())
+	return ok, rpcError(err)
+}
+
+// rpcError turns the campaign tier's errors into faults a node acts on.
+func rpcError(err error) error {
+	code := 0
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, campaign.ErrStaleLease):
+		code = nodeapi.FaultStaleLease
+	case errors.Is(err, campaign.ErrForbidden):
+		code = nodeapi.FaultForbidden
+	case errors.Is(err, campaign.ErrNotFound):
+		code = nodeapi.FaultNotFound
+	case errors.Is(err, campaign.ErrInvalid):
+		code = nodeapi.FaultInvalidParams
+	default:
+		return err
+	}
+	return &xmlrpc.Fault{Code: code, String: err.Error()}
+}
+
+// clusterSecret returns the configured secret, or the one kept in the
+// secret file, creating it on first start.
+func clusterSecret(cfg Config) ([]byte, error) {
+	if cfg.ClusterSecret != "" {
+		return []byte(cfg.ClusterSecret), nil
+	}
+	if b, err := os.ReadFile(cfg.SecretFile); err == nil {
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return []byte(s), nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	var b [32]byte
+	rand.Read(b[:])
+	s := hex.EncodeToString(b[:])
+	if err := os.WriteFile(cfg.SecretFile, []byte(s+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("cluster secret: %w", err)
+	}
+	return []byte(s), nil
+}
