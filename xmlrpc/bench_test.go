@@ -1,0 +1,107 @@
+package xmlrpc
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	kolo "github.com/kolo/xmlrpc"
+
+	"github.com/elastidial/elastidial/campaign"
+	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/flow/examples"
+	"github.com/elastidial/elastidial/internal/testenv"
+	"github.com/elastidial/elastidial/nodeapi"
+)
+
+// BenchmarkStepHTTP measures call.step over real HTTP on loopback with
+// keep-alive and 32 concurrent clients, in three modes: every step reads
+// the flow from the SQLite store; memcached in front of the store; and the
+// fastest path, compiled flows kept in process (memcached behind them).
+func BenchmarkStepHTTP(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { benchStep(b, filepath.Join(b.TempDir(), "bench.db")) })
+	b.Run("postgres", func(b *testing.B) { benchStep(b, testenv.PostgresDSN(b)) })
+}
+
+func benchStep(b *testing.B, dsn string) {
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	store.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 10, MaxCPS: 1})
+	c, err := store.CreateCampaign(ctx, campaign.Campaign{Name: "bench", Trunk: "carrier", CallerID: "+14155550100", Target: 10}, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	version, _ := store.SaveFlow(ctx, c.ID, examples.Reminder, time.Now())
+	mc := testenv.StartMemcached(b)
+
+	for _, mode := range []struct {
+		name  string
+		flows *Flows
+	}{
+		{"store", &Flows{Source: store}},
+		{"memcached", &Flows{Source: store, Memcache: NewMemcache([]string{mc.Addr}, 64, time.Second)}},
+		{"local", &Flows{Source: store, Local: true, Memcache: NewMemcache([]string{mc.Addr}, 64, time.Second)}},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			svc := &Service{Secret: []byte("s"), Flows: mode.flows}
+			srv := httptest.NewServer(svc.Server())
+			defer srv.Close()
+			body, _ := kolo.EncodeMethodCall(nodeapi.MethodStep, nodeapi.StepRequest{CallID: "k1", Token: "t", CampaignID: c.ID, FlowVersion: version, State: "menu", Input: nodeapi.InputDigits, Digits: "1", Fields: map[string]string{"appointment_date": "0314"}})
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+			token := "Bearer " + svc.Token("bench")
+			const clients = 32
+			var mu sync.Mutex
+			var lat []time.Duration
+			work := make(chan struct{})
+			var wg sync.WaitGroup
+			for range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var mine []time.Duration
+					for range work {
+						start := time.Now()
+						req, _ := http.NewRequest("POST", srv.URL, bytes.NewReader(body))
+						req.Header.Set("Authorization", token)
+						resp, err := client.Do(req)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						out, _ := io.ReadAll(resp.Body)
+						resp.Body.Close()
+						if kolo.Response(out).Err() != nil {
+							b.Errorf("fault: %s", out)
+							return
+						}
+						mine = append(mine, time.Since(start))
+					}
+					mu.Lock()
+					lat = append(lat, mine...)
+					mu.Unlock()
+				}()
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				work <- struct{}{}
+			}
+			close(work)
+			wg.Wait()
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(len(lat))/b.Elapsed().Seconds(), "steps/s")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
+}
