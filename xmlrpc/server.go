@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/elastidial/elastidial/nodeapi"
 )
@@ -32,6 +33,9 @@ type Server struct {
 	// Authorize, when set, runs before every call except system.* ones; the
 	// context it returns is handed to the method.
 	Authorize func(r *http.Request, method string) (context.Context, error)
+	// Observe, when set, sees every call: its method ("" when the request
+	// could not be read), fault code (0 for success) and duration.
+	Observe func(method string, fault int, d time.Duration)
 
 	methods map[string]method
 }
@@ -97,11 +101,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		max = 1 << 20
 	}
 	body := http.MaxBytesReader(w, r.Body, max)
+	start := time.Now()
+	fault := 0
 	name, params, err := DecodeCall(body, s.Limits)
+	if s.Observe != nil {
+		defer func() { s.Observe(name, fault, time.Since(start)) }()
+	}
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) || strings.Contains(err.Error(), "request body too large") {
+			fault = nodeapi.FaultTooLarge
 			s.writeFault(w, faultf(nodeapi.FaultTooLarge, "request body over %d bytes", max))
 			return
 		}
@@ -109,6 +119,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !errors.As(err, &f) {
 			f = faultf(nodeapi.FaultParse, "%v", err)
 		}
+		fault = f.Code
 		s.writeFault(w, f)
 		return
 	}
@@ -122,7 +133,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.call(ctx, r, name, params)
 	if err != nil {
-		s.writeFault(w, s.toFault(name, err))
+		f := s.toFault(name, err)
+		fault = f.Code
+		s.writeFault(w, f)
 		return
 	}
 	if err := EncodeResponse(w, res); err != nil {

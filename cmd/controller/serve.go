@@ -54,6 +54,7 @@ func serve(ctx context.Context, cfg Config, _ []string, stdout io.Writer, log *s
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("/RPC2", rpcServer)
+	mux.Handle("GET /metrics", metrics(rpcServer, flows))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := store.DB().PingContext(r.Context()); err != nil {
 			http.Error(w, "store unreachable", http.StatusServiceUnavailable)

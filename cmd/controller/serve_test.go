@@ -131,6 +131,9 @@ func TestServeEndToEnd(t *testing.T) {
 	if code, body := call("GET", "/api/v1/campaigns/"+camp.ID+"/results.csv", ""); code != 200 || !strings.Contains(body, "confirmed") {
 		t.Fatalf("results: %d %s", code, body)
 	}
+	if code, body := call("GET", "/metrics", ""); code != 200 || !strings.Contains(body, `elastidial_xmlrpc_call_seconds_count{fault="3",method="call.result"} 1`) || !strings.Contains(body, `elastidial_flow_reads_total{layer="store"} 1`) {
+		t.Fatalf("metrics: %d %s", code, body)
+	}
 
 	cancel()
 	select {
