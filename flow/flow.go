@@ -485,3 +485,13 @@ func safeName(s string) string {
 	}
 	return s
 }
+
+// Check parses and validates a flow document: what a campaign store runs
+// before saving one.
+func Check(doc []byte, promptExists func(name string) bool) error {
+	f, err := Parse(doc)
+	if err != nil {
+		return err
+	}
+	return f.Validate(promptExists)
+}

@@ -42,8 +42,8 @@ type Contact struct {
 
 // Rejection is one refused row.
 type Rejection struct {
-	Line   int
-	Reason string
+	Line   int    `json:"line"`
+	Reason string `json:"reason"`
 }
 
 // Sink receives the outcome of an import, batch by batch.

@@ -16,6 +16,7 @@ import (
 	"github.com/elastidial/elastidial/campaign/httpapi"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/flow"
+	"github.com/elastidial/elastidial/web"
 	"github.com/elastidial/elastidial/xmlrpc"
 )
 
@@ -45,16 +46,13 @@ func serve(ctx context.Context, cfg Config, _ []string, stdout io.Writer, log *s
 	rpcServer.Log = log
 
 	api := &httpapi.API{Store: store, Log: log, ValidateFlow: func(_ context.Context, doc []byte) error {
-		f, err := flow.Parse(doc)
-		if err != nil {
-			return err
-		}
-		return f.Validate(nil) // prompts are checked once the audio library is wired
+		return flow.Check(doc, nil) // prompts are checked once the audio library is wired
 	}}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("/RPC2", rpcServer)
 	mux.Handle("GET /metrics", metrics(rpcServer, flows))
+	mux.Handle("/", web.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := store.DB().PingContext(r.Context()); err != nil {
 			http.Error(w, "store unreachable", http.StatusServiceUnavailable)
@@ -74,7 +72,7 @@ func serve(ctx context.Context, cfg Config, _ []string, stdout io.Writer, log *s
 		IdleTimeout:       2 * time.Minute,
 	}
 	log.Info("controller serving", "addr", ln.Addr().String(), "db", cfg.DB, "memcached", cfg.Memcached)
-	fmt.Fprintf(stdout, "elastidial controller listening on http://%s (REST API at /api/v1/, XML-RPC at /RPC2)\n", ln.Addr())
+	fmt.Fprintf(stdout, "elastidial controller listening on http://%s (dashboard at /, REST API at /api/v1/, XML-RPC at /RPC2)\n", ln.Addr())
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -1,0 +1,251 @@
+// elastidial dashboard: a single page over the REST API. The API token is
+// kept in this browser's localStorage and sent as a Bearer header.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const state = { token: localStorage.getItem("elastidial-token") || "", selected: null, history: [], timer: null };
+
+async function api(method, path, body, contentType) {
+  const headers = { Authorization: "Bearer " + state.token };
+  if (body !== undefined && contentType) headers["Content-Type"] = contentType;
+  const resp = await fetch("/api/v1" + path, { method, headers, body });
+  if (resp.status === 401) { signOut(); throw new Error("Your token was refused; sign in again."); }
+  const text = await resp.text();
+  let data = text;
+  if ((resp.headers.get("Content-Type") || "").startsWith("application/json")) data = JSON.parse(text);
+  if (!resp.ok) throw new Error((data && data.error) || text || resp.statusText);
+  return data;
+}
+const json = (method, path, obj) => api(method, path, JSON.stringify(obj), "application/json");
+
+function el(tag, text, attrs) {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  return e;
+}
+
+function show(view) {
+  for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "view-" + view;
+  for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t.dataset.view === view);
+  if (view === "campaigns") loadCampaigns();
+  if (view === "trunks") loadTrunks();
+}
+
+function signOut() {
+  localStorage.removeItem("elastidial-token");
+  state.token = "";
+  $("#login").hidden = false;
+  $("#logout").hidden = true;
+  for (const v of document.querySelectorAll(".view")) v.hidden = true;
+}
+
+async function signIn(token) {
+  state.token = token;
+  try {
+    await api("GET", "/campaigns");
+  } catch (e) {
+    $("#login-error").textContent = e.message;
+    return;
+  }
+  localStorage.setItem("elastidial-token", token);
+  $("#login").hidden = true;
+  $("#logout").hidden = false;
+  $("#login-error").textContent = "";
+  show("campaigns");
+}
+
+async function loadCampaigns() {
+  const list = await api("GET", "/campaigns");
+  const body = $("#campaigns tbody");
+  body.replaceChildren();
+  for (const c of list) {
+    const tr = el("tr", undefined, { "data-id": c.id });
+    tr.append(el("td", c.name), el("td", c.status), el("td", String(c.target)), el("td", c.flow_version ? "v" + c.flow_version : "none"));
+    if (state.selected === c.id) tr.classList.add("selected");
+    tr.addEventListener("click", () => select(c.id));
+    body.append(tr);
+  }
+}
+
+async function select(id) {
+  state.selected = id;
+  state.history = [];
+  $("#detail").hidden = false;
+  $("#import-report").replaceChildren();
+  $("#flow-result").textContent = "";
+  $("#action-error").textContent = "";
+  await refresh(true);
+  loadCampaigns();
+  clearInterval(state.timer);
+  state.timer = setInterval(() => refresh(false).catch(() => {}), 2000);
+}
+
+async function refresh(withFlow) {
+  const id = state.selected;
+  if (!id) return;
+  const [c, st] = await Promise.all([api("GET", "/campaigns/" + id), api("GET", "/campaigns/" + id + "/stats")]);
+  $("#detail-name").textContent = c.name;
+  $("#detail-status").textContent = c.status;
+  $("#detail-id").textContent = c.id;
+  $("#stat-inprogress").textContent = st.in_progress;
+  $("#stat-answered").textContent = st.answered_calls;
+  $("#stat-pending").textContent = st.contacts.pending || 0;
+  fillCounts("#by-state tbody", st.contacts);
+  fillCounts("#by-disposition tbody", st.attempts);
+  state.history.push(st.in_progress);
+  if (state.history.length > 150) state.history.shift();
+  drawChart();
+  if (withFlow) {
+    $("#flow").value = c.flow_version ? JSON.stringify(await api("GET", "/campaigns/" + id + "/flow"), null, 2) : "";
+  }
+}
+
+function fillCounts(sel, counts) {
+  const body = $(sel);
+  body.replaceChildren();
+  for (const [k, v] of Object.entries(counts || {}).sort()) {
+    const tr = el("tr");
+    tr.append(el("td", k.replace("_", " ")), el("td", String(v)));
+    body.append(tr);
+  }
+}
+
+function drawChart() {
+  const svg = $("#chart");
+  const h = state.history, W = 400, H = 120, pad = 14;
+  const max = Math.max(1, ...h);
+  const pts = h.map((v, i) => `${pad + (i * (W - 2 * pad)) / Math.max(1, h.length - 1)},${H - pad - (v * (H - 2 * pad)) / max}`);
+  const ns = "http://www.w3.org/2000/svg";
+  svg.replaceChildren();
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", pts.join(" "));
+  const label = document.createElementNS(ns, "text");
+  label.setAttribute("x", 2);
+  label.setAttribute("y", 10);
+  label.textContent = `calls in progress (max ${max})`;
+  svg.append(line, label);
+}
+
+async function act(action) {
+  $("#action-error").textContent = "";
+  try {
+    await api("POST", `/campaigns/${state.selected}/${action}`);
+    await refresh(false);
+    loadCampaigns();
+  } catch (e) {
+    $("#action-error").textContent = e.message;
+  }
+}
+
+async function upload(ev) {
+  ev.preventDefault();
+  const file = $("#dial-list").files[0];
+  const form = new FormData();
+  form.append("file", file);
+  const out = $("#import-report");
+  out.replaceChildren(el("p", "Importing " + file.name + "…"));
+  try {
+    const r = await api("POST", `/campaigns/${state.selected}/contacts?region=${encodeURIComponent($("#region").value)}`, form);
+    const summary = el("p", `${r.rows} rows: ${r.imported} imported, ${r.rejected} rejected`, { id: "import-summary", class: "ok" });
+    out.replaceChildren(summary);
+    if (r.rejections.length) {
+      const t = el("table", undefined, { id: "rejections" });
+      t.append(el("thead"));
+      t.tHead.append(el("tr"));
+      t.tHead.rows[0].append(el("th", "Line"), el("th", "Reason"));
+      const tb = el("tbody");
+      for (const rj of r.rejections) {
+        const tr = el("tr");
+        tr.append(el("td", String(rj.line)), el("td", rj.reason));
+        tb.append(tr);
+      }
+      t.append(tb);
+      out.append(t);
+      if (r.rejected > r.rejections.length) out.append(el("p", `…and ${r.rejected - r.rejections.length} more in the rejections CSV.`));
+    }
+    refresh(false);
+  } catch (e) {
+    out.replaceChildren(el("p", e.message, { class: "error", id: "import-error" }));
+  }
+}
+
+async function saveFlow() {
+  const res = $("#flow-result");
+  let doc;
+  try {
+    doc = JSON.parse($("#flow").value);
+  } catch (e) {
+    res.className = "error";
+    res.textContent = "Not valid JSON: " + e.message;
+    return;
+  }
+  try {
+    const r = await json("PUT", `/campaigns/${state.selected}/flow`, doc);
+    res.className = "ok";
+    res.textContent = `Saved as version ${r.flow_version}.`;
+    loadCampaigns();
+  } catch (e) {
+    res.className = "error";
+    res.textContent = e.message;
+  }
+}
+
+async function downloadResults() {
+  const resp = await fetch(`/api/v1/campaigns/${state.selected}/results.csv`, { headers: { Authorization: "Bearer " + state.token } });
+  const blob = await resp.blob();
+  const a = el("a", undefined, { href: URL.createObjectURL(blob), download: state.selected + "-results.csv" });
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+async function loadTrunks() {
+  const body = $("#trunks tbody");
+  body.replaceChildren();
+  for (const t of await api("GET", "/trunks")) {
+    const tr = el("tr");
+    tr.append(el("td", t.name), el("td", String(t.max_channels)), el("td", String(t.max_cps)));
+    body.append(tr);
+  }
+}
+
+function formObject(form) {
+  const o = {};
+  for (const [k, v] of new FormData(form)) o[k] = form.elements[k].type === "number" ? Number(v) : v;
+  return o;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#login-form").addEventListener("submit", (ev) => { ev.preventDefault(); signIn($("#token").value.trim()); });
+  $("#logout").addEventListener("click", signOut);
+  for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => show(t.dataset.view));
+  for (const b of document.querySelectorAll("[data-action]")) b.addEventListener("click", () => act(b.dataset.action));
+  $("#upload").addEventListener("submit", upload);
+  $("#save-flow").addEventListener("click", saveFlow);
+  $("#download-results").addEventListener("click", downloadResults);
+  $("#new-campaign").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("#new-campaign-error").textContent = "";
+    try {
+      const c = await json("POST", "/campaigns", formObject(ev.target));
+      ev.target.reset();
+      await loadCampaigns();
+      select(c.id);
+    } catch (e) {
+      $("#new-campaign-error").textContent = e.message;
+    }
+  });
+  $("#trunk-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("#trunk-error").textContent = "";
+    const o = formObject(ev.target);
+    try {
+      await json("PUT", "/trunks/" + encodeURIComponent(o.name), { max_channels: o.max_channels, max_cps: o.max_cps });
+      loadTrunks();
+    } catch (e) {
+      $("#trunk-error").textContent = e.message;
+    }
+  });
+  if (state.token) signIn(state.token); else signOut();
+});
