@@ -173,7 +173,7 @@ func TestPlan(t *testing.T) {
 				Memory: fullWindow(0)},
 			want: "terminate d"},
 		{name: "spot notice drains and replaces",
-			obs: Observed{Campaigns: []CampaignView{camp("a", 80)}, Nodes: []NodeView{{ID: "s", State: StateReady, SpotNotice: true, ActiveCalls: 70, LaunchedAt: t0.Add(-time.Hour), LastHeartbeat: t0}}},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 80)}, Nodes: []NodeView{{ID: "s", State: StateReady, SpotNotice: true, ActiveCalls: 70, LaunchedAt: t0.Add(-time.Hour), LastHeartbeat: t0}}},
 			want: "launch 1; drain s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
