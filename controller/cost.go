@@ -1,0 +1,371 @@
+package controller
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"text/tabwriter"
+	"time"
+)
+
+// Pricing prices instance time. EC2 bills Linux instances per second with a
+// 60-second minimum, from running until terminated.
+type Pricing struct {
+	Region      string                        // us-east-1
+	DefaultType string                        // c6i.large; used for unknown types and the static reference
+	OnDemand    map[string]map[string]float64 // region → instance type → $/h; DefaultOnDemand
+	Spot        map[string]map[string]float64 // region → type → $/h for spot instances; on-demand when absent
+}
+
+// DefaultOnDemand holds Linux on-demand prices ($/hour) of common node types
+// as AWS published them (2025/2026). Override them in the configuration when
+// AWS changes its prices.
+var DefaultOnDemand = map[string]map[string]float64{
+	"us-east-1":    {"c6i.large": 0.085, "c6i.xlarge": 0.17, "c5.large": 0.085, "c7i.large": 0.08925, "c6g.large": 0.068, "c7g.large": 0.0725, "m6i.large": 0.096, "t3.medium": 0.0416},
+	"us-east-2":    {"c6i.large": 0.085, "c6i.xlarge": 0.17, "c5.large": 0.085, "m6i.large": 0.096, "t3.medium": 0.0416},
+	"us-west-2":    {"c6i.large": 0.085, "c6i.xlarge": 0.17, "c5.large": 0.085, "c7i.large": 0.08925, "m6i.large": 0.096, "t3.medium": 0.0416},
+	"eu-west-1":    {"c6i.large": 0.0912, "c6i.xlarge": 0.1824, "c5.large": 0.096, "m6i.large": 0.107, "t3.medium": 0.0456},
+	"eu-central-1": {"c6i.large": 0.097, "c6i.xlarge": 0.194, "c5.large": 0.097, "m6i.large": 0.115, "t3.medium": 0.048},
+}
+
+// WithDefaults fills the zero fields.
+func (p Pricing) WithDefaults() Pricing {
+	if p.Region == "" {
+		p.Region = "us-east-1"
+	}
+	if p.DefaultType == "" {
+		p.DefaultType = "c6i.large"
+	}
+	if p.OnDemand == nil {
+		p.OnDemand = DefaultOnDemand
+	}
+	return p
+}
+
+// Hourly is the $/h of one instance of type typ.
+func (p Pricing) Hourly(typ string, spot bool) float64 {
+	p = p.WithDefaults()
+	if typ == "" {
+		typ = p.DefaultType
+	}
+	if spot {
+		if v, ok := p.Spot[p.Region][typ]; ok {
+			return v
+		}
+	}
+	if v, ok := p.OnDemand[p.Region][typ]; ok {
+		return v
+	}
+	return p.OnDemand[p.Region][p.DefaultType]
+}
+
+// BilledSeconds is what EC2 bills for an instance running from start to end:
+// per second, at least 60.
+func BilledSeconds(start, end time.Time) float64 {
+	if start.IsZero() {
+		return 0
+	}
+	return math.Max(60, math.Ceil(end.Sub(start).Seconds()))
+}
+
+// CallStats is what the cost report needs from the campaign tier.
+type CallStats interface {
+	// CallSeconds is the connected call time per campaign id in [from, to).
+	CallSeconds(ctx context.Context, from, to time.Time) (map[string]float64, error)
+	// Answered is the number of answered calls and their connected seconds
+	// in [from, to).
+	Answered(ctx context.Context, from, to time.Time) (calls int, connectedSeconds float64, err error)
+}
+
+// CostReport is the ops report on what the fleet cost over [From, To).
+type CostReport struct {
+	From, To           time.Time
+	Region             string
+	Total              float64 // $ billed in the period
+	NodeHours          float64
+	Instances          int     // instances that ran in the period
+	CostPerHourNow     float64 // $/h of the fleet running at To
+	PeakNodes          int     // most instances running at once
+	StaticPeakCost     float64 // PeakNodes held for the whole period
+	AnsweredCalls      int
+	ConnectedMinutes   float64
+	PerAnsweredCall    float64 // $; 0 when no call was answered
+	PerConnectedMinute float64
+	Hours              []HourCost
+	Campaigns          []CampaignCost // attributed by call-seconds
+}
+
+// HourCost is one hour of the period.
+type HourCost struct {
+	Start time.Time
+	Cost  float64
+	Nodes float64 // mean instances running
+}
+
+// CampaignCost is one campaign's share.
+type CampaignCost struct {
+	CampaignID  string
+	CallSeconds float64
+	Cost        float64
+}
+
+// BuildCostReport prices recs over [from, to). stats may be nil (no
+// per-campaign or per-call figures). Instances still running are billed up
+// to min(to, now).
+func BuildCostReport(ctx context.Context, recs []NodeRecord, stats CallStats, pricing Pricing, from, to, now time.Time) (CostReport, error) {
+	if !to.After(from) {
+		return CostReport{}, fmt.Errorf("cost report: period end %s not after start %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
+	}
+	pricing = pricing.WithDefaults()
+	r := CostReport{From: from, To: to, Region: pricing.Region}
+	end := to
+	if now.Before(end) {
+		end = now
+	}
+	for h := from.Truncate(time.Hour); h.Before(to); h = h.Add(time.Hour) {
+		r.Hours = append(r.Hours, HourCost{Start: h})
+	}
+	type ev struct {
+		at time.Time
+		d  int
+	}
+	var evs []ev
+	for _, n := range recs {
+		if n.RunningAt.IsZero() {
+			continue
+		}
+		stop := n.GoneAt
+		if stop.IsZero() || stop.After(end) {
+			stop = end
+		}
+		if !n.GoneAt.IsZero() && !n.GoneAt.After(from) || !n.RunningAt.Before(end) {
+			continue
+		}
+		price := pricing.Hourly(n.Type, n.Spot)
+		if !n.RunningAt.After(end) && (n.GoneAt.IsZero() || n.GoneAt.After(end)) {
+			r.CostPerHourNow += price
+		}
+		start := maxTime(n.RunningAt, from)
+		secs := math.Max(0, stop.Sub(start).Seconds())
+		// The 60 s minimum belongs to the period the instance started in.
+		if !n.RunningAt.Before(from) && !n.GoneAt.IsZero() {
+			secs = math.Max(secs, BilledSeconds(n.RunningAt, n.GoneAt))
+		}
+		r.Instances++
+		r.NodeHours += secs / 3600
+		r.Total += secs / 3600 * price
+		evs = append(evs, ev{start, 1}, ev{stop, -1})
+		for i := range r.Hours {
+			hs, he := r.Hours[i].Start, r.Hours[i].Start.Add(time.Hour)
+			ov := minTime(stop, he).Sub(maxTime(start, hs)).Seconds()
+			if ov > 0 {
+				r.Hours[i].Cost += ov / 3600 * price
+				r.Hours[i].Nodes += ov / 3600
+			}
+		}
+		if extra := secs - stop.Sub(start).Seconds(); extra > 0 {
+			if i := int(start.Sub(from.Truncate(time.Hour)) / time.Hour); i >= 0 && i < len(r.Hours) {
+				r.Hours[i].Cost += extra / 3600 * price
+			}
+		}
+	}
+	sort.Slice(evs, func(i, j int) bool {
+		if !evs[i].at.Equal(evs[j].at) {
+			return evs[i].at.Before(evs[j].at)
+		}
+		return evs[i].d < evs[j].d
+	})
+	cur := 0
+	for _, e := range evs {
+		cur += e.d
+		r.PeakNodes = max(r.PeakNodes, cur)
+	}
+	r.StaticPeakCost = float64(r.PeakNodes) * to.Sub(from).Hours() * pricing.Hourly(pricing.DefaultType, false)
+	if stats != nil {
+		cs, err := stats.CallSeconds(ctx, from, to)
+		if err != nil {
+			return CostReport{}, fmt.Errorf("cost report: call seconds: %w", err)
+		}
+		total := 0.0
+		for _, s := range cs {
+			total += s
+		}
+		for id, s := range cs {
+			cc := CampaignCost{CampaignID: id, CallSeconds: s}
+			if total > 0 {
+				cc.Cost = r.Total * s / total
+			}
+			r.Campaigns = append(r.Campaigns, cc)
+		}
+		sort.Slice(r.Campaigns, func(i, j int) bool { return r.Campaigns[i].CampaignID < r.Campaigns[j].CampaignID })
+		calls, secs, err := stats.Answered(ctx, from, to)
+		if err != nil {
+			return CostReport{}, fmt.Errorf("cost report: answered calls: %w", err)
+		}
+		r.AnsweredCalls, r.ConnectedMinutes = calls, secs/60
+		if calls > 0 {
+			r.PerAnsweredCall = r.Total / float64(calls)
+		}
+		if secs > 0 {
+			r.PerConnectedMinute = r.Total / (secs / 60)
+		}
+	}
+	return r, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// CostPerHour is what the fleet running now costs per hour.
+func (c *Controller) CostPerHour() float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	total := 0.0
+	for _, n := range c.nodes {
+		if !n.rec.RunningAt.IsZero() && n.rec.State != StateGone {
+			total += c.cfg.Pricing.Hourly(n.rec.Type, n.rec.Spot)
+		}
+	}
+	return total
+}
+
+// CostReport builds the report over [from, to) from the controller's records.
+func (c *Controller) CostReport(ctx context.Context, stats CallStats, from, to time.Time) (CostReport, error) {
+	return BuildCostReport(ctx, c.Nodes(), stats, c.cfg.Pricing, from, to, c.clock.Now())
+}
+
+// WriteJSON renders r as indented JSON.
+func (r CostReport) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+func money(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
+
+// WriteCSV renders r as CSV: a summary section, then hours, then campaigns,
+// each row led by its section name so one file parses as one table.
+func (r CostReport) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	rows := [][]string{
+		{"section", "key", "value", "extra"},
+		{"summary", "from", r.From.UTC().Format(time.RFC3339), ""},
+		{"summary", "to", r.To.UTC().Format(time.RFC3339), ""},
+		{"summary", "region", r.Region, ""},
+		{"summary", "total_usd", money(r.Total), ""},
+		{"summary", "node_hours", money(r.NodeHours), ""},
+		{"summary", "instances", strconv.Itoa(r.Instances), ""},
+		{"summary", "cost_per_hour_now_usd", money(r.CostPerHourNow), ""},
+		{"summary", "peak_nodes", strconv.Itoa(r.PeakNodes), ""},
+		{"summary", "static_peak_cost_usd", money(r.StaticPeakCost), ""},
+		{"summary", "answered_calls", strconv.Itoa(r.AnsweredCalls), ""},
+		{"summary", "connected_minutes", money(r.ConnectedMinutes), ""},
+		{"summary", "per_answered_call_usd", money(r.PerAnsweredCall), ""},
+		{"summary", "per_connected_minute_usd", money(r.PerConnectedMinute), ""},
+	}
+	for _, h := range r.Hours {
+		rows = append(rows, []string{"hour", h.Start.UTC().Format(time.RFC3339), money(h.Cost), money(h.Nodes)})
+	}
+	for _, c := range r.Campaigns {
+		rows = append(rows, []string{"campaign", c.CampaignID, money(c.Cost), money(c.CallSeconds)})
+	}
+	if err := cw.WriteAll(rows); err != nil {
+		return fmt.Errorf("write cost csv: %w", err)
+	}
+	return nil
+}
+
+// WriteTable renders r for a terminal.
+func (r CostReport) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "period\t%s – %s (%s)\n", r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339), r.Region)
+	fmt.Fprintf(tw, "total\t$%.2f\t%.2f node-hours, %d instances\n", r.Total, r.NodeHours, r.Instances)
+	fmt.Fprintf(tw, "cost per hour now\t$%.4f\n", r.CostPerHourNow)
+	fmt.Fprintf(tw, "static peak (%d nodes)\t$%.2f\n", r.PeakNodes, r.StaticPeakCost)
+	fmt.Fprintf(tw, "per answered call\t$%.4f\t%d calls\n", r.PerAnsweredCall, r.AnsweredCalls)
+	fmt.Fprintf(tw, "per connected minute\t$%.4f\t%.1f minutes\n", r.PerConnectedMinute, r.ConnectedMinutes)
+	if len(r.Campaigns) > 0 {
+		fmt.Fprintf(tw, "\ncampaign\tcall-seconds\tcost\n")
+		for _, c := range r.Campaigns {
+			fmt.Fprintf(tw, "%s\t%.0f\t$%.2f\n", c.CampaignID, c.CallSeconds, c.Cost)
+		}
+	}
+	fmt.Fprintf(tw, "\nhour\tmean nodes\tcost\n")
+	for _, h := range r.Hours {
+		fmt.Fprintf(tw, "%s\t%.2f\t$%.4f\n", h.Start.UTC().Format("2006-01-02 15:04"), h.Nodes, h.Cost)
+	}
+	return tw.Flush()
+}
+
+// CostHandler serves the cost report over HTTP: GET with optional query
+// from, to (RFC 3339; default the last 24 hours) and format (json, csv,
+// table; default json).
+func (c *Controller) CostHandler(stats CallStats) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodGet {
+			http.Error(w, "cost report: GET only", http.StatusMethodNotAllowed)
+			return
+		}
+		q := req.URL.Query()
+		to := c.clock.Now()
+		from := to.Add(-24 * time.Hour)
+		var err error
+		if v := q.Get("to"); v != "" {
+			if to, err = time.Parse(time.RFC3339, v); err != nil {
+				http.Error(w, fmt.Sprintf("cost report: query to=%q is not RFC 3339", v), http.StatusBadRequest)
+				return
+			}
+		}
+		if v := q.Get("from"); v != "" {
+			if from, err = time.Parse(time.RFC3339, v); err != nil {
+				http.Error(w, fmt.Sprintf("cost report: query from=%q is not RFC 3339", v), http.StatusBadRequest)
+				return
+			}
+		} else if q.Get("to") != "" {
+			from = to.Add(-24 * time.Hour)
+		}
+		if to.Sub(from) > 366*24*time.Hour {
+			http.Error(w, "cost report: period longer than a year", http.StatusBadRequest)
+			return
+		}
+		r, err := c.CostReport(req.Context(), stats, from, to)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		switch q.Get("format") {
+		case "", "json":
+			w.Header().Set("Content-Type", "application/json")
+			err = r.WriteJSON(w)
+		case "csv":
+			w.Header().Set("Content-Type", "text/csv")
+			err = r.WriteCSV(w)
+		case "table":
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			err = r.WriteTable(w)
+		default:
+			http.Error(w, fmt.Sprintf("cost report: format %q is not json, csv or table", q.Get("format")), http.StatusBadRequest)
+			return
+		}
+		if err != nil {
+			c.log.Warn("write cost report", "err", err)
+		}
+	})
+}

@@ -1,0 +1,233 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"reflect"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/elastidial/elastidial/nodeapi"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func readyHB(calls int) nodeapi.HeartbeatRequest {
+	return nodeapi.HeartbeatRequest{ActiveCalls: calls, Capacity: 100, AMIConnected: true, TimingOK: true, AudioVersion: "v1"}
+}
+
+func newTestController(t *testing.T, cloud Cloud, d DemandSource, store *Store, clock Clock) *Controller {
+	t.Helper()
+	c, err := New(context.Background(), cloud, d, store, Options{Clock: clock, Logger: quiet,
+		AudioVersion: func(context.Context) (string, error) { return "v1", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func states(c *Controller) map[string]NodeState {
+	m := map[string]NodeState{}
+	for _, n := range c.Nodes() {
+		m[n.ID] = n.State
+	}
+	return m
+}
+
+func mustTick(t *testing.T, c *Controller) {
+	t.Helper()
+	if err := c.Tick(context.Background()); err != nil {
+		t.Fatalf("tick: %v", err)
+	}
+}
+
+// TestLifecycle walks nodes through every state under synctest's clock:
+// launch, boot, register, sync, ready, drain, terminate at zero calls.
+func TestLifecycle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		cloud := newFakeCloud(realClock{})
+		d := &fakeDemand{target: 150}
+		c := newTestController(t, cloud, d, nil, realClock{})
+
+		mustTick(t, c)
+		if got := cloud.live(); len(got) != 2 {
+			t.Fatalf("launched %v, want 2 instances", got)
+		}
+		want := map[string]NodeState{"i-0001": StatePending, "i-0002": StatePending}
+		if got := states(c); !reflect.DeepEqual(got, want) {
+			t.Fatalf("states %v, want %v", got, want)
+		}
+		cloud.boot()
+		time.Sleep(10 * time.Second)
+		mustTick(t, c)
+		if got := states(c)["i-0001"]; got != StateBooting {
+			t.Fatalf("after boot %s, want booting", got)
+		}
+		if len(cloud.live()) != 2 {
+			t.Fatal("launched again while nodes were coming")
+		}
+		if _, err := c.Register(ctx, nodeapi.RegisterRequest{InstanceID: "i-9999"}); !errors.Is(err, ErrUnknownInstance) {
+			t.Fatalf("unknown instance registered: %v", err)
+		}
+		for _, id := range []string{"i-0001", "i-0002"} {
+			r, err := c.Register(ctx, nodeapi.RegisterRequest{InstanceID: id, Capacity: 100})
+			if err != nil || r.NodeID != id || r.AudioVersion != "v1" || r.HeartbeatSeconds != 10 {
+				t.Fatalf("register %s: %+v %v", id, r, err)
+			}
+		}
+		// Old audio: not ready (invariant 4).
+		hb := readyHB(0)
+		hb.AudioVersion = "v0"
+		if r, err := c.Heartbeat(ctx, "i-0001", hb); err != nil || r.AudioVersion != "v1" || r.Drain {
+			t.Fatalf("heartbeat: %+v %v", r, err)
+		}
+		if got := states(c)["i-0001"]; got != StateSyncing {
+			t.Fatalf("stale audio gave %s, want syncing", got)
+		}
+		if _, err := c.Heartbeat(ctx, "i-0001", readyHB(40)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Heartbeat(ctx, "i-0002", readyHB(3)); err != nil {
+			t.Fatal(err)
+		}
+		if got := states(c); got["i-0001"] != StateReady || got["i-0002"] != StateReady {
+			t.Fatalf("states %v, want both ready", got)
+		}
+		if _, err := c.Heartbeat(ctx, "nope", readyHB(0)); !errors.Is(err, ErrUnknownNode) {
+			t.Fatalf("unknown node heartbeat: %v", err)
+		}
+
+		// Demand falls; after the window the emptiest node drains.
+		d.set(60)
+		for i := 0; i < 40; i++ {
+			time.Sleep(10 * time.Second)
+			c.Heartbeat(ctx, "i-0001", readyHB(40))
+			c.Heartbeat(ctx, "i-0002", readyHB(3))
+			mustTick(t, c)
+		}
+		if got := states(c); got["i-0002"] != StateDraining || got["i-0001"] != StateReady {
+			t.Fatalf("states %v, want i-0002 draining", got)
+		}
+		r, _ := c.Heartbeat(ctx, "i-0002", readyHB(3))
+		if !r.Drain {
+			t.Fatal("draining node not told to drain")
+		}
+		// Calls still up: not terminated.
+		hbd := readyHB(2)
+		hbd.Draining = true
+		c.Heartbeat(ctx, "i-0002", hbd)
+		time.Sleep(10 * time.Second)
+		c.Heartbeat(ctx, "i-0001", readyHB(40))
+		mustTick(t, c)
+		if states(c)["i-0002"] != StateDraining {
+			t.Fatal("node with calls terminated")
+		}
+		hbd.ActiveCalls = 0
+		c.Heartbeat(ctx, "i-0002", hbd)
+		mustTick(t, c)
+		if got := cloud.live(); !reflect.DeepEqual(got, []string{"i-0001"}) {
+			t.Fatalf("live %v, want i-0001 only", got)
+		}
+		time.Sleep(10 * time.Second)
+		c.Heartbeat(ctx, "i-0001", readyHB(40))
+		mustTick(t, c)
+		if got := states(c)["i-0002"]; got != StateGone {
+			t.Fatalf("terminated node %s, want gone", got)
+		}
+
+		// Spot notice: drain at once and replace.
+		spot := readyHB(30)
+		spot.SpotNotice = true
+		if r, _ := c.Heartbeat(ctx, "i-0001", spot); !r.Drain {
+			t.Fatal("spot notice did not drain")
+		}
+		mustTick(t, c)
+		if got := cloud.live(); len(got) != 2 {
+			t.Fatalf("spot node not replaced: live %v", got)
+		}
+	})
+}
+
+// TestLifecycleDeadlines: a node that never registers and one that stops
+// heartbeating are both terminated and replaced.
+func TestLifecycleDeadlines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		cloud := newFakeCloud(realClock{})
+		d := &fakeDemand{target: 150}
+		c := newTestController(t, cloud, d, nil, realClock{})
+		mustTick(t, c)
+		cloud.boot()
+		c.Register(ctx, nodeapi.RegisterRequest{InstanceID: "i-0001"})
+		c.Heartbeat(ctx, "i-0001", readyHB(10))
+		// i-0002 never registers; i-0001 falls silent after a minute.
+		for i := 0; i < 33; i++ {
+			time.Sleep(10 * time.Second)
+			if i < 3 {
+				c.Heartbeat(ctx, "i-0001", readyHB(10))
+			}
+			mustTick(t, c)
+			cloud.boot()
+		}
+		got := states(c)
+		if got["i-0001"] != StateGone || got["i-0002"] != StateGone {
+			t.Fatalf("states %v, want i-0001 and i-0002 gone", got)
+		}
+		if live := cloud.live(); len(live) < 2 {
+			t.Fatalf("not replaced: live %v", live)
+		}
+	})
+}
+
+// TestRunLoop runs Run under synctest: it ticks on its interval, survives
+// errors from every dependency and stops with its context.
+func TestRunLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cloud := newFakeCloud(realClock{})
+		d := &fakeDemand{target: 50}
+		c := newTestController(t, cloud, d, nil, realClock{})
+		cloud.failNext("instances")
+		cloud.failNext("launch")
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- c.Run(ctx) }()
+		time.Sleep(25 * time.Second)
+		synctest.Wait()
+		if got := cloud.live(); len(got) != 1 {
+			t.Errorf("live %v, want 1 after a failed launch was retried", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// TestAdoptOrTerminateOrphans: a stray instance of ours that registers is
+// adopted; one that does not is terminated after the grace period.
+func TestAdoptOrTerminateOrphans(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		cloud := newFakeCloud(realClock{})
+		d := &fakeDemand{target: 150}
+		c := newTestController(t, cloud, d, nil, realClock{})
+		a, b := cloud.addStray(), cloud.addStray()
+		mustTick(t, c)
+		if _, err := c.Register(ctx, nodeapi.RegisterRequest{InstanceID: a}); err != nil {
+			t.Fatalf("adopt: %v", err)
+		}
+		for i := 0; i < 35; i++ {
+			c.Heartbeat(ctx, a, readyHB(10))
+			time.Sleep(10 * time.Second)
+			mustTick(t, c)
+		}
+		got := states(c)
+		if got[a] != StateReady || got[b] != StateGone {
+			t.Fatalf("states %v, want %s ready (adopted), %s gone", got, a, b)
+		}
+	})
+}

@@ -1,0 +1,511 @@
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Tag keys the controller puts on and reads from instances.
+const (
+	TagCluster     = "elastidial:cluster"
+	TagRole        = "elastidial:role"
+	TagLaunchToken = "elastidial:launch-token"
+)
+
+// Demand is one running or scheduled campaign's wish, as the campaign tier
+// reports it (CONVENTIONS.md, campaign → controller).
+type Demand struct {
+	CampaignID        string
+	Target            int
+	Callable          int
+	MaxCPS            float64
+	Trunk             string
+	TrunkChannels     int
+	TrunkCPS          float64
+	Active            int
+	AvgAttemptSeconds float64
+	Upcoming          []Upcoming
+}
+
+// DemandSource is what the loop needs from the campaign tier.
+type DemandSource interface {
+	Demand(ctx context.Context, now time.Time) ([]Demand, error)
+}
+
+// Clock tells the time; tests and the simulator inject their own.
+type Clock interface{ Now() time.Time }
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// Options configure a Controller. Zero fields take the default beside them.
+type Options struct {
+	Plan              Config                                    // planner knobs
+	Tick              time.Duration                             // reconcile interval; 10s
+	HeartbeatInterval time.Duration                             // told to nodes; 10s
+	IntentTTL         time.Duration                             // a launch the cloud never confirmed is retried this long; 5m
+	AudioVersion      func(ctx context.Context) (string, error) // current manifest version; nil = audio not checked
+	AudioVersionTTL   time.Duration                             // cache of AudioVersion; 5s
+	Clock             Clock                                     // real clock
+	Logger            *slog.Logger                              // slog.Default()
+	Metrics           *Metrics                                  // nil = none
+	Pricing           Pricing                                   // price table for CostPerHour and reports
+	NewToken          func() string                             // launch idempotency tokens; random
+}
+
+// Controller is the scaler: node registry (Register, Heartbeat), the
+// reconcile loop (Run, Tick) and the record the cost ledger reads.
+type Controller struct {
+	cfg    Options
+	cloud  Cloud
+	demand DemandSource
+	store  *Store
+	clock  Clock
+	log    *slog.Logger
+
+	tickMu sync.Mutex // one Tick at a time
+
+	mu         sync.Mutex
+	nodes      map[string]*node
+	intents    []LaunchIntent
+	memory     Memory
+	lastDemand []CampaignView
+	lastPlan   Plan
+
+	audioMu sync.Mutex
+	audio   string
+	audioAt time.Time
+	audioOK bool
+}
+
+// New builds a controller and loads what a previous run stored. store may be
+// nil (the trace simulator keeps everything in memory).
+func New(ctx context.Context, cloud Cloud, demand DemandSource, store *Store, opt Options) (*Controller, error) {
+	if cloud == nil || demand == nil {
+		return nil, fmt.Errorf("new controller: cloud and demand source are required")
+	}
+	if err := opt.Plan.Validate(); err != nil {
+		return nil, fmt.Errorf("new controller: %w", err)
+	}
+	opt.Plan = opt.Plan.WithDefaults()
+	if opt.Tick <= 0 {
+		opt.Tick = 10 * time.Second
+	}
+	if opt.HeartbeatInterval <= 0 {
+		opt.HeartbeatInterval = 10 * time.Second
+	}
+	if opt.IntentTTL <= 0 {
+		opt.IntentTTL = 5 * time.Minute
+	}
+	if opt.AudioVersionTTL <= 0 {
+		opt.AudioVersionTTL = 5 * time.Second
+	}
+	opt.Pricing = opt.Pricing.WithDefaults()
+	if opt.Clock == nil {
+		opt.Clock = realClock{}
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.NewToken == nil {
+		opt.NewToken = func() string {
+			var b [12]byte
+			_, _ = rand.Read(b[:])
+			return "elastidial-" + hex.EncodeToString(b[:])
+		}
+	}
+	c := &Controller{cfg: opt, cloud: cloud, demand: demand, store: store, clock: opt.Clock, log: opt.Logger, nodes: map[string]*node{}}
+	if store != nil {
+		recs, err := store.Nodes(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("new controller: %w", err)
+		}
+		now := c.clock.Now()
+		for _, r := range recs {
+			// Heartbeat times are not stored: a restarted controller gives
+			// every node one deadline from now before calling it silent.
+			c.nodes[r.ID] = &node{rec: r, lastHB: now}
+		}
+		if c.intents, err = store.OpenIntents(ctx); err != nil {
+			return nil, fmt.Errorf("new controller: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// Run reconciles every Tick until ctx ends. Errors are logged and retried.
+func (c *Controller) Run(ctx context.Context) error {
+	t := time.NewTicker(c.cfg.Tick)
+	defer t.Stop()
+	for {
+		if err := c.Tick(ctx); err != nil && ctx.Err() == nil {
+			c.log.Error("reconcile", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Tick is one reconcile pass: observe, plan, act. It returns the first
+// error met; the pass goes as far as it safely can regardless.
+func (c *Controller) Tick(ctx context.Context) error {
+	c.tickMu.Lock()
+	defer c.tickMu.Unlock()
+	var firstErr error
+	note := func(err error) {
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	now := c.clock.Now()
+	c.audioVersion(ctx)
+
+	ds, err := c.demand.Demand(ctx, now)
+	if err != nil {
+		// Plan on the last known demand: an outage of the campaign tier
+		// must neither scale in nor out on its own.
+		note(fmt.Errorf("observe demand: %w", err))
+	} else {
+		views := make([]CampaignView, len(ds))
+		for i, d := range ds {
+			views[i] = CampaignView{ID: d.CampaignID, Target: d.Target, Callable: d.Callable, Active: d.Active,
+				MaxCPS: d.MaxCPS, Trunk: d.Trunk, TrunkChannels: d.TrunkChannels, TrunkCPS: d.TrunkCPS,
+				AvgAttemptSeconds: d.AvgAttemptSeconds, Upcoming: d.Upcoming}
+		}
+		c.mu.Lock()
+		c.lastDemand = views
+		c.mu.Unlock()
+	}
+
+	note(c.retryIntents(ctx, now))
+
+	insts, err := c.cloud.Instances(ctx)
+	if err != nil {
+		note(fmt.Errorf("observe instances: %w", err))
+	} else {
+		note(c.sync(ctx, insts, now))
+	}
+
+	obs := c.Observe()
+	p := c.cfg.Plan.Plan(obs, now)
+	c.mu.Lock()
+	c.memory, c.lastPlan = p.Memory, p
+	c.mu.Unlock()
+	for _, r := range p.Reasons {
+		c.log.Debug("plan", "reason", r)
+	}
+	note(c.act(ctx, p, now))
+	c.observeMetrics(p)
+	return firstErr
+}
+
+// Observe is the planner's input from the registry, the open launch intents
+// and the last known demand.
+func (c *Controller) Observe() Observed {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	obs := Observed{Campaigns: c.lastDemand, Memory: c.memory, Nodes: make([]NodeView, 0, len(c.nodes)+8)}
+	byToken := map[string]int{}
+	for _, n := range c.nodes {
+		if n.rec.State == StateGone {
+			continue
+		}
+		obs.Nodes = append(obs.Nodes, n.view())
+		if n.rec.LaunchToken != "" {
+			byToken[n.rec.LaunchToken]++
+		}
+	}
+	for _, in := range c.intents {
+		for i := byToken[in.Token]; i < in.Count; i++ {
+			obs.Nodes = append(obs.Nodes, NodeView{ID: fmt.Sprintf("%s#%d", in.Token, i), State: StateRequested, LaunchedAt: in.CreatedAt})
+		}
+	}
+	return obs
+}
+
+// LastPlan is the plan of the last Tick.
+func (c *Controller) LastPlan() Plan {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastPlan
+}
+
+// Nodes returns every node record, gone ones included, ordered by id.
+func (c *Controller) Nodes() []NodeRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]NodeRecord, 0, len(c.nodes))
+	for _, n := range c.nodes {
+		out = append(out, n.rec)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// sync folds the cloud's instance list into the registry: new instances of
+// ours are adopted (as pending, so the registration deadline applies), state
+// changes are recorded, vanished ones are gone.
+func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var firstErr error
+	seen := make(map[string]bool, len(insts))
+	for _, in := range insts {
+		seen[in.ID] = true
+		n := c.nodes[in.ID]
+		if n == nil {
+			if in.State == InstanceTerminated {
+				continue
+			}
+			n = &node{rec: NodeRecord{ID: in.ID, State: StatePending, LaunchToken: in.Tags[TagLaunchToken],
+				Type: in.Type, Zone: in.Zone, Spot: in.Spot, PrivateIP: in.PrivateIP, LaunchedAt: now}}
+			if !c.knownToken(n.rec.LaunchToken) {
+				// Not from a launch we recorded: an orphan, adopted if it
+				// registers within the deadline, else terminated.
+				c.log.Info("found unknown instance of ours", "node", in.ID)
+				n.rec.LaunchToken = ""
+			}
+			c.nodes[in.ID] = n
+		}
+		n.inCloud, n.missedAt = true, time.Time{}
+		old := n.rec
+		switch in.State {
+		case InstanceRunning:
+			if n.rec.RunningAt.IsZero() {
+				n.rec.RunningAt = now
+			}
+			if n.rec.State == StatePending {
+				n.rec.State = StateBooting
+			}
+		case InstanceShuttingDown, InstanceTerminated, InstanceStopping, InstanceStopped:
+			if n.rec.State != StateGone {
+				if n.rec.State != StateTerminating {
+					c.log.Warn("instance ended without us", "node", in.ID, "state", in.State)
+				}
+				n.rec.State, n.rec.GoneAt = StateGone, now
+				c.metricTerminated()
+			}
+		}
+		if n.rec != old {
+			if err := c.persist(ctx, n); err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	for id, n := range c.nodes {
+		if seen[id] || n.rec.State == StateGone {
+			continue
+		}
+		if n.missedAt.IsZero() {
+			n.missedAt = now
+		}
+		// Right after a launch the cloud may not list an instance yet
+		// (EC2 eventual consistency); only a long absence means gone.
+		if n.rec.State == StateTerminating || now.Sub(n.missedAt) > c.cfg.Plan.RegisterDeadline {
+			n.rec.State, n.rec.GoneAt = StateGone, now
+			c.metricTerminated()
+			if err := c.persist(ctx, n); err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	if firstErr != nil {
+		return fmt.Errorf("sync instances: %w", firstErr)
+	}
+	return nil
+}
+
+func (c *Controller) knownToken(tok string) bool {
+	if tok == "" {
+		return false
+	}
+	for _, in := range c.intents {
+		if in.Token == tok {
+			return true
+		}
+	}
+	for _, n := range c.nodes {
+		if n.rec.LaunchToken == tok {
+			return true
+		}
+	}
+	return false
+}
+
+// retryIntents re-asks the cloud for launches a crash (or an error) left
+// unconfirmed, with the same token, so nothing starts twice.
+func (c *Controller) retryIntents(ctx context.Context, now time.Time) error {
+	c.mu.Lock()
+	intents := append([]LaunchIntent(nil), c.intents...)
+	c.mu.Unlock()
+	var firstErr error
+	for _, in := range intents {
+		if err := c.launch(ctx, in, now); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// launch asks the cloud for an intent's nodes and records them. The intent
+// is already stored.
+func (c *Controller) launch(ctx context.Context, in LaunchIntent, now time.Time) error {
+	insts, err := c.cloud.Launch(ctx, LaunchRequest{Count: in.Count, Token: in.Token,
+		Tags: map[string]string{TagRole: "node", TagLaunchToken: in.Token, "Name": "elastidial-node"}})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var firstErr error
+	for _, inst := range insts {
+		n := c.nodes[inst.ID]
+		if n == nil {
+			n = &node{rec: NodeRecord{ID: inst.ID, State: StatePending, LaunchedAt: in.CreatedAt}}
+			c.nodes[inst.ID] = n
+			c.metricLaunched(1)
+		}
+		n.rec.LaunchToken, n.rec.Type, n.rec.Zone, n.rec.Spot = in.Token, inst.Type, inst.Zone, inst.Spot
+		if inst.PrivateIP != "" {
+			n.rec.PrivateIP = inst.PrivateIP
+		}
+		if perr := c.persist(ctx, n); perr != nil && firstErr == nil {
+			firstErr = perr
+		}
+	}
+	done := err == nil || len(insts) > 0 || now.Sub(in.CreatedAt) > c.cfg.IntentTTL
+	if firstErr == nil && done {
+		if c.store != nil {
+			firstErr = c.store.FinishIntent(ctx, in.Token)
+		}
+		if firstErr == nil {
+			for i, x := range c.intents {
+				if x.Token == in.Token {
+					c.intents = append(c.intents[:i], c.intents[i+1:]...)
+					break
+				}
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("launch %d (token %s): %w", in.Count, in.Token, err)
+	}
+	return firstErr
+}
+
+// act carries out a plan. Each state change is stored before the cloud is
+// asked, so a crash at any point leaves a record that the next run finishes.
+func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
+	var firstErr error
+	note := func(err error) {
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	c.mu.Lock()
+	for _, n := range c.nodes {
+		n.capCmd = 0
+	}
+	c.mu.Unlock()
+	asked := map[string]bool{}
+	for _, a := range p.Actions {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		switch a.Kind {
+		case ActTerminate:
+			var ids []string
+			c.mu.Lock()
+			for _, id := range a.NodeIDs {
+				n := c.nodes[id]
+				if n == nil {
+					continue
+				}
+				n.rec.State = StateTerminating
+				if err := c.persist(ctx, n); err != nil {
+					note(err)
+					continue
+				}
+				ids = append(ids, id)
+				asked[id] = true
+			}
+			c.mu.Unlock()
+			if len(ids) > 0 {
+				c.log.Info("terminate", "nodes", ids, "reason", a.Reason)
+				note(c.terminate(ctx, ids))
+			}
+		case ActCancelDrain:
+			c.mu.Lock()
+			for _, id := range a.NodeIDs {
+				if n := c.nodes[id]; n != nil && n.rec.State == StateDraining {
+					n.rec.State, n.rec.DrainDeadline, n.rec.DrainReason = StateSyncing, time.Time{}, ""
+					note(c.persist(ctx, n))
+				}
+			}
+			c.mu.Unlock()
+			c.log.Info("cancel drain", "nodes", a.NodeIDs, "reason", a.Reason)
+		case ActDrain:
+			c.mu.Lock()
+			for _, id := range a.NodeIDs {
+				if n := c.nodes[id]; n != nil && n.rec.State != StateDraining && n.rec.State != StateTerminating && n.rec.State != StateGone {
+					dl := c.cfg.Plan.DrainTimeout
+					if a.Reason == "spot interruption notice" {
+						dl = c.cfg.Plan.SpotDrainTimeout
+					}
+					n.rec.State, n.rec.DrainDeadline, n.rec.DrainReason = StateDraining, now.Add(dl), a.Reason
+					note(c.persist(ctx, n))
+				}
+			}
+			c.mu.Unlock()
+			c.log.Info("drain", "nodes", a.NodeIDs, "reason", a.Reason)
+		case ActLaunch:
+			in := LaunchIntent{Token: c.cfg.NewToken(), Count: a.Count, CreatedAt: now}
+			if c.store != nil {
+				if err := c.store.AddIntent(ctx, in); err != nil {
+					note(err)
+					continue
+				}
+			}
+			c.mu.Lock()
+			c.intents = append(c.intents, in)
+			c.mu.Unlock()
+			c.log.Info("launch", "count", a.Count, "token", in.Token, "reason", a.Reason)
+			note(c.launch(ctx, in, now))
+		case ActCapacity:
+			c.mu.Lock()
+			if n := c.nodes[a.NodeIDs[0]]; n != nil {
+				n.capCmd = a.Count
+			}
+			c.mu.Unlock()
+		}
+	}
+	// Terminating nodes the cloud still runs (a crash after the state was
+	// stored, or a failed call) are asked again; Terminate is idempotent.
+	var again []string
+	c.mu.Lock()
+	for id, n := range c.nodes {
+		if n.rec.State == StateTerminating && n.inCloud && !asked[id] {
+			again = append(again, id)
+		}
+	}
+	c.mu.Unlock()
+	if len(again) > 0 {
+		sort.Strings(again)
+		note(c.terminate(ctx, again))
+	}
+	return firstErr
+}
+
+func (c *Controller) terminate(ctx context.Context, ids []string) error {
+	if err := c.cloud.Terminate(ctx, ids); err != nil {
+		return fmt.Errorf("terminate %v: %w", ids, err)
+	}
+	return nil
+}

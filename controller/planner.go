@@ -1,0 +1,545 @@
+package controller
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"time"
+)
+
+// This file holds the scaling decision: Plan is a pure function of what the
+// loop observed and the time (invariant 5). It does no I/O and keeps no
+// state; what it must remember between ticks (recent demand, for the
+// scale-in stabilisation window) it hands back in Plan.Memory and receives
+// again in Observed.Memory. The live loop and the trace simulator call the
+// very same function.
+
+// NodeState is where a node is in its lifecycle; see registry.go for the
+// state machine.
+type NodeState string
+
+// Node states.
+const (
+	StateRequested   NodeState = "requested"   // launch intent persisted, cloud not yet answered
+	StatePending     NodeState = "pending"     // instance exists, not running yet
+	StateBooting     NodeState = "booting"     // instance running, agent not registered
+	StateRegistered  NodeState = "registered"  // agent registered, no ready heartbeat yet
+	StateSyncing     NodeState = "syncing"     // heartbeating but not ready (audio, AMI, timing)
+	StateReady       NodeState = "ready"       // takes calls; the only state whose slots count
+	StateDraining    NodeState = "draining"    // takes no new calls; finishing its calls
+	StateTerminating NodeState = "terminating" // terminate requested from the cloud
+	StateGone        NodeState = "gone"        // the cloud no longer runs it
+)
+
+// Coming reports whether a node in state s will become ready without any
+// further decision.
+func (s NodeState) Coming() bool {
+	switch s {
+	case StateRequested, StatePending, StateBooting, StateRegistered, StateSyncing:
+		return true
+	}
+	return false
+}
+
+// Alive reports whether an instance in state s is (or may be) billed.
+func (s NodeState) Alive() bool { return s != StateGone }
+
+// Upcoming is demand known to start soon: a scheduled campaign start or a
+// calling window opening.
+type Upcoming struct {
+	At     time.Time
+	Target int // concurrent calls wanted from At
+}
+
+// CampaignView is one running or scheduled campaign as the planner sees it
+// (the campaign → controller seam of CONVENTIONS.md).
+type CampaignView struct {
+	ID                string
+	Target            int     // concurrent calls wanted now; 0 when not running
+	Callable          int     // contacts callable now, not leased
+	Active            int     // leases outstanding
+	MaxCPS            float64 // attempts per second; 0 = unlimited
+	Trunk             string
+	TrunkChannels     int     // 0 = unlimited
+	TrunkCPS          float64 // 0 = unlimited
+	AvgAttemptSeconds float64 // observed mean attempt duration; 0 = Config.DefaultAttemptSeconds
+	Upcoming          []Upcoming
+}
+
+// NodeView is one node as the planner sees it.
+type NodeView struct {
+	ID          string // node id (the instance id once known; the launch token + index while requested)
+	State       NodeState
+	Spot        bool
+	Capacity    int     // slots the node offers; 0 = Config.SlotsPerNode
+	ActiveCalls int     // from the last heartbeat
+	Pending     int     // results queued on the node, not yet delivered
+	CPU         float64 // 0..1 from the last heartbeat
+	Load1       float64
+	NodeDrain   bool // the node reported it is draining (it got our command)
+	SpotNotice  bool
+
+	LaunchedAt    time.Time // requested (or first seen, for an adopted instance)
+	ReadyAt       time.Time // zero until ready
+	LastHeartbeat time.Time // zero until registered
+	DrainDeadline time.Time // set while draining
+}
+
+// DemandSample is one past tick's wanted slots, kept for the scale-in window.
+type DemandSample struct {
+	At    time.Time
+	Slots int
+}
+
+// Memory is what the planner carries from one tick to the next. The loop
+// keeps it opaque: whatever Plan returned goes into the next Observed.
+type Memory struct {
+	Samples []DemandSample // oldest first, pruned to the stabilisation window
+}
+
+// Observed is everything the planner decides on.
+type Observed struct {
+	Campaigns []CampaignView
+	Nodes     []NodeView
+	Memory    Memory
+}
+
+// Config are the scaling knobs. Zero fields take the default noted beside
+// them (see WithDefaults).
+type Config struct {
+	SlotsPerNode          int           // call slots of one node; 100
+	MinNodes              int           // nodes kept even with no demand; 0
+	MaxNodes              int           // hard cap on live instances; 50
+	Headroom              float64       // extra share of slots kept above demand; 0.05
+	DefaultAttemptSeconds float64       // attempt duration when a campaign has none observed; 30
+	ScaleInWindow         time.Duration // surplus must last this long before a drain; 5m
+	MinLifetime           time.Duration // a node younger than this is not drained (billing minimum); 60s
+	BootLead              time.Duration // launch-to-ready estimate: Upcoming demand this close counts now; 3m
+	RegisterDeadline      time.Duration // from launch to registration; 5m
+	ReadyDeadline         time.Duration // from launch to ready; 10m
+	HeartbeatDeadline     time.Duration // silence after which a node is unhealthy; 45s
+	DrainTimeout          time.Duration // a draining node is terminated at this age of its drain; 15m
+	SpotDrainTimeout      time.Duration // EC2 gives two minutes; 2m
+	StruggleCPU           float64       // CPU share above which a node is struggling; 0.85
+	StruggleLoad          float64       // load1 above which a node is struggling; 0 = ignore
+	StruggleFactor        float64       // share of slots a struggling node keeps; 0.75
+	PricePerHour          float64       // one node, $/h, for the budget cap; 0.085
+	BudgetPerHour         float64       // cap on the fleet's $/h; 0 = none
+	MaxLaunchBatch        int           // nodes in one Launch call; 50
+}
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	def := func(p *time.Duration, d time.Duration) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	if c.SlotsPerNode == 0 {
+		c.SlotsPerNode = 100
+	}
+	if c.MaxNodes == 0 {
+		c.MaxNodes = 50
+	}
+	if c.Headroom == 0 {
+		c.Headroom = 0.05
+	}
+	if c.DefaultAttemptSeconds == 0 {
+		c.DefaultAttemptSeconds = 30
+	}
+	def(&c.ScaleInWindow, 5*time.Minute)
+	def(&c.MinLifetime, 60*time.Second)
+	def(&c.BootLead, 3*time.Minute)
+	def(&c.RegisterDeadline, 5*time.Minute)
+	def(&c.ReadyDeadline, 10*time.Minute)
+	def(&c.HeartbeatDeadline, 45*time.Second)
+	def(&c.DrainTimeout, 15*time.Minute)
+	def(&c.SpotDrainTimeout, 2*time.Minute)
+	if c.StruggleCPU == 0 {
+		c.StruggleCPU = 0.85
+	}
+	if c.StruggleFactor == 0 {
+		c.StruggleFactor = 0.75
+	}
+	if c.PricePerHour == 0 {
+		c.PricePerHour = 0.085
+	}
+	if c.MaxLaunchBatch == 0 {
+		c.MaxLaunchBatch = 50
+	}
+	return c
+}
+
+// Validate names the first field that makes no sense.
+func (c Config) Validate() error {
+	switch {
+	case c.SlotsPerNode < 0:
+		return fmt.Errorf("config: SlotsPerNode %d is negative", c.SlotsPerNode)
+	case c.MinNodes < 0:
+		return fmt.Errorf("config: MinNodes %d is negative", c.MinNodes)
+	case c.MaxNodes < 0:
+		return fmt.Errorf("config: MaxNodes %d is negative", c.MaxNodes)
+	case c.MaxNodes > 0 && c.MinNodes > c.MaxNodes:
+		return fmt.Errorf("config: MinNodes %d above MaxNodes %d", c.MinNodes, c.MaxNodes)
+	case c.Headroom < 0 || c.Headroom > 10:
+		return fmt.Errorf("config: Headroom %g outside 0..10", c.Headroom)
+	case c.StruggleFactor < 0 || c.StruggleFactor > 1:
+		return fmt.Errorf("config: StruggleFactor %g outside 0..1", c.StruggleFactor)
+	case c.BudgetPerHour < 0:
+		return fmt.Errorf("config: BudgetPerHour %g is negative", c.BudgetPerHour)
+	case c.PricePerHour < 0:
+		return fmt.Errorf("config: PricePerHour %g is negative", c.PricePerHour)
+	}
+	return nil
+}
+
+// ActionKind says what an Action does.
+type ActionKind string
+
+// Action kinds, in the order the loop carries them out.
+const (
+	ActTerminate   ActionKind = "terminate"    // NodeIDs: end these instances now
+	ActCancelDrain ActionKind = "cancel-drain" // NodeIDs: take calls again
+	ActLaunch      ActionKind = "launch"       // Count: start this many nodes in one batch
+	ActDrain       ActionKind = "drain"        // NodeIDs: stop new calls, terminate when idle
+	ActCapacity    ActionKind = "capacity"     // NodeIDs[0] offers Count slots from now on
+)
+
+// Action is one step the loop carries out.
+type Action struct {
+	Kind    ActionKind
+	Count   int
+	NodeIDs []string
+	Reason  string
+}
+
+// Plan is the planner's answer for one tick.
+type Plan struct {
+	Actions []Action
+	// Figures behind the decision, for logs, metrics and the simulator.
+	DemandCalls   int // concurrent calls wanted (now and within BootLead)
+	WantedSlots   int // DemandCalls plus headroom
+	ReadySlots    int // usable slots of ready nodes
+	ComingSlots   int // slots of nodes on their way to ready
+	DesiredNodes  int // nodes the plan aims at once carried out
+	BudgetLimited bool
+	Reasons       []string // why capacity is held where it is (budget, max nodes, ...)
+	Memory        Memory
+}
+
+// CampaignDemand is the concurrent calls campaign c can use now, before any
+// shared-trunk cap: its target capped by what it can dial and sustain.
+func CampaignDemand(c CampaignView, now time.Time, cfg Config) int {
+	dur := c.AvgAttemptSeconds
+	if dur <= 0 {
+		dur = cfg.DefaultAttemptSeconds
+	}
+	rateCap := func(cps float64) int {
+		if cps <= 0 {
+			return math.MaxInt
+		}
+		return int(math.Ceil(cps * dur))
+	}
+	d := min(c.Target, c.Callable+c.Active)
+	// Demand that starts within the boot lead counts now, so nodes are ready
+	// when it starts. Its contacts are not callable yet, so only the target
+	// and the rate caps apply.
+	for _, u := range c.Upcoming {
+		if !u.At.After(now.Add(cfg.BootLead)) && u.Target > d {
+			d = u.Target
+		}
+	}
+	d = min(d, rateCap(c.MaxCPS), rateCap(c.TrunkCPS))
+	if c.TrunkChannels > 0 {
+		d = min(d, c.TrunkChannels)
+	}
+	return max(d, 0)
+}
+
+// TotalDemand sums the campaigns' demand, capping campaigns that share a
+// trunk at what the trunk can carry (channels, and CPS × attempt duration).
+func TotalDemand(cs []CampaignView, now time.Time, cfg Config) int {
+	type trunk struct{ sum, limit int }
+	trunks := map[string]*trunk{}
+	total := 0
+	for _, c := range cs {
+		d := CampaignDemand(c, now, cfg)
+		if c.Trunk == "" {
+			total += d
+			continue
+		}
+		t := trunks[c.Trunk]
+		if t == nil {
+			t = &trunk{limit: math.MaxInt}
+			trunks[c.Trunk] = t
+		}
+		t.sum += d
+		dur := c.AvgAttemptSeconds
+		if dur <= 0 {
+			dur = cfg.DefaultAttemptSeconds
+		}
+		if c.TrunkChannels > 0 {
+			t.limit = min(t.limit, c.TrunkChannels)
+		}
+		if c.TrunkCPS > 0 {
+			t.limit = min(t.limit, int(math.Ceil(c.TrunkCPS*dur)))
+		}
+	}
+	for _, t := range trunks {
+		total += min(t.sum, t.limit)
+	}
+	return total
+}
+
+// NodeSlots is the usable slots of node n: its capacity, reduced when its
+// load says it is struggling.
+func NodeSlots(n NodeView, cfg Config) int {
+	s := n.Capacity
+	if s <= 0 {
+		s = cfg.SlotsPerNode
+	}
+	if Struggling(n, cfg) {
+		s = int(float64(s) * cfg.StruggleFactor)
+	}
+	return s
+}
+
+// Struggling reports whether n's last heartbeat says it is overloaded.
+func Struggling(n NodeView, cfg Config) bool {
+	return n.CPU >= cfg.StruggleCPU || (cfg.StruggleLoad > 0 && n.Load1 >= cfg.StruggleLoad)
+}
+
+// Plan is the planner: what to do now, given obs. Zero fields of cfg take
+// their defaults.
+func (cfg Config) Plan(obs Observed, now time.Time) Plan {
+	cfg = cfg.WithDefaults()
+	var p Plan
+	var terminate []string
+	terminated := map[string]bool{}
+	kill := func(id, why string) {
+		terminate = append(terminate, id)
+		terminated[id] = true
+		p.Reasons = append(p.Reasons, fmt.Sprintf("terminate %s: %s", id, why))
+	}
+
+	// 1. Lifecycle deadlines: these hold whatever the demand.
+	var ready, coming, draining []NodeView
+	alive := 0
+	for _, n := range obs.Nodes {
+		age := now.Sub(n.LaunchedAt)
+		silent := !n.LastHeartbeat.IsZero() && now.Sub(n.LastHeartbeat) > cfg.HeartbeatDeadline
+		switch {
+		case n.State == StateGone:
+			continue
+		case n.State == StateTerminating:
+			alive++
+			continue
+		case n.State == StatePending || n.State == StateBooting:
+			if age > cfg.RegisterDeadline {
+				kill(n.ID, "no registration within deadline")
+				continue
+			}
+		case n.State == StateRegistered || n.State == StateSyncing:
+			if silent {
+				kill(n.ID, "no heartbeat within deadline")
+				continue
+			}
+			if age > cfg.ReadyDeadline {
+				kill(n.ID, "not ready within deadline")
+				continue
+			}
+		case n.State == StateReady:
+			if silent {
+				kill(n.ID, "no heartbeat within deadline")
+				continue
+			}
+		case n.State == StateDraining:
+			switch {
+			case !n.DrainDeadline.IsZero() && !now.Before(n.DrainDeadline):
+				kill(n.ID, "drain deadline passed")
+				continue
+			case n.NodeDrain && n.ActiveCalls == 0 && n.Pending == 0 && !silent:
+				kill(n.ID, "drained")
+				continue
+			case silent:
+				// A silent draining node may still be carrying calls we
+				// cannot see; only the drain deadline ends it.
+			}
+		}
+		alive++
+		switch {
+		case n.State == StateReady && n.SpotNotice:
+			// Handled below as a drain; it no longer counts as capacity.
+			draining = append(draining, n)
+		case n.State == StateReady:
+			ready = append(ready, n)
+		case n.State == StateDraining:
+			draining = append(draining, n)
+		case n.State.Coming():
+			coming = append(coming, n)
+		}
+	}
+	if len(terminate) > 0 {
+		p.Actions = append(p.Actions, Action{Kind: ActTerminate, NodeIDs: terminate, Reason: "lifecycle deadline"})
+	}
+	var spotDrain []string
+	for _, n := range draining {
+		if n.State == StateReady && n.SpotNotice {
+			spotDrain = append(spotDrain, n.ID)
+		}
+	}
+
+	// 2. Demand and capacity in slots.
+	p.DemandCalls = TotalDemand(obs.Campaigns, now, cfg)
+	p.WantedSlots = int(math.Ceil(float64(p.DemandCalls) * (1 + cfg.Headroom)))
+	for _, n := range ready {
+		s := NodeSlots(n, cfg)
+		p.ReadySlots += s
+		if Struggling(n, cfg) {
+			p.Actions = append(p.Actions, Action{Kind: ActCapacity, Count: s, NodeIDs: []string{n.ID}, Reason: "struggling"})
+		}
+	}
+	for _, n := range coming {
+		p.ComingSlots += NodeSlots(NodeView{Capacity: n.Capacity}, cfg)
+	}
+
+	// Remember this tick's wish and prune the window.
+	p.Memory.Samples = append(p.Memory.Samples, DemandSample{At: now, Slots: p.WantedSlots})
+	for _, s := range obs.Memory.Samples {
+		if now.Sub(s.At) <= cfg.ScaleInWindow && s.At.Before(now) {
+			p.Memory.Samples = append(p.Memory.Samples, s)
+		}
+	}
+	sort.Slice(p.Memory.Samples, func(i, j int) bool { return p.Memory.Samples[i].At.Before(p.Memory.Samples[j].At) })
+	windowFull := false
+	for _, s := range obs.Memory.Samples {
+		if now.Sub(s.At) >= cfg.ScaleInWindow {
+			windowFull = true
+		}
+	}
+	peak := 0
+	for _, s := range p.Memory.Samples {
+		peak = max(peak, s.Slots)
+	}
+
+	// Budget: the most nodes the fleet may run. Draining and terminating
+	// nodes bill too, so they count.
+	maxNodes := cfg.MaxNodes
+	if cfg.BudgetPerHour > 0 && cfg.PricePerHour > 0 {
+		afford := int(math.Floor(cfg.BudgetPerHour/cfg.PricePerHour + 1e-9))
+		if afford < maxNodes {
+			maxNodes = afford
+			p.BudgetLimited = true
+		}
+	}
+	minNodes := min(cfg.MinNodes, maxNodes)
+
+	have := p.ReadySlots + p.ComingSlots
+	serving := len(ready) + len(coming)
+	slot := cfg.SlotsPerNode
+
+	switch {
+	case serving > maxNodes:
+		// Over the cap (budget lowered, or max nodes): drain the emptiest
+		// nodes at once, whatever the demand.
+		if p.BudgetLimited {
+			p.Reasons = append(p.Reasons, fmt.Sprintf("budget cap $%.2f/h: fleet above its cap of %d nodes", cfg.BudgetPerHour, maxNodes))
+		} else {
+			p.Reasons = append(p.Reasons, fmt.Sprintf("fleet above its cap of %d nodes", maxNodes))
+		}
+		sortEmptiest(ready)
+		var drain []string
+		for _, n := range ready {
+			if serving <= maxNodes {
+				break
+			}
+			drain = append(drain, n.ID)
+			serving--
+		}
+		if len(drain) > 0 {
+			p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: drain, Reason: "over the node cap"})
+		}
+	case have < p.WantedSlots || serving < minNodes:
+		// 3. Scale out: drains first (warm, already paid for), fullest
+		// first, then one batched launch.
+		sort.Slice(draining, func(i, j int) bool {
+			if draining[i].ActiveCalls != draining[j].ActiveCalls {
+				return draining[i].ActiveCalls > draining[j].ActiveCalls
+			}
+			return draining[i].ID < draining[j].ID
+		})
+		var cancel []string
+		for _, n := range draining {
+			if have >= p.WantedSlots && serving >= minNodes {
+				break
+			}
+			if n.SpotNotice || n.State != StateDraining || n.LastHeartbeat.IsZero() || now.Sub(n.LastHeartbeat) > cfg.HeartbeatDeadline {
+				continue
+			}
+			cancel = append(cancel, n.ID)
+			have += NodeSlots(n, cfg)
+			serving++
+		}
+		if len(cancel) > 0 {
+			p.Actions = append(p.Actions, Action{Kind: ActCancelDrain, NodeIDs: cancel, Reason: "demand returned"})
+		}
+		need := 0
+		if have < p.WantedSlots {
+			need = (p.WantedSlots - have + slot - 1) / slot
+		}
+		need = max(need, minNodes-serving)
+		room := maxNodes - alive
+		if need > room {
+			if p.BudgetLimited && room < cfg.MaxNodes-alive {
+				p.Reasons = append(p.Reasons, fmt.Sprintf("budget cap $%.2f/h holds the fleet at %d nodes; %d more wanted", cfg.BudgetPerHour, maxNodes, need-max(room, 0)))
+			} else {
+				p.Reasons = append(p.Reasons, fmt.Sprintf("max nodes %d reached; %d more wanted", maxNodes, need-max(room, 0)))
+			}
+			need = max(room, 0)
+		}
+		if need > 0 {
+			for need > 0 {
+				b := min(need, cfg.MaxLaunchBatch)
+				p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: b, Reason: fmt.Sprintf("want %d slots, have %d", p.WantedSlots, have)})
+				need -= b
+				alive += b
+				serving += b
+			}
+		}
+	case have-p.WantedSlots >= slot && windowFull:
+		// 4. Scale in: only the surplus that lasted the whole window (the
+		// peak wish over it), never below min, never a young node: with a
+		// 60 s billing minimum, ending it sooner saves nothing.
+		target := max(p.WantedSlots, peak)
+		sortEmptiest(ready)
+		var drain []string
+		for _, n := range ready {
+			s := NodeSlots(n, cfg)
+			if have-s < target || serving-1 < minNodes || now.Sub(n.LaunchedAt) < cfg.MinLifetime {
+				continue
+			}
+			drain = append(drain, n.ID)
+			have -= s
+			serving--
+		}
+		if len(drain) > 0 {
+			p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: drain, Reason: fmt.Sprintf("surplus over %s: want %d slots", cfg.ScaleInWindow, target)})
+		}
+	}
+	if len(spotDrain) > 0 {
+		p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: spotDrain, Reason: "spot interruption notice"})
+	}
+	p.DesiredNodes = serving
+	return p
+}
+
+// sortEmptiest orders nodes by active calls, fewest first (ties by id, so
+// the plan is deterministic).
+func sortEmptiest(ns []NodeView) {
+	sort.Slice(ns, func(i, j int) bool {
+		if ns[i].ActiveCalls != ns[j].ActiveCalls {
+			return ns[i].ActiveCalls < ns[j].ActiveCalls
+		}
+		return ns[i].ID < ns[j].ID
+	})
+}

@@ -1,0 +1,260 @@
+package controller
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+
+// ready returns n ready nodes "r0".. with the given active calls, old and
+// heartbeating.
+func readyNodes(prefix string, calls ...int) []NodeView {
+	var ns []NodeView
+	for i, c := range calls {
+		ns = append(ns, NodeView{ID: fmt.Sprintf("%s%d", prefix, i), State: StateReady, ActiveCalls: c,
+			LaunchedAt: t0.Add(-time.Hour), ReadyAt: t0.Add(-50 * time.Minute), LastHeartbeat: t0.Add(-5 * time.Second)})
+	}
+	return ns
+}
+
+func camp(id string, target int) CampaignView {
+	return CampaignView{ID: id, Target: target, Callable: 1 << 20}
+}
+
+// fullWindow is planner memory saying the wish has been w slots for the
+// whole stabilisation window.
+func fullWindow(w int) Memory {
+	return Memory{Samples: []DemandSample{{At: t0.Add(-6 * time.Minute), Slots: w}, {At: t0.Add(-time.Minute), Slots: w}}}
+}
+
+func TestCampaignDemand(t *testing.T) {
+	cfg := Config{}.WithDefaults()
+	for _, tc := range []struct {
+		name string
+		c    CampaignView
+		want int
+	}{
+		{"target", CampaignView{Target: 250, Callable: 1000}, 250},
+		{"callable caps", CampaignView{Target: 250, Callable: 40, Active: 10}, 50},
+		{"attempt rate caps", CampaignView{Target: 250, Callable: 1000, MaxCPS: 2, AvgAttemptSeconds: 40}, 80},
+		{"default attempt duration", CampaignView{Target: 250, Callable: 1000, MaxCPS: 2}, 60},
+		{"trunk channels cap", CampaignView{Target: 250, Callable: 1000, TrunkChannels: 120}, 120},
+		{"trunk cps caps", CampaignView{Target: 250, Callable: 1000, TrunkCPS: 3, AvgAttemptSeconds: 20}, 60},
+		{"upcoming within lead", CampaignView{Target: 0, Upcoming: []Upcoming{{At: t0.Add(2 * time.Minute), Target: 300}}}, 300},
+		{"upcoming beyond lead", CampaignView{Target: 0, Upcoming: []Upcoming{{At: t0.Add(20 * time.Minute), Target: 300}}}, 0},
+		{"upcoming capped by trunk", CampaignView{Upcoming: []Upcoming{{At: t0, Target: 300}}, TrunkChannels: 90}, 90},
+		{"negative target", CampaignView{Target: -5, Callable: 10}, 0},
+	} {
+		if got := CampaignDemand(tc.c, t0, cfg); got != tc.want {
+			t.Errorf("%s: got %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestTotalDemandSharedTrunk(t *testing.T) {
+	cfg := Config{}.WithDefaults()
+	cs := []CampaignView{
+		{ID: "a", Target: 200, Callable: 1000, Trunk: "t1", TrunkChannels: 300},
+		{ID: "b", Target: 200, Callable: 1000, Trunk: "t1", TrunkChannels: 300},
+		{ID: "c", Target: 50, Callable: 1000, Trunk: "t2", TrunkCPS: 1, AvgAttemptSeconds: 30},
+		{ID: "d", Target: 70, Callable: 1000, Trunk: "t2", TrunkCPS: 1, AvgAttemptSeconds: 30},
+		{ID: "e", Target: 10, Callable: 1000},
+	}
+	if got, want := TotalDemand(cs, t0, cfg), 300+30+10; got != want {
+		t.Errorf("got %d, want %d", got, want)
+	}
+}
+
+func kinds(p Plan) string {
+	var s []string
+	for _, a := range p.Actions {
+		switch a.Kind {
+		case ActLaunch:
+			s = append(s, fmt.Sprintf("launch %d", a.Count))
+		case ActCapacity:
+			s = append(s, fmt.Sprintf("capacity %s=%d", a.NodeIDs[0], a.Count))
+		default:
+			s = append(s, fmt.Sprintf("%s %s", a.Kind, strings.Join(a.NodeIDs, ",")))
+		}
+	}
+	return strings.Join(s, "; ")
+}
+
+func TestPlan(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		obs    Observed
+		want   string
+		reason string // substring of a reason, if any
+	}{
+		{name: "idle, nothing", obs: Observed{}, want: ""},
+		{name: "scale out at once in one batch",
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 950)}},
+			want: "launch 10"},
+		{name: "coming nodes count",
+			obs: Observed{Campaigns: []CampaignView{camp("a", 300)}, Nodes: []NodeView{
+				{ID: "p0", State: StatePending, LaunchedAt: t0}, {ID: "p1", State: StateBooting, LaunchedAt: t0},
+				{ID: "p2", State: StateSyncing, LaunchedAt: t0, LastHeartbeat: t0}, {ID: "p3", State: StateRequested, LaunchedAt: t0}}},
+			want: ""},
+		{name: "min nodes", cfg: Config{MinNodes: 2}, want: "launch 2"},
+		{name: "max nodes caps and says so", cfg: Config{MaxNodes: 4},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: readyNodes("r", 100, 100)},
+			want: "launch 2", reason: "max nodes 4"},
+		{name: "batches split", cfg: Config{MaxLaunchBatch: 4},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 900)}},
+			want: "launch 4; launch 4; launch 2"},
+		{name: "budget cap holds capacity down", cfg: Config{BudgetPerHour: 0.30, PricePerHour: 0.085},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: readyNodes("r", 90)},
+			want: "launch 2", reason: "budget cap $0.30/h"},
+		{name: "budget cap drains above it", cfg: Config{BudgetPerHour: 0.17, PricePerHour: 0.085},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 400)}, Nodes: readyNodes("r", 90, 20, 95)},
+			want: "drain r1", reason: "above its cap"},
+		{name: "cancel drain before launching",
+			obs: Observed{Campaigns: []CampaignView{camp("a", 300)}, Nodes: append(readyNodes("r", 90),
+				NodeView{ID: "d0", State: StateDraining, ActiveCalls: 10, LaunchedAt: t0.Add(-time.Hour), LastHeartbeat: t0, DrainDeadline: t0.Add(10 * time.Minute)},
+				NodeView{ID: "d1", State: StateDraining, ActiveCalls: 40, LaunchedAt: t0.Add(-time.Hour), LastHeartbeat: t0, DrainDeadline: t0.Add(10 * time.Minute)})},
+			want: "cancel-drain d1,d0; launch 1"},
+		{name: "cancel drain alone when enough",
+			obs: Observed{Campaigns: []CampaignView{camp("a", 150)}, Nodes: append(readyNodes("r", 90),
+				NodeView{ID: "d0", State: StateDraining, ActiveCalls: 10, LaunchedAt: t0.Add(-time.Hour), LastHeartbeat: t0, DrainDeadline: t0.Add(10 * time.Minute)})},
+			want: "cancel-drain d0"},
+		{name: "scale in waits for the window",
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: readyNodes("r", 50, 40, 0)},
+			want: ""},
+		{name: "scale in emptiest first after the window",
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: readyNodes("r", 50, 3, 40), Memory: fullWindow(95)},
+			want: "drain r1,r2"},
+		{name: "scale in keeps the window's peak",
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: readyNodes("r", 50, 3, 40), Memory: fullWindow(200)},
+			want: "drain r1"},
+		{name: "scale in respects min nodes", cfg: Config{MinNodes: 3},
+			obs:  Observed{Nodes: readyNodes("r", 0, 0, 0, 0), Memory: fullWindow(0)},
+			want: "drain r0"},
+		{name: "young node not drained",
+			obs: Observed{Nodes: []NodeView{{ID: "y", State: StateReady, LaunchedAt: t0.Add(-30 * time.Second), LastHeartbeat: t0}},
+				Memory: fullWindow(0)},
+			want: ""},
+		{name: "less than a node of surplus stays",
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 150)}, Nodes: readyNodes("r", 50, 50), Memory: fullWindow(158)},
+			want: ""},
+		{name: "struggling node counts less and is told",
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 190)}, Nodes: []NodeView{readyNodes("r", 90)[0], {ID: "s", State: StateReady, CPU: 0.95, LaunchedAt: t0.Add(-time.Hour), LastHeartbeat: t0}}},
+			want: "capacity s=75; launch 1"},
+		{name: "no registration replaced",
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 50)}, Nodes: []NodeView{{ID: "b", State: StateBooting, LaunchedAt: t0.Add(-6 * time.Minute)}}},
+			want: "terminate b; launch 1", reason: "no registration"},
+		{name: "silent node replaced",
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 50)}, Nodes: []NodeView{{ID: "s", State: StateReady, LaunchedAt: t0.Add(-time.Hour), LastHeartbeat: t0.Add(-time.Minute)}}},
+			want: "terminate s; launch 1", reason: "no heartbeat"},
+		{name: "drained node terminated at zero calls",
+			obs: Observed{Nodes: []NodeView{{ID: "d", State: StateDraining, NodeDrain: true, LaunchedAt: t0.Add(-time.Hour), LastHeartbeat: t0, DrainDeadline: t0.Add(time.Minute)}},
+				Memory: fullWindow(0)},
+			want: "terminate d"},
+		{name: "drained node with calls kept",
+			obs: Observed{Nodes: []NodeView{{ID: "d", State: StateDraining, NodeDrain: true, ActiveCalls: 1, LaunchedAt: t0.Add(-time.Hour), LastHeartbeat: t0, DrainDeadline: t0.Add(time.Minute)}},
+				Memory: fullWindow(0)},
+			want: ""},
+		{name: "drained node with undelivered results kept",
+			obs: Observed{Nodes: []NodeView{{ID: "d", State: StateDraining, NodeDrain: true, Pending: 2, LaunchedAt: t0.Add(-time.Hour), LastHeartbeat: t0, DrainDeadline: t0.Add(time.Minute)}},
+				Memory: fullWindow(0)},
+			want: ""},
+		{name: "drain not yet acknowledged kept",
+			obs: Observed{Nodes: []NodeView{{ID: "d", State: StateDraining, LaunchedAt: t0.Add(-time.Hour), LastHeartbeat: t0, DrainDeadline: t0.Add(time.Minute)}},
+				Memory: fullWindow(0)},
+			want: ""},
+		{name: "drain deadline ends it",
+			obs: Observed{Nodes: []NodeView{{ID: "d", State: StateDraining, NodeDrain: true, ActiveCalls: 7, LaunchedAt: t0.Add(-time.Hour), LastHeartbeat: t0, DrainDeadline: t0}},
+				Memory: fullWindow(0)},
+			want: "terminate d"},
+		{name: "spot notice drains and replaces",
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 80)}, Nodes: []NodeView{{ID: "s", State: StateReady, SpotNotice: true, ActiveCalls: 70, LaunchedAt: t0.Add(-time.Hour), LastHeartbeat: t0}}},
+			want: "launch 1; drain s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.cfg.Plan(tc.obs, t0)
+			if got := kinds(p); got != tc.want {
+				t.Errorf("actions: got %q, want %q (reasons %q)", got, tc.want, p.Reasons)
+			}
+			if tc.reason != "" && !strings.Contains(strings.Join(p.Reasons, "|"), tc.reason) {
+				t.Errorf("reasons %q lack %q", p.Reasons, tc.reason)
+			}
+		})
+	}
+}
+
+// TestPlanNoisyDemandNoChurn feeds ±10% noise every tick around 500 calls
+// through plan→apply for two hours and wants no node launched and then
+// drained, and every node launched only in the first ticks.
+func TestPlanNoisyDemandNoChurn(t *testing.T) {
+	cfg := Config{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var nodes []NodeView
+	var mem Memory
+	launches, drains := 0, 0
+	now := t0
+	for tick := 0; tick < 720; tick++ {
+		now = now.Add(10 * time.Second)
+		target := 500 + rng.IntN(101) - 50
+		p := cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", target)}, Nodes: nodes, Memory: mem}, now)
+		mem = p.Memory
+		for _, a := range p.Actions {
+			switch a.Kind {
+			case ActLaunch:
+				launches += a.Count
+				for i := 0; i < a.Count; i++ {
+					nodes = append(nodes, NodeView{ID: fmt.Sprint("n", len(nodes)), State: StateReady, LaunchedAt: now, LastHeartbeat: now})
+				}
+			case ActDrain:
+				drains += len(a.NodeIDs)
+			}
+		}
+		for i := range nodes {
+			nodes[i].LastHeartbeat = now
+		}
+	}
+	if launches != 6 || drains != 0 {
+		t.Errorf("launches %d drains %d, want 6 and 0", launches, drains)
+	}
+}
+
+func TestPlanMemoryPruned(t *testing.T) {
+	cfg := Config{}
+	var mem Memory
+	now := t0
+	for i := 0; i < 100; i++ {
+		now = now.Add(10 * time.Second)
+		mem = cfg.Plan(Observed{Memory: mem}, now).Memory
+	}
+	if n := len(mem.Samples); n != 31 {
+		t.Errorf("samples kept %d, want 31 (5 min of 10 s ticks, both ends)", n)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		c    Config
+		want string
+	}{
+		{Config{MinNodes: 5, MaxNodes: 2}, "MinNodes 5 above MaxNodes 2"},
+		{Config{SlotsPerNode: -1}, "SlotsPerNode"},
+		{Config{BudgetPerHour: -1}, "BudgetPerHour"},
+		{Config{StruggleFactor: 2}, "StruggleFactor"},
+		{Config{}, ""},
+	} {
+		err := tc.c.Validate()
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.Contains(got, tc.want) || (tc.want == "" && err != nil) {
+			t.Errorf("%+v: got %q, want %q", tc.c, got, tc.want)
+		}
+	}
+	_ = reflect.DeepEqual
+}
