@@ -33,10 +33,12 @@ func main() {
 	}
 }
 
-// command is one subcommand.
+// command is one subcommand. flags, when set, declares the command's own
+// flags beside the common configuration; run reads them from fs.
 type command struct {
 	summary string
-	run     func(ctx context.Context, cfg Config, args []string, stdout io.Writer, log *slog.Logger) error
+	run     func(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer, log *slog.Logger) error
+	flags   func(fs *flag.FlagSet)
 }
 
 // commands maps each subcommand to its implementation; each file registers
@@ -63,12 +65,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	fs := flag.NewFlagSet("controller "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	if cmd.flags != nil {
+		cmd.flags(fs)
+	}
 	cfg, err := LoadConfig(fs, args[1:], getenv)
 	if err != nil {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	return cmd.run(ctx, cfg, fs.Args(), stdout, log)
+	return cmd.run(ctx, cfg, fs, stdout, log)
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

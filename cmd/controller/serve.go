@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,12 +22,12 @@ import (
 )
 
 func init() {
-	commands["serve"] = command{"run the control center (REST API at /api/v1/)", serve}
-	commands["token"] = command{"create an API token: controller token [-db ...] NAME", token}
+	commands["serve"] = command{summary: "run the control center (dashboard, REST API, XML-RPC)", run: serve}
+	commands["token"] = command{summary: "create an API token: controller token [-db ...] NAME", run: token}
 }
 
 // serve runs the control center until ctx ends.
-func serve(ctx context.Context, cfg Config, _ []string, stdout io.Writer, log *slog.Logger) error {
+func serve(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer, log *slog.Logger) error {
 	store, err := sqlstore.Open(ctx, cfg.DB)
 	if err != nil {
 		return err
@@ -111,7 +112,8 @@ func reapLeases(ctx context.Context, store *sqlstore.Store, log *slog.Logger) er
 }
 
 // token creates an API token and prints it once.
-func token(ctx context.Context, cfg Config, args []string, stdout io.Writer, _ *slog.Logger) error {
+func token(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer, _ *slog.Logger) error {
+	args := fs.Args()
 	if len(args) != 1 || args[0] == "" {
 		return errors.New("token: want exactly one NAME, e.g. 'controller token ops'")
 	}

@@ -1,0 +1,67 @@
+package sim
+
+import (
+	"math"
+	"time"
+)
+
+// Oracle is the cost of the cheapest schedule that serves every second of
+// demand, knowing the whole trace in advance: a lower bound no real policy
+// can beat. Nodes are interchangeable, so the schedule decomposes into
+// layers (layer k is up whenever demand needs k nodes); each layer starts a
+// node a boot time before it is needed, and across a gap either keeps it
+// running or stops it and boots another, whichever costs less. Billing is
+// per second with the minimum, boot time included.
+func Oracle(t *Trace, s Settings) Result {
+	s = s.withDefaults()
+	boot := s.Cloud.BootMedian
+	// needed[i]: nodes needed in second i.
+	n := int(t.End/time.Second) + 1
+	needed := make([]int, n)
+	d := newDemand(t)
+	peak := 0
+	for i := range n {
+		needed[i] = int(math.Ceil(float64(d.advance(time.Duration(i)*time.Second)) / float64(s.Slots)))
+		peak = max(peak, needed[i])
+	}
+	var billed time.Duration
+	launches := 0
+	for k := 1; k <= peak; k++ {
+		var run time.Duration // billed time of the instance now alive in this layer
+		alive, lastEnd := false, 0
+		flush := func() {
+			if alive {
+				billed += max(run, s.Cloud.MinBilled)
+			}
+		}
+		for i := 0; i < n; {
+			if needed[i] < k {
+				i++
+				continue
+			}
+			j := i
+			for j < n && needed[j] >= k {
+				j++
+			}
+			span := time.Duration(j-i) * time.Second
+			gap := time.Duration(i-lastEnd) * time.Second
+			switch {
+			case !alive:
+				run, alive = boot+span, true
+				launches++
+			case gap <= boot:
+				run += gap + span // bridging the gap costs less than a new boot
+			default:
+				flush()
+				run = boot + span
+				launches++
+			}
+			lastEnd = j
+			i = j
+		}
+		flush()
+	}
+	r := Result{Trace: t.Name, Policy: "oracle", NodeHours: billed.Hours(), Launches: launches, Terminations: launches, PeakNodes: peak}
+	r.Cost = r.NodeHours * s.Cloud.PricePerHour
+	return r
+}

@@ -1,0 +1,351 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/elastidial/elastidial/controller"
+	"github.com/elastidial/elastidial/nodeapi"
+)
+
+// Settings are the cluster and model knobs shared by every policy.
+type Settings struct {
+	Slots           int           // calls per node; 100
+	MeanCallSeconds float64       // mean attempt length, exponential; 60
+	Tick            time.Duration // scaler and heartbeat interval; 10s
+	SampleEvery     time.Duration // series resolution for the plot; 1m
+	Cloud           CloudModel
+	Plan            controller.Config // elastidial's planner knobs
+}
+
+func (s Settings) withDefaults() Settings {
+	if s.Slots == 0 {
+		s.Slots = 100
+	}
+	if s.MeanCallSeconds == 0 {
+		s.MeanCallSeconds = 60
+	}
+	if s.Tick == 0 {
+		s.Tick = 10 * time.Second
+	}
+	if s.SampleEvery == 0 {
+		s.SampleEvery = time.Minute
+	}
+	s.Cloud = s.Cloud.withDefaults()
+	s.Plan.SlotsPerNode = s.Slots
+	s.Plan.PricePerHour = s.Cloud.PricePerHour
+	if s.Plan.MaxNodes == 0 {
+		s.Plan.MaxNodes = 1000
+	}
+	return s
+}
+
+// Sample is one point of the series plotted for a run.
+type Sample struct {
+	At        time.Duration `json:"at_seconds"`
+	Demand    int           `json:"demand"`
+	Ready     int           `json:"ready_slots"`
+	Nodes     int           `json:"nodes"`
+	CostPerH  float64       `json:"cost_per_hour"`
+	ServedNow float64       `json:"served"`
+}
+
+// Result is what one policy did on one trace.
+type Result struct {
+	Trace            string   `json:"trace"`
+	Policy           string   `json:"policy"`
+	Cost             float64  `json:"cost"`
+	NodeHours        float64  `json:"node_hours"`
+	DemandCallSec    float64  `json:"demand_call_seconds"`
+	UnservedCallSec  float64  `json:"unserved_call_seconds"`
+	UnservedShare    float64  `json:"unserved_share"`
+	DroppedByScaleIn float64  `json:"dropped_by_scale_in"`
+	LostToFailures   float64  `json:"lost_to_failures"`
+	Launches         int      `json:"launches"`
+	Terminations     int      `json:"terminations"`
+	ShortLived       int      `json:"launch_then_terminate_10m"`
+	PeakNodes        int      `json:"peak_nodes"`
+	Series           []Sample `json:"-"`
+}
+
+// policy decides capacity each tick of a simulation.
+type policy interface {
+	name() string
+	start(w *world) error
+	tick(w *world) error
+}
+
+// world is one simulation in progress.
+type world struct {
+	s      Settings
+	t      *Trace
+	now    time.Duration
+	start  time.Time
+	cloud  *cloud
+	demand *demand
+	rng    *rand.Rand
+	res    Result
+}
+
+func (w *world) clock() time.Time { return w.start.Add(w.now) }
+
+// Run replays the trace under one policy: "elastidial", "reactive" or
+// "static". The same seed gives the same result.
+func Run(t *Trace, s Settings, policyName string) (Result, error) {
+	s = s.withDefaults()
+	var p policy
+	switch policyName {
+	case "elastidial":
+		p = &elastidial{}
+	case "reactive":
+		p = &reactive{}
+	case "static":
+		p = &static{}
+	default:
+		return Result{}, fmt.Errorf("unknown policy %q: want elastidial, reactive or static", policyName)
+	}
+	w := &world{s: s, t: t, start: time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC), demand: newDemand(t),
+		rng: rand.New(rand.NewPCG(s.Cloud.Seed, 1)), res: Result{Trace: t.Name, Policy: p.name()}}
+	w.cloud = &cloud{m: s.Cloud, rng: rand.New(rand.NewPCG(s.Cloud.Seed, 2)), now: &w.now, start: w.start, byTok: map[string][]*instance{}, calls: map[time.Duration]int{}}
+	if err := p.start(w); err != nil {
+		return Result{}, err
+	}
+	failPerSec := s.Cloud.FailuresPerHour / 3600
+	for w.now = 0; w.now <= t.End; w.now += time.Second {
+		wanted := w.demand.advance(w.now)
+		alive := 0
+		for _, in := range w.cloud.insts {
+			if in.dead {
+				continue
+			}
+			alive++
+			if w.rng.Float64() < failPerSec {
+				w.cloud.end(in, true)
+				continue
+			}
+			// Calls end at random; a node's last fraction of a call ends.
+			in.calls -= in.calls / s.MeanCallSeconds
+			if in.calls < 0.5 {
+				in.calls = 0
+			}
+		}
+		w.res.PeakNodes = max(w.res.PeakNodes, alive)
+		if w.now%s.Tick == 0 {
+			if err := p.tick(w); err != nil {
+				return Result{}, err
+			}
+		}
+		served := w.place(float64(wanted))
+		w.res.DemandCallSec += float64(wanted)
+		w.res.UnservedCallSec += math.Max(0, float64(wanted)-served)
+		if w.now%s.SampleEvery == 0 {
+			w.sample(wanted, served)
+		}
+	}
+	w.res.Cost, w.res.NodeHours = w.cloud.cost(t.End)
+	if w.res.DemandCallSec > 0 {
+		w.res.UnservedShare = w.res.UnservedCallSec / w.res.DemandCallSec
+	}
+	w.res.DroppedByScaleIn = math.Round(w.cloud.dropped)
+	w.res.LostToFailures = math.Round(w.cloud.lost)
+	w.res.Launches, w.res.Terminations, w.res.ShortLived = w.cloud.launches, w.cloud.terminations, w.cloud.shortLived
+	return w.res, nil
+}
+
+// takesCalls reports whether an instance's agent is up and not draining.
+func (w *world) takesCalls(in *instance) bool {
+	return !in.dead && !in.draining && w.now >= in.bootAt
+}
+
+// place puts new calls on nodes with free slots, as dialer.next does, up
+// to the demand; it returns the calls in progress.
+func (w *world) place(wanted float64) float64 {
+	total := 0.0
+	for _, in := range w.cloud.insts {
+		total += in.calls
+	}
+	for _, in := range w.cloud.insts {
+		if total >= wanted {
+			break
+		}
+		if !w.takesCalls(in) {
+			continue
+		}
+		add := math.Min(float64(w.s.Slots)-in.calls, wanted-total)
+		if add > 0 {
+			in.calls += add
+			total += add
+		}
+	}
+	return total
+}
+
+func (w *world) sample(wanted int, served float64) {
+	ready, nodes := 0, 0
+	for _, in := range w.cloud.insts {
+		if in.dead {
+			continue
+		}
+		nodes++
+		if w.takesCalls(in) {
+			ready += w.s.Slots
+		}
+	}
+	w.res.Series = append(w.res.Series, Sample{At: w.now, Demand: wanted, Ready: ready, Nodes: nodes, CostPerH: float64(nodes) * w.s.Cloud.PricePerHour, ServedNow: served})
+}
+
+// --- elastidial: the real controller ---------------------------------------------
+
+type elastidial struct {
+	c *controller.Controller
+}
+
+func (*elastidial) name() string { return "elastidial" }
+
+type worldClock struct{ w *world }
+
+func (c worldClock) Now() time.Time { return c.w.clock() }
+
+type worldDemand struct{ w *world }
+
+func (d worldDemand) Demand(context.Context, time.Time) ([]controller.Demand, error) {
+	w := d.w
+	var out []controller.Demand
+	ups := map[string][]controller.Upcoming{}
+	for _, c := range w.demand.upcoming(w.now) {
+		ups[c.Campaign] = append(ups[c.Campaign], controller.Upcoming{At: w.start.Add(c.At), Target: c.Calls})
+	}
+	names := make([]string, 0, len(w.demand.calls)+len(ups))
+	for n := range w.demand.calls {
+		names = append(names, n)
+	}
+	for n := range ups {
+		if _, ok := w.demand.calls[n]; !ok {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		calls := w.demand.calls[n]
+		out = append(out, controller.Demand{CampaignID: n, Target: calls, Callable: calls, AvgAttemptSeconds: w.s.MeanCallSeconds, Upcoming: ups[n]})
+	}
+	return out, nil
+}
+
+func (e *elastidial) start(w *world) error {
+	c, err := controller.New(context.Background(), w.cloud, worldDemand{w}, nil, controller.Options{
+		Plan: w.s.Plan, Tick: w.s.Tick, HeartbeatInterval: w.s.Tick, Clock: worldClock{w},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	e.c = c
+	return err
+}
+
+func (e *elastidial) tick(w *world) error {
+	ctx := context.Background()
+	// Agents that finished booting register, then every agent heartbeats.
+	for _, in := range w.cloud.insts {
+		if in.dead || w.now < in.bootAt {
+			continue
+		}
+		if in.nodeID == "" {
+			r, err := e.c.Register(ctx, nodeapi.RegisterRequest{InstanceID: in.id, Capacity: w.s.Slots, Version: "sim"})
+			if err != nil {
+				continue // not known yet; the agent retries
+			}
+			in.nodeID = r.NodeID
+		}
+		hb, err := e.c.Heartbeat(ctx, in.nodeID, nodeapi.HeartbeatRequest{
+			ActiveCalls: int(math.Ceil(in.calls)), Capacity: w.s.Slots, AMIConnected: true, TimingOK: true, Draining: in.draining,
+		})
+		if err == nil {
+			in.draining = hb.Drain
+		}
+	}
+	// The scaler's errors (a throttled or refused launch) are retried on
+	// the next tick, as live.
+	_ = e.c.Tick(ctx)
+	return nil
+}
+
+// --- reactive: a stock target-tracking group --------------------------------------
+
+// reactive scales on current load like a cloud auto-scaling group with
+// target tracking: keep utilisation of running nodes near 70%, scale out
+// after 60 s, scale in after a 300 s cooldown by terminating the oldest
+// nodes, calls and all.
+type reactive struct{ lastOut, lastIn time.Duration }
+
+func (*reactive) name() string { return "reactive" }
+
+func (r *reactive) start(w *world) error {
+	_, err := w.cloud.Launch(context.Background(), controller.LaunchRequest{Count: 1})
+	return err
+}
+
+func (r *reactive) tick(w *world) error {
+	var alive []*instance
+	load := 0.0
+	for _, in := range w.cloud.insts {
+		if !in.dead {
+			alive = append(alive, in)
+			load += in.calls
+		}
+	}
+	desired := max(1, int(math.Ceil(load/(0.7*float64(w.s.Slots)))))
+	switch {
+	case desired > len(alive) && w.now-r.lastOut >= time.Minute:
+		if _, err := w.cloud.Launch(context.Background(), controller.LaunchRequest{Count: desired - len(alive)}); err == nil {
+			r.lastOut = w.now
+		}
+	case desired < len(alive) && w.now-r.lastIn >= 5*time.Minute && w.now-r.lastOut >= 5*time.Minute:
+		var ids []string
+		for _, in := range alive[:len(alive)-desired] { // oldest first
+			ids = append(ids, in.id)
+		}
+		w.cloud.Terminate(context.Background(), ids)
+		r.lastIn = w.now
+	}
+	return nil
+}
+
+// --- static: peak capacity for the whole trace ------------------------------------
+
+type static struct{}
+
+func (static) name() string { return "static" }
+
+func (static) start(w *world) error {
+	peak := 0
+	d := newDemand(w.t)
+	for _, c := range w.t.Changes {
+		peak = max(peak, d.advance(c.At))
+	}
+	// Provisioned ahead of the trace, outside its API limits: every node
+	// is up at the start and billed from it.
+	for range int(math.Ceil(float64(peak) / float64(w.s.Slots))) {
+		w.cloud.insts = append(w.cloud.insts, &instance{id: fmt.Sprintf("i-%07d", len(w.cloud.insts)+1)})
+		w.cloud.launches++
+	}
+	return nil
+}
+
+// tick replaces failed nodes, as a fixed-size group would; the new node
+// boots like any other.
+func (static) tick(w *world) error {
+	for _, in := range w.cloud.insts {
+		if in.dead && !in.replaced {
+			in.replaced = true
+			if _, err := w.cloud.Launch(context.Background(), controller.LaunchRequest{Count: 1}); err != nil {
+				in.replaced = false // try again next tick
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+package sim
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata traces from the generators")
+
+func TestShippedTraces(t *testing.T) {
+	for name, gen := range Shipped {
+		var b bytes.Buffer
+		if err := gen().WriteCSV(&b); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join("testdata", name+".csv")
+		if *update {
+			os.WriteFile(path, b.Bytes(), 0o644)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || !bytes.Equal(got, b.Bytes()) {
+			t.Fatalf("%s differs from its generator (run with -update): %v", path, err)
+		}
+		tr, err := ReadTrace(name, bytes.NewReader(got))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tr.Changes) != len(gen().Changes) || tr.End != gen().End {
+			t.Fatalf("%s: read %d changes ending %s", name, len(tr.Changes), tr.End)
+		}
+	}
+}
+
+func TestReadTraceErrors(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"time,campaign,calls\n", "header must be"},
+		{"seconds,campaign,calls\n", "no rows"},
+		{"seconds,campaign,calls\n10,a,5\n5,a,6\n", ":3: time goes backwards"},
+		{"seconds,campaign,calls\nsoon,a,5\n", "seconds \"soon\""},
+		{"seconds,campaign,calls\n1,a,-5\n", "calls \"-5\""},
+		{"seconds,campaign,calls,announced_seconds\n10,a,5,20\n", "announced_seconds \"20\""},
+	} {
+		_, err := ReadTrace("t", strings.NewReader(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+// TestEveryTraceKeepsTheInvariants runs the real scaler on every shipped
+// trace: no call dropped by scale-in, never cheaper than the oracle, and
+// the same result for the same seed.
+func TestEveryTraceKeepsTheInvariants(t *testing.T) {
+	for name, gen := range Shipped {
+		t.Run(name, func(t *testing.T) {
+			tr := gen()
+			s := Settings{Cloud: CloudModel{Seed: 1}}
+			oracle := Oracle(tr, s)
+			res, err := Run(tr, s, "elastidial")
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, _ := Run(tr, s, "elastidial")
+			res.Series, again.Series = nil, nil
+			if !reflect.DeepEqual(res, again) {
+				t.Fatalf("same seed, different results:\n%+v\n%+v", res, again)
+			}
+			if res.DroppedByScaleIn != 0 {
+				t.Errorf("dropped %g calls by scale-in", res.DroppedByScaleIn)
+			}
+			if res.Cost < oracle.Cost {
+				t.Errorf("cost %.2f below the oracle's %.2f: the bound is wrong", res.Cost, oracle.Cost)
+			}
+			t.Logf("%s: cost %.2f (%.2fx oracle %.2f), unserved %.3f%%, launches %d, short-lived %d, peak %d",
+				name, res.Cost, res.Cost/oracle.Cost, oracle.Cost, 100*res.UnservedShare, res.Launches, res.ShortLived, res.PeakNodes)
+		})
+	}
+}
+
+func BenchmarkElection(b *testing.B) {
+	tr := Election()
+	for b.Loop() {
+		if _, err := Run(tr, Settings{Cloud: CloudModel{Seed: 1}}, "elastidial"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	_ = time.Second
+}
