@@ -199,3 +199,16 @@ func (s *Store) Results(ctx context.Context, id string, fn func(ResultRow) error
 	}
 	return rows.Err()
 }
+
+// Answered counts the attempts answered by a person that ended in
+// [from, to), and their connected seconds: the basis for cost per answered
+// call and per connected minute.
+func (s *Store) Answered(ctx context.Context, from, to time.Time) (calls int, connectedSeconds float64, err error) {
+	var connectedMS int64
+	err = s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COALESCE(SUM(CASE WHEN answered_at > 0 AND ended_at > answered_at THEN ended_at - answered_at ELSE 0 END), 0)
+		FROM attempts WHERE disposition = ? AND ended_at >= ? AND ended_at < ?`), campaign.Answered, ms(from), ms(to)).Scan(&calls, &connectedMS)
+	if err != nil {
+		return 0, 0, fmt.Errorf("answered calls: %w", err)
+	}
+	return calls, float64(connectedMS) / 1000, nil
+}

@@ -269,6 +269,12 @@ func TestResultsRetriesAndStaleTokens(t *testing.T) {
 		if got, _ := s.Lease(ctx, "n1", 5, noonNY.Add(11*time.Minute)); len(got) != 1 || got[0].Number != ls[1].Number {
 			t.Fatalf("busy not retried after 11 minutes: %+v", got)
 		}
+		if n, sec, err := s.Answered(ctx, noonNY, noonNY.Add(2*time.Minute)); n != 2 || sec != 120 || err != nil {
+			t.Fatalf("answered: %d calls, %g s, %v", n, sec, err)
+		}
+		if cs, err := s.CallSeconds(ctx, noonNY, noonNY.Add(2*time.Minute)); cs[c.ID] != 3*65 || err != nil {
+			t.Fatalf("call seconds: %v %v", cs, err)
+		}
 		if _, err := s.Record(ctx, "n1", campaign.Result{CallID: "k_nope", Token: "x", Disposition: "answered"}, noonNY); !errors.Is(err, campaign.ErrNotFound) {
 			t.Fatalf("unknown call: %v", err)
 		}
