@@ -279,6 +279,12 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 		}
 		n.inCloud, n.missedAt = true, time.Time{}
 		old := n.rec
+		if n.rec.State == StateGone && (in.State == InstancePending || in.State == InstanceRunning) {
+			// Thought gone (long unlisted) but alive after all: give it the
+			// registration grace again rather than leak it.
+			c.log.Warn("instance thought gone is alive", "node", in.ID)
+			n.rec.State, n.rec.GoneAt, n.rec.LaunchedAt = StatePending, time.Time{}, now
+		}
 		switch in.State {
 		case InstanceRunning:
 			if n.rec.RunningAt.IsZero() {
