@@ -231,3 +231,36 @@ func TestAdoptOrTerminateOrphans(t *testing.T) {
 		}
 	})
 }
+
+// TestDemandOutageHoldsFleet: while the campaign tier does not answer the
+// fleet is neither drained nor grown, however long it lasts.
+func TestDemandOutageHoldsFleet(t *testing.T) {
+	ctx := context.Background()
+	clock := &manualClock{now: t0}
+	cloud := newFakeCloud(clock)
+	d := &fakeDemand{target: 150}
+	c := newTestController(t, cloud, d, nil, clock)
+	mustTick(t, c)
+	cloud.boot()
+	for _, id := range cloud.live() {
+		c.Register(ctx, nodeapi.RegisterRequest{InstanceID: id})
+	}
+	d.err = errors.New("campaign store down")
+	for i := 0; i < 60; i++ {
+		clock.advance(10 * time.Second)
+		for _, id := range cloud.live() {
+			c.Heartbeat(ctx, id, readyHB(0))
+		}
+		if err := c.Tick(ctx); err == nil {
+			t.Fatal("demand error not reported")
+		}
+	}
+	for id, s := range states(c) {
+		if s != StateReady {
+			t.Errorf("%s %s during the outage, want ready", id, s)
+		}
+	}
+	if n := len(cloud.live()); n != 2 {
+		t.Errorf("%d live, want 2", n)
+	}
+}

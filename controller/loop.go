@@ -171,6 +171,7 @@ func (c *Controller) Tick(ctx context.Context) error {
 	c.audioVersion(ctx)
 
 	ds, err := c.demand.Demand(ctx, now)
+	stale := err != nil
 	if err != nil {
 		// Plan on the last known demand: an outage of the campaign tier
 		// must neither scale in nor out on its own.
@@ -197,6 +198,7 @@ func (c *Controller) Tick(ctx context.Context) error {
 	}
 
 	obs := c.Observe()
+	obs.DemandStale = stale
 	p := c.cfg.Plan.Plan(obs, now)
 	c.mu.Lock()
 	c.memory, c.lastPlan = p.Memory, p
@@ -230,6 +232,8 @@ func (c *Controller) Observe() Observed {
 			obs.Nodes = append(obs.Nodes, NodeView{ID: fmt.Sprintf("%s#%d", in.Token, i), State: StateRequested, LaunchedAt: in.CreatedAt})
 		}
 	}
+	// A stable order makes the plan (and the simulator) deterministic.
+	sort.Slice(obs.Nodes, func(i, j int) bool { return obs.Nodes[i].ID < obs.Nodes[j].ID })
 	return obs
 }
 
