@@ -97,6 +97,19 @@ func TestLifecycle(t *testing.T) {
 		if got := states(c); got["i-0001"] != StateReady || got["i-0002"] != StateReady {
 			t.Fatalf("states %v, want both ready", got)
 		}
+		// A struggling node is told to offer fewer slots, and given them
+		// back when it recovers.
+		hot := readyHB(40)
+		hot.CPU = 0.97
+		c.Heartbeat(ctx, "i-0001", hot)
+		mustTick(t, c)
+		if r, _ := c.Heartbeat(ctx, "i-0001", readyHB(40)); r.Capacity != 75 {
+			t.Fatalf("struggling node told capacity %d, want 75", r.Capacity)
+		}
+		mustTick(t, c)
+		if r, _ := c.Heartbeat(ctx, "i-0001", readyHB(40)); r.Capacity != 100 {
+			t.Fatalf("recovered node told capacity %d, want 100", r.Capacity)
+		}
 		if _, err := c.Heartbeat(ctx, "nope", readyHB(0)); !errors.Is(err, ErrUnknownNode) {
 			t.Fatalf("unknown node heartbeat: %v", err)
 		}

@@ -421,7 +421,12 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 	}
 	c.mu.Lock()
 	for _, n := range c.nodes {
-		n.capCmd = 0
+		// Full slots unless the plan reduces them below: a node that
+		// struggled is given its capacity back once it recovers.
+		n.capCmd = n.rec.Capacity
+		if n.capCmd <= 0 {
+			n.capCmd = c.cfg.Plan.SlotsPerNode
+		}
 	}
 	c.mu.Unlock()
 	asked := map[string]bool{}
