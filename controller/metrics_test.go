@@ -3,11 +3,13 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/elastidial/elastidial/nodeapi"
 )
@@ -100,4 +102,19 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 		}
 	}
 	return out
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, _ := NewMetrics(reg)
+	clock := &manualClock{now: t0}
+	c, _ := New(context.Background(), newFakeCloud(clock), &fakeDemand{target: 50}, nil, Options{Clock: clock, Logger: quiet, Metrics: m})
+	mustTick(t, c)
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`elastidial_nodes{state="pending"} 1`, "elastidial_launches_total 1", "elastidial_demand_calls 50"} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }

@@ -179,3 +179,40 @@ func waitLog(t *testing.T, c *Cloud, id, want string) string {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+type demand struct{ target int }
+
+func (d *demand) Demand(context.Context, time.Time) ([]controller.Demand, error) {
+	return []controller.Demand{{CampaignID: "c", Target: d.target, Callable: 1000}}, nil
+}
+
+// TestWithController drives real processes through the controller: it
+// launches two agents, and when they never register (the stand-in agent
+// does not speak XML-RPC) it terminates them at the deadline: nothing leaks.
+func TestWithController(t *testing.T) {
+	ctx := context.Background()
+	lc := newCloud(t, "term")
+	d := &demand{target: 150}
+	ctrl, err := controller.New(ctx, lc, d, nil, controller.Options{
+		Plan:   controller.Config{RegisterDeadline: 700 * time.Millisecond},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl.Tick(ctx)
+	waitState(t, lc, controller.InstanceRunning, "local-0001", "local-0002")
+	d.target = 0
+	ctrl.Tick(ctx)
+	time.Sleep(800 * time.Millisecond)
+	ctrl.Tick(ctx)
+	waitState(t, lc, controller.InstanceTerminated, "local-0001", "local-0002")
+	ctrl.Tick(ctx)
+	for _, n := range ctrl.Nodes() {
+		if n.State != controller.StateGone {
+			t.Errorf("node %s %s, want gone", n.ID, n.State)
+		}
+	}
+	if insts, _ := lc.Instances(ctx); len(insts) != 2 {
+		t.Errorf("%d instances, want exactly the 2 launched", len(insts))
+	}
+}
