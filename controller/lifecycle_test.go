@@ -97,6 +97,19 @@ func TestLifecycle(t *testing.T) {
 		if got := states(c); got["i-0001"] != StateReady || got["i-0002"] != StateReady {
 			t.Fatalf("states %v, want both ready", got)
 		}
+		// A struggling node is told to offer fewer slots, and given them
+		// back when it recovers.
+		hot := readyHB(40)
+		hot.CPU = 0.97
+		c.Heartbeat(ctx, "i-0001", hot)
+		mustTick(t, c)
+		if r, _ := c.Heartbeat(ctx, "i-0001", readyHB(40)); r.Capacity != 75 {
+			t.Fatalf("struggling node told capacity %d, want 75", r.Capacity)
+		}
+		mustTick(t, c)
+		if r, _ := c.Heartbeat(ctx, "i-0001", readyHB(40)); r.Capacity != 100 {
+			t.Fatalf("recovered node told capacity %d, want 100", r.Capacity)
+		}
 		if _, err := c.Heartbeat(ctx, "nope", readyHB(0)); !errors.Is(err, ErrUnknownNode) {
 			t.Fatalf("unknown node heartbeat: %v", err)
 		}
@@ -230,4 +243,37 @@ func TestAdoptOrTerminateOrphans(t *testing.T) {
 			t.Fatalf("states %v, want %s ready (adopted), %s gone", got, a, b)
 		}
 	})
+}
+
+// TestDemandOutageHoldsFleet: while the campaign tier does not answer the
+// fleet is neither drained nor grown, however long it lasts.
+func TestDemandOutageHoldsFleet(t *testing.T) {
+	ctx := context.Background()
+	clock := &manualClock{now: t0}
+	cloud := newFakeCloud(clock)
+	d := &fakeDemand{target: 150}
+	c := newTestController(t, cloud, d, nil, clock)
+	mustTick(t, c)
+	cloud.boot()
+	for _, id := range cloud.live() {
+		c.Register(ctx, nodeapi.RegisterRequest{InstanceID: id})
+	}
+	d.err = errors.New("campaign store down")
+	for i := 0; i < 60; i++ {
+		clock.advance(10 * time.Second)
+		for _, id := range cloud.live() {
+			c.Heartbeat(ctx, id, readyHB(0))
+		}
+		if err := c.Tick(ctx); err == nil {
+			t.Fatal("demand error not reported")
+		}
+	}
+	for id, s := range states(c) {
+		if s != StateReady {
+			t.Errorf("%s %s during the outage, want ready", id, s)
+		}
+	}
+	if n := len(cloud.live()); n != 2 {
+		t.Errorf("%d live, want 2", n)
+	}
 }

@@ -171,6 +171,7 @@ func (c *Controller) Tick(ctx context.Context) error {
 	c.audioVersion(ctx)
 
 	ds, err := c.demand.Demand(ctx, now)
+	stale := err != nil
 	if err != nil {
 		// Plan on the last known demand: an outage of the campaign tier
 		// must neither scale in nor out on its own.
@@ -197,6 +198,7 @@ func (c *Controller) Tick(ctx context.Context) error {
 	}
 
 	obs := c.Observe()
+	obs.DemandStale = stale
 	p := c.cfg.Plan.Plan(obs, now)
 	c.mu.Lock()
 	c.memory, c.lastPlan = p.Memory, p
@@ -230,6 +232,8 @@ func (c *Controller) Observe() Observed {
 			obs.Nodes = append(obs.Nodes, NodeView{ID: fmt.Sprintf("%s#%d", in.Token, i), State: StateRequested, LaunchedAt: in.CreatedAt})
 		}
 	}
+	// A stable order makes the plan (and the simulator) deterministic.
+	sort.Slice(obs.Nodes, func(i, j int) bool { return obs.Nodes[i].ID < obs.Nodes[j].ID })
 	return obs
 }
 
@@ -279,6 +283,12 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 		}
 		n.inCloud, n.missedAt = true, time.Time{}
 		old := n.rec
+		if n.rec.State == StateGone && (in.State == InstancePending || in.State == InstanceRunning) {
+			// Thought gone (long unlisted) but alive after all: give it the
+			// registration grace again rather than leak it.
+			c.log.Warn("instance thought gone is alive", "node", in.ID)
+			n.rec.State, n.rec.GoneAt, n.rec.LaunchedAt = StatePending, time.Time{}, now
+		}
 		switch in.State {
 		case InstanceRunning:
 			if n.rec.RunningAt.IsZero() {
@@ -411,7 +421,12 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 	}
 	c.mu.Lock()
 	for _, n := range c.nodes {
-		n.capCmd = 0
+		// Full slots unless the plan reduces them below: a node that
+		// struggled is given its capacity back once it recovers.
+		n.capCmd = n.rec.Capacity
+		if n.capCmd <= 0 {
+			n.capCmd = c.cfg.Plan.SlotsPerNode
+		}
 	}
 	c.mu.Unlock()
 	asked := map[string]bool{}

@@ -102,6 +102,10 @@ type Observed struct {
 	Campaigns []CampaignView
 	Nodes     []NodeView
 	Memory    Memory
+	// DemandStale says Campaigns is the last known demand, not a fresh
+	// observation (the campaign tier did not answer): the planner still
+	// replaces failed nodes and scales out, but never scales in on it.
+	DemandStale bool
 }
 
 // Config are the scaling knobs. Zero fields take the default noted beside
@@ -403,24 +407,38 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		p.ComingSlots += NodeSlots(NodeView{Capacity: n.Capacity}, cfg)
 	}
 
-	// Remember this tick's wish and prune the window.
-	p.Memory.Samples = append(p.Memory.Samples, DemandSample{At: now, Slots: p.WantedSlots})
-	for _, s := range obs.Memory.Samples {
-		if now.Sub(s.At) <= cfg.ScaleInWindow && s.At.Before(now) {
+	// Remember this tick's wish and prune the window. The newest sample
+	// older than the window is kept too: it proves the window is covered
+	// whatever the tick interval. A tick whose demand is stale (the
+	// campaign tier did not answer) adds no sample and never scales in.
+	var older *DemandSample
+	peak := p.WantedSlots
+	for i, s := range obs.Memory.Samples {
+		switch {
+		case !s.At.Before(now):
+			// A sample from the future (clock stepped back): ignore.
+		case now.Sub(s.At) > cfg.ScaleInWindow:
+			if older == nil || s.At.After(older.At) {
+				older = &obs.Memory.Samples[i]
+			}
+		default:
 			p.Memory.Samples = append(p.Memory.Samples, s)
+			peak = max(peak, s.Slots)
 		}
+	}
+	windowFull := older != nil
+	for _, s := range p.Memory.Samples {
+		windowFull = windowFull || now.Sub(s.At) >= cfg.ScaleInWindow
+	}
+	if older != nil {
+		p.Memory.Samples = append(p.Memory.Samples, *older)
+	}
+	if obs.DemandStale {
+		windowFull = false
+	} else {
+		p.Memory.Samples = append(p.Memory.Samples, DemandSample{At: now, Slots: p.WantedSlots})
 	}
 	sort.Slice(p.Memory.Samples, func(i, j int) bool { return p.Memory.Samples[i].At.Before(p.Memory.Samples[j].At) })
-	windowFull := false
-	for _, s := range obs.Memory.Samples {
-		if now.Sub(s.At) >= cfg.ScaleInWindow {
-			windowFull = true
-		}
-	}
-	peak := 0
-	for _, s := range p.Memory.Samples {
-		peak = max(peak, s.Slots)
-	}
 
 	// Budget: the most nodes the fleet may run. Draining and terminating
 	// nodes bill too, so they count.

@@ -231,8 +231,54 @@ func TestPlanMemoryPruned(t *testing.T) {
 		now = now.Add(10 * time.Second)
 		mem = cfg.Plan(Observed{Memory: mem}, now).Memory
 	}
-	if n := len(mem.Samples); n != 31 {
-		t.Errorf("samples kept %d, want 31 (5 min of 10 s ticks, both ends)", n)
+	if n := len(mem.Samples); n != 32 {
+		t.Errorf("samples kept %d, want 32 (5 min of 10 s ticks, both ends, and one older)", n)
+	}
+}
+
+// TestPlanWindowOddTicks: with a tick that does not divide the window, the
+// window still counts as covered on every tick once it has been.
+func TestPlanWindowOddTicks(t *testing.T) {
+	cfg := Config{}
+	var mem Memory
+	now := t0
+	nodes := readyNodes("r", 0, 0, 0)
+	drains := 0
+	for i := 0; i < 60; i++ {
+		now = now.Add(7 * time.Second)
+		p := cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 150)}, Nodes: nodes, Memory: mem}, now)
+		mem = p.Memory
+		for _, a := range p.Actions {
+			if a.Kind == ActDrain {
+				drains++
+				if now.Sub(t0) < 5*time.Minute {
+					t.Fatalf("drain after %s, before the window", now.Sub(t0))
+				}
+				for _, id := range a.NodeIDs {
+					for j := range nodes {
+						if nodes[j].ID == id {
+							nodes[j].State = StateDraining
+						}
+					}
+				}
+			}
+		}
+		for j := range nodes {
+			nodes[j].LastHeartbeat = now
+		}
+	}
+	if drains != 1 {
+		t.Errorf("%d drains, want 1", drains)
+	}
+}
+
+func TestPlanStaleDemandNeverScalesIn(t *testing.T) {
+	p := Config{}.Plan(Observed{Nodes: readyNodes("r", 0, 0), Memory: fullWindow(0), DemandStale: true}, t0)
+	if got := kinds(p); got != "" {
+		t.Errorf("stale demand: %q", got)
+	}
+	if len(p.Memory.Samples) != len(fullWindow(0).Samples) {
+		t.Errorf("stale demand added a sample: %+v", p.Memory.Samples)
 	}
 }
 
