@@ -12,10 +12,9 @@ import (
 	"github.com/elastidial/elastidial/xmlrpc"
 )
 
-// metrics registers the controller's Prometheus metrics and returns the
-// /metrics handler.
-func metrics(rpc *xmlrpc.Server, flows *xmlrpc.Flows) http.Handler {
-	reg := prometheus.NewRegistry()
+// metrics registers the XML-RPC tier's Prometheus metrics on reg and
+// returns the /metrics handler.
+func metrics(reg *prometheus.Registry, rpc *xmlrpc.Server, flows *xmlrpc.Flows) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	calls := prometheus.NewHistogramVec(prometheus.HistogramOpts{

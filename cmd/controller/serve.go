@@ -12,10 +12,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/elastidial/elastidial/campaign/httpapi"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/controller"
 	"github.com/elastidial/elastidial/flow"
 	"github.com/elastidial/elastidial/web"
 	"github.com/elastidial/elastidial/xmlrpc"
@@ -26,23 +28,60 @@ func init() {
 	commands["token"] = command{summary: "create an API token: controller token [-db ...] NAME", run: token}
 }
 
-// serve runs the control center until ctx ends.
+// serve runs the control center until ctx ends: the dashboard, the REST
+// API, the nodes' XML-RPC tier, the scaler and the lease reaper.
 func serve(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer, log *slog.Logger) error {
 	store, err := sqlstore.Open(ctx, cfg.DB)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-
 	secret, err := clusterSecret(cfg)
 	if err != nil {
 		return err
 	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+
+	// The scaler: node registry behind node.register and node.heartbeat,
+	// and the reconcile loop acting on the cloud.
+	cloud, closeCloud, err := newCloud(ctx, cfg, ln.Addr(), secret, log.With("component", "cloud"))
+	if err != nil {
+		return err
+	}
+	defer closeCloud(context.Background())
+	driver := "sqlite"
+	if store.Postgres() {
+		driver = "pgx"
+	}
+	nodeStore, err := controller.OpenStore(ctx, store.DB(), driver)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	cm, err := controller.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	scaler, err := controller.New(ctx, cloud, demandSource{store}, nodeStore, controller.Options{
+		Plan:    controller.Config{SlotsPerNode: cfg.NodeSlots, MinNodes: cfg.MinNodes, MaxNodes: cfg.MaxNodes, BudgetPerHour: cfg.BudgetPerH},
+		Tick:    cfg.Tick,
+		Logger:  log.With("component", "scaler"),
+		Metrics: cm,
+		Pricing: controller.Pricing{Region: cfg.PriceRegion, DefaultType: cfg.InstanceType},
+	})
+	if err != nil {
+		return err
+	}
+
 	flows := &xmlrpc.Flows{Source: store, Local: true, Log: log}
 	if cfg.Memcached != "" {
 		flows.Memcache = xmlrpc.NewMemcache(strings.Split(cfg.Memcached, ","), 256, 100*time.Millisecond)
 	}
-	rpc := &xmlrpc.Service{Secret: secret, Dialer: dialer{store}, Flows: flows}
+	rpc := &xmlrpc.Service{Secret: secret, Nodes: scaler, Dialer: dialer{store}, Flows: flows}
 	rpcServer := rpc.Server()
 	rpcServer.Log = log
 
@@ -52,7 +91,7 @@ func serve(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer, l
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("/RPC2", rpcServer)
-	mux.Handle("GET /metrics", metrics(rpcServer, flows))
+	mux.Handle("GET /metrics", metrics(reg, rpcServer, flows))
 	mux.Handle("/", web.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := store.DB().PingContext(r.Context()); err != nil {
@@ -61,18 +100,13 @@ func serve(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer, l
 		}
 		io.WriteString(w, "ok\n")
 	})
-
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute, // bounds slow clients; dial lists stream within it
 		IdleTimeout:       2 * time.Minute,
 	}
-	log.Info("controller serving", "addr", ln.Addr().String(), "db", cfg.DB, "memcached", cfg.Memcached)
+	log.Info("controller serving", "addr", ln.Addr().String(), "db", cfg.DB, "cloud", cfg.Cloud, "memcached", cfg.Memcached)
 	fmt.Fprintf(stdout, "elastidial controller listening on http://%s (dashboard at /, REST API at /api/v1/, XML-RPC at /RPC2)\n", ln.Addr())
 
 	g, ctx := errgroup.WithContext(ctx)
@@ -83,6 +117,7 @@ func serve(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer, l
 		return nil
 	})
 	g.Go(func() error { return reapLeases(ctx, store, log) })
+	g.Go(func() error { return scaler.Run(ctx) })
 	g.Go(func() error {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -32,10 +33,16 @@ func TestServeEndToEnd(t *testing.T) {
 	tok := strings.TrimSpace(out.String())
 
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	// The local cloud's nodes here are stand-ins that never register: this
+	// test plays the node itself over XML-RPC.
+	dir := t.TempDir()
+	agent := filepath.Join(dir, "idle-agent")
+	os.WriteFile(agent, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "-db", db, "-listen", addr, "-cluster-secret", "test-secret"}, io.Discard, io.Discard, env)
+		done <- run(ctx, []string{"serve", "-db", db, "-listen", addr, "-cluster-secret", "test-secret",
+			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-tick", "200ms"}, io.Discard, io.Discard, env)
 	}()
 	base := "http://" + addr
 	deadline := time.Now().Add(10 * time.Second)
@@ -44,6 +51,11 @@ func TestServeEndToEnd(t *testing.T) {
 		if err == nil && resp.StatusCode == 200 {
 			resp.Body.Close()
 			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended: %v", err)
+		default:
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("controller did not come up: %v", err)
@@ -89,6 +101,18 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("start: %d %s", code, body)
 	}
 
+	// The scaler saw the campaign's demand and launched a node for it.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		_, body := call("GET", "/metrics", "")
+		if strings.Contains(body, "elastidial_launches_total 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no launch for the running campaign:\n%s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	// A node, speaking XML-RPC through the agent's client library.
 	node := func(method string, arg, reply any) error {
 		body, _ := kolo.EncodeMethodCall(method, arg)

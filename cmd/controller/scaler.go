@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/controller"
+	"github.com/elastidial/elastidial/controller/localcloud"
+)
+
+// demandSource adapts the campaign store to the scaler.
+type demandSource struct{ store *sqlstore.Store }
+
+var _ controller.DemandSource = demandSource{}
+
+func (d demandSource) Demand(ctx context.Context, now time.Time) ([]controller.Demand, error) {
+	ds, err := d.store.Demand(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]controller.Demand, len(ds))
+	for i, c := range ds {
+		ups := make([]controller.Upcoming, len(c.Upcoming))
+		for j, u := range c.Upcoming {
+			ups[j] = controller.Upcoming{At: u.At, Target: u.Target}
+		}
+		out[i] = controller.Demand{CampaignID: c.CampaignID, Target: c.Target, Callable: c.Callable, MaxCPS: c.MaxCPS,
+			Trunk: c.Trunk, TrunkChannels: c.TrunkChannels, TrunkCPS: c.TrunkCPS, Active: c.Active,
+			AvgAttemptSeconds: c.AvgAttemptSeconds, Upcoming: ups}
+	}
+	return out, nil
+}
+
+// newCloud builds the configured cloud. The local cloud runs node-agent
+// processes with the simulated Asterisk; without -agent-path it builds the
+// agent from this source tree once.
+func newCloud(ctx context.Context, cfg Config, addr net.Addr, secret []byte, log *slog.Logger) (controller.Cloud, func(context.Context) error, error) {
+	switch cfg.Cloud {
+	case "local":
+		bin := cfg.AgentPath
+		if bin == "" {
+			var err error
+			if bin, err = buildAgent(ctx, cfg.LocalDir); err != nil {
+				return nil, nil, err
+			}
+		}
+		url := cfg.PublicURL
+		if url == "" {
+			url = "http://" + loopback(addr)
+		}
+		c, err := localcloud.New(localcloud.Config{Binary: bin, ControllerURL: url, Secret: string(secret), Cluster: cfg.Cluster,
+			Capacity: cfg.NodeSlots, Dir: cfg.LocalDir, ExtraArgs: []string{"-simulate"}, Logger: log, MaxInstances: cfg.MaxNodes})
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, c.Close, nil
+	}
+	return nil, nil, fmt.Errorf("cloud %q is not available in this build yet; use -cloud local", cfg.Cloud)
+}
+
+// loopback turns a listen address like [::]:8080 into one nodes on this
+// machine can dial.
+func loopback(addr net.Addr) string {
+	_, port, _ := net.SplitHostPort(addr.String())
+	return "127.0.0.1:" + port
+}
+
+// buildAgent compiles ./cmd/node-agent into dir, for the local cloud.
+func buildAgent(ctx context.Context, dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("local cloud: %w", err)
+	}
+	bin, err := filepath.Abs(filepath.Join(dir, "node-agent"))
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/elastidial/elastidial/cmd/node-agent")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("local cloud: build node-agent (or pass -agent-path): %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return bin, nil
+}
