@@ -58,7 +58,7 @@ func (c *Controller) Register(ctx context.Context, req nodeapi.RegisterRequest) 
 			return nodeapi.RegisterResponse{}, fmt.Errorf("register: %s is %d bytes, over 255", f.name, len(f.v))
 		}
 	}
-		if req.Capacity < 0 || req.Capacity > 10000 {
+	if req.Capacity < 0 || req.Capacity > 10000 {
 		return nodeapi.RegisterResponse{}, fmt.Errorf("register %s: capacity %d outside 0..10000", req.InstanceID, req.Capacity)
 	}
 	audio := c.audioVersion(ctx)
