@@ -144,7 +144,7 @@ func TestPlan(t *testing.T) {
 			obs: Observed{Campaigns: []CampaignView{camp("a", 200)}, Nodes: append(readyNodes("r", 50, 50, 3),
 				NodeView{ID: "p", State: StateBooting, LaunchedAt: t0.Add(-time.Minute)}), Memory: fullWindow(210)},
 			want: ""},
-				{name: "less than a node of surplus stays",
+		{name: "less than a node of surplus stays",
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 150)}, Nodes: readyNodes("r", 50, 50), Memory: fullWindow(158)},
 			want: ""},
 		{name: "struggling node counts less and is told",
