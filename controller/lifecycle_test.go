@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -275,5 +276,49 @@ func TestDemandOutageHoldsFleet(t *testing.T) {
 	}
 	if n := len(cloud.live()); n != 2 {
 		t.Errorf("%d live, want 2", n)
+	}
+}
+
+// TestConcurrentNodesAndLoop runs the loop on a fast real ticker while
+// nodes register and heartbeat from their own goroutines (for -race).
+func TestConcurrentNodesAndLoop(t *testing.T) {
+	cloud := newFakeCloud(realClock{})
+	d := &fakeDemand{target: 400}
+	c, err := New(context.Background(), cloud, d, nil, Options{Tick: time.Millisecond, Logger: quiet,
+		AudioVersion: func(context.Context) (string, error) { return "v1", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				cloud.boot()
+				for _, id := range cloud.live() {
+					c.Register(ctx, nodeapi.RegisterRequest{InstanceID: id, Capacity: 100})
+					c.Heartbeat(ctx, id, readyHB(g))
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ready := 0
+	for _, s := range states(c) {
+		if s == StateReady {
+			ready++
+		}
+	}
+	if ready != 5 {
+		t.Errorf("%d ready, want 5: %v", ready, states(c))
 	}
 }

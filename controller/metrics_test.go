@@ -61,6 +61,7 @@ func TestHostileNodeInput(t *testing.T) {
 		{nodeapi.RegisterRequest{InstanceID: "i-0001", Capacity: -1}, "capacity -1"},
 		{nodeapi.RegisterRequest{InstanceID: "i-0001", Capacity: 1 << 30}, "capacity"},
 		{nodeapi.RegisterRequest{InstanceID: "i-0001'; DROP TABLE x"}, "not launched by this cluster"},
+		{nodeapi.RegisterRequest{InstanceID: "i-0001", Zone: strings.Repeat("z", 300)}, "zone is 300 bytes"},
 	} {
 		if _, err := c.Register(ctx, tc.req); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("register %+v: %v, want %q", tc.req, err, tc.want)

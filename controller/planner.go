@@ -528,16 +528,21 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		// 4. Scale in: only the surplus that lasted the whole window (the
 		// peak wish over it), never below min, never a young node: with a
 		// 60 s billing minimum, ending it sooner saves nothing.
+		// Ready slots alone must still cover the wish: coming nodes are
+		// not serving yet, and draining a ready node for them would leave
+		// calls unplaced until they boot.
 		target := max(p.WantedSlots, peak)
+		readyHave := p.ReadySlots
 		sortEmptiest(ready)
 		var drain []string
 		for _, n := range ready {
 			s := NodeSlots(n, cfg)
-			if have-s < target || serving-1 < minNodes || now.Sub(n.LaunchedAt) < cfg.MinLifetime {
+			if have-s < target || readyHave-s < target || serving-1 < minNodes || now.Sub(n.LaunchedAt) < cfg.MinLifetime {
 				continue
 			}
 			drain = append(drain, n.ID)
 			have -= s
+			readyHave -= s
 			serving--
 		}
 		if len(drain) > 0 {

@@ -53,6 +53,11 @@ func (c *Controller) Register(ctx context.Context, req nodeapi.RegisterRequest) 
 	if req.InstanceID == "" {
 		return nodeapi.RegisterResponse{}, fmt.Errorf("register: empty instance id: %w", ErrUnknownInstance)
 	}
+	for _, f := range []struct{ name, v string }{{"instance_id", req.InstanceID}, {"private_ip", req.PrivateIP}, {"public_ip", req.PublicIP}, {"zone", req.Zone}, {"version", req.Version}} {
+		if len(f.v) > 255 {
+			return nodeapi.RegisterResponse{}, fmt.Errorf("register: %s is %d bytes, over 255", f.name, len(f.v))
+		}
+	}
 	if req.Capacity < 0 || req.Capacity > 10000 {
 		return nodeapi.RegisterResponse{}, fmt.Errorf("register %s: capacity %d outside 0..10000", req.InstanceID, req.Capacity)
 	}
