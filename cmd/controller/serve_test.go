@@ -159,6 +159,10 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("metrics: %d %s", code, body)
 	}
 
+	if code, body := call("GET", "/api/v1/cost?format=csv", ""); code != 200 || !strings.Contains(body, ",") {
+		t.Fatalf("cost: %d %s", code, body)
+	}
+
 	cancel()
 	select {
 	case err := <-done:
