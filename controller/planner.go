@@ -531,7 +531,10 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		// Ready slots alone must still cover the wish: coming nodes are
 		// not serving yet, and draining a ready node for them would leave
 		// calls unplaced until they boot.
-		target := max(p.WantedSlots, peak)
+		// Hysteresis: after a drain the fleet must still hold the peak plus
+		// the headroom once more, so demand wobbling around a node boundary
+		// does not drain a node one tick and launch it again the next.
+		target := int(math.Ceil(float64(max(p.WantedSlots, peak)) * (1 + cfg.Headroom)))
 		readyHave := p.ReadySlots
 		sortEmptiest(ready)
 		var drain []string

@@ -130,8 +130,10 @@ func TestPlan(t *testing.T) {
 		{name: "scale in emptiest first after the window",
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: readyNodes("r", 50, 3, 40), Memory: fullWindow(95)},
 			want: "drain r1,r2"},
+		// Peak 190 plus the scale-in hysteresis (headroom once more) is 200:
+		// one of three nodes can go.
 		{name: "scale in keeps the window's peak",
-			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: readyNodes("r", 50, 3, 40), Memory: fullWindow(200)},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: readyNodes("r", 50, 3, 40), Memory: fullWindow(190)},
 			want: "drain r1"},
 		{name: "scale in respects min nodes", cfg: Config{MinNodes: 3},
 			obs:  Observed{Nodes: readyNodes("r", 0, 0, 0, 0), Memory: fullWindow(0)},
@@ -307,4 +309,18 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 	_ = reflect.DeepEqual
+}
+
+// Demand wobbling just around a node boundary must not drain the top node
+// after every quiet window and launch it again on the next peak.
+func TestPlanHysteresisAtNodeBoundary(t *testing.T) {
+	cfg := Config{}
+	nodes := readyNodes("r", 90, 90, 90, 90, 90, 90, 90, 90, 90, 60)
+	// Ten nodes, a window whose peak wanted 880 slots: dropping one would
+	// leave 900, under 880 plus the headroom once more (924), so nothing
+	// drains; without the hysteresis the tenth node would go.
+	obs := Observed{Campaigns: []CampaignView{camp("a", 800)}, Nodes: nodes, Memory: fullWindow(880)}
+	if p := cfg.Plan(obs, t0); len(p.Actions) != 0 {
+		t.Fatalf("drained at the boundary: %+v", p.Actions)
+	}
 }
