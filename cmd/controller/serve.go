@@ -91,6 +91,7 @@ func serve(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer, l
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("GET /api/v1/cost", api.Auth(scaler.CostHandler(store)))
+	mux.Handle("GET /api/v1/fleet", api.Auth(fleetHandler(scaler, cfg)))
 	mux.Handle("/RPC2", rpcServer)
 	mux.Handle("GET /metrics", metrics(reg, rpcServer, flows))
 	mux.Handle("/", web.Handler())

@@ -21,9 +21,17 @@ import (
 	"github.com/elastidial/elastidial/xmlrpc"
 )
 
-// TestServeEndToEnd runs the binary's own entry point the way ops would:
-// make a token, serve, and drive the REST API over real HTTP.
-func TestServeEndToEnd(t *testing.T) {
+// served is a running `controller serve` for a test.
+type served struct {
+	base, token string
+	call        func(method, path, body string) (int, string)
+}
+
+// startServe makes a token and serves on a free port until the test ends.
+// The local cloud's nodes are stand-ins that never register: tests play
+// the node themselves over XML-RPC.
+func startServe(t *testing.T) *served {
+	t.Helper()
 	db := filepath.Join(t.TempDir(), "e2e.db")
 	env := func(string) string { return "" }
 	var out bytes.Buffer
@@ -33,8 +41,6 @@ func TestServeEndToEnd(t *testing.T) {
 	tok := strings.TrimSpace(out.String())
 
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	// The local cloud's nodes here are stand-ins that never register: this
-	// test plays the node itself over XML-RPC.
 	dir := t.TempDir()
 	agent := filepath.Join(dir, "idle-agent")
 	os.WriteFile(agent, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755)
@@ -44,6 +50,17 @@ func TestServeEndToEnd(t *testing.T) {
 		done <- run(ctx, []string{"serve", "-db", db, "-listen", addr, "-cluster-secret", "test-secret",
 			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-tick", "200ms"}, io.Discard, io.Discard, env)
 	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve returned %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
 	base := "http://" + addr
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -76,6 +93,14 @@ func TestServeEndToEnd(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	return &served{base: base, token: tok, call: call}
+}
+
+// TestServeEndToEnd runs the binary's own entry point the way ops would:
+// make a token, serve, and drive the REST API over real HTTP.
+func TestServeEndToEnd(t *testing.T) {
+	srv := startServe(t)
+	base, call := srv.base, srv.call
 	if code, body := call("PUT", "/api/v1/trunks/carrier", `{"max_channels":120,"max_cps":20}`); code != 200 {
 		t.Fatalf("trunk: %d %s", code, body)
 	}
@@ -102,7 +127,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 
 	// The scaler saw the campaign's demand and launched a node for it.
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		_, body := call("GET", "/metrics", "")
 		if strings.Contains(body, "elastidial_launches_total 1") {
@@ -163,15 +188,6 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("cost: %d %s", code, body)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve returned %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop")
-	}
 }
 
 func TestUnknownCommandAndUsage(t *testing.T) {

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { token: localStorage.getItem("elastidial-token") || "", selected: null, history: [], timer: null };
+const state = { token: localStorage.getItem("elastidial-token") || "", selected: null, history: [], timer: null, fleet: [], opsTimer: null };
 
 async function api(method, path, body, contentType) {
   const headers = { Authorization: "Bearer " + state.token };
@@ -30,6 +30,71 @@ function show(view) {
   for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t.dataset.view === view);
   if (view === "campaigns") loadCampaigns();
   if (view === "trunks") loadTrunks();
+  clearInterval(state.opsTimer);
+  if (view === "ops") {
+    loadOps();
+    state.opsTimer = setInterval(() => loadOps().catch(() => {}), 2000);
+  }
+}
+
+const money = (v) => "$" + v.toFixed(v < 1 ? 4 : 2);
+
+function age(sec) {
+  if (sec < 120) return Math.round(sec) + " s";
+  if (sec < 7200) return Math.round(sec / 60) + " min";
+  return (sec / 3600).toFixed(1) + " h";
+}
+
+// loadOps shows the fleet: nodes, demand against capacity, cost, budget.
+async function loadOps() {
+  const f = await api("GET", "/fleet");
+  $("#ops-nodes").textContent = f.nodes.length;
+  $("#ops-demand").textContent = f.demand_calls;
+  $("#ops-ready").textContent = f.ready_slots;
+  $("#ops-cost").textContent = money(f.cost_per_hour);
+  $("#ops-budget").textContent = f.budget_per_hour > 0 ? money(f.budget_per_hour) + (f.budget_limited ? " (holding capacity down)" : "") : "none";
+  const ul = $("#ops-reasons");
+  ul.replaceChildren(...f.reasons.map((r) => el("li", r)));
+  const body = $("#nodes tbody");
+  body.replaceChildren();
+  for (const n of f.nodes) {
+    const tr = el("tr");
+    tr.append(el("td", n.id), el("td", n.state), el("td", String(n.active_calls)), el("td", String(n.capacity)),
+      el("td", Math.round(100 * n.cpu) + "%"), el("td", n.load1.toFixed(2)), el("td", age(n.age_seconds)));
+    body.append(tr);
+  }
+  state.fleet.push([f.demand_calls, f.ready_slots]);
+  if (state.fleet.length > 150) state.fleet.shift();
+  plot($("#ops-chart"), [state.fleet.map((p) => p[0]), state.fleet.map((p) => p[1])], ["demand", "capacity"], "calls");
+  const c = await api("GET", "/cost?format=json");
+  $("#cost-total").textContent = money(c.Total);
+  $("#cost-per-call").textContent = c.AnsweredCalls ? money(c.PerAnsweredCall) : "–";
+  $("#cost-static").textContent = money(c.StaticPeakCost);
+  const cb = $("#cost-campaigns tbody");
+  cb.replaceChildren();
+  for (const k of c.Campaigns || []) {
+    const tr = el("tr");
+    tr.append(el("td", k.CampaignID), el("td", String(Math.round(k.CallSeconds))), el("td", money(k.Cost)));
+    cb.append(tr);
+  }
+}
+
+// plot draws one polyline per series, sharing the vertical scale.
+function plot(svg, series, classes, unit) {
+  const W = 400, H = 120, pad = 14, ns = "http://www.w3.org/2000/svg";
+  const max = Math.max(1, ...series.flat());
+  svg.replaceChildren();
+  series.forEach((h, k) => {
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("class", classes[k]);
+    line.setAttribute("points", h.map((v, i) => `${pad + (i * (W - 2 * pad)) / Math.max(1, h.length - 1)},${H - pad - (v * (H - 2 * pad)) / max}`).join(" "));
+    svg.append(line);
+  });
+  const label = document.createElementNS(ns, "text");
+  label.setAttribute("x", 2);
+  label.setAttribute("y", 10);
+  label.textContent = `${unit} (max ${max})`;
+  svg.append(label);
 }
 
 function signOut() {
@@ -112,19 +177,7 @@ function fillCounts(sel, counts) {
 }
 
 function drawChart() {
-  const svg = $("#chart");
-  const h = state.history, W = 400, H = 120, pad = 14;
-  const max = Math.max(1, ...h);
-  const pts = h.map((v, i) => `${pad + (i * (W - 2 * pad)) / Math.max(1, h.length - 1)},${H - pad - (v * (H - 2 * pad)) / max}`);
-  const ns = "http://www.w3.org/2000/svg";
-  svg.replaceChildren();
-  const line = document.createElementNS(ns, "polyline");
-  line.setAttribute("points", pts.join(" "));
-  const label = document.createElementNS(ns, "text");
-  label.setAttribute("x", 2);
-  label.setAttribute("y", 10);
-  label.textContent = `calls in progress (max ${max})`;
-  svg.append(line, label);
+  plot($("#chart"), [state.history], ["demand"], "calls in progress");
 }
 
 async function act(action) {

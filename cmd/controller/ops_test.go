@@ -1,0 +1,36 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/elastidial/elastidial/internal/browser"
+)
+
+// TestOpsDashboard: ops open the dashboard in a browser and see the node
+// the scaler launched for a running campaign, and what it costs.
+func TestOpsDashboard(t *testing.T) {
+	srv := startServe(t)
+	call := srv.call
+	call("PUT", "/api/v1/trunks/carrier", `{"max_channels":120,"max_cps":20}`)
+	_, body := call("POST", "/api/v1/campaigns", `{"name":"Ops view","trunk":"carrier","caller_id":"+14155550100","target":50,"window":{"start":0,"end":1440}}`)
+	id := body[strings.Index(body, `"c_`)+1:]
+	id = id[:strings.Index(id, `"`)]
+	call("PUT", "/api/v1/campaigns/"+id+"/flow", `{"start":"bye","states":{"bye":{"hangup":true}}}`)
+	call("POST", "/api/v1/campaigns/"+id+"/contacts", "phone\n+12125550101\n+12125550102\n")
+	if code, body := call("POST", "/api/v1/campaigns/"+id+"/start", ""); code != 200 {
+		t.Fatalf("start: %d %s", code, body)
+	}
+
+	d := browser.Start(t)
+	d.Open(srv.base)
+	d.Type("#token", srv.token)
+	d.Click("#login-form button")
+	d.Must("#view-campaigns:not([hidden])")
+	d.Click("#tab-ops")
+	d.WaitText("#nodes tbody", "local-0001")
+	d.WaitText("#ops-demand", "2")
+	d.WaitText("#ops-cost", "$0.0850")
+	d.WaitText("#ops-nodes", "1")
+	d.Must("#ops-chart polyline.capacity")
+}
