@@ -225,7 +225,7 @@ func newRig(t *testing.T, callees map[string]asterisksim.Callee, prompt time.Dur
 		t.Fatal(err)
 	}
 	sim := &asterisksim.Sim{Username: "elastidial", Secret: "s3cret", Sounds: sounds, Log: testLog(t),
-		AGI: "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}",
+		AGI:   "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}",
 		Model: asterisksim.Model{Seed: 1, PromptTime: prompt, Callees: callees, RingMin: 5 * time.Millisecond, RingMax: 20 * time.Millisecond}}
 	amiAddr, err := sim.Listen("127.0.0.1:0")
 	if err != nil {
