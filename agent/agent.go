@@ -492,6 +492,12 @@ func (a *Agent) originate(ctx context.Context, c nodeapi.Call) {
 		a.record(c, time.Now(), nodeapi.DispFailed)
 		return
 	}
+	if c.LeaseExpires != 0 && time.Now().Unix() >= c.LeaseExpires {
+		// Dialling now could make a second live attempt once the controller
+		// re-leases the contact.
+		log.Warn("lease already expired: not dialling", "expired", c.LeaseExpires)
+		return
+	}
 	timeout := c.TimeoutSeconds
 	if timeout <= 0 {
 		timeout = 30

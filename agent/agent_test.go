@@ -2,6 +2,7 @@ package agent
 
 import (
 	"net"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -192,5 +193,25 @@ func TestSpotNoticeDrains(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if !r.agent.Status().Draining {
 		t.Error("spot drain was cancelled")
+	}
+}
+
+func TestOverXMLRPC(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{"+6000": {Outcome: asterisksim.Answer, Digits: []string{"2"}}}, 20*time.Millisecond)
+	r.stopAgent()
+	srv := httptest.NewServer(xmlrpcFake(r.ctl))
+	defer srv.Close()
+	r.rpcURL = srv.URL + "/RPC2"
+	agiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sim.AGI = "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}"
+	r.start(agiLn, amiAddrOf(r))
+	r.ctl.add(lease("r1", "+6000"))
+	eventually(t, 10*time.Second, "result over XML-RPC", func() bool { _, ok := r.ctl.result("r1"); return ok })
+	got, _ := r.ctl.result("r1")
+	if got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[detect welcome q1 no bye]" || got.Tags["answer"] != "no" {
+		t.Errorf("r1 over XML-RPC: %+v", got)
 	}
 }

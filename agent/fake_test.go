@@ -191,6 +191,7 @@ type rig struct {
 	simCtx context.CancelFunc
 	simErr chan error
 	spot   *fakeSpot
+	rpcURL string // when set, the agent reaches ctl through the real XML-RPC client
 }
 
 type fakeSpot struct {
@@ -241,7 +242,11 @@ func newRig(t *testing.T, callees map[string]asterisksim.Callee, prompt time.Dur
 }
 
 func (r *rig) start(agiLn net.Listener, amiAddr string) {
-	a, err := New(Config{Controller: r.ctl, AMIAddr: amiAddr, AMIUser: "elastidial", AMISecret: "s3cret",
+	var ctl Controller = r.ctl
+	if r.rpcURL != "" {
+		ctl = NewRPC(r.rpcURL, "secret")
+	}
+	a, err := New(Config{Controller: ctl, AMIAddr: amiAddr, AMIUser: "elastidial", AMISecret: "s3cret",
 		AGIListener: agiLn, Queue: &Queue{Dir: filepath.Join(r.state, "results")},
 		Identity: Identity{InstanceID: "i-test", PrivateIP: "10.0.0.5"}, Capacity: 10, CPS: 200,
 		Poll: 20 * time.Millisecond, AnswerGrace: 300 * time.Millisecond, Spot: r.spot, SpotEvery: 50 * time.Millisecond, Log: testLog(r.t)})

@@ -28,6 +28,9 @@ type Sim struct {
 	// Sounds is Asterisk's sounds folder (STREAM FILE names are relative to
 	// it); "" means every file exists.
 	Sounds string
+	// Campaign, when set, is where "elastidial/..." names resolve instead
+	// of Sounds/elastidial (the agent's -sounds folder).
+	Campaign string
 	// NoTiming makes "module show like timing" list no timing module.
 	NoTiming bool
 	Log      *slog.Logger
@@ -304,13 +307,16 @@ func (s *Sim) broadcast(class string, m ami.Message) {
 // soundExists checks the sounds folder as Asterisk's file layer does:
 // any format of the name.
 func (s *Sim) soundExists(name string) bool {
-	if s.Sounds == "" {
-		return true
-	}
 	if strings.Contains(name, "..") {
 		return false
 	}
-	matches, _ := filepath.Glob(filepath.Join(s.Sounds, name) + ".*")
+	base := filepath.Join(s.Sounds, name)
+	if rest, ok := strings.CutPrefix(name, "elastidial/"); ok && s.Campaign != "" {
+		base = filepath.Join(s.Campaign, rest)
+	} else if s.Sounds == "" {
+		return true
+	}
+	matches, _ := filepath.Glob(base + ".*")
 	for _, m := range matches {
 		if st, err := os.Stat(m); err == nil && st.Mode().IsRegular() {
 			return true

@@ -150,13 +150,13 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	amiAddr := o.amiAddr
 	if o.simulate {
-		sim := &asterisksim.Sim{Username: o.amiUser, Secret: o.amiSecret, Sounds: filepath.Dir(o.sounds),
+		sim := &asterisksim.Sim{Username: o.amiUser, Secret: o.amiSecret, Campaign: o.sounds,
 			AGI: "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}", Log: log.With("component", "asterisksim"),
 			Model: asterisksim.Model{Seed: o.simSeed, Answer: o.simAnswer, Busy: o.simBusy, NoAnswer: o.simNoAnswer,
 				Congestion: max(0, 1-o.simAnswer-o.simBusy-o.simNoAnswer) / 2, Machine: o.simMachine,
 				HangupMidIVR: o.simHangup, RingMin: o.simRingMax / 6, RingMax: o.simRingMax, PromptTime: o.simPrompt}}
 		if _, err := os.Stat(o.sounds); err != nil {
-			sim.Sounds = "" // no audio folder: every prompt exists
+			sim.Campaign = "" // no audio folder: every prompt exists
 		}
 		addr := o.amiAddr
 		if addr == "127.0.0.1:5038" {
