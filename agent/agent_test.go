@@ -215,3 +215,25 @@ func TestOverXMLRPC(t *testing.T) {
 		t.Errorf("r1 over XML-RPC: %+v", got)
 	}
 }
+
+func TestNotReadyWhileAsteriskDown(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{"+7000": {Outcome: asterisksim.Answer}}, 20*time.Millisecond)
+	eventually(t, 5*time.Second, "ready", func() bool { st := r.agent.Status(); return st.TimingOK && st.AMIConnected })
+	r.sim.StopAMI()
+	eventually(t, 5*time.Second, "not-ready heartbeat", func() bool {
+		r.ctl.mu.Lock()
+		defer r.ctl.mu.Unlock()
+		n := len(r.ctl.heartbeats)
+		return n > 0 && !r.ctl.heartbeats[n-1].AMIConnected && !r.ctl.heartbeats[n-1].Ready()
+	})
+	r.ctl.mu.Lock()
+	pulls := len(r.ctl.nexts)
+	r.ctl.mu.Unlock()
+	r.ctl.add(lease("n1", "+7000"))
+	time.Sleep(300 * time.Millisecond)
+	r.ctl.mu.Lock()
+	defer r.ctl.mu.Unlock()
+	if len(r.ctl.nexts) != pulls || len(r.ctl.queue) != 1 {
+		t.Errorf("work pulled while Asterisk was down: %d pulls before, %d after", pulls, len(r.ctl.nexts))
+	}
+}

@@ -20,18 +20,19 @@ import (
 // fakeController is an in-memory controller: it leases the calls it is
 // given, serves a small survey flow and records results.
 type fakeController struct {
-	mu         sync.Mutex
-	down       bool // every method fails as if unreachable
-	resultDown bool // only call.result fails
-	drain      bool
-	audio      string
-	queue      []nodeapi.Call
-	results    map[string]nodeapi.ResultRequest
-	resultLog  []nodeapi.ResultRequest
-	heartbeats []nodeapi.HeartbeatRequest
-	nexts      []nodeapi.NextRequest
-	registers  int
-	manifests  int
+	mu          sync.Mutex
+	down        bool // every method fails as if unreachable
+	resultDown  bool // only call.result fails
+	drain       bool
+	audio       string
+	queue       []nodeapi.Call
+	results     map[string]nodeapi.ResultRequest
+	resultLog   []nodeapi.ResultRequest
+	heartbeats  []nodeapi.HeartbeatRequest
+	nexts       []nodeapi.NextRequest
+	registers   int
+	resultTries int
+	manifests   int
 }
 
 var errUnreachable = errors.New("dial tcp: connection refused")
@@ -103,6 +104,7 @@ func (f *fakeController) Manifest(ctx context.Context, req nodeapi.ManifestReque
 func (f *fakeController) Result(ctx context.Context, req nodeapi.ResultRequest) (nodeapi.ResultResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.resultTries++
 	if f.down || f.resultDown {
 		return nodeapi.ResultResponse{}, errUnreachable
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/elastidial/elastidial/nodeapi"
@@ -65,4 +66,41 @@ func (s *staleB) Result(ctx context.Context, r nodeapi.ResultRequest) (nodeapi.R
 		return nodeapi.ResultResponse{}, &Fault{Code: nodeapi.FaultStaleLease, Message: "stale"}
 	}
 	return s.fakeController.Result(ctx, r)
+}
+
+func TestQueueBackoffWhileControllerDown(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		q := &Queue{Dir: dir, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		if err := q.Open(); err != nil {
+			t.Fatal(err)
+		}
+		ctl := newFake()
+		ctl.resultDown = true
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := q.Put(nodeapi.ResultRequest{CallID: "a", Token: "t", Disposition: nodeapi.DispBusy}); err != nil {
+			t.Fatal(err)
+		}
+		go q.Deliver(ctx, ctl)
+		// Tries at 0, 1, 3, 7, 15 s: backoff doubles from 1 s.
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		ctl.mu.Lock()
+		tries := ctl.resultTries
+		ctl.resultDown = false
+		ctl.mu.Unlock()
+		if tries != 4 {
+			t.Errorf("tries in 10s: %d, want 4", tries)
+		}
+		if q.Pending() != 1 {
+			t.Errorf("pending while down: %d", q.Pending())
+		}
+		time.Sleep(6 * time.Second)
+		synctest.Wait()
+		if _, ok := ctl.result("a"); !ok || q.Pending() != 0 {
+			t.Errorf("not delivered once the controller came back (pending %d)", q.Pending())
+		}
+		cancel()
+	})
 }

@@ -45,6 +45,20 @@ type Sim struct {
 	ctx      context.Context
 
 	originates atomic.Int64
+	amiStopped atomic.Bool
+}
+
+// StopAMI closes the manager listener and every session, as when Asterisk
+// is down; Run then waits for its context. Calls in progress keep running.
+func (s *Sim) StopAMI() {
+	s.amiStopped.Store(true)
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	if ln != nil {
+		ln.Close()
+	}
+	s.DropAMI()
 }
 
 // Stats are counters for tests.
@@ -99,6 +113,9 @@ func (s *Sim) Run(ctx context.Context) error {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
+			if s.amiStopped.Load() {
+				<-ctx.Done()
+			}
 			if ctx.Err() != nil {
 				return nil
 			}
