@@ -214,7 +214,7 @@ func (s *Session) Do(ctx context.Context, line string) (Reply, error) {
 		return Reply{}, fmt.Errorf("agi write: %w", err)
 	}
 	for {
-		l, err := s.r.ReadString('\n')
+		l, err := readLine(s.r)
 		if err != nil {
 			if ctx.Err() != nil {
 				return Reply{}, ctx.Err()
@@ -273,7 +273,7 @@ func readEnv(r *bufio.Reader) (map[string]string, error) {
 		if i > 128 {
 			return nil, errEnvTooBig
 		}
-		line, err := r.ReadString('\n')
+		line, err := readLine(r)
 		if err != nil {
 			return nil, fmt.Errorf("read environment: %w", err)
 		}
@@ -338,5 +338,24 @@ func (srv *Server) Serve(ctx context.Context, l net.Listener) error {
 			conn.SetReadDeadline(time.Time{})
 			srv.Handler(ctx, &Session{Env: env, conn: conn, r: r})
 		}()
+	}
+}
+
+// maxLine bounds one line from Asterisk (its own limit for commands is 8 KiB).
+const maxLine = 64 << 10
+
+// readLine reads one '\n'-ended line of at most maxLine bytes.
+func readLine(r *bufio.Reader) (string, error) {
+	var buf []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		buf = append(buf, chunk...)
+		if len(buf) > maxLine {
+			return "", fmt.Errorf("%w: line over %d bytes", ErrBadReply, maxLine)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		return string(buf), err
 	}
 }

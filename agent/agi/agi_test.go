@@ -1,8 +1,15 @@
 package agi
 
 import (
+	"context"
 	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestQuoteRoundTrip(t *testing.T) {
@@ -48,5 +55,36 @@ func TestParseReply(t *testing.T) {
 		if (err != nil) != tt.wantErr || r.Code != tt.code && !tt.wantErr || r.Result != tt.result || r.Data != tt.data || r.EndPos != tt.endpos {
 			t.Errorf("%q: got %+v %v", tt.in, r, err)
 		}
+	}
+}
+
+func TestServerRefusesBadEnvironment(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var called atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		(&Server{Handler: func(ctx context.Context, s *Session) { called.Add(1) }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Serve(ctx, ln)
+		close(done)
+	}()
+	for _, in := range []string{"GET / HTTP/1.0\r\n\r\n", "\n", strings.Repeat("agi_x: y\n", 200) + "\n", "agi_x: " + strings.Repeat("z", 100<<10)} {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte(in))
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Errorf("%.20q: server answered", in)
+		}
+		c.Close()
+	}
+	cancel()
+	<-done
+	if called.Load() != 0 {
+		t.Errorf("handler ran %d times on bad environments", called.Load())
 	}
 }

@@ -95,7 +95,7 @@ func Read(r *bufio.Reader) (Message, error) {
 	var m Message
 	size := 0
 	for {
-		line, err := r.ReadString('\n')
+		line, err := readLine(r, maxMessageBytes-size)
 		size += len(line)
 		if size > maxMessageBytes {
 			return nil, fmt.Errorf("%w: message over %d bytes", ErrBadMessage, maxMessageBytes)
@@ -135,4 +135,21 @@ func M(kv ...string) Message {
 		m = append(m, Field{Key: kv[i], Value: kv[i+1]})
 	}
 	return m
+}
+
+// readLine reads up to and including '\n', refusing to buffer more than
+// limit bytes: a peer that never sends a newline cannot exhaust memory.
+func readLine(r *bufio.Reader, limit int) (string, error) {
+	var buf []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		buf = append(buf, chunk...)
+		if len(buf) > limit {
+			return string(buf), nil // the caller's size check reports it
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		return string(buf), err
+	}
 }

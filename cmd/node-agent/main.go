@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -179,6 +178,6 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		return err
 	}
 	g.Go(func() error { return a.Run(gctx) })
-	log.Info("node-agent running", "instance", id.InstanceID, "controller", o.controller, "capacity", o.capacity, "version", version+" "+strconv.Itoa(os.Getpid()))
+	log.Info("node-agent running", "instance", id.InstanceID, "controller", o.controller, "capacity", o.capacity, "version", version, "pid", os.Getpid())
 	return g.Wait()
 }
