@@ -3,6 +3,8 @@ package agent
 import (
 	"net"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -235,5 +237,48 @@ func TestNotReadyWhileAsteriskDown(t *testing.T) {
 	defer r.ctl.mu.Unlock()
 	if len(r.ctl.nexts) != pulls || len(r.ctl.queue) != 1 {
 		t.Errorf("work pulled while Asterisk was down: %d pulls before, %d after", pulls, len(r.ctl.nexts))
+	}
+}
+
+func TestMissingPromptIsFailedInputNotHangup(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{"+8000": {Outcome: asterisksim.Answer, Digits: []string{"1"}}}, 20*time.Millisecond)
+	if err := os.Remove(filepath.Join(r.sim.Sounds, "elastidial", "survey", "welcome.wav")); err != nil {
+		t.Fatal(err)
+	}
+	r.ctl.add(lease("m1", "+8000"))
+	eventually(t, 10*time.Second, "result", func() bool { _, ok := r.ctl.result("m1"); return ok })
+	got, _ := r.ctl.result("m1")
+	if got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[detect welcome q1 yes bye]" {
+		t.Errorf("m1: %+v", got)
+	}
+	r.ctl.mu.Lock()
+	defer r.ctl.mu.Unlock()
+	var inputs []string
+	for _, s := range r.ctl.steps {
+		inputs = append(inputs, s.State+":"+s.Input)
+	}
+	if fmtPath(inputs) != "[:start detect:human welcome:failed q1:digits yes:done]" {
+		t.Errorf("inputs: %v", inputs)
+	}
+}
+
+func TestRecordAndTransfer(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{
+		"+9000": {Outcome: asterisksim.Answer, TransferAnswered: true},
+		"+9001": {Outcome: asterisksim.Answer},
+	}, 20*time.Millisecond)
+	a, b := lease("t1", "+9000"), lease("t2", "+9001")
+	a.CampaignID, b.CampaignID = "xfer", "xfer"
+	r.ctl.add(a, b)
+	eventually(t, 10*time.Second, "results", func() bool {
+		_, ok1 := r.ctl.result("t1")
+		_, ok2 := r.ctl.result("t2")
+		return ok1 && ok2
+	})
+	if got, _ := r.ctl.result("t1"); got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[rec xfer]" || got.Recording != "elastidial-recordings/msg-1" {
+		t.Errorf("answered transfer: %+v", got)
+	}
+	if got, _ := r.ctl.result("t2"); got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[rec xfer bye]" || got.Tags["xfer"] != nodeapi.InputFailed {
+		t.Errorf("unanswered transfer: %+v", got)
 	}
 }

@@ -31,6 +31,7 @@ type fakeController struct {
 	heartbeats  []nodeapi.HeartbeatRequest
 	nexts       []nodeapi.NextRequest
 	registers   int
+	steps       []nodeapi.StepRequest
 	resultTries int
 	manifests   int
 }
@@ -131,6 +132,12 @@ func (f *fakeController) Step(ctx context.Context, req nodeapi.StepRequest) (nod
 	}
 	if req.Token == "" {
 		return nodeapi.StepResponse{}, &Fault{Code: nodeapi.FaultStaleLease, Message: "no token"}
+	}
+	f.mu.Lock()
+	f.steps = append(f.steps, req)
+	f.mu.Unlock()
+	if req.CampaignID == "xfer" {
+		return xferFlow(req), nil
 	}
 	next := ""
 	switch req.State {
@@ -306,3 +313,14 @@ func lease(id, number string) nodeapi.Call {
 }
 
 func fmtPath(p []string) string { return fmt.Sprint(p) }
+
+// xferFlow: rec ─► xfer ─(answered: call over)─► ; not answered ─► bye
+func xferFlow(req nodeapi.StepRequest) nodeapi.StepResponse {
+	switch req.State {
+	case "":
+		return nodeapi.StepResponse{State: "rec", Action: nodeapi.Action{Kind: nodeapi.ActionRecord, Target: "elastidial-recordings/msg-1", MaxSeconds: 2}}
+	case "rec":
+		return nodeapi.StepResponse{State: "xfer", Action: nodeapi.Action{Kind: nodeapi.ActionTransfer, Target: "+15559999", MaxSeconds: 30}}
+	}
+	return nodeapi.StepResponse{State: "bye", Action: nodeapi.Action{Kind: nodeapi.ActionHangup}, Tags: map[string]string{"xfer": req.Input}}
+}
