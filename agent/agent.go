@@ -1,0 +1,700 @@
+// Package agent is the node agent that runs beside Asterisk on every node:
+// it registers with the controller, heartbeats its load and readiness, pulls
+// leased calls for its free slots, originates them over AMI, runs each
+// answered call's IVR over FastAGI by looping call.step, and reports every
+// call's result through a durable local queue. It drains on request or on an
+// EC2 spot interruption notice.
+//
+// A call's life as the agent tracks it (by call id = ChannelId = Uniqueid,
+// never by event order):
+//
+//	dialer.next ─► Originate ─► OriginateResponse Failure ─────────────► result (busy/no_answer/congestion/failed)
+//	                   │
+//	                   └─► answered (OriginateResponse Reason 4 or AGI connect, either first)
+//	                            │ IVR loop: call.step → AGI commands → input
+//	                            ▼
+//	                  Hangup event + AGI session ended ─► result (answered/machine/cut_off)
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/elastidial/elastidial/agent/agi"
+	"github.com/elastidial/elastidial/agent/ami"
+	"github.com/elastidial/elastidial/nodeapi"
+)
+
+// AudioSync brings the node's sounds folder to a manifest. The storage
+// package implements it.
+type AudioSync interface {
+	Sync(ctx context.Context, m nodeapi.ManifestResponse) error
+}
+
+// SpotWatcher reports an EC2 spot interruption notice; *IMDS implements it.
+type SpotWatcher interface {
+	SpotNotice(ctx context.Context) (bool, error)
+}
+
+// Config is everything the agent needs. Zero values take the documented
+// defaults.
+type Config struct {
+	Controller Controller // required
+	// AMI session to Asterisk.
+	AMIAddr, AMIUser, AMISecret string
+	// AGIListener accepts Asterisk's FastAGI connections (127.0.0.1:4573).
+	AGIListener net.Listener // required
+	Queue       *Queue       // required: durable result queue
+	Identity    Identity     // instance id (required), addresses, zone
+	Capacity    int          // call slots; default 100
+	Version     string       // agent version reported at register
+	AudioSync   AudioSync    // nil: manifests are adopted without files
+	Spot        SpotWatcher  // nil: no spot notices
+	// SpotEvery is how often Spot is polled; default 5s (EC2 gives two minutes).
+	SpotEvery time.Duration
+	// CPS limits originations per second on this node; default 10.
+	CPS float64
+	// Poll is how often the dialer asks for work when none came; default 1s.
+	Poll time.Duration
+	// AnswerGrace is how long an answered call whose channel hung up may
+	// still get its AGI connection or Hangup event; default 5s.
+	AnswerGrace time.Duration
+	// Proc is the proc filesystem root, default /proc.
+	Proc string
+	Log  *slog.Logger
+}
+
+// Agent is the node agent. Build it with New and start it with Run.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+	ami *ami.Client
+	cpu cpuMeter
+
+	mu           sync.Mutex
+	calls        map[string]*callState // by call id
+	byAction     map[string]*callState // by Originate ActionID
+	capacity     int
+	draining     bool // asked by the controller
+	spot         bool // spot notice seen: drain for good
+	registered   bool
+	timingOK     bool
+	audioVersion string
+	wantAudio    string
+	hbEvery      time.Duration
+	slotFree     chan struct{}
+	hbNow        chan struct{}
+	syncing      bool
+}
+
+// callState is one call in flight; guarded by Agent.mu.
+type callState struct {
+	lease      nodeapi.Call
+	actionID   string
+	started    time.Time
+	answeredAt time.Time
+	haveResp   bool
+	reason     int
+	hungUp     bool
+	cause      int
+	agiStarted bool
+	agiDone    bool
+	ivr        ivrOutcome
+	finished   bool
+}
+
+// New checks cfg and builds an agent.
+func New(cfg Config) (*Agent, error) {
+	switch {
+	case cfg.Controller == nil:
+		return nil, errors.New("agent: Controller is required")
+	case cfg.AGIListener == nil:
+		return nil, errors.New("agent: AGIListener is required")
+	case cfg.Queue == nil:
+		return nil, errors.New("agent: Queue is required")
+	case cfg.Identity.InstanceID == "":
+		return nil, errors.New("agent: Identity.InstanceID is required")
+	case cfg.AMIAddr == "":
+		return nil, errors.New("agent: AMIAddr is required")
+	case cfg.Capacity < 0:
+		return nil, fmt.Errorf("agent: Capacity %d is negative", cfg.Capacity)
+	}
+	if cfg.Capacity == 0 {
+		cfg.Capacity = 100
+	}
+	if cfg.CPS <= 0 {
+		cfg.CPS = 10
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.AnswerGrace <= 0 {
+		cfg.AnswerGrace = 5 * time.Second
+	}
+	if cfg.SpotEvery <= 0 {
+		cfg.SpotEvery = 5 * time.Second
+	}
+	if cfg.Proc == "" {
+		cfg.Proc = "/proc"
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Queue.Log == nil {
+		cfg.Queue.Log = cfg.Log
+	}
+	a := &Agent{
+		cfg: cfg, log: cfg.Log,
+		cpu:      cpuMeter{path: cfg.Proc + "/stat"},
+		calls:    map[string]*callState{},
+		byAction: map[string]*callState{},
+		capacity: cfg.Capacity,
+		hbEvery:  10 * time.Second,
+		slotFree: make(chan struct{}, 1),
+		hbNow:    make(chan struct{}, 1),
+	}
+	a.ami = &ami.Client{Addr: cfg.AMIAddr, Username: cfg.AMIUser, Secret: cfg.AMISecret,
+		Events: "call,system", Log: cfg.Log, OnEvent: a.onEvent, OnConnect: a.onAMIConnect}
+	return a, nil
+}
+
+// Status is a snapshot for tests and logs.
+type Status struct {
+	ActiveCalls  int
+	Capacity     int
+	Draining     bool
+	Spot         bool
+	Registered   bool
+	AMIConnected bool
+	TimingOK     bool
+	AudioVersion string
+	Pending      int
+}
+
+// Status returns the agent's current state.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return Status{ActiveCalls: len(a.calls), Capacity: a.capacity, Draining: a.draining || a.spot, Spot: a.spot,
+		Registered: a.registered, AMIConnected: a.ami.Connected(), TimingOK: a.timingOK,
+		AudioVersion: a.audioVersion, Pending: a.cfg.Queue.Pending()}
+}
+
+// Drain stops pulling new calls (true) or resumes (false, unless a spot
+// notice came).
+func (a *Agent) Drain(on bool) {
+	a.mu.Lock()
+	a.draining = on
+	a.mu.Unlock()
+	a.poke(a.hbNow)
+	a.poke(a.slotFree)
+}
+
+func (a *Agent) poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs the agent until ctx ends. Answered calls still in their IVR at
+// shutdown are recorded as cut off.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.cfg.Queue.Open(); err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.ami.Run(gctx) })
+	srv := &agi.Server{Handler: a.handleAGI, Log: a.log}
+	g.Go(func() error { return srv.Serve(gctx, a.cfg.AGIListener) })
+	g.Go(func() error { return a.cfg.Queue.Deliver(gctx, a.cfg.Controller) })
+	g.Go(func() error { return a.controlLoop(gctx) })
+	g.Go(func() error { return a.dialLoop(gctx) })
+	if a.cfg.Spot != nil {
+		g.Go(func() error { return a.spotLoop(gctx) })
+	}
+	err := g.Wait()
+	a.flushOnExit()
+	return err
+}
+
+// flushOnExit records answered calls still tracked as cut off, so their
+// results are not lost with the process.
+func (a *Agent) flushOnExit() {
+	a.mu.Lock()
+	var left []*callState
+	for _, cs := range a.calls {
+		if !cs.finished && (cs.agiStarted || cs.reason == 4) {
+			left = append(left, cs)
+		}
+	}
+	a.mu.Unlock()
+	for _, cs := range left {
+		a.mu.Lock()
+		cs.ivr.completed = false
+		a.finishLocked(cs, "agent stopped")
+		a.mu.Unlock()
+	}
+}
+
+// ---- controller: register, heartbeat, commands ----
+
+func (a *Agent) register(ctx context.Context) error {
+	backoff := time.Second
+	for {
+		id := a.cfg.Identity
+		a.mu.Lock()
+		capacity := a.capacity
+		a.mu.Unlock()
+		resp, err := a.cfg.Controller.Register(ctx, nodeapi.RegisterRequest{InstanceID: id.InstanceID,
+			PrivateIP: id.PrivateIP, PublicIP: id.PublicIP, Zone: id.Zone, Capacity: capacity, Version: a.cfg.Version})
+		if err == nil {
+			a.mu.Lock()
+			a.registered = true
+			if resp.HeartbeatSeconds > 0 {
+				a.hbEvery = time.Duration(resp.HeartbeatSeconds) * time.Second
+			}
+			a.wantAudio = resp.AudioVersion
+			a.mu.Unlock()
+			a.log.Info("registered", "node", resp.NodeID, "heartbeat_s", resp.HeartbeatSeconds, "audio", resp.AudioVersion)
+			return nil
+		}
+		a.log.Warn("register failed", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func (a *Agent) controlLoop(ctx context.Context) error {
+	if err := a.register(ctx); err != nil {
+		return nil
+	}
+	a.maybeResync(ctx)
+	for {
+		a.heartbeat(ctx)
+		a.mu.Lock()
+		every := a.hbEvery
+		a.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.hbNow:
+		case <-time.After(every):
+		}
+	}
+}
+
+func (a *Agent) heartbeat(ctx context.Context) {
+	timing := false
+	if a.ami.Connected() {
+		timing = a.checkTiming(ctx)
+	}
+	load, _ := loadAvg(a.cfg.Proc + "/loadavg")
+	a.mu.Lock()
+	a.timingOK = timing
+	req := nodeapi.HeartbeatRequest{ActiveCalls: len(a.calls), Capacity: a.capacity, Load1: load,
+		CPU: a.cpu.sample(), AMIConnected: a.ami.Connected(), TimingOK: timing, AudioVersion: a.audioVersion,
+		Draining: a.draining || a.spot, SpotNotice: a.spot, PendingResults: a.cfg.Queue.Pending()}
+	a.mu.Unlock()
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	resp, err := a.cfg.Controller.Heartbeat(cctx, req)
+	cancel()
+	if err != nil {
+		if IsFault(err, nodeapi.FaultUnauthorized) || IsFault(err, nodeapi.FaultUnknownNode) {
+			a.log.Warn("controller does not know this node, registering again", "err", err)
+			a.mu.Lock()
+			a.registered = false
+			a.mu.Unlock()
+			if a.register(ctx) == nil {
+				a.poke(a.hbNow)
+			}
+			return
+		}
+		a.log.Warn("heartbeat failed", "err", err)
+		return
+	}
+	a.mu.Lock()
+	if resp.Drain != a.draining {
+		a.log.Info("drain command", "drain", resp.Drain)
+	}
+	a.draining = resp.Drain
+	if resp.Capacity > 0 && resp.Capacity != a.capacity {
+		a.log.Info("capacity command", "capacity", resp.Capacity)
+		a.capacity = resp.Capacity
+	}
+	if resp.HeartbeatSeconds > 0 {
+		a.hbEvery = time.Duration(resp.HeartbeatSeconds) * time.Second
+	}
+	a.wantAudio = resp.AudioVersion
+	a.mu.Unlock()
+	a.poke(a.slotFree)
+	a.maybeResync(ctx)
+}
+
+// checkTiming asks Asterisk whether a timing module is loaded.
+func (a *Agent) checkTiming(ctx context.Context) bool {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r, err := a.ami.Action(cctx, ami.M("Action", "Command", "Command", "module show like timing"))
+	if err != nil || !strings.EqualFold(r.Get("Response"), "Success") {
+		return false
+	}
+	for _, l := range r.All("Output") {
+		if strings.Contains(l, "res_timing_") && strings.Contains(l, "Running") {
+			return true
+		}
+	}
+	return false
+}
+
+// maybeResync fetches and applies the manifest when the controller wants
+// another audio version. One sync at a time, in the background.
+func (a *Agent) maybeResync(ctx context.Context) {
+	a.mu.Lock()
+	want, have := a.wantAudio, a.audioVersion
+	if want == "" || want == have || a.syncing {
+		a.mu.Unlock()
+		return
+	}
+	a.syncing = true
+	a.mu.Unlock()
+	go func() {
+		defer func() {
+			a.mu.Lock()
+			a.syncing = false
+			a.mu.Unlock()
+		}()
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		defer cancel()
+		m, err := a.cfg.Controller.Manifest(cctx, nodeapi.ManifestRequest{Have: have})
+		if err != nil {
+			a.log.Warn("audio manifest", "err", err)
+			return
+		}
+		if !m.Unchanged {
+			if a.cfg.AudioSync == nil {
+				a.log.Warn("no audio sync configured; adopting manifest without files", "version", m.Version)
+			} else if err := a.cfg.AudioSync.Sync(cctx, m); err != nil {
+				a.log.Error("audio sync", "version", m.Version, "err", err)
+				return
+			}
+		}
+		a.mu.Lock()
+		a.audioVersion = m.Version
+		a.mu.Unlock()
+		a.log.Info("audio in sync", "version", m.Version)
+		a.poke(a.hbNow)
+	}()
+}
+
+func (a *Agent) spotLoop(ctx context.Context) error {
+	for {
+		notice, err := a.cfg.Spot.SpotNotice(ctx)
+		if err != nil && ctx.Err() == nil {
+			a.log.Debug("spot check", "err", err)
+		}
+		if notice {
+			a.mu.Lock()
+			first := !a.spot
+			a.spot = true
+			a.mu.Unlock()
+			if first {
+				a.log.Warn("spot interruption notice: draining")
+				a.poke(a.hbNow)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(a.cfg.SpotEvery):
+		}
+	}
+}
+
+// ---- dialer ----
+
+func (a *Agent) free() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.registered || a.draining || a.spot || !a.timingOK || !a.ami.Connected() {
+		return 0
+	}
+	return max(a.capacity-len(a.calls), 0)
+}
+
+func (a *Agent) dialLoop(ctx context.Context) error {
+	interval := time.Duration(float64(time.Second) / a.cfg.CPS)
+	next := time.Now()
+	for {
+		got := 0
+		if n := a.free(); n > 0 {
+			cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			resp, err := a.cfg.Controller.Next(cctx, nodeapi.NextRequest{Free: n})
+			cancel()
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				a.log.Warn("dialer.next", "err", err)
+			}
+			if len(resp.Calls) > n {
+				a.log.Error("dialer.next answered more calls than free slots", "free", n, "got", len(resp.Calls))
+			}
+			for _, c := range resp.Calls {
+				if d := time.Until(next); d > 0 {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-time.After(d):
+					}
+				}
+				next = time.Now().Add(interval)
+				a.originate(ctx, c)
+				got++
+			}
+		}
+		if got > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.slotFree:
+			// A slot freed or a command came; still ask no faster than Poll/4.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(a.cfg.Poll / 4):
+			}
+		case <-time.After(a.cfg.Poll):
+		}
+	}
+}
+
+// originate places one leased call.
+func (a *Agent) originate(ctx context.Context, c nodeapi.Call) {
+	log := a.log.With("call", c.CallID)
+	if c.CallID == "" || c.Number == "" || c.Trunk == "" || strings.ContainsAny(c.CallID+c.Number+c.Trunk+c.Token+c.CallerID, "\r\n,") {
+		log.Error("lease refused: bad call id, number, trunk or caller id", "number", c.Number, "trunk", c.Trunk)
+		a.record(c, time.Now(), nodeapi.DispFailed)
+		return
+	}
+	if c.LeaseExpires != 0 && time.Now().Unix() >= c.LeaseExpires {
+		// Dialling now could make a second live attempt once the controller
+		// re-leases the contact.
+		log.Warn("lease already expired: not dialling", "expired", c.LeaseExpires)
+		return
+	}
+	timeout := c.TimeoutSeconds
+	if timeout <= 0 {
+		timeout = 30
+	}
+	cs := &callState{lease: c, actionID: a.ami.NewActionID(), started: time.Now()}
+	a.mu.Lock()
+	if _, dup := a.calls[c.CallID]; dup {
+		a.mu.Unlock()
+		log.Error("lease for a call already in progress ignored")
+		return
+	}
+	a.calls[c.CallID] = cs
+	a.byAction[cs.actionID] = cs
+	a.mu.Unlock()
+
+	msg := ami.M("Action", "Originate", "ActionID", cs.actionID,
+		"Channel", "PJSIP/"+c.Number+"@"+c.Trunk, "Context", "elastidial-outbound", "Exten", "s", "Priority", "1",
+		"Async", "true", "ChannelId", c.CallID, "Timeout", strconv.Itoa(timeout*1000), "CallerID", c.CallerID,
+		"Variable", "ELASTIDIAL_CALL_ID="+c.CallID, "Variable", "ELASTIDIAL_TOKEN="+c.Token)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	r, err := a.ami.Action(cctx, msg)
+	cancel()
+	if err == nil && !strings.EqualFold(r.Get("Response"), "Success") {
+		err = fmt.Errorf("originate refused: %s", r.Get("Message"))
+	}
+	if err != nil {
+		log.Warn("originate failed", "err", err)
+		a.mu.Lock()
+		cs.haveResp, cs.reason = true, 0
+		a.finishLocked(cs, "originate failed")
+		a.mu.Unlock()
+		return
+	}
+	// Safety net: if neither an outcome nor an AGI session ever arrives
+	// (events lost while AMI was down), give the slot back.
+	time.AfterFunc(time.Duration(timeout)*time.Second+30*time.Second, func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if !cs.finished && !cs.haveResp && !cs.agiStarted {
+			a.finishLocked(cs, "no outcome")
+		}
+	})
+}
+
+// record queues a result for a call that was never placed.
+func (a *Agent) record(c nodeapi.Call, started time.Time, disp string) {
+	r := nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: disp, StartedAt: started.Unix(), EndedAt: time.Now().Unix()}
+	if err := a.cfg.Queue.Put(r); err != nil {
+		a.log.Error("result lost: queue", "call", c.CallID, "err", err)
+	}
+}
+
+// ---- AMI events ----
+
+func (a *Agent) onEvent(m ami.Message) {
+	switch m.Get("Event") {
+	case "OriginateResponse":
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		cs := a.byAction[m.Get("ActionID")]
+		if cs == nil {
+			return
+		}
+		cs.haveResp = true
+		cs.reason, _ = strconv.Atoi(m.Get("Reason"))
+		if cs.reason == 4 && cs.answeredAt.IsZero() {
+			cs.answeredAt = time.Now()
+		}
+		a.maybeFinishLocked(cs)
+	case "Hangup":
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		cs := a.calls[m.Get("Uniqueid")]
+		if cs == nil {
+			return
+		}
+		cs.hungUp = true
+		cs.cause, _ = strconv.Atoi(m.Get("Cause"))
+		a.maybeFinishLocked(cs)
+		if !cs.finished && !cs.agiStarted {
+			// Answered per OriginateResponse but AGI not (yet) connected.
+			time.AfterFunc(a.cfg.AnswerGrace, func() {
+				a.mu.Lock()
+				defer a.mu.Unlock()
+				if !cs.finished && !cs.agiStarted {
+					a.finishLocked(cs, "hung up before AGI")
+				}
+			})
+		}
+	}
+}
+
+// onAMIConnect reconciles tracked calls with Asterisk's channels after a
+// (re)connect: calls whose channel is gone ended while events were lost.
+func (a *Agent) onAMIConnect(ctx context.Context) {
+	a.poke(a.hbNow)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, list, err := a.ami.List(cctx, ami.M("Action", "CoreShowChannels"))
+	if err != nil {
+		a.log.Warn("reconcile channels", "err", err)
+		return
+	}
+	live := map[string]bool{}
+	for _, ev := range list {
+		if u := ev.Get("Uniqueid"); u != "" {
+			live[u] = true
+		}
+	}
+	cutoff := time.Now().Add(-2 * time.Second)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id, cs := range a.calls {
+		if live[id] || cs.finished || cs.started.After(cutoff) {
+			continue
+		}
+		if cs.agiStarted && !cs.agiDone {
+			continue // the IVR ends it
+		}
+		cs.hungUp = true
+		if !cs.haveResp && !cs.agiStarted {
+			cs.haveResp, cs.reason = true, 0
+		}
+		a.log.Info("call ended while AMI was down", "call", id)
+		a.maybeFinishLocked(cs)
+		if !cs.finished {
+			a.finishLocked(cs, "channel gone")
+		}
+	}
+}
+
+// maybeFinishLocked finishes a call once its outcome is known.
+func (a *Agent) maybeFinishLocked(cs *callState) {
+	if cs.finished {
+		return
+	}
+	answered := cs.agiStarted || (cs.haveResp && cs.reason == 4)
+	switch {
+	case cs.haveResp && !answered:
+		a.finishLocked(cs, "")
+	case answered && cs.hungUp && (!cs.agiStarted || cs.agiDone):
+		if cs.agiStarted {
+			a.finishLocked(cs, "")
+		}
+		// else: wait AnswerGrace for the AGI connection (see onEvent).
+	}
+}
+
+func disposition(reason int) string {
+	switch reason {
+	case 5:
+		return nodeapi.DispBusy
+	case 3, 1:
+		return nodeapi.DispNoAnswer
+	case 8:
+		return nodeapi.DispCongestion
+	}
+	return nodeapi.DispFailed
+}
+
+// finishLocked queues the call's result and frees its slot.
+func (a *Agent) finishLocked(cs *callState, why string) {
+	if cs.finished {
+		return
+	}
+	cs.finished = true
+	delete(a.calls, cs.lease.CallID)
+	delete(a.byAction, cs.actionID)
+	r := nodeapi.ResultRequest{CallID: cs.lease.CallID, Token: cs.lease.Token, Cause: cs.cause,
+		StartedAt: cs.started.Unix(), EndedAt: time.Now().Unix(), Path: cs.ivr.path, Tags: cs.ivr.tags,
+		Recording: cs.ivr.recording}
+	answered := cs.agiStarted || (cs.haveResp && cs.reason == 4)
+	switch {
+	case !answered:
+		r.Disposition = disposition(cs.reason)
+	case cs.ivr.completed && cs.ivr.machine:
+		r.Disposition = nodeapi.DispMachine
+	case cs.ivr.completed:
+		r.Disposition = nodeapi.DispAnswered
+	default:
+		r.Disposition = nodeapi.DispCutOff
+	}
+	if answered && !cs.answeredAt.IsZero() {
+		r.AnsweredAt = cs.answeredAt.Unix()
+	}
+	if r.Path == nil {
+		r.Path = []string{}
+	}
+	if r.Tags == nil {
+		r.Tags = map[string]string{}
+	}
+	a.log.Info("call ended", "call", r.CallID, "disposition", r.Disposition, "cause", r.Cause, "path", r.Path, "why", why)
+	if err := a.cfg.Queue.Put(r); err != nil {
+		a.log.Error("result not queued", "call", r.CallID, "err", err)
+	}
+	a.poke(a.slotFree)
+	if (a.draining || a.spot) && len(a.calls) == 0 {
+		a.poke(a.hbNow) // report drained at once
+	}
+}

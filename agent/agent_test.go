@@ -1,0 +1,284 @@
+package agent
+
+import (
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/elastidial/elastidial/agent/asterisksim"
+	"github.com/elastidial/elastidial/nodeapi"
+)
+
+func TestCallsPlacedIVRAndDispositions(t *testing.T) {
+	callees := map[string]asterisksim.Callee{
+		"+1000": {Outcome: asterisksim.Answer, Digits: []string{"1"}},
+		"+1001": {Outcome: asterisksim.Busy},
+		"+1002": {Outcome: asterisksim.NoAnswer},
+		"+1003": {Outcome: asterisksim.Congestion},
+		"+1004": {Outcome: asterisksim.Failed},
+		"+1005": {Outcome: asterisksim.Answer, Machine: true},
+		"+1006": {Outcome: asterisksim.Answer, Digits: []string{"1"}, HangupAfter: 60 * time.Millisecond},
+		"+1007": {Outcome: asterisksim.Answer},
+		"+1008": {Outcome: asterisksim.Answer, Digits: []string{"2"}},
+	}
+	r := newRig(t, callees, 40*time.Millisecond)
+	for i, n := range []string{"+1000", "+1001", "+1002", "+1003", "+1004", "+1005", "+1006", "+1007", "+1008"} {
+		r.ctl.add(lease(string(rune('a'+i)), n))
+	}
+	eventually(t, 15*time.Second, "9 results", func() bool {
+		r.ctl.mu.Lock()
+		defer r.ctl.mu.Unlock()
+		return len(r.ctl.results) == 9
+	})
+	tests := []struct {
+		id, disp, path string
+		cause          int
+		answered       bool
+		tag            string
+	}{
+		{"a", nodeapi.DispAnswered, "[detect welcome q1 yes bye]", 16, true, "yes"},
+		{"b", nodeapi.DispBusy, "[]", 17, false, ""},
+		{"c", nodeapi.DispNoAnswer, "[]", 19, false, ""},
+		{"d", nodeapi.DispCongestion, "[]", 34, false, ""},
+		{"e", nodeapi.DispFailed, "[]", 1, false, ""},
+		{"f", nodeapi.DispMachine, "[detect vm bye]", 16, true, ""},
+		{"g", nodeapi.DispCutOff, "[detect welcome]", 16, true, ""},
+		{"h", nodeapi.DispAnswered, "[detect welcome q1 bye]", 16, true, ""},
+		{"i", nodeapi.DispAnswered, "[detect welcome q1 no bye]", 16, true, "no"},
+	}
+	for _, tt := range tests {
+		got, _ := r.ctl.result(tt.id)
+		if got.Disposition != tt.disp || fmtPath(got.Path) != tt.path || got.Cause != tt.cause {
+			t.Errorf("call %s: got %s %v cause %d, want %s %s cause %d", tt.id, got.Disposition, got.Path, got.Cause, tt.disp, tt.path, tt.cause)
+		}
+		if got.Token != "t-"+tt.id {
+			t.Errorf("call %s: token %q", tt.id, got.Token)
+		}
+		if (got.AnsweredAt != 0) != tt.answered || got.StartedAt == 0 || got.EndedAt < got.StartedAt {
+			t.Errorf("call %s: times started %d answered %d ended %d", tt.id, got.StartedAt, got.AnsweredAt, got.EndedAt)
+		}
+		if got.Tags["answer"] != tt.tag {
+			t.Errorf("call %s: tag answer=%q, want %q", tt.id, got.Tags["answer"], tt.tag)
+		}
+	}
+	st := r.agent.Status()
+	if st.ActiveCalls != 0 || st.Pending != 0 || !st.TimingOK || st.AudioVersion != "v1" {
+		t.Errorf("status after calls: %+v", st)
+	}
+	r.ctl.mu.Lock()
+	defer r.ctl.mu.Unlock()
+	for _, n := range r.ctl.nexts {
+		if n.Free < 1 || n.Free > 10 {
+			t.Errorf("dialer.next asked for %d slots", n.Free)
+		}
+	}
+}
+
+func TestAMIReconnect(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{
+		"+2000": {Outcome: asterisksim.Answer, Digits: []string{"1"}},
+		"+2001": {Outcome: asterisksim.Answer, Digits: []string{"2"}},
+	}, 150*time.Millisecond)
+	eventually(t, 5*time.Second, "ami up", func() bool { return r.agent.Status().AMIConnected })
+	r.ctl.add(lease("x1", "+2000"))
+	eventually(t, 5*time.Second, "call in progress", func() bool { return r.agent.Status().ActiveCalls == 1 })
+	// Lose the AMI session while the call is in its IVR: its Hangup event
+	// is lost, the IVR still ends it.
+	r.sim.DropAMI()
+	eventually(t, 5*time.Second, "ami reconnected", func() bool { return r.agent.Status().AMIConnected })
+	eventually(t, 10*time.Second, "first result", func() bool { _, ok := r.ctl.result("x1"); return ok })
+	if got, _ := r.ctl.result("x1"); got.Disposition != nodeapi.DispAnswered {
+		t.Errorf("x1 after reconnect: %+v", got)
+	}
+	r.ctl.add(lease("x2", "+2001"))
+	eventually(t, 10*time.Second, "call after reconnect", func() bool { _, ok := r.ctl.result("x2"); return ok })
+	if got, _ := r.ctl.result("x2"); got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[detect welcome q1 no bye]" {
+		t.Errorf("x2: %+v", got)
+	}
+	// While AMI is down the node reports not ready and pulls nothing.
+	r.ctl.mu.Lock()
+	hb := r.ctl.heartbeats
+	r.ctl.mu.Unlock()
+	if len(hb) == 0 || !hb[len(hb)-1].Ready() {
+		t.Errorf("last heartbeat not ready: %+v", hb)
+	}
+}
+
+func TestControllerOutageResultsSurviveRestart(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{
+		"+3000": {Outcome: asterisksim.Answer, Digits: []string{"1"}},
+		"+3001": {Outcome: asterisksim.Busy},
+	}, 20*time.Millisecond)
+	r.ctl.set(func(f *fakeController) { f.resultDown = true })
+	r.ctl.add(lease("o1", "+3000"), lease("o2", "+3001"))
+	eventually(t, 10*time.Second, "two results queued", func() bool { return r.agent.Status().Pending == 2 })
+	// The agent restarts while the controller is still unreachable.
+	r.stopAgent()
+	r.ctl.set(func(f *fakeController) { f.resultDown = false })
+	agiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.start(agiLn, amiAddrOf(r))
+	eventually(t, 10*time.Second, "results delivered after restart", func() bool {
+		_, ok1 := r.ctl.result("o1")
+		_, ok2 := r.ctl.result("o2")
+		return ok1 && ok2
+	})
+	if got, _ := r.ctl.result("o1"); got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[detect welcome q1 yes bye]" {
+		t.Errorf("o1: %+v", got)
+	}
+	if got, _ := r.ctl.result("o2"); got.Disposition != nodeapi.DispBusy {
+		t.Errorf("o2: %+v", got)
+	}
+	eventually(t, 5*time.Second, "queue empty", func() bool { return r.agent.Status().Pending == 0 })
+}
+
+func amiAddrOf(r *rig) string { return r.agent.cfg.AMIAddr }
+
+func TestDrainWithCallsInProgress(t *testing.T) {
+	callees := map[string]asterisksim.Callee{}
+	for _, n := range []string{"+4000", "+4001", "+4002"} {
+		callees[n] = asterisksim.Callee{Outcome: asterisksim.Answer, Digits: []string{"1"}}
+	}
+	r := newRig(t, callees, 150*time.Millisecond)
+	r.ctl.add(lease("d1", "+4000"), lease("d2", "+4001"), lease("d3", "+4002"))
+	eventually(t, 5*time.Second, "3 calls in progress", func() bool { return r.agent.Status().ActiveCalls == 3 })
+	r.ctl.set(func(f *fakeController) { f.drain = true })
+	eventually(t, 5*time.Second, "draining", func() bool { return r.agent.Status().Draining })
+	r.ctl.add(lease("late", "+4000"))
+	eventually(t, 10*time.Second, "drained heartbeat", func() bool {
+		r.ctl.mu.Lock()
+		defer r.ctl.mu.Unlock()
+		for _, h := range r.ctl.heartbeats {
+			if h.Draining && h.ActiveCalls == 0 {
+				return true
+			}
+		}
+		return false
+	})
+	for _, id := range []string{"d1", "d2", "d3"} {
+		if got, ok := r.ctl.result(id); !ok || got.Disposition != nodeapi.DispAnswered {
+			t.Errorf("%s: %+v (drain must let calls finish)", id, got)
+		}
+	}
+	if _, ok := r.ctl.result("late"); ok {
+		t.Error("a call was pulled while draining")
+	}
+	// Undrain: the waiting call goes out.
+	r.ctl.set(func(f *fakeController) { f.drain = false })
+	eventually(t, 10*time.Second, "call after undrain", func() bool { _, ok := r.ctl.result("late"); return ok })
+}
+
+func TestSpotNoticeDrains(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{"+5000": {Outcome: asterisksim.Answer}}, 20*time.Millisecond)
+	eventually(t, 5*time.Second, "ready", func() bool { st := r.agent.Status(); return st.Registered && st.TimingOK })
+	r.spot.mu.Lock()
+	r.spot.notice = true
+	r.spot.mu.Unlock()
+	eventually(t, 10*time.Second, "spot heartbeat", func() bool {
+		r.ctl.mu.Lock()
+		defer r.ctl.mu.Unlock()
+		n := len(r.ctl.heartbeats)
+		return n > 0 && r.ctl.heartbeats[n-1].SpotNotice && r.ctl.heartbeats[n-1].Draining
+	})
+	r.ctl.add(lease("s1", "+5000"))
+	time.Sleep(200 * time.Millisecond)
+	if _, ok := r.ctl.result("s1"); ok || r.sim.Stats().Originates != 0 {
+		t.Error("a call was placed after the spot notice")
+	}
+	// The controller cannot cancel a spot drain.
+	r.agent.Drain(false)
+	time.Sleep(100 * time.Millisecond)
+	if !r.agent.Status().Draining {
+		t.Error("spot drain was cancelled")
+	}
+}
+
+func TestOverXMLRPC(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{"+6000": {Outcome: asterisksim.Answer, Digits: []string{"2"}}}, 20*time.Millisecond)
+	r.stopAgent()
+	srv := httptest.NewServer(xmlrpcFake(r.ctl))
+	defer srv.Close()
+	r.rpcURL = srv.URL + "/RPC2"
+	agiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sim.AGI = "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}"
+	r.start(agiLn, amiAddrOf(r))
+	r.ctl.add(lease("r1", "+6000"))
+	eventually(t, 10*time.Second, "result over XML-RPC", func() bool { _, ok := r.ctl.result("r1"); return ok })
+	got, _ := r.ctl.result("r1")
+	if got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[detect welcome q1 no bye]" || got.Tags["answer"] != "no" {
+		t.Errorf("r1 over XML-RPC: %+v", got)
+	}
+}
+
+func TestNotReadyWhileAsteriskDown(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{"+7000": {Outcome: asterisksim.Answer}}, 20*time.Millisecond)
+	eventually(t, 5*time.Second, "ready", func() bool { st := r.agent.Status(); return st.TimingOK && st.AMIConnected })
+	r.sim.StopAMI()
+	eventually(t, 5*time.Second, "not-ready heartbeat", func() bool {
+		r.ctl.mu.Lock()
+		defer r.ctl.mu.Unlock()
+		n := len(r.ctl.heartbeats)
+		return n > 0 && !r.ctl.heartbeats[n-1].AMIConnected && !r.ctl.heartbeats[n-1].Ready()
+	})
+	r.ctl.mu.Lock()
+	pulls := len(r.ctl.nexts)
+	r.ctl.mu.Unlock()
+	r.ctl.add(lease("n1", "+7000"))
+	time.Sleep(300 * time.Millisecond)
+	r.ctl.mu.Lock()
+	defer r.ctl.mu.Unlock()
+	if len(r.ctl.nexts) != pulls || len(r.ctl.queue) != 1 {
+		t.Errorf("work pulled while Asterisk was down: %d pulls before, %d after", pulls, len(r.ctl.nexts))
+	}
+}
+
+func TestMissingPromptIsFailedInputNotHangup(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{"+8000": {Outcome: asterisksim.Answer, Digits: []string{"1"}}}, 20*time.Millisecond)
+	if err := os.Remove(filepath.Join(r.sim.Sounds, "elastidial", "survey", "welcome.wav")); err != nil {
+		t.Fatal(err)
+	}
+	r.ctl.add(lease("m1", "+8000"))
+	eventually(t, 10*time.Second, "result", func() bool { _, ok := r.ctl.result("m1"); return ok })
+	got, _ := r.ctl.result("m1")
+	if got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[detect welcome q1 yes bye]" {
+		t.Errorf("m1: %+v", got)
+	}
+	r.ctl.mu.Lock()
+	defer r.ctl.mu.Unlock()
+	var inputs []string
+	for _, s := range r.ctl.steps {
+		inputs = append(inputs, s.State+":"+s.Input)
+	}
+	if fmtPath(inputs) != "[:start detect:human welcome:failed q1:digits yes:done]" {
+		t.Errorf("inputs: %v", inputs)
+	}
+}
+
+func TestRecordAndTransfer(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{
+		"+9000": {Outcome: asterisksim.Answer, TransferAnswered: true},
+		"+9001": {Outcome: asterisksim.Answer},
+	}, 20*time.Millisecond)
+	a, b := lease("t1", "+9000"), lease("t2", "+9001")
+	a.CampaignID, b.CampaignID = "xfer", "xfer"
+	r.ctl.add(a, b)
+	eventually(t, 10*time.Second, "results", func() bool {
+		_, ok1 := r.ctl.result("t1")
+		_, ok2 := r.ctl.result("t2")
+		return ok1 && ok2
+	})
+	if got, _ := r.ctl.result("t1"); got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[rec xfer]" || got.Recording != "elastidial-recordings/msg-1" {
+		t.Errorf("answered transfer: %+v", got)
+	}
+	if got, _ := r.ctl.result("t2"); got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[rec xfer bye]" || got.Tags["xfer"] != nodeapi.InputFailed {
+		t.Errorf("unanswered transfer: %+v", got)
+	}
+}

@@ -1,0 +1,165 @@
+// Package asterisksim is a simulated Asterisk for tests and the local cloud.
+// It speaks the real protocols on real sockets: an AMI server (banner, Login
+// with event classes, async Originate with OriginateResponse / Newchannel /
+// Hangup events, CoreShowChannels, Ping, Command, Logoff) and, for every
+// answered call, a FastAGI client that connects to the agent with a full
+// agi_* environment and answers AGI commands as res_agi does. Who answers,
+// what they press and when they hang up comes from a seeded callee model, so
+// a run is reproducible.
+package asterisksim
+
+import (
+	"hash/fnv"
+	"math/rand/v2"
+	"time"
+)
+
+// Outcome of an origination attempt, with the OriginateResponse Reason and
+// the Q.850 cause Asterisk reports for it.
+type Outcome int
+
+// Outcomes.
+const (
+	Answer Outcome = iota + 1
+	Busy
+	NoAnswer
+	Congestion
+	Failed
+)
+
+func (o Outcome) reason() int {
+	switch o {
+	case Answer:
+		return 4
+	case Busy:
+		return 5
+	case NoAnswer:
+		return 3
+	case Congestion:
+		return 8
+	}
+	return 0
+}
+
+func (o Outcome) cause() (int, string) {
+	switch o {
+	case Answer:
+		return 16, "Normal Clearing"
+	case Busy:
+		return 17, "User busy"
+	case NoAnswer:
+		return 19, "No answer"
+	case Congestion:
+		return 34, "Circuit/channel congestion"
+	}
+	return 1, "Unallocated (unassigned) number"
+}
+
+// Callee is the behaviour of one called party.
+type Callee struct {
+	Outcome Outcome
+	Ring    time.Duration // until answer / busy / congestion / failure
+	Machine bool          // an answering machine picked up (AMD says MACHINE)
+	// Digits are the DTMF answers to successive GET DATA prompts; "" is a
+	// timeout. Past the end, gathers time out.
+	Digits []string
+	// HangupAfter > 0: the callee hangs up this long after answering.
+	HangupAfter time.Duration
+	// TransferAnswered: a Dial from the IVR is answered.
+	TransferAnswered bool
+}
+
+// Model draws callees. Rates are probabilities; whatever Answer, Busy,
+// NoAnswer and Congestion leave is Failed (Reason 0).
+type Model struct {
+	Seed       uint64
+	Answer     float64 // default (all rates zero) 0.7
+	Busy       float64 // default 0.1
+	NoAnswer   float64 // default 0.15
+	Congestion float64 // default 0.03
+	Machine    float64 // share of answered calls that reach a machine
+	// HangupMidIVR is the share of answered calls whose callee hangs up
+	// between HangupMin and HangupMax after answering.
+	HangupMidIVR         float64
+	HangupMin, HangupMax time.Duration
+	RingMin, RingMax     time.Duration // default 1s..6s
+	// PromptTime is how long a prompt, a SAY, a recording or a gather's wait
+	// lasts; default 500ms.
+	PromptTime time.Duration
+	// DigitChoices are the keys a person may press at a gather (one drawn per
+	// gather); NoInput is the share of gathers with no key. Default "12", 0.1.
+	DigitChoices string
+	NoInput      float64
+	// Callees overrides the model for given numbers (E.164 as dialled).
+	Callees map[string]Callee
+}
+
+func (m *Model) defaults() {
+	if m.Answer+m.Busy+m.NoAnswer+m.Congestion == 0 {
+		m.Answer, m.Busy, m.NoAnswer, m.Congestion = 0.7, 0.1, 0.15, 0.03
+	}
+	if m.RingMax == 0 {
+		m.RingMin, m.RingMax = time.Second, 6*time.Second
+	}
+	if m.PromptTime == 0 {
+		m.PromptTime = 500 * time.Millisecond
+	}
+	if m.DigitChoices == "" {
+		m.DigitChoices = "12"
+		if m.NoInput == 0 {
+			m.NoInput = 0.1
+		}
+	}
+	if m.HangupMax == 0 {
+		m.HangupMin, m.HangupMax = time.Second, 10*time.Second
+	}
+}
+
+// Draw returns the callee for a number on a given attempt. The same seed,
+// number and attempt always give the same callee.
+func (m *Model) Draw(number string, attempt int) Callee {
+	if c, ok := m.Callees[number]; ok {
+		return c
+	}
+	h := fnv.New64a()
+	h.Write([]byte(number))
+	r := rand.New(rand.NewPCG(m.Seed, h.Sum64()+uint64(attempt)))
+	c := Callee{Ring: between(r, m.RingMin, m.RingMax)}
+	x := r.Float64()
+	switch {
+	case x < m.Answer:
+		c.Outcome = Answer
+	case x < m.Answer+m.Busy:
+		c.Outcome = Busy
+	case x < m.Answer+m.Busy+m.NoAnswer:
+		c.Outcome = NoAnswer
+	case x < m.Answer+m.Busy+m.NoAnswer+m.Congestion:
+		c.Outcome = Congestion
+	default:
+		c.Outcome = Failed
+	}
+	if c.Outcome != Answer {
+		return c
+	}
+	c.Machine = r.Float64() < m.Machine
+	if r.Float64() < m.HangupMidIVR {
+		c.HangupAfter = between(r, m.HangupMin, m.HangupMax)
+	}
+	c.TransferAnswered = r.Float64() < 0.8
+	for range 8 {
+		if r.Float64() < m.NoInput {
+			c.Digits = append(c.Digits, "")
+			continue
+		}
+		k := m.DigitChoices[r.IntN(len(m.DigitChoices))]
+		c.Digits = append(c.Digits, string(k))
+	}
+	return c
+}
+
+func between(r *rand.Rand, lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
+	return lo + time.Duration(r.Int64N(int64(hi-lo)))
+}

@@ -1,0 +1,213 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/elastidial/elastidial/nodeapi"
+)
+
+// Queue is the durable local queue of call results: one JSON file per
+// result under Dir, written to a temporary name, fsync'd, renamed and the
+// folder fsync'd, so a result survives a crash of the agent or the machine
+// as soon as Put returns. Deliver sends them with backoff and removes each
+// once the controller has it (or says it never will).
+type Queue struct {
+	Dir string
+	Log *slog.Logger
+
+	mu     sync.Mutex
+	wake   chan struct{}
+	count  int
+	inited bool
+}
+
+// Open creates the folder and counts what is waiting.
+func (q *Queue) Open() error {
+	if err := os.MkdirAll(q.Dir, 0o750); err != nil {
+		return fmt.Errorf("result queue: %w", err)
+	}
+	names, err := q.list()
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	q.count = len(names)
+	q.wake = make(chan struct{}, 1)
+	q.inited = true
+	q.mu.Unlock()
+	// Leftover temporaries are results whose Put never returned.
+	tmps, _ := filepath.Glob(filepath.Join(q.Dir, "*.tmp"))
+	for _, t := range tmps {
+		os.Remove(t)
+	}
+	return nil
+}
+
+// Pending returns how many results wait for delivery.
+func (q *Queue) Pending() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.count
+}
+
+func (q *Queue) list() ([]string, error) {
+	ents, err := os.ReadDir(q.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("result queue: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".json") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Put stores r durably; it is on disk when Put returns nil.
+func (q *Queue) Put(r nodeapi.ResultRequest) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("result queue: encode: %w", err)
+	}
+	sum := sha256.Sum256([]byte(r.CallID + "\x00" + r.Token))
+	name := fmt.Sprintf("%020d-%s.json", time.Now().UnixNano(), hex.EncodeToString(sum[:8]))
+	tmp := filepath.Join(q.Dir, name+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o640)
+	if err != nil {
+		return fmt.Errorf("result queue: %w", err)
+	}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := firstErr(werr, serr, cerr); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("result queue: write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, filepath.Join(q.Dir, name)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("result queue: %w", err)
+	}
+	if d, err := os.Open(q.Dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	q.mu.Lock()
+	q.count++
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// permanent reports faults after which retrying can never help.
+func permanent(err error) bool {
+	for _, c := range []int{nodeapi.FaultStaleLease, nodeapi.FaultForbidden, nodeapi.FaultNotFound,
+		nodeapi.FaultInvalidParams, nodeapi.FaultParse, nodeapi.FaultTooLarge} {
+		if IsFault(err, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// Deliver sends queued results in order until ctx ends, backing off
+// (1s doubling to 30s) while the controller is unreachable.
+func (q *Queue) Deliver(ctx context.Context, ctl Controller) error {
+	backoff := time.Second
+	for {
+		names, err := q.list()
+		if err != nil {
+			return err
+		}
+		failed := false
+		for _, n := range names {
+			if ctx.Err() != nil {
+				return nil
+			}
+			path := filepath.Join(q.Dir, n)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				q.Log.Error("result queue read", "file", n, "err", err)
+				continue
+			}
+			var r nodeapi.ResultRequest
+			if err := json.Unmarshal(data, &r); err != nil {
+				// Keep the bytes for a human; never loop on them.
+				q.Log.Error("result queue: unreadable result set aside", "file", n, "err", err)
+				os.Rename(path, path+".bad")
+				q.dec()
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			_, err = ctl.Result(cctx, r)
+			cancel()
+			switch {
+			case err == nil:
+			case permanent(err):
+				q.Log.Warn("result dropped by controller", "call", r.CallID, "disposition", r.Disposition, "err", err)
+			default:
+				q.Log.Warn("result delivery failed, will retry", "call", r.CallID, "pending", q.Pending(), "retry_in", backoff, "err", err)
+				failed = true
+			}
+			if failed {
+				break
+			}
+			if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+				q.Log.Error("result queue remove", "file", n, "err", err)
+			}
+			q.dec()
+			backoff = time.Second
+		}
+		wait := 5 * time.Second
+		if failed {
+			wait = backoff
+			backoff = min(backoff*2, 30*time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-q.wake:
+			if failed {
+				// New results do not cut a backoff short.
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(wait):
+				}
+			}
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (q *Queue) dec() {
+	q.mu.Lock()
+	if q.count > 0 {
+		q.count--
+	}
+	q.mu.Unlock()
+}

@@ -1,0 +1,183 @@
+// Command node-agent runs beside Asterisk on every node: it registers with
+// the controller, places leased calls over AMI, runs their IVR over FastAGI
+// and reports results. With -simulate it runs a simulated Asterisk
+// in-process, still over loopback sockets.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/elastidial/elastidial/agent"
+	"github.com/elastidial/elastidial/agent/asterisksim"
+)
+
+const version = "0.1.0"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "node-agent:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	controller, secret, instanceID       string
+	capacity                             int
+	amiAddr, amiUser, amiSecret, agiAddr string
+	sounds, state, imds                  string
+	cps                                  float64
+	simulate                             bool
+	simSeed                              uint64
+	simAnswer, simBusy, simNoAnswer      float64
+	simMachine, simHangup                float64
+	simPrompt, simRingMax                time.Duration
+	verbose                              bool
+}
+
+// parse reads flags, each with an ELASTIDIAL_<FLAG> environment fallback.
+func parse(args []string, getenv func(string) string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("node-agent", flag.ContinueOnError)
+	fs.StringVar(&o.controller, "controller", "", "controller base URL (XML-RPC at URL/RPC2)")
+	fs.StringVar(&o.secret, "secret", "", "cluster secret")
+	fs.StringVar(&o.instanceID, "instance-id", "", "instance id (default: from IMDSv2)")
+	fs.IntVar(&o.capacity, "capacity", 100, "concurrent call slots")
+	fs.StringVar(&o.amiAddr, "ami", "127.0.0.1:5038", "Asterisk AMI address")
+	fs.StringVar(&o.amiUser, "ami-user", "elastidial", "AMI user")
+	fs.StringVar(&o.amiSecret, "ami-secret", "", "AMI secret")
+	fs.StringVar(&o.agiAddr, "agi-listen", "127.0.0.1:4573", "FastAGI listen address")
+	fs.StringVar(&o.sounds, "sounds", "/var/lib/asterisk/sounds/elastidial", "campaign audio folder")
+	fs.StringVar(&o.state, "state", "/var/lib/elastidial", "state folder (durable result queue)")
+	fs.StringVar(&o.imds, "imds", "", `IMDS endpoint override, or "off"`)
+	fs.Float64Var(&o.cps, "cps", 10, "maximum originations per second")
+	fs.BoolVar(&o.simulate, "simulate", false, "run a simulated Asterisk in-process")
+	fs.Uint64Var(&o.simSeed, "sim-seed", 1, "simulator: callee model seed")
+	fs.Float64Var(&o.simAnswer, "sim-answer", 0.7, "simulator: answer rate")
+	fs.Float64Var(&o.simBusy, "sim-busy", 0.1, "simulator: busy rate")
+	fs.Float64Var(&o.simNoAnswer, "sim-noanswer", 0.15, "simulator: no-answer rate")
+	fs.Float64Var(&o.simMachine, "sim-machine", 0.1, "simulator: answering-machine share of answered calls")
+	fs.Float64Var(&o.simHangup, "sim-hangup", 0.1, "simulator: share of answered calls hanging up mid-IVR")
+	fs.DurationVar(&o.simPrompt, "sim-prompt", 2*time.Second, "simulator: duration of one prompt")
+	fs.DurationVar(&o.simRingMax, "sim-ring", 6*time.Second, "simulator: longest ring time")
+	fs.BoolVar(&o.verbose, "v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		env := "ELASTIDIAL_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+			}
+		}
+	})
+	if o.controller == "" {
+		errs = append(errs, errors.New("-controller (ELASTIDIAL_CONTROLLER) is required"))
+	}
+	if o.secret == "" {
+		errs = append(errs, errors.New("-secret (ELASTIDIAL_SECRET) is required"))
+	}
+	if o.capacity < 1 {
+		errs = append(errs, fmt.Errorf("-capacity %d: must be at least 1", o.capacity))
+	}
+	if o.cps <= 0 {
+		errs = append(errs, fmt.Errorf("-cps %g: must be positive", o.cps))
+	}
+	return o, errors.Join(errs...)
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string) error {
+	o, err := parse(args, getenv)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	id := agent.Identity{InstanceID: o.instanceID}
+	var spot agent.SpotWatcher
+	if o.imds != "off" {
+		m := &agent.IMDS{Endpoint: o.imds}
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		got, err := m.Identity(ictx)
+		cancel()
+		switch {
+		case err == nil:
+			if id.InstanceID == "" {
+				id.InstanceID = got.InstanceID
+			}
+			id.PrivateIP, id.PublicIP, id.Zone = got.PrivateIP, got.PublicIP, got.Zone
+			spot = m
+		case id.InstanceID == "":
+			return fmt.Errorf("no -instance-id and IMDS unavailable: %w", err)
+		default:
+			log.Warn("IMDS unavailable; running without instance metadata", "err", err)
+		}
+	}
+	if id.InstanceID == "" {
+		return errors.New("-instance-id is required with -imds off")
+	}
+
+	agiLn, err := net.Listen("tcp", o.agiAddr)
+	if err != nil {
+		return fmt.Errorf("agi listen: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	amiAddr := o.amiAddr
+	if o.simulate {
+		sim := &asterisksim.Sim{Username: o.amiUser, Secret: o.amiSecret, Campaign: o.sounds,
+			AGI: "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}", Log: log.With("component", "asterisksim"),
+			Model: asterisksim.Model{Seed: o.simSeed, Answer: o.simAnswer, Busy: o.simBusy, NoAnswer: o.simNoAnswer,
+				Congestion: max(0, 1-o.simAnswer-o.simBusy-o.simNoAnswer) / 2, Machine: o.simMachine,
+				HangupMidIVR: o.simHangup, RingMin: o.simRingMax / 6, RingMax: o.simRingMax, PromptTime: o.simPrompt}}
+		if _, err := os.Stat(o.sounds); err != nil {
+			sim.Campaign = "" // no audio folder: every prompt exists
+		}
+		addr := o.amiAddr
+		if addr == "127.0.0.1:5038" {
+			addr = "127.0.0.1:0" // several simulated nodes on one machine
+		}
+		amiAddr, err = sim.Listen(addr)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return sim.Run(gctx) })
+		log.Info("simulated Asterisk", "ami", amiAddr, "agi", agiLn.Addr().String())
+	}
+	a, err := agent.New(agent.Config{
+		Controller: agent.NewRPC(strings.TrimRight(o.controller, "/")+"/RPC2", o.secret),
+		AMIAddr:    amiAddr, AMIUser: o.amiUser, AMISecret: o.amiSecret, AGIListener: agiLn,
+		Queue: &agent.Queue{Dir: filepath.Join(o.state, "results")}, Identity: id,
+		Capacity: o.capacity, Version: version, CPS: o.cps, Spot: spot, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { return a.Run(gctx) })
+	log.Info("node-agent running", "instance", id.InstanceID, "controller", o.controller, "capacity", o.capacity, "version", version, "pid", os.Getpid())
+	return g.Wait()
+}
