@@ -65,7 +65,7 @@ func TestDashboardCampaignJourney(t *testing.T) {
 	d.Upload("#dial-list", list)
 	d.Click("#upload button")
 	d.WaitText("#import-summary", "3 rows: 2 imported, 1 rejected")
-	d.WaitText("#rejections", "not a valid phone number")
+	d.WaitText("#rejections", "is not a phone number")
 
 	d.Script(`document.querySelector("#flow").value = arguments[0]`, `{"start": "a", "states": {"a": {"play": ["x/y"], "next": "b"}}}`)
 	d.Click("#save-flow")

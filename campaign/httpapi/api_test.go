@@ -104,7 +104,7 @@ func TestCampaignManagerJourney(t *testing.T) {
 		t.Fatalf("import: %d %s", status, body)
 	}
 	status, body = c.do("GET", rep.RejectionsURL, "", nil)
-	if status != 200 || !strings.Contains(string(body), `3,"not a valid phone number: ""not a number"""`) {
+	if status != 200 || !strings.Contains(string(body), `3,"""not a number"" is not a phone number (no digits)"`) {
 		t.Fatalf("rejections csv: %d %s", status, body)
 	}
 

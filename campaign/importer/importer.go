@@ -1,644 +1,484 @@
-// Package importer reads dial lists: streaming CSV parsing, phone-number
-// normalisation to E.164, time zones, and an account of every row. It does
-// no I/O of its own beyond the reader it is given; the store decides what to
-// do with each batch through a Sink.
+// Package importer turns an uploaded dial list (CSV) into contacts a campaign
+// can call: it streams the file in batches, finds the phone column, keeps the
+// other columns as per-contact fields for the IVR, normalises numbers to E.164,
+// works out each contact's time zones and accounts for every row — imported,
+// or rejected with its line number and a reason a person can act on.
+//
+// The package does no I/O of its own beyond the io.Reader it is given; storage
+// (dedupe against the campaign, do-not-call scrub, writing contacts) happens
+// behind the Sink the caller supplies, so a failed import can be rolled back
+// by the caller as one transaction.
+//
+// Memory: rows are read, normalised and handed to the Sink BatchSize at a
+// time, so a file of any length is never held whole. The one structure that
+// grows with the file is the in-list dedupe index, 8+4 bytes of payload per
+// accepted number (a 1,000,000-row list costs roughly 20 MB of map).
 package importer
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
-	"time"
-	_ "time/tzdata" // a bare host has no zone database
-	"unicode/utf8"
-
-	"github.com/nyaruka/phonenumbers"
-	"golang.org/x/text/encoding/charmap"
 )
 
-// Options controls one import.
+// Options tune one import. The zero value works for a US list with a header
+// row naming its phone column.
 type Options struct {
-	DefaultRegion  string // ISO 3166 region for numbers without a country code, e.g. "US"
-	PhoneColumn    string // header of the phone column; found by name when empty
-	TimezoneColumn string // header of an IANA time zone column; derived from the number when empty
-	BatchSize      int    // contacts per Sink call; default 1000
+	// DefaultRegion is the ISO 3166 region used for numbers written without a
+	// country code ("(212) 555-0100"). Default "US".
+	DefaultRegion string
+	// PhoneColumn names the header of the phone column explicitly. Default:
+	// the first header matching a common name (phone, phone_number, number,
+	// mobile, msisdn, tel, ...), compared case- and punctuation-insensitively.
+	PhoneColumn string `json:"phone_column"`
+	// TimezoneColumn names a column holding IANA zone names. Default: a column
+	// called timezone, time_zone or tz if there is one; else zones are derived
+	// from each number. A blank cell falls back to the number.
+	TimezoneColumn string
+	// BatchSize is the number of rows handed to the Sink at once. Default 1000.
+	BatchSize int
+	// Workers normalise numbers in parallel within a batch. Default
+	// runtime.GOMAXPROCS(0). Output order does not depend on it.
+	Workers int
 }
+
+// Limits on hostile input. A row beyond them is rejected; the file goes on.
+const (
+	// MaxRowBytes bounds one row (all its fields, quotes included).
+	MaxRowBytes = 64 << 10
+	// MaxColumns bounds the number of columns of the header and of a row.
+	MaxColumns = 512
+	// maxPhoneBytes: no real phone number, however formatted, is longer.
+	maxPhoneBytes = 64
+	// maxSamples is how many rejections Report.Samples keeps.
+	maxSamples = 100
+)
 
 // Contact is one accepted row.
 type Contact struct {
-	Line   int               // 1-based line of the file where the row starts
-	Phone  string            // E.164
-	Zones  []string          // IANA zones; the calling window must hold in all
-	Fields map[string]string // the other columns, by normalised header
+	// Line is the 1-based physical line of the file where the row starts
+	// (the header is line 1 in a file without leading blank lines).
+	Line int
+	// Phone is the number in E.164 ("+12125550100").
+	Phone string
+	// Zones are IANA names, all of them valid for time.LoadLocation. A number
+	// whose prefix spans several zones keeps all of them: the calling window
+	// must hold in every one. The slice is shared between contacts: do not
+	// modify it (appending is safe, its capacity is clipped).
+	Zones []string
+	// Fields are the other columns, keyed by normalised header names
+	// ("First Name" → "first_name"). Never nil. Owned by the Sink.
+	Fields map[string]string
 }
 
-// Rejection is one refused row.
+// Rejection is one row that was not imported.
 type Rejection struct {
 	Line   int    `json:"line"`
 	Reason string `json:"reason"`
 }
 
-// Sink receives the outcome of an import, batch by batch.
+// Sink receives the outcome of an import. Its methods are called from one
+// goroutine, in file order batch by batch. Any error stops the import and is
+// returned by Import. For "a failed import leaves nothing half-written", run
+// the Sink's writes in one transaction and roll it back when Import returns
+// an error (a *FileError comes before any Sink call).
 type Sink interface {
-	// Exclude returns, for the phones it refuses, the reason (already in
-	// the campaign, on a do-not-call list). It is called before Contacts for
-	// the same batch.
+	// Exclude is called once per batch, before Contacts, with the batch's
+	// E.164 numbers. It answers phone → reason for the numbers that must not
+	// be imported (already in the campaign, on a do-not-call list); those
+	// rows become rejections with that reason (also the ByReason key, so
+	// keep reasons few and fixed). phones is reused after the call.
 	Exclude(ctx context.Context, phones []string) (map[string]string, error)
+	// Contacts stores one batch of accepted contacts. The slice is reused
+	// after the call returns; the Fields maps are not.
 	Contacts(ctx context.Context, batch []Contact) error
+	// Reject records one rejected row.
 	Reject(ctx context.Context, r Rejection) error
 }
 
 // Report accounts for every row: Rows == Imported + Rejected.
 type Report struct {
-	Rows        int            `json:"rows"`
-	Imported    int            `json:"imported"`
-	Rejected    int            `json:"rejected"`
-	ByReason    map[string]int `json:"by_reason,omitempty"`
-	Columns     []string       `json:"columns"`
-	PhoneColumn string         `json:"phone_column"`
-	Encoding    string         `json:"encoding"`
-	Delimiter   string         `json:"delimiter"`
+	// Rows counts data rows: every record after the header that is not blank.
+	// Blank lines (and rows whose cells are all empty, as spreadsheets export
+	// them) are skipped and counted in Blank instead, not as rejections.
+	Rows     int `json:"rows"`
+	Imported int `json:"imported"`
+	Rejected int `json:"rejected"`
+	Blank    int `json:"blank"`
+	// ByReason counts rejections by kind: "invalid number", "missing
+	// number", "duplicate", "wrong column count", "row too long",
+	// "unterminated quote", "unknown time zone", "no time zone", or the
+	// Sink's exclusion reason. Each Rejection.Reason has the specifics.
+	ByReason map[string]int `json:"by_reason"`
+	// Columns are the header's field keys in file order (phone included).
+	Columns []string `json:"columns"`
+	// PhoneColumn is the key of the column numbers were read from ("" for a
+	// bare one-number-per-line DNC file).
+	PhoneColumn string `json:"phone_column"`
+	// TimezoneColumn is the key of the zone column, "" when zones come from
+	// the numbers.
+	TimezoneColumn string `json:"timezone_column,omitempty"`
+	// Delimiter is the detected field separator: ",", ";" or "\t".
+	Delimiter string `json:"delimiter"`
+	// Encoding names how the bytes were read: "UTF-8", "UTF-8 with BOM",
+	// "windows-1252", or "UTF-8 (N rows decoded as windows-1252)".
+	Encoding string `json:"encoding"`
+	// Samples are the first rejections in file order of their batches, for a
+	// report page; the Sink receives all of them.
+	Samples []Rejection `json:"-"` // the store returns its own list of rejections
 }
 
-// FileError is a problem with the whole file, not one row.
+// FileError is a problem with the file as a whole: nothing was imported.
 type FileError struct {
-	Line   int // 0 when it concerns no line
-	Reason string
+	// Line is where the problem was found, 0 when it concerns the whole file.
+	Line int
+	Msg  string
 }
 
 func (e *FileError) Error() string {
 	if e.Line > 0 {
-		return fmt.Sprintf("line %d: %s", e.Line, e.Reason)
+		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
 	}
-	return e.Reason
+	return e.Msg
 }
 
-// Limits that keep memory bounded whatever the file.
-const (
-	MaxLineBytes = 64 << 10 // one physical line
-	MaxColumns   = 200
-	sniffBytes   = 8 << 10
-)
-
-// Reasons, stable so that reports can be grouped by them.
-const (
-	ReasonEmptyPhone    = "phone number is empty"
-	ReasonInvalidPhone  = "not a valid phone number"
-	ReasonDuplicate     = "duplicate of an earlier row"
-	ReasonColumns       = "wrong number of columns"
-	ReasonUnknownZone   = "unknown time zone"
-	ReasonMalformedRow  = "malformed CSV row"
-	ReasonNoZoneForCall = "no time zone known for this number"
-)
-
-var phoneHeaders = []string{"phone", "phone_number", "phonenumber", "number", "mobile", "mobile_number", "cell", "msisdn", "tel", "telephone", "e164", "contact_number"}
-
-// Import reads a dial list from r and reports every row to s. A whole-file
-// problem (binary data, no phone column, an over-long line) returns a
-// *FileError; the Sink may have seen earlier batches, so the store must run
-// the import in one transaction.
+// Import streams a dial list from r into s. Problems with the whole file
+// (binary, empty, no phone column, ...) return a *FileError before anything
+// reaches the Sink; row problems become rejections. On a Sink or context error
+// the import stops and the error is returned with the report so far.
 func Import(ctx context.Context, r io.Reader, opt Options, s Sink) (Report, error) {
-	p, err := newParser(r, opt)
+	opt = opt.withDefaults()
+	rep := Report{ByReason: map[string]int{}}
+	cr, err := openCSV(r, &rep)
 	if err != nil {
-		return Report{}, err
-	}
-	phoneCol := -1
-	if opt.PhoneColumn != "" {
-		phoneCol = slices.Index(p.keys, fieldKey(opt.PhoneColumn))
-		if phoneCol < 0 {
-			return p.report, &FileError{Line: 1, Reason: fmt.Sprintf("no column %q in the header; columns are %s", opt.PhoneColumn, quoteList(p.report.Columns))}
-		}
-	} else {
-		for _, h := range phoneHeaders {
-			if i := slices.Index(p.keys, h); i >= 0 {
-				phoneCol = i
-				break
-			}
-		}
-		if phoneCol < 0 {
-			return p.report, &FileError{Line: 1, Reason: fmt.Sprintf("no phone column found in the header (looked for %s); columns are %s", strings.Join(phoneHeaders, ", "), quoteList(p.report.Columns))}
-		}
-	}
-	p.report.PhoneColumn = p.report.Columns[phoneCol]
-	tzCol := -1
-	if opt.TimezoneColumn != "" {
-		tzCol = slices.Index(p.keys, fieldKey(opt.TimezoneColumn))
-		if tzCol < 0 {
-			return p.report, &FileError{Line: 1, Reason: fmt.Sprintf("no time zone column %q in the header; columns are %s", opt.TimezoneColumn, quoteList(p.report.Columns))}
-		}
-	} else {
-		for _, h := range []string{"timezone", "time_zone", "tz"} {
-			if i := slices.Index(p.keys, h); i >= 0 {
-				tzCol = i
-				break
-			}
-		}
-	}
-
-	batchSize := opt.BatchSize
-	if batchSize <= 0 {
-		batchSize = 1000
-	}
-	cl := &classifier{n: newNormalizer(opt.DefaultRegion), keys: p.keys, phoneCol: phoneCol, tzCol: tzCol}
-	batch := make([]Contact, 0, batchSize)
-	inBatch := make(map[string]int, batchSize)
-	reject := func(line int, reason string) error {
-		p.report.Rejected++
-		p.report.ByReason[reason]++
-		return s.Reject(ctx, Rejection{Line: line, Reason: reason})
-	}
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		phones := make([]string, len(batch))
-		for i, c := range batch {
-			phones[i] = c.Phone
-		}
-		excluded, err := s.Exclude(ctx, phones)
-		if err != nil {
-			return err
-		}
-		kept := batch[:0]
-		for _, c := range batch {
-			if why, ok := excluded[c.Phone]; ok {
-				if err := reject(c.Line, why); err != nil {
-					return err
-				}
-				continue
-			}
-			kept = append(kept, c)
-		}
-		if len(kept) > 0 {
-			if err := s.Contacts(ctx, kept); err != nil {
-				return err
-			}
-			p.report.Imported += len(kept)
-		}
-		batch = make([]Contact, 0, batchSize) // the sink may keep the old slice
-		clear(inBatch)
-		return ctx.Err()
-	}
-
-	// Parsing phone numbers is most of the work: chunks of rows are
-	// classified on every core while this goroutine keeps the file's order
-	// for dedupe, rejections and the sink.
-	chunks, fileErr, stop := p.classifyAll(ctx, cl)
-	defer stop()
-	for ch := range chunks {
-		<-ch.done
-		for _, r := range ch.rows {
-			p.report.Rows++
-			if r.reason != "" {
-				if err := reject(r.line, r.reason); err != nil {
-					return p.report, err
-				}
-				continue
-			}
-			if first, dup := inBatch[r.contact.Phone]; dup {
-				if err := reject(r.line, fmt.Sprintf("%s (line %d)", ReasonDuplicate, first)); err != nil {
-					return p.report, err
-				}
-				continue
-			}
-			inBatch[r.contact.Phone] = r.line
-			batch = append(batch, r.contact)
-			if len(batch) == batchSize {
-				if err := flush(); err != nil {
-					return p.report, err
-				}
-			}
-		}
-	}
-	if err := fileErr(); err != nil {
-		return p.report, err
-	}
-	if err := flush(); err != nil {
-		return p.report, err
-	}
-	return p.report, nil
-}
-
-// row is one data row after classification: a contact, or a reason.
-type row struct {
-	line    int
-	rec     []string
-	contact Contact
-	reason  string
-}
-
-type chunk struct {
-	rows []row
-	done chan struct{}
-}
-
-const chunkRows = 512
-
-// classifyAll reads the file in chunks and classifies them on all cores.
-// Chunks arrive in file order; each is ready when its done is closed. The
-// returned func reports a whole-file error once chunks is drained; stop
-// ends the workers early.
-func (p *parser) classifyAll(ctx context.Context, cl *classifier) (<-chan *chunk, func() error, func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	workers := max(1, runtime.GOMAXPROCS(0))
-	ordered := make(chan *chunk, 2*workers)
-	work := make(chan *chunk, 2*workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ch := range work {
-				for i := range ch.rows {
-					cl.classify(&ch.rows[i])
-				}
-				close(ch.done)
-			}
-		}()
-	}
-	var ferr error
-	go func() {
-		defer close(ordered)
-		defer close(work)
-		ch := &chunk{done: make(chan struct{})}
-		send := func() bool {
-			select {
-			case ordered <- ch:
-			case <-ctx.Done():
-				return false
-			}
-			select {
-			case work <- ch:
-			case <-ctx.Done():
-				close(ch.done)
-				return false
-			}
-			ch = &chunk{done: make(chan struct{}), rows: make([]row, 0, chunkRows)}
-			return true
-		}
-		for {
-			rec, line, err := p.next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				var fe *FileError
-				if errors.As(err, &fe) {
-					ferr = err
-					break
-				}
-				ch.rows = append(ch.rows, row{line: line, reason: ReasonMalformedRow + ": " + err.Error()})
-			} else {
-				ch.rows = append(ch.rows, row{line: line, rec: slices.Clone(rec)})
-			}
-			if len(ch.rows) == chunkRows && !send() {
-				return
-			}
-		}
-		send()
-	}()
-	stop := func() {
-		cancel()
-		for ch := range ordered { // let the reader finish
-			_ = ch
-		}
-		wg.Wait()
-	}
-	return ordered, func() error { return ferr }, stop
-}
-
-// classifier turns a raw row into a contact or a rejection reason. It is
-// safe for concurrent use.
-type classifier struct {
-	n        *normalizer
-	keys     []string
-	phoneCol int
-	tzCol    int
-}
-
-func (cl *classifier) classify(r *row) {
-	rec := r.rec
-	r.rec = nil
-	if r.reason != "" {
-		return
-	}
-	if len(rec) != len(cl.keys) {
-		r.reason = fmt.Sprintf("%s: %d, the header has %d", ReasonColumns, len(rec), len(cl.keys))
-		return
-	}
-	raw := strings.TrimSpace(rec[cl.phoneCol])
-	if raw == "" {
-		r.reason = ReasonEmptyPhone
-		return
-	}
-	phone, num, ok := cl.n.normalize(raw)
-	if !ok {
-		r.reason = fmt.Sprintf("%s: %q", ReasonInvalidPhone, clip(raw))
-		return
-	}
-	var zones []string
-	if cl.tzCol >= 0 && strings.TrimSpace(rec[cl.tzCol]) != "" {
-		z := strings.TrimSpace(rec[cl.tzCol])
-		if !cl.n.knownZone(z) {
-			r.reason = fmt.Sprintf("%s %q", ReasonUnknownZone, clip(z))
-			return
-		}
-		zones = []string{z}
-	} else if zones = cl.n.zones(num); zones == nil {
-		r.reason = ReasonNoZoneForCall
-		return
-	}
-	fields := make(map[string]string, len(rec)-1)
-	for i, v := range rec {
-		if i != cl.phoneCol {
-			fields[cl.keys[i]] = v
-		}
-	}
-	r.contact = Contact{Line: r.line, Phone: phone, Zones: zones, Fields: fields}
-}
-
-// ReadDNC reads a do-not-call list: a CSV with a phone column, or a bare
-// list of one number per line. Invalid numbers are counted as rejected.
-func ReadDNC(ctx context.Context, r io.Reader, opt Options, emit func(phones []string) error) (Report, error) {
-	br := bufio.NewReaderSize(r, sniffBytes)
-	head, _ := br.Peek(sniffBytes)
-	first, _, _ := bytes.Cut(bytes.TrimPrefix(head, utf8BOM), []byte("\n"))
-	n := newNormalizer(opt.DefaultRegion)
-	if _, _, ok := n.normalize(strings.TrimSpace(string(first))); ok {
-		// No header: treat the file as a one-column list named phone.
-		br2 := io.MultiReader(strings.NewReader("phone\n"), br)
-		opt.PhoneColumn = "phone"
-		rep, err := readDNC(ctx, br2, opt, emit)
 		return rep, err
 	}
-	return readDNC(ctx, br, opt, emit)
-}
-
-func readDNC(ctx context.Context, r io.Reader, opt Options, emit func([]string) error) (Report, error) {
-	s := &dncSink{emit: emit}
-	rep, err := Import(ctx, r, opt, s)
+	hdr, err := readHeader(cr, &rep, opt, false)
+	if err != nil {
+		return rep, err
+	}
+	im := &importer{
+		opt:  opt,
+		norm: newNormaliser(opt.DefaultRegion),
+		seen: make(map[uint64]uint32),
+		sink: s,
+		rep:  &rep,
+		hdr:  hdr,
+	}
+	err = im.run(ctx, cr)
+	cr.finish(&rep)
 	return rep, err
 }
 
-type dncSink struct{ emit func([]string) error }
-
-func (s *dncSink) Exclude(context.Context, []string) (map[string]string, error) { return nil, nil }
-func (s *dncSink) Reject(context.Context, Rejection) error                      { return nil }
-func (s *dncSink) Contacts(_ context.Context, b []Contact) error {
-	phones := make([]string, len(b))
-	for i, c := range b {
-		phones[i] = c.Phone
-	}
-	return s.emit(phones)
-}
-
-var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
-
-// parser walks CSV records with their line numbers, decoding Latin-1 rows.
-type parser struct {
-	cr     *csv.Reader
-	lr     *lineLimiter
-	keys   []string
-	report Report
-	latin1 bool
-}
-
-func newParser(r io.Reader, opt Options) (*parser, error) {
-	br := bufio.NewReaderSize(r, sniffBytes)
-	head, err := br.Peek(sniffBytes)
-	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
-		return nil, fmt.Errorf("read dial list: %w", err)
-	}
-	if bytes.HasPrefix(head, utf8BOM) {
-		br.Discard(len(utf8BOM))
-		head = head[len(utf8BOM):]
-	}
-	if len(bytes.TrimSpace(head)) == 0 {
-		return nil, &FileError{Reason: "the file is empty"}
-	}
-	if looksBinary(head) {
-		return nil, &FileError{Reason: "not a CSV text file: it contains binary data (is it a spreadsheet? export it as CSV)"}
-	}
-	p := &parser{report: Report{ByReason: map[string]int{}, Encoding: "utf-8"}}
-	firstLine, _, _ := bytes.Cut(head, []byte("\n"))
-	delim := sniffDelimiter(firstLine)
-	p.report.Delimiter = string(delim)
-	p.lr = &lineLimiter{r: br, max: MaxLineBytes}
-	cr := csv.NewReader(p.lr)
-	cr.Comma = delim
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = true
-	p.cr = cr
-
-	hdr, _, err := p.next()
-	if err == io.EOF {
-		return nil, &FileError{Reason: "the file is empty"}
-	}
+// ReadDNC reads a do-not-call list: a CSV with a phone column, or a bare file
+// of one number per line (no header). Numbers are normalised to E.164 and
+// handed to emit in batches; rows that are not numbers are counted as
+// rejections in the report (Samples shows the first). Duplicates are not
+// removed: storing a DNC entry twice must be harmless.
+func ReadDNC(ctx context.Context, r io.Reader, opt Options, emit func(phones []string) error) (Report, error) {
+	opt = opt.withDefaults()
+	rep := Report{ByReason: map[string]int{}}
+	cr, err := openCSV(r, &rep)
 	if err != nil {
-		var fe *FileError
-		if errors.As(err, &fe) {
-			return nil, err
-		}
-		return nil, &FileError{Line: 1, Reason: "the header row is not valid CSV: " + err.Error()}
+		return rep, err
 	}
-	if len(hdr) > MaxColumns {
-		return nil, &FileError{Line: 1, Reason: fmt.Sprintf("the header has %d columns; at most %d are allowed", len(hdr), MaxColumns)}
+	hdr, err := readHeader(cr, &rep, opt, true)
+	if err != nil {
+		return rep, err
 	}
-	seen := map[string]bool{}
-	for i, h := range hdr {
-		h = strings.TrimSpace(h)
-		k := fieldKey(h)
-		if k == "" {
-			k = fmt.Sprintf("column_%d", i+1)
-		}
-		if seen[k] {
-			return nil, &FileError{Line: 1, Reason: fmt.Sprintf("column %q appears twice in the header", h)}
-		}
-		seen[k] = true
-		p.report.Columns = append(p.report.Columns, h)
-		p.keys = append(p.keys, k)
-	}
-	return p, nil
+	d := &dncReader{opt: opt, norm: newNormaliser(opt.DefaultRegion), rep: &rep, hdr: hdr, emit: emit}
+	err = d.run(ctx, cr)
+	cr.finish(&rep)
+	return rep, err
 }
 
-// next returns the next non-empty record and the line it starts on.
-func (p *parser) next() ([]string, int, error) {
+func (o Options) withDefaults() Options {
+	if o.DefaultRegion == "" {
+		o.DefaultRegion = "US"
+	}
+	o.DefaultRegion = strings.ToUpper(strings.TrimSpace(o.DefaultRegion))
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1000
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	return o
+}
+
+// header is the mapping from record positions to meaning.
+type header struct {
+	keys     []string // field key per column
+	phone    int      // column index of the phone
+	tz       int      // column index of zones, -1 if none
+	firstRow *record  // a headerless DNC list's first record, to process as data
+}
+
+// row is one data record on its way through a batch.
+type row struct {
+	line   int
+	phone  string
+	tz     string
+	fields map[string]string
+
+	// Outcome: rejected when cat != "".
+	cat, reason string
+	e164        string
+	key         uint64
+	zones       []string
+}
+
+func (r *row) reject(cat, reason string) {
+	r.cat, r.reason = cat, reason
+}
+
+type importer struct {
+	opt  Options
+	norm *normaliser
+	seen map[uint64]uint32 // E.164 as integer → line of first occurrence
+	sink Sink
+	rep  *Report
+	hdr  *header
+
+	rows     []row
+	contacts []Contact
+	phones   []string
+}
+
+func (im *importer) run(ctx context.Context, cr *csvReader) error {
 	for {
-		rec, err := p.cr.Read()
-		line, _ := p.cr.FieldPos(0)
-		if p.lr.err != nil {
-			return nil, p.lr.line, p.lr.err
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("import: %w", err)
 		}
-		if err != nil {
+		im.rows = im.rows[:0]
+		eof := false
+		for len(im.rows) < im.opt.BatchSize {
+			rec, err := cr.next()
 			if err == io.EOF {
-				return nil, 0, io.EOF
+				eof = true
+				break
 			}
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				return nil, pe.StartLine, pe.Err
+			if err != nil {
+				return fmt.Errorf("import: read: %w", err)
 			}
-			return nil, line, fmt.Errorf("read dial list: %w", err)
-		}
-		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
-			continue // an empty line is not a row
-		}
-		for i, v := range rec {
-			if !utf8.ValidString(v) {
-				d, _ := charmap.Windows1252.NewDecoder().String(v)
-				rec[i] = d
-				if !p.latin1 {
-					p.latin1 = true
-					p.report.Encoding = "windows-1252"
-				}
+			if rec.blank {
+				im.rep.Blank++
+				continue
 			}
+			im.rows = append(im.rows, makeRow(rec, im.hdr, cr))
 		}
-		return rec, line, nil
+		if err := im.flush(ctx); err != nil {
+			return err
+		}
+		if eof {
+			return nil
+		}
 	}
 }
 
-// lineLimiter fails the read when one physical line exceeds max bytes, so a
-// file with no newlines cannot make the CSV reader buffer without bound.
-type lineLimiter struct {
-	r    *bufio.Reader
-	max  int
-	run  int // bytes since the last newline
-	line int // current physical line, 1-based
-	err  error
-}
-
-func (l *lineLimiter) Read(b []byte) (int, error) {
-	if l.err != nil {
-		return 0, l.err
-	}
-	n, err := l.r.Read(b)
-	for _, c := range b[:n] {
-		if c == '\n' {
-			l.run = 0
-			l.line++
-			continue
+// makeRow checks a record's shape and maps its cells.
+func makeRow(rec *record, h *header, cr *csvReader) row {
+	r := row{line: rec.line}
+	switch {
+	case rec.unterminated:
+		r.reject("unterminated quote", fmt.Sprintf("a quoted value opened on line %d is never closed; the rest of the file (to line %d) was read as this one row", rec.line, rec.endLine))
+		return r
+	case rec.tooLong:
+		r.reject("row too long", fmt.Sprintf("row is longer than %d bytes; check for a stray quote or a value that is not a contact field", MaxRowBytes))
+		return r
+	case rec.tooMany || len(rec.fields) != len(h.keys):
+		n := len(rec.fields)
+		more := ""
+		if rec.tooMany {
+			n = MaxColumns
+			more = " or more"
 		}
-		l.run++
-		if l.run > l.max {
-			l.err = &FileError{Line: l.line + 1, Reason: fmt.Sprintf("line is longer than %d bytes; is this a dial list?", l.max)}
-			return 0, l.err
-		}
+		r.reject("wrong column count", fmt.Sprintf("row has %d%s columns but the header has %d; quote values that contain %s", n, more, len(h.keys), delimName(cr.delim)))
+		return r
 	}
-	return n, err
-}
-
-func looksBinary(b []byte) bool {
-	if bytes.IndexByte(b, 0) >= 0 {
-		return true
-	}
-	ctl := 0
-	for _, c := range b {
-		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' {
-			ctl++
-		}
-	}
-	return ctl > len(b)/100+1
-}
-
-func sniffDelimiter(line []byte) rune {
-	best, bestN := ',', bytes.Count(line, []byte{','})
-	for _, d := range []rune{';', '\t', '|'} {
-		if n := bytes.Count(line, []byte(string(d))); n > bestN {
-			best, bestN = d, n
-		}
-	}
-	return best
-}
-
-// fieldKey turns a header into a safe field name: lower case, letters,
-// digits and underscores.
-func fieldKey(h string) string {
-	var b strings.Builder
-	under := false
-	for _, r := range strings.ToLower(strings.TrimSpace(h)) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-			b.WriteRune(r)
-			under = false
+	r.fields = make(map[string]string, len(h.keys))
+	for i, k := range h.keys {
+		v := cr.text(rec.fields[i])
+		switch i {
+		case h.phone:
+			r.phone = v
+		case h.tz:
+			r.tz = v
 		default:
-			if !under && b.Len() > 0 {
-				b.WriteByte('_')
-				under = true
-			}
+			r.fields[k] = v
 		}
 	}
-	return strings.TrimSuffix(b.String(), "_")
+	return r
 }
 
-func quoteList(s []string) string {
-	q := make([]string, len(s))
-	for i, v := range s {
-		q[i] = fmt.Sprintf("%q", v)
+func delimName(d byte) string {
+	switch d {
+	case ';':
+		return "semicolons"
+	case '\t':
+		return "tabs"
 	}
-	return strings.Join(q, ", ")
+	return "commas"
 }
 
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
-}
-
-// normalizer turns raw numbers into E.164 and finds their zones, caching
-// zone names, which repeat across rows.
-type normalizer struct {
-	region string
-	known  sync.Map // zone name → bool
-}
-
-func newNormalizer(region string) *normalizer {
-	if region == "" {
-		region = "US"
-	}
-	return &normalizer{region: strings.ToUpper(region)}
-}
-
-func (n *normalizer) normalize(raw string) (string, *phonenumbers.PhoneNumber, bool) {
-	if len(raw) > 40 {
-		return "", nil, false
-	}
-	num, err := phonenumbers.Parse(raw, n.region)
-	if err != nil || !phonenumbers.IsValidNumber(num) {
-		return "", nil, false
-	}
-	return phonenumbers.Format(num, phonenumbers.E164), num, true
-}
-
-func (n *normalizer) knownZone(z string) bool {
-	if ok, seen := n.known.Load(z); seen {
-		return ok.(bool)
-	}
-	_, err := time.LoadLocation(z)
-	ok := err == nil && z != "" && z != "Local"
-	n.known.Store(z, ok)
-	return ok
-}
-
-// zones maps a number to its IANA zones, nil when none is known.
-func (n *normalizer) zones(num *phonenumbers.PhoneNumber) []string {
-	zs, err := phonenumbers.GetTimezonesForNumber(num)
-	if err != nil {
+func (im *importer) flush(ctx context.Context) error {
+	if len(im.rows) == 0 {
 		return nil
 	}
-	var out []string
-	for _, s := range zs {
-		if s != phonenumbers.UNKNOWN_TIMEZONE && n.knownZone(s) {
-			out = append(out, s)
+	im.norm.normaliseAll(im.rows, im.opt.Workers, true)
+
+	// In-list dedupe, in file order.
+	im.phones = im.phones[:0]
+	for i := range im.rows {
+		r := &im.rows[i]
+		if r.cat != "" {
+			continue
+		}
+		if first, dup := im.seen[r.key]; dup {
+			r.reject("duplicate", fmt.Sprintf("duplicate of line %d (%s)", first, r.e164))
+			continue
+		}
+		im.seen[r.key] = uint32(r.line)
+		im.phones = append(im.phones, r.e164)
+	}
+
+	var excluded map[string]string
+	if len(im.phones) > 0 {
+		var err error
+		excluded, err = im.sink.Exclude(ctx, im.phones)
+		if err != nil {
+			return fmt.Errorf("import: exclude: %w", err)
 		}
 	}
-	slices.Sort(out)
-	return out
+
+	im.contacts = im.contacts[:0]
+	for i := range im.rows {
+		r := &im.rows[i]
+		if r.cat == "" {
+			if why, ok := excluded[r.e164]; ok {
+				if why == "" {
+					why = "excluded"
+				}
+				r.reject(why, fmt.Sprintf("%s (%s)", why, r.e164))
+			}
+		}
+		im.rep.Rows++
+		if r.cat != "" {
+			im.rep.Rejected++
+			im.rep.ByReason[r.cat]++
+			rj := Rejection{Line: r.line, Reason: r.reason}
+			if len(im.rep.Samples) < maxSamples {
+				im.rep.Samples = append(im.rep.Samples, rj)
+			}
+			if err := im.sink.Reject(ctx, rj); err != nil {
+				return fmt.Errorf("import: reject line %d: %w", r.line, err)
+			}
+			continue
+		}
+		im.contacts = append(im.contacts, Contact{Line: r.line, Phone: r.e164, Zones: r.zones, Fields: r.fields})
+	}
+	if len(im.contacts) > 0 {
+		if err := im.sink.Contacts(ctx, im.contacts); err != nil {
+			return fmt.Errorf("import: store contacts: %w", err)
+		}
+		im.rep.Imported += len(im.contacts)
+	}
+	clear(im.contacts) // drop references to Fields maps the Sink now owns
+	return nil
+}
+
+type dncReader struct {
+	opt    Options
+	norm   *normaliser
+	rep    *Report
+	hdr    *header
+	emit   func([]string) error
+	rows   []row
+	phones []string
+}
+
+func (d *dncReader) run(ctx context.Context, cr *csvReader) error {
+	pending := d.hdr.firstRow
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("read dnc: %w", err)
+		}
+		d.rows = d.rows[:0]
+		eof := false
+		for len(d.rows) < d.opt.BatchSize {
+			var rec *record
+			if pending != nil {
+				rec, pending = pending, nil
+			} else {
+				var err error
+				rec, err = cr.next()
+				if err == io.EOF {
+					eof = true
+					break
+				}
+				if err != nil {
+					return fmt.Errorf("read dnc: read: %w", err)
+				}
+			}
+			if rec.blank {
+				d.rep.Blank++
+				continue
+			}
+			d.rows = append(d.rows, makeRow(rec, d.hdr, cr))
+		}
+		if len(d.rows) > 0 {
+			d.norm.normaliseAll(d.rows, d.opt.Workers, false)
+			d.phones = d.phones[:0]
+			for i := range d.rows {
+				r := &d.rows[i]
+				d.rep.Rows++
+				if r.cat != "" {
+					d.rep.Rejected++
+					d.rep.ByReason[r.cat]++
+					if len(d.rep.Samples) < maxSamples {
+						d.rep.Samples = append(d.rep.Samples, Rejection{Line: r.line, Reason: r.reason})
+					}
+					continue
+				}
+				d.phones = append(d.phones, r.e164)
+			}
+			if len(d.phones) > 0 {
+				if err := d.emit(d.phones); err != nil {
+					return fmt.Errorf("read dnc: store: %w", err)
+				}
+				d.rep.Imported += len(d.phones)
+			}
+		}
+		if eof {
+			return nil
+		}
+	}
+}
+
+// normaliseAll fills the outcome of every not-yet-rejected row, spreading the
+// work (phonenumbers.Parse and validation cost ~20µs a number) over workers.
+func (n *normaliser) normaliseAll(rows []row, workers int, zones bool) {
+	if workers > len(rows)/64 {
+		workers = max(1, len(rows)/64)
+	}
+	if workers <= 1 {
+		for i := range rows {
+			n.normalise(&rows[i], zones)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (len(rows) + workers - 1) / workers
+	for lo := 0; lo < len(rows); lo += chunk {
+		part := rows[lo:min(lo+chunk, len(rows))]
+		wg.Go(func() {
+			for i := range part {
+				n.normalise(&part[i], zones)
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -534,7 +534,7 @@ func (k *importSink) Exclude(ctx context.Context, phones []string) (map[string]s
 			return nil, fmt.Errorf("dedupe: %w", err)
 		}
 		if imp == k.importID {
-			out[phone] = fmt.Sprintf("%s (line %d)", importer.ReasonDuplicate, line)
+			out[phone] = fmt.Sprintf("duplicate of line %d", line)
 		} else {
 			out[phone] = "already in this campaign"
 		}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
@@ -90,23 +92,29 @@ func TestImportAccountsForEveryRowAndRollsBack(t *testing.T) {
 			lines = append(lines, fmt.Sprintf("%d:%s", r.Line, r.Reason))
 			return nil
 		})
-		want := []string{"4:duplicate of an earlier row (line 2)", "5:on the do-not-call list", `6:not a valid phone number: "xyz"`}
+		want := []string{"4:duplicate of line 2 (+12125550001)", "5:on the do-not-call list (+12125550003)", `6:"xyz" is not a phone number (no digits)`}
 		if strings.Join(lines, "|") != strings.Join(want, "|") {
 			t.Errorf("rejections = %q, want %q", lines, want)
 		}
 		// Importing the same list again: all already there.
 		res, err = s.ImportContacts(ctx, c.ID, strings.NewReader("phone\n2125550001\n"), importer.Options{}, noonNY)
-		if err != nil || res.Rejected != 1 || res.Rejections[0].Reason != "already in this campaign" {
+		if err != nil || res.Rejected != 1 || res.Rejections[0].Reason != "already in this campaign (+12125550001)" {
 			t.Fatalf("reimport: %+v %v", res, err)
 		}
-		// A file that fails part-way leaves nothing behind.
+		// An upload that breaks part-way, after several batches were
+		// stored, leaves nothing behind.
 		var b strings.Builder
 		b.WriteString("phone\n")
-		for i := range 3000 {
+		for i := range 5000 {
 			fmt.Fprintf(&b, "+1212556%04d\n", i)
 		}
-		b.WriteString(strings.Repeat("9", importer.MaxLineBytes+1))
-		_, err = s.ImportContacts(ctx, c.ID, strings.NewReader(b.String()), importer.Options{}, noonNY)
+		broken := io.MultiReader(strings.NewReader(b.String()), iotest.ErrReader(errors.New("connection reset by peer")))
+		_, err = s.ImportContacts(ctx, c.ID, broken, importer.Options{BatchSize: 500}, noonNY)
+		if err == nil || !strings.Contains(err.Error(), "connection reset") {
+			t.Fatalf("err = %v, want the read error", err)
+		}
+		// A binary file is refused whole.
+		_, err = s.ImportContacts(ctx, c.ID, strings.NewReader("PK\x03\x04\x14\x00\x00\x00binary"), importer.Options{}, noonNY)
 		var fe *importer.FileError
 		if !errors.As(err, &fe) {
 			t.Fatalf("err = %v, want a FileError", err)
@@ -408,4 +416,38 @@ func BenchmarkLease(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(leased)/b.Elapsed().Seconds(), "contacts/s")
+}
+
+// BenchmarkImportStore measures a whole import into SQLite: parsing,
+// normalisation, dedupe against the campaign and the DNC list, inserts and
+// the rejection log, in one transaction.
+func BenchmarkImportStore(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "import.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	s.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 100, MaxCPS: 10})
+	const rows = 200_000
+	var sb strings.Builder
+	sb.WriteString("phone,first_name,account\n")
+	areas := []string{"212", "415", "312", "713", "206", "305", "617", "404"}
+	for i := range rows {
+		fmt.Fprintf(&sb, "(%s) %03d-%04d,Name%d,ACC%07d\n", areas[i%len(areas)], 200+i/10000%800, i%10000, i, i)
+	}
+	csv := sb.String()
+	imported := 0
+	for b.Loop() {
+		c, err := s.CreateCampaign(ctx, campaign.Campaign{Name: "bench", Trunk: "carrier", CallerID: "+14155550100", Target: 10}, noonNY)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := s.ImportContacts(ctx, c.ID, strings.NewReader(csv), importer.Options{DefaultRegion: "US"}, noonNY)
+		if err != nil {
+			b.Fatal(err)
+		}
+		imported += res.Imported
+	}
+	b.ReportMetric(float64(imported)/b.Elapsed().Seconds(), "rows/s")
 }
