@@ -1,0 +1,175 @@
+// Package storage is the campaign audio library: files Asterisk can play,
+// kept in a folder (the embedded default) or S3, listed in a versioned
+// manifest that every node must hold before it takes calls, and handed to
+// nodes through short-lived signed URLs so they need no credentials.
+package storage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/elastidial/elastidial/nodeapi"
+)
+
+// Object is one stored audio file.
+type Object struct {
+	Key    string `json:"key"` // "set/name.ext"
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"` // hex
+}
+
+// Store keeps the bytes. Keys are already checked by the library.
+type Store interface {
+	Put(ctx context.Context, key string, data []byte) (Object, error)
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	Delete(ctx context.Context, key string) error
+	List(ctx context.Context) ([]Object, error)
+	// URL is a link a node can GET the object from until ttl passes.
+	URL(ctx context.Context, key string, ttl time.Duration) (string, error)
+}
+
+// Errors callers branch on.
+var (
+	ErrNotFound = errors.New("audio file not found")
+	ErrBadName  = errors.New("bad audio name")
+)
+
+var (
+	setRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,99}\.(wav|ulaw|alaw|gsm|sln16)$`)
+)
+
+// Playable lists the extensions Asterisk plays without a transcoding
+// module beyond the node image's.
+var Playable = []string{".wav", ".ulaw", ".alaw", ".gsm", ".sln16"}
+
+// CheckKey validates "set/name.ext": lower-case letters, digits, _ and -,
+// one folder, a playable extension. No path tricks get through.
+func CheckKey(key string) error {
+	set, name, ok := strings.Cut(key, "/")
+	switch {
+	case !ok || !setRE.MatchString(set):
+		return fmt.Errorf("%w %q: the set must be 1 to 64 lower-case letters, digits, _ or -", ErrBadName, key)
+	case !nameRE.MatchString(name):
+		return fmt.Errorf("%w %q: the file name must be lower-case letters, digits, _ or - ending in %s", ErrBadName, key, strings.Join(Playable, ", "))
+	}
+	return nil
+}
+
+// Library is the audio library over a Store, with its manifest.
+type Library struct {
+	Store  Store
+	URLTTL time.Duration // lifetime of signed URLs in manifests; 15m
+
+	mu      sync.Mutex
+	cached  []Object // nil until listed; reset by every change
+	version string
+}
+
+// Put validates, converts if needed, and stores an upload.
+func (l *Library) Put(ctx context.Context, set, filename string, data []byte) (Object, error) {
+	name, data, err := Prepare(filename, data)
+	if err != nil {
+		return Object{}, err
+	}
+	key := set + "/" + name
+	if err := CheckKey(key); err != nil {
+		return Object{}, err
+	}
+	o, err := l.Store.Put(ctx, key, data)
+	l.invalidate()
+	return o, err
+}
+
+// Delete removes a file.
+func (l *Library) Delete(ctx context.Context, key string) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	err := l.Store.Delete(ctx, key)
+	l.invalidate()
+	return err
+}
+
+func (l *Library) invalidate() {
+	l.mu.Lock()
+	l.cached, l.version = nil, ""
+	l.mu.Unlock()
+}
+
+// List returns every file with the library version.
+func (l *Library) List(ctx context.Context) ([]Object, string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cached == nil {
+		objs, err := l.Store.List(ctx)
+		if err != nil {
+			return nil, "", fmt.Errorf("list audio: %w", err)
+		}
+		slices.SortFunc(objs, func(a, b Object) int { return strings.Compare(a.Key, b.Key) })
+		h := sha256.New()
+		for _, o := range objs {
+			fmt.Fprintf(h, "%s %d %s\n", o.Key, o.Size, o.SHA256)
+		}
+		l.cached, l.version = objs, hex.EncodeToString(h.Sum(nil))[:16]
+		if l.cached == nil {
+			l.cached = []Object{}
+		}
+	}
+	return l.cached, l.version, nil
+}
+
+// Version is the manifest version: it changes whenever any file does.
+func (l *Library) Version(ctx context.Context) (string, error) {
+	_, v, err := l.List(ctx)
+	return v, err
+}
+
+// Manifest is what audio.manifest serves: every file with a signed URL,
+// unless the node already holds the current version.
+func (l *Library) Manifest(ctx context.Context, have string) (nodeapi.ManifestResponse, error) {
+	objs, v, err := l.List(ctx)
+	if err != nil {
+		return nodeapi.ManifestResponse{}, err
+	}
+	if have == v {
+		return nodeapi.ManifestResponse{Version: v, Unchanged: true, Files: []nodeapi.AudioFile{}}, nil
+	}
+	ttl := l.URLTTL
+	if ttl <= 0 {
+		ttl = 15 * time.Minute
+	}
+	m := nodeapi.ManifestResponse{Version: v, Files: make([]nodeapi.AudioFile, len(objs))}
+	for i, o := range objs {
+		u, err := l.Store.URL(ctx, o.Key, ttl)
+		if err != nil {
+			return nodeapi.ManifestResponse{}, fmt.Errorf("sign %s: %w", o.Key, err)
+		}
+		m.Files[i] = nodeapi.AudioFile{Name: o.Key, Size: o.Size, SHA256: o.SHA256, URL: u}
+	}
+	return m, nil
+}
+
+// Exists reports whether a prompt ("set/name", no extension) is in the
+// library in any playable format: the flow validator's question.
+func (l *Library) Exists(ctx context.Context, prompt string) (bool, error) {
+	objs, _, err := l.List(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, ext := range Playable {
+		if _, ok := slices.BinarySearchFunc(objs, prompt+ext, func(o Object, k string) int { return strings.Compare(o.Key, k) }); ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
