@@ -14,6 +14,7 @@ import (
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/controller"
 	"github.com/elastidial/elastidial/controller/localcloud"
+	"github.com/elastidial/elastidial/storage"
 )
 
 // demandSource adapts the campaign store to the scaler.
@@ -42,7 +43,7 @@ func (d demandSource) Demand(ctx context.Context, now time.Time) ([]controller.D
 // newCloud builds the configured cloud. The local cloud runs node-agent
 // processes with the simulated Asterisk; without -agent-path it builds the
 // agent from this source tree once.
-func newCloud(ctx context.Context, cfg Config, addr net.Addr, secret []byte, log *slog.Logger) (controller.Cloud, func(context.Context) error, error) {
+func newCloud(ctx context.Context, cfg Config, publicURL string, secret []byte, log *slog.Logger) (controller.Cloud, func(context.Context) error, error) {
 	switch cfg.Cloud {
 	case "local":
 		bin := cfg.AgentPath
@@ -52,11 +53,7 @@ func newCloud(ctx context.Context, cfg Config, addr net.Addr, secret []byte, log
 				return nil, nil, err
 			}
 		}
-		url := cfg.PublicURL
-		if url == "" {
-			url = "http://" + loopback(addr)
-		}
-		c, err := localcloud.New(localcloud.Config{Binary: bin, ControllerURL: url, Secret: string(secret), Cluster: cfg.Cluster,
+		c, err := localcloud.New(localcloud.Config{Binary: bin, ControllerURL: publicURL, Secret: string(secret), Cluster: cfg.Cluster,
 			Capacity: cfg.NodeSlots, Dir: cfg.LocalDir, ExtraArgs: []string{"-simulate"}, Logger: log, MaxInstances: cfg.MaxNodes})
 		if err != nil {
 			return nil, nil, err
@@ -87,4 +84,16 @@ func buildAgent(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("local cloud: build node-agent (or pass -agent-path): %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	return bin, nil
+}
+
+// audioFolder is the audio library's store: a local folder whose files
+// nodes download through URLs signed with the cluster secret.
+func audioFolder(cfg Config, publicURL string, secret []byte) (*storage.Folder, error) {
+	if strings.HasPrefix(cfg.Audio, "s3://") {
+		return nil, fmt.Errorf("audio %q: the S3 audio store is not available in this build yet; use a folder", cfg.Audio)
+	}
+	if err := os.MkdirAll(cfg.Audio, 0o755); err != nil {
+		return nil, fmt.Errorf("audio folder: %w", err)
+	}
+	return &storage.Folder{Dir: cfg.Audio, BaseURL: storage.URLBase(publicURL), Secret: secret}, nil
 }

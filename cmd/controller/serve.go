@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -19,6 +20,7 @@ import (
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/controller"
 	"github.com/elastidial/elastidial/flow"
+	"github.com/elastidial/elastidial/storage"
 	"github.com/elastidial/elastidial/web"
 	"github.com/elastidial/elastidial/xmlrpc"
 )
@@ -46,9 +48,19 @@ func serve(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer, l
 	}
 	defer ln.Close()
 
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + loopback(ln.Addr())
+	}
+	folder, err := audioFolder(cfg, publicURL, secret)
+	if err != nil {
+		return err
+	}
+	audio := &storage.Library{Store: folder}
+
 	// The scaler: node registry behind node.register and node.heartbeat,
 	// and the reconcile loop acting on the cloud.
-	cloud, closeCloud, err := newCloud(ctx, cfg, ln.Addr(), secret, log.With("component", "cloud"))
+	cloud, closeCloud, err := newCloud(ctx, cfg, publicURL, secret, log.With("component", "cloud"))
 	if err != nil {
 		return err
 	}
@@ -67,11 +79,12 @@ func serve(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer, l
 		return err
 	}
 	scaler, err := controller.New(ctx, cloud, demandSource{store}, nodeStore, controller.Options{
-		Plan:    controller.Config{SlotsPerNode: cfg.NodeSlots, MinNodes: cfg.MinNodes, MaxNodes: cfg.MaxNodes, BudgetPerHour: cfg.BudgetPerH},
-		Tick:    cfg.Tick,
-		Logger:  log.With("component", "scaler"),
-		Metrics: cm,
-		Pricing: controller.Pricing{Region: cfg.PriceRegion, DefaultType: cfg.InstanceType},
+		Plan:         controller.Config{SlotsPerNode: cfg.NodeSlots, MinNodes: cfg.MinNodes, MaxNodes: cfg.MaxNodes, BudgetPerHour: cfg.BudgetPerH},
+		Tick:         cfg.Tick,
+		AudioVersion: audio.Version, // a node is ready only with the current audio
+		Logger:       log.With("component", "scaler"),
+		Metrics:      cm,
+		Pricing:      controller.Pricing{Region: cfg.PriceRegion, DefaultType: cfg.InstanceType},
 	})
 	if err != nil {
 		return err
@@ -81,17 +94,26 @@ func serve(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer, l
 	if cfg.Memcached != "" {
 		flows.Memcache = xmlrpc.NewMemcache(strings.Split(cfg.Memcached, ","), 256, 100*time.Millisecond)
 	}
-	rpc := &xmlrpc.Service{Secret: secret, Nodes: scaler, Dialer: dialer{store}, Flows: flows}
+	rpc := &xmlrpc.Service{Secret: secret, Nodes: scaler, Dialer: dialer{store}, Flows: flows, Audio: audio}
 	rpcServer := rpc.Server()
 	rpcServer.Log = log
 
-	api := &httpapi.API{Store: store, Log: log, ValidateFlow: func(_ context.Context, doc []byte) error {
-		return flow.Check(doc, nil) // prompts are checked once the audio library is wired
+	api := &httpapi.API{Store: store, Log: log, ValidateFlow: func(ctx context.Context, doc []byte) error {
+		var listErr error
+		err := flow.Check(doc, func(prompt string) bool {
+			ok, err := audio.Exists(ctx, prompt)
+			listErr = cmp.Or(listErr, err)
+			return ok
+		})
+		return cmp.Or(listErr, err)
 	}}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("GET /api/v1/cost", api.Auth(scaler.CostHandler(store)))
 	mux.Handle("GET /api/v1/fleet", api.Auth(fleetHandler(scaler, cfg)))
+	mux.Handle("/api/v1/audio", api.Auth(audio.Handler()))
+	mux.Handle("/api/v1/audio/", api.Auth(audio.Handler()))
+	mux.Handle("/audio/", http.StripPrefix("/audio/", folder.Handler()))
 	mux.Handle("/RPC2", rpcServer)
 	mux.Handle("GET /metrics", metrics(reg, rpcServer, flows))
 	mux.Handle("/", web.Handler())

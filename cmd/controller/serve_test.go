@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +27,44 @@ import (
 type served struct {
 	base, token string
 	call        func(method, path, body string) (int, string)
+}
+
+// upload sends an audio file to the library through the REST API.
+func (s *served) upload(set, name string, data []byte) (int, string) {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("file", name)
+	fw.Write(data)
+	mw.Close()
+	req, _ := http.NewRequest("POST", s.base+"/api/v1/audio/"+set, &body)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// silence is a WAV of PCM 16-bit mono silence.
+func silence(rate int, seconds float64) []byte {
+	n := int(float64(rate) * seconds)
+	b := make([]byte, 44+2*n)
+	copy(b, "RIFF")
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+2*n))
+	copy(b[8:], "WAVEfmt ")
+	binary.LittleEndian.PutUint32(b[16:], 16)
+	binary.LittleEndian.PutUint16(b[20:], 1)
+	binary.LittleEndian.PutUint16(b[22:], 1)
+	binary.LittleEndian.PutUint32(b[24:], uint32(rate))
+	binary.LittleEndian.PutUint32(b[28:], uint32(2*rate))
+	binary.LittleEndian.PutUint16(b[32:], 2)
+	binary.LittleEndian.PutUint16(b[34:], 16)
+	copy(b[36:], "data")
+	binary.LittleEndian.PutUint32(b[40:], uint32(2*n))
+	return b
 }
 
 // startServe makes a token and serves on a free port until the test ends.
@@ -48,7 +88,7 @@ func startServe(t *testing.T) *served {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "-db", db, "-listen", addr, "-cluster-secret", "test-secret",
-			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-tick", "200ms"}, io.Discard, io.Discard, env)
+			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-audio", filepath.Join(dir, "audio"), "-tick", "200ms"}, io.Discard, io.Discard, env)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -116,9 +156,20 @@ func TestServeEndToEnd(t *testing.T) {
 	if code, body := call("PUT", "/api/v1/campaigns/"+camp.ID+"/flow", `{"start":"a","states":{"a":{"play":["x/y"],"next":"nowhere"}}}`); code != 422 || !strings.Contains(body, `unknown state \"nowhere\"`) {
 		t.Fatalf("invalid flow: %d %s", code, body)
 	}
+	// The reminder's prompts must be in the audio library before its flow
+	// can be saved.
+	if code, body := call("PUT", "/api/v1/campaigns/"+camp.ID+"/flow", string(examples.Reminder)); code != 422 || !strings.Contains(body, `prompt \"reminder/hello\" is not in the audio library`) {
+		t.Fatalf("flow without audio: %d %s", code, body)
+	}
+	for _, p := range []string{"hello", "menu", "confirmed", "cancelled", "opted_out"} {
+		if code, body := srv.upload("reminder", p+".wav", silence(8000, 0.5)); code != 201 {
+			t.Fatalf("upload %s: %d %s", p, code, body)
+		}
+	}
 	if code, body := call("PUT", "/api/v1/campaigns/"+camp.ID+"/flow", string(examples.Reminder)); code != 200 {
 		t.Fatalf("flow: %d %s", code, body)
 	}
+	var manifest nodeapi.ManifestResponse
 	if code, body := call("POST", "/api/v1/campaigns/"+camp.ID+"/contacts", "phone,appointment_date\n+12125550101,0314\n"); code != 200 || !strings.Contains(body, `"imported": 1`) {
 		t.Fatalf("contacts: %d %s", code, body)
 	}
@@ -162,6 +213,14 @@ func TestServeEndToEnd(t *testing.T) {
 	if c.Number != "+12125550101" || c.Fields["appointment_date"] != "0314" || c.FlowVersion != 1 {
 		t.Fatalf("call = %+v", c)
 	}
+	if err := node(nodeapi.MethodManifest, nodeapi.ManifestRequest{}, &manifest); err != nil || len(manifest.Files) != 5 {
+		t.Fatalf("audio.manifest: %+v %v", manifest, err)
+	}
+	resp, err := http.Get(manifest.Files[0].URL)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("signed audio URL: %v %v", resp, err)
+	}
+	resp.Body.Close()
 	var step nodeapi.StepResponse
 	if err := node(nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: c.CampaignID, FlowVersion: c.FlowVersion, Input: nodeapi.InputStart, Fields: c.Fields}, &step); err != nil || step.Action.Kind != nodeapi.ActionPlay {
 		t.Fatalf("call.step: %+v %v", step, err)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/elastidial/elastidial/agent"
 	"github.com/elastidial/elastidial/agent/asterisksim"
+	"github.com/elastidial/elastidial/storage"
 )
 
 const version = "0.1.0"
@@ -173,6 +174,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		AMIAddr:    amiAddr, AMIUser: o.amiUser, AMISecret: o.amiSecret, AGIListener: agiLn,
 		Queue: &agent.Queue{Dir: filepath.Join(o.state, "results")}, Identity: id,
 		Capacity: o.capacity, Version: version, CPS: o.cps, Spot: spot, Log: log,
+		AudioSync: &storage.Syncer{Dir: o.sounds},
 	})
 	if err != nil {
 		return err
