@@ -122,7 +122,7 @@ func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, e
 
 // dueByGroup counts pending contacts due within the hour by zone group.
 func (s *Store) dueByGroup(ctx context.Context, id string, now time.Time) (map[int64]int, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT zgroup, COUNT(*) FROM contacts WHERE campaign_id = ? AND state = ? AND next_at <= ? GROUP BY zgroup`), id, campaign.ContactPending, ms(now))
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT zgroup, COUNT(*) FROM contacts WHERE campaign_id = ? AND state = 'pending' AND next_at <= ? GROUP BY zgroup`), id, ms(now))
 	if err != nil {
 		return nil, fmt.Errorf("demand: %w", err)
 	}
