@@ -9,7 +9,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
@@ -182,35 +181,25 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	}
 	expires := now.Add(s.LeaseTTL)
 	out := make([]campaign.Lease, 0, len(picks))
-	// One statement each for the contacts and the attempts: a lease token
-	// is a random batch prefix and the contact id, unique per attempt.
+	// The lease lives on the contact row: one statement marks the batch. A
+	// lease token is a random batch prefix and the contact id, unique per
+	// attempt; the call id names the contact and the attempt.
 	batch := randomID(16)
-	ids := make([]any, 0, len(picks)+2)
-	ids = append(ids, campaign.ContactLeased, batch+"-")
-	var ins strings.Builder
-	ins.WriteString(`INSERT INTO attempts (call_id, contact_id, campaign_id, trunk, node_id, token, attempt, state, started_at, expires_at) VALUES `)
-	insArgs := make([]any, 0, len(picks)*9)
-	for k, p := range picks {
-		token := batch + "-" + strconv.FormatInt(p.id, 10)
-		callID := callIDs.next()
-		ids = append(ids, p.id)
-		if k > 0 {
-			ins.WriteByte(',')
-		}
-		ins.WriteString("(?, ?, ?, ?, ?, ?, ?, 'live', ?, ?)")
-		insArgs = append(insArgs, callID, p.id, c.ID, t.Name, nodeID, token, p.attempts+1, ms(now), ms(expires))
+	args = make([]any, 0, len(picks)+6)
+	args = append(args, batch+"-", nodeID, t.Name, ms(now), ms(expires))
+	for _, p := range picks {
+		args = append(args, p.id)
 		var fields map[string]string
 		_ = json.Unmarshal([]byte(p.fields), &fields)
 		out = append(out, campaign.Lease{
-			CallID: callID, Token: token, CampaignID: c.ID, FlowVersion: c.FlowVersion,
+			CallID: callID(p.id, p.attempts+1), Token: batch + "-" + strconv.FormatInt(p.id, 10), CampaignID: c.ID, FlowVersion: c.FlowVersion,
 			Number: p.phone, CallerID: c.CallerID, Trunk: t.Name, TimeoutSeconds: c.RingSeconds,
 			Expires: expires, Fields: fields,
 		})
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = ?, attempts = attempts + 1, lease_token = CAST(? AS TEXT) || CAST(id AS TEXT) WHERE id IN (`+placeholders(len(picks))+`)`), ids...); err != nil {
-		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
-	}
-	if _, err := tx.ExecContext(ctx, s.q(ins.String()), insArgs...); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = 'leased', attempts = attempts + 1,
+		lease_token = CAST(? AS TEXT) || CAST(id AS TEXT), lease_node = ?, lease_trunk = ?, leased_at = ?, lease_expires = ?
+		WHERE id IN (`+placeholders(len(picks))+`)`), args...); err != nil {
 		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
 	}
 	used := float64(len(out))
@@ -247,6 +236,17 @@ func (s *Store) buckets(ctx context.Context, tx *sql.Tx, now time.Time, k1 strin
 	return out, rows.Err()
 }
 
+// callID names attempt n of a contact.
+func callID(contact int64, n int) string { return fmt.Sprintf("k%d-%d", contact, n) }
+
+// parseCallID is callID's inverse.
+func parseCallID(id string) (contact int64, n int, ok bool) {
+	c, a, found := strings.Cut(strings.TrimPrefix(id, "k"), "-")
+	contact, err1 := strconv.ParseInt(c, 10, 64)
+	n, err2 := strconv.Atoi(a)
+	return contact, n, found && strings.HasPrefix(id, "k") && err1 == nil && err2 == nil && contact > 0 && n > 0
+}
+
 // Record stores a node's result for one attempt. A token that is not the
 // attempt's current one (the lease expired and the contact moved on) gets
 // ErrStaleLease and changes nothing; another node's attempt gets
@@ -256,27 +256,41 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 	if err := r.Validate(); err != nil {
 		return false, err
 	}
+	contactID, attempt, ok := parseCallID(r.CallID)
+	if !ok {
+		return false, fmt.Errorf("call %q: %w", r.CallID, campaign.ErrNotFound)
+	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		var contactID int64
-		var campaignID, trunk, owner, token, state string
-		var attempt int
-		err := tx.QueryRowContext(ctx, s.q(`SELECT contact_id, campaign_id, trunk, node_id, token, state, attempt FROM attempts WHERE call_id = ?`), r.CallID).
-			Scan(&contactID, &campaignID, &trunk, &owner, &token, &state, &attempt)
-		if errors.Is(err, sql.ErrNoRows) {
+		var campaignID, state, token, owner, trunk string
+		var attempts int
+		var leasedAt int64
+		err := tx.QueryRowContext(ctx, s.q(`SELECT campaign_id, state, attempts, COALESCE(lease_token, ''), COALESCE(lease_node, ''), COALESCE(lease_trunk, ''), leased_at FROM contacts WHERE id = ?`), contactID).
+			Scan(&campaignID, &state, &attempts, &token, &owner, &trunk, &leasedAt)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && attempt > attempts) {
 			return fmt.Errorf("call %q: %w", r.CallID, campaign.ErrNotFound)
 		}
 		if err != nil {
 			return fmt.Errorf("record result: %w", err)
 		}
-		switch {
-		case owner != nodeID:
-			return fmt.Errorf("call %s: %w", r.CallID, campaign.ErrForbidden)
-		case token != r.Token:
+		if state != campaign.ContactLeased || attempts != attempt || token != r.Token {
+			// Not the live lease: recorded already, expired, or a stale or
+			// forged token.
+			var aOwner, aToken, aState string
+			err := tx.QueryRowContext(ctx, s.q(`SELECT node_id, token, state FROM attempts WHERE call_id = ?`), r.CallID).Scan(&aOwner, &aToken, &aState)
+			switch {
+			case err == nil && aToken == r.Token && aOwner != nodeID:
+				return fmt.Errorf("call %s: %w", r.CallID, campaign.ErrForbidden)
+			case err == nil && aToken == r.Token && aState == "done":
+				return nil // already recorded
+			case err == nil && aToken == r.Token:
+				return fmt.Errorf("call %s: lease expired: %w", r.CallID, campaign.ErrStaleLease)
+			case err != nil && !errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("record result: %w", err)
+			}
 			return fmt.Errorf("call %s: %w", r.CallID, campaign.ErrStaleLease)
-		case state == "done":
-			return nil // already recorded
-		case state != "live":
-			return fmt.Errorf("call %s: lease expired: %w", r.CallID, campaign.ErrStaleLease)
+		}
+		if owner != nodeID {
+			return fmt.Errorf("call %s: %w", r.CallID, campaign.ErrForbidden)
 		}
 		c, err := s.campaignTx(ctx, tx, campaignID)
 		if err != nil {
@@ -286,14 +300,15 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 		tags, _ := json.Marshal(orEmptyMap(r.Tags))
 		started := r.StartedAt
 		if started.IsZero() {
-			started = now
+			started = fromMS(leasedAt)
 		}
 		ended := r.EndedAt
 		if ended.IsZero() {
 			ended = now
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE attempts SET state = 'done', disposition = ?, cause = ?, started_at = ?, answered_at = ?, ended_at = ?, path = ?, tags = ?, recording = ? WHERE call_id = ?`),
-			r.Disposition, r.Cause, ms(started), ms(r.AnsweredAt), ms(ended), string(path), string(tags), r.Recording, r.CallID); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (call_id, contact_id, campaign_id, trunk, node_id, token, attempt, state, started_at, expires_at, answered_at, ended_at, disposition, cause, path, tags, recording)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'done', ?, 0, ?, ?, ?, ?, ?, ?, ?)`),
+			r.CallID, contactID, campaignID, trunk, nodeID, token, attempt, ms(started), ms(r.AnsweredAt), ms(ended), r.Disposition, r.Cause, string(path), string(tags), r.Recording); err != nil {
 			return fmt.Errorf("record result: %w", err)
 		}
 		if err := s.addLive(ctx, tx, campaignID, trunk, -1); err != nil {
@@ -340,36 +355,37 @@ func orEmptyMap(m map[string]string) map[string]string {
 	return m
 }
 
-// Reap ends attempts whose lease expired before now (their node died or
-// lost touch): each is recorded as cut off and its contact is retried by
-// the campaign's policy. It returns how many it ended.
+// Reap ends leases that expired before now (their node died or lost
+// touch): each attempt is recorded as cut off and its contact is retried
+// by the campaign's policy. It returns how many it ended.
 func (s *Store) Reap(ctx context.Context, now time.Time) (int, error) {
-	return s.endLive(ctx, `expires_at < ?`, ms(now), now)
+	return s.endLive(ctx, `lease_expires < ?`, ms(now), now)
 }
 
-// ReleaseNode ends every live attempt of a node known to be gone, at once
+// ReleaseNode ends every live lease of a node known to be gone, at once
 // rather than at lease expiry.
 func (s *Store) ReleaseNode(ctx context.Context, nodeID string, now time.Time) (int, error) {
-	return s.endLive(ctx, `node_id = ?`, nodeID, now)
+	return s.endLive(ctx, `lease_node = ?`, nodeID, now)
 }
 
 func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time) (int, error) {
 	n := 0
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		n = 0
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT call_id, contact_id, campaign_id, trunk, token, attempt FROM attempts WHERE state = 'live' AND `+cond), arg)
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT id, campaign_id, attempts, lease_token, lease_node, lease_trunk, leased_at, lease_expires FROM contacts WHERE state = 'leased' AND `+cond), arg)
 		if err != nil {
 			return fmt.Errorf("expired leases: %w", err)
 		}
 		type dead struct {
-			call, campaign, trunk, token string
 			contact                      int64
+			campaign, token, node, trunk string
 			attempt                      int
+			leasedAt, expires            int64
 		}
 		var ds []dead
 		for rows.Next() {
 			var d dead
-			if err := rows.Scan(&d.call, &d.contact, &d.campaign, &d.trunk, &d.token, &d.attempt); err != nil {
+			if err := rows.Scan(&d.contact, &d.campaign, &d.attempt, &d.token, &d.node, &d.trunk, &d.leasedAt, &d.expires); err != nil {
 				rows.Close()
 				return fmt.Errorf("expired leases: %w", err)
 			}
@@ -390,7 +406,9 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 				c = &cc
 				camps[d.campaign] = c
 			}
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE attempts SET state = 'expired', disposition = ?, ended_at = ? WHERE call_id = ?`), campaign.CutOff, ms(now), d.call); err != nil {
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (call_id, contact_id, campaign_id, trunk, node_id, token, attempt, state, started_at, expires_at, ended_at, disposition)
+				VALUES (?, ?, ?, ?, ?, ?, ?, 'expired', ?, ?, ?, ?)`),
+				callID(d.contact, d.attempt), d.contact, d.campaign, d.trunk, d.node, d.token, d.attempt, d.leasedAt, d.expires, ms(now), campaign.CutOff); err != nil {
 				return fmt.Errorf("expire lease: %w", err)
 			}
 			if err := s.addLive(ctx, tx, d.campaign, d.trunk, -1); err != nil {
@@ -404,22 +422,4 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 		return nil
 	})
 	return n, err
-}
-
-// callIDGen makes call ids that sort by creation time, so that new
-// attempts append at the end of the attempts table's key instead of
-// landing at random pages of it: a third fewer page writes per lease.
-type callIDGen struct {
-	mu   sync.Mutex
-	last int64
-}
-
-var callIDs callIDGen
-
-func (g *callIDGen) next() string {
-	g.mu.Lock()
-	n := max(time.Now().UnixNano(), g.last+1)
-	g.last = n
-	g.mu.Unlock()
-	return fmt.Sprintf("k_%016x%s", n, randomID(4))
 }

@@ -28,6 +28,7 @@ func (s *Store) Stats(ctx context.Context, id string) (campaign.Stats, error) {
 		st.Contacts[k] = n
 	}
 	rows.Close()
+	st.InProgress = st.Contacts[campaign.ContactLeased]
 	rows, err = s.db.QueryContext(ctx, s.q(`SELECT state, disposition, COUNT(*), COALESCE(SUM(CASE WHEN answered_at > 0 AND ended_at > answered_at THEN ended_at - answered_at ELSE 0 END), 0) FROM attempts WHERE campaign_id = ? GROUP BY state, disposition`), id)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
@@ -39,10 +40,6 @@ func (s *Store) Stats(ctx context.Context, id string) (campaign.Stats, error) {
 		var talkMS int64
 		if err := rows.Scan(&state, &disp, &n, &talkMS); err != nil {
 			return st, fmt.Errorf("stats: %w", err)
-		}
-		if state == "live" {
-			st.InProgress += n
-			continue
 		}
 		st.Attempts[disp] += n
 		if disp == campaign.Answered {
@@ -92,7 +89,7 @@ func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, e
 		}
 		if c.Status == campaign.StatusRunning {
 			d.Callable = callableAt(now)
-			if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM attempts WHERE campaign_id = ? AND state = 'live'`), c.ID).Scan(&d.Active); err != nil {
+			if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM contacts WHERE campaign_id = ? AND state = 'leased'`), c.ID).Scan(&d.Active); err != nil {
 				return nil, fmt.Errorf("demand: %w", err)
 			}
 			var avg float64
@@ -142,7 +139,7 @@ func (s *Store) dueByGroup(ctx context.Context, id string, now time.Time) (map[i
 // CallSeconds sums, per campaign, the channel time of attempts that ended
 // in [from, to): the basis for attributing node cost to campaigns.
 func (s *Store) CallSeconds(ctx context.Context, from, to time.Time) (map[string]float64, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT campaign_id, COALESCE(SUM(ended_at - started_at), 0) FROM attempts WHERE state <> 'live' AND ended_at >= ? AND ended_at < ? GROUP BY campaign_id`), ms(from), ms(to))
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT campaign_id, COALESCE(SUM(ended_at - started_at), 0) FROM attempts WHERE ended_at >= ? AND ended_at < ? GROUP BY campaign_id`), ms(from), ms(to))
 	if err != nil {
 		return nil, fmt.Errorf("call seconds: %w", err)
 	}

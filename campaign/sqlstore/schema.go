@@ -37,6 +37,10 @@ var migrations = []struct {
 		attempts INTEGER NOT NULL DEFAULT 0,
 		next_at BIGINT NOT NULL,
 		lease_token TEXT,
+		lease_node TEXT,
+		lease_trunk TEXT,
+		leased_at BIGINT NOT NULL DEFAULT 0,
+		lease_expires BIGINT NOT NULL DEFAULT 0,
 		import_id TEXT NOT NULL,
 		line INTEGER NOT NULL,
 		UNIQUE (campaign_id, phone))`,
@@ -50,6 +54,10 @@ var migrations = []struct {
 		attempts INTEGER NOT NULL DEFAULT 0,
 		next_at BIGINT NOT NULL,
 		lease_token TEXT,
+		lease_node TEXT,
+		lease_trunk TEXT,
+		leased_at BIGINT NOT NULL DEFAULT 0,
+		lease_expires BIGINT NOT NULL DEFAULT 0,
 		import_id TEXT NOT NULL,
 		line INTEGER NOT NULL,
 		UNIQUE (campaign_id, phone))`,
@@ -58,6 +66,10 @@ var migrations = []struct {
 	// or a result touches fewer index pages (queries name the state as a
 	// literal so that both databases use them).
 	{sqlite: `CREATE INDEX contacts_due ON contacts (campaign_id, next_at) WHERE state = 'pending'`},
+	{sqlite: `CREATE INDEX contacts_leased ON contacts (lease_expires) WHERE state = 'leased'`},
+	// attempts are finished calls. A live lease is kept on its contact row
+	// (state leased, lease_*), which is all a lease writes; its attempt row
+	// is written with its result or when it expires.
 	{sqlite: `CREATE TABLE attempts (
 		call_id TEXT PRIMARY KEY,
 		contact_id BIGINT NOT NULL REFERENCES contacts(id),
@@ -76,8 +88,7 @@ var migrations = []struct {
 		path TEXT NOT NULL DEFAULT '[]',
 		tags TEXT NOT NULL DEFAULT '{}',
 		recording TEXT NOT NULL DEFAULT '')`},
-	{sqlite: `CREATE INDEX attempts_live ON attempts (expires_at) WHERE state = 'live'`},
-	{sqlite: `CREATE INDEX attempts_ended ON attempts (ended_at) WHERE state <> 'live'`},
+	{sqlite: `CREATE INDEX attempts_ended ON attempts (ended_at)`},
 	{sqlite: `CREATE TABLE dnc (phone TEXT PRIMARY KEY, source TEXT NOT NULL, added_at BIGINT NOT NULL)`},
 	{sqlite: `CREATE TABLE imports (
 		id TEXT PRIMARY KEY,
@@ -91,7 +102,7 @@ var migrations = []struct {
 		PRIMARY KEY (import_id, line))`},
 	{sqlite: `CREATE TABLE api_tokens (hash TEXT PRIMARY KEY, name TEXT NOT NULL, created_at BIGINT NOT NULL)`},
 	{sqlite: `CREATE TABLE pacing (key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, at_ms BIGINT NOT NULL)`},
-	// live counts live attempts per campaign ("c:<id>") and trunk ("t:<name>"),
-	// kept in step with attempts so leasing need not count them.
+	// live counts leased contacts per campaign ("c:<id>") and trunk
+	// ("t:<name>"), kept in step with leases so leasing need not count them.
 	{sqlite: `CREATE TABLE live (key TEXT PRIMARY KEY, n INTEGER NOT NULL)`},
 }
