@@ -89,24 +89,7 @@ func (s *Store) addLive(ctx context.Context, tx *sql.Tx, campaignID, trunk strin
 }
 
 func (s *Store) running(ctx context.Context) ([]campaign.Campaign, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT doc FROM campaigns WHERE status = ? ORDER BY id`), campaign.StatusRunning)
-	if err != nil {
-		return nil, fmt.Errorf("running campaigns: %w", err)
-	}
-	defer rows.Close()
-	var out []campaign.Campaign
-	for rows.Next() {
-		var doc string
-		var c campaign.Campaign
-		if err := rows.Scan(&doc); err != nil {
-			return nil, fmt.Errorf("running campaigns: %w", err)
-		}
-		if err := json.Unmarshal([]byte(doc), &c); err != nil {
-			return nil, fmt.Errorf("running campaigns: corrupt record: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return s.campaigns(ctx, `SELECT doc FROM campaigns WHERE status = ? ORDER BY id`, campaign.StatusRunning)
 }
 
 func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, nodeID string, want int, now time.Time) ([]campaign.Lease, error) {

@@ -1,5 +1,7 @@
 package sqlstore
 
+import "strings"
+
 // migrations are applied in order, once each; a dialect may override a
 // statement where SQLite and PostgreSQL differ. Never edit an applied
 // migration: add a new one.
@@ -26,42 +28,7 @@ var migrations = []struct {
 		created_at BIGINT NOT NULL,
 		PRIMARY KEY (campaign_id, version))`},
 	{sqlite: `CREATE TABLE zone_groups (id INTEGER PRIMARY KEY, zones TEXT NOT NULL UNIQUE)`},
-	{
-		sqlite: `CREATE TABLE contacts (
-		id INTEGER PRIMARY KEY,
-		campaign_id TEXT NOT NULL REFERENCES campaigns(id),
-		phone TEXT NOT NULL,
-		zgroup INTEGER NOT NULL,
-		fields TEXT NOT NULL,
-		state TEXT NOT NULL,
-		attempts INTEGER NOT NULL DEFAULT 0,
-		next_at BIGINT NOT NULL,
-		lease_token TEXT,
-		lease_node TEXT,
-		lease_trunk TEXT,
-		leased_at BIGINT NOT NULL DEFAULT 0,
-		lease_expires BIGINT NOT NULL DEFAULT 0,
-		import_id TEXT NOT NULL,
-		line INTEGER NOT NULL,
-		UNIQUE (campaign_id, phone))`,
-		postgres: `CREATE TABLE contacts (
-		id BIGSERIAL PRIMARY KEY,
-		campaign_id TEXT NOT NULL REFERENCES campaigns(id),
-		phone TEXT NOT NULL,
-		zgroup INTEGER NOT NULL,
-		fields TEXT NOT NULL,
-		state TEXT NOT NULL,
-		attempts INTEGER NOT NULL DEFAULT 0,
-		next_at BIGINT NOT NULL,
-		lease_token TEXT,
-		lease_node TEXT,
-		lease_trunk TEXT,
-		leased_at BIGINT NOT NULL DEFAULT 0,
-		lease_expires BIGINT NOT NULL DEFAULT 0,
-		import_id TEXT NOT NULL,
-		line INTEGER NOT NULL,
-		UNIQUE (campaign_id, phone))`,
-	},
+	{sqlite: contactsTable, postgres: strings.Replace(contactsTable, "id INTEGER PRIMARY KEY", "id BIGSERIAL PRIMARY KEY", 1)},
 	// Partial indexes hold only the rows their queries look for, so a lease
 	// or a result touches fewer index pages (queries name the state as a
 	// literal so that both databases use them).
@@ -106,3 +73,21 @@ var migrations = []struct {
 	// ("t:<name>"), kept in step with leases so leasing need not count them.
 	{sqlite: `CREATE TABLE live (key TEXT PRIMARY KEY, n INTEGER NOT NULL)`},
 }
+
+const contactsTable = `CREATE TABLE contacts (
+		id INTEGER PRIMARY KEY,
+		campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+		phone TEXT NOT NULL,
+		zgroup INTEGER NOT NULL,
+		fields TEXT NOT NULL,
+		state TEXT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		next_at BIGINT NOT NULL,
+		lease_token TEXT,
+		lease_node TEXT,
+		lease_trunk TEXT,
+		leased_at BIGINT NOT NULL DEFAULT 0,
+		lease_expires BIGINT NOT NULL DEFAULT 0,
+		import_id TEXT NOT NULL,
+		line INTEGER NOT NULL,
+		UNIQUE (campaign_id, phone))`

@@ -336,7 +336,12 @@ func (s *Store) campaignQ(ctx context.Context, q querier, id string) (campaign.C
 
 // Campaigns lists every campaign, newest first.
 func (s *Store) Campaigns(ctx context.Context) ([]campaign.Campaign, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT doc FROM campaigns ORDER BY created_at DESC, id`)
+	return s.campaigns(ctx, `SELECT doc FROM campaigns ORDER BY created_at DESC, id`)
+}
+
+// campaigns decodes the campaign documents a query selects.
+func (s *Store) campaigns(ctx context.Context, query string, args ...any) ([]campaign.Campaign, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list campaigns: %w", err)
 	}
