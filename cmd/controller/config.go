@@ -45,13 +45,16 @@ type Config struct {
 	EC2Profile        string // instance profile name for nodes.
 	EC2Spot           bool   // request spot instances. Default false.
 
-	NodeSlots    int           // concurrent calls per node. Default 100.
-	MinNodes     int           // Default 0.
-	MaxNodes     int           // Default 50.
-	BudgetPerH   float64       // cap on fleet cost in $/hour; 0 means none. Default 0.
-	Tick         time.Duration // scaler reconcile interval. Default 5s.
-	PriceRegion  string        // price table region for cost reports. Default "us-east-1".
-	InstanceType string        // type priced in reports for the local cloud. Default "c6i.large".
+	NodeSlots  int           // concurrent calls per node. Default 100.
+	MinNodes   int           // Default 0.
+	MaxNodes   int           // Default 50.
+	BudgetPerH float64       // cap on fleet cost in $/hour; 0 means none. Default 0.
+	Tick       time.Duration // scaler reconcile interval. Default 5s.
+	// ScaleInWindow is how long a whole node's surplus must last before a
+	// drain. Default 5m.
+	ScaleInWindow time.Duration
+	PriceRegion   string // price table region for cost reports. Default "us-east-1".
+	InstanceType  string // type priced in reports for the local cloud. Default "c6i.large".
 
 	LogLevel string // debug, info, warn or error. Default "info".
 }
@@ -72,6 +75,7 @@ func DefaultConfig() Config {
 		NodeSlots:        100,
 		MaxNodes:         50,
 		Tick:             5 * time.Second,
+		ScaleInWindow:    5 * time.Minute,
 		PriceRegion:      "us-east-1",
 		InstanceType:     "c6i.large",
 		LogLevel:         "info",
@@ -113,6 +117,7 @@ func (c *Config) fields() []field {
 		{"max-nodes", "maximum nodes", &c.MaxNodes},
 		{"budget", "fleet cost cap in $/hour (0: none)", &c.BudgetPerH},
 		{"tick", "scaler reconcile interval", &c.Tick},
+		{"scale-in-window", "how long a node's surplus must last before a drain", &c.ScaleInWindow},
 		{"price-region", "price table region", &c.PriceRegion},
 		{"instance-type", "instance type priced for the local cloud", &c.InstanceType},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},
@@ -331,6 +336,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Tick < 100*time.Millisecond {
 		bad("tick", "%s: must be at least 100ms", c.Tick)
+	}
+	if c.ScaleInWindow < c.Tick {
+		bad("scale-in-window", "%s: must be at least one tick (%s)", c.ScaleInWindow, c.Tick)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

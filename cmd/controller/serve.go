@@ -33,6 +33,12 @@ func init() {
 // serve runs the control center until ctx ends: the dashboard, the REST
 // API, the nodes' XML-RPC tier, the scaler and the lease reaper.
 func serve(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer, log *slog.Logger) error {
+	return runServer(ctx, cfg, stdout, log, nil)
+}
+
+// runServer is serve; ready, when set, learns the base URL once the
+// control center accepts requests.
+func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logger, ready func(base string)) error {
 	store, err := sqlstore.Open(ctx, cfg.DB)
 	if err != nil {
 		return err
@@ -79,7 +85,8 @@ func serve(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer, l
 		return err
 	}
 	scaler, err := controller.New(ctx, cloud, demandSource{store}, nodeStore, controller.Options{
-		Plan:         controller.Config{SlotsPerNode: cfg.NodeSlots, MinNodes: cfg.MinNodes, MaxNodes: cfg.MaxNodes, BudgetPerHour: cfg.BudgetPerH},
+		Plan: controller.Config{SlotsPerNode: cfg.NodeSlots, MinNodes: cfg.MinNodes, MaxNodes: cfg.MaxNodes,
+			BudgetPerHour: cfg.BudgetPerH, ScaleInWindow: cfg.ScaleInWindow},
 		Tick:         cfg.Tick,
 		AudioVersion: audio.Version, // a node is ready only with the current audio
 		Logger:       log.With("component", "scaler"),
@@ -131,7 +138,10 @@ func serve(ctx context.Context, cfg Config, _ *flag.FlagSet, stdout io.Writer, l
 		IdleTimeout:       2 * time.Minute,
 	}
 	log.Info("controller serving", "addr", ln.Addr().String(), "db", cfg.DB, "cloud", cfg.Cloud, "memcached", cfg.Memcached)
-	fmt.Fprintf(stdout, "elastidial controller listening on http://%s (dashboard at /, REST API at /api/v1/, XML-RPC at /RPC2)\n", ln.Addr())
+	fmt.Fprintf(stdout, "elastidial controller listening on %s (dashboard at /, REST API at /api/v1/, XML-RPC at /RPC2)\n", publicURL)
+	if ready != nil {
+		ready(publicURL)
+	}
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
