@@ -45,6 +45,10 @@ type Config struct {
 	EC2Profile        string // instance profile name for nodes.
 	EC2Spot           bool   // request spot instances. Default false.
 
+	// The carrier trunk every node registers, handed to nodes in their user
+	// data (EC2 only; local nodes have a simulated Asterisk).
+	TrunkName, TrunkHost, TrunkUser, TrunkPassword string
+
 	NodeSlots  int           // concurrent calls per node. Default 100.
 	MinNodes   int           // Default 0.
 	MaxNodes   int           // Default 50.
@@ -112,6 +116,10 @@ func (c *Config) fields() []field {
 		{"ec2-security-groups", "comma-separated security group ids", &c.EC2SecurityGroups},
 		{"ec2-profile", "node instance profile name", &c.EC2Profile},
 		{"ec2-spot", "launch spot instances", &c.EC2Spot},
+		{"trunk-name", "PJSIP endpoint name of the carrier trunk on nodes", &c.TrunkName},
+		{"trunk-host", "carrier SIP host nodes register to", &c.TrunkHost},
+		{"trunk-user", "carrier SIP user", &c.TrunkUser},
+		{"trunk-password", "carrier SIP password", &c.TrunkPassword},
 		{"node-slots", "concurrent calls per node", &c.NodeSlots},
 		{"min-nodes", "minimum nodes", &c.MinNodes},
 		{"max-nodes", "maximum nodes", &c.MaxNodes},
@@ -313,8 +321,11 @@ func (c *Config) Validate() error {
 		if c.EC2LaunchTemplate == "" && c.EC2AMI == "" {
 			bad("ec2-launch-template", "or ec2-ami is required with cloud=ec2")
 		}
-		if len(c.EC2InstanceTypes) == 0 {
-			bad("ec2-instance-types", "at least one type is required")
+		if len(c.EC2InstanceTypes) == 0 && c.EC2LaunchTemplate == "" {
+			bad("ec2-instance-types", "at least one type is required without a launch template")
+		}
+		if len(c.EC2Subnets) == 0 {
+			bad("ec2-subnets", "at least one subnet is required with cloud=ec2")
 		}
 		if c.PublicURL == "" {
 			bad("public-url", "is required with cloud=ec2: nodes must reach the controller")

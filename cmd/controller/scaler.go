@@ -11,8 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/config"
+
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/controller"
+	"github.com/elastidial/elastidial/controller/ec2cloud"
 	"github.com/elastidial/elastidial/controller/localcloud"
 	"github.com/elastidial/elastidial/storage"
 )
@@ -60,7 +63,29 @@ func newCloud(ctx context.Context, cfg Config, publicURL string, secret []byte, 
 		}
 		return c, c.Close, nil
 	}
-	return nil, nil, fmt.Errorf("cloud %q is not available in this build yet; use -cloud local", cfg.Cloud)
+	// EC2: credentials and endpoints come the SDK's usual way (environment,
+	// shared config, the instance role).
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cfg.EC2Region))
+	if err != nil {
+		return nil, nil, fmt.Errorf("ec2: %w", err)
+	}
+	ec := ec2cloud.Config{Region: cfg.EC2Region, ImageID: cfg.EC2AMI, InstanceTypes: cfg.EC2InstanceTypes, Subnets: cfg.EC2Subnets,
+		SecurityGroups: cfg.EC2SecurityGroups, InstanceProfile: cfg.EC2Profile, Spot: cfg.EC2Spot, Cluster: cfg.Cluster,
+		Node: ec2cloud.NodeEnv{ControllerURL: publicURL, ClusterSecret: string(secret), Capacity: cfg.NodeSlots,
+			TrunkName: cfg.TrunkName, TrunkHost: cfg.TrunkHost, TrunkUser: cfg.TrunkUser, TrunkPassword: cfg.TrunkPassword}}
+	if t := cfg.EC2LaunchTemplate; strings.HasPrefix(t, "lt-") {
+		ec.LaunchTemplateID = t
+	} else if t != "" {
+		ec.LaunchTemplateName = t
+	}
+	if ec.LaunchTemplateID != "" || ec.LaunchTemplateName != "" {
+		ec.ImageID = ""
+	}
+	c, err := ec2cloud.New(ec, ec2cloud.NewAPI(awsCfg, ec2cloud.RetryOptions{}), log, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, func(context.Context) error { return nil }, nil
 }
 
 // loopback turns a listen address like [::]:8080 into one nodes on this

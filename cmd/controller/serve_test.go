@@ -70,7 +70,7 @@ func silence(rate int, seconds float64) []byte {
 // startServe makes a token and serves on a free port until the test ends.
 // The local cloud's nodes are stand-ins that never register: tests play
 // the node themselves over XML-RPC.
-func startServe(t *testing.T) *served {
+func startServe(t *testing.T, extra ...string) *served {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "e2e.db")
 	env := func(string) string { return "" }
@@ -87,8 +87,8 @@ func startServe(t *testing.T) *served {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "-db", db, "-listen", addr, "-cluster-secret", "test-secret",
-			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-audio", filepath.Join(dir, "audio"), "-tick", "200ms"}, io.Discard, io.Discard, env)
+		done <- run(ctx, append([]string{"serve", "-db", db, "-listen", addr, "-cluster-secret", "test-secret",
+			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-audio", filepath.Join(dir, "audio"), "-tick", "200ms"}, extra...), io.Discard, io.Discard, env)
 	}()
 	t.Cleanup(func() {
 		cancel()
