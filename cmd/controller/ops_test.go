@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -27,10 +29,25 @@ func TestOpsDashboard(t *testing.T) {
 	d.Type("#token", srv.token)
 	d.Click("#login-form button")
 	d.Must("#view-campaigns:not([hidden])")
+	// Audio: a prompt Asterisk cannot play is refused with what is needed;
+	// a good one lands in the library.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "song.mp3"), []byte("ID3 not audio"), 0o644)
+	os.WriteFile(filepath.Join(dir, "welcome.wav"), silence(8000, 0.5), 0o644)
+	d.Click("#tab-audio")
+	d.Upload("#audio-file", filepath.Join(dir, "song.mp3"))
+	d.Click("#audio-form button")
+	d.WaitText("#audio-result", "WAV PCM 16-bit mono")
+	d.Upload("#audio-file", filepath.Join(dir, "welcome.wav"))
+	d.Click("#audio-form button")
+	d.WaitText("#audio-result", "Stored prompts/welcome.wav")
+	d.WaitText("#audio-files tbody", "prompts/welcome.wav")
+
 	d.Click("#tab-ops")
 	d.WaitText("#nodes tbody", "local-0001")
 	d.WaitText("#ops-demand", "2")
 	d.WaitText("#ops-cost", "$0.0850")
 	d.WaitText("#ops-nodes", "1")
 	d.Must("#ops-chart polyline.capacity")
+	d.Must("#cost-chart polyline")
 }

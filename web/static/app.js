@@ -30,6 +30,7 @@ function show(view) {
   for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t.dataset.view === view);
   if (view === "campaigns") loadCampaigns();
   if (view === "trunks") loadTrunks();
+  if (view === "audio") loadAudio();
   clearInterval(state.opsTimer);
   if (view === "ops") {
     loadOps();
@@ -70,6 +71,7 @@ async function loadOps() {
   $("#cost-total").textContent = money(c.Total);
   $("#cost-per-call").textContent = c.AnsweredCalls ? money(c.PerAnsweredCall) : "–";
   $("#cost-static").textContent = money(c.StaticPeakCost);
+  plot($("#cost-chart"), [(c.Hours || []).map((h) => h.Cost)], ["demand"], "$ per hour, last 24 h");
   const cb = $("#cost-campaigns tbody");
   cb.replaceChildren();
   for (const k of c.Campaigns || []) {
@@ -253,6 +255,34 @@ async function downloadResults() {
   a.remove();
 }
 
+async function loadAudio() {
+  const lib = await api("GET", "/audio");
+  $("#audio-version").textContent = lib.version;
+  const body = $("#audio-files tbody");
+  body.replaceChildren();
+  for (const f of lib.files) {
+    const tr = el("tr");
+    tr.append(el("td", f.key), el("td", f.size + " B"), el("td", f.sha256.slice(0, 16) + "…"));
+    body.append(tr);
+  }
+}
+
+async function uploadAudio(ev) {
+  ev.preventDefault();
+  const res = $("#audio-result");
+  const form = new FormData();
+  form.append("file", $("#audio-file").files[0]);
+  try {
+    const r = await api("POST", "/audio/" + encodeURIComponent($("#audio-set").value), form);
+    res.className = "ok";
+    res.textContent = "Stored " + r.stored.map((o) => o.key).join(", ") + "; library version " + r.version + ".";
+    loadAudio();
+  } catch (e) {
+    res.className = "error";
+    res.textContent = e.message;
+  }
+}
+
 async function loadTrunks() {
   const body = $("#trunks tbody");
   body.replaceChildren();
@@ -275,6 +305,7 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => show(t.dataset.view));
   for (const b of document.querySelectorAll("[data-action]")) b.addEventListener("click", () => act(b.dataset.action));
   $("#upload").addEventListener("submit", upload);
+  $("#audio-form").addEventListener("submit", uploadAudio);
   $("#save-flow").addEventListener("click", saveFlow);
   $("#download-results").addEventListener("click", downloadResults);
   $("#new-campaign").addEventListener("submit", async (ev) => {
