@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/elastidial/elastidial/controller/ec2cloud"
 	"github.com/elastidial/elastidial/controller/localcloud"
 	"github.com/elastidial/elastidial/storage"
+	"github.com/elastidial/elastidial/storage/s3store"
 )
 
 // demandSource adapts the campaign store to the scaler.
@@ -111,14 +113,22 @@ func buildAgent(ctx context.Context, dir string) (string, error) {
 	return bin, nil
 }
 
-// audioFolder is the audio library's store: a local folder whose files
-// nodes download through URLs signed with the cluster secret.
-func audioFolder(cfg Config, publicURL string, secret []byte) (*storage.Folder, error) {
-	if strings.HasPrefix(cfg.Audio, "s3://") {
-		return nil, fmt.Errorf("audio %q: the S3 audio store is not available in this build yet; use a folder", cfg.Audio)
+// audioStore is the audio library's store: a local folder whose files
+// nodes download through URLs signed with the cluster secret (served by
+// the returned handler at /audio/), or S3 with presigned URLs.
+func audioStore(ctx context.Context, cfg Config, publicURL string, secret []byte) (storage.Store, http.Handler, error) {
+	if rest, ok := strings.CutPrefix(cfg.Audio, "s3://"); ok {
+		bucket, prefix, _ := strings.Cut(rest, "/")
+		awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cfg.S3Region))
+		if err != nil {
+			return nil, nil, fmt.Errorf("audio: %w", err)
+		}
+		st, err := s3store.New(awsCfg, s3store.Options{Bucket: bucket, Prefix: prefix, Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3Endpoint != ""})
+		return st, http.NotFoundHandler(), err
 	}
 	if err := os.MkdirAll(cfg.Audio, 0o755); err != nil {
-		return nil, fmt.Errorf("audio folder: %w", err)
+		return nil, nil, fmt.Errorf("audio folder: %w", err)
 	}
-	return &storage.Folder{Dir: cfg.Audio, BaseURL: storage.URLBase(publicURL), Secret: secret}, nil
+	f := &storage.Folder{Dir: cfg.Audio, BaseURL: storage.URLBase(publicURL), Secret: secret}
+	return f, http.StripPrefix("/audio/", f.Handler()), nil
 }

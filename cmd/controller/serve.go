@@ -58,11 +58,11 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	if publicURL == "" {
 		publicURL = "http://" + loopback(ln.Addr())
 	}
-	folder, err := audioFolder(cfg, publicURL, secret)
+	audioBytes, audioHandler, err := audioStore(ctx, cfg, publicURL, secret)
 	if err != nil {
 		return err
 	}
-	audio := &storage.Library{Store: folder}
+	audio := &storage.Library{Store: audioBytes}
 
 	// The scaler: node registry behind node.register and node.heartbeat,
 	// and the reconcile loop acting on the cloud.
@@ -120,7 +120,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	mux.Handle("GET /api/v1/fleet", api.Auth(fleetHandler(scaler, cfg)))
 	mux.Handle("/api/v1/audio", api.Auth(audio.Handler()))
 	mux.Handle("/api/v1/audio/", api.Auth(audio.Handler()))
-	mux.Handle("/audio/", http.StripPrefix("/audio/", folder.Handler()))
+	mux.Handle("/audio/", audioHandler)
 	mux.Handle("/RPC2", rpcServer)
 	mux.Handle("GET /metrics", metrics(reg, rpcServer, flows))
 	mux.Handle("/", web.Handler())
