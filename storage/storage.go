@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,14 +66,32 @@ func CheckKey(key string) error {
 	return nil
 }
 
+// Cache is a shared cache in front of manifests (memcached in
+// production). A miss or an error only costs a rebuild.
+type Cache interface {
+	Get(key string) ([]byte, error)
+	Set(key string, value []byte, ttl time.Duration) error
+}
+
 // Library is the audio library over a Store, with its manifest.
 type Library struct {
-	Store  Store
-	URLTTL time.Duration // lifetime of signed URLs in manifests; 15m
+	Store   Store
+	URLTTL  time.Duration // lifetime of signed URLs in manifests; 15m
+	ListTTL time.Duration // how long a listing is trusted; 5s (other controllers may change the library)
+	Cache   Cache         // optional: manifests by version
+	Now     func() time.Time
 
-	mu      sync.Mutex
-	cached  []Object // nil until listed; reset by every change
-	version string
+	mu       sync.Mutex
+	cached   []Object // nil until listed; reset by every change
+	version  string
+	listedAt time.Time
+}
+
+func (l *Library) now() time.Time {
+	if l.Now != nil {
+		return l.Now()
+	}
+	return time.Now()
 }
 
 // Put validates, converts if needed, and stores an upload.
@@ -110,7 +129,11 @@ func (l *Library) invalidate() {
 func (l *Library) List(ctx context.Context) ([]Object, string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.cached == nil {
+	ttl := l.ListTTL
+	if ttl <= 0 {
+		ttl = 5 * time.Second
+	}
+	if l.cached == nil || l.now().Sub(l.listedAt) > ttl {
 		objs, err := l.Store.List(ctx)
 		if err != nil {
 			return nil, "", fmt.Errorf("list audio: %w", err)
@@ -120,7 +143,7 @@ func (l *Library) List(ctx context.Context) ([]Object, string, error) {
 		for _, o := range objs {
 			fmt.Fprintf(h, "%s %d %s\n", o.Key, o.Size, o.SHA256)
 		}
-		l.cached, l.version = objs, hex.EncodeToString(h.Sum(nil))[:16]
+		l.cached, l.version, l.listedAt = objs, hex.EncodeToString(h.Sum(nil))[:16], l.now()
 		if l.cached == nil {
 			l.cached = []Object{}
 		}
@@ -148,6 +171,19 @@ func (l *Library) Manifest(ctx context.Context, have string) (nodeapi.ManifestRe
 	if ttl <= 0 {
 		ttl = 15 * time.Minute
 	}
+	// Every node asks for the same version after an upload: signing each
+	// URL once per version, not per node, is what the cache is for. The
+	// key carries the version, so an update is never served stale, and the
+	// entry expires well before its URLs do.
+	key := "elastidial:manifest:" + v
+	if l.Cache != nil {
+		if b, err := l.Cache.Get(key); err == nil {
+			var m nodeapi.ManifestResponse
+			if json.Unmarshal(b, &m) == nil && m.Version == v {
+				return m, nil
+			}
+		}
+	}
 	m := nodeapi.ManifestResponse{Version: v, Files: make([]nodeapi.AudioFile, len(objs))}
 	for i, o := range objs {
 		u, err := l.Store.URL(ctx, o.Key, ttl)
@@ -155,6 +191,11 @@ func (l *Library) Manifest(ctx context.Context, have string) (nodeapi.ManifestRe
 			return nodeapi.ManifestResponse{}, fmt.Errorf("sign %s: %w", o.Key, err)
 		}
 		m.Files[i] = nodeapi.AudioFile{Name: o.Key, Size: o.Size, SHA256: o.SHA256, URL: u}
+	}
+	if l.Cache != nil {
+		if b, err := json.Marshal(m); err == nil {
+			_ = l.Cache.Set(key, b, ttl/3)
+		}
 	}
 	return m, nil
 }

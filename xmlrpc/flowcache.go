@@ -115,3 +115,21 @@ func (f *Flows) document(ctx context.Context, k flowKey) ([]byte, error) {
 	}
 	return doc, nil
 }
+
+// MemcacheTTL adapts a memcached client to caches that take a TTL (such
+// as the audio library's manifests).
+type MemcacheTTL struct{ Client *memcache.Client }
+
+// Get returns the value under key.
+func (m MemcacheTTL) Get(key string) ([]byte, error) {
+	it, err := m.Client.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	return it.Value, nil
+}
+
+// Set stores value under key for ttl (whole seconds, at least one).
+func (m MemcacheTTL) Set(key string, value []byte, ttl time.Duration) error {
+	return m.Client.Set(&memcache.Item{Key: key, Value: value, Expiration: int32(max(1, int(ttl/time.Second)))})
+}

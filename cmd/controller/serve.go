@@ -100,6 +100,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	flows := &xmlrpc.Flows{Source: store, Local: true, Log: log}
 	if cfg.Memcached != "" {
 		flows.Memcache = xmlrpc.NewMemcache(strings.Split(cfg.Memcached, ","), 256, 100*time.Millisecond)
+		audio.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
 	}
 	rpc := &xmlrpc.Service{Secret: secret, Nodes: scaler, Dialer: dialer{store}, Flows: flows, Audio: audio}
 	rpcServer := rpc.Server()
