@@ -166,7 +166,7 @@ func convertPCM16(pcm []byte, channels, rate int) []byte {
 	cutoff := math.Min(1, 1/ratio) * 0.85 // normalised to the input rate's Nyquist
 	const taps = 16
 	half := int(math.Ceil(taps * ratio))
-	res := make([]byte, 44+2*n)
+	res := make([]int16, n)
 	for j := range n {
 		center := float64(j) * ratio
 		lo, hi := int(center)-half, int(center)+half
@@ -182,10 +182,9 @@ func convertPCM16(pcm []byte, channels, rate int) []byte {
 		if norm != 0 {
 			v = acc / norm
 		}
-		binary.LittleEndian.PutUint16(res[44+2*j:], uint16(int16(math.Max(-32768, math.Min(32767, math.Round(v))))))
+		res[j] = int16(math.Max(-32768, math.Min(32767, math.Round(v))))
 	}
-	writeWAVHeader(res, 2*n, out)
-	return res
+	return EncodeWAV(out, res)
 }
 
 func sinc(x float64) float64 {
@@ -195,10 +194,11 @@ func sinc(x float64) float64 {
 	return math.Sin(math.Pi*x) / (math.Pi * x)
 }
 
-// writeWAVHeader fills the 44-byte header of 16-bit mono PCM.
-func writeWAVHeader(b []byte, dataLen, rate int) {
+// EncodeWAV writes 16-bit mono PCM samples at rate as a WAV file.
+func EncodeWAV(rate int, samples []int16) []byte {
+	b := make([]byte, 44+2*len(samples))
 	copy(b[0:], "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(36+dataLen))
+	binary.LittleEndian.PutUint32(b[4:], uint32(36+2*len(samples)))
 	copy(b[8:], "WAVEfmt ")
 	binary.LittleEndian.PutUint32(b[16:], 16)
 	binary.LittleEndian.PutUint16(b[20:], 1)
@@ -208,5 +208,19 @@ func writeWAVHeader(b []byte, dataLen, rate int) {
 	binary.LittleEndian.PutUint16(b[32:], 2)
 	binary.LittleEndian.PutUint16(b[34:], 16)
 	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(dataLen))
+	binary.LittleEndian.PutUint32(b[40:], uint32(2*len(samples)))
+	for i, v := range samples {
+		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(v))
+	}
+	return b
+}
+
+// Tone is a sine tone of hz as 8 kHz mono WAV: a stand-in prompt for
+// demos and tests.
+func Tone(hz, seconds float64) []byte {
+	s := make([]int16, int(8000*seconds))
+	for i := range s {
+		s[i] = int16(6000 * math.Sin(2*math.Pi*hz*float64(i)/8000))
+	}
+	return EncodeWAV(8000, s)
 }

@@ -3,14 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"mime/multipart"
 	"net/http"
 	"os"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/flow/examples"
+	"github.com/elastidial/elastidial/storage"
 )
 
 func init() {
@@ -231,7 +230,7 @@ func (c *restClient) setUp(contacts, calls int) (string, error) {
 		var body bytes.Buffer
 		mw := multipart.NewWriter(&body)
 		fw, _ := mw.CreateFormFile("file", p+".wav")
-		fw.Write(toneWAV(330+110*float64(i), 1.5))
+		fw.Write(storage.Tone(330+110*float64(i), 1.5))
 		mw.Close()
 		if _, err := c.do("POST", "/audio/reminder", mw.FormDataContentType(), &body); err != nil {
 			return "", err
@@ -261,26 +260,4 @@ func (c *restClient) setUp(contacts, calls int) (string, error) {
 		return "", err
 	}
 	return created.ID, c.post("/campaigns/"+created.ID+"/start", nil)
-}
-
-// toneWAV is a prompt: a sine tone, 8 kHz mono 16-bit.
-func toneWAV(hz, seconds float64) []byte {
-	n := int(8000 * seconds)
-	b := make([]byte, 44+2*n)
-	for i := range n {
-		binary.LittleEndian.PutUint16(b[44+2*i:], uint16(int16(6000*math.Sin(2*math.Pi*hz*float64(i)/8000))))
-	}
-	copy(b, "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(36+2*n))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)
-	binary.LittleEndian.PutUint16(b[20:], 1)
-	binary.LittleEndian.PutUint16(b[22:], 1)
-	binary.LittleEndian.PutUint32(b[24:], 8000)
-	binary.LittleEndian.PutUint32(b[28:], 16000)
-	binary.LittleEndian.PutUint16(b[32:], 2)
-	binary.LittleEndian.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(2*n))
-	return b
 }

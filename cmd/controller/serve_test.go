@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,6 +19,7 @@ import (
 	"github.com/elastidial/elastidial/flow/examples"
 	"github.com/elastidial/elastidial/internal/testenv"
 	"github.com/elastidial/elastidial/nodeapi"
+	"github.com/elastidial/elastidial/storage"
 	"github.com/elastidial/elastidial/xmlrpc"
 )
 
@@ -50,21 +50,7 @@ func (s *served) upload(set, name string, data []byte) (int, string) {
 
 // silence is a WAV of PCM 16-bit mono silence.
 func silence(rate int, seconds float64) []byte {
-	n := int(float64(rate) * seconds)
-	b := make([]byte, 44+2*n)
-	copy(b, "RIFF")
-	binary.LittleEndian.PutUint32(b[4:], uint32(36+2*n))
-	copy(b[8:], "WAVEfmt ")
-	binary.LittleEndian.PutUint32(b[16:], 16)
-	binary.LittleEndian.PutUint16(b[20:], 1)
-	binary.LittleEndian.PutUint16(b[22:], 1)
-	binary.LittleEndian.PutUint32(b[24:], uint32(rate))
-	binary.LittleEndian.PutUint32(b[28:], uint32(2*rate))
-	binary.LittleEndian.PutUint16(b[32:], 2)
-	binary.LittleEndian.PutUint16(b[34:], 16)
-	copy(b[36:], "data")
-	binary.LittleEndian.PutUint32(b[40:], uint32(2*n))
-	return b
+	return storage.EncodeWAV(rate, make([]int16, int(float64(rate)*seconds)))
 }
 
 // startServe makes a token and serves on a free port until the test ends.
