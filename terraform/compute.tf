@@ -1,0 +1,50 @@
+# Nodes are launched by the controller from this template; the controller
+# adds the user data (controller URL, cluster secret, trunk) per launch.
+resource "aws_launch_template" "node" {
+  name_prefix   = "${var.cluster}-node-"
+  image_id      = var.node_ami
+  instance_type = var.node_instance_type
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.node.arn
+  }
+  vpc_security_group_ids = [aws_security_group.node.id]
+  metadata_options {
+    http_tokens                 = "required" # IMDSv2 only
+    http_put_response_hop_limit = 1
+    http_endpoint               = "enabled"
+  }
+  tag_specifications {
+    resource_type = "instance"
+    tags = {
+      "elastidial:cluster" = var.cluster
+      "elastidial:role"    = "node"
+    }
+  }
+}
+
+resource "aws_instance" "controller" {
+  ami                    = var.controller_ami
+  instance_type          = var.controller_instance_type
+  subnet_id              = aws_subnet.public[0].id
+  vpc_security_group_ids = [aws_security_group.controller.id]
+  iam_instance_profile   = aws_iam_instance_profile.controller.name
+  metadata_options {
+    http_tokens = "required"
+  }
+  user_data = <<-EOT
+    #!/bin/sh
+    cat > /etc/elastidial/controller.env <<EOF2
+    ELASTIDIAL_CLOUD=ec2
+    ELASTIDIAL_CLUSTER=${var.cluster}
+    ELASTIDIAL_EC2_REGION=${var.region}
+    ELASTIDIAL_EC2_LAUNCH_TEMPLATE=${aws_launch_template.node.id}
+    ELASTIDIAL_EC2_SUBNETS=${join(",", aws_subnet.public[*].id)}
+    ELASTIDIAL_AUDIO=s3://${aws_s3_bucket.audio.bucket}/audio
+    ELASTIDIAL_S3_REGION=${var.region}
+    ELASTIDIAL_MEMCACHED=${aws_elasticache_cluster.memcached.cluster_address}:11211
+    ELASTIDIAL_LISTEN=:${var.controller_port}
+    EOF2
+    systemctl enable --now elastidial-controller
+  EOT
+  tags      = { Name = "${var.cluster}-controller" }
+}
