@@ -33,6 +33,20 @@ resource "aws_instance" "controller" {
   }
   user_data = <<-EOT
     #!/bin/sh
+    set -eu
+    mkdir -p /etc/elastidial /var/lib/elastidial
+    cat > /etc/systemd/system/elastidial-controller.service <<EOF1
+    [Unit]
+    Description=elastidial controller
+    After=network-online.target
+    [Service]
+    EnvironmentFile=/etc/elastidial/controller.env
+    WorkingDirectory=/var/lib/elastidial
+    ExecStart=/usr/local/bin/controller serve
+    Restart=always
+    [Install]
+    WantedBy=multi-user.target
+    EOF1
     cat > /etc/elastidial/controller.env <<EOF2
     ELASTIDIAL_CLOUD=ec2
     ELASTIDIAL_CLUSTER=${var.cluster}
@@ -43,7 +57,12 @@ resource "aws_instance" "controller" {
     ELASTIDIAL_S3_REGION=${var.region}
     ELASTIDIAL_MEMCACHED=${aws_elasticache_cluster.memcached.cluster_address}:11211
     ELASTIDIAL_LISTEN=:${var.controller_port}
+    ELASTIDIAL_DB=${var.controller_db}
     EOF2
+    TOKEN=$(curl -fsS -X PUT http://169.254.169.254/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 60")
+    IP=$(curl -fsS -H "X-aws-ec2-metadata-token: $TOKEN" http://169.254.169.254/latest/meta-data/local-ipv4)
+    echo "ELASTIDIAL_PUBLIC_URL=http://$IP:${var.controller_port}" >> /etc/elastidial/controller.env
+    systemctl daemon-reload
     systemctl enable --now elastidial-controller
   EOT
   tags      = { Name = "${var.cluster}-controller" }

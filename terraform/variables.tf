@@ -45,7 +45,7 @@ variable "controller_instance_type" {
 }
 
 variable "controller_ami" {
-  description = "AMI of the controller host (any current Linux with the controller binary installed by user data)."
+  description = "AMI of the controller host: any current Linux with the controller binary at /usr/local/bin/controller (user data writes its configuration and systemd unit)."
   type        = string
 }
 
@@ -65,4 +65,10 @@ variable "log_retention_days" {
   description = "How long CloudWatch keeps controller and node logs."
   type        = number
   default     = 30
+}
+
+variable "controller_db" {
+  description = "The controller's store: an SQLite path on the host (the default) or a postgres:// URL (e.g. an RDS instance you add)."
+  type        = string
+  default     = "/var/lib/elastidial/elastidial.db"
 }
