@@ -22,7 +22,9 @@ func readyHB(calls int) nodeapi.HeartbeatRequest {
 
 func newTestController(t *testing.T, cloud Cloud, d DemandSource, store *Store, clock Clock) *Controller {
 	t.Helper()
-	c, err := New(context.Background(), cloud, d, store, Options{Clock: clock, Logger: quiet,
+	// The lifecycle tests drain nodes a few minutes old; the churn guard
+	// (MinLifetime, 10 minutes by default) has tests of its own.
+	c, err := New(context.Background(), cloud, d, store, Options{Clock: clock, Logger: quiet, Plan: Config{MinLifetime: time.Minute},
 		AudioVersion: func(context.Context) (string, error) { return "v1", nil }})
 	if err != nil {
 		t.Fatal(err)

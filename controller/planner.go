@@ -117,7 +117,7 @@ type Config struct {
 	Headroom              float64       // extra share of slots kept above demand; 0.05
 	DefaultAttemptSeconds float64       // attempt duration when a campaign has none observed; 30
 	ScaleInWindow         time.Duration // surplus must last this long before a drain; 5m
-	MinLifetime           time.Duration // a node younger than this is not drained (billing minimum); 60s
+	MinLifetime           time.Duration // a node younger than this is not drained: no launch-then-terminate churn; 10m
 	BootLead              time.Duration // launch-to-ready estimate: Upcoming demand this close counts now; 3m
 	RegisterDeadline      time.Duration // from launch to registration; 5m
 	ReadyDeadline         time.Duration // from launch to ready; 10m
@@ -152,7 +152,7 @@ func (c Config) WithDefaults() Config {
 		c.DefaultAttemptSeconds = 30
 	}
 	def(&c.ScaleInWindow, 5*time.Minute)
-	def(&c.MinLifetime, 60*time.Second)
+	def(&c.MinLifetime, 10*time.Minute)
 	def(&c.BootLead, 3*time.Minute)
 	def(&c.RegisterDeadline, 5*time.Minute)
 	def(&c.ReadyDeadline, 10*time.Minute)

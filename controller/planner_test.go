@@ -324,3 +324,17 @@ func TestPlanHysteresisAtNodeBoundary(t *testing.T) {
 		t.Fatalf("drained at the boundary: %+v", p.Actions)
 	}
 }
+
+// A node younger than MinLifetime (10 minutes by default) is not drained,
+// whatever the surplus: that is what keeps noisy demand from launching a
+// node and terminating it minutes later.
+func TestPlanMinLifetimeGuardsChurn(t *testing.T) {
+	young := []NodeView{{ID: "y", State: StateReady, LaunchedAt: t0.Add(-5 * time.Minute), LastHeartbeat: t0}}
+	if p := (Config{}).Plan(Observed{Nodes: young, Memory: fullWindow(0)}, t0); len(p.Actions) != 0 {
+		t.Fatalf("a 5-minute-old node was drained: %+v", p.Actions)
+	}
+	old := []NodeView{{ID: "o", State: StateReady, LaunchedAt: t0.Add(-11 * time.Minute), LastHeartbeat: t0}}
+	if p := (Config{}).Plan(Observed{Nodes: old, Memory: fullWindow(0)}, t0); len(p.Actions) != 1 || p.Actions[0].Kind != ActDrain {
+		t.Fatalf("an 11-minute-old idle node was kept: %+v", p.Actions)
+	}
+}

@@ -57,8 +57,11 @@ type Config struct {
 	// ScaleInWindow is how long a whole node's surplus must last before a
 	// drain. Default 5m.
 	ScaleInWindow time.Duration
-	PriceRegion   string // price table region for cost reports. Default "us-east-1".
-	InstanceType  string // type priced in reports for the local cloud. Default "c6i.large".
+	// MinNodeLifetime: a younger node is never drained, so noisy demand
+	// does not launch and terminate nodes minutes apart. Default 10m.
+	MinNodeLifetime time.Duration
+	PriceRegion     string // price table region for cost reports. Default "us-east-1".
+	InstanceType    string // type priced in reports for the local cloud. Default "c6i.large".
 
 	LogLevel string // debug, info, warn or error. Default "info".
 }
@@ -80,6 +83,7 @@ func DefaultConfig() Config {
 		MaxNodes:         50,
 		Tick:             5 * time.Second,
 		ScaleInWindow:    5 * time.Minute,
+		MinNodeLifetime:  10 * time.Minute,
 		PriceRegion:      "us-east-1",
 		InstanceType:     "c6i.large",
 		LogLevel:         "info",
@@ -126,6 +130,7 @@ func (c *Config) fields() []field {
 		{"budget", "fleet cost cap in $/hour (0: none)", &c.BudgetPerH},
 		{"tick", "scaler reconcile interval", &c.Tick},
 		{"scale-in-window", "how long a node's surplus must last before a drain", &c.ScaleInWindow},
+		{"min-node-lifetime", "a younger node is never drained", &c.MinNodeLifetime},
 		{"price-region", "price table region", &c.PriceRegion},
 		{"instance-type", "instance type priced for the local cloud", &c.InstanceType},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},

@@ -71,6 +71,9 @@ func demo(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer, l
 	if !isSet(fs, "scale-in-window") {
 		cfg.ScaleInWindow = 20 * time.Second
 	}
+	if !isSet(fs, "min-node-lifetime") {
+		cfg.MinNodeLifetime = 30 * time.Second // a demo lasts minutes, not hours
+	}
 	cfg.Cloud = "local"
 
 	store, err := sqlstore.Open(ctx, cfg.DB)

@@ -86,7 +86,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	}
 	scaler, err := controller.New(ctx, cloud, demandSource{store}, nodeStore, controller.Options{
 		Plan: controller.Config{SlotsPerNode: cfg.NodeSlots, MinNodes: cfg.MinNodes, MaxNodes: cfg.MaxNodes,
-			BudgetPerHour: cfg.BudgetPerH, ScaleInWindow: cfg.ScaleInWindow},
+			BudgetPerHour: cfg.BudgetPerH, ScaleInWindow: cfg.ScaleInWindow, MinLifetime: cfg.MinNodeLifetime},
 		Tick:         cfg.Tick,
 		AudioVersion: audio.Version, // a node is ready only with the current audio
 		Logger:       log.With("component", "scaler"),
