@@ -50,28 +50,36 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// decoder walks XML tokens. Decoded values are int64, bool, string,
-// float64, time.Time, []byte, map[string]any, []any or nil.
+// decoder reads the XML-RPC grammar from the scanner's tokens. Decoded
+// values are int64, bool, string, float64, time.Time, []byte,
+// map[string]any, []any or nil.
 type decoder struct {
-	x      *xml.Decoder
+	s      *scanner
 	lim    Limits
 	values int
-	prolog bool // before the root element
 }
 
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // DecodeCall reads one methodCall. Errors are *Fault with the parse (-32700)
-// or invalid-request (-32600) code.
+// or invalid-request (-32600) code, or the reader's own error (such as
+// *http.MaxBytesError) when the request could not be read.
 func DecodeCall(r io.Reader, lim Limits) (method string, params []any, err error) {
-	x := xml.NewDecoder(r)
-	x.Strict = true
-	x.CharsetReader = func(charset string, in io.Reader) (io.Reader, error) {
-		switch strings.ToLower(charset) {
-		case "utf-8", "us-ascii", "ascii":
-			return in, nil
+	body := bodies.Get().(*bytes.Buffer)
+	defer func() {
+		if body.Cap() <= 64<<10 { // do not pin large buffers
+			bodies.Put(body)
 		}
-		return nil, faultf(nodeapi.FaultEncoding, "unsupported encoding %q; send UTF-8", charset)
+	}()
+	body.Reset()
+	if _, err := body.ReadFrom(r); err != nil {
+		return "", nil, err
 	}
-	d := &decoder{x: x, lim: lim.withDefaults(), prolog: true}
+	return decodeCall(body.Bytes(), lim)
+}
+
+// decodeCall decodes from src; every value it returns is a copy.
+func decodeCall(src []byte, lim Limits) (method string, params []any, err error) {
 	defer func() {
 		if e := recover(); e != nil {
 			f, ok := e.(*Fault)
@@ -81,6 +89,7 @@ func DecodeCall(r io.Reader, lim Limits) (method string, params []any, err error
 			method, params, err = "", nil, f
 		}
 	}()
+	d := &decoder{s: newScanner(src), lim: lim.withDefaults()}
 	d.expectStart("methodCall")
 	d.expectStart("methodName")
 	method = strings.TrimSpace(d.text())
@@ -89,128 +98,67 @@ func DecodeCall(r io.Reader, lim Limits) (method string, params []any, err error
 	}
 	params = []any{}
 	for {
-		tok := d.next()
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if t.Name.Local != "params" {
-				panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in methodCall", t.Name.Local))
+		t := d.element()
+		if t.kind == tokEnd { // </methodCall>
+			break
+		}
+		if string(t.name) != "params" {
+			panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in methodCall", clip(string(t.name))))
+		}
+		for {
+			t := d.element()
+			if t.kind == tokEnd {
+				break
 			}
-			for {
-				st, end := d.startOrEnd()
-				if end {
-					break
-				}
-				if st.Name.Local != "param" {
-					panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in params", st.Name.Local))
-				}
-				d.expectStart("value")
-				params = append(params, d.value(1))
-				d.expectEnd()
+			if string(t.name) != "param" {
+				panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in params", clip(string(t.name))))
 			}
-		case xml.EndElement: // </methodCall>
-			d.trailing()
-			return method, params, nil
+			d.expectStart("value")
+			params = append(params, d.value(1))
+			d.expectEnd()
 		}
 	}
+	d.s.next() // only the end of the document may follow
+	return method, params, nil
 }
 
-func (d *decoder) next() xml.Token {
-	for {
-		tok, err := d.x.Token()
-		if err != nil {
-			if err == io.EOF {
-				panic(faultf(nodeapi.FaultParse, "unexpected end of request"))
-			}
-			var f *Fault
-			if errors.As(err, &f) {
-				panic(f)
-			}
-			panic(faultf(nodeapi.FaultParse, "not well-formed XML: %v", err))
+// element returns the next start or end tag; only white space may come
+// before it. (The scanner never returns two text tokens in a row.)
+func (d *decoder) element() token {
+	t := d.s.next()
+	if t.kind == tokText {
+		if !isSpace(t.text) {
+			panic(faultf(nodeapi.FaultInvalidRequest, "unexpected text %q", clip(string(t.text))))
 		}
-		switch t := tok.(type) {
-		case xml.Directive:
-			panic(faultf(nodeapi.FaultParse, "DOCTYPE and entity declarations are not accepted"))
-		case xml.ProcInst, xml.Comment:
-			continue
-		case xml.CharData:
-			if len(bytes.TrimSpace(t)) == 0 {
-				continue
-			}
-			if d.prolog {
-				panic(faultf(nodeapi.FaultParse, "not an XML document"))
-			}
-			panic(faultf(nodeapi.FaultInvalidRequest, "unexpected text %q", clip(string(t))))
-		default:
-			d.prolog = false
-			return tok
-		}
+		t = d.s.next()
 	}
-}
-
-// trailing allows only whitespace, comments and processing instructions
-// after the root element.
-func (d *decoder) trailing() {
-	for {
-		tok, err := d.x.Token()
-		if err == io.EOF {
-			return
-		}
-		if err != nil {
-			panic(faultf(nodeapi.FaultParse, "not well-formed XML: %v", err))
-		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			if len(bytes.TrimSpace(t)) != 0 {
-				panic(faultf(nodeapi.FaultInvalidRequest, "text after the root element"))
-			}
-		case xml.Comment, xml.ProcInst:
-		default:
-			panic(faultf(nodeapi.FaultInvalidRequest, "content after the root element"))
-		}
-	}
+	return t
 }
 
 func (d *decoder) expectStart(name string) {
-	t, ok := d.next().(xml.StartElement)
-	if !ok || t.Name.Local != name {
+	if t := d.element(); t.kind != tokStart || string(t.name) != name {
 		panic(faultf(nodeapi.FaultInvalidRequest, "expected <%s>", name))
 	}
 }
 
 func (d *decoder) expectEnd() {
-	if _, ok := d.next().(xml.EndElement); !ok {
+	if d.element().kind != tokEnd {
 		panic(faultf(nodeapi.FaultInvalidRequest, "expected a closing tag"))
 	}
 }
 
-func (d *decoder) startOrEnd() (xml.StartElement, bool) {
-	switch t := d.next().(type) {
-	case xml.StartElement:
-		return t, false
-	case xml.EndElement:
-		return xml.StartElement{}, true
-	}
-	panic(faultf(nodeapi.FaultInvalidRequest, "malformed request"))
-}
-
 // text reads character data up to the end of the current element.
 func (d *decoder) text() string {
-	var b []byte
-	for {
-		tok, err := d.x.Token()
-		if err != nil {
-			panic(faultf(nodeapi.FaultParse, "not well-formed XML: %v", err))
-		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			b = append(b, t...)
-		case xml.EndElement:
-			return string(b)
-		case xml.Comment, xml.ProcInst:
-		default:
-			panic(faultf(nodeapi.FaultInvalidRequest, "unexpected element inside a scalar"))
-		}
+	var s string
+	t := d.s.next()
+	if t.kind == tokText {
+		s = string(t.text)
+		t = d.s.next()
 	}
+	if t.kind != tokEnd {
+		panic(faultf(nodeapi.FaultInvalidRequest, "unexpected element inside a scalar"))
+	}
+	return s
 }
 
 // value reads the inside of a <value> element, up to and including its end.
@@ -222,29 +170,22 @@ func (d *decoder) value(depth int) any {
 	if depth > d.lim.MaxDepth {
 		panic(faultf(nodeapi.FaultTooLarge, "values nested deeper than %d", d.lim.MaxDepth))
 	}
-	var text []byte
-	for {
-		tok, err := d.x.Token()
-		if err != nil {
-			panic(faultf(nodeapi.FaultParse, "not well-formed XML: %v", err))
-		}
-		switch t := tok.(type) {
-		case xml.CharData:
-			text = append(text, t...)
-		case xml.Comment, xml.ProcInst:
-		case xml.Directive:
-			panic(faultf(nodeapi.FaultParse, "DOCTYPE and entity declarations are not accepted"))
-		case xml.EndElement: // </value> with no type: a string
-			return string(text)
-		case xml.StartElement:
-			if len(bytes.TrimSpace(text)) != 0 {
-				panic(faultf(nodeapi.FaultInvalidRequest, "text mixed with <%s> in a value", t.Name.Local))
-			}
-			v := d.typed(t.Name.Local, depth)
-			d.expectEnd() // </value>
-			return v
-		}
+	var text string
+	blank := true
+	t := d.s.next()
+	if t.kind == tokText {
+		text, blank = string(t.text), isSpace(t.text)
+		t = d.s.next()
 	}
+	if t.kind == tokEnd { // </value> with no type: a string
+		return text
+	}
+	if !blank {
+		panic(faultf(nodeapi.FaultInvalidRequest, "text mixed with <%s> in a value", clip(string(t.name))))
+	}
+	v := d.typed(string(t.name), depth)
+	d.expectEnd() // </value>
+	return v
 }
 
 func (d *decoder) typed(typ string, depth int) any {
@@ -301,28 +242,28 @@ func (d *decoder) typed(typ string, depth int) any {
 	case "struct":
 		m := map[string]any{}
 		for {
-			st, end := d.startOrEnd()
-			if end {
+			t := d.element()
+			if t.kind == tokEnd {
 				return m
 			}
-			if st.Name.Local != "member" {
-				panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in struct", st.Name.Local))
+			if string(t.name) != "member" {
+				panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in struct", clip(string(t.name))))
 			}
 			var name string
 			var val any
 			var haveName, haveValue bool
 			for {
-				st, end := d.startOrEnd()
-				if end {
+				t := d.element()
+				if t.kind == tokEnd {
 					break
 				}
-				switch st.Name.Local {
+				switch string(t.name) {
 				case "name":
 					name, haveName = d.text(), true
 				case "value":
 					val, haveValue = d.value(depth+1), true
 				default:
-					panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in member", st.Name.Local))
+					panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in member", clip(string(t.name))))
 				}
 			}
 			if !haveName || !haveValue {
@@ -334,12 +275,12 @@ func (d *decoder) typed(typ string, depth int) any {
 		d.expectStart("data")
 		a := []any{}
 		for {
-			st, end := d.startOrEnd()
-			if end {
+			t := d.element()
+			if t.kind == tokEnd {
 				break
 			}
-			if st.Name.Local != "value" {
-				panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in array data", st.Name.Local))
+			if string(t.name) != "value" {
+				panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in array data", clip(string(t.name))))
 			}
 			a = append(a, d.value(depth+1))
 		}
