@@ -88,10 +88,6 @@ func (s *Store) addLive(ctx context.Context, tx *sql.Tx, campaignID, trunk strin
 	return nil
 }
 
-func (s *Store) running(ctx context.Context) ([]campaign.Campaign, error) {
-	return s.campaigns(ctx, `SELECT doc FROM campaigns WHERE status = ? ORDER BY id`, campaign.StatusRunning)
-}
-
 func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, nodeID string, want int, now time.Time) ([]campaign.Lease, error) {
 	var t campaign.Trunk
 	lock := ""

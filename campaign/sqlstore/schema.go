@@ -72,6 +72,9 @@ var migrations = []struct {
 	// live counts leased contacts per campaign ("c:<id>") and trunk
 	// ("t:<name>"), kept in step with leases so leasing need not count them.
 	{sqlite: `CREATE TABLE live (key TEXT PRIMARY KEY, n INTEGER NOT NULL)`},
+	// revision counts a campaign's updates: caches of its dialing
+	// configuration key on it, so an update is seen at once.
+	{sqlite: `ALTER TABLE campaigns ADD COLUMN revision BIGINT NOT NULL DEFAULT 0`},
 }
 
 const contactsTable = `CREATE TABLE contacts (

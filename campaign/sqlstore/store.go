@@ -43,6 +43,11 @@ type Store struct {
 	zmu   sync.RWMutex
 	zones map[int64][]*time.Location // zone group id → zones
 	zids  map[string]int64           // joined zones → id
+
+	// Cache, when set, holds campaigns' dialing configuration (memcached
+	// in production) between the process and the database.
+	Cache   Cache
+	configs configCache
 }
 
 // Open opens (creating if needed) the store at dsn: a postgres:// URL or
@@ -275,7 +280,7 @@ func (s *Store) UpdateCampaign(ctx context.Context, c campaign.Campaign, now tim
 
 func (s *Store) saveCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign) error {
 	doc, _ := json.Marshal(c)
-	_, err := tx.ExecContext(ctx, s.q(`UPDATE campaigns SET name = ?, status = ?, trunk = ?, doc = ?, flow_version = ?, updated_at = ? WHERE id = ?`),
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE campaigns SET name = ?, status = ?, trunk = ?, doc = ?, flow_version = ?, updated_at = ?, revision = revision + 1 WHERE id = ?`),
 		c.Name, c.Status, c.Trunk, string(doc), c.FlowVersion, ms(c.UpdatedAt), c.ID)
 	if err != nil {
 		return fmt.Errorf("save campaign: %w", err)

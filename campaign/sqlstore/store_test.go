@@ -12,6 +12,8 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/bradfitz/gomemcache/memcache"
+
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/importer"
 	"github.com/elastidial/elastidial/internal/testenv"
@@ -450,4 +452,93 @@ func BenchmarkImportStore(b *testing.B) {
 		imported += res.Imported
 	}
 	b.ReportMetric(float64(imported)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// memcachedCache adapts a memcached client to Cache.
+type memcachedCache struct{ c *memcache.Client }
+
+func (m memcachedCache) Get(key string) ([]byte, error) {
+	it, err := m.c.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	return it.Value, nil
+}
+
+func (m memcachedCache) Set(key string, v []byte, ttl time.Duration) error {
+	return m.c.Set(&memcache.Item{Key: key, Value: v, Expiration: int32(ttl / time.Second)})
+}
+
+// Two controllers share one database and one memcached. The dialing
+// configuration every lease needs comes from the process or memcached,
+// yet an update made through either controller is seen by the next lease
+// of both; with memcached killed, leasing goes on from the database.
+func TestDialingConfigCachedNeverStale(t *testing.T) {
+	mc := testenv.StartMemcached(t)
+	for name, dsn := range map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return filepath.Join(t.TempDir(), "test.db") },
+		"postgres": func(t *testing.T) string { return testenv.PostgresDSN(t) },
+	} {
+		t.Run(name, func(t *testing.T) { testDialingConfig(t, mc, dsn(t)) })
+	}
+}
+
+func testDialingConfig(t *testing.T, mc *testenv.Memcached, dsn string) {
+	ctx := context.Background()
+	client := memcache.New(mc.Addr)
+	client.Timeout = 200 * time.Millisecond
+	open := func() *Store {
+		s, err := Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		s.Cache = memcachedCache{client}
+		return s
+	}
+	a, b := open(), open()
+	c := setup(t, a, 100, nil)
+	{
+
+		lease := func(s *Store, node string, at time.Time) campaign.Lease {
+			t.Helper()
+			got, err := s.Lease(ctx, node, 1, at)
+			if err != nil || len(got) != 1 {
+				t.Fatalf("lease: %v %v", got, err)
+			}
+			return got[0]
+		}
+		at := noonNY
+		if l := lease(a, "n1", at); l.CallerID != "+14155550100" {
+			t.Fatalf("caller id %q", l.CallerID)
+		}
+		lease(a, "n1", at)
+		lease(b, "n2", at)
+		if sa, sb := a.ConfigStats(), b.ConfigStats(); sa.StoreReads.Load() != 1 || sa.LocalHits.Load() != 1 || sb.CacheHits.Load() != 1 || sb.StoreReads.Load() != 0 {
+			t.Fatalf("reads: a store %d local %d; b memcached %d store %d", sa.StoreReads.Load(), sa.LocalHits.Load(), sb.CacheHits.Load(), sb.StoreReads.Load())
+		}
+
+		c.CallerID = "+14155550199"
+		if _, err := b.UpdateCampaign(ctx, c, at); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []*Store{a, b} {
+			if l := lease(s, "n1", at); l.CallerID != "+14155550199" {
+				t.Fatalf("after the update: caller id %q", l.CallerID)
+			}
+		}
+
+		mc.Kill()
+		c.CallerID = "+14155550142"
+		if _, err := a.UpdateCampaign(ctx, c, at); err != nil {
+			t.Fatal(err)
+		}
+		if l := lease(b, "n2", at); l.CallerID != "+14155550142" {
+			t.Fatalf("memcached down: caller id %q", l.CallerID)
+		}
+		if b.ConfigStats().CacheErrors.Load() == 0 {
+			t.Fatal("memcached down, yet no cache error counted")
+		}
+		mc.Start()
+	}
 }

@@ -3,18 +3,20 @@ package main
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/xmlrpc"
 )
 
 // metrics registers the XML-RPC tier's Prometheus metrics on reg and
 // returns the /metrics handler.
-func metrics(reg *prometheus.Registry, rpc *xmlrpc.Server, flows *xmlrpc.Flows) http.Handler {
+func metrics(reg *prometheus.Registry, rpc *xmlrpc.Server, flows *xmlrpc.Flows, configs *sqlstore.ConfigStats) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	calls := prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -30,20 +32,30 @@ func metrics(reg *prometheus.Registry, rpc *xmlrpc.Server, flows *xmlrpc.Flows) 
 		calls.WithLabelValues(method, strconv.Itoa(fault)).Observe(d.Seconds())
 	}
 
-	// Flow reads by the layer that answered: memcached trouble shows here
+	// Reads by the cache layer that answered: memcached trouble shows here
 	// as errors and store reads, never as faults to nodes.
-	for layer, c := range map[string]interface{ Load() int64 }{
+	layers(reg, "elastidial_flow_reads_total", "Flow reads by the cache layer that answered.", map[string]*atomic.Int64{
 		"local":          &flows.LocalHits,
 		"memcached_hit":  &flows.MemcacheHits,
 		"memcached_miss": &flows.MemcacheMisses,
 		"memcached_err":  &flows.MemcacheErrors,
 		"store":          &flows.StoreReads,
-	} {
+	})
+	layers(reg, "elastidial_campaign_config_reads_total", "Reads of running campaigns' dialing configuration by the cache layer that answered.", map[string]*atomic.Int64{
+		"local":          &configs.LocalHits,
+		"memcached_hit":  &configs.CacheHits,
+		"memcached_miss": &configs.CacheMisses,
+		"memcached_err":  &configs.CacheErrors,
+		"store":          &configs.StoreReads,
+	})
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// layers registers one counter per cache layer under name.
+func layers(reg *prometheus.Registry, name, help string, counters map[string]*atomic.Int64) {
+	for layer, c := range counters {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "elastidial_flow_reads_total",
-			Help:        "Flow reads by the cache layer that answered.",
-			ConstLabels: prometheus.Labels{"layer": layer},
+			Name: name, Help: help, ConstLabels: prometheus.Labels{"layer": layer},
 		}, func() float64 { return float64(c.Load()) }))
 	}
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

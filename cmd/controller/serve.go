@@ -101,6 +101,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	if cfg.Memcached != "" {
 		flows.Memcache = xmlrpc.NewMemcache(strings.Split(cfg.Memcached, ","), 256, 100*time.Millisecond)
 		audio.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
+		store.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
 	}
 	rpc := &xmlrpc.Service{Secret: secret, Nodes: scaler, Dialer: dialer{store}, Flows: flows, Audio: audio}
 	rpcServer := rpc.Server()
@@ -123,7 +124,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	mux.Handle("/api/v1/audio/", api.Auth(audio.Handler()))
 	mux.Handle("/audio/", audioHandler)
 	mux.Handle("/RPC2", rpcServer)
-	mux.Handle("GET /metrics", metrics(reg, rpcServer, flows))
+	mux.Handle("GET /metrics", metrics(reg, rpcServer, flows, store.ConfigStats()))
 	mux.Handle("/", web.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := store.DB().PingContext(r.Context()); err != nil {

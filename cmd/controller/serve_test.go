@@ -225,7 +225,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if code, body := call("GET", "/api/v1/campaigns/"+camp.ID+"/results.csv", ""); code != 200 || !strings.Contains(body, "confirmed") {
 		t.Fatalf("results: %d %s", code, body)
 	}
-	if code, body := call("GET", "/metrics", ""); code != 200 || !strings.Contains(body, `elastidial_xmlrpc_call_seconds_count{fault="3",method="call.result"} 1`) || !strings.Contains(body, `elastidial_flow_reads_total{layer="store"} 1`) {
+	if code, body := call("GET", "/metrics", ""); code != 200 || !strings.Contains(body, `elastidial_xmlrpc_call_seconds_count{fault="3",method="call.result"} 1`) || !strings.Contains(body, `elastidial_flow_reads_total{layer="store"} 1`) || !strings.Contains(body, `elastidial_campaign_config_reads_total{layer="store"}`) {
 		t.Fatalf("metrics: %d %s", code, body)
 	}
 

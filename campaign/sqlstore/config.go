@@ -1,0 +1,146 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/elastidial/elastidial/campaign"
+)
+
+// Cache is a shared byte cache such as memcached. A miss is
+// memcache.ErrCacheMiss; on a miss or any failure the store reads the
+// database instead.
+type Cache interface {
+	Get(key string) ([]byte, error)
+	Set(key string, value []byte, ttl time.Duration) error
+}
+
+// configTTL bounds how long memcached keeps an unused configuration; the
+// revision in the key, not the TTL, keeps what is served current.
+const configTTL = time.Hour
+
+// configCache holds the dialing configuration of running campaigns, the
+// one thing every lease reads besides contacts. Each lease still reads
+// the ids and revisions of the running campaigns from the database (a
+// covering scan), so a change made through any controller is seen at
+// once; only the documents come from the process or the Cache.
+type configCache struct {
+	mu    sync.Mutex
+	byID  map[string]revConfig
+	stats ConfigStats
+}
+
+// ConfigStats counts where campaign configurations were read from, for
+// metrics: Cache trouble shows as errors and store reads, never as
+// failed leases.
+type ConfigStats struct {
+	LocalHits, CacheHits, CacheMisses, CacheErrors, StoreReads atomic.Int64
+}
+
+type revConfig struct {
+	rev int64
+	c   campaign.Campaign
+}
+
+// ConfigStats reports where campaign configurations were read from.
+func (s *Store) ConfigStats() *ConfigStats { return &s.configs.stats }
+
+func configKey(id string, rev int64) string {
+	return "elastidial:campaign:" + id + ":" + strconv.FormatInt(rev, 10)
+}
+
+// running returns the running campaigns, ordered by id.
+func (s *Store) running(ctx context.Context) ([]campaign.Campaign, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, revision FROM campaigns WHERE status = ? ORDER BY id`), campaign.StatusRunning)
+	if err != nil {
+		return nil, fmt.Errorf("running campaigns: %w", err)
+	}
+	type idRev struct {
+		id  string
+		rev int64
+	}
+	var want []idRev
+	for rows.Next() {
+		var r idRev
+		if err := rows.Scan(&r.id, &r.rev); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("running campaigns: %w", err)
+		}
+		want = append(want, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("running campaigns: %w", err)
+	}
+
+	cc := &s.configs
+	out := make([]campaign.Campaign, 0, len(want))
+	for _, w := range want {
+		cc.mu.Lock()
+		hit, ok := cc.byID[w.id]
+		cc.mu.Unlock()
+		if ok && hit.rev == w.rev {
+			cc.stats.LocalHits.Add(1)
+			out = append(out, hit.c)
+			continue
+		}
+		c, rev, err := s.config(ctx, w.id, w.rev)
+		if err != nil {
+			return nil, err
+		}
+		if c.Status != campaign.StatusRunning {
+			continue // stopped between the two reads
+		}
+		cc.mu.Lock()
+		if cc.byID == nil {
+			cc.byID = map[string]revConfig{}
+		}
+		cc.byID[w.id] = revConfig{rev, c}
+		cc.mu.Unlock()
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// config reads one campaign's configuration at revision rev from the
+// Cache, else from the database (whose revision may have moved on since:
+// what it returns is filed under the revision read with it).
+func (s *Store) config(ctx context.Context, id string, rev int64) (campaign.Campaign, int64, error) {
+	cc := &s.configs
+	var c campaign.Campaign
+	if s.Cache != nil {
+		doc, err := s.Cache.Get(configKey(id, rev))
+		switch {
+		case err == nil && json.Unmarshal(doc, &c) == nil && c.ID == id:
+			cc.stats.CacheHits.Add(1)
+			return c, rev, nil
+		case err == nil || errors.Is(err, memcache.ErrCacheMiss):
+			cc.stats.CacheMisses.Add(1)
+		default:
+			cc.stats.CacheErrors.Add(1)
+		}
+	}
+	cc.stats.StoreReads.Add(1)
+	var doc string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT doc, revision FROM campaigns WHERE id = ?`), id).Scan(&doc, &rev)
+	if err != nil {
+		return c, 0, fmt.Errorf("campaign %s: %w", id, err)
+	}
+	if err := json.Unmarshal([]byte(doc), &c); err != nil {
+		return c, 0, fmt.Errorf("campaign %s: corrupt record: %w", id, err)
+	}
+	if s.Cache != nil {
+		if err := s.Cache.Set(configKey(id, rev), []byte(doc), configTTL); err != nil {
+			cc.stats.CacheErrors.Add(1)
+		}
+	}
+	return c, rev, nil
+}
