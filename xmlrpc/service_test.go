@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	kolo "github.com/kolo/xmlrpc"
 
@@ -233,5 +235,124 @@ func TestFlowsSurviveMemcachedDeath(t *testing.T) {
 	// Versioned keys: a new version is never served from an old entry.
 	if _, err := flows.Get(ctx, "c1", 2); err == nil {
 		t.Fatal("version 2 does not exist, yet it was served")
+	}
+}
+
+// stepLoad runs call.step from 8 keep-alive clients until stop is closed
+// and returns how many steps succeeded and the first failure.
+func stepLoad(url, token string, stop <-chan struct{}) (ok int64, slowest time.Duration, failure error) {
+	body, _ := kolo.EncodeMethodCall(nodeapi.MethodStep, nodeapi.StepRequest{CallID: "k1", CampaignID: "c1", FlowVersion: 1, State: "menu", Input: nodeapi.InputDigits, Digits: "1"})
+	var n atomic.Int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					err = kolo.Response(b).Err()
+				}
+				mu.Lock()
+				if err != nil && failure == nil {
+					failure = err
+				}
+				slowest = max(slowest, time.Since(start))
+				mu.Unlock()
+				if err != nil {
+					return
+				}
+				n.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return n.Load(), slowest, failure
+}
+
+// Nodes never see memcached trouble: with memcached killed mid-run, then
+// back empty, and with a memcached that accepts connections but never
+// answers, every step succeeds from the store, and the trouble shows only
+// in the counters.
+func TestStepsUnderLoadSurviveMemcachedTrouble(t *testing.T) {
+	mc := testenv.StartMemcached(t)
+	src := &countingSource{}
+	flows := &Flows{Source: src, Memcache: NewMemcache([]string{mc.Addr}, 64, 100*time.Millisecond)}
+	svc := &Service{Secret: []byte("s"), Flows: flows}
+	srv := httptest.NewServer(svc.Server())
+	t.Cleanup(srv.Close)
+
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	var steps int64
+	go func() {
+		var err error
+		steps, _, err = stepLoad(srv.URL, svc.Token("n1"), stop)
+		done <- err
+	}()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("memcached hits", func() bool { return flows.MemcacheHits.Load() > 200 })
+	mc.Kill()
+	errs := flows.MemcacheErrors.Load()
+	waitFor("reads with memcached down", func() bool { return flows.MemcacheErrors.Load() > errs+200 })
+	mc.Start()
+	hits := flows.MemcacheHits.Load()
+	waitFor("memcached hits after the restart", func() bool { return flows.MemcacheHits.Load() > hits+200 })
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatalf("a node saw memcached trouble: %v", err)
+	}
+	t.Logf("%d steps; memcached hits %d, errors %d; store reads %d", steps, flows.MemcacheHits.Load(), flows.MemcacheErrors.Load(), src.reads.Load())
+
+	// A memcached that hangs: each read waits out the client's timeout,
+	// then the store answers.
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn // never answered; closed at the end
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	t.Cleanup(func() {
+		hang.Close()
+		<-accepted
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	flows.Memcache = NewMemcache([]string{hang.Addr().String()}, 64, 50*time.Millisecond)
+	stop = make(chan struct{})
+	time.AfterFunc(300*time.Millisecond, func() { close(stop) })
+	n, slowest, err := stepLoad(srv.URL, svc.Token("n1"), stop)
+	if err != nil || n == 0 {
+		t.Fatalf("with memcached hanging: %d steps, %v", n, err)
+	}
+	if slowest > 2*time.Second {
+		t.Fatalf("with memcached hanging a step took %v; the client timeout is 50ms", slowest)
 	}
 }
