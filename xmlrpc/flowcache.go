@@ -63,13 +63,9 @@ func (f *Flows) Get(ctx context.Context, campaignID string, version int) (*flow.
 			return fl, nil
 		}
 	}
-	doc, err := f.document(ctx, k)
+	fl, err := f.load(ctx, k)
 	if err != nil {
 		return nil, err
-	}
-	fl, err := flow.Parse(doc)
-	if err != nil {
-		return nil, fmt.Errorf("flow %s v%d: %w", campaignID, version, err)
 	}
 	if f.Local {
 		f.mu.Lock()
@@ -86,14 +82,20 @@ func (f *Flows) Get(ctx context.Context, campaignID string, version int) (*flow.
 	return fl, nil
 }
 
-func (f *Flows) document(ctx context.Context, k flowKey) ([]byte, error) {
+// load reads the compiled flow from memcached, else parses the store's
+// document and fills memcached.
+func (f *Flows) load(ctx context.Context, k flowKey) (*flow.Flow, error) {
 	key := fmt.Sprintf("elastidial:flow:%s:%d", k.campaign, k.version)
 	if f.Memcache != nil {
 		it, err := f.Memcache.Get(key)
 		switch err {
 		case nil:
-			f.MemcacheHits.Add(1)
-			return it.Value, nil
+			var fl flow.Flow
+			if fl.UnmarshalBinary(it.Value) == nil {
+				f.MemcacheHits.Add(1)
+				return &fl, nil
+			}
+			f.MemcacheMisses.Add(1) // another release's format: refill
 		case memcache.ErrCacheMiss:
 			f.MemcacheMisses.Add(1)
 		default:
@@ -108,12 +110,17 @@ func (f *Flows) document(ctx context.Context, k flowKey) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	fl, err := flow.Parse(doc)
+	if err != nil {
+		return nil, fmt.Errorf("flow %s v%d: %w", k.campaign, k.version, err)
+	}
 	if f.Memcache != nil {
-		if err := f.Memcache.Set(&memcache.Item{Key: key, Value: doc}); err != nil {
+		compiled, _ := fl.MarshalBinary()
+		if err := f.Memcache.Set(&memcache.Item{Key: key, Value: compiled}); err != nil {
 			f.MemcacheErrors.Add(1)
 		}
 	}
-	return doc, nil
+	return fl, nil
 }
 
 // MemcacheTTL adapts a memcached client to caches that take a TTL (such
