@@ -12,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bradfitz/gomemcache/memcache"
 	kolo "github.com/kolo/xmlrpc"
 
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/flow"
 	"github.com/elastidial/elastidial/flow/examples"
 	"github.com/elastidial/elastidial/internal/testenv"
 	"github.com/elastidial/elastidial/nodeapi"
@@ -108,4 +110,26 @@ func benchStep(b *testing.B, dsn string) {
 			b.ReportMetric(float64(mode.flows.StoreReads.Load()-reads)/float64(len(lat)), "db-reads/step")
 		})
 	}
+}
+
+// BenchmarkMemcachedGet is the floor under memcached mode: one gomemcache
+// Get of a compiled flow from 32 goroutines, nothing else. ns/op times the
+// two cores is the CPU a round trip costs (client and server together).
+func BenchmarkMemcachedGet(b *testing.B) {
+	mc := testenv.StartMemcached(b)
+	c := NewMemcache([]string{mc.Addr}, 64, time.Second)
+	fl, _ := flow.Parse(examples.Reminder)
+	v, _ := fl.MarshalBinary()
+	if err := c.Set(&memcache.Item{Key: "k", Value: v}); err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Get("k"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
