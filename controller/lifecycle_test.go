@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -323,4 +325,56 @@ func TestConcurrentNodesAndLoop(t *testing.T) {
 	if ready != 5 {
 		t.Errorf("%d ready, want 5: %v", ready, states(c))
 	}
+}
+
+// An ended node's leases go back to their campaigns at once; a node that
+// is merely missing from the instance list keeps them, for it may still be
+// placing calls. A failed release is tried again on the next tick.
+func TestEndedNodesReleaseTheirLeases(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		cloud := newFakeCloud(realClock{})
+		var released []string
+		fail := true
+		c, err := New(ctx, cloud, &fakeDemand{target: 150}, nil, Options{Logger: quiet, Plan: Config{MinLifetime: time.Minute},
+			AudioVersion: func(context.Context) (string, error) { return "v1", nil },
+			ReleaseNode: func(_ context.Context, id string) error {
+				if fail {
+					fail = false
+					return errInjected
+				}
+				released = append(released, id)
+				return nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustTick(t, c)
+		cloud.boot()
+		for _, id := range []string{"i-0001", "i-0002"} {
+			c.Register(ctx, nodeapi.RegisterRequest{InstanceID: id})
+			c.Heartbeat(ctx, id, readyHB(40))
+		}
+		cloud.mu.Lock()
+		cloud.insts["i-0001"].State = InstanceTerminated // ended without us
+		delete(cloud.insts, "i-0002")                    // missing from the list
+		cloud.mu.Unlock()
+
+		if err := c.Tick(ctx); !errors.Is(err, errInjected) {
+			t.Fatalf("first release should fail: %v", err)
+		}
+		for range 40 {
+			time.Sleep(10 * time.Second)
+			c.Heartbeat(ctx, "i-0002", readyHB(40))
+			c.Tick(ctx)
+		}
+		// (Replacements that never registered are terminated and released
+		// too, which costs nothing: they hold no leases.)
+		if n := strings.Count(strings.Join(released, " "), "i-0001"); n != 1 || slices.Contains(released, "i-0002") {
+			t.Fatalf("released %v, want i-0001 once and never i-0002", released)
+		}
+		if got := states(c); got["i-0002"] != StateGone {
+			t.Fatalf("i-0002 is %s; want it gone after its long absence", got["i-0002"])
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -58,6 +59,12 @@ type Options struct {
 	Metrics           *Metrics                                  // nil = none
 	Pricing           Pricing                                   // price table for CostPerHour and reports
 	NewToken          func() string                             // launch idempotency tokens; random
+	// ReleaseNode, when set, is called for a node whose instance has
+	// ended (or that we terminated), so the calls it had leased return to
+	// their campaigns at once instead of at lease expiry. A node merely
+	// missing from the instance list is not released: it may be alive,
+	// and its calls with it. Failures are retried on the next tick.
+	ReleaseNode func(ctx context.Context, nodeID string) error
 }
 
 // Controller is the scaler: node registry (Register, Heartbeat), the
@@ -78,6 +85,7 @@ type Controller struct {
 	memory     Memory
 	lastDemand []CampaignView
 	lastPlan   Plan
+	toRelease  []string // ended nodes whose leases are not yet released
 
 	audioMu sync.Mutex
 	audio   string
@@ -196,6 +204,7 @@ func (c *Controller) Tick(ctx context.Context) error {
 	} else {
 		note(c.sync(ctx, insts, now))
 	}
+	note(c.release(ctx))
 
 	obs := c.Observe()
 	obs.DemandStale = stale
@@ -304,6 +313,7 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 				}
 				n.rec.State, n.rec.GoneAt = StateGone, now
 				c.metricTerminated()
+				c.toRelease = append(c.toRelease, in.ID)
 			}
 		}
 		if n.rec != old {
@@ -322,6 +332,9 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 		// Right after a launch the cloud may not list an instance yet
 		// (EC2 eventual consistency); only a long absence means gone.
 		if n.rec.State == StateTerminating || now.Sub(n.missedAt) > c.cfg.Plan.RegisterDeadline {
+			if n.rec.State == StateTerminating {
+				c.toRelease = append(c.toRelease, id)
+			}
 			n.rec.State, n.rec.GoneAt = StateGone, now
 			c.metricTerminated()
 			if err := c.persist(ctx, n); err != nil && firstErr == nil {
@@ -333,6 +346,29 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 		return fmt.Errorf("sync instances: %w", firstErr)
 	}
 	return nil
+}
+
+// release hands the leases of ended nodes back to their campaigns.
+func (c *Controller) release(ctx context.Context) error {
+	c.mu.Lock()
+	ids := c.toRelease
+	c.toRelease = nil
+	c.mu.Unlock()
+	if c.cfg.ReleaseNode == nil {
+		return nil
+	}
+	var failed []string
+	var firstErr error
+	for _, id := range ids {
+		if err := c.cfg.ReleaseNode(ctx, id); err != nil {
+			failed = append(failed, id)
+			firstErr = cmp.Or(firstErr, fmt.Errorf("release the leases of %s: %w", id, err))
+		}
+	}
+	c.mu.Lock()
+	c.toRelease = append(c.toRelease, failed...)
+	c.mu.Unlock()
+	return firstErr
 }
 
 func (c *Controller) knownToken(tok string) bool {

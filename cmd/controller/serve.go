@@ -92,6 +92,13 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		Logger:       log.With("component", "scaler"),
 		Metrics:      cm,
 		Pricing:      controller.Pricing{Region: cfg.PriceRegion, DefaultType: cfg.InstanceType},
+		ReleaseNode: func(ctx context.Context, nodeID string) error {
+			n, err := store.ReleaseNode(ctx, nodeID, time.Now())
+			if n > 0 {
+				log.Info("calls of an ended node returned to their campaigns", "node", nodeID, "calls", n)
+			}
+			return err
+		},
 	})
 	if err != nil {
 		return err
