@@ -97,22 +97,8 @@ func decodeCall(src []byte, lim Limits) (method string, params []any, err error)
 		panic(faultf(nodeapi.FaultInvalidRequest, "empty methodName"))
 	}
 	params = []any{}
-	for {
-		t := d.element()
-		if t.kind == tokEnd { // </methodCall>
-			break
-		}
-		if string(t.name) != "params" {
-			panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in methodCall", clip(string(t.name))))
-		}
-		for {
-			t := d.element()
-			if t.kind == tokEnd {
-				break
-			}
-			if string(t.name) != "param" {
-				panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in params", clip(string(t.name))))
-			}
+	for d.child("params", "methodCall") {
+		for d.child("param", "params") {
 			d.expectStart("value")
 			params = append(params, d.value(1))
 			d.expectEnd()
@@ -133,6 +119,20 @@ func (d *decoder) element() token {
 		t = d.s.next()
 	}
 	return t
+}
+
+// child reads the next child of the current element: true for a start
+// tag named want, false at the current element's closing tag. Anything
+// else is refused, naming the element it appeared in.
+func (d *decoder) child(want, in string) bool {
+	t := d.element()
+	if t.kind == tokEnd {
+		return false
+	}
+	if string(t.name) != want {
+		panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in %s", clip(string(t.name)), in))
+	}
+	return true
 }
 
 func (d *decoder) expectStart(name string) {
@@ -241,14 +241,7 @@ func (d *decoder) typed(typ string, depth int) any {
 		return nil
 	case "struct":
 		m := map[string]any{}
-		for {
-			t := d.element()
-			if t.kind == tokEnd {
-				return m
-			}
-			if string(t.name) != "member" {
-				panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in struct", clip(string(t.name))))
-			}
+		for d.child("member", "struct") {
 			var name string
 			var val any
 			var haveName, haveValue bool
@@ -271,17 +264,11 @@ func (d *decoder) typed(typ string, depth int) any {
 			}
 			m[name] = val
 		}
+		return m
 	case "array":
 		d.expectStart("data")
 		a := []any{}
-		for {
-			t := d.element()
-			if t.kind == tokEnd {
-				break
-			}
-			if string(t.name) != "value" {
-				panic(faultf(nodeapi.FaultInvalidRequest, "unexpected <%s> in array data", clip(string(t.name))))
-			}
+		for d.child("value", "array data") {
 			a = append(a, d.value(depth+1))
 		}
 		d.expectEnd() // </array>

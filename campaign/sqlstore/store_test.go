@@ -17,6 +17,7 @@ import (
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/importer"
 	"github.com/elastidial/elastidial/internal/testenv"
+	"github.com/elastidial/elastidial/xmlrpc"
 )
 
 // eachStore runs a test against SQLite and PostgreSQL: the contract suite.
@@ -454,21 +455,6 @@ func BenchmarkImportStore(b *testing.B) {
 	b.ReportMetric(float64(imported)/b.Elapsed().Seconds(), "rows/s")
 }
 
-// memcachedCache adapts a memcached client to Cache.
-type memcachedCache struct{ c *memcache.Client }
-
-func (m memcachedCache) Get(key string) ([]byte, error) {
-	it, err := m.c.Get(key)
-	if err != nil {
-		return nil, err
-	}
-	return it.Value, nil
-}
-
-func (m memcachedCache) Set(key string, v []byte, ttl time.Duration) error {
-	return m.c.Set(&memcache.Item{Key: key, Value: v, Expiration: int32(ttl / time.Second)})
-}
-
 // Two controllers share one database and one memcached. The dialing
 // configuration every lease needs comes from the process or memcached,
 // yet an update made through either controller is seen by the next lease
@@ -493,7 +479,7 @@ func testDialingConfig(t *testing.T, mc *testenv.Memcached, dsn string) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
-		s.Cache = memcachedCache{client}
+		s.Cache = xmlrpc.MemcacheTTL{Client: client}
 		return s
 	}
 	a, b := open(), open()
