@@ -378,3 +378,60 @@ func TestEndedNodesReleaseTheirLeases(t *testing.T) {
 		}
 	})
 }
+
+// countingDemand counts how often the loop asked for demand.
+type countingDemand struct {
+	mu    sync.Mutex
+	calls int
+}
+
+func (d *countingDemand) Demand(context.Context, time.Time) ([]Demand, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls++
+	return nil, nil
+}
+
+func (d *countingDemand) n() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.calls
+}
+
+// TestWakeTicksAtOnce: a demand change reported through Wake is acted on
+// at once, not at the next interval; wakes never block and fold together.
+func TestWakeTicksAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := &countingDemand{}
+		c, err := New(context.Background(), newFakeCloud(realClock{}), d, nil, Options{Tick: time.Hour, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- c.Run(ctx) }()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got := d.n(); got != 1 {
+			t.Fatalf("%d passes in the first minute of an hourly loop, want 1", got)
+		}
+		c.Wake()
+		synctest.Wait()
+		if got := d.n(); got != 2 {
+			t.Fatalf("%d passes after Wake, want 2", got)
+		}
+		for range 100 {
+			c.Wake()
+		}
+		synctest.Wait()
+		// The first wake may start a pass before the next arrives; the
+		// rest wait in a buffer of one.
+		if got := d.n(); got < 3 || got > 4 {
+			t.Fatalf("%d passes after 100 wakes in a row, want 3 or 4 (folded)", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}

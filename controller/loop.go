@@ -77,7 +77,8 @@ type Controller struct {
 	clock  Clock
 	log    *slog.Logger
 
-	tickMu sync.Mutex // one Tick at a time
+	tickMu sync.Mutex    // one Tick at a time
+	wake   chan struct{} // Wake's request for a Tick before the next interval
 
 	mu         sync.Mutex
 	nodes      map[string]*node
@@ -129,7 +130,8 @@ func New(ctx context.Context, cloud Cloud, demand DemandSource, store *Store, op
 			return "elastidial-" + hex.EncodeToString(b[:])
 		}
 	}
-	c := &Controller{cfg: opt, cloud: cloud, demand: demand, store: store, clock: opt.Clock, log: opt.Logger, nodes: map[string]*node{}}
+	c := &Controller{cfg: opt, cloud: cloud, demand: demand, store: store, clock: opt.Clock, log: opt.Logger, nodes: map[string]*node{},
+		wake: make(chan struct{}, 1)}
 	if store != nil {
 		recs, err := store.Nodes(ctx)
 		if err != nil {
@@ -148,7 +150,8 @@ func New(ctx context.Context, cloud Cloud, demand DemandSource, store *Store, op
 	return c, nil
 }
 
-// Run reconciles every Tick until ctx ends. Errors are logged and retried.
+// Run reconciles every Tick, and at once after Wake, until ctx ends.
+// Errors are logged and retried.
 func (c *Controller) Run(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.Tick)
 	defer t.Stop()
@@ -160,7 +163,20 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-c.wake:
 		}
+	}
+}
+
+// Wake asks Run for a reconcile pass now rather than at the next interval.
+// The campaign tier calls it when demand changes (a campaign started or
+// resumed, its target raised, contacts imported), so an unannounced rise
+// waits only for nodes to boot, not for up to a tick before they are even
+// asked for. It never blocks; wakes during a pass fold into one more pass.
+func (c *Controller) Wake() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 

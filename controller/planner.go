@@ -85,10 +85,15 @@ type NodeView struct {
 	DrainDeadline time.Time // set while draining
 }
 
-// DemandSample is one past tick's wanted slots, kept for the scale-in window.
+// DemandSample is one past tick's wish, kept for the scale-in window.
 type DemandSample struct {
 	At    time.Time
-	Slots int
+	Slots int // wanted slots, headroom included
+	Calls int // demand planned for, scheduled starts within BootLead included
+	// Surprise is the demand due at At above what the previous tick had
+	// planned for: an unannounced rise. A scheduled start counted ahead
+	// through BootLead is no surprise when it arrives.
+	Surprise int
 }
 
 // Memory is what the planner carries from one tick to the next. The loop
@@ -114,7 +119,7 @@ type Config struct {
 	SlotsPerNode          int           // call slots of one node; 100
 	MinNodes              int           // nodes kept even with no demand; 0
 	MaxNodes              int           // hard cap on live instances; 50
-	Headroom              float64       // extra share of slots kept above demand; 0.05
+	Headroom              float64       // extra share of slots kept above demand that rose unannounced within ScaleInWindow; 0.05
 	DefaultAttemptSeconds float64       // attempt duration when a campaign has none observed; 30
 	ScaleInWindow         time.Duration // surplus must last this long before a drain; 5m
 	MinLifetime           time.Duration // a node younger than this is not drained: no launch-then-terminate churn; 10m
@@ -395,7 +400,9 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 
 	// 2. Demand and capacity in slots.
 	p.DemandCalls = TotalDemand(obs.Campaigns, now, cfg)
-	p.WantedSlots = int(math.Ceil(float64(p.DemandCalls) * (1 + cfg.Headroom)))
+	due := cfg
+	due.BootLead = 0
+	dueNow := TotalDemand(obs.Campaigns, now, due)
 	for _, n := range ready {
 		s := NodeSlots(n, cfg)
 		p.ReadySlots += s
@@ -411,12 +418,13 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	// older than the window is kept too: it proves the window is covered
 	// whatever the tick interval. A tick whose demand is stale (the
 	// campaign tier did not answer) adds no sample and never scales in.
-	var older *DemandSample
-	peak := p.WantedSlots
+	var older, last *DemandSample
+	peak, surprise := 0, 0
 	for i, s := range obs.Memory.Samples {
 		switch {
 		case !s.At.Before(now):
 			// A sample from the future (clock stepped back): ignore.
+			continue
 		case now.Sub(s.At) > cfg.ScaleInWindow:
 			if older == nil || s.At.After(older.At) {
 				older = &obs.Memory.Samples[i]
@@ -424,8 +432,28 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		default:
 			p.Memory.Samples = append(p.Memory.Samples, s)
 			peak = max(peak, s.Slots)
+			surprise = max(surprise, s.Surprise)
+		}
+		if last == nil || s.At.After(last.At) {
+			last = &obs.Memory.Samples[i]
 		}
 	}
+	// Headroom guards against demand rising again before new nodes boot.
+	// Demand that rose unannounced within the window gets it (at most the
+	// largest such rise); demand that is steady, falling, or was announced
+	// ahead (a scheduled start, counted through BootLead) is held exactly:
+	// a spare node on it would be billed for hours and never used. With no
+	// memory (a first tick, a restart) all of today's demand is a surprise.
+	now0 := dueNow
+	if last != nil {
+		now0 = max(dueNow-last.Calls, 0)
+	}
+	if !obs.DemandStale {
+		surprise = max(surprise, now0)
+	}
+	extra := min(int(math.Ceil(float64(p.DemandCalls)*cfg.Headroom)), surprise)
+	p.WantedSlots = p.DemandCalls + extra
+	peak = max(peak, p.WantedSlots)
 	windowFull := older != nil
 	for _, s := range p.Memory.Samples {
 		windowFull = windowFull || now.Sub(s.At) >= cfg.ScaleInWindow
@@ -436,7 +464,7 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	if obs.DemandStale {
 		windowFull = false
 	} else {
-		p.Memory.Samples = append(p.Memory.Samples, DemandSample{At: now, Slots: p.WantedSlots})
+		p.Memory.Samples = append(p.Memory.Samples, DemandSample{At: now, Slots: p.WantedSlots, Calls: p.DemandCalls, Surprise: now0})
 	}
 	sort.Slice(p.Memory.Samples, func(i, j int) bool { return p.Memory.Samples[i].At.Before(p.Memory.Samples[j].At) })
 
@@ -534,7 +562,9 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		// Hysteresis: after a drain the fleet must still hold the peak plus
 		// the headroom once more, so demand wobbling around a node boundary
 		// does not drain a node one tick and launch it again the next.
-		target := int(math.Ceil(float64(max(p.WantedSlots, peak)) * (1 + cfg.Headroom)))
+		// Demand that did not rise unannounced within the window does not
+		// wobble: it gets no hysteresis, as it gets no headroom.
+		target := max(p.WantedSlots, peak) + extra
 		readyHave := p.ReadySlots
 		sortEmptiest(ready)
 		var drain []string

@@ -27,9 +27,9 @@ func camp(id string, target int) CampaignView {
 }
 
 // fullWindow is planner memory saying the wish has been w slots for the
-// whole stabilisation window.
+// whole stabilisation window, with no unannounced rise in it.
 func fullWindow(w int) Memory {
-	return Memory{Samples: []DemandSample{{At: t0.Add(-6 * time.Minute), Slots: w}, {At: t0.Add(-time.Minute), Slots: w}}}
+	return Memory{Samples: []DemandSample{{At: t0.Add(-6 * time.Minute), Slots: w, Calls: w}, {At: t0.Add(-time.Minute), Slots: w, Calls: w}}}
 }
 
 func TestCampaignDemand(t *testing.T) {
@@ -316,12 +316,62 @@ func TestConfigValidate(t *testing.T) {
 func TestPlanHysteresisAtNodeBoundary(t *testing.T) {
 	cfg := Config{}
 	nodes := readyNodes("r", 90, 90, 90, 90, 90, 90, 90, 90, 90, 60)
-	// Ten nodes, a window whose peak wanted 880 slots: dropping one would
-	// leave 900, under 880 plus the headroom once more (924), so nothing
-	// drains; without the hysteresis the tenth node would go.
-	obs := Observed{Campaigns: []CampaignView{camp("a", 800)}, Nodes: nodes, Memory: fullWindow(880)}
+	// Ten nodes, a window whose peak wanted 880 slots after an unannounced
+	// rise of 80 calls: dropping one would leave 900, under 880 plus the
+	// headroom once more (920), so nothing drains; without the hysteresis
+	// the tenth node would go.
+	wobble := Memory{Samples: []DemandSample{
+		{At: t0.Add(-6 * time.Minute), Slots: 840, Calls: 800},
+		{At: t0.Add(-3 * time.Minute), Slots: 880, Calls: 880, Surprise: 80},
+		{At: t0.Add(-time.Minute), Slots: 840, Calls: 800}}}
+	obs := Observed{Campaigns: []CampaignView{camp("a", 800)}, Nodes: nodes, Memory: wobble}
 	if p := cfg.Plan(obs, t0); len(p.Actions) != 0 {
 		t.Fatalf("drained at the boundary: %+v", p.Actions)
+	}
+	// The same fleet under demand that fell steadily, with no rise in the
+	// window, does not wobble: the tenth node goes.
+	obs.Memory = fullWindow(880)
+	if p := cfg.Plan(obs, t0); kinds(p) != "drain r9" {
+		t.Fatalf("steady fall: got %q, want drain r9", kinds(p))
+	}
+}
+
+// Headroom covers demand that rose unannounced within the window and no
+// other: steady or announced demand is held at exactly the nodes it needs.
+func TestPlanHeadroomOnlyForSurprises(t *testing.T) {
+	ten := readyNodes("r", 100, 100, 100, 100, 100, 100, 100, 100, 100, 100)
+	for _, tc := range []struct {
+		name      string
+		c         CampaignView
+		nodes     []NodeView
+		mem       Memory
+		want      string
+		wantSlots int
+	}{
+		{"first tick: all demand is a surprise", camp("a", 1000), ten, Memory{}, "launch 1", 1050},
+		{"unannounced rise gets headroom", camp("a", 1000), ten,
+			Memory{Samples: []DemandSample{{At: t0.Add(-time.Minute), Slots: 945, Calls: 900}}}, "launch 1", 1050},
+		{"headroom is at most the rise", camp("a", 1000), ten,
+			Memory{Samples: []DemandSample{{At: t0.Add(-time.Minute), Slots: 990, Calls: 990}}}, "launch 1", 1010},
+		{"a rise earlier in the window still counts", camp("a", 1000), ten,
+			Memory{Samples: []DemandSample{{At: t0.Add(-4 * time.Minute), Slots: 1050, Calls: 1000, Surprise: 200},
+				{At: t0.Add(-time.Minute), Slots: 1050, Calls: 1000}}}, "launch 1", 1050},
+		{"steady demand held exactly", camp("a", 1000), ten, fullWindow(1000), "", 1000},
+		{"steady demand drains the spare node", camp("a", 1000), append(ten, readyNodes("s", 0)...), fullWindow(1000), "drain s0", 1000},
+		// Upcoming demand counted ahead through BootLead is planned for:
+		// when it arrives, it is no surprise.
+		{"announced start planned exactly",
+			CampaignView{ID: "a", Callable: 1 << 20, Upcoming: []Upcoming{{At: t0.Add(2 * time.Minute), Target: 1000}}}, ten,
+			fullWindow(0), "", 1000},
+		{"announced start arrives", camp("a", 1000), ten,
+			Memory{Samples: []DemandSample{{At: t0.Add(-time.Minute), Slots: 1000, Calls: 1000}}}, "", 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Config{}.Plan(Observed{Campaigns: []CampaignView{tc.c}, Nodes: tc.nodes, Memory: tc.mem}, t0)
+			if got := kinds(p); got != tc.want || p.WantedSlots != tc.wantSlots {
+				t.Errorf("got %q wanting %d slots, want %q wanting %d", got, p.WantedSlots, tc.want, tc.wantSlots)
+			}
+		})
 	}
 }
 

@@ -70,6 +70,8 @@ type Result struct {
 	Launches         int      `json:"launches"`
 	Terminations     int      `json:"terminations"`
 	ShortLived       int      `json:"launch_then_terminate_10m"`
+	Throttled        int      `json:"launch_calls_throttled"`
+	Refused          int      `json:"launch_calls_refused"`
 	PeakNodes        int      `json:"peak_nodes"`
 	Series           []Sample `json:"-"`
 }
@@ -79,6 +81,13 @@ type policy interface {
 	name() string
 	start(w *world) error
 	tick(w *world) error
+}
+
+// waker is a policy told of a demand change between its ticks, as the
+// campaign tier tells the live scaler (Controller.Wake) when a campaign is
+// started, changed or scheduled.
+type waker interface {
+	wake(w *world) error
 }
 
 // world is one simulation in progress.
@@ -117,6 +126,11 @@ func Run(t *Trace, s Settings, policyName string) (Result, error) {
 		return Result{}, err
 	}
 	failPerSec := s.Cloud.FailuresPerHour / 3600
+	events := map[time.Duration]bool{}
+	for _, c := range t.Changes {
+		events[c.At], events[c.Announced] = true, true
+	}
+	wk, _ := p.(waker)
 	for w.now = 0; w.now <= t.End; w.now += time.Second {
 		wanted := w.demand.advance(w.now)
 		alive := 0
@@ -136,8 +150,13 @@ func Run(t *Trace, s Settings, policyName string) (Result, error) {
 			}
 		}
 		w.res.PeakNodes = max(w.res.PeakNodes, alive)
-		if w.now%s.Tick == 0 {
+		switch {
+		case w.now%s.Tick == 0:
 			if err := p.tick(w); err != nil {
+				return Result{}, err
+			}
+		case events[w.now] && wk != nil:
+			if err := wk.wake(w); err != nil {
 				return Result{}, err
 			}
 		}
@@ -155,6 +174,7 @@ func Run(t *Trace, s Settings, policyName string) (Result, error) {
 	w.res.DroppedByScaleIn = math.Round(w.cloud.dropped)
 	w.res.LostToFailures = math.Round(w.cloud.lost)
 	w.res.Launches, w.res.Terminations, w.res.ShortLived = w.cloud.launches, w.cloud.terminations, w.cloud.shortLived
+	w.res.Throttled, w.res.Refused = w.cloud.throttled, w.cloud.insufficient
 	return w.res, nil
 }
 
@@ -271,6 +291,13 @@ func (e *elastidial) tick(w *world) error {
 	// The scaler's errors (a throttled or refused launch) are retried on
 	// the next tick, as live.
 	_ = e.c.Tick(ctx)
+	return nil
+}
+
+// wake is the reconcile pass Controller.Wake starts; nodes heartbeat on
+// their own interval, at the next tick.
+func (e *elastidial) wake(*world) error {
+	_ = e.c.Tick(context.Background())
 	return nil
 }
 

@@ -32,6 +32,17 @@ type API struct {
 	// ValidateFlow checks a flow document before it is saved; nil accepts
 	// any JSON object.
 	ValidateFlow func(ctx context.Context, doc []byte) error
+	// DemandChanged is told, after the change is stored, that a campaign
+	// was created, updated, started, paused, stopped or given contacts, or
+	// a trunk's limits changed, so the scaler can act on it before its
+	// next tick; nil = nobody.
+	DemandChanged func()
+}
+
+func (a *API) demandChanged() {
+	if a.DemandChanged != nil {
+		a.DemandChanged()
+	}
 }
 
 func (a *API) now() time.Time {
@@ -173,6 +184,7 @@ func (a *API) putTrunk(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.demandChanged()
 	writeJSON(w, http.StatusOK, t)
 }
 
@@ -196,6 +208,7 @@ func (a *API) createCampaign(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.demandChanged()
 	w.Header().Set("Location", "/api/v1/campaigns/"+c.ID)
 	writeJSON(w, http.StatusCreated, c)
 }
@@ -221,6 +234,7 @@ func (a *API) updateCampaign(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.demandChanged()
 	writeJSON(w, http.StatusOK, c)
 }
 
@@ -308,6 +322,7 @@ func (a *API) importContacts(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.demandChanged()
 	if res.Rejections == nil {
 		res.Rejections = []importer.Rejection{}
 	}
@@ -364,6 +379,7 @@ func (a *API) setStatus(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.demandChanged()
 	writeJSON(w, http.StatusOK, c)
 }
 

@@ -188,3 +188,44 @@ func TestHostileRequests(t *testing.T) {
 		t.Fatalf("forged token: %d", status)
 	}
 }
+
+// TestDemandChangedWakesScaler: every change that can move demand tells the
+// scaler once it is stored; reads and refused changes do not.
+func TestDemandChangedWakesScaler(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "api.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	noon := time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
+	wakes := 0
+	a := &API{Store: s, Now: func() time.Time { return noon }, DemandChanged: func() { wakes++ }}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	tok, err := s.CreateToken(ctx, "test", noon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, url: srv.URL, token: tok}
+	step := func(what string, want int) {
+		t.Helper()
+		if wakes != want {
+			t.Fatalf("after %s: %d wakes, want %d", what, wakes, want)
+		}
+	}
+	c.json("PUT", "/api/v1/trunks/carrier", map[string]any{"max_channels": 120, "max_cps": 10}, 200, nil)
+	step("trunk", 1)
+	var camp struct{ ID string }
+	c.json("POST", "/api/v1/campaigns", map[string]any{"name": "R", "trunk": "carrier", "caller_id": "+14155550100", "target": 50}, 201, &camp)
+	step("create", 2)
+	c.json("GET", "/api/v1/campaigns/"+camp.ID, nil, 200, nil)
+	step("read", 2)
+	c.json("POST", "/api/v1/campaigns/"+camp.ID+"/start", nil, 409, nil)
+	step("refused start", 2)
+	c.json("PUT", "/api/v1/campaigns/"+camp.ID+"/flow", map[string]any{"start": "hello"}, 200, nil)
+	c.json("POST", "/api/v1/campaigns/"+camp.ID+"/start", nil, 200, nil)
+	step("start", 3)
+	c.json("PUT", "/api/v1/campaigns/"+camp.ID, map[string]any{"name": "R", "trunk": "carrier", "caller_id": "+14155550100", "target": 500}, 200, nil)
+	step("target raised", 4)
+}

@@ -122,7 +122,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 			return ok
 		})
 		return cmp.Or(listErr, err)
-	}}
+	}, DemandChanged: scaler.Wake}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("GET /api/v1/cost", api.Auth(scaler.CostHandler(store)))
