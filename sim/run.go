@@ -1,12 +1,14 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 
@@ -303,10 +305,12 @@ func (e *elastidial) wake(*world) error {
 
 // --- reactive: a stock target-tracking group --------------------------------------
 
-// reactive scales on current load like a cloud auto-scaling group with
+// reactive scales on current load like a stock EC2 Auto Scaling group with
 // target tracking: keep utilisation of running nodes near 70%, scale out
-// after 60 s, scale in after a 300 s cooldown by terminating the oldest
-// nodes, calls and all.
+// after 60 s, scale in after a 300 s cooldown, calls and all. It picks
+// whom to terminate by the default termination policy: one launch
+// template, so the instances closest to their next billing hour, ties at
+// random.
 type reactive struct{ lastOut, lastIn time.Duration }
 
 func (*reactive) name() string { return "reactive" }
@@ -332,8 +336,11 @@ func (r *reactive) tick(w *world) error {
 			r.lastOut = w.now
 		}
 	case desired < len(alive) && w.now-r.lastIn >= 5*time.Minute && w.now-r.lastOut >= 5*time.Minute:
+		toHour := func(in *instance) time.Duration { return time.Hour - (w.now-in.launchedAt)%time.Hour }
+		w.rng.Shuffle(len(alive), func(i, j int) { alive[i], alive[j] = alive[j], alive[i] })
+		slices.SortStableFunc(alive, func(a, b *instance) int { return cmp.Compare(toHour(a), toHour(b)) })
 		var ids []string
-		for _, in := range alive[:len(alive)-desired] { // oldest first
+		for _, in := range alive[:len(alive)-desired] {
 			ids = append(ids, in.id)
 		}
 		w.cloud.Terminate(context.Background(), ids)
