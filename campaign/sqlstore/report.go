@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
@@ -80,15 +81,21 @@ func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, e
 		if err != nil {
 			return nil, err
 		}
-		callableAt := func(at time.Time) int {
+		// callableAt counts the contacts callable m minutes from now: due
+		// by then, in a zone whose calling window is open then.
+		callableAt := func(m int) int {
 			n := 0
-			for _, g := range s.openGroups(c.Window, at) {
-				n += due[g]
+			for _, g := range s.openGroups(c.Window, now.Add(time.Duration(m)*time.Minute)) {
+				if byMinute := due[g]; byMinute != nil {
+					for _, k := range byMinute[:m+1] {
+						n += k
+					}
+				}
 			}
 			return n
 		}
 		if c.Status == campaign.StatusRunning {
-			d.Callable = callableAt(now)
+			d.Callable = callableAt(0)
 			if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM contacts WHERE campaign_id = ? AND state = 'leased'`), c.ID).Scan(&d.Active); err != nil {
 				return nil, fmt.Errorf("demand: %w", err)
 			}
@@ -100,38 +107,50 @@ func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, e
 			if n >= 10 {
 				d.AvgAttemptSeconds = avg / 1000
 			}
-			// Calling windows that open within the hour.
+			// The first minute within the hour that more contacts become
+			// callable: a calling window opens, or retries fall due.
 			if d.Callable < c.Target {
-				for step := 15 * time.Minute; step <= time.Hour; step += 15 * time.Minute {
-					if k := callableAt(now.Add(step)); k > d.Callable {
-						d.Upcoming = append(d.Upcoming, campaign.Upcoming{At: now.Add(step), Target: min(c.Target, k)})
+				for m := 1; m <= dueMinutes; m++ {
+					if k := callableAt(m); k > d.Callable {
+						d.Upcoming = append(d.Upcoming, campaign.Upcoming{At: now.Add(time.Duration(m) * time.Minute), Target: min(c.Target, k)})
 						break
 					}
 				}
 			}
 		} else {
-			d.Upcoming = append(d.Upcoming, campaign.Upcoming{At: *c.StartAt, Target: min(c.Target, callableAt(*c.StartAt))})
+			m := int(math.Ceil(c.StartAt.Sub(now).Minutes()))
+			d.Upcoming = append(d.Upcoming, campaign.Upcoming{At: *c.StartAt, Target: min(c.Target, callableAt(min(m, dueMinutes)))})
 		}
 		out = append(out, d)
 	}
 	return out, nil
 }
 
-// dueByGroup counts pending contacts due within the hour by zone group.
-func (s *Store) dueByGroup(ctx context.Context, id string, now time.Time) (map[int64]int, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT zgroup, COUNT(*) FROM contacts WHERE campaign_id = ? AND state = 'pending' AND next_at <= ? GROUP BY zgroup`), id, ms(now))
+// dueMinutes is how far ahead Demand looks for contacts falling due.
+const dueMinutes = 60
+
+// dueByGroup counts a campaign's pending contacts by zone group and by the
+// minute they fall due: [0] is due now, [m] within m minutes, up to an
+// hour ahead.
+func (s *Store) dueByGroup(ctx context.Context, id string, now time.Time) (map[int64]*[dueMinutes + 1]int, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT zgroup, CASE WHEN next_at <= ? THEN 0 ELSE (next_at - ? + 59999) / 60000 END AS m, COUNT(*)
+		FROM contacts WHERE campaign_id = ? AND state = 'pending' AND next_at <= ? GROUP BY zgroup, m`),
+		ms(now), ms(now), id, ms(now.Add(dueMinutes*time.Minute)))
 	if err != nil {
 		return nil, fmt.Errorf("demand: %w", err)
 	}
 	defer rows.Close()
-	out := map[int64]int{}
+	out := map[int64]*[dueMinutes + 1]int{}
 	for rows.Next() {
-		var g int64
+		var g, m int64
 		var n int
-		if err := rows.Scan(&g, &n); err != nil {
+		if err := rows.Scan(&g, &m, &n); err != nil {
 			return nil, fmt.Errorf("demand: %w", err)
 		}
-		out[g] = n
+		if out[g] == nil {
+			out[g] = new([dueMinutes + 1]int)
+		}
+		out[g][min(max(m, 0), dueMinutes)] += n
 	}
 	return out, rows.Err()
 }

@@ -528,3 +528,37 @@ func testDialingConfig(t *testing.T, mc *testenv.Memcached, dsn string) {
 		mc.Start()
 	}
 }
+
+// Demand reports the minute more contacts become callable, from a calling
+// window opening or retries falling due, so the scaler (whose boot lead is
+// a few minutes) has nodes ready when they do.
+func TestDemandForeseesWindowsAndRetries(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		c := setup(t, s, 100, func(c *campaign.Campaign) { c.Target = 60 })
+		demand := func(now time.Time) campaign.Demand {
+			t.Helper()
+			ds, err := s.Demand(ctx, now)
+			if err != nil || len(ds) != 1 {
+				t.Fatalf("demand: %v %v", ds, err)
+			}
+			return ds[0]
+		}
+		// 07:58 in New York: the window opens at 08:00.
+		early := time.Date(2026, 3, 10, 11, 58, 0, 0, time.UTC)
+		d := demand(early)
+		if d.Callable != 0 || len(d.Upcoming) != 1 || !d.Upcoming[0].At.Equal(early.Add(2*time.Minute)) || d.Upcoming[0].Target != 60 {
+			t.Fatalf("before the window: callable %d, upcoming %+v; want 60 at 08:00", d.Callable, d.Upcoming)
+		}
+		// Noon, every contact waiting for a retry: 30 due in 4 minutes,
+		// the rest in two hours.
+		if _, err := s.DB().ExecContext(ctx, s.q(`UPDATE contacts SET next_at = CASE WHEN id % 10 < 3 THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END WHERE campaign_id = ?`),
+			ms(noonNY.Add(4*time.Minute)), ms(noonNY.Add(2*time.Hour)), c.ID); err != nil {
+			t.Fatal(err)
+		}
+		d = demand(noonNY)
+		if d.Callable != 0 || len(d.Upcoming) != 1 || !d.Upcoming[0].At.Equal(noonNY.Add(4*time.Minute)) || d.Upcoming[0].Target != 30 {
+			t.Fatalf("retries due: callable %d, upcoming %+v; want 30 at 12:04", d.Callable, d.Upcoming)
+		}
+	})
+}
