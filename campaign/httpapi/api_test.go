@@ -59,7 +59,8 @@ func (c *client) json(method, path string, in any, wantStatus int, out any) {
 	}
 }
 
-func newAPI(t *testing.T) (*client, *sqlstore.Store) {
+// newAPI serves an API over a fresh store; opts adjust the API first.
+func newAPI(t *testing.T, opts ...func(*API)) (*client, *sqlstore.Store) {
 	ctx := context.Background()
 	s, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "api.db"))
 	if err != nil {
@@ -68,6 +69,9 @@ func newAPI(t *testing.T) (*client, *sqlstore.Store) {
 	t.Cleanup(func() { s.Close() })
 	noon := time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
 	a := &API{Store: s, Now: func() time.Time { return noon }}
+	for _, o := range opts {
+		o(a)
+	}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
 	tok, err := s.CreateToken(ctx, "test", noon)
@@ -192,22 +196,8 @@ func TestHostileRequests(t *testing.T) {
 // TestDemandChangedWakesScaler: every change that can move demand tells the
 // scaler once it is stored; reads and refused changes do not.
 func TestDemandChangedWakesScaler(t *testing.T) {
-	ctx := context.Background()
-	s, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "api.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	noon := time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
 	wakes := 0
-	a := &API{Store: s, Now: func() time.Time { return noon }, DemandChanged: func() { wakes++ }}
-	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(srv.Close)
-	tok, err := s.CreateToken(ctx, "test", noon)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &client{t: t, url: srv.URL, token: tok}
+	c, _ := newAPI(t, func(a *API) { a.DemandChanged = func() { wakes++ } })
 	step := func(what string, want int) {
 		t.Helper()
 		if wakes != want {
