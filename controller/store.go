@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/elastidial/elastidial/internal/sqldialect"
 )
 
 // Store keeps what a restarted controller must not forget: every node it
@@ -92,17 +94,7 @@ func (s *Store) q(query string) string {
 	if !s.postgres {
 		return query
 	}
-	out := make([]byte, 0, len(query)+8)
-	n := 0
-	for i := 0; i < len(query); i++ {
-		if query[i] == '?' {
-			n++
-			out = append(out, fmt.Sprintf("$%d", n)...)
-			continue
-		}
-		out = append(out, query[i])
-	}
-	return string(out)
+	return sqldialect.Dollar(query)
 }
 
 func unixNano(t time.Time) int64 {

@@ -16,7 +16,6 @@ import (
 	"io"
 
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/importer"
+	"github.com/elastidial/elastidial/internal/sqldialect"
 )
 
 // Store is the SQL campaign store. It is safe for concurrent use.
@@ -125,18 +125,7 @@ func (s *Store) q(query string) string {
 	if !s.postgres {
 		return query
 	}
-	var b strings.Builder
-	n := 0
-	for i := 0; i < len(query); i++ {
-		if query[i] == '?' {
-			n++
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(n))
-			continue
-		}
-		b.WriteByte(query[i])
-	}
-	return b.String()
+	return sqldialect.Dollar(query)
 }
 
 // write runs fn in a write transaction.
