@@ -8,21 +8,8 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"github.com/elastidial/elastidial/internal/testenv"
+	"github.com/elastidial/elastidial/xmlrpc"
 )
-
-type mc struct{ c *memcache.Client }
-
-func (m mc) Get(k string) ([]byte, error) {
-	it, err := m.c.Get(k)
-	if err != nil {
-		return nil, err
-	}
-	return it.Value, nil
-}
-
-func (m mc) Set(k string, v []byte, ttl time.Duration) error {
-	return m.c.Set(&memcache.Item{Key: k, Value: v, Expiration: int32(ttl / time.Second)})
-}
 
 // countingStore counts URL signings.
 type countingStore struct {
@@ -46,8 +33,8 @@ func TestManifestCachedInMemcached(t *testing.T) {
 	fx := newFixture(t)
 	st := &countingStore{Store: fx.folder}
 	// Two controllers behind a load balancer share memcached.
-	a := &Library{Store: st, Cache: mc{client}}
-	b := &Library{Store: st, Cache: mc{client}}
+	a := &Library{Store: st, Cache: xmlrpc.MemcacheTTL{Client: client}}
+	b := &Library{Store: st, Cache: xmlrpc.MemcacheTTL{Client: client}}
 	a.Put(ctx, "survey", "welcome.wav", wav(8000, 1, 0.1))
 	m1, err := a.Manifest(ctx, "")
 	if err != nil || st.signed != 1 {
