@@ -22,12 +22,18 @@ func readyHB(calls int) nodeapi.HeartbeatRequest {
 	return nodeapi.HeartbeatRequest{ActiveCalls: calls, Capacity: 100, AMIConnected: true, TimingOK: true, AudioVersion: "v1"}
 }
 
-func newTestController(t *testing.T, cloud Cloud, d DemandSource, store *Store, clock Clock) *Controller {
+// newTestController builds a controller for the lifecycle tests; opts
+// adjust its options first.
+func newTestController(t *testing.T, cloud Cloud, d DemandSource, store *Store, clock Clock, opts ...func(*Options)) *Controller {
 	t.Helper()
 	// The lifecycle tests drain nodes a few minutes old; the churn guard
 	// (MinLifetime, 10 minutes by default) has tests of its own.
-	c, err := New(context.Background(), cloud, d, store, Options{Clock: clock, Logger: quiet, Plan: Config{MinLifetime: time.Minute},
-		AudioVersion: func(context.Context) (string, error) { return "v1", nil }})
+	opt := Options{Clock: clock, Logger: quiet, Plan: Config{MinLifetime: time.Minute},
+		AudioVersion: func(context.Context) (string, error) { return "v1", nil }}
+	for _, o := range opts {
+		o(&opt)
+	}
+	c, err := New(context.Background(), cloud, d, store, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,19 +342,16 @@ func TestEndedNodesReleaseTheirLeases(t *testing.T) {
 		cloud := newFakeCloud(realClock{})
 		var released []string
 		fail := true
-		c, err := New(ctx, cloud, &fakeDemand{target: 150}, nil, Options{Logger: quiet, Plan: Config{MinLifetime: time.Minute},
-			AudioVersion: func(context.Context) (string, error) { return "v1", nil },
-			ReleaseNode: func(_ context.Context, id string) error {
+		c := newTestController(t, cloud, &fakeDemand{target: 150}, nil, realClock{}, func(o *Options) {
+			o.ReleaseNode = func(_ context.Context, id string) error {
 				if fail {
 					fail = false
 					return errInjected
 				}
 				released = append(released, id)
 				return nil
-			}})
-		if err != nil {
-			t.Fatal(err)
-		}
+			}
+		})
 		mustTick(t, c)
 		cloud.boot()
 		for _, id := range []string{"i-0001", "i-0002"} {
