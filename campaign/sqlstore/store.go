@@ -92,8 +92,13 @@ func (s *Store) Close() error { return s.db.Close() }
 // DB exposes the database for packages that keep their own tables in it.
 func (s *Store) DB() *sql.DB { return s.db }
 
-// Postgres reports whether the store runs on PostgreSQL.
-func (s *Store) Postgres() bool { return s.postgres }
+// Driver is the database/sql driver of DB: "pgx" or "sqlite".
+func (s *Store) Driver() string {
+	if s.postgres {
+		return "pgx"
+	}
+	return "sqlite"
+}
 
 func (s *Store) migrate(ctx context.Context) error {
 	return s.write(ctx, func(tx *sql.Tx) error {

@@ -41,11 +41,7 @@ func report(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer,
 		return err
 	}
 	defer store.Close()
-	driver := "sqlite"
-	if store.Postgres() {
-		driver = "pgx"
-	}
-	nodes, err := controller.OpenStore(ctx, store.DB(), driver)
+	nodes, err := controller.OpenStore(ctx, store.DB(), store.Driver())
 	if err != nil {
 		return err
 	}

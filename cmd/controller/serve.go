@@ -71,11 +71,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	defer closeCloud(context.Background())
-	driver := "sqlite"
-	if store.Postgres() {
-		driver = "pgx"
-	}
-	nodeStore, err := controller.OpenStore(ctx, store.DB(), driver)
+	nodeStore, err := controller.OpenStore(ctx, store.DB(), store.Driver())
 	if err != nil {
 		return err
 	}
