@@ -1,11 +1,12 @@
 package storage
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/elastidial/elastidial/internal/jsonhttp"
 )
 
 // Handler serves the campaign managers' audio API (mount under
@@ -22,7 +23,7 @@ func (l *Library) Handler() http.Handler {
 			jsonError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"version": v, "files": objs})
+		jsonhttp.Write(w, http.StatusOK, map[string]any{"version": v, "files": objs})
 	})
 	m.HandleFunc("POST /api/v1/audio/{set}", func(w http.ResponseWriter, r *http.Request) {
 		set := r.PathValue("set")
@@ -69,7 +70,7 @@ func (l *Library) Handler() http.Handler {
 			return
 		}
 		v, _ := l.Version(r.Context())
-		writeJSON(w, http.StatusCreated, map[string]any{"version": v, "stored": stored})
+		jsonhttp.Write(w, http.StatusCreated, map[string]any{"version": v, "stored": stored})
 	})
 	m.HandleFunc("DELETE /api/v1/audio/{set}/{name}", func(w http.ResponseWriter, r *http.Request) {
 		err := l.Delete(r.Context(), r.PathValue("set")+"/"+r.PathValue("name"))
@@ -87,14 +88,6 @@ func (l *Library) Handler() http.Handler {
 	return m
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
-}
-
 func jsonError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	jsonhttp.Write(w, status, map[string]string{"error": msg})
 }

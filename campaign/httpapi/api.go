@@ -18,6 +18,7 @@ import (
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/importer"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/internal/jsonhttp"
 )
 
 // MaxJSONBytes bounds a JSON request body; dial lists stream and have their
@@ -99,15 +100,7 @@ type errorBody struct {
 }
 
 func writeError(w http.ResponseWriter, status int, msg, field string) {
-	writeJSON(w, status, errorBody{Error: msg, Field: field})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+	jsonhttp.Write(w, status, errorBody{Error: msg, Field: field})
 }
 
 // fail maps a store error to a status and a message a person can act on.
@@ -170,7 +163,7 @@ func (a *API) listTrunks(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, orEmpty(ts))
+	jsonhttp.Write(w, http.StatusOK, orEmpty(ts))
 }
 
 func (a *API) putTrunk(w http.ResponseWriter, r *http.Request) {
@@ -185,7 +178,7 @@ func (a *API) putTrunk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.demandChanged()
-	writeJSON(w, http.StatusOK, t)
+	jsonhttp.Write(w, http.StatusOK, t)
 }
 
 func (a *API) listCampaigns(w http.ResponseWriter, r *http.Request) {
@@ -194,7 +187,7 @@ func (a *API) listCampaigns(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, orEmpty(cs))
+	jsonhttp.Write(w, http.StatusOK, orEmpty(cs))
 }
 
 func (a *API) createCampaign(w http.ResponseWriter, r *http.Request) {
@@ -210,7 +203,7 @@ func (a *API) createCampaign(w http.ResponseWriter, r *http.Request) {
 	}
 	a.demandChanged()
 	w.Header().Set("Location", "/api/v1/campaigns/"+c.ID)
-	writeJSON(w, http.StatusCreated, c)
+	jsonhttp.Write(w, http.StatusCreated, c)
 }
 
 func (a *API) getCampaign(w http.ResponseWriter, r *http.Request) {
@@ -219,7 +212,7 @@ func (a *API) getCampaign(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	jsonhttp.Write(w, http.StatusOK, c)
 }
 
 func (a *API) updateCampaign(w http.ResponseWriter, r *http.Request) {
@@ -235,7 +228,7 @@ func (a *API) updateCampaign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.demandChanged()
-	writeJSON(w, http.StatusOK, c)
+	jsonhttp.Write(w, http.StatusOK, c)
 }
 
 func (a *API) putFlow(w http.ResponseWriter, r *http.Request) {
@@ -259,7 +252,7 @@ func (a *API) putFlow(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"flow_version": v})
+	jsonhttp.Write(w, http.StatusOK, map[string]int{"flow_version": v})
 }
 
 func (a *API) getFlow(w http.ResponseWriter, r *http.Request) {
@@ -326,7 +319,7 @@ func (a *API) importContacts(w http.ResponseWriter, r *http.Request) {
 	if res.Rejections == nil {
 		res.Rejections = []importer.Rejection{}
 	}
-	writeJSON(w, http.StatusOK, struct {
+	jsonhttp.Write(w, http.StatusOK, struct {
 		sqlstore.ImportResult
 		RejectionsURL string `json:"rejections_url"`
 	}{res, "/api/v1/imports/" + res.ID + "/rejections.csv"})
@@ -360,7 +353,7 @@ func (a *API) importDNC(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rep)
+	jsonhttp.Write(w, http.StatusOK, rep)
 }
 
 func (a *API) setStatus(w http.ResponseWriter, r *http.Request) {
@@ -380,7 +373,7 @@ func (a *API) setStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.demandChanged()
-	writeJSON(w, http.StatusOK, c)
+	jsonhttp.Write(w, http.StatusOK, c)
 }
 
 func (a *API) stats(w http.ResponseWriter, r *http.Request) {
@@ -389,7 +382,7 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	jsonhttp.Write(w, http.StatusOK, st)
 }
 
 func (a *API) results(w http.ResponseWriter, r *http.Request) {
