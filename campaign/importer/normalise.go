@@ -102,16 +102,25 @@ func readHeader(cr *csvReader, rep *Report, opt Options, dnc bool) (*header, err
 		}
 		return -1
 	}
-	if opt.PhoneColumn != "" {
-		if h.phone = find(opt.PhoneColumn); h.phone < 0 {
-			return nil, &FileError{Line: rec.line, Msg: fmt.Sprintf("no column %q; the header has %s", opt.PhoneColumn, quoteList(names))}
+	// column is the column asked for by name (an error if absent), else the
+	// first of the usual names present, else -1.
+	column := func(asked string, usual []string, what string) (int, error) {
+		if asked != "" {
+			if i := find(asked); i >= 0 {
+				return i, nil
+			}
+			return -1, &FileError{Line: rec.line, Msg: fmt.Sprintf("no %scolumn %q; the header has %s", what, asked, quoteList(names))}
 		}
-	} else {
-		for _, n := range phoneNames {
-			if h.phone = find(n); h.phone >= 0 {
-				break
+		for _, n := range usual {
+			if i := find(n); i >= 0 {
+				return i, nil
 			}
 		}
+		return -1, nil
+	}
+	var err error
+	if h.phone, err = column(opt.PhoneColumn, phoneNames, ""); err != nil {
+		return nil, err
 	}
 	if h.phone < 0 {
 		if dnc && len(rec.fields) == 1 && looksLikeNumber(names[0]) {
@@ -132,16 +141,8 @@ func readHeader(cr *csvReader, rep *Report, opt Options, dnc bool) (*header, err
 	if dnc {
 		return h, nil
 	}
-	if opt.TimezoneColumn != "" {
-		if h.tz = find(opt.TimezoneColumn); h.tz < 0 {
-			return nil, &FileError{Line: rec.line, Msg: fmt.Sprintf("no time zone column %q; the header has %s", opt.TimezoneColumn, quoteList(names))}
-		}
-	} else {
-		for _, n := range tzNames {
-			if h.tz = find(n); h.tz >= 0 {
-				break
-			}
-		}
+	if h.tz, err = column(opt.TimezoneColumn, tzNames, "time zone "); err != nil {
+		return nil, err
 	}
 	if h.tz == h.phone {
 		h.tz = -1
