@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -36,12 +37,8 @@ var DefaultOnDemand = map[string]map[string]float64{
 
 // WithDefaults fills the zero fields.
 func (p Pricing) WithDefaults() Pricing {
-	if p.Region == "" {
-		p.Region = "us-east-1"
-	}
-	if p.DefaultType == "" {
-		p.DefaultType = "c6i.large"
-	}
+	p.Region = cmp.Or(p.Region, "us-east-1")
+	p.DefaultType = cmp.Or(p.DefaultType, "c6i.large")
 	if p.OnDemand == nil {
 		p.OnDemand = DefaultOnDemand
 	}

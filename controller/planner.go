@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"sort"
@@ -139,43 +140,22 @@ type Config struct {
 
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
-	def := func(p *time.Duration, d time.Duration) {
-		if *p == 0 {
-			*p = d
-		}
-	}
-	if c.SlotsPerNode == 0 {
-		c.SlotsPerNode = 100
-	}
-	if c.MaxNodes == 0 {
-		c.MaxNodes = 50
-	}
-	if c.Headroom == 0 {
-		c.Headroom = 0.05
-	}
-	if c.DefaultAttemptSeconds == 0 {
-		c.DefaultAttemptSeconds = 30
-	}
-	def(&c.ScaleInWindow, 5*time.Minute)
-	def(&c.MinLifetime, 10*time.Minute)
-	def(&c.BootLead, 3*time.Minute)
-	def(&c.RegisterDeadline, 5*time.Minute)
-	def(&c.ReadyDeadline, 10*time.Minute)
-	def(&c.HeartbeatDeadline, 45*time.Second)
-	def(&c.DrainTimeout, 15*time.Minute)
-	def(&c.SpotDrainTimeout, 2*time.Minute)
-	if c.StruggleCPU == 0 {
-		c.StruggleCPU = 0.85
-	}
-	if c.StruggleFactor == 0 {
-		c.StruggleFactor = 0.75
-	}
-	if c.PricePerHour == 0 {
-		c.PricePerHour = 0.085
-	}
-	if c.MaxLaunchBatch == 0 {
-		c.MaxLaunchBatch = 50
-	}
+	c.SlotsPerNode = cmp.Or(c.SlotsPerNode, 100)
+	c.MaxNodes = cmp.Or(c.MaxNodes, 50)
+	c.Headroom = cmp.Or(c.Headroom, 0.05)
+	c.DefaultAttemptSeconds = cmp.Or(c.DefaultAttemptSeconds, 30)
+	c.ScaleInWindow = cmp.Or(c.ScaleInWindow, 5*time.Minute)
+	c.MinLifetime = cmp.Or(c.MinLifetime, 10*time.Minute)
+	c.BootLead = cmp.Or(c.BootLead, 3*time.Minute)
+	c.RegisterDeadline = cmp.Or(c.RegisterDeadline, 5*time.Minute)
+	c.ReadyDeadline = cmp.Or(c.ReadyDeadline, 10*time.Minute)
+	c.HeartbeatDeadline = cmp.Or(c.HeartbeatDeadline, 45*time.Second)
+	c.DrainTimeout = cmp.Or(c.DrainTimeout, 15*time.Minute)
+	c.SpotDrainTimeout = cmp.Or(c.SpotDrainTimeout, 2*time.Minute)
+	c.StruggleCPU = cmp.Or(c.StruggleCPU, 0.85)
+	c.StruggleFactor = cmp.Or(c.StruggleFactor, 0.75)
+	c.PricePerHour = cmp.Or(c.PricePerHour, 0.085)
+	c.MaxLaunchBatch = cmp.Or(c.MaxLaunchBatch, 50)
 	return c
 }
 

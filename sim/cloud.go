@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,27 +25,13 @@ type CloudModel struct {
 }
 
 func (m CloudModel) withDefaults() CloudModel {
-	if m.BootMedian == 0 {
-		m.BootMedian = 45 * time.Second
-	}
-	if m.BootTail == 0 {
-		m.BootTail = 2 * time.Minute
-	}
-	if m.PricePerHour == 0 {
-		m.PricePerHour = 0.085
-	}
-	if m.MinBilled == 0 {
-		m.MinBilled = time.Minute
-	}
-	if m.LaunchesPerSec == 0 {
-		m.LaunchesPerSec = 2
-	}
-	if m.CapacityFailure == 0 {
-		m.CapacityFailure = 0.01
-	}
-	if m.FailuresPerHour == 0 {
-		m.FailuresPerHour = 0.002
-	}
+	m.BootMedian = cmp.Or(m.BootMedian, 45*time.Second)
+	m.BootTail = cmp.Or(m.BootTail, 2*time.Minute)
+	m.PricePerHour = cmp.Or(m.PricePerHour, 0.085)
+	m.MinBilled = cmp.Or(m.MinBilled, time.Minute)
+	m.LaunchesPerSec = cmp.Or(m.LaunchesPerSec, 2)
+	m.CapacityFailure = cmp.Or(m.CapacityFailure, 0.01)
+	m.FailuresPerHour = cmp.Or(m.FailuresPerHour, 0.002)
 	return m
 }
 

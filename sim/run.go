@@ -27,24 +27,14 @@ type Settings struct {
 }
 
 func (s Settings) withDefaults() Settings {
-	if s.Slots == 0 {
-		s.Slots = 100
-	}
-	if s.MeanCallSeconds == 0 {
-		s.MeanCallSeconds = 60
-	}
-	if s.Tick == 0 {
-		s.Tick = 10 * time.Second
-	}
-	if s.SampleEvery == 0 {
-		s.SampleEvery = time.Minute
-	}
+	s.Slots = cmp.Or(s.Slots, 100)
+	s.MeanCallSeconds = cmp.Or(s.MeanCallSeconds, 60)
+	s.Tick = cmp.Or(s.Tick, 10*time.Second)
+	s.SampleEvery = cmp.Or(s.SampleEvery, time.Minute)
 	s.Cloud = s.Cloud.withDefaults()
 	s.Plan.SlotsPerNode = s.Slots
 	s.Plan.PricePerHour = s.Cloud.PricePerHour
-	if s.Plan.MaxNodes == 0 {
-		s.Plan.MaxNodes = 1000
-	}
+	s.Plan.MaxNodes = cmp.Or(s.Plan.MaxNodes, 1000)
 	return s
 }
 
