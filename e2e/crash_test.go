@@ -14,7 +14,7 @@ import (
 )
 
 // agentPID reads the running agent's PID from its log (the last start).
-func (s *system) agentPID(t *testing.T) int {
+func (s *system) agentPID(t testing.TB) int {
 	t.Helper()
 	logs, _ := filepath.Glob(filepath.Join(s.dir, "nodes", "*", "agent.log"))
 	pid := 0
@@ -27,6 +27,23 @@ func (s *system) agentPID(t *testing.T) int {
 	if pid == 0 {
 		t.Fatal("no running agent in the node logs")
 	}
+	return pid
+}
+
+// agentPIDWhenUp waits for the local node's agent to start.
+func (s *system) agentPIDWhenUp(t testing.TB) int {
+	t.Helper()
+	pid := 0
+	waitFor(t, s, time.Minute, "the node's agent", func() bool {
+		logs, _ := filepath.Glob(filepath.Join(s.dir, "nodes", "*", "agent.log"))
+		for _, f := range logs {
+			b, _ := os.ReadFile(f)
+			if m := regexp.MustCompile(`msg="node-agent running".* pid=(\d+)`).FindSubmatch(b); m != nil {
+				pid, _ = strconv.Atoi(string(m[1]))
+			}
+		}
+		return pid != 0
+	})
 	return pid
 }
 

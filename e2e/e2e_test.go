@@ -51,7 +51,7 @@ func TestMain(m *testing.M) {
 
 // system is one control center with one real node and the carrier.
 type system struct {
-	t       *testing.T
+	t       testing.TB
 	base    string // controller URL
 	token   string
 	node    *realasterisk.Node
@@ -61,8 +61,11 @@ type system struct {
 	ctlDone chan struct{}
 }
 
-// start brings the whole system up; everything stops when the test ends.
-func start(t *testing.T) *system {
+// start brings the whole system up with one node of 20 slots; everything
+// stops when the test ends.
+func start(t testing.TB) *system { return startWith(t, 20) }
+
+func startWith(t testing.TB, slots int, flags ...string) *system {
 	t.Helper()
 	root := realasterisk.Root(t)
 	s := &system{t: t, dir: realasterisk.OpenDir(t, t.TempDir())}
@@ -88,8 +91,9 @@ func start(t *testing.T) *system {
 		"-audio", filepath.Join(s.dir, "audio"), "-secret-file", filepath.Join(s.dir, "secret"),
 		"-cloud", "local", "-agent-path", bins.agent, "-local-dir", filepath.Join(s.dir, "nodes"),
 		"-local-ami", s.node.AMIAddr, "-local-ami-user", s.node.AMIUser, "-local-agi", s.node.AGIAddr,
-		"-local-sounds", sounds, "-max-nodes", "1", "-node-slots", "20", "-tick", "1s",
+		"-local-sounds", sounds, "-max-nodes", "1", "-node-slots", strconv.Itoa(slots), "-tick", "1s",
 		"-scale-in-window", "2s", "-min-node-lifetime", "1s")
+	s.ctl.Args = append(s.ctl.Args, flags...)
 	s.ctl.Env = append(os.Environ(), "ELASTIDIAL_LOCAL_AMI_SECRET="+s.node.AMISecret)
 	s.ctl.Stdout, s.ctl.Stderr = logf, logf
 	s.ctl.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -265,7 +269,7 @@ func prompt(seconds float64) []byte {
 }
 
 // waitFor polls until cond holds, failing the test after d.
-func waitFor(t *testing.T, s *system, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, s *system, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
