@@ -72,6 +72,10 @@ type Config struct {
 	AnswerGrace time.Duration
 	// Proc is the proc filesystem root, default /proc.
 	Proc string
+	// Recordings is the folder Asterisk writes recordings into (writable by
+	// its user); each is uploaded with its call's result, then removed.
+	// Default /var/spool/asterisk/elastidial-recordings.
+	Recordings string
 	// InflightDir holds the calls originated and not yet settled, so that
 	// a restarted agent ends what its predecessor left ringing; default
 	// "inflight" beside Queue.Dir.
@@ -156,6 +160,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.Proc == "" {
 		cfg.Proc = "/proc"
+	}
+	if cfg.Recordings == "" {
+		cfg.Recordings = "/var/spool/asterisk/elastidial-recordings"
 	}
 	if cfg.InflightDir == "" {
 		cfg.InflightDir = filepath.Join(filepath.Dir(filepath.Clean(cfg.Queue.Dir)), "inflight")

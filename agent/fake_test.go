@@ -34,6 +34,7 @@ type fakeController struct {
 	steps       []nodeapi.StepRequest
 	resultTries int
 	manifests   int
+	recordings  map[string][]byte
 }
 
 var errUnreachable = errors.New("dial tcp: connection refused")
@@ -90,6 +91,23 @@ func (f *fakeController) Next(ctx context.Context, req nodeapi.NextRequest) (nod
 	out := append([]nodeapi.Call(nil), f.queue[:n]...)
 	f.queue = f.queue[n:]
 	return nodeapi.NextResponse{Calls: out, AudioVersion: f.audio}, nil
+}
+
+func (f *fakeController) PutRecording(ctx context.Context, key string, wav io.Reader, size int64) error {
+	b, err := io.ReadAll(wav)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down || f.resultDown {
+		return errUnreachable
+	}
+	if f.recordings == nil {
+		f.recordings = map[string][]byte{}
+	}
+	f.recordings[key] = b
+	return nil
 }
 
 func (f *fakeController) Manifest(ctx context.Context, req nodeapi.ManifestRequest) (nodeapi.ManifestResponse, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -232,11 +233,11 @@ func (a *Agent) runAction(ctx context.Context, s *agi.Session, lease nodeapi.Cal
 		if secs <= 0 {
 			secs = 60
 		}
-		name := act.Target
-		if name == "" {
-			name = "elastidial-recordings/" + lease.CallID
-		}
-		out.recording = name
+		// An absolute path in the recordings folder (a relative name would
+		// land under sounds/, in a folder that does not exist): Asterisk
+		// writes it, the result queue uploads it and removes it.
+		name := filepath.Join(a.cfg.Recordings, lease.CallID)
+		out.recording = name + ".wav"
 		r, err := s.Run(ctx, "RECORD FILE", name, "wav", "#", strconv.Itoa(secs*1000))
 		failed, err := a.check(ctx, s, r, err)
 		if err != nil {

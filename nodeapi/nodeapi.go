@@ -14,6 +14,12 @@
 // Times are Unix seconds in UTC (XML-RPC's dateTime.iso8601 carries no zone).
 package nodeapi
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
 // Method names served at /RPC2.
 const (
 	MethodRegister  = "node.register"
@@ -226,4 +232,29 @@ type AudioFile struct {
 	Size   int64  `xmlrpc:"size"`
 	SHA256 string `xmlrpc:"sha256"` // hex
 	URL    string `xmlrpc:"url"`    // short-lived signed URL to GET the bytes
+}
+
+// RecordingsPath is where a node PUTs a call's recording (a WAV), under the
+// key RecordingKey names, with its node token, before it reports the
+// call's result with Recording set to that key.
+const RecordingsPath = "/node/recordings/"
+
+// RecordingKey names a call's recording in the controller's recording
+// store. It carries a digest of the lease token: only the node that holds
+// the lease knows it, so no other node can write over the recording.
+func RecordingKey(callID, leaseToken string) string {
+	sum := sha256.Sum256([]byte(leaseToken))
+	var b strings.Builder
+	for _, r := range strings.ToLower(callID) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	id := b.String()
+	if len(id) > 60 {
+		id = id[:60]
+	}
+	return "calls/" + id + "-" + hex.EncodeToString(sum[:8]) + ".wav"
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -211,4 +212,37 @@ func (s *Service) manifest(ctx context.Context, params []any) (any, error) {
 		return nil, err
 	}
 	return s.Audio.Manifest(ctx, req.Have)
+}
+
+// RecordingStore keeps calls' recordings (storage.Recordings). An error
+// with a BadRecording method is the recording's own fault.
+type RecordingStore interface {
+	Put(ctx context.Context, key string, wav []byte) error
+}
+
+// RecordingHandler serves nodes' PUT nodeapi.RecordingsPath+key with their
+// node token. The key carries a digest of the call's lease token
+// (nodeapi.RecordingKey), which only the node holding the lease knows.
+func (s *Service) RecordingHandler(rec RecordingStore, maxBytes int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.authorize(r, ""); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		key := strings.TrimPrefix(r.URL.Path, nodeapi.RecordingsPath)
+		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+		if err != nil {
+			http.Error(w, fmt.Sprintf("recording over %d bytes or cut short: %v", maxBytes, err), http.StatusRequestEntityTooLarge)
+			return
+		}
+		var bad interface{ BadRecording() }
+		if err := rec.Put(r.Context(), key, data); errors.As(err, &bad) {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		} else if err != nil {
+			http.Error(w, "recording store: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	})
 }

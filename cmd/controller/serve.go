@@ -20,6 +20,7 @@ import (
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/controller"
 	"github.com/elastidial/elastidial/flow"
+	"github.com/elastidial/elastidial/nodeapi"
 	"github.com/elastidial/elastidial/storage"
 	"github.com/elastidial/elastidial/web"
 	"github.com/elastidial/elastidial/xmlrpc"
@@ -63,6 +64,11 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	audio := &storage.Library{Store: audioBytes}
+	recordingBytes, _, err := objectStore(ctx, cfg, cfg.Recordings, publicURL, secret)
+	if err != nil {
+		return err
+	}
+	recordings := &storage.Recordings{Store: recordingBytes}
 
 	// The scaler: node registry behind node.register and node.heartbeat,
 	// and the reconcile loop acting on the cloud.
@@ -127,6 +133,8 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	mux.Handle("/api/v1/audio/", api.Auth(audio.Handler()))
 	mux.Handle("/audio/", audioHandler)
 	mux.Handle("/RPC2", rpcServer)
+	mux.Handle("PUT "+nodeapi.RecordingsPath, rpc.RecordingHandler(recordings, storage.MaxRecording+64<<10))
+	mux.Handle("GET /api/v1/recordings/", api.Auth(http.StripPrefix("/api/v1/recordings", recordings.Handler())))
 	mux.Handle("GET /metrics", metrics(reg, rpcServer, flows, store.ConfigStats()))
 	mux.Handle("/", web.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

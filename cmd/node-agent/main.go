@@ -40,7 +40,7 @@ type options struct {
 	controller, secret, instanceID       string
 	capacity                             int
 	amiAddr, amiUser, amiSecret, agiAddr string
-	sounds, state, imds                  string
+	sounds, state, imds, recordings      string
 	cps                                  float64
 	simulate                             bool
 	simSeed                              uint64
@@ -64,6 +64,7 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.agiAddr, "agi-listen", "127.0.0.1:4573", "FastAGI listen address")
 	fs.StringVar(&o.sounds, "sounds", "/var/lib/asterisk/sounds/elastidial", "campaign audio folder")
 	fs.StringVar(&o.state, "state", "/var/lib/elastidial", "state folder (durable result queue)")
+	fs.StringVar(&o.recordings, "recordings", "/var/spool/asterisk/elastidial-recordings", "folder Asterisk writes recordings into")
 	fs.StringVar(&o.imds, "imds", "", `IMDS endpoint override, or "off"`)
 	fs.Float64Var(&o.cps, "cps", 10, "maximum originations per second")
 	fs.BoolVar(&o.simulate, "simulate", false, "run a simulated Asterisk in-process")
@@ -174,7 +175,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		AMIAddr:    amiAddr, AMIUser: o.amiUser, AMISecret: o.amiSecret, AGIListener: agiLn,
 		Queue: &agent.Queue{Dir: filepath.Join(o.state, "results")}, Identity: id,
 		Capacity: o.capacity, Version: version, CPS: o.cps, Spot: spot, Log: log,
-		AudioSync: &storage.Syncer{Dir: o.sounds},
+		AudioSync: &storage.Syncer{Dir: o.sounds}, Recordings: o.recordings,
 	})
 	if err != nil {
 		return err

@@ -47,6 +47,7 @@ type Asterisk struct {
 	AMIAddr, AMIUser, AMISecret string
 	AGIAddr                     string // where its dialplan sends FastAGI (ELASTIDIAL_AGI_ADDR)
 	Sounds                      string // the folder it reads as sounds/elastidial
+	Recordings                  string // a folder it may write recordings into
 }
 
 // Cloud runs node agents as local processes.
@@ -177,11 +178,12 @@ func (c *Cloud) run(p *proc) {
 		"-capacity", strconv.Itoa(c.cfg.Capacity), "-imds", "off", "-state", filepath.Join(dir, "state")}
 	env := append(os.Environ(), c.cfg.Env...)
 	if a := c.cfg.Asterisk; a != nil {
-		args = append(args, "-ami", a.AMIAddr, "-ami-user", a.AMIUser, "-agi-listen", a.AGIAddr, "-sounds", a.Sounds)
+		args = append(args, "-ami", a.AMIAddr, "-ami-user", a.AMIUser, "-agi-listen", a.AGIAddr, "-sounds", a.Sounds,
+			"-recordings", a.Recordings)
 		env = append(env, "ELASTIDIAL_AMI_SECRET="+a.AMISecret)
 	} else {
 		args = append(args, "-simulate", "-ami", "127.0.0.1:0", "-agi-listen", "127.0.0.1:0",
-			"-sounds", filepath.Join(dir, "sounds"))
+			"-sounds", filepath.Join(dir, "sounds"), "-recordings", filepath.Join(dir, "recordings"))
 	}
 	args = append(args, c.cfg.ExtraArgs...)
 	for restarts := 0; ; restarts++ {
@@ -220,7 +222,7 @@ func (c *Cloud) run(p *proc) {
 }
 
 func (c *Cloud) prepare(dir string) (*os.File, error) {
-	for _, d := range []string{dir, filepath.Join(dir, "state"), filepath.Join(dir, "sounds")} {
+	for _, d := range []string{dir, filepath.Join(dir, "state"), filepath.Join(dir, "sounds"), filepath.Join(dir, "recordings")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("local instance folder: %w", err)
 		}
