@@ -43,7 +43,7 @@ func TestCallsPlacedIVRAndDispositions(t *testing.T) {
 		{"b", nodeapi.DispBusy, "[]", 17, false, ""},
 		{"c", nodeapi.DispNoAnswer, "[]", 19, false, ""},
 		{"d", nodeapi.DispCongestion, "[]", 34, false, ""},
-		{"e", nodeapi.DispFailed, "[]", 1, false, ""},
+		{"e", nodeapi.DispFailed, "[]", 127, false, ""},
 		{"f", nodeapi.DispMachine, "[detect vm bye]", 16, true, ""},
 		{"g", nodeapi.DispCutOff, "[detect welcome]", 16, true, ""},
 		{"h", nodeapi.DispAnswered, "[detect welcome q1 bye]", 16, true, ""},
@@ -64,6 +64,7 @@ func TestCallsPlacedIVRAndDispositions(t *testing.T) {
 			t.Errorf("call %s: tag answer=%q, want %q", tt.id, got.Tags["answer"], tt.tag)
 		}
 	}
+	eventually(t, 5*time.Second, "queue empty", func() bool { return r.agent.Status().Pending == 0 })
 	st := r.agent.Status()
 	if st.ActiveCalls != 0 || st.Pending != 0 || !st.TimingOK || st.AudioVersion != "v1" {
 		t.Errorf("status after calls: %+v", st)
@@ -250,6 +251,10 @@ func TestMissingPromptIsFailedInputNotHangup(t *testing.T) {
 	got, _ := r.ctl.result("m1")
 	if got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[detect welcome q1 yes bye]" {
 		t.Errorf("m1: %+v", got)
+	}
+	// The flow handled the failure; the result still names it.
+	if got.Tags[TagIVRError] != `STREAM FILE "elastidial/survey/welcome" "" → 200 result=-1 endpos=0` {
+		t.Errorf("m1 tags: %v", got.Tags)
 	}
 	r.ctl.mu.Lock()
 	defer r.ctl.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -230,11 +231,15 @@ func newRig(t *testing.T, callees map[string]asterisksim.Callee, prompt time.Dur
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.WriteFile(p, []byte("RIFF"), 0o644)
 	}
+	// The node image creates the recording folder (under sounds, where
+	// RECORD FILE puts relative names).
+	os.MkdirAll(filepath.Join(sounds, "elastidial-recordings"), 0o755)
 	agiLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sim := &asterisksim.Sim{Username: "elastidial", Secret: "s3cret", Sounds: sounds, Log: testLog(t),
+		Apps:  append(slices.Clone(asterisksim.DefaultApps), "AMD"),
 		AGI:   "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}",
 		Model: asterisksim.Model{Seed: 1, PromptTime: prompt, Callees: callees, RingMin: 5 * time.Millisecond, RingMax: 20 * time.Millisecond}}
 	amiAddr, err := sim.Listen("127.0.0.1:0")

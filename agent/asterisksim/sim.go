@@ -33,7 +33,16 @@ type Sim struct {
 	Campaign string
 	// NoTiming makes "module show like timing" list no timing module.
 	NoTiming bool
-	Log      *slog.Logger
+	// Apps are the dialplan applications loaded, case-insensitive; EXEC of
+	// any other answers -2, as pbx_findapp fails. nil means DefaultApps,
+	// which lacks AMD: app_amd declines to load without amd.conf.
+	Apps []string
+	// OtherUser makes file access follow Asterisk running as its own user
+	// (runuser), not the agent's: a prompt must be readable by others and a
+	// recording folder writable by others, or STREAM FILE answers
+	// "result=-1 endpos=0" and RECORD FILE "result=-1 (writefile)".
+	OtherUser bool
+	Log       *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[*amiSession]struct{}
@@ -335,9 +344,73 @@ func (s *Sim) soundExists(name string) bool {
 	}
 	matches, _ := filepath.Glob(base + ".*")
 	for _, m := range matches {
-		if st, err := os.Stat(m); err == nil && st.Mode().IsRegular() {
+		st, err := os.Stat(m)
+		if err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		if s.OtherUser && !otherCanRead(m, st) {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// DefaultApps are the applications a node's Asterisk loads without
+// amd.conf: app_dial, app_playback and the built-ins.
+var DefaultApps = []string{"Dial", "Playback", "Wait", "NoOp", "Set", "Answer", "Hangup"}
+
+// loaded reports whether app (lower case) is a loaded application.
+func (s *Sim) loaded(app string) bool {
+	apps := s.Apps
+	if apps == nil {
+		apps = DefaultApps
+	}
+	for _, a := range apps {
+		if strings.EqualFold(a, app) {
 			return true
 		}
 	}
 	return false
+}
+
+// recordPath is where RECORD FILE name writes format, as ast_writefile
+// builds it: relative names under the sounds folder. ok is false when the
+// file cannot be created (no folder, or not writable by Asterisk's user);
+// path is "" when no Sounds folder is set and every write succeeds.
+func (s *Sim) recordPath(name, format string) (path string, ok bool) {
+	if strings.Contains(name, "..") {
+		return "", false
+	}
+	if s.Sounds == "" && !filepath.IsAbs(name) {
+		return "", true
+	}
+	p := name
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(s.Sounds, name)
+	}
+	st, err := os.Stat(filepath.Dir(p))
+	if err != nil || !st.IsDir() {
+		return "", false
+	}
+	if s.OtherUser && st.Mode().Perm()&0o003 != 0o003 {
+		return "", false
+	}
+	return p + "." + format, true
+}
+
+// otherCanRead reports whether a user other than the file's owner (and not
+// in its group) may read the file at p: read on it, search on every folder.
+func otherCanRead(p string, st os.FileInfo) bool {
+	if st.Mode().Perm()&0o004 == 0 {
+		return false
+	}
+	for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+		if ds, err := os.Stat(d); err != nil || ds.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
 }

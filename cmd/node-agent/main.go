@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -150,8 +151,10 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	amiAddr := o.amiAddr
 	if o.simulate {
+		// The node image ships amd.conf, so its Asterisk loads app_amd.
 		sim := &asterisksim.Sim{Username: o.amiUser, Secret: o.amiSecret, Campaign: o.sounds,
-			AGI: "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}", Log: log.With("component", "asterisksim"),
+			Apps: append(slices.Clone(asterisksim.DefaultApps), "AMD"),
+			AGI:  "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}", Log: log.With("component", "asterisksim"),
 			Model: asterisksim.Model{Seed: o.simSeed, Answer: o.simAnswer, Busy: o.simBusy, NoAnswer: o.simNoAnswer,
 				Congestion: max(0, 1-o.simAnswer-o.simBusy-o.simNoAnswer) / 2, Machine: o.simMachine,
 				HangupMidIVR: o.simHangup, RingMin: o.simRingMax / 6, RingMax: o.simRingMax, PromptTime: o.simPrompt}}
