@@ -590,7 +590,8 @@ func (a *Agent) onEvent(m ami.Message) {
 		a.maybeFinishLocked(cs)
 		if !cs.finished && !cs.agiStarted && cs.reason != reasonAnswered {
 			// Reason 0 or 1 says only "not answered": the Hangup event's
-			// cause, which may still be on its way, says why.
+			// cause, which may still be on its way, says why (and is
+			// reported with any Reason).
 			time.AfterFunc(a.cfg.CauseWait, func() {
 				a.mu.Lock()
 				defer a.mu.Unlock()
@@ -698,10 +699,11 @@ func (a *Agent) maybeFinishLocked(cs *callState) {
 	answered := cs.agiStarted || (cs.haveResp && cs.reason == reasonAnswered)
 	switch {
 	case cs.haveResp && !answered:
-		if _, settled := unansweredDisposition(cs.reason, cs.cause, cs.causeKnown); settled || cs.hungUp {
+		if cs.causeKnown || cs.hungUp {
 			a.finishLocked(cs, "")
 		}
-		// else: wait CauseWait for the Hangup event (see onEvent).
+		// else: wait CauseWait for the Hangup event and its cause (see
+		// onEvent); then the Reason decides, or failed.
 	case answered && cs.hungUp && (!cs.agiStarted || cs.agiDone):
 		if cs.agiStarted {
 			a.finishLocked(cs, "")

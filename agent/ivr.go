@@ -43,6 +43,11 @@ const (
 	TagAMD      = "amd"
 )
 
+// RecordingsDir is the folder, relative to Asterisk's sounds folder, where
+// RECORD FILE writes a call's recordings; the node image must create it
+// writable by Asterisk's user.
+const RecordingsDir = "elastidial-recordings"
+
 // maxSteps bounds a flow that loops forever (e.g. re-prompting a machine).
 const maxSteps = 200
 
@@ -306,9 +311,12 @@ func (c *ivrCall) action(ctx context.Context, act nodeapi.Action) (string, strin
 		if secs <= 0 {
 			secs = 60
 		}
-		name := act.Target
-		if name == "" {
-			name = "elastidial-recordings/" + c.lease.CallID
+		// Flow recording names are bare (the flow keeps them to letters,
+		// digits, _ and -); they all go to the node's recording folder,
+		// RecordingsDir under Asterisk's sounds folder.
+		name := cmp.Or(act.Target, c.lease.CallID)
+		if !strings.Contains(name, "/") {
+			name = RecordingsDir + "/" + name
 		}
 		out.recording = name
 		_, failed, err := c.run(ctx, "RECORD FILE", name, "wav", "#", strconv.Itoa(secs*1000))

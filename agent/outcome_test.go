@@ -115,8 +115,12 @@ func TestUnansweredOutcomeFromHangupCause(t *testing.T) {
 			nodeapi.DispRejected, 21, 0},
 		{"no answer 480, reason 1", []step{{0, func(id string) ami.Message { return resp(id, "1") }}, {0, func(id string) ami.Message { return hangup(id, "18") }}},
 			nodeapi.DispNoAnswer, 18, 0},
-		{"ring timeout is reason 3 whatever the cause", []step{{0, func(id string) ami.Message { return resp(id, "3") }}},
+		{"ring timeout, response first, cause kept", []step{{0, func(id string) ami.Message { return resp(id, "3") }}, {20 * time.Millisecond, func(id string) ami.Message { return hangup(id, "19") }}},
+			nodeapi.DispNoAnswer, 19, 20 * time.Millisecond},
+		{"ring timeout after early media: reason 3 whatever the cause", []step{{0, func(id string) ami.Message { return hangup(id, "0") }}, {0, func(id string) ami.Message { return resp(id, "3") }}},
 			nodeapi.DispNoAnswer, 0, 0},
+		{"ring timeout, hangup lost: reason decides after CauseWait", []step{{0, func(id string) ami.Message { return resp(id, "3") }}},
+			nodeapi.DispNoAnswer, 0, 3 * time.Second},
 		{"cause from HangupRequest, then response", []step{
 			{0, func(id string) ami.Message {
 				return ami.M("Event", "HangupRequest", "Channel", "PJSIP/carrier-00000001", "Uniqueid", id, "Cause", "17")
