@@ -287,3 +287,50 @@ func TestRecordAndTransfer(t *testing.T) {
 		t.Errorf("unanswered transfer: %+v", got)
 	}
 }
+
+// AMD's four answers: NOTSURE takes the human branch, tagged; HANGUP is a
+// callee gone (cut off), never a human.
+func TestAMDStatuses(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{
+		"+9100": {Outcome: asterisksim.Answer, AMDStatus: "NOTSURE", Digits: []string{"1"}},
+		"+9101": {Outcome: asterisksim.Answer, AMDStatus: "HANGUP"},
+		"+9102": {Outcome: asterisksim.Answer, AMDStatus: "HUMAN", Digits: []string{"2"}},
+		"+9103": {Outcome: asterisksim.Answer, AMDStatus: "MACHINE"},
+	}, 20*time.Millisecond)
+	r.ctl.add(lease("n1", "+9100"), lease("n2", "+9101"), lease("n3", "+9102"), lease("n4", "+9103"))
+	eventually(t, 10*time.Second, "results", func() bool {
+		r.ctl.mu.Lock()
+		defer r.ctl.mu.Unlock()
+		return len(r.ctl.results) == 4
+	})
+	for _, tt := range []struct{ id, disp, path, amd string }{
+		{"n1", nodeapi.DispAnswered, "[detect welcome q1 yes bye]", "notsure"},
+		{"n2", nodeapi.DispCutOff, "[detect]", ""},
+		{"n3", nodeapi.DispAnswered, "[detect welcome q1 no bye]", "human"},
+		{"n4", nodeapi.DispMachine, "[detect vm bye]", "machine"},
+	} {
+		got, _ := r.ctl.result(tt.id)
+		if got.Disposition != tt.disp || fmtPath(got.Path) != tt.path || got.Tags[TagAMD] != tt.amd {
+			t.Errorf("%s: %s %v amd=%q, want %s %s amd=%q", tt.id, got.Disposition, got.Path, got.Tags[TagAMD], tt.disp, tt.path, tt.amd)
+		}
+	}
+}
+
+// Without app_amd (no amd.conf) EXEC AMD answers -2: the agent must not
+// take every callee for a human. The fake flow has a failed branch on
+// detect (to welcome), so the call goes on, tagged with the failure.
+func TestAMDNotLoadedIsAFailureNotAHuman(t *testing.T) {
+	r := newRigWith(t, map[string]asterisksim.Callee{"+9200": {Outcome: asterisksim.Answer, Machine: true}}, 20*time.Millisecond,
+		func(s *asterisksim.Sim) { s.Apps = asterisksim.DefaultApps })
+	r.ctl.add(lease("a1", "+9200"))
+	eventually(t, 10*time.Second, "result", func() bool { _, ok := r.ctl.result("a1"); return ok })
+	got, _ := r.ctl.result("a1")
+	if got.Disposition != nodeapi.DispAnswered || got.Tags[TagIVRError] != `EXEC "AMD" "" → 200 result=-2` || got.Tags[TagAMD] != "" {
+		t.Errorf("a1: %+v", got)
+	}
+	r.ctl.mu.Lock()
+	defer r.ctl.mu.Unlock()
+	if len(r.ctl.steps) < 2 || r.ctl.steps[1].Input != nodeapi.InputFailed {
+		t.Errorf("detect reported %+v, want failed", r.ctl.steps)
+	}
+}

@@ -225,6 +225,12 @@ func testLog(t *testing.T) *slog.Logger {
 // newRig starts a simulator with the given callees and an agent.
 func newRig(t *testing.T, callees map[string]asterisksim.Callee, prompt time.Duration) *rig {
 	t.Helper()
+	return newRigWith(t, callees, prompt, nil)
+}
+
+// newRigWith is newRig with the simulator adjusted by mod before it runs.
+func newRigWith(t *testing.T, callees map[string]asterisksim.Callee, prompt time.Duration, mod func(*asterisksim.Sim)) *rig {
+	t.Helper()
 	sounds := t.TempDir()
 	for _, n := range []string{"survey/welcome.wav", "survey/q1.wav", "survey/voicemail.wav"} {
 		p := filepath.Join(sounds, "elastidial", n)
@@ -242,6 +248,9 @@ func newRig(t *testing.T, callees map[string]asterisksim.Callee, prompt time.Dur
 		Apps:  append(slices.Clone(asterisksim.DefaultApps), "AMD"),
 		AGI:   "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}",
 		Model: asterisksim.Model{Seed: 1, PromptTime: prompt, Callees: callees, RingMin: 5 * time.Millisecond, RingMax: 20 * time.Millisecond}}
+	if mod != nil {
+		mod(sim)
+	}
 	amiAddr, err := sim.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

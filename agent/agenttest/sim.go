@@ -96,7 +96,12 @@ func (e *SimEnv) Place(ctx context.Context, sc Scenario) (nodeapi.ResultRequest,
 		}
 	}
 	if sc.Fault != RecordingFolderMissing {
-		if err := os.MkdirAll(filepath.Join(sounds, agent.RecordingsDir), 0o777); err != nil {
+		// Writable by Asterisk's own user, as the node image must make it.
+		rec := filepath.Join(sounds, agent.RecordingsDir)
+		if err := os.MkdirAll(rec, 0o777); err != nil {
+			return nodeapi.ResultRequest{}, err
+		}
+		if err := os.Chmod(rec, 0o777); err != nil {
 			return nodeapi.ResultRequest{}, err
 		}
 	}
@@ -109,7 +114,7 @@ func (e *SimEnv) Place(ctx context.Context, sc Scenario) (nodeapi.ResultRequest,
 	if err != nil {
 		return nodeapi.ResultRequest{}, err
 	}
-	sim := &asterisksim.Sim{Username: "elastidial", Secret: "conformance", Sounds: sounds, Apps: apps, Log: log,
+	sim := &asterisksim.Sim{Username: "elastidial", Secret: "conformance", Sounds: sounds, Apps: apps, OtherUser: true, Log: log,
 		AGI:   "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}",
 		Model: asterisksim.Model{Seed: e.Seed, PromptTime: prompt, Callees: SimCallees(prompt)}}
 	amiAddr, err := sim.Listen("127.0.0.1:0")

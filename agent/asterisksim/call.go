@@ -504,13 +504,18 @@ func (c *call) exec(ctx context.Context, line string) string {
 			default:
 				status = "HUMAN"
 			}
+			if status == "HANGUP" {
+				c.hangup() // the callee leaves while AMD listens
+			}
+			// amd_exec always returns 0: a hang-up during detection shows
+			// only as AMDSTATUS=HANGUP (and the HANGUP line).
+			if !c.play(ctx, prompt/2) {
+				status = "HANGUP"
+			}
 			c.mu.Lock()
 			c.vars["AMDSTATUS"] = status
 			c.vars["AMDCAUSE"] = "INITIALSILENCE-2500-2500"
 			c.mu.Unlock()
-			if !c.play(ctx, prompt/2) {
-				return "200 result=-1"
-			}
 			return "200 result=0"
 		}
 		return "200 result=0"

@@ -336,9 +336,9 @@ func (s *Sim) soundExists(name string) bool {
 	if strings.Contains(name, "..") {
 		return false
 	}
-	base := filepath.Join(s.Sounds, name)
+	base, root := filepath.Join(s.Sounds, name), s.Sounds
 	if rest, ok := strings.CutPrefix(name, "elastidial/"); ok && s.Campaign != "" {
-		base = filepath.Join(s.Campaign, rest)
+		base, root = filepath.Join(s.Campaign, rest), s.Campaign
 	} else if s.Sounds == "" {
 		return true
 	}
@@ -348,7 +348,7 @@ func (s *Sim) soundExists(name string) bool {
 		if err != nil || !st.Mode().IsRegular() {
 			continue
 		}
-		if s.OtherUser && !otherCanRead(m, st) {
+		if s.OtherUser && !otherCanRead(root, m, st) {
 			continue
 		}
 		return true
@@ -400,17 +400,17 @@ func (s *Sim) recordPath(name, format string) (path string, ok bool) {
 }
 
 // otherCanRead reports whether a user other than the file's owner (and not
-// in its group) may read the file at p: read on it, search on every folder.
-func otherCanRead(p string, st os.FileInfo) bool {
+// in its group) may read the file at p: read on it, search on every folder
+// from root (the sounds folder, assumed reachable) down to it.
+func otherCanRead(root, p string, st os.FileInfo) bool {
 	if st.Mode().Perm()&0o004 == 0 {
 		return false
 	}
-	for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+	root = filepath.Clean(root)
+	for d := filepath.Dir(p); len(d) > len(root) && strings.HasPrefix(d, root); d = filepath.Dir(d) {
 		if ds, err := os.Stat(d); err != nil || ds.Mode().Perm()&0o001 == 0 {
 			return false
 		}
-		if d == filepath.Dir(d) {
-			return true
-		}
 	}
+	return true
 }
