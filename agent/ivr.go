@@ -125,7 +125,9 @@ func (c *ivrCall) loop(ctx context.Context) {
 		maps.Copy(c.out.tags, resp.Tags)
 		if req.Input == nodeapi.InputFailed && resp.State == "" && resp.Action.Kind == nodeapi.ActionHangup && c.fail != nil {
 			// The flow has no failed branch where the step failed: the
-			// flow's engine ends the call with no state. The IVR failed.
+			// flow's engine ends the call with no state (a failed branch
+			// always reaches a named state: set states need a next). The
+			// IVR failed.
 			c.out.failed = c.fail
 			log.Error("ivr failed: the flow has no failed branch for it", "state", req.State,
 				"command", c.fail.command, "reply", c.fail.reply)
