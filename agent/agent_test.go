@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -332,5 +333,23 @@ func TestAMDNotLoadedIsAFailureNotAHuman(t *testing.T) {
 	defer r.ctl.mu.Unlock()
 	if len(r.ctl.steps) < 2 || r.ctl.steps[1].Input != nodeapi.InputFailed {
 		t.Errorf("detect reported %+v, want failed", r.ctl.steps)
+	}
+}
+
+// A failure the flow handled earlier does not make a later failed input
+// (a transfer not answered, no failed branch) an IVR failure.
+func TestHandledFailureDoesNotLeakIntoLaterSteps(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{"+9300": {Outcome: asterisksim.Answer}}, 20*time.Millisecond)
+	if err := os.Remove(filepath.Join(r.sim.Sounds, RecordingsDir)); err != nil {
+		t.Fatal(err)
+	}
+	c := lease("h1", "+9300")
+	c.CampaignID = "xfer-implicit"
+	r.ctl.add(c)
+	eventually(t, 10*time.Second, "result", func() bool { _, ok := r.ctl.result("h1"); return ok })
+	got, _ := r.ctl.result("h1")
+	if got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[rec xfer]" || got.Recording != "" ||
+		!strings.Contains(got.Tags[TagIVRError], "(writefile)") {
+		t.Errorf("h1: %+v", got)
 	}
 }

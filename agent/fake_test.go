@@ -140,6 +140,14 @@ func (f *fakeController) Step(ctx context.Context, req nodeapi.StepRequest) (nod
 	if req.CampaignID == "xfer" {
 		return xferFlow(req), nil
 	}
+	if req.CampaignID == "xfer-implicit" {
+		// As xfer, but an unanswered transfer ends the flow implicitly
+		// (no state), as a flow without a failed branch there does.
+		if req.State == "xfer" {
+			return nodeapi.StepResponse{Action: nodeapi.Action{Kind: nodeapi.ActionHangup}}, nil
+		}
+		return xferFlow(req), nil
+	}
 	next := ""
 	switch req.State {
 	case "":

@@ -98,7 +98,7 @@ type ivrCall struct {
 	log   *slog.Logger
 	lease nodeapi.Call
 	out   ivrOutcome
-	fail  *ivrFailure // the last command that failed, reported to the flow as InputFailed
+	fail  *ivrFailure // the command that failed in the current step, reported to the flow as InputFailed
 }
 
 func (a *Agent) runIVR(ctx context.Context, s *agi.Session, cs *callState) ivrOutcome {
@@ -142,6 +142,7 @@ func (c *ivrCall) loop(ctx context.Context) {
 			c.out.completed = true
 			return
 		}
+		c.fail = nil // a failure handled earlier is not this step's
 		input, digits, err := c.action(ctx, resp.Action)
 		if errors.Is(err, errHungUp) {
 			return
