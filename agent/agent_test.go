@@ -21,7 +21,7 @@ func TestCallsPlacedIVRAndDispositions(t *testing.T) {
 		"+1003": {Outcome: asterisksim.Congestion},
 		"+1004": {Outcome: asterisksim.Failed},
 		"+1005": {Outcome: asterisksim.Answer, Machine: true},
-		"+1006": {Outcome: asterisksim.Answer, Digits: []string{"1"}, HangupAfter: 60 * time.Millisecond},
+		"+1006": {Outcome: asterisksim.Answer, Digits: []string{"1"}, HangupAfter: 40 * time.Millisecond}, // mid-welcome (20–60 ms)
 		"+1007": {Outcome: asterisksim.Answer},
 		"+1008": {Outcome: asterisksim.Answer, Digits: []string{"2"}},
 	}
@@ -321,7 +321,7 @@ func TestAMDStatuses(t *testing.T) {
 // take every callee for a human. The fake flow has a failed branch on
 // detect (to welcome), so the call goes on, tagged with the failure.
 func TestAMDNotLoadedIsAFailureNotAHuman(t *testing.T) {
-	r := newRigWith(t, map[string]asterisksim.Callee{"+9200": {Outcome: asterisksim.Answer, Machine: true}}, 20*time.Millisecond,
+	r := newRig(t, map[string]asterisksim.Callee{"+9200": {Outcome: asterisksim.Answer, Machine: true}}, 20*time.Millisecond,
 		func(s *asterisksim.Sim) { s.Apps = asterisksim.DefaultApps })
 	r.ctl.add(lease("a1", "+9200"))
 	eventually(t, 10*time.Second, "result", func() bool { _, ok := r.ctl.result("a1"); return ok })
@@ -351,5 +351,33 @@ func TestHandledFailureDoesNotLeakIntoLaterSteps(t *testing.T) {
 	if got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[rec xfer]" || got.Recording != "" ||
 		!strings.Contains(got.Tags[TagIVRError], "(writefile)") {
 		t.Errorf("h1: %+v", got)
+	}
+}
+
+// An AMI that answers is not a node that can call: without the PJSIP
+// channel driver (chan_pjsip declines to load when a module it requires is
+// missing) or with the trunk unregistered, the node is not ready and pulls
+// no work.
+func TestNotReadyWithoutChannelDriverOrTrunk(t *testing.T) {
+	for name, configure := range map[string]func(*asterisksim.Sim){
+		"no chan_pjsip": func(s *asterisksim.Sim) { s.NoPJSIP = true },
+		"trunk down":    func(s *asterisksim.Sim) { s.TrunkDown = true },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, map[string]asterisksim.Callee{"+7000": {Outcome: asterisksim.Answer}}, 20*time.Millisecond, configure)
+			r.ctl.add(lease("n1", "+7000"))
+			eventually(t, 5*time.Second, "heartbeats with AMI up", func() bool {
+				r.ctl.mu.Lock()
+				defer r.ctl.mu.Unlock()
+				n := len(r.ctl.heartbeats)
+				return n >= 2 && r.ctl.heartbeats[n-1].AMIConnected && r.ctl.heartbeats[n-1].TimingOK
+			})
+			r.ctl.mu.Lock()
+			defer r.ctl.mu.Unlock()
+			hb := r.ctl.heartbeats[len(r.ctl.heartbeats)-1]
+			if hb.Ready() || len(r.ctl.nexts) != 0 || len(r.ctl.queue) != 1 {
+				t.Errorf("ready=%v channel=%v trunk=%v, %d pulls: want not ready and no work pulled", hb.Ready(), hb.ChannelOK, hb.TrunkOK, len(r.ctl.nexts))
+			}
+		})
 	}
 }
