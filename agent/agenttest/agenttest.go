@@ -27,24 +27,29 @@ import (
 // Behaviour is what a callee does when dialled.
 type Behaviour string
 
-// Behaviours, with what the carrier does on the wire.
+// Behaviours, with what the carrier does on the wire. Every answering
+// person says "Hello?" within a second of answering: app_amd takes 2.5 s of
+// initial silence for a machine (AMDSTATUS=MACHINE, INITIALSILENCE).
 const (
-	PressOne    Behaviour = "press-one"   // answers (200), presses 1 (RFC 4733) at the first gather
-	Silent      Behaviour = "silent"      // answers, never presses a key
-	HangsUp     Behaviour = "hangs-up"    // answers, sends BYE about 1 s later (mid-IVR)
+	PressOne    Behaviour = "press-one"   // answers (200), says hello, presses 1 (RFC 4733) during the first gather
+	Silent      Behaviour = "silent"      // answers, says hello, never presses a key
+	HangsUp     Behaviour = "hangs-up"    // answers, says hello, sends BYE about 2 s after answering (mid-IVR)
 	Busy        Behaviour = "busy"        // 486 Busy Here
 	Congested   Behaviour = "congested"   // 503 Service Unavailable
 	RingsOut    Behaviour = "rings-out"   // 180 Ringing until the Originate Timeout
 	EarlyMedia  Behaviour = "early-media" // 183 with audio until the Timeout, never 200
 	Unallocated Behaviour = "unallocated" // 404 Not Found
-	Declines    Behaviour = "declines"    // 603 Decline
-	Unavailable Behaviour = "unavailable" // 480 Temporarily Unavailable
-	Machine     Behaviour = "machine"     // answers with a spoken greeting, then a beep, then silence
+	Machine     Behaviour = "machine"     // answers with a long spoken greeting, then a beep, then silence
+	SaysHello   Behaviour = "says-hello"  // answers, says "Hello?", then listens silently
+	Declines    Behaviour = "declines"    // Hangup(21): 403 from chan_pjsip (a real 603 maps to 21 too)
+	Unavailable Behaviour = "unavailable" // Hangup(19): 480 Temporarily Unavailable
 )
 
 // NumberPlan gives every behaviour the number the test carrier and the
-// simulator both attach it to: +1 555 0100 0NN, in the 555-01xx block
-// reserved for fiction.
+// simulator both attach it to: +1 555 0100 NNN, in the 555-01xx block
+// reserved for fiction. The carrier's dialplan
+// (internal/realasterisk/carrier/extensions.conf) chooses the behaviour by
+// the last three digits, so the codes here are its extensions.
 var NumberPlan = map[Behaviour]string{
 	PressOne:    "+15550100001",
 	Silent:      "+15550100002",
@@ -54,9 +59,10 @@ var NumberPlan = map[Behaviour]string{
 	RingsOut:    "+15550100006",
 	EarlyMedia:  "+15550100007",
 	Unallocated: "+15550100008",
-	Declines:    "+15550100009",
-	Unavailable: "+15550100010",
-	Machine:     "+15550100011",
+	Machine:     "+15550100009",
+	SaysHello:   "+15550100010",
+	Declines:    "+15550100011",
+	Unavailable: "+15550100012",
 }
 
 // Fault is what is wrong on the node while a scenario runs.
@@ -181,6 +187,9 @@ func Scenarios() []Scenario {
 			Disposition: nodeapi.DispAnswered, Cause: 16, Path: []string{"detect", "hello", "ask", "account", "bye"},
 			Tags: humanYes, NoTags: []string{ivrError}, Answered: true}},
 		{Name: "answers and stays silent", Callee: Silent, Flow: FlowSurvey, Fields: account, Want: Want{
+			Disposition: nodeapi.DispAnswered, Cause: 16, Path: []string{"detect", "hello", "ask", "bye"},
+			Tags: humanNone, NoTags: []string{ivrError}, Answered: true}},
+		{Name: "says hello and listens", Callee: SaysHello, Flow: FlowSurvey, Fields: account, Want: Want{
 			Disposition: nodeapi.DispAnswered, Cause: 16, Path: []string{"detect", "hello", "ask", "bye"},
 			Tags: humanNone, NoTags: []string{ivrError}, Answered: true}},
 		{Name: "hangs up mid-IVR", Callee: HangsUp, Flow: FlowSurvey, Fields: account, Want: Want{

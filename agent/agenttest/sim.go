@@ -37,6 +37,7 @@ func SimCallees(prompt time.Duration) map[string]asterisksim.Callee {
 		Declines:    {Outcome: asterisksim.Rejected},
 		Unavailable: {Outcome: asterisksim.Unavailable},
 		Machine:     {Outcome: asterisksim.Answer, Machine: true},
+		SaysHello:   {Outcome: asterisksim.Answer, AMDStatus: "HUMAN"},
 	}
 	out := map[string]asterisksim.Callee{}
 	for b, callee := range c {
