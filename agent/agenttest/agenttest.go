@@ -42,14 +42,15 @@ const (
 	Machine     Behaviour = "machine"     // answers with a long spoken greeting, then a beep, then silence
 	SaysHello   Behaviour = "says-hello"  // answers, says "Hello?", then listens silently
 	Declines    Behaviour = "declines"    // Hangup(21): 403 from chan_pjsip (a real 603 maps to 21 too)
-	Unavailable Behaviour = "unavailable" // Hangup(19): 480 Temporarily Unavailable
+	Unavailable Behaviour = "unavailable" // Hangup(19): 480 Temporarily Unavailable (carrier: exten 14, to add)
 )
 
 // NumberPlan gives every behaviour the number the test carrier and the
-// simulator both attach it to: +1 555 0100 NNN, in the 555-01xx block
+// simulator both attach it to: +1 555 0100 0NN, in the 555-01xx block
 // reserved for fiction. The carrier's dialplan
 // (internal/realasterisk/carrier/extensions.conf) chooses the behaviour by
-// the last three digits, so the codes here are its extensions.
+// the last two digits, so NN are its extensions (12 and 13 there are
+// silent callees of its own tests; 14 is proposed for 480).
 var NumberPlan = map[Behaviour]string{
 	PressOne:    "+15550100001",
 	Silent:      "+15550100002",
@@ -62,7 +63,7 @@ var NumberPlan = map[Behaviour]string{
 	Machine:     "+15550100009",
 	SaysHello:   "+15550100010",
 	Declines:    "+15550100011",
-	Unavailable: "+15550100012",
+	Unavailable: "+15550100014",
 }
 
 // Fault is what is wrong on the node while a scenario runs.
