@@ -678,9 +678,11 @@ func (a *Agent) onEvent(m ami.Message) {
 				}
 			})
 		}
-	case "HangupRequest", "SoftHangupRequest":
+	case "HangupRequest":
 		// Carries the cause a channel driver queued (chan_pjsip: the SIP
-		// response's); the Hangup event follows.
+		// response's); the Hangup event follows. Not SoftHangupRequest:
+		// its Cause is the soft-hangup flag (32 for AGI's HANGUP, an
+		// explicit soft hang-up), not a Q.850 cause.
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		cs := a.callForEventLocked(m)

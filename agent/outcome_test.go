@@ -136,6 +136,13 @@ func TestUnansweredOutcomeFromHangupCause(t *testing.T) {
 				return ami.M("Event", "Hangup", "Channel", "PJSIP/carrier-0000002a", "Uniqueid", "1700000000.42", "Cause", "34")
 			}}},
 			nodeapi.DispCongestion, 34, 50 * time.Millisecond},
+		{"SoftHangupRequest's cause is a flag, not Q.850", []step{
+			{0, func(id string) ami.Message {
+				return ami.M("Event", "SoftHangupRequest", "Channel", "PJSIP/carrier-00000001", "Uniqueid", id, "Cause", "32")
+			}},
+			{0, func(id string) ami.Message { return resp(id, "0") }},
+			{0, func(id string) ami.Message { return hangup(id, "17") }}},
+			nodeapi.DispBusy, 17, 0},
 		{"no hangup event: failed after CauseWait", []step{{0, func(id string) ami.Message { return resp(id, "0") }}},
 			nodeapi.DispFailed, 0, 3 * time.Second},
 		{"hangup too late: failed at CauseWait, late cause ignored", []step{{0, func(id string) ami.Message { return resp(id, "0") }}, {4 * time.Second, func(id string) ami.Message { return hangup(id, "17") }}},

@@ -389,6 +389,11 @@ func (c *call) exec(ctx context.Context, line string) string {
 		}
 		return "200 result=1 (" + v + ")"
 	case "HANGUP":
+		// ast_softhangup(AST_SOFTHANGUP_EXPLICIT) publishes
+		// SoftHangupRequest whose Cause is that flag, 32, not Q.850.
+		if !c.dead() {
+			c.sim.broadcast("call", ami.M("Event", "SoftHangupRequest", "Channel", c.channel, "Uniqueid", c.uniqueid, "Linkedid", c.uniqueid, "Cause", "32"))
+		}
 		c.hangup()
 		return "200 result=1"
 	case "STREAM FILE":

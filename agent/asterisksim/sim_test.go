@@ -184,8 +184,8 @@ func TestAGIRepliesLikeAsterisk(t *testing.T) {
 	if envSeen["network_script"] != "ivr?call_id=call-1" || envSeen["uniqueid"] != "call-1" {
 		t.Errorf("environment: %v", envSeen)
 	}
-	waitFor(t, "hangup event", func() bool { return len(e.eventNames("call-1")) >= 4 })
-	if got := strings.Join(e.eventNames("call-1"), " "); got != "Newchannel: Newstate: OriginateResponse:4 Hangup:16" {
+	waitFor(t, "hangup event", func() bool { return len(e.eventNames("call-1")) >= 5 })
+	if got := strings.Join(e.eventNames("call-1"), " "); got != "Newchannel: Newstate: OriginateResponse:4 SoftHangupRequest:32 Hangup:16" {
 		t.Errorf("events: %s", got)
 	}
 }
