@@ -92,7 +92,7 @@ func TestCallPathsOnRealAsterisk(t *testing.T) {
 			path: []string{"hello", "code", "menu", "thanks", "bye"}, tags: map[string]string{"result": "confirmed"}, minTalk: 3 * time.Second},
 		{digits: "02", what: "answers and stays silent", code: "42", disposition: "answered", cause: -1,
 			path: []string{"hello", "code", "menu", "bye"}, tags: map[string]string{"result": "no_response"}, minTalk: 6 * time.Second},
-		{digits: "03", what: "hangs up mid-IVR", code: "42", disposition: "cut_off", cause: 16, retried: true},
+		{digits: "03", what: "hangs up mid-IVR", code: "42", disposition: "cut_off", cause: -1, retried: true}, // Hangup says 0; 16 was a SoftHangupRequest flag
 		{digits: "04", what: "is busy", code: "42", disposition: "busy", cause: 17, retried: true},
 		{digits: "05", what: "is congested", code: "42", disposition: "congestion", cause: 34, retried: true},
 		{digits: "06", what: "rings past the timeout", code: "42", disposition: "no_answer", cause: -1, retried: true},

@@ -183,15 +183,21 @@ type Action struct {
 	MaxSeconds int      `xmlrpc:"max_seconds"` // recording or transfer limit
 }
 
-// Dispositions reported with call.result.
+// Dispositions reported with call.result. An unanswered call's
+// disposition comes from the Q.850 cause of its channel's Hangup event
+// (chan_pjsip reports OriginateResponse Reason 0 for every rejected call);
+// Reason 3 (ring timeout) is no_answer and Reason 4 answered.
 const (
-	DispAnswered   = "answered"   // answered by a person, flow ran to its end
-	DispBusy       = "busy"       // OriginateResponse Reason 5
-	DispNoAnswer   = "no_answer"  // Reason 3 (or 1)
-	DispCongestion = "congestion" // Reason 8
-	DispFailed     = "failed"     // Reason 0 and anything else
-	DispMachine    = "machine"    // answering machine detected
-	DispCutOff     = "cut_off"    // answered, but ended before the flow did (caller hung up, node lost)
+	DispAnswered      = "answered"       // answered by a person, flow ran to its end
+	DispBusy          = "busy"           // cause 17
+	DispNoAnswer      = "no_answer"      // cause 18, 19 or Reason 3 (ring timeout)
+	DispCongestion    = "congestion"     // cause 34, 38, 41, 42
+	DispFailed        = "failed"         // any other cause, or none within the wait
+	DispMachine       = "machine"        // answering machine detected
+	DispCutOff        = "cut_off"        // answered, but ended before the flow did (caller hung up, node lost)
+	DispInvalidNumber = "invalid_number" // cause 1, 3, 28: the number cannot be reached; never retried
+	DispRejected      = "rejected"       // cause 21: the callee's side declined the call
+	DispIVRFailed     = "ivr_failed"     // answered, but an IVR step failed and the flow had no failed branch
 )
 
 // ResultRequest is call.result's single param.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -64,7 +65,7 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.agiAddr, "agi-listen", "127.0.0.1:4573", "FastAGI listen address")
 	fs.StringVar(&o.sounds, "sounds", "/var/lib/asterisk/sounds/elastidial", "campaign audio folder")
 	fs.StringVar(&o.state, "state", "/var/lib/elastidial", "state folder (durable result queue)")
-	fs.StringVar(&o.recordings, "recordings", "/var/spool/asterisk/elastidial-recordings", "folder Asterisk writes recordings into")
+	fs.StringVar(&o.recordings, "recordings", agent.RecordingsDir, "folder Asterisk writes recordings into")
 	fs.StringVar(&o.imds, "imds", "", `IMDS endpoint override, or "off"`)
 	fs.Float64Var(&o.cps, "cps", 10, "maximum originations per second")
 	fs.BoolVar(&o.simulate, "simulate", false, "run a simulated Asterisk in-process")
@@ -151,8 +152,10 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	amiAddr := o.amiAddr
 	if o.simulate {
+		// The node image ships amd.conf, so its Asterisk loads app_amd.
 		sim := &asterisksim.Sim{Username: o.amiUser, Secret: o.amiSecret, Campaign: o.sounds,
-			AGI: "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}", Log: log.With("component", "asterisksim"),
+			Apps: append(slices.Clone(asterisksim.DefaultApps), "AMD"),
+			AGI:  "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}", Log: log.With("component", "asterisksim"),
 			Model: asterisksim.Model{Seed: o.simSeed, Answer: o.simAnswer, Busy: o.simBusy, NoAnswer: o.simNoAnswer,
 				Congestion: max(0, 1-o.simAnswer-o.simBusy-o.simNoAnswer) / 2, Machine: o.simMachine,
 				HangupMidIVR: o.simHangup, RingMin: o.simRingMax / 6, RingMax: o.simRingMax, PromptTime: o.simPrompt}}
