@@ -64,7 +64,7 @@ func TestOneLeaderActs(t *testing.T) {
 		}
 		// Any controller answers for any node: b sees the registrations a took.
 		for _, id := range cloud.live() {
-			if err := b.CheckNode(ctx, id, true); err != nil {
+			if _, err := b.CheckNode(ctx, id); err != nil {
 				t.Errorf("b does not serve %s: %v", id, err)
 			}
 		}
@@ -237,6 +237,50 @@ func TestFailoverKeepsTheFleet(t *testing.T) {
 		}
 		if calls := strings.Join(cloud.calls, ","); strings.Contains(calls, "terminate") {
 			t.Errorf("failover terminated nodes: %s", calls)
+		}
+	})
+}
+
+// TestNodeEpochsAndGoneNodes: a registration makes the tokens of earlier
+// ones stale; a gone node is refused; a terminating one may still report.
+func TestNodeEpochsAndGoneNodes(t *testing.T) {
+	stores(t, func(t *testing.T, open func() *Store) {
+		ctx := context.Background()
+		clock := &manualClock{now: t0}
+		cloud := newFakeCloud(clock)
+		c := newTestController(t, cloud, &fakeDemand{target: 50}, open(), clock)
+		mustTick(t, c)
+		cloud.boot()
+		id := cloud.live()[0]
+		r1, err := c.Register(ctx, nodeapi.RegisterRequest{InstanceID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2, err := c.Register(ctx, nodeapi.RegisterRequest{InstanceID: id})
+		if err != nil || r2.Epoch != r1.Epoch+1 {
+			t.Fatalf("second registration: epoch %d after %d, %v", r2.Epoch, r1.Epoch, err)
+		}
+		old, cur := nodeapi.WithEpoch(ctx, int64(r1.Epoch)), nodeapi.WithEpoch(ctx, int64(r2.Epoch))
+		if _, err := c.Heartbeat(old, id, readyHB(0)); !errors.Is(err, ErrStaleEpoch) {
+			t.Errorf("heartbeat with the first token: %v, want ErrStaleEpoch", err)
+		}
+		if _, err := c.CheckNode(old, id); !errors.Is(err, ErrStaleEpoch) {
+			t.Errorf("check with the first token: %v, want ErrStaleEpoch", err)
+		}
+		if st, err := c.CheckNode(cur, id); err != nil || st != StateRegistered {
+			t.Errorf("check with the current token: %s %v", st, err)
+		}
+		if _, err := c.CheckNode(cur, "i-none"); !errors.Is(err, ErrUnknownNode) {
+			t.Errorf("unknown node: %v", err)
+		}
+		// The instance ends under us: the node is gone for good.
+		cloud.Terminate(ctx, []string{id})
+		mustTick(t, c)
+		if _, err := c.CheckNode(cur, id); !errors.Is(err, ErrNodeGone) {
+			t.Errorf("gone node: %v, want ErrNodeGone", err)
+		}
+		if _, err := c.Register(ctx, nodeapi.RegisterRequest{InstanceID: id}); !errors.Is(err, ErrNodeGone) {
+			t.Errorf("gone node registering: %v, want ErrNodeGone", err)
 		}
 	})
 }

@@ -91,7 +91,8 @@ type Controller struct {
 	wake   chan struct{} // Wake's request for a Tick before the next interval
 
 	// Leadership (with a store): the fence every fleet write and cloud
-	// call is made under, held by the Tick in progress (tickMu).
+	// call is made under. Only a Tick (holding tickMu) changes them, under
+	// mu so that others may read them.
 	fence       Fence
 	leading     bool
 	leaderSince time.Time
@@ -209,7 +210,9 @@ func (c *Controller) lead(ctx context.Context, now time.Time) (bool, error) {
 		if c.leading {
 			c.loseLead("leadership changed hands meanwhile")
 		}
+		c.mu.Lock()
 		c.fence, c.leading, c.leaderSince = f, true, now
+		c.mu.Unlock()
 		c.log.Info("became scaler leader", "holder", f.Holder, "fencing_token", f.Token)
 		c.metricLeader(true, f.Token)
 	}
@@ -222,7 +225,9 @@ func (c *Controller) loseLead(why string) {
 		return
 	}
 	c.log.Warn("lost scaler leadership", "fencing_token", c.fence.Token, "why", why)
+	c.mu.Lock()
 	c.leading, c.fence = false, Fence{}
+	c.mu.Unlock()
 	c.metricLeader(false, 0)
 }
 
@@ -245,11 +250,17 @@ func (c *Controller) stillLeading(ctx context.Context) error {
 }
 
 // Leading reports whether this controller was the scaler leader at its
-// last tick.
+// last tick, and since when it has been.
 func (c *Controller) Leading() bool {
-	c.tickMu.Lock()
-	defer c.tickMu.Unlock()
-	return c.leading
+	ok, _ := c.LeadingSince()
+	return ok
+}
+
+// LeadingSince reports whether this controller leads, and since when.
+func (c *Controller) LeadingSince() (bool, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leading, c.leaderSince
 }
 
 // Resign gives up the leadership (on shutdown), so a follower takes over

@@ -244,27 +244,23 @@ func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.H
 	return resp, nil
 }
 
-// CheckNode tells the XML-RPC tier whether a node may act with the token
-// in ctx: lease is true for dialer.next, which only a serving node may
-// call; results are taken from any node still known, terminating ones
-// included, so no result that can still be recorded is refused.
-func (c *Controller) CheckNode(ctx context.Context, nodeID string, lease bool) error {
+// CheckNode tells the XML-RPC tier whether the node calling with the
+// token in ctx is known, registered under that token's epoch and not gone,
+// and returns its state: dialer.next hands calls only to a serving node,
+// call.result takes results from any node not gone (terminating included),
+// so no result that can still be recorded is refused.
+func (c *Controller) CheckNode(ctx context.Context, nodeID string) (NodeState, error) {
 	rec, err := c.loadNode(ctx, nodeID)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := checkEpoch(ctx, rec); err != nil {
-		return err
+		return rec.State, err
 	}
-	switch rec.State {
-	case StateGone:
-		return fmt.Errorf("node %s: %w", nodeID, ErrNodeGone)
-	case StateTerminating, StateDraining:
-		if lease {
-			return fmt.Errorf("node %s: %s: %w", nodeID, rec.State, ErrNodeGone)
-		}
+	if rec.State == StateGone {
+		return rec.State, fmt.Errorf("node %s: %w", nodeID, ErrNodeGone)
 	}
-	return nil
+	return rec.State, nil
 }
 
 // persist writes n's record under the leader's fence; the caller holds

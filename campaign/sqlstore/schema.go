@@ -75,6 +75,9 @@ var migrations = []struct {
 	// revision counts a campaign's updates: caches of its dialing
 	// configuration key on it, so an update is seen at once.
 	{sqlite: `ALTER TABLE campaigns ADD COLUMN revision BIGINT NOT NULL DEFAULT 0`},
+	// A node's heartbeat renews its leases, and an ended node's leases are
+	// released, by lease_node.
+	{sqlite: `CREATE INDEX contacts_lease_node ON contacts (lease_node) WHERE state = 'leased'`},
 }
 
 const contactsTable = `CREATE TABLE contacts (
