@@ -78,6 +78,9 @@ var migrations = []struct {
 	// A node's heartbeat renews its leases, and an ended node's leases are
 	// released, by lease_node.
 	{sqlite: `CREATE INDEX contacts_lease_node ON contacts (lease_node) WHERE state = 'leased'`},
+	// An import's rows are staged while its upload is read, then
+	// published by import id (import.go).
+	{sqlite: `CREATE INDEX contacts_staged ON contacts (import_id) WHERE state = 'staged'`},
 }
 
 const contactsTable = `CREATE TABLE contacts (
