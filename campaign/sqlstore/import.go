@@ -27,7 +27,9 @@ import (
 // lock for longer than one batch: leasing and results go on throughout.
 // A crash leaves staged rows; Open finishes the publication of a recorded
 // import and discards the rows of one never recorded once they are
-// older than abandonAfter (another controller may still be reading it).
+// older than abandonAfter (another controller may still be reading it):
+// imports are stamped with the now they are given, which must be the wall
+// clock, as Open's is.
 
 // contactStaged marks a row of an import still being read. Queries name
 // it as the literal 'staged' so that its partial index is used.
