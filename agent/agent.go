@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,7 +72,11 @@ type Config struct {
 	AnswerGrace time.Duration
 	// Proc is the proc filesystem root, default /proc.
 	Proc string
-	Log  *slog.Logger
+	// InflightDir holds the calls originated and not yet settled, so that
+	// a restarted agent ends what its predecessor left ringing; default
+	// "inflight" beside Queue.Dir.
+	InflightDir string
+	Log         *slog.Logger
 }
 
 // Agent is the node agent. Build it with New and start it with Run.
@@ -80,6 +86,8 @@ type Agent struct {
 	ami *ami.Client
 	cpu cpuMeter
 
+	inflight inflight
+
 	mu           sync.Mutex
 	calls        map[string]*callState // by call id
 	byAction     map[string]*callState // by Originate ActionID
@@ -87,7 +95,10 @@ type Agent struct {
 	draining     bool // asked by the controller
 	spot         bool // spot notice seen: drain for good
 	registered   bool
+	settled      bool // calls an earlier agent left in flight are ended and reported
 	timingOK     bool
+	channelOK    bool // the PJSIP channel driver is loaded
+	trunkOK      bool // the trunk is registered or answers OPTIONS
 	audioVersion string
 	wantAudio    string
 	hbEvery      time.Duration
@@ -146,6 +157,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Proc == "" {
 		cfg.Proc = "/proc"
 	}
+	if cfg.InflightDir == "" {
+		cfg.InflightDir = filepath.Join(filepath.Dir(filepath.Clean(cfg.Queue.Dir)), "inflight")
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -155,6 +169,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, log: cfg.Log,
 		cpu:      cpuMeter{path: cfg.Proc + "/stat"},
+		inflight: inflight{dir: cfg.InflightDir},
 		calls:    map[string]*callState{},
 		byAction: map[string]*callState{},
 		capacity: cfg.Capacity,
@@ -176,6 +191,8 @@ type Status struct {
 	Registered   bool
 	AMIConnected bool
 	TimingOK     bool
+	ChannelOK    bool
+	TrunkOK      bool
 	AudioVersion string
 	Pending      int
 }
@@ -186,7 +203,7 @@ func (a *Agent) Status() Status {
 	defer a.mu.Unlock()
 	return Status{ActiveCalls: len(a.calls), Capacity: a.capacity, Draining: a.draining || a.spot, Spot: a.spot,
 		Registered: a.registered, AMIConnected: a.ami.Connected(), TimingOK: a.timingOK,
-		AudioVersion: a.audioVersion, Pending: a.cfg.Queue.Pending()}
+		ChannelOK: a.channelOK, TrunkOK: a.trunkOK, AudioVersion: a.audioVersion, Pending: a.cfg.Queue.Pending()}
 }
 
 // Drain stops pulling new calls (true) or resumes (false, unless a spot
@@ -210,6 +227,9 @@ func (a *Agent) poke(ch chan struct{}) {
 // shutdown are recorded as cut off.
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.cfg.Queue.Open(); err != nil {
+		return err
+	}
+	if err := a.inflight.open(); err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -298,15 +318,17 @@ func (a *Agent) controlLoop(ctx context.Context) error {
 }
 
 func (a *Agent) heartbeat(ctx context.Context) {
-	timing := false
+	var h health
 	if a.ami.Connected() {
-		timing = a.checkTiming(ctx)
+		h = a.checkHealth(ctx)
+		a.settle(ctx, nil) // a no-op once settled
 	}
 	load, _ := loadAvg(a.cfg.Proc + "/loadavg")
 	a.mu.Lock()
-	a.timingOK = timing
+	a.timingOK, a.channelOK, a.trunkOK = h.timing, h.channel, h.trunk
 	req := nodeapi.HeartbeatRequest{ActiveCalls: len(a.calls), Capacity: a.capacity, Load1: load,
-		CPU: a.cpu.sample(), AMIConnected: a.ami.Connected(), TimingOK: timing, AudioVersion: a.audioVersion,
+		CPU: a.cpu.sample(), AMIConnected: a.ami.Connected(), TimingOK: h.timing, ChannelOK: h.channel,
+		TrunkOK: h.trunk, AudioVersion: a.audioVersion,
 		Draining: a.draining || a.spot, SpotNotice: a.spot, PendingResults: a.cfg.Queue.Pending()}
 	a.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -344,20 +366,57 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	a.maybeResync(ctx)
 }
 
-// checkTiming asks Asterisk whether a timing module is loaded.
-func (a *Agent) checkTiming(ctx context.Context) bool {
+// health is what Asterisk says of the parts a call needs.
+type health struct{ timing, channel, trunk bool }
+
+// checkHealth asks Asterisk, through CLI commands over AMI, whether a timing
+// module runs, the PJSIP channel driver is registered (chan_pjsip declines
+// to load when a module it requires is missing, while the AMI answers on)
+// and the trunk is up: every outbound registration Registered, or, with no
+// registration, a contact that answers OPTIONS.
+func (a *Agent) checkHealth(ctx context.Context) health {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	r, err := a.ami.Action(cctx, ami.M("Action", "Command", "Command", "module show like timing"))
-	if err != nil || !strings.EqualFold(r.Get("Response"), "Success") {
-		return false
+	out := func(cmd string) []string {
+		r, err := a.ami.Action(cctx, ami.M("Action", "Command", "Command", cmd))
+		if err != nil || !strings.EqualFold(r.Get("Response"), "Success") {
+			return nil
+		}
+		return r.All("Output")
 	}
-	for _, l := range r.All("Output") {
-		if strings.Contains(l, "res_timing_") && strings.Contains(l, "Running") {
-			return true
+	var h health
+	for _, l := range out("module show like timing") {
+		h.timing = h.timing || strings.Contains(l, "res_timing_") && strings.Contains(l, "Running")
+	}
+	for _, l := range out("core show channeltypes") {
+		h.channel = h.channel || strings.HasPrefix(strings.TrimSpace(l), "PJSIP ")
+	}
+	if !h.channel {
+		return h
+	}
+	registered, failing := 0, 0
+	for _, l := range out("pjsip show registrations") {
+		f := strings.Fields(l)
+		if len(f) < 3 || !strings.Contains(f[0], "/sip:") {
+			continue // headers, rulers and the count
+		}
+		if slices.Contains(f, "Registered") {
+			registered++
+		} else {
+			failing++
 		}
 	}
-	return false
+	switch {
+	case failing > 0:
+	case registered > 0:
+		h.trunk = true
+	default:
+		for _, l := range out("pjsip show contacts") {
+			f := strings.Fields(l)
+			h.trunk = h.trunk || len(f) >= 4 && f[0] == "Contact:" && slices.Contains(f, "Avail")
+		}
+	}
+	return h
 }
 
 // maybeResync fetches and applies the manifest when the controller wants
@@ -429,7 +488,7 @@ func (a *Agent) spotLoop(ctx context.Context) error {
 func (a *Agent) free() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.registered || a.draining || a.spot || !a.timingOK || !a.ami.Connected() {
+	if !a.registered || !a.settled || a.draining || a.spot || !a.timingOK || !a.channelOK || !a.trunkOK || !a.ami.Connected() {
 		return 0
 	}
 	return max(a.capacity-len(a.calls), 0)
@@ -441,14 +500,24 @@ func (a *Agent) dialLoop(ctx context.Context) error {
 	for {
 		got := 0
 		if n := a.free(); n > 0 {
+			a.mu.Lock()
+			have := a.audioVersion
+			a.mu.Unlock()
 			cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			resp, err := a.cfg.Controller.Next(cctx, nodeapi.NextRequest{Free: n})
+			resp, err := a.cfg.Controller.Next(cctx, nodeapi.NextRequest{Free: n, AudioVersion: have})
 			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				a.log.Warn("dialer.next", "err", err)
+			}
+			if resp.AudioVersion != "" && resp.AudioVersion != have {
+				// No calls until the node holds the prompts they may play.
+				a.mu.Lock()
+				a.wantAudio = resp.AudioVersion
+				a.mu.Unlock()
+				a.maybeResync(ctx)
 			}
 			if len(resp.Calls) > n {
 				a.log.Error("dialer.next answered more calls than free slots", "free", n, "got", len(resp.Calls))
@@ -512,6 +581,15 @@ func (a *Agent) originate(ctx context.Context, c nodeapi.Call) {
 	a.calls[c.CallID] = cs
 	a.byAction[cs.actionID] = cs
 	a.mu.Unlock()
+	if err := a.inflight.add(c, cs.started); err != nil {
+		// Without the record a crash could leave this call ringing unseen.
+		log.Error("not dialling: cannot record the call in flight", "err", err)
+		a.mu.Lock()
+		cs.haveResp, cs.reason = true, 0
+		a.finishLocked(cs, "in-flight record failed")
+		a.mu.Unlock()
+		return
+	}
 
 	msg := ami.M("Action", "Originate", "ActionID", cs.actionID,
 		"Channel", "PJSIP/"+c.Number+"@"+c.Trunk, "Context", "elastidial-outbound", "Exten", "s", "Priority", "1",
@@ -601,6 +679,7 @@ func (a *Agent) onAMIConnect(ctx context.Context) {
 		a.log.Warn("reconcile channels", "err", err)
 		return
 	}
+	a.settle(ctx, list)
 	live := map[string]bool{}
 	for _, ev := range list {
 		if u := ev.Get("Uniqueid"); u != "" {
@@ -627,6 +706,35 @@ func (a *Agent) onAMIConnect(ctx context.Context) {
 			a.finishLocked(cs, "channel gone")
 		}
 	}
+}
+
+// settle ends the calls an earlier agent left in flight, once; until then
+// the agent takes no work. channels is Asterisk's list, or nil to fetch it.
+func (a *Agent) settle(ctx context.Context, channels []ami.Message) {
+	a.mu.Lock()
+	done := a.settled
+	a.mu.Unlock()
+	if done {
+		return
+	}
+	if channels == nil {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, list, err := a.ami.List(cctx, ami.M("Action", "CoreShowChannels"))
+		cancel()
+		if err != nil {
+			a.log.Warn("list channels to settle orphaned calls", "err", err)
+			return
+		}
+		channels = list
+	}
+	if err := a.settleOrphans(ctx, channels); err != nil {
+		a.log.Error("orphaned calls not settled: taking no calls yet", "err", err)
+		return
+	}
+	a.mu.Lock()
+	a.settled = true
+	a.mu.Unlock()
+	a.poke(a.slotFree)
 }
 
 // maybeFinishLocked finishes a call once its outcome is known.
@@ -692,6 +800,8 @@ func (a *Agent) finishLocked(cs *callState, why string) {
 	a.log.Info("call ended", "call", r.CallID, "disposition", r.Disposition, "cause", r.Cause, "path", r.Path, "why", why)
 	if err := a.cfg.Queue.Put(r); err != nil {
 		a.log.Error("result not queued", "call", r.CallID, "err", err)
+	} else if err := a.inflight.remove(r.CallID); err != nil {
+		a.log.Error("in-flight record not removed", "call", r.CallID, "err", err)
 	}
 	a.poke(a.slotFree)
 	if (a.draining || a.spot) && len(a.calls) == 0 {

@@ -282,3 +282,68 @@ func TestRecordAndTransfer(t *testing.T) {
 		t.Errorf("unanswered transfer: %+v", got)
 	}
 }
+
+// An AMI that answers is not a node that can call: without the PJSIP
+// channel driver (chan_pjsip declines to load when a module it requires is
+// missing) or with the trunk unregistered, the node is not ready and pulls
+// no work.
+func TestNotReadyWithoutChannelDriverOrTrunk(t *testing.T) {
+	for name, configure := range map[string]func(*asterisksim.Sim){
+		"no chan_pjsip": func(s *asterisksim.Sim) { s.NoPJSIP = true },
+		"trunk down":    func(s *asterisksim.Sim) { s.TrunkDown = true },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, map[string]asterisksim.Callee{"+7000": {Outcome: asterisksim.Answer}}, 20*time.Millisecond, configure)
+			r.ctl.add(lease("n1", "+7000"))
+			eventually(t, 5*time.Second, "heartbeats with AMI up", func() bool {
+				r.ctl.mu.Lock()
+				defer r.ctl.mu.Unlock()
+				n := len(r.ctl.heartbeats)
+				return n >= 2 && r.ctl.heartbeats[n-1].AMIConnected && r.ctl.heartbeats[n-1].TimingOK
+			})
+			r.ctl.mu.Lock()
+			defer r.ctl.mu.Unlock()
+			hb := r.ctl.heartbeats[len(r.ctl.heartbeats)-1]
+			if hb.Ready() || len(r.ctl.nexts) != 0 || len(r.ctl.queue) != 1 {
+				t.Errorf("ready=%v channel=%v trunk=%v, %d pulls: want not ready and no work pulled", hb.Ready(), hb.ChannelOK, hb.TrunkOK, len(r.ctl.nexts))
+			}
+		})
+	}
+}
+
+// An agent that restarts finds the calls its predecessor left in flight
+// (killed before their results were queued), reports them, and only then
+// takes new work: their contacts go back by the retry policy, never while
+// an attempt may still be live.
+func TestRestartSettlesCallsLeftInFlight(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{"+4000": {Outcome: asterisksim.Answer}}, 20*time.Millisecond)
+	eventually(t, 5*time.Second, "ready", func() bool { st := r.agent.Status(); return st.Registered && st.TimingOK })
+	r.stopAgent()
+	// What a killed agent leaves: the record written before its Originate.
+	j := inflight{dir: filepath.Join(r.state, "inflight")}
+	if err := j.add(nodeapi.Call{CallID: "lost-1", Token: "t-lost-1", Number: "+4000", Trunk: "carrier"}, time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	r.ctl.add(lease("new-1", "+4000"))
+	agiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.start(agiLn, amiAddrOf(r))
+	eventually(t, 10*time.Second, "the orphan reported and the new call placed", func() bool {
+		_, ok1 := r.ctl.result("lost-1")
+		_, ok2 := r.ctl.result("new-1")
+		return ok1 && ok2
+	})
+	r.ctl.mu.Lock()
+	defer r.ctl.mu.Unlock()
+	if got := r.ctl.results["lost-1"]; got.Disposition != nodeapi.DispNoAnswer || got.Token != "t-lost-1" {
+		t.Errorf("orphan reported as %+v; want no_answer with its lease token", got)
+	}
+	if left, _ := j.list(); len(left) != 0 {
+		t.Errorf("%d calls still recorded in flight", len(left))
+	}
+	if log := r.ctl.resultLog; len(log) < 2 || log[0].CallID != "lost-1" {
+		t.Errorf("results in order %v: the orphan must be settled before new work", log)
+	}
+}

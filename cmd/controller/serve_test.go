@@ -215,9 +215,8 @@ func TestServeEndToEnd(t *testing.T) {
 	if err := rpcAs("test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: nodeID, Capacity: 100}, &reg); err != nil || reg.Token == first {
 		t.Fatalf("register again: %+v %v", reg, err)
 	}
-	var none nodeapi.NextResponse
-	if err := rpcAs(first, nodeapi.MethodNext, nodeapi.NextRequest{Free: 5}, &none); err == nil || !strings.Contains(err.Error(), "Fault(2)") {
-		t.Fatalf("dialer.next with the token of an earlier registration: %+v %v", none, err)
+	if err := rpcAs(first, nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{}, &hb); err == nil || !strings.Contains(err.Error(), "Fault(2)") {
+		t.Fatalf("heartbeat with the token of an earlier registration: %+v %v", hb, err)
 	}
 	node := func(method string, arg, reply any) error {
 		body, _ := kolo.EncodeMethodCall(method, arg)
@@ -234,8 +233,17 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		return kolo.Response(b).Unmarshal(reply)
 	}
+	// A node without the campaign's audio gets no calls, only the version
+	// to sync; holding it, it gets the call.
 	var next nodeapi.NextResponse
-	if err := node(nodeapi.MethodNext, nodeapi.NextRequest{Free: 5}, &next); err != nil || len(next.Calls) != 1 {
+	if err := node(nodeapi.MethodNext, nodeapi.NextRequest{Free: 5}, &next); err != nil || len(next.Calls) != 0 || next.AudioVersion == "" {
+		t.Fatalf("dialer.next without audio: %+v %v", next, err)
+	}
+	var none nodeapi.NextResponse
+	if err := rpcAs(first, nodeapi.MethodNext, nodeapi.NextRequest{Free: 5, AudioVersion: next.AudioVersion}, &none); err == nil || !strings.Contains(err.Error(), "Fault(2)") {
+		t.Fatalf("dialer.next with the token of an earlier registration: %+v %v", none, err)
+	}
+	if err := node(nodeapi.MethodNext, nodeapi.NextRequest{Free: 5, AudioVersion: next.AudioVersion}, &next); err != nil || len(next.Calls) != 1 {
 		t.Fatalf("dialer.next: %+v %v", next, err)
 	}
 	c := next.Calls[0]
