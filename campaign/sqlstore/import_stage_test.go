@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,82 @@ func TestOpenFinishesCrashedImports(t *testing.T) {
 	rows.Close()
 	if want := map[string]string{"i_done": "pending", "i_live": "staged"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("after reopening: %v, want %v", got, want)
+	}
+}
+
+// BenchmarkLeaseDuringImport: how long leasing (and recording) waits
+// while a 200,000-row dial list is imported into another campaign on
+// SQLite, against the same loop with no import (the floor, same run).
+func BenchmarkLeaseDuringImport(b *testing.B) {
+	ctx := context.Background()
+	for b.Loop() {
+		s, err := Open(ctx, b.TempDir()+"/lease-import.db")
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := setup(b, s, 20000, nil)
+		other, err := s.CreateCampaign(ctx, campaign.Campaign{Name: "big", Trunk: "carrier", CallerID: "+14155550100", Target: 10}, noonNY)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var csv strings.Builder
+		csv.WriteString("phone\n")
+		for i := range 200_000 {
+			fmt.Fprintf(&csv, "+1646%07d\n", 1000000+i)
+		}
+		start := time.Now()
+		// dial leases and records one call at a time until stop, and
+		// returns each round's duration.
+		dial := func(stop <-chan struct{}) []time.Duration {
+			var ds []time.Duration
+			for {
+				select {
+				case <-stop:
+					return ds
+				default:
+				}
+				t0 := time.Now()
+				at := noonNY.Add(t0.Sub(start)) // pacing refills as time goes
+				ls, err := s.Lease(ctx, "n1", 1, at)
+				if err != nil {
+					b.Fatalf("lease: %v", err)
+				}
+				for _, l := range ls {
+					if _, err := s.Record(ctx, "n1", campaign.Result{CallID: l.CallID, Token: l.Token, Disposition: campaign.Answered}, at); err != nil {
+						b.Fatal(err)
+					}
+				}
+				ds = append(ds, time.Since(t0))
+			}
+		}
+		stop := make(chan struct{})
+		go func() { time.Sleep(2 * time.Second); close(stop) }()
+		floor := dial(stop)
+		stop = make(chan struct{})
+		var during []time.Duration
+		done := make(chan struct{})
+		go func() { during = dial(stop); close(done) }()
+		t0 := time.Now()
+		if _, err := s.ImportContacts(ctx, other.ID, strings.NewReader(csv.String()), importer.Options{DefaultRegion: "US"}, noonNY); err != nil {
+			b.Fatal(err)
+		}
+		took := time.Since(t0)
+		close(stop)
+		<-done
+		if st, _ := s.Stats(ctx, c.ID); st.Contacts[campaign.ContactDone] == 0 {
+			b.Fatal("nothing dialled")
+		}
+		pct := func(ds []time.Duration, p float64) time.Duration {
+			ds = append([]time.Duration(nil), ds...)
+			slices.Sort(ds)
+			return ds[int(float64(len(ds)-1)*p)]
+		}
+		b.ReportMetric(float64(len(during))/took.Seconds(), "rounds/s-during")
+		b.ReportMetric(float64(len(floor))/2, "rounds/s-floor")
+		b.ReportMetric(float64(pct(during, 0.99).Microseconds())/1000, "p99-ms-during")
+		b.ReportMetric(float64(pct(floor, 0.99).Microseconds())/1000, "p99-ms-floor")
+		b.ReportMetric(float64(pct(during, 1).Microseconds())/1000, "max-ms-during")
+		b.ReportMetric(took.Seconds(), "import-s")
+		s.Close()
 	}
 }
