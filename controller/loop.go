@@ -327,13 +327,14 @@ func (c *Controller) Tick(ctx context.Context) error {
 	// registry. The pass starts from the database, not from this process's
 	// memory: another controller may have led, and every controller takes
 	// heartbeats.
-	if lead, err := c.lead(ctx, now); !lead {
-		return err
-	}
 	if c.store != nil {
+		// Followers refresh too: their REST API shows the fleet.
 		if err := c.refresh(ctx); err != nil {
 			return fmt.Errorf("observe registry: %w", err)
 		}
+	}
+	if lead, err := c.lead(ctx, now); !lead {
+		return err
 	}
 	c.audioVersion(ctx)
 
