@@ -419,6 +419,7 @@ func TestChaosThreeControllersOnPostgres(t *testing.T) {
 					if err == nil {
 						break
 					}
+					t.Logf("import try %d: %v", try+1, err)
 				}
 				importing.Store(false)
 				importDone <- err

@@ -45,16 +45,39 @@ const abandonAfter = time.Hour
 // publishImport records the import's report and makes its rows callable.
 func (s *Store) publishImport(ctx context.Context, campaignID, importID string, rep importer.Report, now time.Time) error {
 	doc, _ := json.Marshal(rep)
-	if err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO imports (id, campaign_id, created_at, report) VALUES (?, ?, ?, ?)`), importID, campaignID, ms(now), string(doc))
-		if err != nil {
-			return fmt.Errorf("record import: %w", err)
-		}
-		return nil
+	// Idempotent, so that a reply lost with a dropped connection is
+	// simply asked again.
+	if err := retry(ctx, func() error {
+		return s.write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO imports (id, campaign_id, created_at, report) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`), importID, campaignID, ms(now), string(doc))
+			if err != nil {
+				return fmt.Errorf("record import: %w", err)
+			}
+			return nil
+		})
 	}); err != nil {
 		return err
 	}
-	return s.publishStaged(ctx, importID)
+	// Recorded: from here the import stands, and its publication is
+	// carried through a dropped connection (or, failing that, by Open).
+	return retry(ctx, func() error { return s.publishStaged(ctx, importID) })
+}
+
+// retry runs fn up to five times while it fails with anything but ctx's
+// end: a dropped database connection is replaced by the pool at once.
+func retry(ctx context.Context, fn func() error) error {
+	var err error
+	for try := range 5 {
+		if err = fn(); err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(try+1) * 100 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 // publishStaged turns an import's staged rows pending, chunk by chunk.

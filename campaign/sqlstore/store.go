@@ -498,7 +498,8 @@ func (s *Store) ImportContacts(ctx context.Context, campaignID string, r io.Read
 		err = sink.flushRejections(ctx)
 	}
 	if err != nil {
-		if derr := s.discardImport(context.WithoutCancel(ctx), res.ID); derr != nil {
+		dctx := context.WithoutCancel(ctx)
+		if derr := retry(dctx, func() error { return s.discardImport(dctx, res.ID) }); derr != nil {
 			err = errors.Join(err, derr)
 		}
 		return ImportResult{}, err
@@ -508,6 +509,12 @@ func (s *Store) ImportContacts(ctx context.Context, campaignID string, r io.Read
 		return ImportResult{}, err
 	}
 	if err := s.publishImport(ctx, campaignID, res.ID, rep, now); err != nil {
+		// Not recorded: discard. Recorded: Open finishes the publication.
+		dctx := context.WithoutCancel(ctx)
+		var one int
+		if s.db.QueryRowContext(dctx, s.q(`SELECT 1 FROM imports WHERE id = ?`), res.ID).Scan(&one) != nil {
+			err = errors.Join(err, retry(dctx, func() error { return s.discardImport(dctx, res.ID) }))
+		}
 		return ImportResult{}, err
 	}
 	return res, nil
