@@ -46,6 +46,7 @@ const (
 	FaultStaleLease   = 3 // lease token no longer current; the result was not recorded
 	FaultNotFound     = 4 // campaign, flow, call or manifest not found
 	FaultForbidden    = 5 // e.g. a node reporting another node's lease
+	FaultNodeGone     = 6 // the node was terminated (or is being): no more calls; register refused
 )
 
 // RegisterRequest is node.register's single param.
@@ -61,6 +62,7 @@ type RegisterRequest struct {
 // RegisterResponse answers node.register.
 type RegisterResponse struct {
 	NodeID           string `xmlrpc:"node_id"`
+	Epoch            int    `xmlrpc:"epoch"` // registrations of this node so far; the token is valid for this one only
 	Token            string `xmlrpc:"token"` // credential for every later call
 	HeartbeatSeconds int    `xmlrpc:"heartbeat_seconds"`
 	AudioVersion     string `xmlrpc:"audio_version"` // manifest version the node must hold to be ready

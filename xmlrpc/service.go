@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/elastidial/elastidial/flow"
@@ -58,14 +59,42 @@ func NodeID(ctx context.Context) string {
 
 // Token returns the credential of a node: its id and an HMAC of it, so
 // that any controller with the secret can check it without state.
-func (s *Service) Token(nodeID string) string {
-	return nodeID + "." + s.mac(nodeID)
+func (s *Service) Token(nodeID string) string { return s.TokenFor(nodeID, 0) }
+
+// TokenFor returns the credential of a node's registration number epoch:
+// the id, the epoch and an HMAC of both. The registry refuses it once the
+// node has registered again (nodeapi.EpochFrom); epoch 0 is never checked.
+func (s *Service) TokenFor(nodeID string, epoch int64) string {
+	if epoch == 0 {
+		return nodeID + "." + s.mac(nodeID)
+	}
+	e := strconv.FormatInt(epoch, 10)
+	return nodeID + "." + e + "." + s.mac(nodeID+"#"+e)
 }
 
 func (s *Service) mac(nodeID string) string {
 	m := hmac.New(sha256.New, s.Secret)
 	m.Write([]byte("elastidial-node:" + nodeID))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// parseToken checks a node token and returns the node and epoch it names.
+func (s *Service) parseToken(cred string) (id string, epoch int64, ok bool) {
+	i := strings.LastIndexByte(cred, '.')
+	if i <= 0 {
+		return "", 0, false
+	}
+	body, mac := cred[:i], cred[i+1:]
+	if j := strings.LastIndexByte(body, '.'); j > 0 {
+		if e, err := strconv.ParseInt(body[j+1:], 10, 64); err == nil && e > 0 &&
+			subtle.ConstantTimeCompare([]byte(mac), []byte(s.mac(body[:j]+"#"+body[j+1:]))) == 1 {
+			return body[:j], e, true
+		}
+	}
+	if subtle.ConstantTimeCompare([]byte(mac), []byte(s.mac(body))) == 1 {
+		return body, 0, true
+	}
+	return "", 0, false
 }
 
 // authorize checks the Bearer credential: the cluster secret for
@@ -81,11 +110,11 @@ func (s *Service) authorize(r *http.Request, method string) (context.Context, er
 		}
 		return r.Context(), nil
 	}
-	id, mac, ok := strings.Cut(cred, ".")
-	if !ok || id == "" || subtle.ConstantTimeCompare([]byte(mac), []byte(s.mac(id))) != 1 {
+	id, epoch, ok := s.parseToken(cred)
+	if !ok {
 		return nil, faultf(nodeapi.FaultUnauthorized, "not a valid node token; register again")
 	}
-	return context.WithValue(r.Context(), nodeCtxKey{}, id), nil
+	return nodeapi.WithEpoch(context.WithValue(r.Context(), nodeCtxKey{}, id), epoch), nil
 }
 
 // Server returns the XML-RPC server with the service's methods.
@@ -124,7 +153,7 @@ func (s *Service) register(ctx context.Context, params []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Token = s.Token(res.NodeID)
+	res.Token = s.TokenFor(res.NodeID, int64(res.Epoch))
 	return res, nil
 }
 

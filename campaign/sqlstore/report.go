@@ -15,7 +15,7 @@ func (s *Store) Stats(ctx context.Context, id string) (campaign.Stats, error) {
 	if _, err := s.Campaign(ctx, id); err != nil {
 		return st, err
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT state, COUNT(*) FROM contacts WHERE campaign_id = ? GROUP BY state`), id)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT state, COUNT(*) FROM contacts WHERE campaign_id = ? AND state <> 'staged' GROUP BY state`), id)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}

@@ -44,7 +44,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, s *Store)) {
 var noonNY = time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
 
 // setup makes a trunk and a running campaign with n New York contacts.
-func setup(t *testing.T, s *Store, n int, mod func(*campaign.Campaign)) campaign.Campaign {
+func setup(t testing.TB, s *Store, n int, mod func(*campaign.Campaign)) campaign.Campaign {
 	t.Helper()
 	ctx := context.Background()
 	if err := s.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 1000, MaxCPS: 1000}); err != nil {
