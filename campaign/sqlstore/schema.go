@@ -75,6 +75,18 @@ var migrations = []struct {
 	// revision counts a campaign's updates: caches of its dialing
 	// configuration key on it, so an update is seen at once.
 	{sqlite: `ALTER TABLE campaigns ADD COLUMN revision BIGINT NOT NULL DEFAULT 0`},
+	// campaign_dnc holds each campaign's own do-not-call list, beside the
+	// internal one (dnc) that every campaign honours.
+	{sqlite: `CREATE TABLE campaign_dnc (
+		campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+		phone TEXT NOT NULL,
+		source TEXT NOT NULL,
+		added_at BIGINT NOT NULL,
+		PRIMARY KEY (campaign_id, phone))`},
+	// dials logs every attempt handed out, per number across campaigns,
+	// for the frequency caps; rows older than a week are pruned.
+	{sqlite: `CREATE TABLE dials (phone TEXT NOT NULL, at_ms BIGINT NOT NULL)`},
+	{sqlite: `CREATE INDEX dials_phone ON dials (phone, at_ms)`},
 }
 
 const contactsTable = `CREATE TABLE contacts (

@@ -184,11 +184,12 @@ func TestWindowMustHoldInEveryZone(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		c := setup(t, s, 0, nil)
-		in := "phone,tz\n+12125550001,America/New_York\n+12125550002,Asia/Tokyo\n"
+		// Idaho's 208 spans Boise (Mountain) and Los Angeles (Pacific).
+		in := "phone\n+12125550001\n+12085550002\n"
 		if _, err := s.ImportContacts(ctx, c.ID, strings.NewReader(in), importer.Options{}, noonNY); err != nil {
 			t.Fatal(err)
 		}
-		got, _ := s.Lease(ctx, "n1", 10, noonNY) // 01:00 in Tokyo
+		got, _ := s.Lease(ctx, "n1", 10, time.Date(2026, 3, 10, 14, 30, 0, 0, time.UTC)) // 08:30 in Boise, 07:30 in Los Angeles
 		if len(got) != 1 || got[0].Number != "+12125550001" {
 			t.Fatalf("leased %+v", got)
 		}
