@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
@@ -225,6 +226,8 @@ func (f *Flow) Validate(promptExists func(name string) bool) error {
 		if t := s.Transfer; t != nil {
 			if !transferRE.MatchString(t.To) {
 				add(n, "transfer to %q: want a phone number or sip: URI", t.To)
+			} else if why := campaign.TransferTarget(t.To); why != "" {
+				add(n, "transfer to %q: %s; never a transfer target", t.To, why)
 			}
 			if t.TimeoutSeconds < 5 || t.TimeoutSeconds > 300 {
 				add(n, "transfer timeout_seconds %d: want 5 to 300", t.TimeoutSeconds)

@@ -116,6 +116,10 @@ func TestValidationPointsAtTheState(t *testing.T) {
 		{`{"start":"a","states":{"a":{"play":["x/missing"]}}}`, `not in the audio library`},
 		{`{"start":"a","states":{"a":{"transfer":{"to":"; rm -rf","timeout_seconds":30}}}}`, `transfer to`},
 		{`{"start":"zz","states":{"a":{"hangup":true}}}`, `start state "zz" does not exist`},
+		{`{"start":"a","states":{"a":{"transfer":{"to":"911","timeout_seconds":30}}}}`, `state "a": transfer to "911": "911" is an emergency or N11 service number`},
+		{`{"start":"a","states":{"a":{"transfer":{"to":"112","timeout_seconds":30}}}}`, `emergency`},
+		{`{"start":"a","states":{"a":{"transfer":{"to":"sip:999@carrier","timeout_seconds":30}}}}`, `emergency`},
+		{`{"start":"a","states":{"a":{"transfer":{"to":"+19002345678","timeout_seconds":30}}}}`, `premium-rate`},
 	} {
 		f, err := Parse([]byte(tc.doc))
 		if err == nil {
