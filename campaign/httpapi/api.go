@@ -73,6 +73,7 @@ func (a *API) Handler() http.Handler {
 	m.HandleFunc("POST /api/v1/dnc", a.importDNC)
 	m.HandleFunc("GET /api/v1/dnc", a.searchDNC)
 	m.HandleFunc("DELETE /api/v1/dnc/{phone}", a.deleteDNC)
+	m.HandleFunc("GET /api/v1/audit", a.audit)
 	return a.Auth(m)
 }
 
@@ -85,7 +86,8 @@ func (a *API) Auth(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "send an API token as 'Authorization: Bearer <token>' (create one with 'controller token')", "")
 			return
 		}
-		if _, err := a.Store.CheckToken(r.Context(), tok); err != nil {
+		name, err := a.Store.CheckToken(r.Context(), tok)
+		if err != nil {
 			if errors.Is(err, campaign.ErrUnauthorized) {
 				writeError(w, http.StatusUnauthorized, "this API token is not valid", "")
 				return
@@ -93,7 +95,7 @@ func (a *API) Auth(next http.Handler) http.Handler {
 			a.fail(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r)
+		a.audited(next, name).ServeHTTP(w, r)
 	})
 }
 

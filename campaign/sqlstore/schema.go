@@ -87,7 +87,19 @@ var migrations = []struct {
 	// for the frequency caps; rows older than a week are pruned.
 	{sqlite: `CREATE TABLE dials (phone TEXT NOT NULL, at_ms BIGINT NOT NULL)`},
 	{sqlite: `CREATE INDEX dials_phone ON dials (phone, at_ms)`},
+	// audit records every change made through the API: who (the token's
+	// name), what, when.
+	{sqlite: auditTable, postgres: strings.Replace(auditTable, "id INTEGER PRIMARY KEY", "id BIGSERIAL PRIMARY KEY", 1)},
 }
+
+const auditTable = `CREATE TABLE audit (
+		id INTEGER PRIMARY KEY,
+		at BIGINT NOT NULL,
+		actor TEXT NOT NULL,
+		method TEXT NOT NULL,
+		path TEXT NOT NULL,
+		status INTEGER NOT NULL,
+		detail TEXT NOT NULL)`
 
 const contactsTable = `CREATE TABLE contacts (
 		id INTEGER PRIMARY KEY,
