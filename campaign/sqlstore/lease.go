@@ -458,8 +458,14 @@ func orEmptyMap(m map[string]string) map[string]string {
 // touch): each attempt is recorded as cut off and its contact is retried
 // by the campaign's policy. It returns how many it ended.
 func (s *Store) Reap(ctx context.Context, now time.Time) (int, error) {
-	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM dials WHERE at_ms < ?`), ms(now.Add(-8*24*time.Hour))); err != nil {
-		return 0, fmt.Errorf("prune dials: %w", err)
+	// The frequency caps look back a week; older dials are of no use.
+	if err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM dials WHERE at_ms < ?`), ms(now.Add(-8*24*time.Hour))); err != nil {
+			return fmt.Errorf("prune dials: %w", err)
+		}
+		return nil
+	}); err != nil {
+		return 0, err
 	}
 	return s.endLive(ctx, `lease_expires < ?`, ms(now), now)
 }
