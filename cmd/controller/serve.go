@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/httpapi"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/controller"
@@ -44,6 +45,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	defer store.Close()
+	store.Caps = campaign.Caps{PerDay: cfg.CapDay, PerWeek: cfg.CapWeek}
 	secret, err := clusterSecret(cfg)
 	if err != nil {
 		return err
