@@ -198,6 +198,11 @@ func (s *Syncer) fetch(ctx context.Context, client *http.Client, f nodeapi.Audio
 		err = ErrChecksum
 	}
 	if err == nil {
+		// Asterisk runs as its own user and reads what the agent writes;
+		// CreateTemp's 0600 would make every prompt unplayable.
+		err = tmp.Chmod(0o644)
+	}
+	if err == nil {
 		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
