@@ -443,6 +443,10 @@ func (s *State) action(fields map[string]string) nodeapi.Action {
 	case s.Record != nil:
 		return nodeapi.Action{Kind: nodeapi.ActionRecord, Target: safeName(render(s.Record.Name, fields)), MaxSeconds: s.Record.MaxSeconds}
 	case s.Transfer != nil:
+		if campaign.TransferTarget(s.Transfer.To) != "" {
+			// Saved before the target rules existed: end the call instead.
+			return nodeapi.Action{Kind: nodeapi.ActionHangup}
+		}
 		return nodeapi.Action{Kind: nodeapi.ActionTransfer, Target: s.Transfer.To, MaxSeconds: s.Transfer.TimeoutSeconds}
 	case s.Detect:
 		return nodeapi.Action{Kind: nodeapi.ActionDetect}

@@ -145,3 +145,19 @@ func FuzzStep(f *testing.F) {
 		Step(fl, state, Input{Kind: kind, Digits: digits}, map[string]string{"a": "1"})
 	})
 }
+
+// A flow saved before transfer targets were checked still never bridges a
+// call to an emergency number: the step ends the call instead.
+func TestStepNeverTransfersToEmergency(t *testing.T) {
+	f, err := Parse([]byte(`{"start":"a","states":{"a":{"transfer":{"to":"911","timeout_seconds":30}},"b":{"transfer":{"to":"+14155550100","timeout_seconds":30}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, a, _, err := Step(f, "", Input{Kind: nodeapi.InputStart}, nil); err != nil || a.Kind != nodeapi.ActionHangup {
+		t.Fatalf("transfer to 911: %+v %v, want a hang-up", a, err)
+	}
+	f.Start = "b"
+	if _, a, _, err := Step(f, "", Input{Kind: nodeapi.InputStart}, nil); err != nil || a.Kind != nodeapi.ActionTransfer {
+		t.Fatalf("transfer to a person: %+v %v", a, err)
+	}
+}
