@@ -81,16 +81,6 @@ func (w Window) Open(t time.Time) bool {
 	return m >= w.Start || m < w.End // wraps past midnight
 }
 
-// OpenInAll reports whether the window is open now in every zone.
-func (w Window) OpenInAll(now time.Time, zones []*time.Location) bool {
-	for _, z := range zones {
-		if !w.Open(now.In(z)) {
-			return false
-		}
-	}
-	return len(zones) > 0
-}
-
 // Retry says what follows one disposition.
 type Retry struct {
 	AfterSeconds int `json:"after_seconds"` // delay before the next attempt; 0 means no retry

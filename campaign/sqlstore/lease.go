@@ -185,13 +185,20 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		return nil, err
 	}
 	var picks []pick
+	var calls []string
+	var evidence []any // the compliance record of each pick
+	lists := []string{"internal", "campaign " + c.ID}
 	s.zmu.RLock()
 	for _, p := range cands {
 		g := s.zones[p.group]
 		k := campaign.Contact{Phone: p.phone, Jurisdiction: g.juris, Zones: g.locs, State: campaign.ContactPending, Attempts: p.attempts, NextAt: fromMS(p.nextAt)}
-		v := campaign.Decide(&c, k, campaign.Facts{DNC: dnc[p.phone], Dials: dials[p.phone]}, s.Caps, now)
+		f := campaign.Facts{DNC: dnc[p.phone], Dials: dials[p.phone]}
+		v := campaign.Decide(&c, k, f, s.Caps, now)
 		if v.OK() {
 			picks = append(picks, p)
+			id := callID(p.id, p.attempts+1)
+			calls = append(calls, id)
+			evidence = append(evidence, campaign.Explain(&c, k, f, s.Caps, lists, id, now))
 			dials[p.phone] = append(dials[p.phone], now)
 			continue
 		}
@@ -247,6 +254,9 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	}
 	if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
 		return nil, fmt.Errorf("log dials: %w", err)
+	}
+	if err := s.appendCompliance(ctx, tx, c.ID, "dial", now, calls, evidence); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -408,7 +418,13 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 		if err := s.addLive(ctx, tx, campaignID, trunk, -1); err != nil {
 			return err
 		}
-		if err := s.settle(ctx, tx, &c, contactID, token, r.Disposition, attempt, r.Tags, now); err != nil {
+		became, err := s.settle(ctx, tx, &c, contactID, token, r.Disposition, attempt, r.Tags, now)
+		if err != nil {
+			return err
+		}
+		if err := s.appendCompliance(ctx, tx, campaignID, "result", now, []string{r.CallID}, []any{ResultRecord{
+			CallID: r.CallID, Disposition: r.Disposition, Cause: r.Cause, Path: orEmpty(r.Path), Tags: orEmptyMap(r.Tags), EndedAt: ended.UTC(), State: became,
+		}}); err != nil {
 			return err
 		}
 		recorded = true
@@ -419,25 +435,25 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 
 // settle moves the contact of a finished attempt on, if that attempt still
 // holds its lease.
-func (s *Store) settle(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, contactID int64, token, disposition string, attempt int, tags map[string]string, now time.Time) error {
+func (s *Store) settle(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, contactID int64, token, disposition string, attempt int, tags map[string]string, now time.Time) (string, error) {
 	var phone string
 	if err := tx.QueryRowContext(ctx, s.q(`SELECT phone FROM contacts WHERE id = ?`), contactID).Scan(&phone); err != nil {
-		return fmt.Errorf("settle contact: %w", err)
+		return "", fmt.Errorf("settle contact: %w", err)
 	}
 	// The number may have gone on a do-not-call list while its call was live.
 	dnc, err := s.onDNC(ctx, tx, c.ID, []string{phone})
 	if err != nil {
-		return err
+		return "", err
 	}
 	state, next := campaign.Settle(c, disposition, attempt, tags, dnc[phone] != "", now)
 	res, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = ?, next_at = ?, lease_token = NULL WHERE id = ? AND lease_token = ?`), state, ms(next), contactID, token)
 	if err != nil {
-		return fmt.Errorf("settle contact: %w", err)
+		return "", fmt.Errorf("settle contact: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 && tags["dnc"] == "true" {
-		return s.addDNC(ctx, tx, []string{phone}, "opted out in call", now)
+		return state, s.addDNC(ctx, tx, []string{phone}, "opted out in call", now)
 	}
-	return nil
+	return state, nil
 }
 
 func orEmpty(s []string) []string {
@@ -522,7 +538,14 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 			if err := s.addLive(ctx, tx, d.campaign, d.trunk, -1); err != nil {
 				return err
 			}
-			if err := s.settle(ctx, tx, c, d.contact, d.token, campaign.CutOff, d.attempt, nil, now); err != nil {
+			state, err := s.settle(ctx, tx, c, d.contact, d.token, campaign.CutOff, d.attempt, nil, now)
+			if err != nil {
+				return err
+			}
+			id := callID(d.contact, d.attempt)
+			if err := s.appendCompliance(ctx, tx, d.campaign, "result", now, []string{id}, []any{ResultRecord{
+				CallID: id, Disposition: campaign.CutOff, Path: []string{}, Tags: map[string]string{}, EndedAt: now.UTC(), State: state,
+			}}); err != nil {
 				return err
 			}
 			n++

@@ -90,7 +90,23 @@ var migrations = []struct {
 	// audit records every change made through the API: who (the token's
 	// name), what, when.
 	{sqlite: auditTable, postgres: strings.Replace(auditTable, "id INTEGER PRIMARY KEY", "id BIGSERIAL PRIMARY KEY", 1)},
+	// compliance is each campaign's hash-chained record of every attempt:
+	// what the rules engine checked, and what happened; compliance_heads
+	// holds each chain's latest hash.
+	{sqlite: complianceTable, postgres: strings.Replace(complianceTable, "seq INTEGER PRIMARY KEY", "seq BIGSERIAL PRIMARY KEY", 1)},
+	{sqlite: `CREATE INDEX compliance_campaign ON compliance (campaign_id, seq)`},
+	{sqlite: `CREATE TABLE compliance_heads (campaign_id TEXT PRIMARY KEY, hash TEXT NOT NULL)`},
 }
+
+const complianceTable = `CREATE TABLE compliance (
+		seq INTEGER PRIMARY KEY,
+		campaign_id TEXT NOT NULL,
+		call_id TEXT NOT NULL,
+		kind TEXT NOT NULL,
+		at BIGINT NOT NULL,
+		doc TEXT NOT NULL,
+		prev TEXT NOT NULL,
+		hash TEXT NOT NULL)`
 
 const auditTable = `CREATE TABLE audit (
 		id INTEGER PRIMARY KEY,
