@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
@@ -240,12 +242,49 @@ func numberType(e164 string, num *phonenumbers.PhoneNumber) string {
 }
 
 // region is the ISO country of an E.164 number, "" if unknown.
-func region(e164 string) string {
-	num, err := phonenumbers.Parse(e164, "")
-	if err != nil {
-		return ""
+func region(e164 string) string { return classify(e164).region }
+
+// destClass is what the destination rules need of a number.
+type destClass struct {
+	bad       bool // not an E.164 number
+	region    string
+	typ       string // restricted type, "" if none
+	emergency bool
+}
+
+// nanpClasses caches the class of North American numbers by "+1" and the
+// first six digits (area code and exchange): libphonenumber decides a
+// valid NANP number's country and type on those digits, and parsing each
+// number again at every lease costs more than the rest of leasing. Bounded:
+// past maxNANPClasses prefixes, numbers are classified uncached.
+var (
+	nanpClasses    sync.Map // string → destClass
+	nanpClassCount atomic.Int64
+)
+
+const maxNANPClasses = 200_000
+
+func classify(e164 string) destClass {
+	key := ""
+	if len(e164) == 12 && strings.HasPrefix(e164, "+1") {
+		key = e164[:8]
+		if v, ok := nanpClasses.Load(key); ok {
+			return v.(destClass)
+		}
 	}
-	return phonenumbers.GetRegionCodeForNumber(num)
+	num, err := phonenumbers.Parse(e164, "")
+	if err != nil || !strings.HasPrefix(e164, "+") {
+		return destClass{bad: true}
+	}
+	reg := phonenumbers.GetRegionCodeForNumber(num)
+	nsn := phonenumbers.GetNationalSignificantNumber(num)
+	d := destClass{region: reg, typ: numberType(e164, num), emergency: Emergency(nsn) || (reg != "" && phonenumbers.IsEmergencyNumber(nsn, reg))}
+	if key != "" && nanpClassCount.Load() < maxNANPClasses {
+		if _, loaded := nanpClasses.LoadOrStore(key, d); !loaded {
+			nanpClassCount.Add(1)
+		}
+	}
+	return d
 }
 
 // Countries is where the campaign may call: its Countries, else the
@@ -265,16 +304,14 @@ func (c *Campaign) AllowedCountries() []string {
 // premium-rate, shared-cost, satellite or personal number it does not
 // allow.
 func Destination(c *Campaign, e164 string) string {
-	num, err := phonenumbers.Parse(e164, "")
-	if err != nil || !strings.HasPrefix(e164, "+") {
+	d := classify(e164)
+	if d.bad {
 		return fmt.Sprintf("%q is not an E.164 number", e164)
 	}
-	reg := phonenumbers.GetRegionCodeForNumber(num)
-	nsn := phonenumbers.GetNationalSignificantNumber(num)
-	if Emergency(nsn) || (reg != "" && phonenumbers.IsEmergencyNumber(nsn, reg)) {
+	if d.emergency {
 		return e164 + " is an emergency or N11 service number"
 	}
-	t := numberType(e164, num)
+	reg, t := d.region, d.typ
 	if t != "" && !slices.Contains(c.AllowTypes, t) {
 		return fmt.Sprintf("%s is a %s number; refused unless allow_types includes %s", e164, strings.ReplaceAll(t, "_", "-"), t)
 	}

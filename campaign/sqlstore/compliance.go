@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -68,17 +69,36 @@ func (s *Store) appendCompliance(ctx context.Context, tx *sql.Tx, campaignID, ki
 	if err := tx.QueryRowContext(ctx, s.q(`SELECT hash FROM compliance_heads WHERE campaign_id = ?`+lock), campaignID).Scan(&prev); err != nil {
 		return fmt.Errorf("compliance record: %w", err)
 	}
+	// One statement per 100 records: a lease batch is one or two.
+	const perStmt = 100
+	args := make([]any, 0, 7*min(perStmt, len(docs)))
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		q := `INSERT INTO compliance (campaign_id, call_id, kind, at, doc, prev, hash) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?),", len(args)/7), ",")
+		if _, err := tx.ExecContext(ctx, s.q(q), args...); err != nil {
+			return fmt.Errorf("compliance record: %w", err)
+		}
+		args = args[:0]
+		return nil
+	}
 	for i, d := range docs {
 		doc, err := json.Marshal(d)
 		if err != nil {
 			return fmt.Errorf("compliance record: %w", err)
 		}
 		h := chainHash(prev, campaignID, callIDs[i], kind, ms(at), doc)
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO compliance (campaign_id, call_id, kind, at, doc, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?)`),
-			campaignID, callIDs[i], kind, ms(at), string(doc), prev, h); err != nil {
-			return fmt.Errorf("compliance record: %w", err)
-		}
+		args = append(args, campaignID, callIDs[i], kind, ms(at), string(doc), prev, h)
 		prev = h
+		if len(args) == 7*perStmt {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE compliance_heads SET hash = ? WHERE campaign_id = ?`), prev, campaignID); err != nil {
 		return fmt.Errorf("compliance record: %w", err)
