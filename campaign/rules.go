@@ -287,8 +287,9 @@ func classify(e164 string) destClass {
 	return d
 }
 
-// Countries is where the campaign may call: its Countries, else the
-// country of its caller ID.
+// AllowedCountries is where the campaign may call: its Countries (set
+// from its first dial list's region unless given), else the country of its
+// caller ID.
 func (c *Campaign) AllowedCountries() []string {
 	if len(c.Countries) > 0 {
 		return c.Countries
@@ -309,11 +310,11 @@ func Destination(c *Campaign, e164 string) string {
 		return fmt.Sprintf("%q is not an E.164 number", e164)
 	}
 	if d.emergency {
-		return e164 + " is an emergency or N11 service number"
+		return "an emergency or N11 service number"
 	}
 	reg, t := d.region, d.typ
 	if t != "" && !slices.Contains(c.AllowTypes, t) {
-		return fmt.Sprintf("%s is a %s number; refused unless allow_types includes %s", e164, strings.ReplaceAll(t, "_", "-"), t)
+		return fmt.Sprintf("a %s number; refused unless allow_types includes %s", strings.ReplaceAll(t, "_", "-"), t)
 	}
 	if t == TypeSatellite {
 		return "" // allowed, and in no country
@@ -322,7 +323,7 @@ func Destination(c *Campaign, e164 string) string {
 		if reg == "" || reg == "001" {
 			reg = "no country"
 		}
-		return fmt.Sprintf("%s is in %s; this campaign calls only %s (set countries to allow more)", e164, reg, strings.Join(allowed, ", "))
+		return fmt.Sprintf("a number in %s; this campaign calls only %s (set countries to allow more)", reg, strings.Join(allowed, ", "))
 	}
 	return ""
 }
@@ -415,6 +416,10 @@ func NormaliseCallerID(s string) string {
 	}
 	return phonenumbers.Format(num, phonenumbers.E164)
 }
+
+// KnownRegion reports whether r is an ISO 3166 region libphonenumber
+// knows.
+func KnownRegion(r string) bool { return phonenumbers.GetCountryCodeForRegion(r) != 0 }
 
 // validateRules checks the campaign's calling windows, countries and
 // allowed number types.

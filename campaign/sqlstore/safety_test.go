@@ -195,3 +195,35 @@ func TestCallerIDNormalised(t *testing.T) {
 		}
 	})
 }
+
+// A campaign's countries default to its dial list's region: a list
+// imported with region=GB is called, a stray US number in it is not.
+func TestCountriesDefaultToTheListsRegion(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		if err := s.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 10, MaxCPS: 10}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.CreateCampaign(ctx, campaign.Campaign{Name: "London", Trunk: "carrier", CallerID: "+14155550100", Target: 5}, noonNY)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.ImportContacts(ctx, c.ID, strings.NewReader("phone\n020 7946 0018\n+12125550100\n"), importer.Options{DefaultRegion: "gb"}, noonNY)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Imported != 1 || len(res.Rejections) != 1 || !strings.Contains(res.Rejections[0].Reason, "calls only GB") {
+			t.Fatalf("import: %+v", res)
+		}
+		if c, _ = s.Campaign(ctx, c.ID); len(c.Countries) != 1 || c.Countries[0] != "GB" {
+			t.Fatalf("countries %v, want the list's region GB", c.Countries)
+		}
+		s.SaveFlow(ctx, c.ID, []byte(`{"start":"bye"}`), noonNY)
+		if _, err := s.SetStatus(ctx, c.ID, campaign.StatusRunning, noonNY); err != nil {
+			t.Fatal(err)
+		}
+		if got := leaseAll(t, s, "n1", noonNY); len(got) != 1 || got[0].Number != "+442079460018" { // 16:00 in London
+			t.Fatalf("leased %+v", got)
+		}
+	})
+}

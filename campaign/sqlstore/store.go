@@ -512,6 +512,14 @@ func (s *Store) ImportContacts(ctx context.Context, campaignID string, r io.Read
 		if err != nil {
 			return err
 		}
+		// A campaign calls the countries of its dial lists unless told
+		// otherwise: the first list's region becomes its countries.
+		if r := strings.ToUpper(strings.TrimSpace(cmp.Or(opt.DefaultRegion, "US"))); len(c.Countries) == 0 && campaign.KnownRegion(r) {
+			c.Countries, c.UpdatedAt = []string{r}, now.UTC()
+			if err := s.saveCampaign(ctx, tx, c); err != nil {
+				return err
+			}
+		}
 		sink := &importSink{s: s, tx: tx, c: &c, campaign: campaignID, importID: res.ID, now: now, res: &res, zones: map[string]int64{}}
 		rep, err := importer.Import(ctx, r, opt, sink)
 		if err != nil {
