@@ -225,5 +225,14 @@ func TestCountriesDefaultToTheListsRegion(t *testing.T) {
 		if got := leaseAll(t, s, "n1", noonNY); len(got) != 1 || got[0].Number != "+442079460018" { // 16:00 in London
 			t.Fatalf("leased %+v", got)
 		}
+
+		// No region given: the caller ID's country.
+		jp, err := s.CreateCampaign(ctx, campaign.Campaign{Name: "Tokyo", Trunk: "carrier", CallerID: "+81312340000", Target: 5}, noonNY)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := s.ImportContacts(ctx, jp.ID, strings.NewReader("phone\n+81312340001\n+12125550100\n"), importer.Options{}, noonNY); err != nil || res.Imported != 1 || !strings.Contains(res.Rejections[0].Reason, "calls only JP") {
+			t.Fatalf("import into a Tokyo campaign: %+v %v", res, err)
+		}
 	})
 }

@@ -513,8 +513,9 @@ func (s *Store) ImportContacts(ctx context.Context, campaignID string, r io.Read
 			return err
 		}
 		// A campaign calls the countries of its dial lists unless told
-		// otherwise: the first list's region becomes its countries.
-		if r := strings.ToUpper(strings.TrimSpace(cmp.Or(opt.DefaultRegion, "US"))); len(c.Countries) == 0 && campaign.KnownRegion(r) {
+		// otherwise: the first list's region (else its caller ID's
+		// country) becomes its countries.
+		if r := strings.ToUpper(strings.TrimSpace(cmp.Or(opt.DefaultRegion, callerRegion(&c), "US"))); len(c.Countries) == 0 && campaign.KnownRegion(r) {
 			c.Countries, c.UpdatedAt = []string{r}, now.UTC()
 			if err := s.saveCampaign(ctx, tx, c); err != nil {
 				return err
@@ -540,6 +541,14 @@ func (s *Store) ImportContacts(ctx context.Context, campaignID string, r io.Read
 		return ImportResult{}, err
 	}
 	return res, s.loadZones(ctx)
+}
+
+// callerRegion is the country of a campaign's caller ID, "" if unknown.
+func callerRegion(c *campaign.Campaign) string {
+	if rs := c.AllowedCountries(); len(rs) == 1 && len(c.Countries) == 0 {
+		return rs[0]
+	}
+	return ""
 }
 
 type importSink struct {
