@@ -165,7 +165,7 @@ func (q *Queue) Deliver(ctx context.Context, ctl Controller) error {
 			}
 			local := r.Recording // a path on this node until uploaded
 			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			err = uploadRecording(cctx, ctl, &r)
+			err = q.uploadRecording(cctx, ctl, &r)
 			if err == nil {
 				_, err = ctl.Result(cctx, r)
 			}
@@ -225,13 +225,14 @@ func (q *Queue) dec() {
 // key instead. The result is delivered only once the recording is stored,
 // so a node drains (pending results reach zero) only after its recordings
 // are safe. A recording Asterisk never wrote is reported as none.
-func uploadRecording(ctx context.Context, ctl Controller, r *nodeapi.ResultRequest) error {
+func (q *Queue) uploadRecording(ctx context.Context, ctl Controller, r *nodeapi.ResultRequest) error {
 	local := r.Recording
 	if !strings.HasPrefix(local, "/") {
 		return nil
 	}
 	f, err := os.Open(local)
 	if errors.Is(err, os.ErrNotExist) {
+		q.Log.Warn("recording named in a result is not on disk", "call", r.CallID, "path", local)
 		r.Recording = ""
 		return nil
 	}
@@ -247,6 +248,7 @@ func uploadRecording(ctx context.Context, ctl Controller, r *nodeapi.ResultReque
 	if err := ctl.PutRecording(ctx, key, f, st.Size()); permanent(err) {
 		// Refused for good (not a WAV Asterisk wrote, over the size cap):
 		// the result itself must still be delivered.
+		q.Log.Error("recording refused by the controller: the result goes without it", "call", r.CallID, "err", err)
 		r.Recording = ""
 		return nil
 	} else if err != nil {

@@ -91,16 +91,6 @@ func (w Window) Open(t time.Time) bool {
 	return m >= w.Start || m < w.End // wraps past midnight
 }
 
-// OpenInAll reports whether the window is open now in every zone.
-func (w Window) OpenInAll(now time.Time, zones []*time.Location) bool {
-	for _, z := range zones {
-		if !w.Open(now.In(z)) {
-			return false
-		}
-	}
-	return len(zones) > 0
-}
-
 // Retry says what follows one disposition.
 type Retry struct {
 	AfterSeconds int `json:"after_seconds"` // delay before the next attempt; 0 means no retry
@@ -145,8 +135,17 @@ type Campaign struct {
 	AudioSet    string           `json:"audio_set"`
 	FlowVersion int              `json:"flow_version"` // 0 until a flow is saved
 	StartAt     *time.Time       `json:"start_at,omitempty"`
-	CreatedAt   time.Time        `json:"created_at"`
-	UpdatedAt   time.Time        `json:"updated_at"`
+	// Weekdays overrides Window on some local weekdays ("mon" … "sun"); a
+	// zero window closes the day. Both only narrow the legal hours.
+	Weekdays map[string]Window `json:"weekdays,omitempty"`
+	// Countries (ISO 3166 codes) the campaign may call; empty means the
+	// caller ID's country.
+	Countries []string `json:"countries,omitempty"`
+	// AllowTypes lifts the default refusal of premium_rate, shared_cost,
+	// satellite and personal_number numbers.
+	AllowTypes []string  `json:"allow_types,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // Defaults fills unset fields.
@@ -169,6 +168,9 @@ func (c *Campaign) Defaults() {
 	if c.MaxCPS == 0 {
 		c.MaxCPS = 10
 	}
+	if e := NormaliseCallerID(c.CallerID); e != "" {
+		c.CallerID = e
+	}
 }
 
 var (
@@ -184,13 +186,13 @@ func (c *Campaign) Validate() error {
 		return &FieldError{"name", "must be 1 to 100 letters, digits, spaces or ._'()&- and start with a letter or digit"}
 	case !trunkRE.MatchString(c.Trunk):
 		return &FieldError{"trunk", "must name a trunk (letters, digits, _ . -)"}
-	case !callerIDRE.MatchString(c.CallerID):
-		return &FieldError{"caller_id", "must be a phone number such as +14155550100"}
+	case !callerIDRE.MatchString(c.CallerID) || NormaliseCallerID(c.CallerID) != c.CallerID:
+		return &FieldError{"caller_id", fmt.Sprintf("%q: must be a valid phone number in E.164 form such as +14155550100", c.CallerID)}
 	case c.Target < 1 || c.Target > 100000:
 		return &FieldError{"target", fmt.Sprintf("%d: want 1 to 100000 concurrent calls", c.Target)}
 	case c.MaxCPS <= 0 || c.MaxCPS > 10000:
 		return &FieldError{"max_cps", fmt.Sprintf("%g: want more than 0 and at most 10000 attempts per second", c.MaxCPS)}
-	case c.Window.Start < 0 || c.Window.Start >= 1440 || c.Window.End < 0 || c.Window.End > 1440 || c.Window.Start == c.Window.End:
+	case c.Window == (Window{}):
 		return &FieldError{"window", "start and end are minutes of the day, 0 to 1440, and must differ"}
 	case c.MaxAttempts < 1 || c.MaxAttempts > 100:
 		return &FieldError{"max_attempts", fmt.Sprintf("%d: want 1 to 100", c.MaxAttempts)}
@@ -198,6 +200,9 @@ func (c *Campaign) Validate() error {
 		return &FieldError{"ring_seconds", fmt.Sprintf("%d: want 5 to 300", c.RingSeconds)}
 	case c.AudioSet != "" && !trunkRE.MatchString(c.AudioSet):
 		return &FieldError{"audio_set", "must be letters, digits, _ . -"}
+	}
+	if err := c.validateRules(); err != nil {
+		return err
 	}
 	for d, r := range c.Retry {
 		if !isDisposition(d) {

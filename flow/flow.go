@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
@@ -226,6 +227,8 @@ func (f *Flow) Validate(promptExists func(name string) bool) error {
 		if t := s.Transfer; t != nil {
 			if !transferRE.MatchString(t.To) {
 				add(n, "transfer to %q: want a phone number or sip: URI", t.To)
+			} else if why := campaign.TransferTarget(t.To); why != "" {
+				add(n, "transfer to %q: %s; never a transfer target", t.To, why)
 			}
 			if t.TimeoutSeconds < 5 || t.TimeoutSeconds > 300 {
 				add(n, "transfer timeout_seconds %d: want 5 to 300", t.TimeoutSeconds)
@@ -441,6 +444,10 @@ func (s *State) action(fields map[string]string) nodeapi.Action {
 	case s.Record != nil:
 		return nodeapi.Action{Kind: nodeapi.ActionRecord, Target: safeName(render(s.Record.Name, fields)), MaxSeconds: s.Record.MaxSeconds}
 	case s.Transfer != nil:
+		if campaign.TransferTarget(s.Transfer.To) != "" {
+			// Saved before the target rules existed: end the call instead.
+			return nodeapi.Action{Kind: nodeapi.ActionHangup}
+		}
 		return nodeapi.Action{Kind: nodeapi.ActionTransfer, Target: s.Transfer.To, MaxSeconds: s.Transfer.TimeoutSeconds}
 	case s.Detect:
 		return nodeapi.Action{Kind: nodeapi.ActionDetect}

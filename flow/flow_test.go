@@ -116,6 +116,10 @@ func TestValidationPointsAtTheState(t *testing.T) {
 		{`{"start":"a","states":{"a":{"play":["x/missing"]}}}`, `not in the audio library`},
 		{`{"start":"a","states":{"a":{"transfer":{"to":"; rm -rf","timeout_seconds":30}}}}`, `transfer to`},
 		{`{"start":"zz","states":{"a":{"hangup":true}}}`, `start state "zz" does not exist`},
+		{`{"start":"a","states":{"a":{"transfer":{"to":"911","timeout_seconds":30}}}}`, `state "a": transfer to "911": "911" is an emergency or N11 service number`},
+		{`{"start":"a","states":{"a":{"transfer":{"to":"112","timeout_seconds":30}}}}`, `emergency`},
+		{`{"start":"a","states":{"a":{"transfer":{"to":"sip:999@carrier","timeout_seconds":30}}}}`, `emergency`},
+		{`{"start":"a","states":{"a":{"transfer":{"to":"+19002345678","timeout_seconds":30}}}}`, `premium-rate`},
 	} {
 		f, err := Parse([]byte(tc.doc))
 		if err == nil {
@@ -159,5 +163,21 @@ func TestCheckColumnsNamesStateAndField(t *testing.T) {
 		`state "tag": tag who uses field "name", which the dial list has no column for`
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)
+	}
+}
+
+// A flow saved before transfer targets were checked still never bridges a
+// call to an emergency number: the step ends the call instead.
+func TestStepNeverTransfersToEmergency(t *testing.T) {
+	f, err := Parse([]byte(`{"start":"a","states":{"a":{"transfer":{"to":"911","timeout_seconds":30}},"b":{"transfer":{"to":"+14155550100","timeout_seconds":30}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, a, _, err := Step(f, "", Input{Kind: nodeapi.InputStart}, nil); err != nil || a.Kind != nodeapi.ActionHangup {
+		t.Fatalf("transfer to 911: %+v %v, want a hang-up", a, err)
+	}
+	f.Start = "b"
+	if _, a, _, err := Step(f, "", Input{Kind: nodeapi.InputStart}, nil); err != nil || a.Kind != nodeapi.ActionTransfer {
+		t.Fatalf("transfer to a person: %+v %v", a, err)
 	}
 }

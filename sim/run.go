@@ -111,7 +111,7 @@ func Run(t *Trace, s Settings, policyName string) (Result, error) {
 	default:
 		return Result{}, fmt.Errorf("unknown policy %q: want elastidial, reactive or static", policyName)
 	}
-	w := &world{s: s, t: t, start: time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC), demand: newDemand(t),
+	w := &world{s: s, t: t, start: Epoch, demand: newDemand(t),
 		rng: rand.New(rand.NewPCG(s.Cloud.Seed, 1)), res: Result{Trace: t.Name, Policy: p.name()}}
 	w.cloud = &cloud{m: s.Cloud, rng: rand.New(rand.NewPCG(s.Cloud.Seed, 2)), now: &w.now, start: w.start, byTok: map[string][]*instance{}, calls: map[time.Duration]int{}}
 	if err := p.start(w); err != nil {

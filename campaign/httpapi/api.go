@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,6 +71,9 @@ func (a *API) Handler() http.Handler {
 	m.HandleFunc("GET /api/v1/campaigns/{id}/results.csv", a.results)
 	m.HandleFunc("GET /api/v1/imports/{id}/rejections.csv", a.rejections)
 	m.HandleFunc("POST /api/v1/dnc", a.importDNC)
+	m.HandleFunc("GET /api/v1/dnc", a.searchDNC)
+	m.HandleFunc("DELETE /api/v1/dnc/{phone}", a.deleteDNC)
+	m.HandleFunc("GET /api/v1/audit", a.audit)
 	return a.Auth(m)
 }
 
@@ -82,7 +86,8 @@ func (a *API) Auth(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "send an API token as 'Authorization: Bearer <token>' (create one with 'controller token')", "")
 			return
 		}
-		if _, err := a.Store.CheckToken(r.Context(), tok); err != nil {
+		name, err := a.Store.CheckToken(r.Context(), tok)
+		if err != nil {
 			if errors.Is(err, campaign.ErrUnauthorized) {
 				writeError(w, http.StatusUnauthorized, "this API token is not valid", "")
 				return
@@ -90,7 +95,7 @@ func (a *API) Auth(next http.Handler) http.Handler {
 			a.fail(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r)
+		a.audited(next, name).ServeHTTP(w, r)
 	})
 }
 
@@ -348,12 +353,43 @@ func (a *API) importDNC(w http.ResponseWriter, r *http.Request) {
 	if source == "" {
 		source = "upload"
 	}
-	rep, err := a.Store.ImportDNC(r.Context(), body, importOptions(r), source, a.now())
+	// list is a campaign's id for its own list; none means the internal one.
+	rep, err := a.Store.ImportDNCList(r.Context(), r.URL.Query().Get("list"), body, importOptions(r), source, a.now())
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	jsonhttp.Write(w, http.StatusOK, rep)
+}
+
+// searchDNC lists a do-not-call list's numbers: ?list= (a campaign id;
+// none for the internal list), ?prefix=+1212, ?after= (the last number of
+// the previous page), ?limit= (default and at most 1000).
+func (a *API) searchDNC(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 1000
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			a.fail(w, r, &campaign.FieldError{Field: "limit", Reason: fmt.Sprintf("%q: want 1 to 1000", v)})
+			return
+		}
+		limit = n
+	}
+	got, err := a.Store.SearchDNC(r.Context(), q.Get("list"), q.Get("prefix"), q.Get("after"), limit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	jsonhttp.Write(w, http.StatusOK, got)
+}
+
+func (a *API) deleteDNC(w http.ResponseWriter, r *http.Request) {
+	if err := a.Store.DeleteDNC(r.Context(), r.URL.Query().Get("list"), r.PathValue("phone")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (a *API) setStatus(w http.ResponseWriter, r *http.Request) {

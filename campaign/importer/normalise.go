@@ -11,6 +11,8 @@ import (
 	_ "time/tzdata" // zones resolve on a bare host without /usr/share/zoneinfo
 
 	"github.com/nyaruka/phonenumbers"
+
+	"github.com/elastidial/elastidial/campaign"
 )
 
 // phoneNames are header keys taken as the phone column, best first.
@@ -215,25 +217,25 @@ func (n *normaliser) normalise(r *row, zones bool) {
 	if !zones {
 		return
 	}
+	var declared []string
 	if r.tz != "" {
-		var zs []string
 		for _, z := range strings.FieldsFunc(r.tz, func(c rune) bool { return c == '|' || c == ' ' || c == ',' || c == ';' }) {
 			if n.zoneErr(z) != nil {
 				r.reject("unknown time zone", fmt.Sprintf("unknown time zone %q; use an IANA name such as America/New_York, or leave the cell empty to derive it from the number", z))
 				return
 			}
-			if !slices.Contains(zs, z) {
-				zs = append(zs, z)
+			if !slices.Contains(declared, z) {
+				declared = append(declared, z)
 			}
 		}
-		if len(zs) > 0 {
-			r.zones = slices.Clip(zs)
-			return
-		}
-		// Only separators in the cell: as good as blank.
 	}
 	zs, err := phonenumbers.GetTimezonesForPrefix(e164)
 	if err != nil || len(zs) == 0 || (len(zs) == 1 && zs[0] == phonenumbers.UNKNOWN_TIMEZONE) {
+		if len(declared) > 0 {
+			// Nothing known from the number: the declaration is all there is.
+			r.zones = slices.Clip(declared)
+			return
+		}
 		r.reject("no time zone", fmt.Sprintf("no time zone is known for %s; add a timezone column with its IANA zone", e164))
 		return
 	}
@@ -243,6 +245,8 @@ func (n *normaliser) normalise(r *row, zones bool) {
 			return
 		}
 	}
+	// A declared zone narrows the number's possible zones, never widens them.
+	zs = campaign.NarrowZones(zs, declared)
 	r.zones = slices.Clip(zs)
 }
 
@@ -264,6 +268,9 @@ func (n *normaliser) phone(raw string) (e164, cat, why string) {
 	}
 	if digits == 0 {
 		return "", invalid, fmt.Sprintf("%q is not a phone number (no digits)", raw)
+	}
+	if campaign.Emergency(raw) {
+		return "", "emergency number", fmt.Sprintf("%q is an emergency or N11 service number; it is never dialled", raw)
 	}
 	if nsn, ok := fastNSN(raw, n.region, n.nanp); ok && n.nanpValid(nsn, n.nanp) {
 		return "+1" + nsn, "", ""

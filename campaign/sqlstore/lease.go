@@ -41,6 +41,14 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 	var out []campaign.Lease
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
+		if s.postgres {
+			// Frequency caps count a number's dials across campaigns and
+			// trunks: one leasing transaction at a time keeps them exact.
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7140001)`); err != nil {
+				return fmt.Errorf("lease lock: %w", err)
+			}
+		}
+		dials := map[string][]time.Time{} // the dials seen by this lease, per phone
 		// Campaigns take turns, starting from a different one each time,
 		// so one large campaign cannot starve the others.
 		start := int(now.UnixNano() % int64(len(running)))
@@ -49,7 +57,7 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 			if len(out) >= max {
 				break
 			}
-			got, err := s.leaseCampaign(ctx, tx, c, nodeID, max-len(out), now)
+			got, err := s.leaseCampaign(ctx, tx, c, nodeID, max-len(out), dials, now)
 			if err != nil {
 				return err
 			}
@@ -88,7 +96,8 @@ func (s *Store) addLive(ctx context.Context, tx *sql.Tx, campaignID, trunk strin
 	return nil
 }
 
-func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, nodeID string, want int, now time.Time) ([]campaign.Lease, error) {
+func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, nodeID string, want int, dials map[string][]time.Time, now time.Time) ([]campaign.Lease, error) {
+	var refused []refusal
 	var t campaign.Trunk
 	lock := ""
 	if s.postgres {
@@ -117,7 +126,10 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if n <= 0 {
 		return nil, nil
 	}
-	open := s.openGroups(c.Window, now)
+	if !campaign.Dialling(&c, now).OK() {
+		return nil, nil // not started yet
+	}
+	open := s.openGroups(&c, now)
 	if len(open) == 0 {
 		return nil, nil
 	}
@@ -130,7 +142,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if s.postgres {
 		skip = " FOR UPDATE SKIP LOCKED"
 	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, phone, fields, attempts FROM contacts
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, phone, fields, attempts, zgroup, next_at FROM contacts
 		WHERE campaign_id = ? AND state = 'pending' AND next_at <= ? AND zgroup IN (`+placeholders(len(open))+`)
 		ORDER BY next_at, id LIMIT ?`+skip), args...)
 	if err != nil {
@@ -141,19 +153,60 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		phone    string
 		fields   string
 		attempts int
+		group    int64
+		nextAt   int64
 	}
-	var picks []pick
+	var cands []pick
 	for rows.Next() {
 		var p pick
-		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts); err != nil {
+		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts, &p.group, &p.nextAt); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("lease %s: %w", c.ID, err)
 		}
-		picks = append(picks, p)
+		cands = append(cands, p)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+	}
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	// The store fetches the facts; the rules engine decides each contact.
+	phones := make([]string, len(cands))
+	for i, p := range cands {
+		phones[i] = p.phone
+	}
+	dnc, err := s.onDNC(ctx, tx, c.ID, phones)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.loadDials(ctx, tx, dials, phones, now); err != nil {
+		return nil, err
+	}
+	var picks []pick
+	var calls []string
+	var evidence []any // the compliance record of each pick
+	lists := []string{"internal", "campaign " + c.ID}
+	s.zmu.RLock()
+	for _, p := range cands {
+		g := s.zones[p.group]
+		k := campaign.Contact{Phone: p.phone, Jurisdiction: g.juris, Zones: g.locs, State: campaign.ContactPending, Attempts: p.attempts, NextAt: fromMS(p.nextAt)}
+		f := campaign.Facts{DNC: dnc[p.phone], Dials: dials[p.phone]}
+		v := campaign.Decide(&c, k, f, s.Caps, now)
+		if v.OK() {
+			picks = append(picks, p)
+			id := callID(p.id, p.attempts+1)
+			calls = append(calls, id)
+			evidence = append(evidence, campaign.Explain(&c, k, f, s.Caps, lists, id, now))
+			dials[p.phone] = append(dials[p.phone], now)
+			continue
+		}
+		refused = append(refused, refusal{contact: p.id, v: v})
+	}
+	s.zmu.RUnlock()
+	if err := s.refuse(ctx, tx, refused); err != nil {
+		return nil, err
 	}
 	if len(picks) == 0 {
 		return nil, nil
@@ -189,7 +242,79 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if err := s.addLive(ctx, tx, c.ID, t.Name, len(out)); err != nil {
 		return nil, err
 	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO dials (phone, at_ms) VALUES `)
+	args = args[:0]
+	for i, p := range picks {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?)")
+		args = append(args, p.phone, ms(now))
+	}
+	if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
+		return nil, fmt.Errorf("log dials: %w", err)
+	}
+	if err := s.appendCompliance(ctx, tx, c.ID, "dial", now, calls, evidence); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// refusal is a contact the rules engine refused at lease time.
+type refusal struct {
+	contact int64
+	v       campaign.Verdict
+}
+
+// refuse writes what the rules engine decided for contacts it refused: a
+// number on a do-not-call list leaves the campaign, a destination never
+// allowed fails, the rest wait until the verdict may change.
+func (s *Store) refuse(ctx context.Context, tx *sql.Tx, rs []refusal) error {
+	for _, r := range rs {
+		var err error
+		switch {
+		case r.v.Reason == campaign.ReasonDNC:
+			_, err = tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = ? WHERE id = ? AND state = 'pending'`), campaign.ContactDNC, r.contact)
+		case r.v.Until.IsZero():
+			_, err = tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = ? WHERE id = ? AND state = 'pending'`), campaign.ContactFailed, r.contact)
+		default:
+			_, err = tx.ExecContext(ctx, s.q(`UPDATE contacts SET next_at = ? WHERE id = ? AND state = 'pending'`), ms(r.v.Until), r.contact)
+		}
+		if err != nil {
+			return fmt.Errorf("refuse contact %d (%s): %w", r.contact, r.v.Reason, err)
+		}
+	}
+	return nil
+}
+
+// loadDials adds to dials the last week's attempts of the phones it does
+// not hold yet, across every campaign.
+func (s *Store) loadDials(ctx context.Context, tx *sql.Tx, dials map[string][]time.Time, phones []string, now time.Time) error {
+	var want []any
+	for _, p := range phones {
+		if _, ok := dials[p]; !ok {
+			dials[p] = nil
+			want = append(want, p)
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT phone, at_ms FROM dials WHERE phone IN (`+placeholders(len(want))+`) AND at_ms > ?`), append(want, ms(now.Add(-7*24*time.Hour)))...)
+	if err != nil {
+		return fmt.Errorf("frequency caps: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p string
+		var at int64
+		if err := rows.Scan(&p, &at); err != nil {
+			return fmt.Errorf("frequency caps: %w", err)
+		}
+		dials[p] = append(dials[p], fromMS(at))
+	}
+	return rows.Err()
 }
 
 // buckets returns the call-rate tokens available now in two buckets, each
@@ -293,7 +418,13 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 		if err := s.addLive(ctx, tx, campaignID, trunk, -1); err != nil {
 			return err
 		}
-		if err := s.settle(ctx, tx, &c, contactID, token, r.Disposition, attempt, r.Tags, now); err != nil {
+		became, err := s.settle(ctx, tx, &c, contactID, token, r.Disposition, attempt, r.Tags, now)
+		if err != nil {
+			return err
+		}
+		if err := s.appendCompliance(ctx, tx, campaignID, "result", now, []string{r.CallID}, []any{ResultRecord{
+			CallID: r.CallID, Disposition: r.Disposition, Cause: r.Cause, Path: orEmpty(r.Path), Tags: orEmptyMap(r.Tags), EndedAt: ended.UTC(), State: became,
+		}}); err != nil {
 			return err
 		}
 		recorded = true
@@ -304,20 +435,25 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 
 // settle moves the contact of a finished attempt on, if that attempt still
 // holds its lease.
-func (s *Store) settle(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, contactID int64, token, disposition string, attempt int, tags map[string]string, now time.Time) error {
-	state, next := campaign.Next(c, disposition, attempt, tags, now)
+func (s *Store) settle(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, contactID int64, token, disposition string, attempt int, tags map[string]string, now time.Time) (string, error) {
+	var phone string
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT phone FROM contacts WHERE id = ?`), contactID).Scan(&phone); err != nil {
+		return "", fmt.Errorf("settle contact: %w", err)
+	}
+	// The number may have gone on a do-not-call list while its call was live.
+	dnc, err := s.onDNC(ctx, tx, c.ID, []string{phone})
+	if err != nil {
+		return "", err
+	}
+	state, next := campaign.Settle(c, disposition, attempt, tags, dnc[phone] != "", now)
 	res, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = ?, next_at = ?, lease_token = NULL WHERE id = ? AND lease_token = ?`), state, ms(next), contactID, token)
 	if err != nil {
-		return fmt.Errorf("settle contact: %w", err)
+		return "", fmt.Errorf("settle contact: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 1 && state == campaign.ContactDNC {
-		var phone string
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT phone FROM contacts WHERE id = ?`), contactID).Scan(&phone); err != nil {
-			return fmt.Errorf("settle contact: %w", err)
-		}
-		return s.addDNC(ctx, tx, []string{phone}, "opted out in call", now)
+	if n, _ := res.RowsAffected(); n == 1 && tags["dnc"] == "true" {
+		return state, s.addDNC(ctx, tx, []string{phone}, "opted out in call", now)
 	}
-	return nil
+	return state, nil
 }
 
 func orEmpty(s []string) []string {
@@ -338,6 +474,15 @@ func orEmptyMap(m map[string]string) map[string]string {
 // touch): each attempt is recorded as cut off and its contact is retried
 // by the campaign's policy. It returns how many it ended.
 func (s *Store) Reap(ctx context.Context, now time.Time) (int, error) {
+	// The frequency caps look back a week; older dials are of no use.
+	if err := s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM dials WHERE at_ms < ?`), ms(now.Add(-8*24*time.Hour))); err != nil {
+			return fmt.Errorf("prune dials: %w", err)
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
 	return s.endLive(ctx, `lease_expires < ?`, ms(now), now)
 }
 
@@ -393,7 +538,14 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 			if err := s.addLive(ctx, tx, d.campaign, d.trunk, -1); err != nil {
 				return err
 			}
-			if err := s.settle(ctx, tx, c, d.contact, d.token, campaign.CutOff, d.attempt, nil, now); err != nil {
+			state, err := s.settle(ctx, tx, c, d.contact, d.token, campaign.CutOff, d.attempt, nil, now)
+			if err != nil {
+				return err
+			}
+			id := callID(d.contact, d.attempt)
+			if err := s.appendCompliance(ctx, tx, d.campaign, "result", now, []string{id}, []any{ResultRecord{
+				CallID: id, Disposition: campaign.CutOff, Path: []string{}, Tags: map[string]string{}, EndedAt: now.UTC(), State: state,
+			}}); err != nil {
 				return err
 			}
 			n++

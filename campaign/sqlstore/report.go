@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
@@ -71,9 +70,8 @@ func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, e
 	}
 	var out []campaign.Demand
 	for _, c := range all {
-		scheduled := c.StartAt != nil && c.StartAt.After(now) && c.StartAt.Sub(now) <= time.Hour && c.Status != campaign.StatusCompleted
-		if c.Status != campaign.StatusRunning && !scheduled {
-			continue
+		if c.Status != campaign.StatusRunning {
+			continue // a draft or paused campaign dials nothing, start_at or not
 		}
 		t := byName[c.Trunk]
 		d := campaign.Demand{CampaignID: c.ID, Target: c.Target, MaxCPS: c.MaxCPS, Trunk: t.Name, TrunkChannels: t.MaxChannels, TrunkCPS: t.MaxCPS, AvgAttemptSeconds: 30}
@@ -81,11 +79,16 @@ func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, e
 		if err != nil {
 			return nil, err
 		}
-		// callableAt counts the contacts callable m minutes from now: due
-		// by then, in a zone whose calling window is open then.
+		// callableAt counts the contacts callable m minutes from now, as
+		// the rules engine sees them then: the campaign dialling (started),
+		// due by then, in a zone group whose calling hours are open.
 		callableAt := func(m int) int {
+			at := now.Add(time.Duration(m) * time.Minute)
+			if !campaign.Dialling(&c, at).OK() {
+				return 0
+			}
 			n := 0
-			for _, g := range s.openGroups(c.Window, now.Add(time.Duration(m)*time.Minute)) {
+			for _, g := range s.openGroups(&c, at) {
 				if byMinute := due[g]; byMinute != nil {
 					for _, k := range byMinute[:m+1] {
 						n += k
@@ -94,32 +97,33 @@ func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, e
 			}
 			return n
 		}
-		if c.Status == campaign.StatusRunning {
-			d.Callable = callableAt(0)
-			if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM contacts WHERE campaign_id = ? AND state = 'leased'`), c.ID).Scan(&d.Active); err != nil {
-				return nil, fmt.Errorf("demand: %w", err)
-			}
-			var avg float64
-			var n int
-			if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COALESCE(AVG(ended_at - started_at), 0) FROM attempts WHERE campaign_id = ? AND state = 'done' AND ended_at > ?`), c.ID, ms(now.Add(-time.Hour))).Scan(&n, &avg); err != nil {
-				return nil, fmt.Errorf("demand: %w", err)
-			}
-			if n >= 10 {
-				d.AvgAttemptSeconds = avg / 1000
-			}
-			// The first minute within the hour that more contacts become
-			// callable: a calling window opens, or retries fall due.
-			if d.Callable < c.Target {
-				for m := 1; m <= dueMinutes; m++ {
-					if k := callableAt(m); k > d.Callable {
-						d.Upcoming = append(d.Upcoming, campaign.Upcoming{At: now.Add(time.Duration(m) * time.Minute), Target: min(c.Target, k)})
-						break
-					}
+		if v := campaign.Dialling(&c, now); v.Reason == campaign.ReasonNotStarted && v.Until.Sub(now) > dueMinutes*time.Minute {
+			// Starts beyond the forecast's horizon: announce it at its start.
+			d.Upcoming = append(d.Upcoming, campaign.Upcoming{At: v.Until, Target: c.Target})
+			out = append(out, d)
+			continue
+		}
+		d.Callable = callableAt(0)
+		if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM contacts WHERE campaign_id = ? AND state = 'leased'`), c.ID).Scan(&d.Active); err != nil {
+			return nil, fmt.Errorf("demand: %w", err)
+		}
+		var avg float64
+		var n int
+		if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COALESCE(AVG(ended_at - started_at), 0) FROM attempts WHERE campaign_id = ? AND state = 'done' AND ended_at > ?`), c.ID, ms(now.Add(-time.Hour))).Scan(&n, &avg); err != nil {
+			return nil, fmt.Errorf("demand: %w", err)
+		}
+		if n >= 10 {
+			d.AvgAttemptSeconds = avg / 1000
+		}
+		// The first minute within the hour that more contacts become
+		// callable: a calling window opens, or retries fall due.
+		if d.Callable < c.Target {
+			for m := 1; m <= dueMinutes; m++ {
+				if k := callableAt(m); k > d.Callable {
+					d.Upcoming = append(d.Upcoming, campaign.Upcoming{At: now.Add(time.Duration(m) * time.Minute), Target: min(c.Target, k)})
+					break
 				}
 			}
-		} else {
-			m := int(math.Ceil(c.StartAt.Sub(now).Minutes()))
-			d.Upcoming = append(d.Upcoming, campaign.Upcoming{At: *c.StartAt, Target: min(c.Target, callableAt(min(m, dueMinutes)))})
 		}
 		out = append(out, d)
 	}

@@ -81,7 +81,47 @@ var migrations = []struct {
 	// An import's rows are staged while its upload is read, then
 	// published by import id (import.go).
 	{sqlite: `CREATE INDEX contacts_staged ON contacts (import_id) WHERE state = 'staged'`},
+	// campaign_dnc holds each campaign's own do-not-call list, beside the
+	// internal one (dnc) that every campaign honours.
+	{sqlite: `CREATE TABLE campaign_dnc (
+		campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+		phone TEXT NOT NULL,
+		source TEXT NOT NULL,
+		added_at BIGINT NOT NULL,
+		PRIMARY KEY (campaign_id, phone))`},
+	// dials logs every attempt handed out, per number across campaigns,
+	// for the frequency caps; rows older than a week are pruned.
+	{sqlite: `CREATE TABLE dials (phone TEXT NOT NULL, at_ms BIGINT NOT NULL)`},
+	{sqlite: `CREATE INDEX dials_phone ON dials (phone, at_ms)`},
+	// audit records every change made through the API: who (the token's
+	// name), what, when.
+	{sqlite: auditTable, postgres: strings.Replace(auditTable, "id INTEGER PRIMARY KEY", "id BIGSERIAL PRIMARY KEY", 1)},
+	// compliance is each campaign's hash-chained record of every attempt:
+	// what the rules engine checked, and what happened; compliance_heads
+	// holds each chain's latest hash.
+	{sqlite: complianceTable, postgres: strings.Replace(complianceTable, "seq INTEGER PRIMARY KEY", "seq BIGSERIAL PRIMARY KEY", 1)},
+	{sqlite: `CREATE INDEX compliance_campaign ON compliance (campaign_id, seq)`},
+	{sqlite: `CREATE TABLE compliance_heads (campaign_id TEXT PRIMARY KEY, hash TEXT NOT NULL)`},
 }
+
+const complianceTable = `CREATE TABLE compliance (
+		seq INTEGER PRIMARY KEY,
+		campaign_id TEXT NOT NULL,
+		call_id TEXT NOT NULL,
+		kind TEXT NOT NULL,
+		at BIGINT NOT NULL,
+		doc TEXT NOT NULL,
+		prev TEXT NOT NULL,
+		hash TEXT NOT NULL)`
+
+const auditTable = `CREATE TABLE audit (
+		id INTEGER PRIMARY KEY,
+		at BIGINT NOT NULL,
+		actor TEXT NOT NULL,
+		method TEXT NOT NULL,
+		path TEXT NOT NULL,
+		status INTEGER NOT NULL,
+		detail TEXT NOT NULL)`
 
 const contactsTable = `CREATE TABLE contacts (
 		id INTEGER PRIMARY KEY,

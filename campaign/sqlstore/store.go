@@ -5,6 +5,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -41,8 +42,12 @@ type Store struct {
 	LeaseTTL time.Duration
 
 	zmu   sync.RWMutex
-	zones map[int64][]*time.Location // zone group id → zones
-	zids  map[string]int64           // joined zones → id
+	zones map[int64]zoneGroup // zone group id → jurisdiction and zones
+	zids  map[string]int64    // group key → id
+
+	// Caps bound how often one number is called across all campaigns.
+	// Default campaign.DefaultCaps.
+	Caps campaign.Caps
 
 	// Cache, when set, holds campaigns' dialing configuration (memcached
 	// in production) between the process and the database.
@@ -54,7 +59,7 @@ type Store struct {
 // "host=..." DSN for PostgreSQL, else a SQLite file path (optionally
 // prefixed "sqlite:"), and runs the migrations.
 func Open(ctx context.Context, dsn string) (*Store, error) {
-	s := &Store{LeaseTTL: 15 * time.Minute, zones: map[int64][]*time.Location{}, zids: map[string]int64{}}
+	s := &Store{LeaseTTL: 15 * time.Minute, Caps: campaign.DefaultCaps, zones: map[int64]zoneGroup{}, zids: map[string]int64{}}
 	var err error
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"), strings.HasPrefix(dsn, "host="):
@@ -400,10 +405,25 @@ func (s *Store) FlowDocument(ctx context.Context, id string, version int) ([]byt
 
 // --- zones ------------------------------------------------------------------
 
-// zoneGroup returns the id of a set of zones, creating it within tx. The
-// cache learns new groups only after commit, through loadZones.
-func (s *Store) zoneGroup(ctx context.Context, tx *sql.Tx, zones []string, pending map[string]int64) (int64, error) {
-	key := strings.Join(zones, ",")
+// zoneGroup is the calling-hours jurisdiction and the possible zones
+// shared by many contacts; contacts keep the id of theirs.
+type zoneGroup struct {
+	juris string
+	locs  []*time.Location
+}
+
+// groupKey names a zone group: "US-FL|America/New_York" or, in the
+// federal default, the zones alone.
+func groupKey(juris string, zones []string) string {
+	if juris == "" {
+		return strings.Join(zones, ",")
+	}
+	return juris + "|" + strings.Join(zones, ",")
+}
+
+// zoneGroup returns the id of a group, creating it within tx. The cache
+// learns new groups only after commit, through loadZones.
+func (s *Store) zoneGroup(ctx context.Context, tx *sql.Tx, key string, pending map[string]int64) (int64, error) {
 	s.zmu.RLock()
 	id, ok := s.zids[key]
 	s.zmu.RUnlock()
@@ -442,26 +462,31 @@ func (s *Store) loadZones(ctx context.Context) error {
 		if _, ok := s.zones[id]; ok {
 			continue
 		}
+		juris, zones, ok := strings.Cut(key, "|")
+		if !ok {
+			juris, zones = "", key
+		}
 		var locs []*time.Location
-		for _, z := range strings.Split(key, ",") {
+		for _, z := range strings.Split(zones, ",") {
 			loc, err := time.LoadLocation(z)
 			if err != nil {
 				return fmt.Errorf("zone group %d: %w", id, err)
 			}
 			locs = append(locs, loc)
 		}
-		s.zones[id], s.zids[key] = locs, id
+		s.zones[id], s.zids[key] = zoneGroup{juris: juris, locs: locs}, id
 	}
 	return rows.Err()
 }
 
-// openGroups returns the zone groups whose window is open at now.
-func (s *Store) openGroups(w campaign.Window, now time.Time) []int64 {
+// openGroups returns the zone groups in which the rules engine finds the
+// campaign's calling hours open at now.
+func (s *Store) openGroups(c *campaign.Campaign, now time.Time) []int64 {
 	s.zmu.RLock()
 	defer s.zmu.RUnlock()
 	var open []int64
-	for id, locs := range s.zones {
-		if w.OpenInAll(now, locs) {
+	for id, g := range s.zones {
+		if campaign.Open(c, g.juris, g.locs, now) {
 			open = append(open, id)
 		}
 	}
@@ -489,10 +514,29 @@ const MaxRejectionsShown = 100
 // an upload (see import.go); it is published at the end.
 func (s *Store) ImportContacts(ctx context.Context, campaignID string, r io.Reader, opt importer.Options, now time.Time) (ImportResult, error) {
 	res := ImportResult{ID: "i_" + randomID(6)}
-	if _, err := s.Campaign(ctx, campaignID); err != nil {
+	c, err := s.Campaign(ctx, campaignID)
+	if err != nil {
 		return ImportResult{}, err
 	}
-	sink := &importSink{s: s, campaign: campaignID, importID: res.ID, now: now, res: &res, zones: map[string]int64{}}
+	// A campaign calls the countries of its dial lists unless told
+	// otherwise: the first list's region (else its caller ID's country)
+	// becomes its countries.
+	if r := strings.ToUpper(strings.TrimSpace(cmp.Or(opt.DefaultRegion, callerRegion(&c), "US"))); len(c.Countries) == 0 && campaign.KnownRegion(r) {
+		err := s.write(ctx, func(tx *sql.Tx) error {
+			cur, err := s.campaignTx(ctx, tx, campaignID)
+			if err != nil || len(cur.Countries) > 0 {
+				c = cur
+				return err
+			}
+			cur.Countries, cur.UpdatedAt = []string{r}, now.UTC()
+			c = cur
+			return s.saveCampaign(ctx, tx, cur)
+		})
+		if err != nil {
+			return ImportResult{}, err
+		}
+	}
+	sink := &importSink{s: s, c: &c, campaign: campaignID, importID: res.ID, now: now, res: &res, zones: map[string]int64{}}
 	rep, err := importer.Import(ctx, r, opt, sink)
 	if err == nil {
 		err = sink.flushRejections(ctx)
@@ -520,8 +564,17 @@ func (s *Store) ImportContacts(ctx context.Context, campaignID string, r io.Read
 	return res, nil
 }
 
+// callerRegion is the country of a campaign's caller ID, "" if unknown.
+func callerRegion(c *campaign.Campaign) string {
+	if rs := c.AllowedCountries(); len(rs) == 1 && len(c.Countries) == 0 {
+		return rs[0]
+	}
+	return ""
+}
+
 type importSink struct {
 	s        *Store
+	c        *campaign.Campaign
 	campaign string
 	importID string
 	now      time.Time
@@ -532,6 +585,11 @@ type importSink struct {
 
 func (k *importSink) Exclude(ctx context.Context, phones []string) (map[string]string, error) {
 	out := map[string]string{}
+	for _, p := range phones {
+		if why := campaign.Destination(k.c, p); why != "" {
+			out[p] = why
+		}
+	}
 	args := make([]any, 0, len(phones)+1)
 	args = append(args, k.campaign)
 	for _, p := range phones {
@@ -558,7 +616,8 @@ func (k *importSink) Exclude(ctx context.Context, phones []string) (map[string]s
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("dedupe: %w", err)
 	}
-	rows, err = k.s.db.QueryContext(ctx, k.s.q(`SELECT phone FROM dnc WHERE phone IN (`+placeholders(len(phones))+`)`), args[1:]...)
+	rows, err = k.s.db.QueryContext(ctx, k.s.q(`SELECT phone FROM dnc WHERE phone IN (`+placeholders(len(phones))+`)
+		UNION SELECT phone FROM campaign_dnc WHERE campaign_id = ? AND phone IN (`+placeholders(len(phones))+`)`), dncArgs(k.campaign, phones)...)
 	if err != nil {
 		return nil, fmt.Errorf("scrub: %w", err)
 	}
@@ -586,7 +645,7 @@ func (k *importSink) stage(ctx context.Context, tx *sql.Tx, batch []importer.Con
 		b.WriteString(`INSERT INTO contacts (campaign_id, phone, zgroup, fields, state, attempts, next_at, import_id, line) VALUES `)
 		args := make([]any, 0, n*9)
 		for i, c := range batch[:n] {
-			zg, err := k.s.zoneGroup(ctx, tx, c.Zones, k.zones)
+			zg, err := k.s.zoneGroup(ctx, tx, groupKey(campaign.Jurisdiction(c.Phone), c.Zones), k.zones)
 			if err != nil {
 				return err
 			}
@@ -639,6 +698,43 @@ func (k *importSink) flushRejections(ctx context.Context) error {
 	})
 }
 
+// dncArgs are the arguments of a query for phones on the internal list
+// (first placeholders) or a campaign's (campaign id, then the phones).
+func dncArgs(campaignID string, phones []string) []any {
+	args := make([]any, 0, 2*len(phones)+1)
+	for _, p := range phones {
+		args = append(args, p)
+	}
+	args = append(args, campaignID)
+	for _, p := range phones {
+		args = append(args, p)
+	}
+	return args
+}
+
+// onDNC returns, of phones, those on the internal do-not-call list or the
+// campaign's own, with the list's name.
+func (s *Store) onDNC(ctx context.Context, tx *sql.Tx, campaignID string, phones []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(phones) == 0 {
+		return out, nil
+	}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT phone, 'internal' FROM dnc WHERE phone IN (`+placeholders(len(phones))+`)
+		UNION ALL SELECT phone, 'campaign' FROM campaign_dnc WHERE campaign_id = ? AND phone IN (`+placeholders(len(phones))+`)`), dncArgs(campaignID, phones)...)
+	if err != nil {
+		return nil, fmt.Errorf("check dnc: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var phone, list string
+		if err := rows.Scan(&phone, &list); err != nil {
+			return nil, fmt.Errorf("check dnc: %w", err)
+		}
+		out[phone] = list
+	}
+	return out, rows.Err()
+}
+
 // Rejections streams every rejection of an import, in line order.
 func (s *Store) Rejections(ctx context.Context, importID string, fn func(importer.Rejection) error) error {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT line, reason FROM import_rejections WHERE import_id = ? ORDER BY line`), importID)
@@ -658,43 +754,149 @@ func (s *Store) Rejections(ctx context.Context, importID string, fn func(importe
 	return rows.Err()
 }
 
-// AddDNC adds numbers (E.164) to the do-not-call list and takes pending
-// contacts with those numbers out of every campaign.
+// InternalDNC names the internal do-not-call list every campaign honours;
+// any other list is a campaign's own, named by the campaign's id.
+const InternalDNC = ""
+
+// AddDNC adds numbers (E.164) to the internal do-not-call list and takes
+// pending contacts with those numbers out of every campaign.
 func (s *Store) AddDNC(ctx context.Context, phones []string, source string, now time.Time) error {
+	return s.AddToDNC(ctx, InternalDNC, phones, source, now)
+}
+
+// AddToDNC adds numbers to a do-not-call list: InternalDNC, or a
+// campaign's own (by its id), which takes them out of that campaign only.
+func (s *Store) AddToDNC(ctx context.Context, list string, phones []string, source string, now time.Time) error {
 	if len(phones) == 0 {
 		return nil
 	}
-	return s.write(ctx, func(tx *sql.Tx) error { return s.addDNC(ctx, tx, phones, source, now) })
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if list != InternalDNC {
+			if _, err := s.campaignTx(ctx, tx, list); err != nil {
+				return err
+			}
+		}
+		return s.addDNCList(ctx, tx, list, phones, source, now)
+	})
 }
 
 func (s *Store) addDNC(ctx context.Context, tx *sql.Tx, phones []string, source string, now time.Time) error {
+	return s.addDNCList(ctx, tx, InternalDNC, phones, source, now)
+}
+
+func (s *Store) addDNCList(ctx context.Context, tx *sql.Tx, list string, phones []string, source string, now time.Time) error {
 	for _, p := range phones {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO dnc (phone, source, added_at) VALUES (?, ?, ?) ON CONFLICT (phone) DO NOTHING`), p, source, ms(now)); err != nil {
+		var err error
+		if list == InternalDNC {
+			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO dnc (phone, source, added_at) VALUES (?, ?, ?) ON CONFLICT (phone) DO NOTHING`), p, source, ms(now))
+		} else {
+			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO campaign_dnc (campaign_id, phone, source, added_at) VALUES (?, ?, ?, ?) ON CONFLICT (campaign_id, phone) DO NOTHING`), list, p, source, ms(now))
+		}
+		if err != nil {
 			return fmt.Errorf("add dnc: %w", err)
 		}
 	}
-	args := make([]any, 0, len(phones)+2)
+	// Pending contacts leave at once; live ones are caught when their
+	// result is settled, and leasing checks the lists again regardless.
+	args := make([]any, 0, len(phones)+3)
 	args = append(args, campaign.ContactDNC, campaign.ContactPending)
 	for _, p := range phones {
 		args = append(args, p)
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = ? WHERE state = ? AND phone IN (`+placeholders(len(phones))+`)`), args...); err != nil {
+	only := ""
+	if list != InternalDNC {
+		only = " AND campaign_id = ?"
+		args = append(args, list)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = ? WHERE state = ? AND phone IN (`+placeholders(len(phones))+`)`+only), args...); err != nil {
 		return fmt.Errorf("scrub contacts: %w", err)
 	}
 	return nil
 }
 
-// ImportDNC reads a do-not-call list and adds every valid number.
+// ImportDNC reads a do-not-call list and adds every valid number to the
+// internal list.
 func (s *Store) ImportDNC(ctx context.Context, r io.Reader, opt importer.Options, source string, now time.Time) (importer.Report, error) {
+	return s.ImportDNCList(ctx, InternalDNC, r, opt, source, now)
+}
+
+// ImportDNCList reads a do-not-call file (a national registry's export, a
+// complaint list) into a list, in one transaction.
+func (s *Store) ImportDNCList(ctx context.Context, list string, r io.Reader, opt importer.Options, source string, now time.Time) (importer.Report, error) {
 	var rep importer.Report
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if list != InternalDNC {
+			if _, err := s.campaignTx(ctx, tx, list); err != nil {
+				return err
+			}
+		}
 		var err error
 		rep, err = importer.ReadDNC(ctx, r, opt, func(phones []string) error {
-			return s.addDNC(ctx, tx, phones, source, now)
+			return s.addDNCList(ctx, tx, list, phones, source, now)
 		})
 		return err
 	})
 	return rep, err
+}
+
+// DNCEntry is one number on a do-not-call list.
+type DNCEntry struct {
+	Phone   string    `json:"phone"`
+	List    string    `json:"list"` // "internal" or a campaign id
+	Source  string    `json:"source"`
+	AddedAt time.Time `json:"added_at"`
+}
+
+// SearchDNC lists up to limit numbers of a list starting with prefix, in
+// number order after the number after.
+func (s *Store) SearchDNC(ctx context.Context, list, prefix, after string, limit int) ([]DNCEntry, error) {
+	q, args := `SELECT phone, source, added_at FROM dnc WHERE phone LIKE ? AND phone > ? ORDER BY phone LIMIT ?`, []any{likePrefix(prefix), after, limit}
+	if list != InternalDNC {
+		q, args = `SELECT phone, source, added_at FROM campaign_dnc WHERE campaign_id = ? AND phone LIKE ? AND phone > ? ORDER BY phone LIMIT ?`, append([]any{list}, args...)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("search dnc: %w", err)
+	}
+	defer rows.Close()
+	out := []DNCEntry{}
+	name := cmp.Or(list, "internal")
+	for rows.Next() {
+		e := DNCEntry{List: name}
+		var at int64
+		if err := rows.Scan(&e.Phone, &e.Source, &at); err != nil {
+			return nil, fmt.Errorf("search dnc: %w", err)
+		}
+		e.AddedAt = fromMS(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// DeleteDNC takes a number off a list. Contacts already taken out of a
+// campaign stay out: the number can be imported again.
+func (s *Store) DeleteDNC(ctx context.Context, list, phone string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		var res sql.Result
+		var err error
+		if list == InternalDNC {
+			res, err = tx.ExecContext(ctx, s.q(`DELETE FROM dnc WHERE phone = ?`), phone)
+		} else {
+			res, err = tx.ExecContext(ctx, s.q(`DELETE FROM campaign_dnc WHERE campaign_id = ? AND phone = ?`), list, phone)
+		}
+		if err != nil {
+			return fmt.Errorf("delete dnc: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%s on do-not-call list %q: %w", phone, cmp.Or(list, "internal"), campaign.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// likePrefix is a LIKE pattern matching strings that start with p.
+func likePrefix(p string) string {
+	return strings.NewReplacer(`\`, ``, `%`, ``, `_`, ``).Replace(p) + "%"
 }
 
 // --- API tokens ----------------------------------------------------------------

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/elastidial/elastidial/campaign"
 )
 
 // Config is the controller's whole configuration. It is built in four
@@ -72,6 +74,10 @@ type Config struct {
 	PriceRegion     string // price table region for cost reports. Default "us-east-1".
 	InstanceType    string // type priced in reports for the local cloud. Default "c6i.large".
 
+	// CapDay and CapWeek bound the attempts to one number across all
+	// campaigns in any 24 hours and 7 days; 0 means no cap. Default 3 and 7.
+	CapDay, CapWeek int
+
 	LogLevel string // debug, info, warn or error. Default "info".
 }
 
@@ -99,6 +105,8 @@ func DefaultConfig() Config {
 		PriceRegion:      "us-east-1",
 		InstanceType:     "c6i.large",
 		LogLevel:         "info",
+		CapDay:           campaign.DefaultCaps.PerDay,
+		CapWeek:          campaign.DefaultCaps.PerWeek,
 	}
 }
 
@@ -151,6 +159,8 @@ func (c *Config) fields() []field {
 		{"min-node-lifetime", "a younger node is never drained", &c.MinNodeLifetime},
 		{"price-region", "price table region", &c.PriceRegion},
 		{"instance-type", "instance type priced for the local cloud", &c.InstanceType},
+		{"cap-day", "attempts to one number across campaigns per 24 hours (0: no cap)", &c.CapDay},
+		{"cap-week", "attempts to one number across campaigns per 7 days (0: no cap)", &c.CapWeek},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},
 	}
 }
@@ -330,6 +340,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DB == "" {
 		bad("db", "must not be empty")
+	}
+	if c.CapDay < 0 {
+		bad("cap-day", "%d: want 0 (no cap) or more attempts per number per 24 hours", c.CapDay)
+	}
+	if c.CapWeek < 0 {
+		bad("cap-week", "%d: want 0 (no cap) or more attempts per number per 7 days", c.CapWeek)
 	}
 	if strings.HasPrefix(c.Audio, "s3://") {
 		if u, err := url.Parse(c.Audio); err != nil || u.Host == "" {

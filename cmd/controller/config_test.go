@@ -51,6 +51,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{[]string{"-public-url", "ftp://x"}, nil, "public-url"},
 		{[]string{"-audio", "s3://"}, nil, "audio"},
 		{[]string{"-log-level", "loud"}, nil, "log-level"},
+		{[]string{"-cap-day", "-1"}, nil, "cap-day"},
+		{nil, map[string]string{"ELASTIDIAL_CAP_WEEK": "-2"}, "cap-week"},
 	} {
 		_, err := load(t, tc.args, tc.env)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -239,9 +239,11 @@ func (c *restClient) setUp(contacts, calls int) (string, error) {
 			return "", err
 		}
 	}
+	// Calling hours are the law: call a city where it is daytime now.
+	where := daytime(time.Now())
 	camp, _ := json.Marshal(map[string]any{
-		"name": "Demo reminders", "trunk": "demo-carrier", "caller_id": "+14155550100", "target": calls, "max_cps": 100,
-		"window": map[string]int{"start": 0, "end": 1440}, "max_attempts": 2,
+		"name": "Demo reminders", "trunk": "demo-carrier", "caller_id": where.callerID, "target": calls, "max_cps": 100,
+		"max_attempts": 2,
 		"retry": map[string]any{"busy": map[string]int{"after_seconds": 5}, "no_answer": map[string]int{"after_seconds": 5},
 			"congestion": map[string]int{"after_seconds": 5}, "cut_off": map[string]int{"after_seconds": 5}},
 	})
@@ -257,7 +259,7 @@ func (c *restClient) setUp(contacts, calls int) (string, error) {
 	var list bytes.Buffer
 	list.WriteString("phone,first_name,appointment_date\n")
 	for i := range contacts {
-		fmt.Fprintf(&list, "+1212%03d%04d,Guest %d,%02d%02d\n", 200+i/10000%800, i%10000, i+1, 1+i%12, 1+i%28)
+		fmt.Fprintf(&list, "%s,Guest %d,%02d%02d\n", where.number(i), i+1, 1+i%12, 1+i%28)
 	}
 	if _, err := c.do("POST", "/campaigns/"+created.ID+"/contacts", "text/csv", &list); err != nil {
 		return "", err

@@ -25,11 +25,12 @@ func TestServeOnEC2(t *testing.T) {
 	srv := startServe(t, "-cloud", "ec2", "-public-url", "http://controller.example:8080", "-ec2-ami", "ami-0123456789abcdef0",
 		"-ec2-subnets", "subnet-aaa,subnet-bbb", "-ec2-instance-types", "c6i.large", "-cluster", "prod", "-trunk-name", "carrier")
 	srv.call("PUT", "/api/v1/trunks/carrier", `{"max_channels":120,"max_cps":20}`)
-	_, body := srv.call("POST", "/api/v1/campaigns", `{"name":"EC2","trunk":"carrier","caller_id":"+14155550100","target":50,"window":{"start":0,"end":1440}}`)
+	where := daytime(time.Now()) // calling hours are the law: call where it is daytime
+	_, body := srv.call("POST", "/api/v1/campaigns", `{"name":"EC2","trunk":"carrier","caller_id":"`+where.callerID+`","target":50}`)
 	id := body[strings.Index(body, `"c_`)+1:]
 	id = id[:strings.Index(id, `"`)]
 	srv.call("PUT", "/api/v1/campaigns/"+id+"/flow", `{"start":"bye","states":{"bye":{"hangup":true}}}`)
-	srv.call("POST", "/api/v1/campaigns/"+id+"/contacts", "phone\n+12125550101\n")
+	srv.call("POST", "/api/v1/campaigns/"+id+"/contacts", "phone\n"+where.number(101)+"\n")
 	if code, body := srv.call("POST", "/api/v1/campaigns/"+id+"/start", ""); code != 200 {
 		t.Fatalf("start: %d %s", code, body)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/httpapi"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/controller"
@@ -48,6 +49,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	// Leases live with their node: each heartbeat renews them for this
 	// long, so a lease ends only when its node has been silent as long.
 	store.LeaseTTL = nodeLeaseTTL
+	store.Caps = campaign.Caps{PerDay: cfg.CapDay, PerWeek: cfg.CapWeek}
 	secret, err := clusterSecret(cfg)
 	if err != nil {
 		return err
