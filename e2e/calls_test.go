@@ -108,7 +108,7 @@ func TestCallPathsOnRealAsterisk(t *testing.T) {
 			path: []string{"detect", "hello", "bye"}, tags: map[string]string{"amd": "human"}},
 	}
 	record := []callee{
-		{digits: "01", what: "is recorded", disposition: "answered", cause: -1, path: []string{"hello", "listen", "bye"}, minTalk: 3 * time.Second},
+		{digits: "15", what: "is recorded", disposition: "answered", cause: -1, path: []string{"hello", "listen", "bye"}, minTalk: 3 * time.Second},
 	}
 	recordID := newCampaign("record", recordFlow)
 	campaigns := map[string][]callee{newCampaign("ivr", ivrFlow): ivr, newCampaign("amd", amdFlow): amd, recordID: record}
