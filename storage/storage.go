@@ -80,6 +80,9 @@ type Library struct {
 	ListTTL time.Duration // how long a listing is trusted; 5s (other controllers may change the library)
 	Cache   Cache         // optional: manifests by version
 	Now     func() time.Time
+	// MaxRequestBytes bounds one upload request, all its files together;
+	// 0 means MaxRequestBytes.
+	MaxRequestBytes int64
 
 	mu       sync.Mutex
 	cached   []Object // nil until listed; reset by every change
@@ -104,6 +107,11 @@ func (l *Library) Put(ctx context.Context, set, filename string, data []byte) (O
 	if err := CheckKey(key); err != nil {
 		return Object{}, err
 	}
+	return l.put(ctx, key, data)
+}
+
+// put stores prepared bytes under a checked key.
+func (l *Library) put(ctx context.Context, key string, data []byte) (Object, error) {
 	o, err := l.Store.Put(ctx, key, data)
 	l.invalidate()
 	return o, err

@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -25,6 +26,9 @@ import (
 // own per-line bound.
 const MaxJSONBytes = 1 << 20
 
+// MaxListBytes bounds a dial-list or do-not-call upload: a few million rows.
+const MaxListBytes = 256 << 20
+
 // API serves /api/v1/.
 type API struct {
 	Store *sqlstore.Store
@@ -38,6 +42,9 @@ type API struct {
 	// a trunk's limits changed, so the scaler can act on it before its
 	// next tick; nil = nobody.
 	DemandChanged func()
+	// MaxListBytes bounds one dial-list or do-not-call request body; 0
+	// means MaxListBytes.
+	MaxListBytes int64
 }
 
 func (a *API) demandChanged() {
@@ -276,7 +283,8 @@ func (a *API) getFlow(w http.ResponseWriter, r *http.Request) {
 
 // csvBody returns the uploaded CSV: the "file" part of a multipart form, or
 // the raw body.
-func csvBody(r *http.Request) (io.Reader, error) {
+func (a *API) csvBody(w http.ResponseWriter, r *http.Request) (io.Reader, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, cmp.Or(a.MaxListBytes, MaxListBytes))
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != "multipart/form-data" {
 		return r.Body, nil
@@ -305,7 +313,7 @@ func importOptions(r *http.Request) importer.Options {
 }
 
 func (a *API) importContacts(w http.ResponseWriter, r *http.Request) {
-	body, err := csvBody(r)
+	body, err := a.csvBody(w, r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -326,12 +334,24 @@ func (a *API) importContacts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) rejections(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"line", "reason"})
+	started := false
+	start := func() {
+		if !started { // the import exists: the header goes out with the first row
+			started = true
+			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+			cw.Write([]string{"line", "reason"})
+		}
+	}
 	err := a.Store.Rejections(r.Context(), r.PathValue("id"), func(rj importer.Rejection) error {
+		start()
 		return cw.Write([]string{fmt.Sprint(rj.Line), rj.Reason})
 	})
+	if err != nil && !started {
+		a.fail(w, r, err)
+		return
+	}
+	start()
 	cw.Flush()
 	if err != nil && a.Log != nil {
 		a.Log.Error("rejections export", "err", err)
@@ -339,7 +359,7 @@ func (a *API) rejections(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) importDNC(w http.ResponseWriter, r *http.Request) {
-	body, err := csvBody(r)
+	body, err := a.csvBody(w, r)
 	if err != nil {
 		a.fail(w, r, err)
 		return

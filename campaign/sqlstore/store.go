@@ -623,6 +623,14 @@ func (k *importSink) flushRejections(ctx context.Context) error {
 
 // Rejections streams every rejection of an import, in line order.
 func (s *Store) Rejections(ctx context.Context, importID string, fn func(importer.Rejection) error) error {
+	var one int
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT 1 FROM imports WHERE id = ?`), importID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("import %q: %w", importID, campaign.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("list rejections: %w", err)
+	}
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT line, reason FROM import_rejections WHERE import_id = ? ORDER BY line`), importID)
 	if err != nil {
 		return fmt.Errorf("list rejections: %w", err)
