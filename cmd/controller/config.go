@@ -64,6 +64,13 @@ type Config struct {
 	InstanceType    string // type priced in reports for the local cloud. Default "c6i.large".
 
 	LogLevel string // debug, info, warn or error. Default "info".
+
+	// MaxConns caps open HTTP connections (nodes keep a few each, browsers
+	// and API clients a few more); others wait in the backlog. Default 4096.
+	MaxConns int
+	// RPCBodyTimeout is how long a node's XML-RPC request may take to
+	// deliver its body. Default 10s.
+	RPCBodyTimeout time.Duration
 }
 
 // DefaultConfig returns the embedded default: everything on this machine.
@@ -87,6 +94,8 @@ func DefaultConfig() Config {
 		PriceRegion:      "us-east-1",
 		InstanceType:     "c6i.large",
 		LogLevel:         "info",
+		MaxConns:         4096,
+		RPCBodyTimeout:   10 * time.Second,
 	}
 }
 
@@ -134,6 +143,8 @@ func (c *Config) fields() []field {
 		{"price-region", "price table region", &c.PriceRegion},
 		{"instance-type", "instance type priced for the local cloud", &c.InstanceType},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},
+		{"max-conns", "open HTTP connections at most", &c.MaxConns},
+		{"rpc-body-timeout", "time a node's XML-RPC request has to deliver its body", &c.RPCBodyTimeout},
 	}
 }
 
@@ -355,6 +366,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ScaleInWindow < c.Tick {
 		bad("scale-in-window", "%s: must be at least one tick (%s)", c.ScaleInWindow, c.Tick)
+	}
+	if c.MaxConns < 16 {
+		bad("max-conns", "%d: want at least 16", c.MaxConns)
+	}
+	if c.RPCBodyTimeout < 100*time.Millisecond {
+		bad("rpc-body-timeout", "%s: must be at least 100ms", c.RPCBodyTimeout)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The hostile-input suite: what an unauthenticated or broken client can
@@ -52,4 +54,28 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestHostileRPCBodyHeld: an unauthenticated client that holds the last
+// byte of its XML-RPC body is cut off at -rpc-body-timeout, not after the
+// server's two-minute read timeout.
+func TestHostileRPCBodyHeld(t *testing.T) {
+	srv := startServe(t, "-rpc-body-timeout", "300ms")
+	var held []net.Conn
+	for range 20 {
+		c, err := net.Dial("tcp", strings.TrimPrefix(srv.base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n<?xml version=\"1.0\"?><methodCall><methodName>x</methodName><params><param><value><string>%s", 1<<20, strings.Repeat("a", 64<<10))
+		held = append(held, c)
+	}
+	start := time.Now()
+	for _, c := range held {
+		c.SetReadDeadline(start.Add(5 * time.Second))
+		if _, err := io.ReadAll(c); err != nil { // the server answers or closes: EOF
+			t.Fatalf("connection still held after %s: %v", time.Since(start), err)
+		}
+	}
 }

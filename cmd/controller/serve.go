@@ -20,6 +20,7 @@ import (
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/controller"
 	"github.com/elastidial/elastidial/flow"
+	"github.com/elastidial/elastidial/internal/httplimit"
 	"github.com/elastidial/elastidial/storage"
 	"github.com/elastidial/elastidial/web"
 	"github.com/elastidial/elastidial/xmlrpc"
@@ -52,6 +53,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	ln = httplimit.Listener(ln, cfg.MaxConns)
 	defer ln.Close()
 
 	publicURL := cfg.PublicURL
@@ -126,7 +128,9 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	mux.Handle("/api/v1/audio", api.Auth(audio.Handler()))
 	mux.Handle("/api/v1/audio/", api.Auth(audio.Handler()))
 	mux.Handle("/audio/", audioHandler)
-	mux.Handle("/RPC2", rpcServer)
+	// A node's request is read before it is authenticated (the method
+	// name is in the body), so its body gets a short deadline.
+	mux.Handle("/RPC2", httplimit.BodyDeadline(rpcServer, cfg.RPCBodyTimeout))
 	mux.Handle("GET /metrics", metrics(reg, rpcServer, flows, store.ConfigStats()))
 	mux.Handle("/", web.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
