@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -66,6 +67,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		}
 	default:
 		path := strings.TrimPrefix(dsn, "sqlite:")
+		if err := privateFiles(path); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 		s.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate")
 		if err == nil {
 			s.db.SetMaxOpenConns(8)
@@ -84,6 +88,27 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// privateFiles makes the SQLite database and its WAL files readable by
+// this user only (they hold contacts' numbers and token hashes): SQLite
+// creates the WAL and shared-memory files with the database's mode, so
+// the database is created 0600 and an existing one is tightened.
+func privateFiles(path string) error {
+	if path == "" || strings.HasPrefix(path, ":") || strings.HasPrefix(path, "file:") {
+		return nil // in memory, or a URI the caller manages
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close closes the database.
