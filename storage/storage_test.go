@@ -210,6 +210,10 @@ func TestSync(t *testing.T) {
 	if len(got) != 44+2*2400 {
 		t.Fatalf("welcome.wav has %d bytes", len(got))
 	}
+	// Asterisk runs as another user than the agent: it must read the file.
+	if st, _ := os.Stat(filepath.Join(dir, "survey", "welcome.wav")); st.Mode().Perm()&0o044 != 0o044 {
+		t.Fatalf("welcome.wav is %v: Asterisk's user cannot read it", st.Mode().Perm())
+	}
 	// Nothing changed: nothing is downloaded.
 	before := fx.gets.Load()
 	if err := s.Sync(ctx, m); err != nil || fx.gets.Load() != before {

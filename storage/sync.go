@@ -197,6 +197,9 @@ func (s *Syncer) fetch(ctx context.Context, client *http.Client, f nodeapi.Audio
 	if err == nil && hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
 		err = ErrChecksum
 	}
+	if err == nil { // prompts are not secret; Asterisk reads them as its own user
+		err = tmp.Chmod(0o644)
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}

@@ -33,10 +33,15 @@ make -j"$(nproc)" >/dev/null
 make install >/dev/null
 
 id asterisk >/dev/null 2>&1 || useradd --system --home /var/lib/asterisk --shell /usr/sbin/nologin asterisk
-install -d -o asterisk -g asterisk /etc/asterisk /var/lib/asterisk/sounds/elastidial /var/log/asterisk /var/spool/asterisk /var/run/asterisk
+# The agent runs as its own unprivileged user: it owns its state and the
+# campaign audio folder (Asterisk reads the prompts, 0644), nothing else.
+id elastidial >/dev/null 2>&1 || useradd --system --home /var/lib/elastidial --shell /usr/sbin/nologin elastidial
+install -d -o asterisk -g asterisk /etc/asterisk /var/log/asterisk /var/spool/asterisk /var/run/asterisk
+install -d -o elastidial -g asterisk -m 0755 /var/lib/asterisk/sounds/elastidial
 install -m 0644 /tmp/asterisk-conf/*.conf /etc/asterisk/
 install -m 0644 /tmp/asterisk-conf/*.template /etc/asterisk/
-install -d -m 0750 /etc/elastidial /var/lib/elastidial
+install -d -m 0700 /etc/elastidial
+install -d -o elastidial -g elastidial -m 0700 /var/lib/elastidial
 install -m 0755 /tmp/node-agent /usr/local/bin/node-agent
 install -m 0755 /tmp/first-boot.sh /usr/local/sbin/elastidial-first-boot
 install -m 0644 /tmp/systemd/*.service /etc/systemd/system/

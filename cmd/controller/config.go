@@ -28,9 +28,12 @@ type Config struct {
 	S3Endpoint string // custom S3 endpoint for S3-compatible stores. Default "" (AWS).
 	S3Region   string // region of the audio bucket. Default "us-east-1".
 
-	Cluster       string // cluster name, tagged on every instance. Default "elastidial".
-	ClusterSecret string // secret nodes present to register; generated and kept in SecretFile when empty.
-	SecretFile    string // where a generated cluster secret is kept. Default "elastidial.secret".
+	Cluster string // cluster name, tagged on every instance. Default "elastidial".
+	// ClusterSecret is the secret nodes present to register. Never a flag
+	// (ps shows command lines to every local user): the environment
+	// (ELASTIDIAL_CLUSTER_SECRET), the config file, or SecretFile.
+	ClusterSecret string
+	SecretFile    string // file holding the cluster secret, generated (0600) when absent and ClusterSecret is empty. Default "elastidial.secret".
 
 	Cloud     string // "local" (node-agent processes here) or "ec2". Default "local".
 	AgentPath string // node-agent binary for the local cloud. Default: built from ./cmd/node-agent.
@@ -47,7 +50,11 @@ type Config struct {
 
 	// The carrier trunk every node registers, handed to nodes in their user
 	// data (EC2 only; local nodes have a simulated Asterisk).
-	TrunkName, TrunkHost, TrunkUser, TrunkPassword string
+	TrunkName, TrunkHost, TrunkUser string
+	// TrunkPassword comes from the environment (ELASTIDIAL_TRUNK_PASSWORD),
+	// the config file or TrunkPasswordFile, never a flag.
+	TrunkPassword     string
+	TrunkPasswordFile string
 
 	NodeSlots  int           // concurrent calls per node. Default 100.
 	MinNodes   int           // Default 0.
@@ -106,6 +113,10 @@ type field struct {
 	ptr   any
 }
 
+// secretFields come from the environment or the config file only, never
+// from a flag: ps shows command lines to every local user.
+var secretFields = map[string]bool{"cluster-secret": true, "trunk-password": true}
+
 func (c *Config) fields() []field {
 	return []field{
 		{"listen", "HTTP listen address", &c.Listen},
@@ -117,7 +128,7 @@ func (c *Config) fields() []field {
 		{"s3-region", "audio bucket region", &c.S3Region},
 		{"cluster", "cluster name", &c.Cluster},
 		{"cluster-secret", "secret nodes present to register", &c.ClusterSecret},
-		{"secret-file", "file holding the generated cluster secret", &c.SecretFile},
+		{"secret-file", "file holding the cluster secret (generated when absent)", &c.SecretFile},
 		{"cloud", "local or ec2", &c.Cloud},
 		{"agent-path", "node-agent binary for the local cloud", &c.AgentPath},
 		{"local-dir", "working folder of local nodes", &c.LocalDir},
@@ -133,6 +144,7 @@ func (c *Config) fields() []field {
 		{"trunk-host", "carrier SIP host nodes register to", &c.TrunkHost},
 		{"trunk-user", "carrier SIP user", &c.TrunkUser},
 		{"trunk-password", "carrier SIP password", &c.TrunkPassword},
+		{"trunk-password-file", "file holding the carrier SIP password", &c.TrunkPasswordFile},
 		{"node-slots", "concurrent calls per node", &c.NodeSlots},
 		{"min-nodes", "minimum nodes", &c.MinNodes},
 		{"max-nodes", "maximum nodes", &c.MaxNodes},
@@ -234,7 +246,9 @@ func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 	c := DefaultConfig()
 	configFile := fs.String("config", getenv("ELASTIDIAL_CONFIG"), "optional KEY=value configuration file")
 	for _, f := range c.fields() {
-		fs.Var(flagValue{f.ptr}, f.name, f.usage+" (env "+envName(f.name)+")")
+		if !secretFields[f.name] {
+			fs.Var(flagValue{f.ptr}, f.name, f.usage+" (env "+envName(f.name)+")")
+		}
 	}
 	// Flags are parsed first to find -config, then the layers are applied in
 	// order: file, environment, and the flags again so that they win.
@@ -266,6 +280,13 @@ func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 		if fl := fs.Lookup(f.name); fl != nil {
 			fl.Value = flagValue{f.ptr}
 		}
+	}
+	if c.TrunkPasswordFile != "" {
+		b, err := os.ReadFile(c.TrunkPasswordFile)
+		if err != nil {
+			return c, fmt.Errorf("trunk-password-file: %w", err)
+		}
+		c.TrunkPassword = strings.TrimSpace(string(b))
 	}
 	return c, c.Validate()
 }

@@ -72,9 +72,15 @@ func startServe(t *testing.T, extra ...string) *served {
 	os.WriteFile(agent, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	serveEnv := func(k string) string { // secrets come from the environment, never flags
+		if k == "ELASTIDIAL_CLUSTER_SECRET" {
+			return "test-secret"
+		}
+		return ""
+	}
 	go func() {
-		done <- run(ctx, append([]string{"serve", "-db", db, "-listen", addr, "-cluster-secret", "test-secret",
-			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-audio", filepath.Join(dir, "audio"), "-tick", "200ms"}, extra...), io.Discard, io.Discard, env)
+		done <- run(ctx, append([]string{"serve", "-db", db, "-listen", addr,
+			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-audio", filepath.Join(dir, "audio"), "-tick", "200ms"}, extra...), io.Discard, io.Discard, serveEnv)
 	}()
 	t.Cleanup(func() {
 		cancel()

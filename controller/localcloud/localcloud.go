@@ -26,7 +26,7 @@ import (
 type Config struct {
 	Binary        string        // node-agent executable; required
 	ControllerURL string        // -controller; required
-	Secret        string        // -secret, the cluster secret; required
+	Secret        string        // the cluster secret, passed in ELASTIDIAL_CLUSTER_SECRET; required
 	Cluster       string        // value of the elastidial:cluster tag; "local"
 	Capacity      int           // -capacity; 100
 	Dir           string        // per-instance folders (log, state, sounds); required
@@ -158,14 +158,15 @@ func (c *Cloud) run(p *proc) {
 		return
 	}
 	defer log.Close()
-	args := []string{"-controller", c.cfg.ControllerURL, "-secret", c.cfg.Secret, "-instance-id", id,
+	args := []string{"-controller", c.cfg.ControllerURL, "-instance-id", id,
 		"-capacity", strconv.Itoa(c.cfg.Capacity), "-simulate", "-imds", "off",
 		"-ami", "127.0.0.1:0", "-agi-listen", "127.0.0.1:0",
 		"-state", filepath.Join(dir, "state"), "-sounds", filepath.Join(dir, "sounds")}
 	args = append(args, c.cfg.ExtraArgs...)
 	cmd := exec.Command(c.cfg.Binary, args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.Env = append(os.Environ(), c.cfg.Env...)
+	// The secret goes in the environment, never on the command line.
+	cmd.Env = append(os.Environ(), append(c.cfg.Env, "ELASTIDIAL_CLUSTER_SECRET="+c.cfg.Secret)...)
 	c.mu.Lock()
 	if p.inst.State != controller.InstancePending {
 		// Terminated before it started.
