@@ -75,6 +75,11 @@ var migrations = []struct {
 	// revision counts a campaign's updates: caches of its dialing
 	// configuration key on it, so an update is seen at once.
 	{sqlite: `ALTER TABLE campaigns ADD COLUMN revision BIGINT NOT NULL DEFAULT 0`},
+	// API token roles: tokens made before roles existed keep full power.
+	{sqlite: `ALTER TABLE api_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'`},
+	{sqlite: `ALTER TABLE api_tokens ADD COLUMN campaigns TEXT NOT NULL DEFAULT ''`},
+	{sqlite: `ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0`},
+	{sqlite: `ALTER TABLE api_tokens ADD COLUMN revoked_at BIGINT NOT NULL DEFAULT 0`},
 }
 
 const contactsTable = `CREATE TABLE contacts (

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -77,5 +79,68 @@ func TestHostileRPCBodyHeld(t *testing.T) {
 		if _, err := io.ReadAll(c); err != nil { // the server answers or closes: EOF
 			t.Fatalf("connection still held after %s: %v", time.Since(start), err)
 		}
+	}
+}
+
+// TestTokenCommand: ops make, list and revoke tokens from the command
+// line; a revoked token is refused by the running controller at once.
+func TestTokenCommand(t *testing.T) {
+	srv := startServe(t)
+	env := func(string) string { return "" }
+	tok := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(context.Background(), append([]string{"token", "-db", srv.db}, args...), &out, io.Discard, env)
+		return strings.TrimSpace(out.String()), err
+	}
+	viewer, err := tok("-role", "viewer", "-expires", "24h", "wallboard")
+	if err != nil || !strings.HasPrefix(viewer, "edt_") {
+		t.Fatalf("create: %q %v", viewer, err)
+	}
+	as := func(token, method, path, body string) int {
+		req, _ := http.NewRequest(method, srv.base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := as(viewer, "GET", "/api/v1/campaigns", ""); got != 200 {
+		t.Fatalf("viewer reads campaigns: %d", got)
+	}
+	for _, path := range []string{"/api/v1/fleet", "/api/v1/cost"} {
+		if got := as(viewer, "GET", path, ""); got != 403 {
+			t.Errorf("viewer GET %s: %d, want 403", path, got)
+		}
+	}
+	if got := as(viewer, "DELETE", "/api/v1/audio/x/y.wav", ""); got != 403 {
+		t.Errorf("viewer deletes audio: %d, want 403", got)
+	}
+	if got := as(viewer, "GET", "/api/v1/audio", ""); got != 200 {
+		t.Errorf("viewer lists audio: %d", got)
+	}
+	list, err := tok("list")
+	if err != nil || !strings.Contains(list, "wallboard") || !strings.Contains(list, "viewer") || !strings.Contains(list, "ops") {
+		t.Fatalf("list: %v\n%s", err, list)
+	}
+	var id string
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, "wallboard") {
+			id = strings.Fields(line)[0]
+		}
+	}
+	if out, err := tok("revoke", id); err != nil || !strings.Contains(out, "revoked "+id) {
+		t.Fatalf("revoke: %q %v", out, err)
+	}
+	if got := as(viewer, "GET", "/api/v1/campaigns", ""); got != 401 {
+		t.Fatalf("revoked token: %d, want 401", got)
+	}
+	if _, err := tok("-role", "root", "x"); err == nil || !strings.Contains(err.Error(), "role") {
+		t.Fatalf("unknown role: %v", err)
+	}
+	if _, err := tok("revoke"); err == nil {
+		t.Fatal("revoke without an id")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/httpapi"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/controller"
@@ -28,7 +29,6 @@ import (
 
 func init() {
 	commands["serve"] = command{summary: "run the control center (dashboard, REST API, XML-RPC)", run: serve}
-	commands["token"] = command{summary: "create an API token: controller token [-db ...] NAME", run: token}
 }
 
 // serve runs the control center until ctx ends: the dashboard, the REST
@@ -123,10 +123,13 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	}, DemandChanged: scaler.Wake}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.Handler())
-	mux.Handle("GET /api/v1/cost", api.Auth(scaler.CostHandler(store)))
-	mux.Handle("GET /api/v1/fleet", api.Auth(fleetHandler(scaler, cfg)))
-	mux.Handle("/api/v1/audio", api.Auth(audio.Handler()))
-	mux.Handle("/api/v1/audio/", api.Auth(audio.Handler()))
+	mux.Handle("GET /api/v1/cost", api.Require(campaign.PermFleet, scaler.CostHandler(store)))
+	mux.Handle("GET /api/v1/fleet", api.Require(campaign.PermFleet, fleetHandler(scaler, cfg)))
+	audioAPI := http.NewServeMux() // reading the library is PermRead, changing it PermWrite
+	audioAPI.Handle("GET /", api.Require(campaign.PermRead, audio.Handler()))
+	audioAPI.Handle("/", api.Require(campaign.PermWrite, audio.Handler()))
+	mux.Handle("/api/v1/audio", audioAPI)
+	mux.Handle("/api/v1/audio/", audioAPI)
 	mux.Handle("/audio/", audioHandler)
 	// A node's request is read before it is authenticated (the method
 	// name is in the body), so its body gets a short deadline.
@@ -187,23 +190,4 @@ func reapLeases(ctx context.Context, store *sqlstore.Store, log *slog.Logger) er
 			}
 		}
 	}
-}
-
-// token creates an API token and prints it once.
-func token(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer, _ *slog.Logger) error {
-	args := fs.Args()
-	if len(args) != 1 || args[0] == "" {
-		return errors.New("token: want exactly one NAME, e.g. 'controller token ops'")
-	}
-	store, err := sqlstore.Open(ctx, cfg.DB)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	tok, err := store.CreateToken(ctx, args[0], time.Now())
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, tok)
-	return nil
 }

@@ -25,7 +25,7 @@ import (
 
 // served is a running `controller serve` for a test.
 type served struct {
-	base, token string
+	base, token, db string
 	call        func(method, path, body string) (int, string)
 }
 
@@ -125,7 +125,7 @@ func startServe(t *testing.T, extra ...string) *served {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	return &served{base: base, token: tok, call: call}
+	return &served{base: base, token: tok, db: db, call: call}
 }
 
 // TestServeEndToEnd runs the binary's own entry point the way ops would:
