@@ -26,7 +26,7 @@ import (
 // served is a running `controller serve` for a test.
 type served struct {
 	base, token, db string
-	call        func(method, path, body string) (int, string)
+	call            func(method, path, body string) (int, string)
 }
 
 // upload sends an audio file to the library through the REST API.
