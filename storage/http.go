@@ -94,6 +94,8 @@ func (l *Library) Handler() http.Handler {
 		switch {
 		case errors.Is(err, ErrNotFound):
 			jsonError(w, http.StatusNotFound, err.Error())
+		case errors.Is(err, ErrInUse):
+			jsonError(w, http.StatusConflict, err.Error())
 		case errors.Is(err, ErrBadName):
 			jsonError(w, http.StatusBadRequest, err.Error())
 		case err != nil:

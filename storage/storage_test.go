@@ -410,3 +410,40 @@ func TestUploadRequestCap(t *testing.T) {
 		t.Fatalf("two files under the cap: %d %s", code, body)
 	}
 }
+
+// TestPromptInUseCannotBeDeleted: a prompt a current flow plays keeps a
+// playable file; another format of it may go.
+func TestPromptInUseCannotBeDeleted(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	fx.lib.InUse = func(_ context.Context, prompt string) (string, error) {
+		if prompt == "survey/welcome" {
+			return "campaign c_1 (flow version 2)", nil
+		}
+		return "", nil
+	}
+	srv := httptest.NewServer(fx.lib.Handler())
+	defer srv.Close()
+	fx.lib.Put(ctx, "survey", "welcome.wav", wav(8000, 1, 0.1))
+	fx.lib.Put(ctx, "survey", "welcome.ulaw", make([]byte, 800))
+	fx.lib.Put(ctx, "survey", "spare.wav", wav(8000, 1, 0.1))
+	del := func(key string) (int, string) {
+		req, _ := http.NewRequest("DELETE", srv.URL+"/api/v1/audio/"+key, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := del("survey/welcome.ulaw"); code != 204 {
+		t.Fatalf("another format of a prompt in use: %d %s", code, body)
+	}
+	if code, body := del("survey/welcome.wav"); code != 409 || !strings.Contains(body, "campaign c_1") {
+		t.Fatalf("the last file of a prompt in use: %d %s", code, body)
+	}
+	if code, body := del("survey/spare.wav"); code != 204 {
+		t.Fatalf("an unused prompt: %d %s", code, body)
+	}
+}

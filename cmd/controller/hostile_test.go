@@ -144,3 +144,26 @@ func TestTokenCommand(t *testing.T) {
 		t.Fatal("revoke without an id")
 	}
 }
+
+// TestHostileDeletePromptInUse: the audio API refuses to delete a prompt
+// the current flow of a campaign plays.
+func TestHostileDeletePromptInUse(t *testing.T) {
+	srv := startServe(t)
+	srv.call("PUT", "/api/v1/trunks/carrier", `{"max_channels":10,"max_cps":5}`)
+	_, body := srv.call("POST", "/api/v1/campaigns", `{"name":"P","trunk":"carrier","caller_id":"+14155550100","target":5}`)
+	id := body[strings.Index(body, `"c_`)+1:]
+	id = id[:strings.Index(id, `"`)]
+	if code, body := srv.upload("p", "hello.wav", silence(8000, 0.2)); code != 201 {
+		t.Fatalf("upload: %d %s", code, body)
+	}
+	if code, body := srv.call("PUT", "/api/v1/campaigns/"+id+"/flow", `{"start":"a","states":{"a":{"play":["p/hello"],"next":"bye"},"bye":{"hangup":true}}}`); code != 200 {
+		t.Fatalf("flow: %d %s", code, body)
+	}
+	if code, body := srv.call("DELETE", "/api/v1/audio/p/hello.wav", ""); code != 409 || !strings.Contains(body, id) {
+		t.Fatalf("delete a prompt in use: %d %s", code, body)
+	}
+	srv.call("PUT", "/api/v1/campaigns/"+id+"/flow", `{"start":"bye","states":{"bye":{"hangup":true}}}`)
+	if code, body := srv.call("DELETE", "/api/v1/audio/p/hello.wav", ""); code != 204 {
+		t.Fatalf("delete once no flow plays it: %d %s", code, body)
+	}
+}

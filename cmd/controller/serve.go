@@ -64,7 +64,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	audio := &storage.Library{Store: audioBytes}
+	audio := &storage.Library{Store: audioBytes, InUse: promptUser(store)}
 
 	// The scaler: node registry behind node.register and node.heartbeat,
 	// and the reconcile loop acting on the cloud.
@@ -171,6 +171,32 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		return srv.Shutdown(shutdown)
 	})
 	return g.Wait()
+}
+
+// promptUser answers which campaign's current flow plays a prompt, if any
+// campaign that has not completed does: such a prompt keeps its file.
+func promptUser(store *sqlstore.Store) func(ctx context.Context, prompt string) (string, error) {
+	return func(ctx context.Context, prompt string) (string, error) {
+		cs, err := store.Campaigns(ctx)
+		if err != nil {
+			return "", err
+		}
+		for _, c := range cs {
+			if c.FlowVersion == 0 || c.Status == campaign.StatusCompleted {
+				continue
+			}
+			doc, err := store.FlowDocument(ctx, c.ID, c.FlowVersion)
+			if err != nil {
+				return "", err
+			}
+			plays := false
+			flow.Check(doc, func(name string) bool { plays = plays || name == prompt; return true })
+			if plays {
+				return fmt.Sprintf("campaign %s %q (flow version %d)", c.ID, c.Name, c.FlowVersion), nil
+			}
+		}
+		return "", nil
+	}
 }
 
 // reapLeases returns the contacts of expired leases to their campaigns, so
