@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,6 +89,8 @@ type Agent struct {
 	spot         bool // spot notice seen: drain for good
 	registered   bool
 	timingOK     bool
+	channelOK    bool // the PJSIP channel driver is loaded
+	trunkOK      bool // the trunk is registered or answers OPTIONS
 	audioVersion string
 	wantAudio    string
 	hbEvery      time.Duration
@@ -176,6 +179,8 @@ type Status struct {
 	Registered   bool
 	AMIConnected bool
 	TimingOK     bool
+	ChannelOK    bool
+	TrunkOK      bool
 	AudioVersion string
 	Pending      int
 }
@@ -186,7 +191,7 @@ func (a *Agent) Status() Status {
 	defer a.mu.Unlock()
 	return Status{ActiveCalls: len(a.calls), Capacity: a.capacity, Draining: a.draining || a.spot, Spot: a.spot,
 		Registered: a.registered, AMIConnected: a.ami.Connected(), TimingOK: a.timingOK,
-		AudioVersion: a.audioVersion, Pending: a.cfg.Queue.Pending()}
+		ChannelOK: a.channelOK, TrunkOK: a.trunkOK, AudioVersion: a.audioVersion, Pending: a.cfg.Queue.Pending()}
 }
 
 // Drain stops pulling new calls (true) or resumes (false, unless a spot
@@ -298,15 +303,16 @@ func (a *Agent) controlLoop(ctx context.Context) error {
 }
 
 func (a *Agent) heartbeat(ctx context.Context) {
-	timing := false
+	var h health
 	if a.ami.Connected() {
-		timing = a.checkTiming(ctx)
+		h = a.checkHealth(ctx)
 	}
 	load, _ := loadAvg(a.cfg.Proc + "/loadavg")
 	a.mu.Lock()
-	a.timingOK = timing
+	a.timingOK, a.channelOK, a.trunkOK = h.timing, h.channel, h.trunk
 	req := nodeapi.HeartbeatRequest{ActiveCalls: len(a.calls), Capacity: a.capacity, Load1: load,
-		CPU: a.cpu.sample(), AMIConnected: a.ami.Connected(), TimingOK: timing, AudioVersion: a.audioVersion,
+		CPU: a.cpu.sample(), AMIConnected: a.ami.Connected(), TimingOK: h.timing, ChannelOK: h.channel,
+		TrunkOK: h.trunk, AudioVersion: a.audioVersion,
 		Draining: a.draining || a.spot, SpotNotice: a.spot, PendingResults: a.cfg.Queue.Pending()}
 	a.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -344,20 +350,57 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	a.maybeResync(ctx)
 }
 
-// checkTiming asks Asterisk whether a timing module is loaded.
-func (a *Agent) checkTiming(ctx context.Context) bool {
+// health is what Asterisk says of the parts a call needs.
+type health struct{ timing, channel, trunk bool }
+
+// checkHealth asks Asterisk, through CLI commands over AMI, whether a timing
+// module runs, the PJSIP channel driver is registered (chan_pjsip declines
+// to load when a module it requires is missing, while the AMI answers on)
+// and the trunk is up: every outbound registration Registered, or, with no
+// registration, a contact that answers OPTIONS.
+func (a *Agent) checkHealth(ctx context.Context) health {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	r, err := a.ami.Action(cctx, ami.M("Action", "Command", "Command", "module show like timing"))
-	if err != nil || !strings.EqualFold(r.Get("Response"), "Success") {
-		return false
+	out := func(cmd string) []string {
+		r, err := a.ami.Action(cctx, ami.M("Action", "Command", "Command", cmd))
+		if err != nil || !strings.EqualFold(r.Get("Response"), "Success") {
+			return nil
+		}
+		return r.All("Output")
 	}
-	for _, l := range r.All("Output") {
-		if strings.Contains(l, "res_timing_") && strings.Contains(l, "Running") {
-			return true
+	var h health
+	for _, l := range out("module show like timing") {
+		h.timing = h.timing || strings.Contains(l, "res_timing_") && strings.Contains(l, "Running")
+	}
+	for _, l := range out("core show channeltypes") {
+		h.channel = h.channel || strings.HasPrefix(strings.TrimSpace(l), "PJSIP ")
+	}
+	if !h.channel {
+		return h
+	}
+	registered, failing := 0, 0
+	for _, l := range out("pjsip show registrations") {
+		f := strings.Fields(l)
+		if len(f) < 3 || !strings.Contains(f[0], "/sip:") {
+			continue // headers, rulers and the count
+		}
+		if slices.Contains(f, "Registered") {
+			registered++
+		} else {
+			failing++
 		}
 	}
-	return false
+	switch {
+	case failing > 0:
+	case registered > 0:
+		h.trunk = true
+	default:
+		for _, l := range out("pjsip show contacts") {
+			f := strings.Fields(l)
+			h.trunk = h.trunk || len(f) >= 4 && f[0] == "Contact:" && slices.Contains(f, "Avail")
+		}
+	}
+	return h
 }
 
 // maybeResync fetches and applies the manifest when the controller wants
@@ -429,7 +472,7 @@ func (a *Agent) spotLoop(ctx context.Context) error {
 func (a *Agent) free() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.registered || a.draining || a.spot || !a.timingOK || !a.ami.Connected() {
+	if !a.registered || a.draining || a.spot || !a.timingOK || !a.channelOK || !a.trunkOK || !a.ami.Connected() {
 		return 0
 	}
 	return max(a.capacity-len(a.calls), 0)
@@ -441,14 +484,24 @@ func (a *Agent) dialLoop(ctx context.Context) error {
 	for {
 		got := 0
 		if n := a.free(); n > 0 {
+			a.mu.Lock()
+			have := a.audioVersion
+			a.mu.Unlock()
 			cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			resp, err := a.cfg.Controller.Next(cctx, nodeapi.NextRequest{Free: n})
+			resp, err := a.cfg.Controller.Next(cctx, nodeapi.NextRequest{Free: n, AudioVersion: have})
 			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
 				a.log.Warn("dialer.next", "err", err)
+			}
+			if resp.AudioVersion != "" && resp.AudioVersion != have {
+				// No calls until the node holds the prompts they may play.
+				a.mu.Lock()
+				a.wantAudio = resp.AudioVersion
+				a.mu.Unlock()
+				a.maybeResync(ctx)
 			}
 			if len(resp.Calls) > n {
 				a.log.Error("dialer.next answered more calls than free slots", "free", n, "got", len(resp.Calls))

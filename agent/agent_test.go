@@ -282,3 +282,31 @@ func TestRecordAndTransfer(t *testing.T) {
 		t.Errorf("unanswered transfer: %+v", got)
 	}
 }
+
+// An AMI that answers is not a node that can call: without the PJSIP
+// channel driver (chan_pjsip declines to load when a module it requires is
+// missing) or with the trunk unregistered, the node is not ready and pulls
+// no work.
+func TestNotReadyWithoutChannelDriverOrTrunk(t *testing.T) {
+	for name, configure := range map[string]func(*asterisksim.Sim){
+		"no chan_pjsip": func(s *asterisksim.Sim) { s.NoPJSIP = true },
+		"trunk down":    func(s *asterisksim.Sim) { s.TrunkDown = true },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, map[string]asterisksim.Callee{"+7000": {Outcome: asterisksim.Answer}}, 20*time.Millisecond, configure)
+			r.ctl.add(lease("n1", "+7000"))
+			eventually(t, 5*time.Second, "heartbeats with AMI up", func() bool {
+				r.ctl.mu.Lock()
+				defer r.ctl.mu.Unlock()
+				n := len(r.ctl.heartbeats)
+				return n >= 2 && r.ctl.heartbeats[n-1].AMIConnected && r.ctl.heartbeats[n-1].TimingOK
+			})
+			r.ctl.mu.Lock()
+			defer r.ctl.mu.Unlock()
+			hb := r.ctl.heartbeats[len(r.ctl.heartbeats)-1]
+			if hb.Ready() || len(r.ctl.nexts) != 0 || len(r.ctl.queue) != 1 {
+				t.Errorf("ready=%v channel=%v trunk=%v, %d pulls: want not ready and no work pulled", hb.Ready(), hb.ChannelOK, hb.TrunkOK, len(r.ctl.nexts))
+			}
+		})
+	}
+}

@@ -83,10 +83,13 @@ func (f *fakeController) Next(ctx context.Context, req nodeapi.NextRequest) (nod
 		return nodeapi.NextResponse{}, errUnreachable
 	}
 	f.nexts = append(f.nexts, req)
+	if req.AudioVersion != f.audio { // as the controller: sync first
+		return nodeapi.NextResponse{Calls: []nodeapi.Call{}, AudioVersion: f.audio}, nil
+	}
 	n := min(req.Free, len(f.queue))
 	out := append([]nodeapi.Call(nil), f.queue[:n]...)
 	f.queue = f.queue[n:]
-	return nodeapi.NextResponse{Calls: out}, nil
+	return nodeapi.NextResponse{Calls: out, AudioVersion: f.audio}, nil
 }
 
 func (f *fakeController) Manifest(ctx context.Context, req nodeapi.ManifestRequest) (nodeapi.ManifestResponse, error) {
@@ -222,7 +225,7 @@ func testLog(t *testing.T) *slog.Logger {
 }
 
 // newRig starts a simulator with the given callees and an agent.
-func newRig(t *testing.T, callees map[string]asterisksim.Callee, prompt time.Duration) *rig {
+func newRig(t *testing.T, callees map[string]asterisksim.Callee, prompt time.Duration, configure ...func(*asterisksim.Sim)) *rig {
 	t.Helper()
 	sounds := t.TempDir()
 	for _, n := range []string{"survey/welcome.wav", "survey/q1.wav", "survey/voicemail.wav"} {
@@ -237,6 +240,9 @@ func newRig(t *testing.T, callees map[string]asterisksim.Callee, prompt time.Dur
 	sim := &asterisksim.Sim{Username: "elastidial", Secret: "s3cret", Sounds: sounds, Log: testLog(t),
 		AGI:   "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}",
 		Model: asterisksim.Model{Seed: 1, PromptTime: prompt, Callees: callees, RingMin: 5 * time.Millisecond, RingMax: 20 * time.Millisecond}}
+	for _, f := range configure {
+		f(sim)
+	}
 	amiAddr, err := sim.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -116,11 +117,21 @@ func TestEveryConfParses(t *testing.T) {
 	}
 }
 
-// TestFactsTheAgentRelies on: the agent originates into
-// elastidial-outbound/s/1 and serves FastAGI on 127.0.0.1:4573; it logs in
-// to AMI on 127.0.0.1:5038 as elastidial and needs call events.
+// TestFactsTheAgentRelies on, in the configuration first-boot.sh renders
+// with the defaults: the agent originates into elastidial-outbound/s/1 and
+// serves FastAGI on 127.0.0.1:4573; it logs in to AMI on 127.0.0.1:5038 as
+// elastidial and needs call events. That Asterisk itself accepts all of it
+// is checked on a real Asterisk (internal/realasterisk).
 func TestFactsTheAgentReliesOn(t *testing.T) {
-	ext, err := parseConf("asterisk/extensions.conf")
+	dir := t.TempDir()
+	cmd := exec.Command("sh", "scripts/render-asterisk-conf.sh", "asterisk", dir)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "PUBLIC_IPV4=203.0.113.7", "VPC_CIDR=10.0.0.0/16",
+		"ELASTIDIAL_TRUNK_NAME=carrier", "ELASTIDIAL_TRUNK_HOST=sip.example.net", "ELASTIDIAL_TRUNK_USER=u",
+		"ELASTIDIAL_TRUNK_PASSWORD=p", "ELASTIDIAL_AMI_SECRET=s"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("render: %v\n%s", err, out)
+	}
+	ext, err := parseConf(filepath.Join(dir, "extensions.conf"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,23 +141,33 @@ func TestFactsTheAgentReliesOn(t *testing.T) {
 	if !strings.HasPrefix(out.get("exten")[0], "s,1,") || !strings.Contains(joined, "AGI(agi://127.0.0.1:4573/ivr?call_id=${ELASTIDIAL_CALL_ID})") {
 		t.Errorf("elastidial-outbound does not hand s to the agent's FastAGI:\n%s", joined)
 	}
-	mgr, _ := parseConf("asterisk/manager.conf")
+	mgr, err := parseConf(filepath.Join(dir, "manager.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	g := find(t, mgr, "general")
 	if g.get("bindaddr")[0] != "127.0.0.1" || g.get("port")[0] != "5038" || g.get("enabled")[0] != "yes" {
 		t.Errorf("AMI not on 127.0.0.1:5038: %v", g.opts)
 	}
-	user, err := parseConf("asterisk/manager_elastidial.conf.template")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := find(t, user, "elastidial")
+	u := find(t, mgr, "elastidial")
 	for _, class := range []string{"call", "system"} {
 		if !slices.Contains(strings.Split(u.get("read")[0], ","), class) {
 			t.Errorf("AMI user cannot read %s events", class)
 		}
 	}
-	if !slices.Contains(strings.Split(u.get("write")[0], ","), "originate") {
-		t.Error("AMI user cannot originate")
+	if !slices.Contains(strings.Split(u.get("write")[0], ","), "originate") || u.get("secret")[0] != "s" {
+		t.Errorf("AMI user: %v", u.opts)
+	}
+	pj, err := parseConf(filepath.Join(dir, "pjsip.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := find(t, pj, "transport-udp"); tr.get("bind")[0] != "0.0.0.0:5060" || tr.get("external_media_address")[0] != "203.0.113.7" {
+		t.Errorf("transport: %v", tr.opts)
+	}
+	ast, _ := parseConf("asterisk/asterisk.conf")
+	if o := find(t, ast, "options"); len(o.get("maxload")) > 0 {
+		t.Error("asterisk.conf sets maxload: Asterisk would hang up answered calls under load, unseen by the scaler")
 	}
 	mods, _ := parseConf("asterisk/modules.conf")
 	m := find(t, mods, "modules")
@@ -163,10 +184,6 @@ func TestFactsTheAgentReliesOn(t *testing.T) {
 	r := find(t, rtp, "general")
 	if r.get("rtpstart")[0] != "10000" || r.get("rtpend")[0] != "20000" {
 		t.Errorf("RTP range %v", r.opts)
-	}
-	pj, err := parseConf("asterisk/pjsip.conf.template")
-	if err != nil {
-		t.Fatal(err)
 	}
 	tmpl := find(t, pj, "trunk-endpoint")
 	for k, v := range map[string]string{"direct_media": "no", "rtp_symmetric": "yes", "force_rport": "yes", "rewrite_contact": "yes", "context": "elastidial-outbound"} {

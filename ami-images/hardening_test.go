@@ -52,7 +52,8 @@ func TestUnitsLeastPrivilege(t *testing.T) {
 	agent := unit(t, "node-agent.service")
 	for k, want := range map[string]string{
 		"User": "elastidial", "UMask": "0027", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
-		"CapabilityBoundingSet": "", "ReadWritePaths": "/var/lib/elastidial /var/lib/asterisk/sounds/elastidial",
+		"CapabilityBoundingSet": "", "SupplementaryGroups": "asterisk",
+		"ReadWritePaths": "/var/lib/elastidial /var/lib/asterisk/sounds/elastidial /var/spool/asterisk/elastidial-recordings",
 	} {
 		if got := agent[k]; len(got) != 1 || got[0] != want {
 			t.Errorf("node-agent.service %s=%q, want %q", k, got, want)

@@ -16,7 +16,19 @@ variable "instance_type" {
 
 variable "asterisk_version" {
   type    = string
-  default = "22.5.2"
+  default = "22.10.1"
+}
+
+variable "pjproject_version" {
+  type        = string
+  default     = "2.17"
+  description = "The pjproject release the Asterisk version bundles (third-party/pjproject in its source)."
+}
+
+variable "pjproject_sha256" {
+  type        = string
+  default     = "04b2eb1f0f01aa0ad1945b167171843448a51aa6b7c3e806496d434f13a112b7"
+  description = "SHA-256 of pjproject-<version>.tar.bz2 as Asterisk's third-party mirror serves it."
 }
 
 variable "asterisk_sha256" {
@@ -68,9 +80,18 @@ build {
     source      = "scripts/first-boot.sh"
     destination = "/tmp/first-boot.sh"
   }
+  provisioner "file" {
+    source      = "scripts/build-asterisk.sh"
+    destination = "/tmp/build-asterisk.sh"
+  }
+  provisioner "file" {
+    source      = "scripts/render-asterisk-conf.sh"
+    destination = "/tmp/render-asterisk-conf.sh"
+  }
   provisioner "shell" {
     script           = "scripts/provision.sh"
     execute_command  = "sudo -E sh -c '{{ .Vars }} {{ .Path }}'"
-    environment_vars = ["ASTERISK_VERSION=${var.asterisk_version}", "ASTERISK_SHA256=${var.asterisk_sha256}"]
+    environment_vars = ["ASTERISK_VERSION=${var.asterisk_version}", "ASTERISK_SHA256=${var.asterisk_sha256}",
+    "PJPROJECT_VERSION=${var.pjproject_version}", "PJPROJECT_SHA256=${var.pjproject_sha256}"]
   }
 }

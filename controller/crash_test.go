@@ -148,7 +148,7 @@ func crashRun(t *testing.T, seed uint64) {
 				a.calls = rng.IntN(101)
 			}
 			r, err := ctrl.Heartbeat(context.Background(), id, nodeapi.HeartbeatRequest{ActiveCalls: a.calls, Capacity: 100,
-				AMIConnected: true, TimingOK: true, AudioVersion: "v1", Draining: a.draining})
+				AMIConnected: true, TimingOK: true, ChannelOK: true, TrunkOK: true, AudioVersion: "v1", Draining: a.draining})
 			if err == nil {
 				a.draining = r.Drain
 			}

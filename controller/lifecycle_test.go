@@ -19,7 +19,7 @@ import (
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func readyHB(calls int) nodeapi.HeartbeatRequest {
-	return nodeapi.HeartbeatRequest{ActiveCalls: calls, Capacity: 100, AMIConnected: true, TimingOK: true, AudioVersion: "v1"}
+	return nodeapi.HeartbeatRequest{ActiveCalls: calls, Capacity: 100, AMIConnected: true, TimingOK: true, ChannelOK: true, TrunkOK: true, AudioVersion: "v1"}
 }
 
 // newTestController builds a controller for the lifecycle tests; opts

@@ -68,16 +68,22 @@ type HeartbeatRequest struct {
 	Load1          float64 `xmlrpc:"load1"` // 1-minute load average
 	CPU            float64 `xmlrpc:"cpu"`   // busy share of all cores since the last heartbeat, 0..1
 	AMIConnected   bool    `xmlrpc:"ami_connected"`
-	TimingOK       bool    `xmlrpc:"timing_ok"` // a timing module is loaded
+	TimingOK       bool    `xmlrpc:"timing_ok"`  // a timing module is loaded
+	ChannelOK      bool    `xmlrpc:"channel_ok"` // the PJSIP channel driver is loaded
+	TrunkOK        bool    `xmlrpc:"trunk_ok"`   // the trunk is registered, or answers OPTIONS
 	AudioVersion   string  `xmlrpc:"audio_version"`
 	Draining       bool    `xmlrpc:"draining"`
 	SpotNotice     bool    `xmlrpc:"spot_notice"`     // EC2 announced a spot interruption
 	PendingResults int     `xmlrpc:"pending_results"` // results queued locally, not yet delivered
 }
 
-// Ready reports whether the node itself is fit to take calls; the controller
-// also checks AudioVersion against the current manifest.
-func (h HeartbeatRequest) Ready() bool { return h.AMIConnected && h.TimingOK }
+// Ready reports whether the node itself is fit to take calls: Asterisk up,
+// a timing source, the channel driver loaded and the trunk reachable (an AMI
+// that answers says nothing of the others). The controller also checks
+// AudioVersion against the current manifest.
+func (h HeartbeatRequest) Ready() bool {
+	return h.AMIConnected && h.TimingOK && h.ChannelOK && h.TrunkOK
+}
 
 // HeartbeatResponse carries the controller's commands.
 type HeartbeatResponse struct {
@@ -89,12 +95,16 @@ type HeartbeatResponse struct {
 
 // NextRequest is dialer.next's single param.
 type NextRequest struct {
-	Free int `xmlrpc:"free"` // free call slots; the answer holds at most this many calls
+	Free         int    `xmlrpc:"free"`          // free call slots; the answer holds at most this many calls
+	AudioVersion string `xmlrpc:"audio_version"` // the audio manifest version the node holds
 }
 
-// NextResponse answers dialer.next.
+// NextResponse answers dialer.next. A node whose audio is not the current
+// version gets no calls, and AudioVersion tells it what to sync: it never
+// plays a prompt it does not hold yet.
 type NextResponse struct {
-	Calls []Call `xmlrpc:"calls"`
+	Calls        []Call `xmlrpc:"calls"`
+	AudioVersion string `xmlrpc:"audio_version"` // the current version; "" when no audio library is served
 }
 
 // Call is one leased contact to dial now.

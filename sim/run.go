@@ -274,7 +274,7 @@ func (e *elastidial) tick(w *world) error {
 			in.nodeID = r.NodeID
 		}
 		hb, err := e.c.Heartbeat(ctx, in.nodeID, nodeapi.HeartbeatRequest{
-			ActiveCalls: int(math.Ceil(in.calls)), Capacity: w.s.Slots, AMIConnected: true, TimingOK: true, Draining: in.draining,
+			ActiveCalls: int(math.Ceil(in.calls)), Capacity: w.s.Slots, AMIConnected: true, TimingOK: true, ChannelOK: true, TrunkOK: true, Draining: in.draining,
 		})
 		if err == nil {
 			in.draining = hb.Drain

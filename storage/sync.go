@@ -197,7 +197,9 @@ func (s *Syncer) fetch(ctx context.Context, client *http.Client, f nodeapi.Audio
 	if err == nil && hex.EncodeToString(h.Sum(nil)) != f.SHA256 {
 		err = ErrChecksum
 	}
-	if err == nil { // prompts are not secret; Asterisk reads them as its own user
+	if err == nil {
+		// Asterisk runs as its own user and reads what the agent writes;
+		// CreateTemp's 0600 would make every prompt unplayable.
 		err = tmp.Chmod(0o644)
 	}
 	if err == nil {

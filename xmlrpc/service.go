@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ type Dialer interface {
 
 // Audio serves the audio manifest.
 type Audio interface {
+	Version(ctx context.Context) (string, error)
 	Manifest(ctx context.Context, have string) (nodeapi.ManifestResponse, error)
 }
 
@@ -179,17 +181,28 @@ func (s *Service) next(ctx context.Context, params []any) (any, error) {
 	if req.Free < 0 {
 		return nil, faultf(nodeapi.FaultInvalidParams, "free %d must not be negative", req.Free)
 	}
+	resp := nodeapi.NextResponse{Calls: []nodeapi.Call{}}
+	if s.Audio != nil {
+		v, err := s.Audio.Version(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("audio version: %w", err)
+		}
+		resp.AudioVersion = v
+		if req.AudioVersion != v {
+			return resp, nil // sync first: a call could reach a prompt the node lacks
+		}
+	}
 	calls, err := s.Dialer.Lease(ctx, NodeID(ctx), min(req.Free, MaxLeasePerCall))
 	if err != nil {
 		return nil, err
 	}
-	if calls == nil {
-		calls = []nodeapi.Call{}
+	if calls != nil {
+		resp.Calls = calls
 	}
-	for i := range calls {
-		calls[i].Token = s.LeaseToken(NodeID(ctx), calls[i])
+	for i := range resp.Calls {
+		resp.Calls[i].Token = s.LeaseToken(NodeID(ctx), resp.Calls[i])
 	}
-	return nodeapi.NextResponse{Calls: calls}, nil
+	return resp, nil
 }
 
 func (s *Service) result(ctx context.Context, params []any) (any, error) {

@@ -145,7 +145,7 @@ func TestNodeSessionOverXMLRPC(t *testing.T) {
 		t.Fatalf("heartbeat with the secret: %v", err)
 	}
 	n.token = reg.Token
-	if err := n.call(nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{ActiveCalls: 3, AMIConnected: true, TimingOK: true}, &hb); err != nil || hb.AudioVersion != "v1" || nodes.beats[0].ActiveCalls != 3 {
+	if err := n.call(nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{ActiveCalls: 3, AMIConnected: true, TimingOK: true, ChannelOK: true, TrunkOK: true}, &hb); err != nil || hb.AudioVersion != "v1" || nodes.beats[0].ActiveCalls != 3 {
 		t.Fatalf("heartbeat: %+v %v", hb, err)
 	}
 	// A forged token for another node id fails.
@@ -414,5 +414,35 @@ func TestStepOnlyForLeasedCalls(t *testing.T) {
 	var res nodeapi.ResultResponse
 	if err := a.call(nodeapi.MethodResult, nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: "answered"}, &res); err != nil || !res.Recorded {
 		t.Fatalf("result: %+v %v", res, err)
+	}
+}
+
+// fixedAudio is an audio library at one version.
+type fixedAudio struct{ version string }
+
+func (a *fixedAudio) Version(context.Context) (string, error) { return a.version, nil }
+func (a *fixedAudio) Manifest(_ context.Context, have string) (nodeapi.ManifestResponse, error) {
+	return nodeapi.ManifestResponse{Version: a.version, Unchanged: have == a.version}, nil
+}
+
+// A node that does not hold the current audio gets no calls, only the
+// version to sync: a call could otherwise reach a prompt it lacks.
+func TestNextOnlyForNodesWithTheCurrentAudio(t *testing.T) {
+	audio := &fixedAudio{version: "v2"}
+	svc := &Service{Secret: []byte("s3cret"), Nodes: &fakeNodes{}, Dialer: &fakeDialer{owner: map[string]string{}}, Audio: audio}
+	srv := httptest.NewServer(svc.Server())
+	t.Cleanup(srv.Close)
+	n := &node{t: t, url: srv.URL, token: svc.Token("n-i-1")}
+	for _, tc := range []struct {
+		have  string
+		calls int
+	}{{"", 0}, {"v1", 0}, {"v2", 2}} {
+		var next nodeapi.NextResponse
+		if err := n.call(nodeapi.MethodNext, nodeapi.NextRequest{Free: 2, AudioVersion: tc.have}, &next); err != nil {
+			t.Fatal(err)
+		}
+		if len(next.Calls) != tc.calls || next.AudioVersion != "v2" {
+			t.Errorf("node holding %q: %d calls, audio %q; want %d calls, audio v2", tc.have, len(next.Calls), next.AudioVersion, tc.calls)
+		}
 	}
 }

@@ -33,7 +33,12 @@ type Sim struct {
 	Campaign string
 	// NoTiming makes "module show like timing" list no timing module.
 	NoTiming bool
-	Log      *slog.Logger
+	// NoPJSIP leaves PJSIP out of "core show channeltypes", as when
+	// chan_pjsip declined to load.
+	NoPJSIP bool
+	// TrunkDown makes "pjsip show registrations" list the trunk as Rejected.
+	TrunkDown bool
+	Log       *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[*amiSession]struct{}
@@ -277,6 +282,25 @@ func (a *amiSession) command(id, cmd string) {
 		} else {
 			out = append(out, "res_timing_timerfd.so          Timerfd Timing Interface                 1          Running              core", "1 modules loaded")
 		}
+	case "core show channeltypes":
+		out = append(out, "Type             Description                              Devicestate   Presencestate Indications   Transfer",
+			"-------------    -------------                            ------------- ------------- ------------- -------------")
+		n := 0
+		if !a.sim.NoPJSIP {
+			out = append(out, "PJSIP            PJSIP Channel Driver                     yes           yes           yes           yes")
+			n++
+		}
+		out = append(out, "----------", fmt.Sprintf("%d channel drivers registered.", n))
+	case "pjsip show registrations":
+		status := "Registered        (exp. 3585s)"
+		if a.sim.TrunkDown {
+			status = "Rejected"
+		}
+		out = append(out, "",
+			" <Registration/ServerURI..............................>  <Auth....................>  <Status.......>",
+			"==========================================================================================", "",
+			" carrier-registration/sip:carrier.example:5060            carrier-auth                 "+status, "",
+			"Objects found: 1")
 	case "core show version":
 		out = append(out, "Asterisk 22.0.0 (elastidial simulator)")
 	default:

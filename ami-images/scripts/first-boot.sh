@@ -36,8 +36,7 @@ set +a
 : "${ELASTIDIAL_CONTROLLER_URL:?user data lacks ELASTIDIAL_CONTROLLER_URL}"
 : "${ELASTIDIAL_TRUNK_NAME:?user data lacks ELASTIDIAL_TRUNK_NAME}"
 
-cd /etc/asterisk
-envsubst < pjsip.conf.template > pjsip.conf
-envsubst < manager_elastidial.conf.template > manager_elastidial.conf
-chown asterisk:asterisk pjsip.conf manager_elastidial.conf
-chmod 0640 pjsip.conf manager_elastidial.conf
+render=/usr/local/sbin/elastidial-render-asterisk-conf
+"$render" /usr/share/elastidial/asterisk /etc/asterisk
+chown -R root:asterisk /etc/asterisk
+chmod -R g+rX,o-rwx /etc/asterisk

@@ -4,42 +4,38 @@
 # agent and its units. Nothing secret is written here.
 set -eu
 
-: "${ASTERISK_VERSION:?}" "${ASTERISK_SHA256:?}"
+: "${ASTERISK_VERSION:?}" "${ASTERISK_SHA256:?}" "${PJPROJECT_VERSION:?}" "${PJPROJECT_SHA256:?}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q build-essential curl ca-certificates libedit-dev libjansson-dev libxml2-dev \
-	uuid-dev libsqlite3-dev libssl-dev chrony gettext-base
+	uuid-dev libsqlite3-dev libssl-dev pkg-config bzip2 chrony gettext-base asterisk-core-sounds-en-wav
 
-cd /usr/src
-tarball="asterisk-${ASTERISK_VERSION}.tar.gz"
-curl -fsSLo "$tarball" "https://downloads.asterisk.org/pub/telephony/asterisk/releases/${tarball}"
-echo "${ASTERISK_SHA256}  ${tarball}" | sha256sum -c -
-tar xzf "$tarball"
-cd "asterisk-${ASTERISK_VERSION}"
-./configure --with-jansson-bundled --with-pjproject-bundled >/dev/null
-make menuselect.makeopts
-# Everything off, then only what an outbound IVR dialer needs.
-menuselect/menuselect --disable-all \
-	--enable res_timing_timerfd --enable res_pjproject --enable res_sorcery_config --enable res_sorcery_memory \
-	--enable res_sorcery_astdb --enable res_pjsip --enable res_pjsip_session --enable res_pjsip_sdp_rtp \
-	--enable res_pjsip_nat --enable res_pjsip_outbound_registration --enable res_pjsip_outbound_authenticator_digest \
-	--enable res_pjsip_endpoint_identifier_ip --enable res_pjsip_caller_id --enable res_pjsip_rfc3326 \
-	--enable res_pjsip_logger --enable chan_pjsip --enable res_rtp_asterisk --enable pbx_config --enable res_agi \
-	--enable res_speech --enable app_playback --enable app_dial --enable app_amd --enable app_stack \
-	--enable func_channel --enable func_callerid --enable res_musiconhold --enable codec_ulaw --enable codec_alaw \
-	--enable codec_gsm --enable format_wav --enable format_pcm --enable format_sln --enable format_gsm \
-	menuselect.makeopts
-make -j"$(nproc)" >/dev/null
-make install >/dev/null
+# The same build the test suite runs (scripts/asterisk): release sources
+# checked against pinned SHA-256s, exactly the modules modules.conf loads.
+src=/usr/src/asterisk-sources
+mkdir -p "$src"
+curl -fsSLo "$src/asterisk-${ASTERISK_VERSION}.tar.gz" \
+	"https://downloads.asterisk.org/pub/telephony/asterisk/releases/asterisk-${ASTERISK_VERSION}.tar.gz"
+curl -fsSLo "$src/pjproject-${PJPROJECT_VERSION}.tar.bz2" \
+	"https://raw.githubusercontent.com/asterisk/third-party/master/pjproject/${PJPROJECT_VERSION}/pjproject-${PJPROJECT_VERSION}.tar.bz2"
+printf '%s  %s\n%s  %s\n' "$ASTERISK_SHA256" "asterisk-${ASTERISK_VERSION}.tar.gz" \
+	"$PJPROJECT_SHA256" "pjproject-${PJPROJECT_VERSION}.tar.bz2" >"$src/SHA256SUMS"
+ASTERISK_VERSION=$ASTERISK_VERSION PJPROJECT_VERSION=$PJPROJECT_VERSION \
+	sh /tmp/build-asterisk.sh "$src" / /tmp/asterisk-conf/modules.conf
 
 id asterisk >/dev/null 2>&1 || useradd --system --home /var/lib/asterisk --shell /usr/sbin/nologin asterisk
-# The agent runs as its own unprivileged user: it owns its state and the
-# campaign audio folder (Asterisk reads the prompts, 0644), nothing else.
-id elastidial >/dev/null 2>&1 || useradd --system --home /var/lib/elastidial --shell /usr/sbin/nologin elastidial
-install -d -o asterisk -g asterisk /etc/asterisk /var/log/asterisk /var/spool/asterisk /var/run/asterisk
-install -d -o elastidial -g asterisk -m 0755 /var/lib/asterisk/sounds/elastidial
-install -m 0644 /tmp/asterisk-conf/*.conf /etc/asterisk/
-install -m 0644 /tmp/asterisk-conf/*.template /etc/asterisk/
+install -d -o asterisk -g asterisk /var/lib/asterisk/sounds /var/log/asterisk /var/spool/asterisk /var/run/asterisk
+# Campaign prompts (written by the agent, read by Asterisk) and recordings
+# (written by Asterisk, uploaded and removed by the agent).
+install -d -m 2775 -o root -g asterisk /var/lib/asterisk/sounds/elastidial /var/spool/asterisk/elastidial-recordings
+ln -sfn /usr/share/asterisk/sounds/en_US_f_Allison /var/lib/asterisk/sounds/en
+install -d -m 0750 -g asterisk /etc/asterisk
+install -d /usr/share/elastidial/asterisk
+install -m 0644 /tmp/asterisk-conf/*.conf /tmp/asterisk-conf/*.template /usr/share/elastidial/asterisk/
+install -m 0755 /tmp/render-asterisk-conf.sh /usr/local/sbin/elastidial-render-asterisk-conf
+# The agent runs as its own unprivileged user, in group asterisk for the
+# prompt and recording folders above; its state is its own.
+id elastidial >/dev/null 2>&1 || useradd --system --home /var/lib/elastidial --shell /usr/sbin/nologin -G asterisk elastidial
 install -d -m 0700 /etc/elastidial
 install -d -o elastidial -g elastidial -m 0700 /var/lib/elastidial
 install -m 0755 /tmp/node-agent /usr/local/bin/node-agent

@@ -38,6 +38,13 @@ type Config struct {
 	Cloud     string // "local" (node-agent processes here) or "ec2". Default "local".
 	AgentPath string // node-agent binary for the local cloud. Default: built from ./cmd/node-agent.
 	LocalDir  string // working folder of local nodes (logs, state, sounds). Default "local-nodes".
+	// A real Asterisk on this machine, configured as a node, for the local
+	// cloud's one node to drive instead of a simulated Asterisk. Its AMI
+	// secret comes from the environment (ELASTIDIAL_LOCAL_AMI_SECRET) only.
+	LocalAMI     string // AMI address, e.g. 127.0.0.1:5038. Default "" (simulated Asterisk).
+	LocalAMIUser string // Default "elastidial".
+	LocalAGI     string // where that Asterisk's dialplan sends FastAGI. Default "127.0.0.1:4573".
+	LocalSounds  string // the folder it reads as sounds/elastidial. Required with local-ami.
 
 	EC2Region         string   // Default "us-east-1".
 	EC2LaunchTemplate string   // launch template id or name for nodes.
@@ -91,6 +98,8 @@ func DefaultConfig() Config {
 		SecretFile:       "elastidial.secret",
 		Cloud:            "local",
 		LocalDir:         "local-nodes",
+		LocalAMIUser:     "elastidial",
+		LocalAGI:         "127.0.0.1:4573",
 		EC2Region:        "us-east-1",
 		EC2InstanceTypes: []string{"c6i.large"},
 		NodeSlots:        100,
@@ -132,6 +141,10 @@ func (c *Config) fields() []field {
 		{"cloud", "local or ec2", &c.Cloud},
 		{"agent-path", "node-agent binary for the local cloud", &c.AgentPath},
 		{"local-dir", "working folder of local nodes", &c.LocalDir},
+		{"local-ami", "AMI address of a real Asterisk for the local node (default: simulated)", &c.LocalAMI},
+		{"local-ami-user", "its AMI user (secret: ELASTIDIAL_LOCAL_AMI_SECRET)", &c.LocalAMIUser},
+		{"local-agi", "FastAGI address that Asterisk's dialplan calls", &c.LocalAGI},
+		{"local-sounds", "folder that Asterisk reads as sounds/elastidial", &c.LocalSounds},
 		{"ec2-region", "EC2 region", &c.EC2Region},
 		{"ec2-launch-template", "launch template id or name", &c.EC2LaunchTemplate},
 		{"ec2-ami", "AMI id when no launch template is given", &c.EC2AMI},
@@ -354,6 +367,9 @@ func (c *Config) Validate() error {
 	}
 	switch c.Cloud {
 	case "local":
+		if c.LocalAMI != "" && c.LocalSounds == "" {
+			bad("local-sounds", "is required with local-ami: the agent syncs audio where Asterisk reads it")
+		}
 	case "ec2":
 		if c.EC2LaunchTemplate == "" && c.EC2AMI == "" {
 			bad("ec2-launch-template", "or ec2-ami is required with cloud=ec2")

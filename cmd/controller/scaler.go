@@ -58,8 +58,13 @@ func newCloud(ctx context.Context, cfg Config, publicURL string, secret []byte, 
 				return nil, nil, err
 			}
 		}
-		c, err := localcloud.New(localcloud.Config{Binary: bin, ControllerURL: publicURL, Secret: string(secret), Cluster: cfg.Cluster,
-			Capacity: cfg.NodeSlots, Dir: cfg.LocalDir, ExtraArgs: []string{"-simulate"}, Logger: log, MaxInstances: cfg.MaxNodes})
+		lc := localcloud.Config{Binary: bin, ControllerURL: publicURL, Secret: string(secret), Cluster: cfg.Cluster,
+			Capacity: cfg.NodeSlots, Dir: cfg.LocalDir, Logger: log, MaxInstances: cfg.MaxNodes}
+		if cfg.LocalAMI != "" {
+			lc.Asterisk = &localcloud.Asterisk{AMIAddr: cfg.LocalAMI, AMIUser: cfg.LocalAMIUser,
+				AMISecret: os.Getenv("ELASTIDIAL_LOCAL_AMI_SECRET"), AGIAddr: cfg.LocalAGI, Sounds: cfg.LocalSounds}
+		}
+		c, err := localcloud.New(lc)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -197,8 +197,13 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		return kolo.Response(b).Unmarshal(reply)
 	}
+	// A node without the campaign's audio gets no calls, only the version
+	// to sync; holding it, it gets the call.
 	var next nodeapi.NextResponse
-	if err := node(nodeapi.MethodNext, nodeapi.NextRequest{Free: 5}, &next); err != nil || len(next.Calls) != 1 {
+	if err := node(nodeapi.MethodNext, nodeapi.NextRequest{Free: 5}, &next); err != nil || len(next.Calls) != 0 || next.AudioVersion == "" {
+		t.Fatalf("dialer.next without audio: %+v %v", next, err)
+	}
+	if err := node(nodeapi.MethodNext, nodeapi.NextRequest{Free: 5, AudioVersion: next.AudioVersion}, &next); err != nil || len(next.Calls) != 1 {
 		t.Fatalf("dialer.next: %+v %v", next, err)
 	}
 	c := next.Calls[0]

@@ -24,17 +24,29 @@ import (
 
 // Config configures the local cloud. Zero fields take the default beside them.
 type Config struct {
-	Binary        string        // node-agent executable; required
-	ControllerURL string        // -controller; required
-	Secret        string        // the cluster secret, passed in ELASTIDIAL_CLUSTER_SECRET; required
-	Cluster       string        // value of the elastidial:cluster tag; "local"
-	Capacity      int           // -capacity; 100
-	Dir           string        // per-instance folders (log, state, sounds); required
-	ExtraArgs     []string      // appended to every command line (e.g. -sim-seed 7)
-	Env           []string      // added to the agent's environment
-	Grace         time.Duration // SIGTERM to SIGKILL; 10s
-	MaxInstances  int           // refuses launches beyond this many live processes; 64
-	Logger        *slog.Logger  // slog.Default()
+	Binary        string   // node-agent executable; required
+	ControllerURL string   // -controller; required
+	Secret        string   // the cluster secret, passed in ELASTIDIAL_CLUSTER_SECRET; required
+	Cluster       string   // value of the elastidial:cluster tag; "local"
+	Capacity      int      // -capacity; 100
+	Dir           string   // per-instance folders (log, state, sounds); required
+	ExtraArgs     []string // appended to every command line (e.g. -sim-seed 7)
+	Env           []string // added to the agent's environment
+	// Asterisk, when set, makes the nodes drive this real Asterisk instead
+	// of each running a simulated one. One Asterisk is one node: at most one
+	// instance then runs at a time.
+	Asterisk     *Asterisk
+	Grace        time.Duration // SIGTERM to SIGKILL; 10s
+	MaxInstances int           // refuses launches beyond this many live processes; 64
+	Logger       *slog.Logger  // slog.Default()
+}
+
+// Asterisk is a real Asterisk on this machine, configured as a node
+// (ami-images/asterisk rendered by render-asterisk-conf.sh).
+type Asterisk struct {
+	AMIAddr, AMIUser, AMISecret string
+	AGIAddr                     string // where its dialplan sends FastAGI (ELASTIDIAL_AGI_ADDR)
+	Sounds                      string // the folder it reads as sounds/elastidial
 }
 
 // Cloud runs node agents as local processes.
@@ -89,6 +101,9 @@ func New(cfg Config) (*Cloud, error) {
 	}
 	if cfg.MaxInstances <= 0 {
 		cfg.MaxInstances = 64
+	}
+	if cfg.Asterisk != nil {
+		cfg.MaxInstances = 1
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -159,14 +174,20 @@ func (c *Cloud) run(p *proc) {
 	}
 	defer log.Close()
 	args := []string{"-controller", c.cfg.ControllerURL, "-instance-id", id,
-		"-capacity", strconv.Itoa(c.cfg.Capacity), "-simulate", "-imds", "off",
-		"-ami", "127.0.0.1:0", "-agi-listen", "127.0.0.1:0",
-		"-state", filepath.Join(dir, "state"), "-sounds", filepath.Join(dir, "sounds")}
+		"-capacity", strconv.Itoa(c.cfg.Capacity), "-imds", "off", "-state", filepath.Join(dir, "state")}
+	// Secrets go in the environment, never on the command line.
+	env := append(os.Environ(), append(c.cfg.Env, "ELASTIDIAL_CLUSTER_SECRET="+c.cfg.Secret)...)
+	if a := c.cfg.Asterisk; a != nil {
+		args = append(args, "-ami", a.AMIAddr, "-ami-user", a.AMIUser, "-agi-listen", a.AGIAddr, "-sounds", a.Sounds)
+		env = append(env, "ELASTIDIAL_AMI_SECRET="+a.AMISecret)
+	} else {
+		args = append(args, "-simulate", "-ami", "127.0.0.1:0", "-agi-listen", "127.0.0.1:0",
+			"-sounds", filepath.Join(dir, "sounds"))
+	}
 	args = append(args, c.cfg.ExtraArgs...)
 	cmd := exec.Command(c.cfg.Binary, args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	// The secret goes in the environment, never on the command line.
-	cmd.Env = append(os.Environ(), append(c.cfg.Env, "ELASTIDIAL_CLUSTER_SECRET="+c.cfg.Secret)...)
+	cmd.Env = env
 	c.mu.Lock()
 	if p.inst.State != controller.InstancePending {
 		// Terminated before it started.

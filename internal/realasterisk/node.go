@@ -1,0 +1,89 @@
+package realasterisk
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// Render runs the image's render-asterisk-conf.sh on src with env (the
+// variables first-boot.sh would set) and returns the rendered folder.
+func Render(t testing.TB, src string, env map[string]string) string {
+	t.Helper()
+	dest := filepath.Join(t.TempDir(), "conf")
+	cmd := exec.Command("sh", filepath.Join(RepoDir(), "ami-images/scripts/render-asterisk-conf.sh"), src, dest)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("render %s: %v\n%s", src, err, out)
+	}
+	return dest
+}
+
+// Carrier is the second Asterisk: the node's SIP trunk and its callees.
+type Carrier struct {
+	*Asterisk
+	Host           string // host:port of its SIP transport
+	User, Password string // what the node authenticates and registers with
+}
+
+// StartCarrier starts the carrier on a free loopback port.
+func StartCarrier(t testing.TB, root string) *Carrier {
+	t.Helper()
+	c := &Carrier{Host: "127.0.0.1:" + strconv.Itoa(FreePort(t)), User: "node", Password: "carrier-secret-1"}
+	conf := Render(t, filepath.Join(RepoDir(), "internal/realasterisk/carrier"), map[string]string{
+		"PUBLIC_IPV4": "127.0.0.1", "VPC_CIDR": "127.0.0.0/8",
+		"ELASTIDIAL_TRUNK_NAME": "unused", "ELASTIDIAL_TRUNK_HOST": "unused", "ELASTIDIAL_AMI_SECRET": "unused",
+		"ELASTIDIAL_TRUNK_USER": c.User, "ELASTIDIAL_TRUNK_PASSWORD": c.Password, "ELASTIDIAL_SIP_BIND": c.Host,
+	})
+	c.Asterisk = Start(t, root, Options{Name: "carrier", Conf: conf, AsRoot: true})
+	return c
+}
+
+// Node is the node's Asterisk on the image's configuration.
+type Node struct {
+	*Asterisk
+	AMIAddr, AMIUser, AMISecret string
+	AGIAddr                     string // where its dialplan sends FastAGI
+	SIPAddr                     string
+	Trunk                       string // the trunk's endpoint name
+}
+
+// NodeOptions set up a node.
+type NodeOptions struct {
+	Carrier *Carrier
+	Trunk   string // endpoint name; "carrier"
+	// Sounds is the folder the agent syncs campaign audio into; Asterisk
+	// reads it as sounds/elastidial.
+	Sounds string
+}
+
+// StartNode renders ami-images/asterisk as first-boot.sh does, for a node
+// whose public address is loopback, and starts it.
+func StartNode(t testing.TB, root string, o NodeOptions) *Node {
+	t.Helper()
+	if o.Trunk == "" {
+		o.Trunk = "carrier"
+	}
+	n := &Node{AMIAddr: "127.0.0.1:" + strconv.Itoa(FreePort(t)), AMIUser: "elastidial", AMISecret: "ami-secret-for-tests",
+		AGIAddr: "127.0.0.1:" + strconv.Itoa(FreePort(t)), SIPAddr: "127.0.0.1:" + strconv.Itoa(FreePort(t)), Trunk: o.Trunk}
+	_, amiPort, _ := net.SplitHostPort(n.AMIAddr)
+	conf := Render(t, filepath.Join(RepoDir(), "ami-images/asterisk"), map[string]string{
+		"PUBLIC_IPV4": "127.0.0.1", "VPC_CIDR": "127.0.0.0/8",
+		"ELASTIDIAL_TRUNK_NAME": o.Trunk, "ELASTIDIAL_TRUNK_HOST": o.Carrier.Host,
+		"ELASTIDIAL_TRUNK_USER": o.Carrier.User, "ELASTIDIAL_TRUNK_PASSWORD": o.Carrier.Password,
+		"ELASTIDIAL_AMI_SECRET": n.AMISecret, "ELASTIDIAL_SIP_BIND": n.SIPAddr,
+		"ELASTIDIAL_AMI_BIND": "127.0.0.1", "ELASTIDIAL_AMI_PORT": amiPort, "ELASTIDIAL_AGI_ADDR": n.AGIAddr,
+	})
+	sounds := map[string]string{}
+	if o.Sounds != "" {
+		sounds["elastidial"] = o.Sounds
+	}
+	n.Asterisk = Start(t, root, Options{Name: "node", Conf: conf, Sounds: sounds})
+	return n
+}
