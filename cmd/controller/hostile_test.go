@@ -10,6 +10,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	kolo "github.com/kolo/xmlrpc"
+
+	"github.com/elastidial/elastidial/nodeapi"
+	"github.com/elastidial/elastidial/xmlrpc"
 )
 
 // The hostile-input suite: what an unauthenticated or broken client can
@@ -165,5 +170,57 @@ func TestHostileDeletePromptInUse(t *testing.T) {
 	srv.call("PUT", "/api/v1/campaigns/"+id+"/flow", `{"start":"bye","states":{"bye":{"hangup":true}}}`)
 	if code, body := srv.call("DELETE", "/api/v1/audio/p/hello.wav", ""); code != 204 {
 		t.Fatalf("delete once no flow plays it: %d %s", code, body)
+	}
+}
+
+// TestHostileNodeStepsAnotherNodesCall: through the running controller, a
+// node cannot run (and so read) the flow of a call another node leased,
+// nor report its result.
+func TestHostileNodeStepsAnotherNodesCall(t *testing.T) {
+	srv := startServe(t)
+	srv.call("PUT", "/api/v1/trunks/carrier", `{"max_channels":10,"max_cps":5}`)
+	_, body := srv.call("POST", "/api/v1/campaigns", `{"name":"N","trunk":"carrier","caller_id":"+14155550100","target":5,"window":{"start":0,"end":1440}}`)
+	id := body[strings.Index(body, `"c_`)+1:]
+	id = id[:strings.Index(id, `"`)]
+	srv.call("PUT", "/api/v1/campaigns/"+id+"/flow", `{"start":"bye","states":{"bye":{"hangup":true}}}`)
+	srv.call("POST", "/api/v1/campaigns/"+id+"/contacts", "phone\n+12125550101\n")
+	if code, body := srv.call("POST", "/api/v1/campaigns/"+id+"/start", ""); code != 200 {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	svc := &xmlrpc.Service{Secret: []byte("test-secret")}
+	node := func(nodeID, method string, arg, reply any) error {
+		body, _ := kolo.EncodeMethodCall(method, arg)
+		req, _ := http.NewRequest("POST", srv.base+"/RPC2", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+svc.Token(nodeID))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if err := kolo.Response(b).Err(); err != nil {
+			return err
+		}
+		return kolo.Response(b).Unmarshal(reply)
+	}
+	var manifest nodeapi.ManifestResponse
+	node("node-1", nodeapi.MethodManifest, nodeapi.ManifestRequest{}, &manifest)
+	var next nodeapi.NextResponse
+	if err := node("node-1", nodeapi.MethodNext, nodeapi.NextRequest{Free: 1, AudioVersion: manifest.Version}, &next); err != nil || len(next.Calls) != 1 {
+		t.Fatalf("dialer.next: %+v %v", next, err)
+	}
+	c := next.Calls[0]
+	var step nodeapi.StepResponse
+	err := node("node-2", nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: c.CampaignID, FlowVersion: c.FlowVersion, Input: nodeapi.InputStart}, &step)
+	if err == nil || !strings.Contains(err.Error(), "Fault(5)") {
+		t.Fatalf("another node's step: %v", err)
+	}
+	var res nodeapi.ResultResponse
+	err = node("node-2", nodeapi.MethodResult, nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: nodeapi.DispBusy}, &res)
+	if err == nil || !strings.Contains(err.Error(), "Fault(5)") {
+		t.Fatalf("another node's result: %v", err)
+	}
+	if err := node("node-1", nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: c.CampaignID, FlowVersion: c.FlowVersion, Input: nodeapi.InputStart}, &step); err != nil {
+		t.Fatalf("the leasing node's step: %v", err)
 	}
 }
