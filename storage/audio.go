@@ -146,6 +146,8 @@ func checkWAV(b []byte) ([]byte, error) {
 		return nil, errors.New("no audio data")
 	case f.channels == 0 || f.channels > 8:
 		return nil, fmt.Errorf("%d channels", f.channels)
+	case len(pcm) < int(f.channels)*max(1, int(f.bits)/8):
+		return nil, errors.New("no audio data (less than one sample)")
 	}
 	asIs := func() []byte {
 		if truncated < 0 {
@@ -163,7 +165,11 @@ func checkWAV(b []byte) ([]byte, error) {
 	case (f.tag == 6 || f.tag == 7) && f.bits == 8 && f.channels == 1 && f.rate == 8000:
 		return asIs(), nil
 	case f.tag == 1 && f.bits == 16 && f.rate >= 4000 && f.rate <= 192000:
-		return convertPCM16(pcm, int(f.channels), int(f.rate)), nil
+		out := convertPCM16(pcm, int(f.channels), int(f.rate))
+		if len(out) <= 44 {
+			return nil, errors.New("no audio data (shorter than one sample at 8 kHz)")
+		}
+		return out, nil
 	}
 	return nil, fmt.Errorf("format tag %d, %d-bit, %d channel(s), %d Hz", f.tag, f.bits, f.channels, f.rate)
 }
