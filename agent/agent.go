@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,7 +72,11 @@ type Config struct {
 	AnswerGrace time.Duration
 	// Proc is the proc filesystem root, default /proc.
 	Proc string
-	Log  *slog.Logger
+	// InflightDir holds the calls originated and not yet settled, so that
+	// a restarted agent ends what its predecessor left ringing; default
+	// "inflight" beside Queue.Dir.
+	InflightDir string
+	Log         *slog.Logger
 }
 
 // Agent is the node agent. Build it with New and start it with Run.
@@ -81,6 +86,8 @@ type Agent struct {
 	ami *ami.Client
 	cpu cpuMeter
 
+	inflight inflight
+
 	mu           sync.Mutex
 	calls        map[string]*callState // by call id
 	byAction     map[string]*callState // by Originate ActionID
@@ -88,6 +95,7 @@ type Agent struct {
 	draining     bool // asked by the controller
 	spot         bool // spot notice seen: drain for good
 	registered   bool
+	settled      bool // calls an earlier agent left in flight are ended and reported
 	timingOK     bool
 	channelOK    bool // the PJSIP channel driver is loaded
 	trunkOK      bool // the trunk is registered or answers OPTIONS
@@ -149,6 +157,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Proc == "" {
 		cfg.Proc = "/proc"
 	}
+	if cfg.InflightDir == "" {
+		cfg.InflightDir = filepath.Join(filepath.Dir(filepath.Clean(cfg.Queue.Dir)), "inflight")
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -158,6 +169,7 @@ func New(cfg Config) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, log: cfg.Log,
 		cpu:      cpuMeter{path: cfg.Proc + "/stat"},
+		inflight: inflight{dir: cfg.InflightDir},
 		calls:    map[string]*callState{},
 		byAction: map[string]*callState{},
 		capacity: cfg.Capacity,
@@ -215,6 +227,9 @@ func (a *Agent) poke(ch chan struct{}) {
 // shutdown are recorded as cut off.
 func (a *Agent) Run(ctx context.Context) error {
 	if err := a.cfg.Queue.Open(); err != nil {
+		return err
+	}
+	if err := a.inflight.open(); err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -306,6 +321,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	var h health
 	if a.ami.Connected() {
 		h = a.checkHealth(ctx)
+		a.settle(ctx, nil) // a no-op once settled
 	}
 	load, _ := loadAvg(a.cfg.Proc + "/loadavg")
 	a.mu.Lock()
@@ -472,7 +488,7 @@ func (a *Agent) spotLoop(ctx context.Context) error {
 func (a *Agent) free() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.registered || a.draining || a.spot || !a.timingOK || !a.channelOK || !a.trunkOK || !a.ami.Connected() {
+	if !a.registered || !a.settled || a.draining || a.spot || !a.timingOK || !a.channelOK || !a.trunkOK || !a.ami.Connected() {
 		return 0
 	}
 	return max(a.capacity-len(a.calls), 0)
@@ -565,6 +581,15 @@ func (a *Agent) originate(ctx context.Context, c nodeapi.Call) {
 	a.calls[c.CallID] = cs
 	a.byAction[cs.actionID] = cs
 	a.mu.Unlock()
+	if err := a.inflight.add(c, cs.started); err != nil {
+		// Without the record a crash could leave this call ringing unseen.
+		log.Error("not dialling: cannot record the call in flight", "err", err)
+		a.mu.Lock()
+		cs.haveResp, cs.reason = true, 0
+		a.finishLocked(cs, "in-flight record failed")
+		a.mu.Unlock()
+		return
+	}
 
 	msg := ami.M("Action", "Originate", "ActionID", cs.actionID,
 		"Channel", "PJSIP/"+c.Number+"@"+c.Trunk, "Context", "elastidial-outbound", "Exten", "s", "Priority", "1",
@@ -654,6 +679,7 @@ func (a *Agent) onAMIConnect(ctx context.Context) {
 		a.log.Warn("reconcile channels", "err", err)
 		return
 	}
+	a.settle(ctx, list)
 	live := map[string]bool{}
 	for _, ev := range list {
 		if u := ev.Get("Uniqueid"); u != "" {
@@ -680,6 +706,35 @@ func (a *Agent) onAMIConnect(ctx context.Context) {
 			a.finishLocked(cs, "channel gone")
 		}
 	}
+}
+
+// settle ends the calls an earlier agent left in flight, once; until then
+// the agent takes no work. channels is Asterisk's list, or nil to fetch it.
+func (a *Agent) settle(ctx context.Context, channels []ami.Message) {
+	a.mu.Lock()
+	done := a.settled
+	a.mu.Unlock()
+	if done {
+		return
+	}
+	if channels == nil {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, list, err := a.ami.List(cctx, ami.M("Action", "CoreShowChannels"))
+		cancel()
+		if err != nil {
+			a.log.Warn("list channels to settle orphaned calls", "err", err)
+			return
+		}
+		channels = list
+	}
+	if err := a.settleOrphans(ctx, channels); err != nil {
+		a.log.Error("orphaned calls not settled: taking no calls yet", "err", err)
+		return
+	}
+	a.mu.Lock()
+	a.settled = true
+	a.mu.Unlock()
+	a.poke(a.slotFree)
 }
 
 // maybeFinishLocked finishes a call once its outcome is known.
@@ -745,6 +800,8 @@ func (a *Agent) finishLocked(cs *callState, why string) {
 	a.log.Info("call ended", "call", r.CallID, "disposition", r.Disposition, "cause", r.Cause, "path", r.Path, "why", why)
 	if err := a.cfg.Queue.Put(r); err != nil {
 		a.log.Error("result not queued", "call", r.CallID, "err", err)
+	} else if err := a.inflight.remove(r.CallID); err != nil {
+		a.log.Error("in-flight record not removed", "call", r.CallID, "err", err)
 	}
 	a.poke(a.slotFree)
 	if (a.draining || a.spot) && len(a.calls) == 0 {

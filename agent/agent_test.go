@@ -310,3 +310,40 @@ func TestNotReadyWithoutChannelDriverOrTrunk(t *testing.T) {
 		})
 	}
 }
+
+// An agent that restarts finds the calls its predecessor left in flight
+// (killed before their results were queued), reports them, and only then
+// takes new work: their contacts go back by the retry policy, never while
+// an attempt may still be live.
+func TestRestartSettlesCallsLeftInFlight(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{"+4000": {Outcome: asterisksim.Answer}}, 20*time.Millisecond)
+	eventually(t, 5*time.Second, "ready", func() bool { st := r.agent.Status(); return st.Registered && st.TimingOK })
+	r.stopAgent()
+	// What a killed agent leaves: the record written before its Originate.
+	j := inflight{dir: filepath.Join(r.state, "inflight")}
+	if err := j.add(nodeapi.Call{CallID: "lost-1", Token: "t-lost-1", Number: "+4000", Trunk: "carrier"}, time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	r.ctl.add(lease("new-1", "+4000"))
+	agiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.start(agiLn, amiAddrOf(r))
+	eventually(t, 10*time.Second, "the orphan reported and the new call placed", func() bool {
+		_, ok1 := r.ctl.result("lost-1")
+		_, ok2 := r.ctl.result("new-1")
+		return ok1 && ok2
+	})
+	r.ctl.mu.Lock()
+	defer r.ctl.mu.Unlock()
+	if got := r.ctl.results["lost-1"]; got.Disposition != nodeapi.DispNoAnswer || got.Token != "t-lost-1" {
+		t.Errorf("orphan reported as %+v; want no_answer with its lease token", got)
+	}
+	if left, _ := j.list(); len(left) != 0 {
+		t.Errorf("%d calls still recorded in flight", len(left))
+	}
+	if log := r.ctl.resultLog; len(log) < 2 || log[0].CallID != "lost-1" {
+		t.Errorf("results in order %v: the orphan must be settled before new work", log)
+	}
+}

@@ -185,26 +185,39 @@ func (c *Cloud) run(p *proc) {
 			"-sounds", filepath.Join(dir, "sounds"))
 	}
 	args = append(args, c.cfg.ExtraArgs...)
-	cmd := exec.Command(c.cfg.Binary, args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.Env = env
-	c.mu.Lock()
-	if p.inst.State != controller.InstancePending {
-		// Terminated before it started.
+	for restarts := 0; ; restarts++ {
+		cmd := exec.Command(c.cfg.Binary, args...)
+		cmd.Stdout, cmd.Stderr = log, log
+		cmd.Env = env
+		c.mu.Lock()
+		if p.inst.State != controller.InstancePending && (restarts == 0 || p.inst.State != controller.InstanceRunning) {
+			// Terminated before it (re)started.
+			c.mu.Unlock()
+			c.ended(p, nil)
+			return
+		}
+		if err := cmd.Start(); err != nil {
+			c.mu.Unlock()
+			c.ended(p, err)
+			return
+		}
+		p.cmd = cmd
+		p.inst.State = controller.InstanceRunning
 		c.mu.Unlock()
-		c.ended(p, nil)
-		return
-	}
-	if err := cmd.Start(); err != nil {
+		err = cmd.Wait()
+		c.mu.Lock()
+		again := c.cfg.Asterisk != nil && p.inst.State == controller.InstanceRunning && !c.closed
 		c.mu.Unlock()
-		c.ended(p, err)
-		return
+		if !again {
+			c.ended(p, err)
+			return
+		}
+		// With a real Asterisk the instance is the machine, not the agent:
+		// like systemd's Restart=always on a node, start the agent again.
+		// Its calls still ring in Asterisk; the new agent settles them.
+		c.cfg.Logger.Warn("local node agent died: restarting it", "instance", id, "err", err)
+		time.Sleep(time.Second)
 	}
-	p.cmd = cmd
-	p.inst.State = controller.InstanceRunning
-	c.mu.Unlock()
-	err = cmd.Wait()
-	c.ended(p, err)
 }
 
 func (c *Cloud) prepare(dir string) (*os.File, error) {

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -86,4 +87,18 @@ func StartNode(t testing.TB, root string, o NodeOptions) *Node {
 	}
 	n.Asterisk = Start(t, root, Options{Name: "node", Conf: conf, Sounds: sounds})
 	return n
+}
+
+// LiveCalls returns how many channels the carrier holds for each dialled
+// number right now.
+func (c *Carrier) LiveCalls(t testing.TB) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, line := range strings.Split(c.CLI(t, "core show channels concise"), "\n") {
+		f := strings.Split(line, "!")
+		if len(f) > 8 && f[8] != "" {
+			out[f[8]]++
+		}
+	}
+	return out
 }

@@ -181,6 +181,9 @@ func Start(t testing.TB, root string, o Options) *Asterisk {
 	return a
 }
 
+// PID is the Asterisk process's id.
+func (a *Asterisk) PID() int { return a.cmd.Process.Pid }
+
 // Stop ends Asterisk: SIGTERM to its process group, SIGKILL after 10 s.
 func (a *Asterisk) Stop(t testing.TB) {
 	select {
