@@ -8,7 +8,10 @@
 // A call's life as the agent tracks it (by call id = ChannelId = Uniqueid,
 // never by event order):
 //
-//	dialer.next ─► Originate ─► OriginateResponse Failure ─────────────► result (busy/no_answer/congestion/failed)
+//	dialer.next ─► Originate ─► OriginateResponse Failure ─┬─ Reason 3 ──────────────────► no_answer
+//	                   │                                  └─ Reason 0/1 + Hangup Cause ──► busy/no_answer/congestion/
+//	                   │                                     (either order; CauseWait      invalid_number/rejected/failed
+//	                   │                                      for the cause, then failed)
 //	                   │
 //	                   └─► answered (OriginateResponse Reason 4 or AGI connect, either first)
 //	                            │ IVR loop: call.step → AGI commands → input
@@ -70,8 +73,16 @@ type Config struct {
 	// AnswerGrace is how long an answered call whose channel hung up may
 	// still get its AGI connection or Hangup event; default 5s.
 	AnswerGrace time.Duration
+	// CauseWait is how long an OriginateResponse with Reason 0 or 1 waits
+	// for its channel's Hangup cause, which decides the disposition, before
+	// the call is recorded as failed; default 3s.
+	CauseWait time.Duration
 	// Proc is the proc filesystem root, default /proc.
 	Proc string
+	// Recordings is the folder Asterisk writes recordings into (writable by
+	// its user); each is uploaded with its call's result, then removed.
+	// Default /var/spool/asterisk/elastidial-recordings.
+	Recordings string
 	// InflightDir holds the calls originated and not yet settled, so that
 	// a restarted agent ends what its predecessor left ringing; default
 	// "inflight" beside Queue.Dir.
@@ -91,6 +102,7 @@ type Agent struct {
 	mu           sync.Mutex
 	calls        map[string]*callState // by call id
 	byAction     map[string]*callState // by Originate ActionID
+	byChannel    map[string]*callState // by channel name, learned from Newchannel
 	capacity     int
 	draining     bool // asked by the controller
 	spot         bool // spot notice seen: drain for good
@@ -116,7 +128,9 @@ type callState struct {
 	haveResp   bool
 	reason     int
 	hungUp     bool
-	cause      int
+	cause      int  // Q.850, from Hangup (or HangupRequest)
+	causeKnown bool // a Hangup or HangupRequest event gave a cause
+	channel    string
 	agiStarted bool
 	agiDone    bool
 	ivr        ivrOutcome
@@ -151,11 +165,17 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.AnswerGrace <= 0 {
 		cfg.AnswerGrace = 5 * time.Second
 	}
+	if cfg.CauseWait <= 0 {
+		cfg.CauseWait = 3 * time.Second
+	}
 	if cfg.SpotEvery <= 0 {
 		cfg.SpotEvery = 5 * time.Second
 	}
 	if cfg.Proc == "" {
 		cfg.Proc = "/proc"
+	}
+	if cfg.Recordings == "" {
+		cfg.Recordings = RecordingsDir
 	}
 	if cfg.InflightDir == "" {
 		cfg.InflightDir = filepath.Join(filepath.Dir(filepath.Clean(cfg.Queue.Dir)), "inflight")
@@ -168,14 +188,15 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg: cfg, log: cfg.Log,
-		cpu:      cpuMeter{path: cfg.Proc + "/stat"},
-		inflight: inflight{dir: cfg.InflightDir},
-		calls:    map[string]*callState{},
-		byAction: map[string]*callState{},
-		capacity: cfg.Capacity,
-		hbEvery:  10 * time.Second,
-		slotFree: make(chan struct{}, 1),
-		hbNow:    make(chan struct{}, 1),
+		cpu:       cpuMeter{path: cfg.Proc + "/stat"},
+		inflight:  inflight{dir: cfg.InflightDir},
+		calls:     map[string]*callState{},
+		byAction:  map[string]*callState{},
+		byChannel: map[string]*callState{},
+		capacity:  cfg.Capacity,
+		hbEvery:   10 * time.Second,
+		slotFree:  make(chan struct{}, 1),
+		hbNow:     make(chan struct{}, 1),
 	}
 	a.ami = &ami.Client{Addr: cfg.AMIAddr, Username: cfg.AMIUser, Secret: cfg.AMISecret,
 		Events: "call,system", Log: cfg.Log, OnEvent: a.onEvent, OnConnect: a.onAMIConnect}
@@ -632,31 +653,68 @@ func (a *Agent) record(c nodeapi.Call, started time.Time, disp string) {
 
 func (a *Agent) onEvent(m ami.Message) {
 	switch m.Get("Event") {
+	case "Newchannel":
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if cs := a.calls[m.Get("Uniqueid")]; cs != nil && cs.channel == "" && m.Get("Channel") != "" {
+			cs.channel = m.Get("Channel")
+			a.byChannel[cs.channel] = cs
+		}
 	case "OriginateResponse":
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		cs := a.byAction[m.Get("ActionID")]
-		if cs == nil {
+		if cs == nil || cs.haveResp {
 			return
 		}
 		cs.haveResp = true
 		cs.reason, _ = strconv.Atoi(m.Get("Reason"))
-		if cs.reason == 4 && cs.answeredAt.IsZero() {
+		if cs.reason == reasonAnswered && cs.answeredAt.IsZero() {
 			cs.answeredAt = time.Now()
 		}
 		a.maybeFinishLocked(cs)
+		if !cs.finished && !cs.agiStarted && cs.reason != reasonAnswered {
+			// Reason 0 or 1 says only "not answered": the Hangup event's
+			// cause, which may still be on its way, says why (and is
+			// reported with any Reason).
+			time.AfterFunc(a.cfg.CauseWait, func() {
+				a.mu.Lock()
+				defer a.mu.Unlock()
+				if !cs.finished && !cs.agiStarted {
+					a.finishLocked(cs, "no hangup cause within the wait")
+				}
+			})
+		}
+	case "HangupRequest":
+		// Carries the cause a channel driver queued (chan_pjsip: the SIP
+		// response's); the Hangup event follows. Not SoftHangupRequest:
+		// its Cause is the soft-hangup flag (32 for AGI's HANGUP, an
+		// explicit soft hang-up), not a Q.850 cause.
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		cs := a.callForEventLocked(m)
+		if cs == nil || cs.finished {
+			return
+		}
+		if c, err := strconv.Atoi(m.Get("Cause")); err == nil && c != 0 && !cs.causeKnown {
+			cs.cause, cs.causeKnown = c, true
+			a.maybeFinishLocked(cs)
+		}
 	case "Hangup":
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		cs := a.calls[m.Get("Uniqueid")]
+		cs := a.callForEventLocked(m)
 		if cs == nil {
 			return
 		}
 		cs.hungUp = true
-		cs.cause, _ = strconv.Atoi(m.Get("Cause"))
+		if c, err := strconv.Atoi(m.Get("Cause")); err == nil && (c != 0 || !cs.causeKnown) {
+			cs.cause, cs.causeKnown = c, true
+		}
 		a.maybeFinishLocked(cs)
 		if !cs.finished && !cs.agiStarted {
-			// Answered per OriginateResponse but AGI not (yet) connected.
+			// Answered per OriginateResponse but AGI not (yet) connected,
+			// or the OriginateResponse is still on its way.
 			time.AfterFunc(a.cfg.AnswerGrace, func() {
 				a.mu.Lock()
 				defer a.mu.Unlock()
@@ -666,6 +724,19 @@ func (a *Agent) onEvent(m ami.Message) {
 			})
 		}
 	}
+}
+
+// callForEventLocked finds the call a channel event is about: by Uniqueid
+// (the ChannelId the agent gave Originate), else by the channel's name.
+// Never by Linkedid: a transfer leg shares it and its hang-up is not ours.
+func (a *Agent) callForEventLocked(m ami.Message) *callState {
+	if cs := a.calls[m.Get("Uniqueid")]; cs != nil {
+		return cs
+	}
+	if ch := m.Get("Channel"); ch != "" {
+		return a.byChannel[ch]
+	}
+	return nil
 }
 
 // onAMIConnect reconciles tracked calls with Asterisk's channels after a
@@ -698,7 +769,7 @@ func (a *Agent) onAMIConnect(ctx context.Context) {
 		}
 		cs.hungUp = true
 		if !cs.haveResp && !cs.agiStarted {
-			cs.haveResp, cs.reason = true, 0
+			cs.haveResp, cs.reason = true, reasonFailed
 		}
 		a.log.Info("call ended while AMI was down", "call", id)
 		a.maybeFinishLocked(cs)
@@ -742,28 +813,20 @@ func (a *Agent) maybeFinishLocked(cs *callState) {
 	if cs.finished {
 		return
 	}
-	answered := cs.agiStarted || (cs.haveResp && cs.reason == 4)
+	answered := cs.agiStarted || (cs.haveResp && cs.reason == reasonAnswered)
 	switch {
 	case cs.haveResp && !answered:
-		a.finishLocked(cs, "")
+		if cs.causeKnown || cs.hungUp {
+			a.finishLocked(cs, "")
+		}
+		// else: wait CauseWait for the Hangup event and its cause (see
+		// onEvent); then the Reason decides, or failed.
 	case answered && cs.hungUp && (!cs.agiStarted || cs.agiDone):
 		if cs.agiStarted {
 			a.finishLocked(cs, "")
 		}
 		// else: wait AnswerGrace for the AGI connection (see onEvent).
 	}
-}
-
-func disposition(reason int) string {
-	switch reason {
-	case 5:
-		return nodeapi.DispBusy
-	case 3, 1:
-		return nodeapi.DispNoAnswer
-	case 8:
-		return nodeapi.DispCongestion
-	}
-	return nodeapi.DispFailed
 }
 
 // finishLocked queues the call's result and frees its slot.
@@ -774,13 +837,18 @@ func (a *Agent) finishLocked(cs *callState, why string) {
 	cs.finished = true
 	delete(a.calls, cs.lease.CallID)
 	delete(a.byAction, cs.actionID)
+	if cs.channel != "" {
+		delete(a.byChannel, cs.channel)
+	}
 	r := nodeapi.ResultRequest{CallID: cs.lease.CallID, Token: cs.lease.Token, Cause: cs.cause,
 		StartedAt: cs.started.Unix(), EndedAt: time.Now().Unix(), Path: cs.ivr.path, Tags: cs.ivr.tags,
 		Recording: cs.ivr.recording}
 	answered := cs.agiStarted || (cs.haveResp && cs.reason == 4)
 	switch {
 	case !answered:
-		r.Disposition = disposition(cs.reason)
+		r.Disposition, _ = unansweredDisposition(cs.reason, cs.cause, cs.causeKnown)
+	case cs.ivr.failed != nil:
+		r.Disposition = nodeapi.DispIVRFailed
 	case cs.ivr.completed && cs.ivr.machine:
 		r.Disposition = nodeapi.DispMachine
 	case cs.ivr.completed:

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ func TestCallsPlacedIVRAndDispositions(t *testing.T) {
 		"+1003": {Outcome: asterisksim.Congestion},
 		"+1004": {Outcome: asterisksim.Failed},
 		"+1005": {Outcome: asterisksim.Answer, Machine: true},
-		"+1006": {Outcome: asterisksim.Answer, Digits: []string{"1"}, HangupAfter: 60 * time.Millisecond},
+		"+1006": {Outcome: asterisksim.Answer, Digits: []string{"1"}, HangupAfter: 40 * time.Millisecond}, // mid-welcome (20–60 ms)
 		"+1007": {Outcome: asterisksim.Answer},
 		"+1008": {Outcome: asterisksim.Answer, Digits: []string{"2"}},
 	}
@@ -43,7 +44,7 @@ func TestCallsPlacedIVRAndDispositions(t *testing.T) {
 		{"b", nodeapi.DispBusy, "[]", 17, false, ""},
 		{"c", nodeapi.DispNoAnswer, "[]", 19, false, ""},
 		{"d", nodeapi.DispCongestion, "[]", 34, false, ""},
-		{"e", nodeapi.DispFailed, "[]", 1, false, ""},
+		{"e", nodeapi.DispFailed, "[]", 127, false, ""},
 		{"f", nodeapi.DispMachine, "[detect vm bye]", 16, true, ""},
 		{"g", nodeapi.DispCutOff, "[detect welcome]", 16, true, ""},
 		{"h", nodeapi.DispAnswered, "[detect welcome q1 bye]", 16, true, ""},
@@ -64,6 +65,7 @@ func TestCallsPlacedIVRAndDispositions(t *testing.T) {
 			t.Errorf("call %s: tag answer=%q, want %q", tt.id, got.Tags["answer"], tt.tag)
 		}
 	}
+	eventually(t, 5*time.Second, "queue empty", func() bool { return r.agent.Status().Pending == 0 })
 	st := r.agent.Status()
 	if st.ActiveCalls != 0 || st.Pending != 0 || !st.TimingOK || st.AudioVersion != "v1" {
 		t.Errorf("status after calls: %+v", st)
@@ -251,6 +253,10 @@ func TestMissingPromptIsFailedInputNotHangup(t *testing.T) {
 	if got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[detect welcome q1 yes bye]" {
 		t.Errorf("m1: %+v", got)
 	}
+	// The flow handled the failure; the result still names it.
+	if got.Tags[TagIVRError] != `STREAM FILE "elastidial/survey/welcome" "" → 200 result=-1 endpos=0` {
+		t.Errorf("m1 tags: %v", got.Tags)
+	}
 	r.ctl.mu.Lock()
 	defer r.ctl.mu.Unlock()
 	var inputs []string
@@ -275,11 +281,76 @@ func TestRecordAndTransfer(t *testing.T) {
 		_, ok2 := r.ctl.result("t2")
 		return ok1 && ok2
 	})
-	if got, _ := r.ctl.result("t1"); got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[rec xfer]" || got.Recording != "elastidial-recordings/msg-1" {
+	if got, _ := r.ctl.result("t1"); got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[rec xfer]" || got.Recording != nodeapi.RecordingKey("t1", "t-t1") || r.ctl.recordingOf(got.Recording) == nil {
 		t.Errorf("answered transfer: %+v", got)
 	}
 	if got, _ := r.ctl.result("t2"); got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[rec xfer bye]" || got.Tags["xfer"] != nodeapi.InputFailed {
 		t.Errorf("unanswered transfer: %+v", got)
+	}
+}
+
+// AMD's four answers: NOTSURE takes the human branch, tagged; HANGUP is a
+// callee gone (cut off), never a human.
+func TestAMDStatuses(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{
+		"+9100": {Outcome: asterisksim.Answer, AMDStatus: "NOTSURE", Digits: []string{"1"}},
+		"+9101": {Outcome: asterisksim.Answer, AMDStatus: "HANGUP"},
+		"+9102": {Outcome: asterisksim.Answer, AMDStatus: "HUMAN", Digits: []string{"2"}},
+		"+9103": {Outcome: asterisksim.Answer, AMDStatus: "MACHINE"},
+	}, 20*time.Millisecond)
+	r.ctl.add(lease("n1", "+9100"), lease("n2", "+9101"), lease("n3", "+9102"), lease("n4", "+9103"))
+	eventually(t, 10*time.Second, "results", func() bool {
+		r.ctl.mu.Lock()
+		defer r.ctl.mu.Unlock()
+		return len(r.ctl.results) == 4
+	})
+	for _, tt := range []struct{ id, disp, path, amd string }{
+		{"n1", nodeapi.DispAnswered, "[detect welcome q1 yes bye]", "notsure"},
+		{"n2", nodeapi.DispCutOff, "[detect]", ""},
+		{"n3", nodeapi.DispAnswered, "[detect welcome q1 no bye]", "human"},
+		{"n4", nodeapi.DispMachine, "[detect vm bye]", "machine"},
+	} {
+		got, _ := r.ctl.result(tt.id)
+		if got.Disposition != tt.disp || fmtPath(got.Path) != tt.path || got.Tags[TagAMD] != tt.amd {
+			t.Errorf("%s: %s %v amd=%q, want %s %s amd=%q", tt.id, got.Disposition, got.Path, got.Tags[TagAMD], tt.disp, tt.path, tt.amd)
+		}
+	}
+}
+
+// Without app_amd (no amd.conf) EXEC AMD answers -2: the agent must not
+// take every callee for a human. The fake flow has a failed branch on
+// detect (to welcome), so the call goes on, tagged with the failure.
+func TestAMDNotLoadedIsAFailureNotAHuman(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{"+9200": {Outcome: asterisksim.Answer, Machine: true}}, 20*time.Millisecond,
+		func(s *asterisksim.Sim) { s.Apps = asterisksim.DefaultApps })
+	r.ctl.add(lease("a1", "+9200"))
+	eventually(t, 10*time.Second, "result", func() bool { _, ok := r.ctl.result("a1"); return ok })
+	got, _ := r.ctl.result("a1")
+	if got.Disposition != nodeapi.DispAnswered || got.Tags[TagIVRError] != `EXEC "AMD" "" → 200 result=-2` || got.Tags[TagAMD] != "" {
+		t.Errorf("a1: %+v", got)
+	}
+	r.ctl.mu.Lock()
+	defer r.ctl.mu.Unlock()
+	if len(r.ctl.steps) < 2 || r.ctl.steps[1].Input != nodeapi.InputFailed {
+		t.Errorf("detect reported %+v, want failed", r.ctl.steps)
+	}
+}
+
+// A failure the flow handled earlier does not make a later failed input
+// (a transfer not answered, no failed branch) an IVR failure.
+func TestHandledFailureDoesNotLeakIntoLaterSteps(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{"+9300": {Outcome: asterisksim.Answer}}, 20*time.Millisecond)
+	if err := os.Remove(filepath.Join(r.sim.Sounds, "recordings")); err != nil {
+		t.Fatal(err)
+	}
+	c := lease("h1", "+9300")
+	c.CampaignID = "xfer-implicit"
+	r.ctl.add(c)
+	eventually(t, 10*time.Second, "result", func() bool { _, ok := r.ctl.result("h1"); return ok })
+	got, _ := r.ctl.result("h1")
+	if got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[rec xfer]" || got.Recording != "" ||
+		!strings.Contains(got.Tags[TagIVRError], "(writefile)") {
+		t.Errorf("h1: %+v", got)
 	}
 }
 

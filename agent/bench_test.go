@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -46,7 +47,7 @@ func benchSim() int {
 	defer stop()
 	prompt, _ := time.ParseDuration(os.Getenv("BENCH_PROMPT"))
 	sim := &asterisksim.Sim{Username: "elastidial", Secret: "x", AGI: os.Getenv("BENCH_AGI"),
-		Log: testLogger(), Model: asterisksim.Model{Seed: 3, Answer: 1, PromptTime: prompt, DigitChoices: "12",
+		Apps: append(slices.Clone(asterisksim.DefaultApps), "AMD"), Log: testLogger(), Model: asterisksim.Model{Seed: 3, Answer: 1, PromptTime: prompt, DigitChoices: "12",
 			RingMin: time.Second, RingMax: 3 * time.Second}}
 	if _, err := sim.Listen(os.Getenv("BENCH_AMI")); err != nil {
 		fmt.Fprintln(os.Stderr, err)

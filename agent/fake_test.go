@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ type fakeController struct {
 	steps       []nodeapi.StepRequest
 	resultTries int
 	manifests   int
+	recordings  map[string][]byte
 }
 
 var errUnreachable = errors.New("dial tcp: connection refused")
@@ -92,6 +94,23 @@ func (f *fakeController) Next(ctx context.Context, req nodeapi.NextRequest) (nod
 	return nodeapi.NextResponse{Calls: out, AudioVersion: f.audio}, nil
 }
 
+func (f *fakeController) PutRecording(ctx context.Context, key string, wav io.Reader, size int64) error {
+	b, err := io.ReadAll(wav)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down || f.resultDown {
+		return errUnreachable
+	}
+	if f.recordings == nil {
+		f.recordings = map[string][]byte{}
+	}
+	f.recordings[key] = b
+	return nil
+}
+
 func (f *fakeController) Manifest(ctx context.Context, req nodeapi.ManifestRequest) (nodeapi.ManifestResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -140,6 +159,14 @@ func (f *fakeController) Step(ctx context.Context, req nodeapi.StepRequest) (nod
 	f.steps = append(f.steps, req)
 	f.mu.Unlock()
 	if req.CampaignID == "xfer" {
+		return xferFlow(req), nil
+	}
+	if req.CampaignID == "xfer-implicit" {
+		// As xfer, but an unanswered transfer ends the flow implicitly
+		// (no state), as a flow without a failed branch there does.
+		if req.State == "xfer" {
+			return nodeapi.StepResponse{Action: nodeapi.Action{Kind: nodeapi.ActionHangup}}, nil
+		}
 		return xferFlow(req), nil
 	}
 	next := ""
@@ -233,11 +260,15 @@ func newRig(t *testing.T, callees map[string]asterisksim.Callee, prompt time.Dur
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.WriteFile(p, []byte("RIFF"), 0o644)
 	}
+	// The node image creates the recording folder (under sounds, where
+	// RECORD FILE puts relative names).
+	os.MkdirAll(filepath.Join(sounds, "recordings"), 0o755)
 	agiLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sim := &asterisksim.Sim{Username: "elastidial", Secret: "s3cret", Sounds: sounds, Log: testLog(t),
+		Apps:  append(slices.Clone(asterisksim.DefaultApps), "AMD"),
 		AGI:   "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}",
 		Model: asterisksim.Model{Seed: 1, PromptTime: prompt, Callees: callees, RingMin: 5 * time.Millisecond, RingMax: 20 * time.Millisecond}}
 	for _, f := range configure {
@@ -264,7 +295,8 @@ func (r *rig) start(agiLn net.Listener, amiAddr string) {
 	a, err := New(Config{Controller: ctl, AMIAddr: amiAddr, AMIUser: "elastidial", AMISecret: "s3cret",
 		AGIListener: agiLn, Queue: &Queue{Dir: filepath.Join(r.state, "results")},
 		Identity: Identity{InstanceID: "i-test", PrivateIP: "10.0.0.5"}, Capacity: 10, CPS: 200,
-		Poll: 20 * time.Millisecond, AnswerGrace: 300 * time.Millisecond, Spot: r.spot, SpotEvery: 50 * time.Millisecond, Log: testLog(r.t)})
+		Poll: 20 * time.Millisecond, AnswerGrace: 300 * time.Millisecond, Spot: r.spot, SpotEvery: 50 * time.Millisecond, Log: testLog(r.t),
+		Recordings: filepath.Join(r.sim.Sounds, "recordings")})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -324,9 +356,15 @@ func fmtPath(p []string) string { return fmt.Sprint(p) }
 func xferFlow(req nodeapi.StepRequest) nodeapi.StepResponse {
 	switch req.State {
 	case "":
-		return nodeapi.StepResponse{State: "rec", Action: nodeapi.Action{Kind: nodeapi.ActionRecord, Target: "elastidial-recordings/msg-1", MaxSeconds: 2}}
+		return nodeapi.StepResponse{State: "rec", Action: nodeapi.Action{Kind: nodeapi.ActionRecord, Target: "msg-1", MaxSeconds: 2}}
 	case "rec":
 		return nodeapi.StepResponse{State: "xfer", Action: nodeapi.Action{Kind: nodeapi.ActionTransfer, Target: "+15559999", MaxSeconds: 30}}
 	}
 	return nodeapi.StepResponse{State: "bye", Action: nodeapi.Action{Kind: nodeapi.ActionHangup}, Tags: map[string]string{"xfer": req.Input}}
+}
+
+func (f *fakeController) recordingOf(key string) []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.recordings[key]
 }

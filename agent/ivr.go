@@ -1,10 +1,13 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -20,7 +23,31 @@ type ivrOutcome struct {
 	recording string
 	machine   bool // detection said machine
 	completed bool // the flow reached its end (or a transfer was answered)
+	// failed is the IVR step that failed where the flow had no failed
+	// branch: the call ends as ivr_failed, never as answered.
+	failed *ivrFailure
 }
+
+// ivrFailure is an AGI command Asterisk could not carry out, with its
+// reply as sent (e.g. STREAM FILE → "200 result=-1 endpos=0").
+type ivrFailure struct {
+	command, reply string
+}
+
+func (f ivrFailure) String() string { return f.command + " → " + f.reply }
+
+// TagIVRError is the result tag naming the last AGI command that failed in
+// a call, and Asterisk's reply to it; TagAMD is what answering-machine
+// detection said (human, machine, notsure).
+const (
+	TagIVRError = "ivr_error"
+	TagAMD      = "amd"
+)
+
+// RecordingsDir is the default recordings folder (Config.Recordings):
+// RECORD FILE writes there, so the node image creates it writable by
+// Asterisk's user.
+const RecordingsDir = "/var/spool/asterisk/elastidial-recordings"
 
 // maxSteps bounds a flow that loops forever (e.g. re-prompting a machine).
 const maxSteps = 200
@@ -65,45 +92,73 @@ func (a *Agent) handleAGI(ctx context.Context, s *agi.Session) {
 	})
 }
 
+// ivrCall is one call's IVR session: the AGI session and what it produced.
+type ivrCall struct {
+	a     *Agent
+	s     *agi.Session
+	log   *slog.Logger
+	lease nodeapi.Call
+	out   ivrOutcome
+	fail  *ivrFailure // the command that failed in the current step, reported to the flow as InputFailed
+}
+
 func (a *Agent) runIVR(ctx context.Context, s *agi.Session, cs *callState) ivrOutcome {
-	lease := cs.lease
-	log := a.log.With("call", lease.CallID)
-	out := ivrOutcome{tags: map[string]string{}}
+	c := &ivrCall{a: a, s: s, lease: cs.lease, log: a.log.With("call", cs.lease.CallID),
+		out: ivrOutcome{tags: map[string]string{}}}
+	c.loop(ctx)
+	return c.out
+}
+
+func (c *ivrCall) loop(ctx context.Context) {
+	lease, s, log := c.lease, c.s, c.log
 	req := nodeapi.StepRequest{CallID: lease.CallID, Token: lease.Token, CampaignID: lease.CampaignID,
 		FlowVersion: lease.FlowVersion, Input: nodeapi.InputStart, Fields: lease.Fields}
 	if req.Fields == nil {
 		req.Fields = map[string]string{}
 	}
 	for range maxSteps {
-		resp, err := a.step(ctx, req)
+		resp, err := c.a.step(ctx, req)
 		if err != nil {
 			log.Warn("call.step failed: ending the call", "state", req.State, "err", err)
 			s.Run(ctx, "HANGUP")
-			return out
+			return
 		}
-		out.path = append(out.path, resp.State)
-		maps.Copy(out.tags, resp.Tags)
+		maps.Copy(c.out.tags, resp.Tags)
+		if req.Input == nodeapi.InputFailed && resp.State == "" && resp.Action.Kind == nodeapi.ActionHangup && c.fail != nil {
+			// The flow has no failed branch where the step failed: the
+			// flow's engine ends the call with no state (a failed branch
+			// always reaches a named state: set states need a next). The
+			// IVR failed.
+			c.out.failed = c.fail
+			log.Error("ivr failed: the flow has no failed branch for it", "state", req.State,
+				"command", c.fail.command, "reply", c.fail.reply)
+			s.Run(ctx, "HANGUP")
+			return
+		}
+		if resp.State != "" {
+			c.out.path = append(c.out.path, resp.State)
+		}
 		if resp.Action.Kind == nodeapi.ActionHangup {
 			s.Run(ctx, "HANGUP")
-			out.completed = true
-			return out
+			c.out.completed = true
+			return
 		}
-		input, digits, err := a.runAction(ctx, s, lease, resp.Action, &out)
+		c.fail = nil // a failure handled earlier is not this step's
+		input, digits, err := c.action(ctx, resp.Action)
 		if errors.Is(err, errHungUp) {
-			return out
+			return
 		}
 		if err != nil {
 			log.Warn("agi failed: ending the call", "state", resp.State, "err", err)
-			return out
+			return
 		}
-		if out.completed { // answered transfer: the call is over
-			return out
+		if c.out.completed { // answered transfer: the call is over
+			return
 		}
 		req.State, req.Input, req.Digits = resp.State, input, digits
 	}
 	log.Warn("flow exceeded the step limit: hanging up", "steps", maxSteps)
 	s.Run(ctx, "HANGUP")
-	return out
 }
 
 // step calls call.step, retrying transient failures briefly; a caller is
@@ -146,37 +201,61 @@ func (a *Agent) hungUp(ctx context.Context, s *agi.Session) bool {
 	return r.Result == "-1" || s.HungUp()
 }
 
-// check classifies a command's outcome: nil when it ran, errHungUp when
-// the callee is gone, another error when the session is broken.
-func (a *Agent) check(ctx context.Context, s *agi.Session, r agi.Reply, err error) (failed bool, _ error) {
+// run sends one command and classifies its outcome: failed when Asterisk
+// could not carry it out (logged with its reply and remembered for the
+// result), errHungUp when the callee is gone, another error when the
+// session is broken.
+func (c *ivrCall) run(ctx context.Context, verb string, args ...string) (r agi.Reply, failed bool, _ error) {
+	r, err := c.s.Run(ctx, verb, args...)
 	switch {
 	case errors.Is(err, agi.ErrDeadChan):
-		return false, errHungUp
+		return r, false, errHungUp
 	case errors.Is(err, agi.ErrInvalid), errors.Is(err, agi.ErrUsage), errors.Is(err, agi.ErrBadArg):
-		a.log.Warn("agi command refused", "reply", r.Raw, "err", err)
-		return true, nil
+		// 510, 520 (its usage block in r.Raw), or an argument AGI cannot carry.
 	case err != nil:
 		// The socket is gone: Asterisk ended the call.
-		return false, fmt.Errorf("%w: %v", errHungUp, err)
+		return r, false, fmt.Errorf("%w: %w", errHungUp, err)
+	case r.Result == "-2":
+		// EXEC of an application that is not loaded (e.g. app_amd
+		// without amd.conf).
 	case r.Result == "-1":
-		if a.hungUp(ctx, s) {
-			return false, errHungUp
+		if c.a.hungUp(ctx, c.s) {
+			return r, false, errHungUp
 		}
-		return true, nil
+		// A file Asterisk cannot read or write: "200 result=-1 endpos=0",
+		// "200 result=-1 (writefile)".
+	default:
+		return r, false, nil
 	}
-	return false, nil
+	line, lerr := agi.Command(verb, args...)
+	if lerr != nil {
+		line = verb
+	}
+	raw := r.Raw
+	if raw == "" && err != nil {
+		raw = err.Error()
+	}
+	c.failed(line, raw)
+	return r, true, nil
+}
+
+// failed records a step Asterisk could not carry out.
+func (c *ivrCall) failed(command, reply string) {
+	c.fail = &ivrFailure{command: command, reply: reply}
+	c.out.tags[TagIVRError] = c.fail.String()
+	c.log.Warn("agi command failed", "command", command, "reply", reply)
 }
 
 // sound names a flow prompt for Asterisk: under the elastidial folder.
 func sound(p string) string { return "elastidial/" + strings.TrimPrefix(p, "/") }
 
-// runAction runs one action and returns the input to feed back.
-func (a *Agent) runAction(ctx context.Context, s *agi.Session, lease nodeapi.Call, act nodeapi.Action, out *ivrOutcome) (string, string, error) {
+// action runs one action and returns the input to feed back.
+func (c *ivrCall) action(ctx context.Context, act nodeapi.Action) (string, string, error) {
+	s, out := c.s, &c.out
 	switch act.Kind {
 	case nodeapi.ActionPlay:
 		for _, p := range act.Prompts {
-			r, err := s.Run(ctx, "STREAM FILE", sound(p), "")
-			failed, err := a.check(ctx, s, r, err)
+			_, failed, err := c.run(ctx, "STREAM FILE", sound(p), "")
 			if err != nil {
 				return "", "", err
 			}
@@ -191,8 +270,13 @@ func (a *Agent) runAction(ctx context.Context, s *agi.Session, lease nodeapi.Cal
 		if act.Kind == nodeapi.ActionSayNumber {
 			verb = "SAY NUMBER"
 		}
-		r, err := s.Run(ctx, verb, act.Text, "")
-		failed, err := a.check(ctx, s, r, err)
+		if act.Text == "" {
+			// An empty or missing contact field: Asterisk would answer
+			// with its 520 usage block. Nothing to say is a failed step.
+			c.failed(verb+` ""`, "not sent: nothing to say (empty or missing contact field)")
+			return nodeapi.InputFailed, "", nil
+		}
+		_, failed, err := c.run(ctx, verb, act.Text, "")
 		if err != nil {
 			return "", "", err
 		}
@@ -214,8 +298,7 @@ func (a *Agent) runAction(ctx context.Context, s *agi.Session, lease nodeapi.Cal
 		if maxDigits <= 0 {
 			maxDigits = 1024
 		}
-		r, err := s.Run(ctx, "GET DATA", prompt, strconv.Itoa(timeout), strconv.Itoa(maxDigits))
-		failed, err := a.check(ctx, s, r, err)
+		r, failed, err := c.run(ctx, "GET DATA", prompt, strconv.Itoa(timeout), strconv.Itoa(maxDigits))
 		if err != nil {
 			return "", "", err
 		}
@@ -232,13 +315,12 @@ func (a *Agent) runAction(ctx context.Context, s *agi.Session, lease nodeapi.Cal
 		if secs <= 0 {
 			secs = 60
 		}
-		name := act.Target
-		if name == "" {
-			name = "elastidial-recordings/" + lease.CallID
-		}
-		out.recording = name
-		r, err := s.Run(ctx, "RECORD FILE", name, "wav", "#", strconv.Itoa(secs*1000))
-		failed, err := a.check(ctx, s, r, err)
+		// An absolute path in the recordings folder (a relative name would
+		// land under sounds/, in a folder nothing creates): Asterisk writes
+		// it, the result queue uploads it and then removes it.
+		name := filepath.Join(c.a.cfg.Recordings, cmp.Or(act.Target, c.lease.CallID))
+		out.recording = name + ".wav"
+		_, failed, err := c.run(ctx, "RECORD FILE", name, "wav", "#", strconv.Itoa(secs*1000))
 		if err != nil {
 			return "", "", err
 		}
@@ -249,46 +331,79 @@ func (a *Agent) runAction(ctx context.Context, s *agi.Session, lease nodeapi.Cal
 		return nodeapi.InputDone, "", nil
 
 	case nodeapi.ActionTransfer:
-		dest := "PJSIP/" + act.Target + "@" + lease.Trunk
+		dest := "PJSIP/" + act.Target + "@" + c.lease.Trunk
 		if strings.HasPrefix(act.Target, "sip:") {
-			dest = "PJSIP/" + lease.Trunk + "/" + act.Target
+			dest = "PJSIP/" + c.lease.Trunk + "/" + act.Target
 		}
 		arg := dest
 		if act.MaxSeconds > 0 {
 			arg += "," + strconv.Itoa(act.MaxSeconds)
 		}
+		// Dial answers -1 when the bridged call ends with the caller
+		// leaving: DIALSTATUS, not the result, says whether it was answered.
 		r, err := s.Run(ctx, "EXEC", "Dial", arg)
-		if err != nil && !errors.Is(err, agi.ErrDeadChan) {
-			if _, err := a.check(ctx, s, r, err); err != nil {
-				return "", "", err
-			}
+		switch {
+		case errors.Is(err, agi.ErrDeadChan):
+		case err != nil && !errors.Is(err, agi.ErrInvalid) && !errors.Is(err, agi.ErrUsage):
+			return "", "", fmt.Errorf("%w: %w", errHungUp, err)
+		case err != nil || r.Result == "-2":
+			c.failed("EXEC Dial "+arg, cmp.Or(r.Raw, fmt.Sprint(err)))
+			return nodeapi.InputFailed, "", nil
 		}
 		v, verr := s.Run(ctx, "GET VARIABLE", "DIALSTATUS")
 		if verr == nil && v.Data == "ANSWER" {
 			out.completed = true
 			return nodeapi.InputDone, "", nil
 		}
-		if s.HungUp() || r.Result == "-1" && a.hungUp(ctx, s) {
+		if s.HungUp() || r.Result == "-1" && c.a.hungUp(ctx, s) {
 			return "", "", errHungUp
 		}
 		return nodeapi.InputFailed, "", nil
 
 	case nodeapi.ActionDetect:
-		r, err := s.Run(ctx, "EXEC", "AMD", "")
-		if err == nil && r.Result == "-2" {
-			a.log.Warn("app_amd not loaded: treating callee as human")
-			return nodeapi.InputHuman, "", nil
-		}
-		if _, err := a.check(ctx, s, r, err); err != nil {
+		_, failed, err := c.run(ctx, "EXEC", "AMD", "")
+		if err != nil {
 			return "", "", err
 		}
-		v, err := s.Run(ctx, "GET VARIABLE", "AMDSTATUS")
-		if err == nil && v.Data == "MACHINE" {
-			out.machine = true
-			return nodeapi.InputMachine, "", nil
+		if failed {
+			// -2: app_amd is not loaded (no amd.conf). Never guess human.
+			c.log.Error("answering-machine detection unavailable", "command", c.fail.command, "reply", c.fail.reply)
+			return nodeapi.InputFailed, "", nil
 		}
-		return nodeapi.InputHuman, "", nil
+		v, err := s.Run(ctx, "GET VARIABLE", "AMDSTATUS")
+		if errors.Is(err, agi.ErrDeadChan) {
+			return "", "", errHungUp
+		}
+		switch v.Data {
+		case "MACHINE":
+			out.machine = true
+			out.tags[TagAMD] = "machine"
+			// AMD decides within the greeting; a message played now would
+			// be spoken over it and lost. Wait for the greeting and its
+			// beep to end: a second of silence, at most 20 s.
+			r, err := s.Run(ctx, "EXEC", "WaitForSilence", "1000,1,20")
+			switch {
+			case errors.Is(err, agi.ErrDeadChan) || err == nil && r.Result == "-1" && s.HungUp():
+				return "", "", errHungUp
+			case err != nil || r.Result == "-2":
+				c.log.Warn("waiting for the end of the greeting failed: the message may start over it", "reply", r.Raw, "err", err)
+			}
+			return nodeapi.InputMachine, "", nil
+		case "HUMAN":
+			out.tags[TagAMD] = "human"
+			return nodeapi.InputHuman, "", nil
+		case "NOTSURE":
+			// Treated as a person (a message over a person is worse than
+			// a survey to a machine), tagged so reports can tell.
+			out.tags[TagAMD] = "notsure"
+			return nodeapi.InputHuman, "", nil
+		case "HANGUP":
+			return "", "", errHungUp
+		}
+		c.failed(`GET VARIABLE "AMDSTATUS"`, cmp.Or(v.Raw, fmt.Sprint(err)))
+		return nodeapi.InputFailed, "", nil
 	}
-	a.log.Warn("unknown action kind", "kind", act.Kind)
+	c.log.Warn("unknown action kind", "kind", act.Kind)
+	c.failed("action "+act.Kind, "unknown action kind")
 	return nodeapi.InputFailed, "", nil
 }

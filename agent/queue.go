@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -162,8 +163,12 @@ func (q *Queue) Deliver(ctx context.Context, ctl Controller) error {
 				q.dec()
 				continue
 			}
+			local := r.Recording // a path on this node until uploaded
 			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			_, err = ctl.Result(cctx, r)
+			err = uploadRecording(cctx, ctl, &r)
+			if err == nil {
+				_, err = ctl.Result(cctx, r)
+			}
 			cancel()
 			switch {
 			case err == nil:
@@ -175,6 +180,9 @@ func (q *Queue) Deliver(ctx context.Context, ctl Controller) error {
 			}
 			if failed {
 				break
+			}
+			if strings.HasPrefix(local, "/") {
+				os.Remove(local) // kept in the controller's store now
 			}
 			if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 				q.Log.Error("result queue remove", "file", n, "err", err)
@@ -210,4 +218,40 @@ func (q *Queue) dec() {
 		q.count--
 	}
 	q.mu.Unlock()
+}
+
+// uploadRecording puts the recording a result names on this node's disk
+// (an absolute path) into the controller's store and names it there by its
+// key instead. The result is delivered only once the recording is stored,
+// so a node drains (pending results reach zero) only after its recordings
+// are safe. A recording Asterisk never wrote is reported as none.
+func uploadRecording(ctx context.Context, ctl Controller, r *nodeapi.ResultRequest) error {
+	local := r.Recording
+	if !strings.HasPrefix(local, "/") {
+		return nil
+	}
+	f, err := os.Open(local)
+	if errors.Is(err, os.ErrNotExist) {
+		r.Recording = ""
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("recording: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("recording: %w", err)
+	}
+	key := nodeapi.RecordingKey(r.CallID, r.Token)
+	if err := ctl.PutRecording(ctx, key, f, st.Size()); permanent(err) {
+		// Refused for good (not a WAV Asterisk wrote, over the size cap):
+		// the result itself must still be delivered.
+		r.Recording = ""
+		return nil
+	} else if err != nil {
+		return err
+	}
+	r.Recording = key
+	return nil
 }

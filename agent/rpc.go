@@ -26,6 +26,8 @@ type Controller interface {
 	Step(ctx context.Context, req nodeapi.StepRequest) (nodeapi.StepResponse, error)
 	Result(ctx context.Context, req nodeapi.ResultRequest) (nodeapi.ResultResponse, error)
 	Manifest(ctx context.Context, req nodeapi.ManifestRequest) (nodeapi.ManifestResponse, error)
+	// PutRecording stores a call's recording under key (nodeapi.RecordingKey).
+	PutRecording(ctx context.Context, key string, wav io.Reader, size int64) error
 }
 
 // Fault is an XML-RPC fault answered by the controller.
@@ -168,4 +170,32 @@ func (c *RPC) Result(ctx context.Context, req nodeapi.ResultRequest) (nodeapi.Re
 func (c *RPC) Manifest(ctx context.Context, req nodeapi.ManifestRequest) (nodeapi.ManifestResponse, error) {
 	var resp nodeapi.ManifestResponse
 	return resp, c.call(ctx, nodeapi.MethodManifest, c.tok(), req, &resp)
+}
+
+// PutRecording uploads a recording to the controller (nodeapi.RecordingsPath
+// beside the XML-RPC endpoint) with the node token.
+func (c *RPC) PutRecording(ctx context.Context, key string, wav io.Reader, size int64) error {
+	u := strings.TrimSuffix(strings.TrimSuffix(c.URL, "/"), "/RPC2") + nodeapi.RecordingsPath + key
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPut, u, wav)
+	if err != nil {
+		return fmt.Errorf("put recording: %w", err)
+	}
+	hr.ContentLength = size
+	hr.Header.Set("Content-Type", "audio/wav")
+	hr.Header.Set("Authorization", "Bearer "+c.tok())
+	res, err := c.HTTP.Do(hr)
+	if err != nil {
+		return fmt.Errorf("put recording: %w", err)
+	}
+	defer res.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
+	switch {
+	case res.StatusCode/100 == 2:
+		return nil
+	case res.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("put recording: %w", &Fault{Code: nodeapi.FaultUnauthorized, Message: strings.TrimSpace(string(msg))})
+	case res.StatusCode/100 == 4:
+		return fmt.Errorf("put recording: %w", &Fault{Code: nodeapi.FaultInvalidParams, Message: strings.TrimSpace(string(msg))})
+	}
+	return fmt.Errorf("put recording: http %s: %s", res.Status, strings.TrimSpace(string(msg)))
 }

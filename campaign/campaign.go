@@ -29,10 +29,20 @@ const (
 	Failed     = "failed"
 	Machine    = "machine"
 	CutOff     = "cut_off"
+	// InvalidNumber: the network says the number does not exist (Q.850
+	// cause 1, 3 or 28). Never retried, whatever the campaign says.
+	InvalidNumber = "invalid_number"
+	// Rejected: the callee's side declined the call (cause 21: SIP 603,
+	// but also 401/403/407 from a carrier refusing the trunk).
+	Rejected = "rejected"
+	// IVRFailed: answered, but a step of the IVR failed on the node (a
+	// prompt Asterisk cannot read, no recording folder, AMD not loaded)
+	// and the flow had no failed branch for it.
+	IVRFailed = "ivr_failed"
 )
 
 // Dispositions lists every disposition, in report order.
-var Dispositions = []string{Answered, Machine, Busy, NoAnswer, Congestion, Failed, CutOff}
+var Dispositions = []string{Answered, Machine, Busy, NoAnswer, Congestion, Rejected, InvalidNumber, Failed, IVRFailed, CutOff}
 
 // Contact states.
 const (
@@ -109,6 +119,13 @@ func DefaultRetry() map[string]Retry {
 		Machine:    {AfterSeconds: 2 * 3600},
 		CutOff:     {AfterSeconds: 5 * 60},
 		Answered:   {AfterSeconds: 0},
+		// A decline now may be an answer later; a carrier refusing the
+		// trunk needs a person, not a quick redial.
+		Rejected: {AfterSeconds: 4 * 3600},
+		// The node's fault, not the callee's: try again once another node
+		// (or a fixed one) can run the flow.
+		IVRFailed:     {AfterSeconds: 30 * 60},
+		InvalidNumber: {AfterSeconds: 0},
 	}
 }
 
@@ -188,6 +205,9 @@ func (c *Campaign) Validate() error {
 		}
 		if r.AfterSeconds < 0 || r.AfterSeconds > 30*24*3600 {
 			return &FieldError{"retry." + d, "delay must be between 0 and 30 days"}
+		}
+		if d == InvalidNumber && r.AfterSeconds != 0 {
+			return &FieldError{"retry." + d, "an invalid number is never retried; the delay must be 0"}
 		}
 	}
 	switch c.Status {
@@ -304,6 +324,9 @@ func Next(c *Campaign, disposition string, attempts int, tags map[string]string,
 	}
 	if disposition == Answered {
 		return ContactDone, time.Time{}
+	}
+	if disposition == InvalidNumber {
+		return ContactFailed, time.Time{}
 	}
 	r, ok := c.Retry[disposition]
 	if !ok || r.AfterSeconds <= 0 || attempts >= c.MaxAttempts {

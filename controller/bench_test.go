@@ -56,8 +56,8 @@ func BenchmarkTick(b *testing.B) {
 	}
 	for _, n := range ns {
 		cloud.insts[n.ID] = &Instance{ID: n.ID, State: InstanceRunning, Type: "c6i.large"}
-		c.nodes[n.ID] = &node{rec: NodeRecord{ID: n.ID, State: StateReady, Capacity: 100, LaunchedAt: n.LaunchedAt, RunningAt: n.LaunchedAt},
-			hb: readyHB(n.ActiveCalls), lastHB: t0, seenHB: true}
+		c.nodes[n.ID] = &node{rec: NodeRecord{ID: n.ID, State: StateReady, Capacity: 100, LaunchedAt: n.LaunchedAt, RunningAt: n.LaunchedAt,
+			Load: readyHB(n.ActiveCalls), LastHeartbeat: t0}}
 	}
 	c.memory = fullWindow(50000)
 	cloud.onTerm = nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -65,6 +66,15 @@ type Options struct {
 	// missing from the instance list is not released: it may be alive,
 	// and its calls with it. Failures are retried on the next tick.
 	ReleaseNode func(ctx context.Context, nodeID string) error
+	// RenewLeases, when set, is called on every heartbeat of a serving
+	// node, so the calls it leased stay its own while it is alive,
+	// however long they last (see campaign's lease lifetime).
+	RenewLeases func(ctx context.Context, nodeID string, now time.Time) error
+	// LeaderTTL is how long a leadership lasts unrenewed: after a leader
+	// dies, another controller takes over within it. 3×Tick, at least 15s.
+	LeaderTTL time.Duration
+	// Holder names this process in the leadership row; random.
+	Holder string
 }
 
 // Controller is the scaler: node registry (Register, Heartbeat), the
@@ -79,6 +89,13 @@ type Controller struct {
 
 	tickMu sync.Mutex    // one Tick at a time
 	wake   chan struct{} // Wake's request for a Tick before the next interval
+
+	// Leadership (with a store): the fence every fleet write and cloud
+	// call is made under. Only a Tick (holding tickMu) changes them, under
+	// mu so that others may read them.
+	fence       Fence
+	leading     bool
+	leaderSince time.Time
 
 	mu         sync.Mutex
 	nodes      map[string]*node
@@ -123,6 +140,14 @@ func New(ctx context.Context, cloud Cloud, demand DemandSource, store *Store, op
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
+	if opt.LeaderTTL <= 0 {
+		opt.LeaderTTL = max(3*opt.Tick, 15*time.Second)
+	}
+	if opt.Holder == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		opt.Holder = "controller-" + hex.EncodeToString(b[:])
+	}
 	if opt.NewToken == nil {
 		opt.NewToken = func() string {
 			var b [12]byte
@@ -133,21 +158,122 @@ func New(ctx context.Context, cloud Cloud, demand DemandSource, store *Store, op
 	c := &Controller{cfg: opt, cloud: cloud, demand: demand, store: store, clock: opt.Clock, log: opt.Logger, nodes: map[string]*node{},
 		wake: make(chan struct{}, 1)}
 	if store != nil {
-		recs, err := store.Nodes(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("new controller: %w", err)
-		}
-		now := c.clock.Now()
-		for _, r := range recs {
-			// Heartbeat times are not stored: a restarted controller gives
-			// every node one deadline from now before calling it silent.
-			c.nodes[r.ID] = &node{rec: r, lastHB: now}
-		}
-		if c.intents, err = store.OpenIntents(ctx); err != nil {
+		if err := c.refresh(ctx); err != nil {
 			return nil, fmt.Errorf("new controller: %w", err)
 		}
 	}
 	return c, nil
+}
+
+// refresh loads the registry and the open launch intents from the store:
+// any controller may have taken a heartbeat, and a leader before this one
+// may have launched.
+func (c *Controller) refresh(ctx context.Context) error {
+	recs, err := c.store.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	intents, err := c.store.OpenIntents(ctx)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range recs {
+		if n := c.nodes[r.ID]; n != nil {
+			n.rec = r
+		} else {
+			c.nodes[r.ID] = &node{rec: r}
+		}
+	}
+	c.intents = intents
+	return nil
+}
+
+// lead takes or renews the scaler's leadership; without a store this
+// controller is the only one and always leads. Changes are logged and
+// counted in /metrics.
+func (c *Controller) lead(ctx context.Context, now time.Time) (bool, error) {
+	if c.store == nil {
+		return true, nil
+	}
+	f, ok, err := c.store.Lead(ctx, c.cfg.Holder, now, c.cfg.LeaderTTL)
+	if err != nil {
+		// Unknown: act as if lost. Writes are fenced regardless.
+		c.loseLead("leadership unknown: " + err.Error())
+		return false, err
+	}
+	switch {
+	case !ok:
+		c.loseLead("another controller leads")
+	case !c.leading || f != c.fence:
+		if c.leading {
+			c.loseLead("leadership changed hands meanwhile")
+		}
+		c.mu.Lock()
+		c.fence, c.leading, c.leaderSince = f, true, now
+		c.mu.Unlock()
+		c.log.Info("became scaler leader", "holder", f.Holder, "fencing_token", f.Token)
+		c.metricLeader(true, f.Token)
+	}
+	return ok, nil
+}
+
+// loseLead records the end of this controller's leadership.
+func (c *Controller) loseLead(why string) {
+	if !c.leading {
+		return
+	}
+	c.log.Warn("lost scaler leadership", "fencing_token", c.fence.Token, "why", why)
+	c.mu.Lock()
+	c.leading, c.fence = false, Fence{}
+	c.mu.Unlock()
+	c.metricLeader(false, 0)
+}
+
+// stillLeading renews the leadership right before a cloud call and
+// refuses it (ErrFenced) if the leadership is no longer the one this tick
+// started under. With launch intents and terminations stored under the
+// fence first, and the cloud's idempotency tokens, a leader paused between
+// this check and the call can only repeat what its successor also sees.
+func (c *Controller) stillLeading(ctx context.Context) error {
+	if c.store == nil {
+		return nil
+	}
+	f := c.fence
+	if ok, err := c.lead(ctx, c.clock.Now()); err != nil {
+		return fmt.Errorf("before a cloud call: %w", err)
+	} else if !ok || c.fence != f {
+		return fmt.Errorf("before a cloud call: %w", ErrFenced)
+	}
+	return nil
+}
+
+// Leading reports whether this controller was the scaler leader at its
+// last tick, and since when it has been.
+func (c *Controller) Leading() bool {
+	ok, _ := c.LeadingSince()
+	return ok
+}
+
+// LeadingSince reports whether this controller leads, and since when.
+func (c *Controller) LeadingSince() (bool, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leading, c.leaderSince
+}
+
+// Resign gives up the leadership (on shutdown), so a follower takes over
+// at its next tick instead of after LeaderTTL.
+func (c *Controller) Resign(ctx context.Context) error {
+	c.tickMu.Lock()
+	defer c.tickMu.Unlock()
+	if c.store == nil || !c.leading {
+		return nil
+	}
+	err := c.store.Resign(ctx, c.fence)
+	c.loseLead("resigned")
+	return err
 }
 
 // Run reconciles every Tick, and at once after Wake, until ctx ends.
@@ -161,6 +287,11 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := c.Resign(shutdown); err != nil {
+				c.log.Warn("resign scaler leadership", "err", err)
+			}
 			return nil
 		case <-t.C:
 		case <-c.wake:
@@ -192,6 +323,19 @@ func (c *Controller) Tick(ctx context.Context) error {
 		}
 	}
 	now := c.clock.Now()
+	// Only the leader acts; followers serve the APIs from the shared
+	// registry. The pass starts from the database, not from this process's
+	// memory: another controller may have led, and every controller takes
+	// heartbeats.
+	if c.store != nil {
+		// Followers refresh too: their REST API shows the fleet.
+		if err := c.refresh(ctx); err != nil {
+			return fmt.Errorf("observe registry: %w", err)
+		}
+	}
+	if lead, err := c.lead(ctx, now); !lead {
+		return err
+	}
 	c.audioVersion(ctx)
 
 	ds, err := c.demand.Demand(ctx, now)
@@ -221,6 +365,10 @@ func (c *Controller) Tick(ctx context.Context) error {
 		note(c.sync(ctx, insts, now))
 	}
 	note(c.release(ctx))
+	if errors.Is(firstErr, ErrFenced) {
+		c.loseLead("fenced")
+		return firstErr
+	}
 
 	obs := c.Observe()
 	obs.DemandStale = stale
@@ -247,7 +395,7 @@ func (c *Controller) Observe() Observed {
 		if n.rec.State == StateGone {
 			continue
 		}
-		obs.Nodes = append(obs.Nodes, n.view())
+		obs.Nodes = append(obs.Nodes, n.view(c.leaderSince))
 		if n.rec.LaunchToken != "" {
 			byToken[n.rec.LaunchToken]++
 		}
@@ -422,6 +570,9 @@ func (c *Controller) retryIntents(ctx context.Context, now time.Time) error {
 // launch asks the cloud for an intent's nodes and records them. The intent
 // is already stored.
 func (c *Controller) launch(ctx context.Context, in LaunchIntent, now time.Time) error {
+	if err := c.stillLeading(ctx); err != nil {
+		return fmt.Errorf("launch %d (token %s): %w", in.Count, in.Token, err)
+	}
 	insts, err := c.cloud.Launch(ctx, LaunchRequest{Count: in.Count, Token: in.Token,
 		Tags: map[string]string{TagRole: "node", TagLaunchToken: in.Token, "Name": "elastidial-node"}})
 	c.mu.Lock()
@@ -445,7 +596,7 @@ func (c *Controller) launch(ctx context.Context, in LaunchIntent, now time.Time)
 	done := err == nil || len(insts) > 0 || now.Sub(in.CreatedAt) > c.cfg.IntentTTL
 	if firstErr == nil && done {
 		if c.store != nil {
-			firstErr = c.store.FinishIntent(ctx, in.Token)
+			firstErr = c.store.FinishIntent(ctx, c.fence, in.Token)
 		}
 		if firstErr == nil {
 			for i, x := range c.intents {
@@ -485,6 +636,11 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 	for _, a := range p.Actions {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(firstErr, ErrFenced) {
+			// Another controller leads now: nothing more from this one.
+			c.loseLead("fenced")
+			return firstErr
 		}
 		switch a.Kind {
 		case ActTerminate:
@@ -535,7 +691,7 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 		case ActLaunch:
 			in := LaunchIntent{Token: c.cfg.NewToken(), Count: a.Count, CreatedAt: now}
 			if c.store != nil {
-				if err := c.store.AddIntent(ctx, in); err != nil {
+				if err := c.store.AddIntent(ctx, c.fence, in); err != nil {
 					note(err)
 					continue
 				}
@@ -563,14 +719,34 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 		}
 	}
 	c.mu.Unlock()
-	if len(again) > 0 {
+	if len(again) > 0 && !errors.Is(firstErr, ErrFenced) {
 		sort.Strings(again)
 		note(c.terminate(ctx, again))
+	}
+	// The capacity commands go out with the nodes' next heartbeats, which
+	// any controller may take: they live on the nodes' rows.
+	c.mu.Lock()
+	for _, n := range c.nodes {
+		if n.rec.State != StateGone && n.rec.CapacityCmd != n.capCmd && !errors.Is(firstErr, ErrFenced) {
+			old := n.rec
+			n.rec.CapacityCmd = n.capCmd
+			if err := c.persist(ctx, n); err != nil {
+				n.rec = old
+				note(err)
+			}
+		}
+	}
+	c.mu.Unlock()
+	if errors.Is(firstErr, ErrFenced) {
+		c.loseLead("fenced")
 	}
 	return firstErr
 }
 
 func (c *Controller) terminate(ctx context.Context, ids []string) error {
+	if err := c.stillLeading(ctx); err != nil {
+		return fmt.Errorf("terminate %v: %w", ids, err)
+	}
 	if err := c.cloud.Terminate(ctx, ids); err != nil {
 		return fmt.Errorf("terminate %v: %w", ids, err)
 	}

@@ -19,6 +19,9 @@ type Metrics struct {
 	terminations prometheus.Counter
 	costPerHour  prometheus.Gauge
 	budgetLimit  prometheus.Gauge
+	leader       prometheus.Gauge
+	leaderToken  prometheus.Gauge
+	leaderChange *prometheus.CounterVec
 }
 
 // NewMetrics registers the scaler's series on reg.
@@ -34,8 +37,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		terminations: prometheus.NewCounter(prometheus.CounterOpts{Name: "elastidial_terminations_total", Help: "Instances seen terminated."}),
 		costPerHour:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "elastidial_cost_per_hour_dollars", Help: "What the running fleet costs per hour now."}),
 		budgetLimit:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "elastidial_budget_limited", Help: "1 when the budget cap holds capacity below the wish."}),
+		leader:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "elastidial_scaler_leader", Help: "1 while this controller is the scaler leader."}),
+		leaderToken:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "elastidial_scaler_fencing_token", Help: "Fencing token of this controller's leadership (0 when following)."}),
+		leaderChange: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "elastidial_scaler_leadership_changes_total", Help: "Leaderships this controller took (event=acquired) and lost (event=lost)."}, []string{"event"}),
 	}
-	for _, c := range []prometheus.Collector{m.nodes, m.demand, m.wanted, m.readySlots, m.comingSlots, m.desired, m.launches, m.terminations, m.costPerHour, m.budgetLimit} {
+	for _, c := range []prometheus.Collector{m.nodes, m.demand, m.wanted, m.readySlots, m.comingSlots, m.desired, m.launches, m.terminations, m.costPerHour, m.budgetLimit, m.leader, m.leaderToken, m.leaderChange} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -46,6 +52,21 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (c *Controller) metricLaunched(n int) {
 	if c.cfg.Metrics != nil {
 		c.cfg.Metrics.launches.Add(float64(n))
+	}
+}
+
+func (c *Controller) metricLeader(leading bool, token int64) {
+	m := c.cfg.Metrics
+	if m == nil {
+		return
+	}
+	m.leaderToken.Set(float64(token))
+	if leading {
+		m.leader.Set(1)
+		m.leaderChange.WithLabelValues("acquired").Inc()
+	} else {
+		m.leader.Set(0)
+		m.leaderChange.WithLabelValues("lost").Inc()
 	}
 }
 

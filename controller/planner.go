@@ -532,7 +532,7 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 				serving += b
 			}
 		}
-	case have-p.WantedSlots >= slot && windowFull:
+	case have > p.WantedSlots && windowFull:
 		// 4. Scale in: only the surplus that lasted the whole window (the
 		// peak wish over it), never below min, never a young node: with a
 		// 60 s billing minimum, ending it sooner saves nothing.
@@ -544,6 +544,10 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		// does not drain a node one tick and launch it again the next.
 		// Demand that did not rise unannounced within the window does not
 		// wobble: it gets no hysteresis, as it gets no headroom.
+		// The test is per node, on the slots it really counts: a node whose
+		// capacity was reduced for CPU load holds less than a whole node's
+		// slots, and a surplus test in whole nodes would keep it (idle and
+		// billed) forever.
 		target := max(p.WantedSlots, peak) + extra
 		readyHave := p.ReadySlots
 		sortEmptiest(ready)

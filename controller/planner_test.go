@@ -388,3 +388,33 @@ func TestPlanMinLifetimeGuardsChurn(t *testing.T) {
 		t.Fatalf("an 11-minute-old idle node was kept: %+v", p.Actions)
 	}
 }
+
+// Capacity reduced for CPU load is never a reason to keep a node with no
+// work: a struggling node counts fewer than a whole node's slots, and with
+// zero demand it must still drain (issue 15: a busy machine kept `demo`'s
+// fleet up forever).
+func TestPlanStrugglingNodesStillScaleIn(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		nodes  []NodeView
+		demand int
+		want   string
+	}{
+		{"one struggling idle node, no demand", []NodeView{{ID: "a", State: StateReady, CPU: 0.95}}, 0, "capacity a=75; drain a"},
+		{"two struggling idle nodes, no demand", []NodeView{{ID: "a", State: StateReady, CPU: 0.95}, {ID: "b", State: StateReady, CPU: 0.9}}, 0, "capacity a=75; capacity b=75; drain a,b"},
+		{"struggling pair, demand one node's worth fits the other", []NodeView{{ID: "a", State: StateReady, CPU: 0.95, ActiveCalls: 50}, {ID: "b", State: StateReady, CPU: 0.9}}, 60, "capacity a=75; capacity b=75; drain b"},
+		{"struggling pair, demand needs both", []NodeView{{ID: "a", State: StateReady, CPU: 0.95, ActiveCalls: 50}, {ID: "b", State: StateReady, CPU: 0.9}}, 100, "capacity a=75; capacity b=75"},
+	} {
+		for i := range tc.nodes {
+			tc.nodes[i].LaunchedAt, tc.nodes[i].LastHeartbeat = t0.Add(-time.Hour), t0.Add(-5*time.Second)
+		}
+		var cs []CampaignView
+		if tc.demand > 0 {
+			cs = []CampaignView{camp("c", tc.demand)}
+		}
+		p := (Config{}).Plan(Observed{Nodes: tc.nodes, Campaigns: cs, Memory: fullWindow(tc.demand)}, t0)
+		if got := kinds(p); got != tc.want {
+			t.Errorf("%s: got %q, want %q (reasons %q)", tc.name, got, tc.want, p.Reasons)
+		}
+	}
+}

@@ -32,23 +32,101 @@ var (
 	ErrUnknownInstance = errors.New("instance not launched by this cluster (or not listed by the cloud yet)")
 	ErrUnknownNode     = errors.New("unknown node")
 	ErrNodeGone        = errors.New("node terminated")
+	// ErrStaleEpoch: the node registered again since its token was issued
+	// (another process, or the same agent restarted); register again.
+	ErrStaleEpoch = errors.New("node token is from an earlier registration")
 )
 
-// node is the registry's entry: the persisted record plus what the last
-// heartbeat said, which is not worth a write per heartbeat.
+// node is the registry's cached entry: the record (the database's row
+// when there is a store) and what only the leader's loop keeps.
 type node struct {
 	rec      NodeRecord
-	hb       nodeapi.HeartbeatRequest
-	lastHB   time.Time
-	capCmd   int  // capacity command to send; 0 = unchanged
-	seenHB   bool // a heartbeat arrived since this process started
+	capCmd   int  // capacity command the last plan chose
 	inCloud  bool // listed by the last Instances call
 	missedAt time.Time
 }
 
+// The registry lives in the database when there is a store, so any
+// controller serves any node: node.register and node.heartbeat read the
+// node's row, apply the move, and write it back only if no one changed
+// it meanwhile (its revision), retrying a lost race. Without a store (the
+// trace simulator) the same moves apply to the in-memory map.
+
+// maxRaces bounds the retries of a registry write that lost a race.
+const maxRaces = 8
+
+// loadNode reads a node's current record.
+func (c *Controller) loadNode(ctx context.Context, id string) (NodeRecord, error) {
+	if c.store != nil {
+		return c.store.Node(ctx, id)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.nodes[id]
+	if n == nil {
+		return NodeRecord{}, fmt.Errorf("node %s: %w", id, ErrUnknownNode)
+	}
+	return n.rec, nil
+}
+
+// saveNode writes a node's record if it is still at rec.Rev, unfenced (a
+// node's own report), and updates the cache.
+func (c *Controller) saveNode(ctx context.Context, rec *NodeRecord) error {
+	if c.store != nil {
+		if err := c.store.SaveNode(ctx, Fence{}, rec); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.nodes[rec.ID]
+	if c.store == nil {
+		if n == nil || n.rec.Rev != rec.Rev {
+			return fmt.Errorf("save node %s: %w", rec.ID, ErrNodeChanged)
+		}
+		rec.Rev++
+	}
+	if n == nil {
+		c.nodes[rec.ID] = &node{rec: *rec}
+	} else if n.rec.Rev <= rec.Rev {
+		n.rec = *rec
+	}
+	return nil
+}
+
+// update applies move to node id's record and saves it, again on a lost
+// race. move returns false to save nothing.
+func (c *Controller) update(ctx context.Context, id string, move func(*NodeRecord) (bool, error)) (NodeRecord, error) {
+	for try := 0; ; try++ {
+		rec, err := c.loadNode(ctx, id)
+		if err != nil {
+			return rec, err
+		}
+		save, err := move(&rec)
+		if err != nil || !save {
+			return rec, err
+		}
+		err = c.saveNode(ctx, &rec)
+		if errors.Is(err, ErrNodeChanged) && try < maxRaces {
+			continue
+		}
+		return rec, err
+	}
+}
+
+// checkEpoch refuses a token issued for an earlier registration. Epoch 0
+// (a caller without a token: tests, the simulator) is not checked.
+func checkEpoch(ctx context.Context, rec NodeRecord) error {
+	if e := nodeapi.EpochFrom(ctx); e != 0 && e != rec.Epoch {
+		return fmt.Errorf("node %s epoch %d, current %d: %w", rec.ID, e, rec.Epoch, ErrStaleEpoch)
+	}
+	return nil
+}
+
 // Register answers node.register: it matches the instance id the cloud
 // reported (an instance of ours we did not start, found by the loop, is
-// adopted here) and moves the node to registered.
+// adopted here) and moves the node to registered. Every registration
+// starts a new epoch: tokens of the ones before stop working.
 func (c *Controller) Register(ctx context.Context, req nodeapi.RegisterRequest) (nodeapi.RegisterResponse, error) {
 	if req.InstanceID == "" {
 		return nodeapi.RegisterResponse{}, fmt.Errorf("register: empty instance id: %w", ErrUnknownInstance)
@@ -63,41 +141,43 @@ func (c *Controller) Register(ctx context.Context, req nodeapi.RegisterRequest) 
 	}
 	audio := c.audioVersion(ctx)
 	now := c.clock.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := c.nodes[req.InstanceID]
-	if n == nil {
-		return nodeapi.RegisterResponse{}, fmt.Errorf("register %s: %w", req.InstanceID, ErrUnknownInstance)
-	}
-	switch n.rec.State {
-	case StateTerminating, StateGone:
-		return nodeapi.RegisterResponse{}, fmt.Errorf("register %s: %w", req.InstanceID, ErrNodeGone)
-	case StatePending, StateBooting:
-		n.rec.State = StateRegistered
-		if n.rec.LaunchToken == "" {
-			c.log.Info("adopted instance", "node", n.rec.ID)
+	rec, err := c.update(ctx, req.InstanceID, func(r *NodeRecord) (bool, error) {
+		switch r.State {
+		case StateTerminating, StateGone:
+			return false, ErrNodeGone
+		case StatePending, StateBooting:
+			r.State = StateRegistered
+			if r.LaunchToken == "" {
+				c.log.Info("adopted instance", "node", r.ID)
+			}
 		}
+		// A re-registration (agent restarted) keeps draining and readiness
+		// states; readiness is re-earned by the next heartbeat.
+		if r.State == StateReady {
+			r.State = StateSyncing
+		}
+		if req.Capacity > 0 {
+			r.Capacity = req.Capacity
+		}
+		if req.PrivateIP != "" {
+			r.PrivateIP = req.PrivateIP
+		}
+		if req.Zone != "" {
+			r.Zone = req.Zone
+		}
+		r.LastHeartbeat, r.Load = now, nodeapi.HeartbeatRequest{}
+		r.Epoch++
+		return true, nil
+	})
+	if errors.Is(err, ErrUnknownNode) {
+		err = ErrUnknownInstance
 	}
-	// A re-registration (agent restarted) keeps draining and readiness
-	// states; readiness is re-earned by the next heartbeat.
-	if n.rec.State == StateReady {
-		n.rec.State = StateSyncing
-	}
-	if req.Capacity > 0 {
-		n.rec.Capacity = req.Capacity
-	}
-	if req.PrivateIP != "" {
-		n.rec.PrivateIP = req.PrivateIP
-	}
-	if req.Zone != "" {
-		n.rec.Zone = req.Zone
-	}
-	n.lastHB, n.seenHB = now, true
-	if err := c.persist(ctx, n); err != nil {
+	if err != nil {
 		return nodeapi.RegisterResponse{}, fmt.Errorf("register %s: %w", req.InstanceID, err)
 	}
 	return nodeapi.RegisterResponse{
-		NodeID:           n.rec.ID,
+		NodeID:           rec.ID,
+		Epoch:            int(rec.Epoch),
 		HeartbeatSeconds: int(c.cfg.HeartbeatInterval / time.Second),
 		AudioVersion:     audio,
 	}, nil
@@ -105,64 +185,92 @@ func (c *Controller) Register(ctx context.Context, req nodeapi.RegisterRequest) 
 
 // Heartbeat answers node.heartbeat: it records the node's load and
 // readiness and answers the commands (drain, capacity, audio version).
+// Each heartbeat also renews the node's call leases (Options.RenewLeases).
 func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.HeartbeatRequest) (nodeapi.HeartbeatResponse, error) {
 	if req.ActiveCalls < 0 || req.PendingResults < 0 || req.Capacity < 0 {
 		return nodeapi.HeartbeatResponse{}, fmt.Errorf("heartbeat %s: negative count", nodeID)
 	}
 	audio := c.audioVersion(ctx)
 	now := c.clock.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := c.nodes[nodeID]
-	if n == nil {
-		return nodeapi.HeartbeatResponse{}, fmt.Errorf("heartbeat %s: %w", nodeID, ErrUnknownNode)
-	}
-	n.hb, n.lastHB, n.seenHB = req, now, true
-	resp := nodeapi.HeartbeatResponse{AudioVersion: audio, HeartbeatSeconds: int(c.cfg.HeartbeatInterval / time.Second), Capacity: n.capCmd}
-	old := n.rec
-	switch n.rec.State {
-	case StateTerminating, StateGone:
-		resp.Drain = true
-		return resp, nil
-	case StatePending, StateBooting:
-		// Heartbeat before register can follow a controller restart that
-		// lost nothing but timing; treat it as registration.
-		n.rec.State = StateRegistered
-	}
-	if req.SpotNotice && n.rec.State != StateDraining {
-		n.rec.State = StateDraining
-		n.rec.DrainDeadline = now.Add(c.cfg.Plan.SpotDrainTimeout)
-		n.rec.DrainReason = "spot interruption notice"
-		c.log.Warn("spot interruption notice: draining", "node", nodeID)
-	}
-	switch n.rec.State {
-	case StateDraining:
-		resp.Drain = true
-	case StateRegistered, StateSyncing, StateReady:
-		if req.Ready() && req.AudioVersion == audio {
-			n.rec.State = StateReady
-			if n.rec.ReadyAt.IsZero() {
-				n.rec.ReadyAt = now
-			}
-		} else {
-			n.rec.State = StateSyncing
+	resp := nodeapi.HeartbeatResponse{AudioVersion: audio, HeartbeatSeconds: int(c.cfg.HeartbeatInterval / time.Second)}
+	rec, err := c.update(ctx, nodeID, func(r *NodeRecord) (bool, error) {
+		if err := checkEpoch(ctx, *r); err != nil {
+			return false, err
 		}
+		switch r.State {
+		case StateTerminating, StateGone:
+			// Told to drain; its calls are ending with it.
+			return false, nil
+		case StatePending, StateBooting:
+			// Heartbeat before register can follow a controller restart that
+			// lost nothing but timing; treat it as registration.
+			r.State = StateRegistered
+		}
+		r.Load, r.LastHeartbeat = req, now
+		if req.SpotNotice && r.State != StateDraining {
+			r.State = StateDraining
+			r.DrainDeadline = now.Add(c.cfg.Plan.SpotDrainTimeout)
+			r.DrainReason = "spot interruption notice"
+			c.log.Warn("spot interruption notice: draining", "node", nodeID)
+		}
+		switch r.State {
+		case StateRegistered, StateSyncing, StateReady:
+			if req.Ready() && req.AudioVersion == audio {
+				r.State = StateReady
+				if r.ReadyAt.IsZero() {
+					r.ReadyAt = now
+				}
+			} else {
+				r.State = StateSyncing
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return nodeapi.HeartbeatResponse{}, fmt.Errorf("heartbeat %s: %w", nodeID, err)
 	}
-	if n.rec != old {
-		if err := c.persist(ctx, n); err != nil {
-			n.rec = old
-			return nodeapi.HeartbeatResponse{}, fmt.Errorf("heartbeat %s: %w", nodeID, err)
+	resp.Capacity = rec.CapacityCmd
+	switch rec.State {
+	case StateDraining, StateTerminating, StateGone:
+		resp.Drain = true
+	}
+	if c.cfg.RenewLeases != nil && rec.State != StateTerminating && rec.State != StateGone {
+		if err := c.cfg.RenewLeases(ctx, nodeID, now); err != nil {
+			// The node is alive; its leases last until the next heartbeat
+			// renews them, so this one failing loses nothing yet.
+			c.log.Warn("renew leases", "node", nodeID, "err", err)
 		}
 	}
 	return resp, nil
 }
 
-// persist writes n's record; the caller holds c.mu.
+// CheckNode tells the XML-RPC tier whether the node calling with the
+// token in ctx is known, registered under that token's epoch and not gone,
+// and returns its state: dialer.next hands calls only to a serving node,
+// call.result takes results from any node not gone (terminating included),
+// so no result that can still be recorded is refused.
+func (c *Controller) CheckNode(ctx context.Context, nodeID string) (NodeState, error) {
+	rec, err := c.loadNode(ctx, nodeID)
+	if err != nil {
+		return "", err
+	}
+	if err := checkEpoch(ctx, rec); err != nil {
+		return rec.State, err
+	}
+	if rec.State == StateGone {
+		return rec.State, fmt.Errorf("node %s: %w", nodeID, ErrNodeGone)
+	}
+	return rec.State, nil
+}
+
+// persist writes n's record under the leader's fence; the caller holds
+// c.mu.
 func (c *Controller) persist(ctx context.Context, n *node) error {
 	if c.store == nil {
+		n.rec.Rev++
 		return nil
 	}
-	return c.store.PutNode(ctx, n.rec)
+	return c.store.SaveNode(ctx, c.fence, &n.rec)
 }
 
 func (c *Controller) audioVersion(ctx context.Context) string {
@@ -186,19 +294,25 @@ func (c *Controller) audioVersion(ctx context.Context) string {
 	return v
 }
 
-// view is the planner's picture of n; the caller holds c.mu.
-func (n *node) view() NodeView {
+// view is the planner's picture of n; the caller holds c.mu. A node's
+// heartbeat is taken as no older than since (when this controller became
+// leader): one that reported to nobody while no controller was up gets one
+// deadline from then before it is called silent.
+func (n *node) view(since time.Time) NodeView {
 	v := NodeView{
 		ID: n.rec.ID, State: n.rec.State, Spot: n.rec.Spot, Capacity: n.rec.Capacity,
 		LaunchedAt: n.rec.LaunchedAt, ReadyAt: n.rec.ReadyAt, DrainDeadline: n.rec.DrainDeadline,
-		LastHeartbeat: n.lastHB,
+		LastHeartbeat: n.rec.LastHeartbeat,
 	}
-	if n.seenHB {
-		v.ActiveCalls, v.Pending, v.CPU, v.Load1 = n.hb.ActiveCalls, n.hb.PendingResults, n.hb.CPU, n.hb.Load1
-		v.NodeDrain, v.SpotNotice = n.hb.Draining, n.hb.SpotNotice
-	}
-	if !n.seenHB && n.rec.State == StateDraining {
-		// Calls unknown since a restart: count as busy until it reports.
+	if !v.LastHeartbeat.IsZero() {
+		if v.LastHeartbeat.Before(since) {
+			v.LastHeartbeat = since
+		}
+		hb := n.rec.Load
+		v.ActiveCalls, v.Pending, v.CPU, v.Load1 = hb.ActiveCalls, hb.PendingResults, hb.CPU, hb.Load1
+		v.NodeDrain, v.SpotNotice = hb.Draining, hb.SpotNotice
+	} else if n.rec.State == StateDraining {
+		// Calls unknown: count as busy until it reports.
 		v.ActiveCalls = 1
 	}
 	return v

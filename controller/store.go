@@ -3,11 +3,13 @@ package controller
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/elastidial/elastidial/internal/sqldialect"
+	"github.com/elastidial/elastidial/nodeapi"
 )
 
 // Store keeps what a restarted controller must not forget: every node it
@@ -39,6 +41,14 @@ type NodeRecord struct {
 	DrainDeadline time.Time
 	DrainReason   string
 	GoneAt        time.Time // billing ends
+
+	// What the node said last, written by whichever controller took its
+	// heartbeat, so the leader plans on every node's load.
+	Epoch         int64                    // registrations so far; a node token carries the one it was issued for
+	LastHeartbeat time.Time                // zero before the first
+	Load          nodeapi.HeartbeatRequest // the last heartbeat
+	CapacityCmd   int                      // slots the leader tells the node to offer; 0 = unchanged
+	Rev           int64                    // row revision: every write must name the one it read
 }
 
 // LaunchIntent is a launch asked for and not yet recorded as done.
@@ -69,6 +79,41 @@ var schema = []string{
 		count INTEGER NOT NULL,
 		created_at BIGINT NOT NULL,
 		done INTEGER NOT NULL)`,
+	// The scaler's leadership: one row, held until expires, with a fencing
+	// token that grows by one at every change of holder.
+	`CREATE TABLE IF NOT EXISTS elastidial_leader (
+		name TEXT PRIMARY KEY,
+		holder TEXT NOT NULL,
+		token BIGINT NOT NULL,
+		expires BIGINT NOT NULL)`,
+}
+
+// nodeColumns are added to elastidial_nodes after its first release: the
+// registry moved into the database (issue 15).
+var nodeColumns = []struct{ name, def string }{
+	{"rev", "BIGINT NOT NULL DEFAULT 1"},
+	{"epoch", "BIGINT NOT NULL DEFAULT 0"},
+	{"last_hb", "BIGINT NOT NULL DEFAULT 0"},
+	{"load", "TEXT NOT NULL DEFAULT ''"},
+	{"cap_cmd", "INTEGER NOT NULL DEFAULT 0"},
+}
+
+// Errors of fenced and revisioned writes.
+var (
+	// ErrFenced: the write was made under a leadership that is no longer
+	// current; a newer leader acts on the fleet now.
+	ErrFenced = errors.New("scaler leadership lost (fenced)")
+	// ErrNodeChanged: the node's row changed since it was read (another
+	// controller took its heartbeat, or the leader moved it); read it again.
+	ErrNodeChanged = errors.New("node changed concurrently")
+)
+
+// Fence names the leadership a fleet write is made under. The zero Fence
+// is for writes any controller may make (a node's registration and
+// heartbeats); every write the scaler makes carries its own.
+type Fence struct {
+	Holder string
+	Token  int64
 }
 
 // OpenStore creates the tables if needed. driver is "sqlite" or "pgx".
@@ -81,12 +126,49 @@ func OpenStore(ctx context.Context, db *sql.DB, driver string) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("open node store: unsupported driver %q (want sqlite or pgx)", driver)
 	}
-	for _, q := range schema {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			return nil, fmt.Errorf("open node store: create tables: %w", err)
-		}
+	if err := s.migrate(ctx); err != nil {
+		return nil, fmt.Errorf("open node store: %w", err)
 	}
 	return s, nil
+}
+
+// migrate creates the tables and adds later columns, once, even with
+// several controllers starting together on one PostgreSQL.
+func (s *Store) migrate(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create tables: %w", err)
+	}
+	defer tx.Rollback()
+	if s.postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7338031)`); err != nil {
+			return fmt.Errorf("create tables: lock: %w", err)
+		}
+	}
+	for _, q := range schema {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("create tables: %w", err)
+		}
+	}
+	for _, c := range nodeColumns {
+		var have int
+		q := `SELECT COUNT(*) FROM pragma_table_info('elastidial_nodes') WHERE name = ?`
+		if s.postgres {
+			q = `SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'elastidial_nodes' AND column_name = $1`
+		}
+		if err := tx.QueryRowContext(ctx, q, c.name).Scan(&have); err != nil {
+			return fmt.Errorf("add column %s: %w", c.name, err)
+		}
+		if have == 0 {
+			if _, err := tx.ExecContext(ctx, `ALTER TABLE elastidial_nodes ADD COLUMN `+c.name+` `+c.def); err != nil {
+				return fmt.Errorf("add column %s: %w", c.name, err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create tables: %w", err)
+	}
+	return nil
 }
 
 // q rewrites ? placeholders to $n for PostgreSQL.
@@ -118,48 +200,158 @@ func b2i(b bool) int {
 	return 0
 }
 
-// PutNode inserts or replaces a node row.
+// PutNode inserts or replaces a node row whatever its revision, unfenced:
+// for tools and tests. The controllers write through SaveNode.
 func (s *Store) PutNode(ctx context.Context, n NodeRecord) error {
 	if n.ID == "" {
 		return errors.New("put node: empty id")
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_nodes
+	load, err := json.Marshal(n.Load)
+	if err != nil {
+		return fmt.Errorf("put node %s: %w", n.ID, err)
+	}
+	_, err = s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_nodes
 		(id, state, launch_token, instance_type, zone, spot, private_ip, capacity,
-		 launched_at, running_at, ready_at, drain_deadline, drain_reason, gone_at)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		 launched_at, running_at, ready_at, drain_deadline, drain_reason, gone_at, epoch, last_hb, load, cap_cmd, rev)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)
 		ON CONFLICT (id) DO UPDATE SET state=excluded.state, launch_token=excluded.launch_token,
 		 instance_type=excluded.instance_type, zone=excluded.zone, spot=excluded.spot,
 		 private_ip=excluded.private_ip, capacity=excluded.capacity, launched_at=excluded.launched_at,
 		 running_at=excluded.running_at, ready_at=excluded.ready_at, drain_deadline=excluded.drain_deadline,
-		 drain_reason=excluded.drain_reason, gone_at=excluded.gone_at`),
+		 drain_reason=excluded.drain_reason, gone_at=excluded.gone_at, epoch=excluded.epoch, last_hb=excluded.last_hb,
+		 load=excluded.load, cap_cmd=excluded.cap_cmd, rev=elastidial_nodes.rev+1`),
 		n.ID, string(n.State), n.LaunchToken, n.Type, n.Zone, b2i(n.Spot), n.PrivateIP, n.Capacity,
-		unixNano(n.LaunchedAt), unixNano(n.RunningAt), unixNano(n.ReadyAt), unixNano(n.DrainDeadline), n.DrainReason, unixNano(n.GoneAt))
+		unixNano(n.LaunchedAt), unixNano(n.RunningAt), unixNano(n.ReadyAt), unixNano(n.DrainDeadline), n.DrainReason, unixNano(n.GoneAt),
+		n.Epoch, unixNano(n.LastHeartbeat), string(load), n.CapacityCmd)
 	if err != nil {
 		return fmt.Errorf("put node %s: %w", n.ID, err)
 	}
 	return nil
 }
 
+// fenceCond is the SQL condition that holds while f is the current
+// leadership; args are its parameters.
+func fenceCond(f Fence) (string, []any) {
+	if f == (Fence{}) {
+		return "1 = 1", nil
+	}
+	return `EXISTS (SELECT 1 FROM elastidial_leader WHERE name = 'scaler' AND holder = ? AND token = ?)`, []any{f.Holder, f.Token}
+}
+
+// SaveNode writes n if its row is still at revision n.Rev (0: the row
+// must not exist yet) and, under a non-zero fence, only while that
+// leadership is current. On success n.Rev is the row's new revision. A
+// lost race is ErrNodeChanged, a lost leadership ErrFenced; neither
+// changes anything.
+func (s *Store) SaveNode(ctx context.Context, f Fence, n *NodeRecord) error {
+	if n.ID == "" {
+		return errors.New("save node: empty id")
+	}
+	load, err := json.Marshal(n.Load)
+	if err != nil {
+		return fmt.Errorf("save node %s: %w", n.ID, err)
+	}
+	cond, fargs := fenceCond(f)
+	vals := []any{string(n.State), n.LaunchToken, n.Type, n.Zone, b2i(n.Spot), n.PrivateIP, n.Capacity,
+		unixNano(n.LaunchedAt), unixNano(n.RunningAt), unixNano(n.ReadyAt), unixNano(n.DrainDeadline), n.DrainReason, unixNano(n.GoneAt),
+		n.Epoch, unixNano(n.LastHeartbeat), string(load), n.CapacityCmd}
+	var res sql.Result
+	if n.Rev == 0 {
+		args := append(append([]any{n.ID}, vals...), fargs...)
+		res, err = s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_nodes
+			(id, state, launch_token, instance_type, zone, spot, private_ip, capacity,
+			 launched_at, running_at, ready_at, drain_deadline, drain_reason, gone_at, epoch, last_hb, load, cap_cmd, rev)
+			SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER),
+			 CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT),
+			 CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS INTEGER), 1
+			WHERE `+cond+` ON CONFLICT (id) DO NOTHING`), args...)
+	} else {
+		args := append(append(vals, n.ID, n.Rev), fargs...)
+		res, err = s.db.ExecContext(ctx, s.q(`UPDATE elastidial_nodes SET state=?, launch_token=?, instance_type=?, zone=?,
+			 spot=?, private_ip=?, capacity=?, launched_at=?, running_at=?, ready_at=?, drain_deadline=?, drain_reason=?,
+			 gone_at=?, epoch=?, last_hb=?, load=?, cap_cmd=?, rev=rev+1
+			WHERE id=? AND rev=? AND `+cond), args...)
+	}
+	if err != nil {
+		return fmt.Errorf("save node %s: %w", n.ID, err)
+	}
+	if k, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("save node %s: %w", n.ID, err)
+	} else if k == 1 {
+		n.Rev++
+		return nil
+	}
+	if err := s.checkFence(ctx, f); err != nil {
+		return fmt.Errorf("save node %s: %w", n.ID, err)
+	}
+	return fmt.Errorf("save node %s at revision %d: %w", n.ID, n.Rev, ErrNodeChanged)
+}
+
+// checkFence returns ErrFenced unless f is the current leadership (the
+// zero Fence always is).
+func (s *Store) checkFence(ctx context.Context, f Fence) error {
+	if f == (Fence{}) {
+		return nil
+	}
+	var tok int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT token FROM elastidial_leader WHERE name = 'scaler' AND holder = ?`), f.Holder).Scan(&tok)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && tok != f.Token) {
+		return ErrFenced
+	}
+	if err != nil {
+		return fmt.Errorf("check leadership: %w", err)
+	}
+	return nil
+}
+
+const nodeSelect = `SELECT id, state, launch_token, instance_type, zone, spot, private_ip, capacity,
+		launched_at, running_at, ready_at, drain_deadline, drain_reason, gone_at, epoch, last_hb, load, cap_cmd, rev FROM elastidial_nodes`
+
+func scanNode(sc interface{ Scan(...any) error }) (NodeRecord, error) {
+	var n NodeRecord
+	var state, load string
+	var spot int
+	var la, ra, rd, dd, ga, hb int64
+	if err := sc.Scan(&n.ID, &state, &n.LaunchToken, &n.Type, &n.Zone, &spot, &n.PrivateIP, &n.Capacity,
+		&la, &ra, &rd, &dd, &n.DrainReason, &ga, &n.Epoch, &hb, &load, &n.CapacityCmd, &n.Rev); err != nil {
+		return n, err
+	}
+	n.State, n.Spot = NodeState(state), spot != 0
+	n.LaunchedAt, n.RunningAt, n.ReadyAt, n.DrainDeadline, n.GoneAt = fromNano(la), fromNano(ra), fromNano(rd), fromNano(dd), fromNano(ga)
+	n.LastHeartbeat = fromNano(hb)
+	if load != "" {
+		if err := json.Unmarshal([]byte(load), &n.Load); err != nil {
+			return n, fmt.Errorf("node %s: load: %w", n.ID, err)
+		}
+	}
+	return n, nil
+}
+
+// Node reads one node row; an unknown id is ErrUnknownNode.
+func (s *Store) Node(ctx context.Context, id string) (NodeRecord, error) {
+	n, err := scanNode(s.db.QueryRowContext(ctx, s.q(nodeSelect+` WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return n, fmt.Errorf("node %s: %w", id, ErrUnknownNode)
+	}
+	if err != nil {
+		return n, fmt.Errorf("read node %s: %w", id, err)
+	}
+	return n, nil
+}
+
 // Nodes lists every node row, gone ones included (the cost ledger bills them).
 func (s *Store) Nodes(ctx context.Context) ([]NodeRecord, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, state, launch_token, instance_type, zone, spot, private_ip, capacity,
-		launched_at, running_at, ready_at, drain_deadline, drain_reason, gone_at FROM elastidial_nodes ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, nodeSelect+` ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	defer rows.Close()
 	var out []NodeRecord
 	for rows.Next() {
-		var n NodeRecord
-		var state string
-		var spot int
-		var la, ra, rd, dd, ga int64
-		if err := rows.Scan(&n.ID, &state, &n.LaunchToken, &n.Type, &n.Zone, &spot, &n.PrivateIP, &n.Capacity,
-			&la, &ra, &rd, &dd, &n.DrainReason, &ga); err != nil {
+		n, err := scanNode(rows)
+		if err != nil {
 			return nil, fmt.Errorf("list nodes: %w", err)
 		}
-		n.State, n.Spot = NodeState(state), spot != 0
-		n.LaunchedAt, n.RunningAt, n.ReadyAt, n.DrainDeadline, n.GoneAt = fromNano(la), fromNano(ra), fromNano(rd), fromNano(dd), fromNano(ga)
 		out = append(out, n)
 	}
 	if err := rows.Err(); err != nil {
@@ -168,23 +360,71 @@ func (s *Store) Nodes(ctx context.Context) ([]NodeRecord, error) {
 	return out, nil
 }
 
-// AddIntent records a launch before the cloud is asked.
-func (s *Store) AddIntent(ctx context.Context, in LaunchIntent) error {
+// AddIntent records a launch before the cloud is asked, only while f is
+// the current leadership (ErrFenced otherwise).
+func (s *Store) AddIntent(ctx context.Context, f Fence, in LaunchIntent) error {
 	if in.Token == "" || in.Count <= 0 {
 		return fmt.Errorf("add launch intent: token %q count %d", in.Token, in.Count)
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_launches (token, count, created_at, done) VALUES (?,?,?,0)`),
-		in.Token, in.Count, unixNano(in.CreatedAt))
+	cond, fargs := fenceCond(f)
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_launches (token, count, created_at, done)
+		SELECT CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), 0 WHERE `+cond),
+		append([]any{in.Token, in.Count, unixNano(in.CreatedAt)}, fargs...)...)
 	if err != nil {
 		return fmt.Errorf("add launch intent %s: %w", in.Token, err)
+	}
+	if k, _ := res.RowsAffected(); k != 1 {
+		return fmt.Errorf("add launch intent %s: %w", in.Token, ErrFenced)
 	}
 	return nil
 }
 
-// FinishIntent marks a launch as recorded (or abandoned).
-func (s *Store) FinishIntent(ctx context.Context, token string) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE elastidial_launches SET done=1 WHERE token=?`), token); err != nil {
+// FinishIntent marks a launch as recorded (or abandoned), only while f is
+// the current leadership.
+func (s *Store) FinishIntent(ctx context.Context, f Fence, token string) error {
+	cond, fargs := fenceCond(f)
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE elastidial_launches SET done=1 WHERE token=? AND `+cond), append([]any{token}, fargs...)...)
+	if err != nil {
 		return fmt.Errorf("finish launch intent %s: %w", token, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		if err := s.checkFence(ctx, f); err != nil {
+			return fmt.Errorf("finish launch intent %s: %w", token, err)
+		}
+	}
+	return nil
+}
+
+// Lead takes or keeps the scaler's leadership for holder until now+ttl.
+// The holder keeps its token while it renews in time; anyone taking the
+// row over (the holder's lease expired) gets the next token, which fences
+// every write of the one before. ok is false while another holds it.
+func (s *Store) Lead(ctx context.Context, holder string, now time.Time, ttl time.Duration) (f Fence, ok bool, err error) {
+	if holder == "" {
+		return Fence{}, false, errors.New("lead: empty holder")
+	}
+	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_leader (name, holder, token, expires) VALUES ('scaler', '', 0, 0) ON CONFLICT (name) DO NOTHING`)); err != nil {
+		return Fence{}, false, fmt.Errorf("lead: %w", err)
+	}
+	var tok int64
+	err = s.db.QueryRowContext(ctx, s.q(`UPDATE elastidial_leader
+		SET token = CASE WHEN holder = ? THEN token ELSE token + 1 END, holder = ?, expires = ?
+		WHERE name = 'scaler' AND (holder = ? OR expires < ?) RETURNING token`),
+		holder, holder, now.Add(ttl).UnixNano(), holder, now.UnixNano()).Scan(&tok)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Fence{}, false, nil
+	}
+	if err != nil {
+		return Fence{}, false, fmt.Errorf("lead: %w", err)
+	}
+	return Fence{Holder: holder, Token: tok}, true, nil
+}
+
+// Resign gives the leadership up at once (a clean shutdown), so another
+// controller need not wait for it to expire.
+func (s *Store) Resign(ctx context.Context, f Fence) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE elastidial_leader SET expires = 0 WHERE name = 'scaler' AND holder = ? AND token = ?`), f.Holder, f.Token); err != nil {
+		return fmt.Errorf("resign: %w", err)
 	}
 	return nil
 }

@@ -58,21 +58,22 @@ func TestStoreContract(t *testing.T) {
 		if err := s.PutNode(ctx, NodeRecord{}); err == nil {
 			t.Error("empty id stored")
 		}
+		n.Rev = 2 // two writes
 		got, err := open().Nodes(ctx)
 		if err != nil || !reflect.DeepEqual(got, []NodeRecord{n}) {
 			t.Fatalf("nodes %+v %v, want %+v", got, err, n)
 		}
-		if err := s.AddIntent(ctx, LaunchIntent{Token: "a", Count: 2, CreatedAt: at}); err != nil {
+		if err := s.AddIntent(ctx, Fence{}, LaunchIntent{Token: "a", Count: 2, CreatedAt: at}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.AddIntent(ctx, LaunchIntent{Token: "a", Count: 2, CreatedAt: at}); err == nil {
+		if err := s.AddIntent(ctx, Fence{}, LaunchIntent{Token: "a", Count: 2, CreatedAt: at}); err == nil {
 			t.Error("duplicate intent token accepted")
 		}
-		if err := s.AddIntent(ctx, LaunchIntent{Token: "b", Count: 0}); err == nil {
+		if err := s.AddIntent(ctx, Fence{}, LaunchIntent{Token: "b", Count: 0}); err == nil {
 			t.Error("zero-count intent accepted")
 		}
-		s.AddIntent(ctx, LaunchIntent{Token: "c", Count: 1, CreatedAt: at.Add(time.Second)})
-		s.FinishIntent(ctx, "a")
+		s.AddIntent(ctx, Fence{}, LaunchIntent{Token: "c", Count: 1, CreatedAt: at.Add(time.Second)})
+		s.FinishIntent(ctx, Fence{}, "a")
 		in, err := open().OpenIntents(ctx)
 		if err != nil || len(in) != 1 || in[0].Token != "c" || !in[0].CreatedAt.Equal(at.Add(time.Second)) {
 			t.Fatalf("open intents %+v %v", in, err)
@@ -126,8 +127,9 @@ func TestRestart(t *testing.T) {
 		d.set(150)  // and the drain would come back only after the window
 		launched := cloud.launched
 
+		// The dead controller's leadership expires before c2 may act.
 		c2 := newTestController(t, cloud, d, open(), clock)
-		clock.advance(10 * time.Second)
+		clock.advance(c.cfg.LeaderTTL + time.Second)
 		for _, id := range cloud.live() {
 			c2.Heartbeat(ctx, id, readyHB(50))
 		}

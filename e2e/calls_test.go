@@ -43,6 +43,17 @@ const amdFlow = `{
   }
 }`
 
+// recordFlow greets and records what the callee says, for three seconds.
+const recordFlow = `{
+  "name": "e2e record",
+  "start": "hello",
+  "states": {
+    "hello": {"play": ["e2e/hello"], "next": "listen"},
+    "listen": {"record": {"name": "message", "max_seconds": 3}, "next": "bye"},
+    "bye": {"hangup": true}
+  }
+}`
+
 // callee is one carrier behaviour (internal/realasterisk/carrier's last two
 // digits) and what elastidial must record for it.
 type callee struct {
@@ -81,7 +92,7 @@ func TestCallPathsOnRealAsterisk(t *testing.T) {
 			path: []string{"hello", "code", "menu", "thanks", "bye"}, tags: map[string]string{"result": "confirmed"}, minTalk: 3 * time.Second},
 		{digits: "02", what: "answers and stays silent", code: "42", disposition: "answered", cause: -1,
 			path: []string{"hello", "code", "menu", "bye"}, tags: map[string]string{"result": "no_response"}, minTalk: 6 * time.Second},
-		{digits: "03", what: "hangs up mid-IVR", code: "42", disposition: "cut_off", cause: 16, retried: true},
+		{digits: "03", what: "hangs up mid-IVR", code: "42", disposition: "cut_off", cause: -1, retried: true}, // Hangup says 0; 16 was a SoftHangupRequest flag
 		{digits: "04", what: "is busy", code: "42", disposition: "busy", cause: 17, retried: true},
 		{digits: "05", what: "is congested", code: "42", disposition: "congestion", cause: 34, retried: true},
 		{digits: "06", what: "rings past the timeout", code: "42", disposition: "no_answer", cause: -1, retried: true},
@@ -96,7 +107,11 @@ func TestCallPathsOnRealAsterisk(t *testing.T) {
 		{digits: "10", what: "is a person saying hello", disposition: "answered", cause: -1,
 			path: []string{"detect", "hello", "bye"}, tags: map[string]string{"amd": "human"}},
 	}
-	campaigns := map[string][]callee{newCampaign("ivr", ivrFlow): ivr, newCampaign("amd", amdFlow): amd}
+	record := []callee{
+		{digits: "01", what: "is recorded", disposition: "answered", cause: -1, path: []string{"hello", "listen", "bye"}, minTalk: 3 * time.Second},
+	}
+	recordID := newCampaign("record", recordFlow)
+	campaigns := map[string][]callee{newCampaign("ivr", ivrFlow): ivr, newCampaign("amd", amdFlow): amd, recordID: record}
 	for id, cs := range campaigns {
 		var csv strings.Builder
 		csv.WriteString("phone,code\n")
@@ -127,6 +142,17 @@ func TestCallPathsOnRealAsterisk(t *testing.T) {
 		waitFor(t, s, 4*time.Minute, "every attempt of campaign "+id, func() bool { return len(s.results(id)) >= want(cs) })
 	}
 	time.Sleep(3 * time.Second) // a wrong extra attempt would show by now
+	// The recording was uploaded before the result, and is served.
+	rec := s.results(recordID)[0]
+	if rec.Recording == "" {
+		t.Errorf("no recording linked from the result: %+v", rec)
+	} else {
+		var wav []byte
+		s.api("GET", strings.TrimPrefix(rec.Recording, "/api/v1"), "", nil, &wav)
+		if len(wav) < 44+2*8000*2 { // at least two seconds of 8 kHz 16-bit audio
+			t.Errorf("recording of %d bytes; want about three seconds of audio", len(wav))
+		}
+	}
 	for id, cs := range campaigns {
 		byPhone := map[string][]result{}
 		for _, r := range s.results(id) {

@@ -69,8 +69,12 @@ func startWith(t testing.TB, slots int, flags ...string) *system {
 	t.Helper()
 	root := realasterisk.Root(t)
 	s := &system{t: t, dir: realasterisk.OpenDir(t, t.TempDir())}
-	sounds := filepath.Join(s.dir, "sounds")
+	sounds, recordings := filepath.Join(s.dir, "sounds"), filepath.Join(s.dir, "recordings")
 	if err := os.Mkdir(sounds, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Asterisk (its own user) writes recordings here; the agent reads them.
+	if err := os.Mkdir(recordings, 0o777); err != nil || os.Chmod(recordings, 0o777) != nil {
 		t.Fatal(err)
 	}
 	s.carrier = realasterisk.StartCarrier(t, root)
@@ -91,7 +95,7 @@ func startWith(t testing.TB, slots int, flags ...string) *system {
 		"-audio", filepath.Join(s.dir, "audio"), "-secret-file", filepath.Join(s.dir, "secret"),
 		"-cloud", "local", "-agent-path", bins.agent, "-local-dir", filepath.Join(s.dir, "nodes"),
 		"-local-ami", s.node.AMIAddr, "-local-ami-user", s.node.AMIUser, "-local-agi", s.node.AGIAddr,
-		"-local-sounds", sounds, "-max-nodes", "1", "-node-slots", strconv.Itoa(slots), "-tick", "1s",
+		"-local-sounds", sounds, "-local-recordings", recordings, "-max-nodes", "1", "-node-slots", strconv.Itoa(slots), "-tick", "1s",
 		"-scale-in-window", "2s", "-min-node-lifetime", "1s")
 	s.ctl.Args = append(s.ctl.Args, flags...)
 	s.ctl.Env = append(os.Environ(), "ELASTIDIAL_LOCAL_AMI_SECRET="+s.node.AMISecret)
@@ -201,6 +205,7 @@ type result struct {
 	Path               []string
 	Tags               map[string]string
 	Talk               time.Duration // answered to ended
+	Recording          string        // its download path, "" for none
 }
 
 func (s *system) results(campaignID string) []result {
@@ -223,6 +228,7 @@ func (s *system) results(campaignID string) []result {
 		res.Cause, _ = strconv.Atoi(r[col["cause"]])
 		json.Unmarshal([]byte(r[col["path"]]), &res.Path)
 		json.Unmarshal([]byte(r[col["tags"]]), &res.Tags)
+		res.Recording = r[col["recording"]]
 		an, _ := time.Parse(time.RFC3339, r[col["answered_at"]])
 		en, _ := time.Parse(time.RFC3339, r[col["ended_at"]])
 		if !an.IsZero() && en.After(an) {

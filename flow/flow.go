@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -494,4 +495,39 @@ func Check(doc []byte, promptExists func(name string) bool) error {
 		return err
 	}
 	return f.Validate(promptExists)
+}
+
+// CheckColumns checks the flow against a dial list's columns: every
+// contact field a state's template uses ({{account}} in say_digits,
+// say_number, a record name or a tag) must be a column, or that state would
+// say nothing (and the call end as ivr_failed) for every contact. Run it
+// when a campaign starts; the node still fails a step whose field is empty
+// for one contact.
+func (f *Flow) CheckColumns(columns []string) error {
+	have := map[string]bool{}
+	for _, c := range columns {
+		have[c] = true
+	}
+	var ps Problems
+	for _, name := range slices.Sorted(maps.Keys(f.States)) {
+		s := f.States[name]
+		uses := []struct{ what, t string }{{"say_digits", s.SayDigits}, {"say_number", s.SayNumber}}
+		if s.Record != nil {
+			uses = append(uses, struct{ what, t string }{"record name", s.Record.Name})
+		}
+		for _, k := range slices.Sorted(maps.Keys(s.Set)) {
+			uses = append(uses, struct{ what, t string }{"tag " + k, s.Set[k]})
+		}
+		for _, u := range uses {
+			for _, m := range templateRE.FindAllStringSubmatch(u.t, -1) {
+				if !have[m[1]] {
+					ps = append(ps, Problem{name, fmt.Sprintf("%s uses field %q, which the dial list has no column for", u.what, m[1])})
+				}
+			}
+		}
+	}
+	if len(ps) > 0 {
+		return ps
+	}
+	return nil
 }

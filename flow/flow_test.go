@@ -141,3 +141,23 @@ func FuzzStep(f *testing.F) {
 		Step(fl, state, Input{Kind: kind, Digits: digits}, map[string]string{"a": "1"})
 	})
 }
+
+func TestCheckColumnsNamesStateAndField(t *testing.T) {
+	f, err := Parse([]byte(`{"name": "x", "start": "say", "states": {
+		"say": {"say_digits": "{{account}}", "next": "rec"},
+		"rec": {"record": {"name": "msg-{{ id }}", "max_seconds": 5}, "next": "tag"},
+		"tag": {"set": {"who": "{{name}}"}, "next": "bye"},
+		"bye": {"hangup": true}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.CheckColumns([]string{"phone", "account", "id", "name"}); err != nil {
+		t.Errorf("all columns present: %v", err)
+	}
+	err = f.CheckColumns([]string{"phone", "id"})
+	want := `state "say": say_digits uses field "account", which the dial list has no column for; ` +
+		`state "tag": tag who uses field "name", which the dial list has no column for`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+}

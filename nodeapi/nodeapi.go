@@ -14,6 +14,12 @@
 // Times are Unix seconds in UTC (XML-RPC's dateTime.iso8601 carries no zone).
 package nodeapi
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
 // Method names served at /RPC2.
 const (
 	MethodRegister  = "node.register"
@@ -40,6 +46,7 @@ const (
 	FaultStaleLease   = 3 // lease token no longer current; the result was not recorded
 	FaultNotFound     = 4 // campaign, flow, call or manifest not found
 	FaultForbidden    = 5 // e.g. a node reporting another node's lease
+	FaultNodeGone     = 6 // the node was terminated (or is being): no more calls; register refused
 )
 
 // RegisterRequest is node.register's single param.
@@ -55,6 +62,7 @@ type RegisterRequest struct {
 // RegisterResponse answers node.register.
 type RegisterResponse struct {
 	NodeID           string `xmlrpc:"node_id"`
+	Epoch            int    `xmlrpc:"epoch"` // registrations of this node so far; the token is valid for this one only
 	Token            string `xmlrpc:"token"` // credential for every later call
 	HeartbeatSeconds int    `xmlrpc:"heartbeat_seconds"`
 	AudioVersion     string `xmlrpc:"audio_version"` // manifest version the node must hold to be ready
@@ -177,15 +185,21 @@ type Action struct {
 	MaxSeconds int      `xmlrpc:"max_seconds"` // recording or transfer limit
 }
 
-// Dispositions reported with call.result.
+// Dispositions reported with call.result. An unanswered call's
+// disposition comes from the Q.850 cause of its channel's Hangup event
+// (chan_pjsip reports OriginateResponse Reason 0 for every rejected call);
+// Reason 3 (ring timeout) is no_answer and Reason 4 answered.
 const (
-	DispAnswered   = "answered"   // answered by a person, flow ran to its end
-	DispBusy       = "busy"       // OriginateResponse Reason 5
-	DispNoAnswer   = "no_answer"  // Reason 3 (or 1)
-	DispCongestion = "congestion" // Reason 8
-	DispFailed     = "failed"     // Reason 0 and anything else
-	DispMachine    = "machine"    // answering machine detected
-	DispCutOff     = "cut_off"    // answered, but ended before the flow did (caller hung up, node lost)
+	DispAnswered      = "answered"       // answered by a person, flow ran to its end
+	DispBusy          = "busy"           // cause 17
+	DispNoAnswer      = "no_answer"      // cause 18, 19 or Reason 3 (ring timeout)
+	DispCongestion    = "congestion"     // cause 34, 38, 41, 42
+	DispFailed        = "failed"         // any other cause, or none within the wait
+	DispMachine       = "machine"        // answering machine detected
+	DispCutOff        = "cut_off"        // answered, but ended before the flow did (caller hung up, node lost)
+	DispInvalidNumber = "invalid_number" // cause 1, 3, 28: the number cannot be reached; never retried
+	DispRejected      = "rejected"       // cause 21: the callee's side declined the call
+	DispIVRFailed     = "ivr_failed"     // answered, but an IVR step failed and the flow had no failed branch
 )
 
 // ResultRequest is call.result's single param.
@@ -226,4 +240,29 @@ type AudioFile struct {
 	Size   int64  `xmlrpc:"size"`
 	SHA256 string `xmlrpc:"sha256"` // hex
 	URL    string `xmlrpc:"url"`    // short-lived signed URL to GET the bytes
+}
+
+// RecordingsPath is where a node PUTs a call's recording (a WAV), under the
+// key RecordingKey names, with its node token, before it reports the
+// call's result with Recording set to that key.
+const RecordingsPath = "/node/recordings/"
+
+// RecordingKey names a call's recording in the controller's recording
+// store. It carries a digest of the lease token: only the node that holds
+// the lease knows it, so no other node can write over the recording.
+func RecordingKey(callID, leaseToken string) string {
+	sum := sha256.Sum256([]byte(leaseToken))
+	var b strings.Builder
+	for _, r := range strings.ToLower(callID) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	id := b.String()
+	if len(id) > 60 {
+		id = id[:60]
+	}
+	return "calls/" + id + "-" + hex.EncodeToString(sum[:8]) + ".wav"
 }

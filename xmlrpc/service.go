@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -58,8 +59,17 @@ func NodeID(ctx context.Context) string {
 
 // Token returns the credential of a node: its id and an HMAC of it, so
 // that any controller with the secret can check it without state.
-func (s *Service) Token(nodeID string) string {
-	return nodeID + "." + s.mac(nodeID)
+func (s *Service) Token(nodeID string) string { return s.TokenFor(nodeID, 0) }
+
+// TokenFor returns the credential of a node's registration number epoch:
+// the id, the epoch and an HMAC of both. The registry refuses it once the
+// node has registered again (nodeapi.EpochFrom); epoch 0 is never checked.
+func (s *Service) TokenFor(nodeID string, epoch int64) string {
+	if epoch == 0 {
+		return nodeID + "." + s.mac(nodeID)
+	}
+	e := strconv.FormatInt(epoch, 10)
+	return nodeID + "." + e + "." + s.mac(nodeID+"#"+e)
 }
 
 func (s *Service) mac(nodeID string) string {
@@ -102,6 +112,25 @@ func (s *Service) checkLease(ctx context.Context, callID, token, campaignID stri
 	return nil
 }
 
+// parseToken checks a node token and returns the node and epoch it names.
+func (s *Service) parseToken(cred string) (id string, epoch int64, ok bool) {
+	i := strings.LastIndexByte(cred, '.')
+	if i <= 0 {
+		return "", 0, false
+	}
+	body, mac := cred[:i], cred[i+1:]
+	if j := strings.LastIndexByte(body, '.'); j > 0 {
+		if e, err := strconv.ParseInt(body[j+1:], 10, 64); err == nil && e > 0 &&
+			subtle.ConstantTimeCompare([]byte(mac), []byte(s.mac(body[:j]+"#"+body[j+1:]))) == 1 {
+			return body[:j], e, true
+		}
+	}
+	if subtle.ConstantTimeCompare([]byte(mac), []byte(s.mac(body))) == 1 {
+		return body, 0, true
+	}
+	return "", 0, false
+}
+
 // authorize checks the Bearer credential: the cluster secret for
 // node.register, a node token for everything else.
 func (s *Service) authorize(r *http.Request, method string) (context.Context, error) {
@@ -115,11 +144,11 @@ func (s *Service) authorize(r *http.Request, method string) (context.Context, er
 		}
 		return r.Context(), nil
 	}
-	id, mac, ok := strings.Cut(cred, ".")
-	if !ok || id == "" || subtle.ConstantTimeCompare([]byte(mac), []byte(s.mac(id))) != 1 {
+	id, epoch, ok := s.parseToken(cred)
+	if !ok {
 		return nil, faultf(nodeapi.FaultUnauthorized, "not a valid node token; register again")
 	}
-	return context.WithValue(r.Context(), nodeCtxKey{}, id), nil
+	return nodeapi.WithEpoch(context.WithValue(r.Context(), nodeCtxKey{}, id), epoch), nil
 }
 
 // Server returns the XML-RPC server with the service's methods.
@@ -158,7 +187,7 @@ func (s *Service) register(ctx context.Context, params []any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Token = s.Token(res.NodeID)
+	res.Token = s.TokenFor(res.NodeID, int64(res.Epoch))
 	return res, nil
 }
 
@@ -253,4 +282,37 @@ func (s *Service) manifest(ctx context.Context, params []any) (any, error) {
 		return nil, err
 	}
 	return s.Audio.Manifest(ctx, req.Have)
+}
+
+// RecordingStore keeps calls' recordings (storage.Recordings). An error
+// with a BadRecording method is the recording's own fault.
+type RecordingStore interface {
+	Put(ctx context.Context, key string, wav []byte) error
+}
+
+// RecordingHandler serves nodes' PUT nodeapi.RecordingsPath+key with their
+// node token. The key carries a digest of the call's lease token
+// (nodeapi.RecordingKey), which only the node holding the lease knows.
+func (s *Service) RecordingHandler(rec RecordingStore, maxBytes int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.authorize(r, ""); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		key := strings.TrimPrefix(r.URL.Path, nodeapi.RecordingsPath)
+		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
+		if err != nil {
+			http.Error(w, fmt.Sprintf("recording over %d bytes or cut short: %v", maxBytes, err), http.StatusRequestEntityTooLarge)
+			return
+		}
+		var bad interface{ BadRecording() }
+		if err := rec.Put(r.Context(), key, data); errors.As(err, &bad) {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		} else if err != nil {
+			http.Error(w, "recording store: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	})
 }

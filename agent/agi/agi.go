@@ -247,17 +247,22 @@ func (s *Session) Do(ctx context.Context, line string) (Reply, error) {
 			s.hung.Store(true)
 			continue
 		}
-		if strings.HasPrefix(l, "520-") { // multi-line usage block
+		if strings.HasPrefix(l, "520-") { // multi-line usage block; Raw keeps it whole
+			block := []string{l}
 			for {
 				l, err = s.r.ReadString('\n')
 				if err != nil {
 					return Reply{}, fmt.Errorf("agi read: %w", err)
 				}
+				l = strings.TrimRight(l, "\r\n")
+				if len(block) < 64 {
+					block = append(block, l)
+				}
 				if strings.HasPrefix(l, "520 ") {
 					break
 				}
 			}
-			return Reply{Code: 520, Raw: l}, ErrUsage
+			return Reply{Code: 520, Raw: strings.Join(block, "\n")}, ErrUsage
 		}
 		rep, err := ParseReply(l)
 		if err != nil {

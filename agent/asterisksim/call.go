@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -158,7 +159,9 @@ func (c *call) run(ctx context.Context, actionID string, timeout time.Duration) 
 	s.broadcast("call", ami.M("Event", "Newchannel", "Channel", c.channel, "ChannelState", "0", "ChannelStateDesc", "Down", "CallerIDNum", c.number, "CallerIDName", "<unknown>", "Exten", "s", "Context", "elastidial-outbound", "Priority", "1", "Uniqueid", c.uniqueid, "Linkedid", c.uniqueid))
 	outcome := c.callee.Outcome
 	wait := c.callee.Ring
-	if outcome == NoAnswer || wait > timeout {
+	if outcome.rings() {
+		wait = timeout
+	} else if wait > timeout {
 		outcome, wait = NoAnswer, timeout
 	}
 	select {
@@ -183,10 +186,25 @@ func (c *call) run(ctx context.Context, actionID string, timeout time.Duration) 
 		s.broadcast("call", ami.M("Event", "Hangup", "Channel", c.channel, "Uniqueid", c.uniqueid, "Linkedid", c.uniqueid, "CallerIDNum", c.number, "Cause", strconv.Itoa(cause), "Cause-txt", txt))
 	}
 	if outcome != Answer {
-		// The dialled channel is torn down before the originate thread
-		// reports its failure.
-		hangupEvent(outcome)
-		resp(outcome)
+		// chan_pjsip queues the hang-up with the SIP response's cause
+		// (HangupRequest); the originate thread then hangs the channel up
+		// and reports Reason 0 (3 after a ring timeout). The Hangup and
+		// the OriginateResponse reach AMI by different paths: either may
+		// come first.
+		tearDown := func() {
+			if !outcome.rings() {
+				cause, _ := outcome.cause()
+				s.broadcast("call", ami.M("Event", "HangupRequest", "Channel", c.channel, "Uniqueid", c.uniqueid, "Linkedid", c.uniqueid, "Cause", strconv.Itoa(cause)))
+			}
+			hangupEvent(outcome)
+		}
+		if c.callee.Order == ResponseFirst {
+			resp(outcome)
+			tearDown()
+		} else {
+			tearDown()
+			resp(outcome)
+		}
 		return false
 	}
 	c.mu.Lock()
@@ -284,13 +302,15 @@ func (c *call) agi(ctx context.Context) {
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
+			// res_agi writes HANGUP once more as the script ends.
+			send("HANGUP")
 			return
 		}
 		line = strings.TrimRight(line, "\r\n")
 		st.Lock()
 		st.busy = true
 		st.Unlock()
-		rep := "520 Invalid command syntax.  Proper usage not available."
+		rep := usageNone
 		if len(line) <= 8192 {
 			rep = c.exec(ctx, line)
 		}
@@ -318,7 +338,7 @@ const dead511 = "511 Command Not Permitted on a dead channel or intercept routin
 func (c *call) exec(ctx context.Context, line string) string {
 	args, err := agi.ParseArgs(line)
 	if err != nil || len(args) == 0 {
-		return "520 Invalid command syntax.  Proper usage not available."
+		return usageNone
 	}
 	verb := strings.ToUpper(args[0])
 	if len(args) > 1 {
@@ -338,7 +358,7 @@ func (c *call) exec(ctx context.Context, line string) string {
 	if c.dead() && !deadSafe[verb] {
 		return dead511
 	}
-	usage := "520 Invalid command syntax.  Proper usage not available."
+	usage := usageBlock(verb)
 	prompt := c.sim.Model.PromptTime
 	switch verb {
 	case "NOOP":
@@ -369,6 +389,11 @@ func (c *call) exec(ctx context.Context, line string) string {
 		}
 		return "200 result=1 (" + v + ")"
 	case "HANGUP":
+		// ast_softhangup(AST_SOFTHANGUP_EXPLICIT) publishes
+		// SoftHangupRequest whose Cause is that flag, 32, not Q.850.
+		if !c.dead() {
+			c.sim.broadcast("call", ami.M("Event", "SoftHangupRequest", "Channel", c.channel, "Uniqueid", c.uniqueid, "Linkedid", c.uniqueid, "Cause", "32"))
+		}
 		c.hangup()
 		return "200 result=1"
 	case "STREAM FILE":
@@ -383,13 +408,10 @@ func (c *call) exec(ctx context.Context, line string) string {
 		}
 		return fmt.Sprintf("200 result=0 endpos=%d", samples(prompt))
 	case "SAY DIGITS", "SAY NUMBER":
-		if len(args) < 2 {
+		// handle_saydigits: argc must be 4 and sscanf(argv[2], "%30d")
+		// must read a number, so SAY DIGITS "" gets the usage block.
+		if len(args) < 2 || verb == "SAY DIGITS" && len(args) != 2 || len(args) > 3 || !leadingInt(args[0]) {
 			return usage
-		}
-		if _, err := strconv.ParseInt(args[0], 10, 64); err != nil {
-			if verb == "SAY NUMBER" {
-				return usage
-			}
 		}
 		if !c.play(ctx, prompt) {
 			return "200 result=-1"
@@ -433,8 +455,19 @@ func (c *call) exec(ctx context.Context, line string) string {
 		if len(args) < 4 {
 			return usage
 		}
+		path, ok := c.sim.recordPath(args[0], args[1])
+		if !ok {
+			// ast_writefile cannot create the file: no folder, or not
+			// writable by Asterisk's user.
+			return "200 result=-1 (writefile)"
+		}
 		if !c.play(ctx, prompt) {
 			return fmt.Sprintf("200 result=-1 (hangup) endpos=%d", samples(prompt/2))
+		}
+		if path != "" {
+			if err := os.WriteFile(path, []byte("RIFF"), 0o644); err != nil {
+				return "200 result=-1 (writefile)"
+			}
 		}
 		return fmt.Sprintf("200 result=0 (timeout) endpos=%d", samples(prompt))
 	case "EXEC":
@@ -442,6 +475,10 @@ func (c *call) exec(ctx context.Context, line string) string {
 			return usage
 		}
 		app := strings.ToLower(args[0])
+		if !c.sim.loaded(app) {
+			// pbx_findapp fails: res_agi answers -2.
+			return "200 result=-2"
+		}
 		switch app {
 		case "dial":
 			if c.dead() {
@@ -464,22 +501,29 @@ func (c *call) exec(ctx context.Context, line string) string {
 			}
 			return "200 result=0"
 		case "amd":
-			status := "HUMAN"
-			if c.callee.Machine {
+			status := c.callee.AMDStatus
+			switch {
+			case status != "":
+			case c.callee.Machine:
 				status = "MACHINE"
+			default:
+				status = "HUMAN"
+			}
+			if status == "HANGUP" {
+				c.hangup() // the callee leaves while AMD listens
+			}
+			// amd_exec always returns 0: a hang-up during detection shows
+			// only as AMDSTATUS=HANGUP (and the HANGUP line).
+			if !c.play(ctx, prompt/2) {
+				status = "HANGUP"
 			}
 			c.mu.Lock()
 			c.vars["AMDSTATUS"] = status
 			c.vars["AMDCAUSE"] = "INITIALSILENCE-2500-2500"
 			c.mu.Unlock()
-			if !c.play(ctx, prompt/2) {
-				return "200 result=-1"
-			}
-			return "200 result=0"
-		case "playback", "wait", "noop", "set":
 			return "200 result=0"
 		}
-		return "200 result=-2"
+		return "200 result=0"
 	}
 	return "510 Invalid or unknown command"
 }
@@ -498,3 +542,36 @@ func (c *call) play(ctx context.Context, d time.Duration) bool {
 
 // samples at 8 kHz, as endpos counts them.
 func samples(d time.Duration) int64 { return int64(d.Seconds() * 8000) }
+
+// usageNone is res_agi's reply to a command with no usage text.
+const usageNone = "520 Invalid command syntax.  Proper usage not available."
+
+// usages are the usage texts res_agi sends (from its XML documentation)
+// when a command's arguments are wrong.
+var usages = map[string]string{
+	"STREAM FILE":    " Usage: STREAM FILE <filename> <escape_digits> [sample offset]\n Send the given file, allowing playback to be interrupted by the given digits, if any.",
+	"GET DATA":       " Usage: GET DATA <file to be streamed> [timeout] [maxdigits]\n Stream the given file, and receive DTMF data.",
+	"SAY DIGITS":     " Usage: SAY DIGITS <number> <escape_digits>\n Say a given digit string, returning early if any of the given DTMF digits\n are received on the channel. Returns 0 if playback completes\n without a digit being pressed, or the ASCII numerical value of the digit if one\n was pressed or -1 on error/hangup.",
+	"SAY NUMBER":     " Usage: SAY NUMBER <number> <escape_digits> [gender]\n Say a given number, returning early if any of the given DTMF digits are received on the channel.",
+	"RECORD FILE":    " Usage: RECORD FILE <filename> <format> <escape_digits> <timeout> [offset samples] [BEEP] [s=silence]\n Record to a file until a given dtmf digit in the sequence is received.",
+	"SET VARIABLE":   " Usage: SET VARIABLE <variablename> <value>\n Sets a variable to the current channel.",
+	"GET VARIABLE":   " Usage: GET VARIABLE <variablename>\n Returns 0 if variablename is not set.",
+	"EXEC":           " Usage: EXEC <application> <options>\n Executes application with given options.",
+	"CHANNEL STATUS": " Usage: CHANNEL STATUS [channelname]\n Returns the status of the specified channel.",
+}
+
+// usageBlock is the multi-line 520 reply for verb's bad arguments.
+func usageBlock(verb string) string {
+	u, ok := usages[verb]
+	if !ok {
+		return usageNone
+	}
+	return "520-Invalid command syntax.  Proper usage follows:\n" + u + "\n520 End of proper usage."
+}
+
+// leadingInt reports whether sscanf("%d") would read a number from s.
+func leadingInt(s string) bool {
+	s = strings.TrimLeft(s, " \t")
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "-"), "+")
+	return s != "" && s[0] >= '0' && s[0] <= '9'
+}

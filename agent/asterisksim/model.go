@@ -15,31 +15,36 @@ import (
 )
 
 // Outcome of an origination attempt, with the OriginateResponse Reason and
-// the Q.850 cause Asterisk reports for it.
+// the Q.850 cause a real Asterisk 22 with chan_pjsip reports for it: Reason
+// 0 for every call the carrier rejects (the outcome is only in the Hangup
+// cause), 3 for a ring timeout, 4 for an answer.
 type Outcome int
 
-// Outcomes.
+// Outcomes, with the SIP response the carrier sends.
 const (
-	Answer Outcome = iota + 1
-	Busy
-	NoAnswer
-	Congestion
-	Failed
+	Answer      Outcome = iota + 1
+	Busy                // 486 → cause 17
+	NoAnswer            // 180 Ringing until the Originate Timeout → Reason 3, cause 19
+	Congestion          // 503 → cause 34
+	Failed              // another 4xx (400) → cause 127
+	Unallocated         // 404 → cause 1
+	Rejected            // 603 Decline → cause 21
+	Unavailable         // 480 → cause 19, Reason 0
+	EarlyMedia          // 183 with media until the Timeout → Reason 3, no cause set
 )
 
 func (o Outcome) reason() int {
 	switch o {
 	case Answer:
 		return 4
-	case Busy:
-		return 5
-	case NoAnswer:
+	case NoAnswer, EarlyMedia:
 		return 3
-	case Congestion:
-		return 8
 	}
 	return 0
 }
+
+// rings reports whether the call rings until the Originate Timeout.
+func (o Outcome) rings() bool { return o == NoAnswer || o == EarlyMedia }
 
 func (o Outcome) cause() (int, string) {
 	switch o {
@@ -47,13 +52,33 @@ func (o Outcome) cause() (int, string) {
 		return 16, "Normal Clearing"
 	case Busy:
 		return 17, "User busy"
-	case NoAnswer:
+	case NoAnswer, Unavailable:
 		return 19, "No answer"
 	case Congestion:
 		return 34, "Circuit/channel congestion"
+	case Unallocated:
+		return 1, "Unallocated (unassigned) number"
+	case Rejected:
+		return 21, "Call Rejected"
+	case EarlyMedia:
+		// __ast_request_and_dial sets NO_ANSWER only when the last
+		// control frame was RINGING; after 183 the cause stays unset.
+		return 0, "Unknown"
 	}
-	return 1, "Unallocated (unassigned) number"
+	return 127, "Interworking, unspecified"
 }
+
+// Order is the order of the OriginateResponse and the Hangup events of an
+// unanswered call: they travel different paths inside Asterisk, so an AMI
+// client sees either first.
+type Order int
+
+// Orders. OrderRandom (the zero value) draws one from the model's seed.
+const (
+	OrderRandom Order = iota
+	HangupFirst
+	ResponseFirst
+)
 
 // Callee is the behaviour of one called party.
 type Callee struct {
@@ -67,6 +92,11 @@ type Callee struct {
 	HangupAfter time.Duration
 	// TransferAnswered: a Dial from the IVR is answered.
 	TransferAnswered bool
+	// AMDStatus is what AMD sets AMDSTATUS to (MACHINE, HUMAN, NOTSURE,
+	// HANGUP); "" means MACHINE when Machine is set, else HUMAN.
+	AMDStatus string
+	// Order of the OriginateResponse and Hangup events when unanswered.
+	Order Order
 }
 
 // Model draws callees. Rates are probabilities; whatever Answer, Busy,
@@ -118,13 +148,18 @@ func (m *Model) defaults() {
 // Draw returns the callee for a number on a given attempt. The same seed,
 // number and attempt always give the same callee.
 func (m *Model) Draw(number string, attempt int) Callee {
-	if c, ok := m.Callees[number]; ok {
-		return c
-	}
 	h := fnv.New64a()
 	h.Write([]byte(number))
 	r := rand.New(rand.NewPCG(m.Seed, h.Sum64()+uint64(attempt)))
-	c := Callee{Ring: between(r, m.RingMin, m.RingMax)}
+	// A stream of its own, so adding the order changed no other draw.
+	order := HangupFirst + Order(rand.New(rand.NewPCG(^m.Seed, h.Sum64()+uint64(attempt))).IntN(2))
+	if c, ok := m.Callees[number]; ok {
+		if c.Order == OrderRandom {
+			c.Order = order
+		}
+		return c
+	}
+	c := Callee{Ring: between(r, m.RingMin, m.RingMax), Order: order}
 	x := r.Float64()
 	switch {
 	case x < m.Answer:

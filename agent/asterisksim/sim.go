@@ -33,6 +33,15 @@ type Sim struct {
 	Campaign string
 	// NoTiming makes "module show like timing" list no timing module.
 	NoTiming bool
+	// Apps are the dialplan applications loaded, case-insensitive; EXEC of
+	// any other answers -2, as pbx_findapp fails. nil means DefaultApps,
+	// which lacks AMD: app_amd declines to load without amd.conf.
+	Apps []string
+	// OtherUser makes file access follow Asterisk running as its own user
+	// (runuser), not the agent's: a prompt must be readable by others and a
+	// recording folder writable by others, or STREAM FILE answers
+	// "result=-1 endpos=0" and RECORD FILE "result=-1 (writefile)".
+	OtherUser bool
 	// NoPJSIP leaves PJSIP out of "core show channeltypes", as when
 	// chan_pjsip declined to load.
 	NoPJSIP bool
@@ -351,17 +360,81 @@ func (s *Sim) soundExists(name string) bool {
 	if strings.Contains(name, "..") {
 		return false
 	}
-	base := filepath.Join(s.Sounds, name)
+	base, root := filepath.Join(s.Sounds, name), s.Sounds
 	if rest, ok := strings.CutPrefix(name, "elastidial/"); ok && s.Campaign != "" {
-		base = filepath.Join(s.Campaign, rest)
+		base, root = filepath.Join(s.Campaign, rest), s.Campaign
 	} else if s.Sounds == "" {
 		return true
 	}
 	matches, _ := filepath.Glob(base + ".*")
 	for _, m := range matches {
-		if st, err := os.Stat(m); err == nil && st.Mode().IsRegular() {
+		st, err := os.Stat(m)
+		if err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		if s.OtherUser && !otherCanRead(root, m, st) {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// DefaultApps are the applications a node's Asterisk loads without
+// amd.conf: app_dial, app_playback, app_waitforsilence and the built-ins.
+var DefaultApps = []string{"Dial", "Playback", "WaitForSilence", "Wait", "NoOp", "Set", "Answer", "Hangup"}
+
+// loaded reports whether app (lower case) is a loaded application.
+func (s *Sim) loaded(app string) bool {
+	apps := s.Apps
+	if apps == nil {
+		apps = DefaultApps
+	}
+	for _, a := range apps {
+		if strings.EqualFold(a, app) {
 			return true
 		}
 	}
 	return false
+}
+
+// recordPath is where RECORD FILE name writes format, as ast_writefile
+// builds it: relative names under the sounds folder. ok is false when the
+// file cannot be created (no folder, or not writable by Asterisk's user);
+// path is "" when no Sounds folder is set and every write succeeds.
+func (s *Sim) recordPath(name, format string) (path string, ok bool) {
+	if strings.Contains(name, "..") {
+		return "", false
+	}
+	if s.Sounds == "" && !filepath.IsAbs(name) {
+		return "", true
+	}
+	p := name
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(s.Sounds, name)
+	}
+	st, err := os.Stat(filepath.Dir(p))
+	if err != nil || !st.IsDir() {
+		return "", false
+	}
+	if s.OtherUser && st.Mode().Perm()&0o003 != 0o003 {
+		return "", false
+	}
+	return p + "." + format, true
+}
+
+// otherCanRead reports whether a user other than the file's owner (and not
+// in its group) may read the file at p: read on it, search on every folder
+// from root (the sounds folder, assumed reachable) down to it.
+func otherCanRead(root, p string, st os.FileInfo) bool {
+	if st.Mode().Perm()&0o004 == 0 {
+		return false
+	}
+	root = filepath.Clean(root)
+	for d := filepath.Dir(p); len(d) > len(root) && strings.HasPrefix(d, root); d = filepath.Dir(d) {
+		if ds, err := os.Stat(d); err != nil || ds.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -113,6 +113,10 @@ func TestAGIRepliesLikeAsterisk(t *testing.T) {
 		`EXEC "NoSuchApp" ""`,
 		`FROB`,
 		`STREAM FILE`,
+		`SAY DIGITS "" ""`,
+		`EXEC "AMD" ""`,
+		`RECORD FILE "nofolder/msg" "wav" "#" "1000"`,
+		`RECORD FILE "elastidial/msg" "wav" "#" "1000"`,
 		`HANGUP`,
 		`STREAM FILE "elastidial/hello" ""`,
 		`GET VARIABLE "FOO"`,
@@ -151,7 +155,11 @@ func TestAGIRepliesLikeAsterisk(t *testing.T) {
 		"200 result=0",
 		"200 result=-2",
 		"510 Invalid or unknown command",
-		"520 Invalid command syntax.  Proper usage not available.",
+		"520-Invalid command syntax.  Proper usage follows:\n Usage: STREAM FILE <filename> <escape_digits> [sample offset]\n Send the given file, allowing playback to be interrupted by the given digits, if any.\n520 End of proper usage.",
+		"520-Invalid command syntax.  Proper usage follows:\n Usage: SAY DIGITS <number> <escape_digits>\n Say a given digit string, returning early if any of the given DTMF digits\n are received on the channel. Returns 0 if playback completes\n without a digit being pressed, or the ASCII numerical value of the digit if one\n was pressed or -1 on error/hangup.\n520 End of proper usage.",
+		"200 result=-2", // app_amd not loaded: no amd.conf
+		"200 result=-1 (writefile)",
+		"200 result=0 (timeout) endpos=240",
 		"200 result=1",
 		"511 Command Not Permitted on a dead channel or intercept routine",
 		`200 result=1 (a "b")`,
@@ -176,8 +184,8 @@ func TestAGIRepliesLikeAsterisk(t *testing.T) {
 	if envSeen["network_script"] != "ivr?call_id=call-1" || envSeen["uniqueid"] != "call-1" {
 		t.Errorf("environment: %v", envSeen)
 	}
-	waitFor(t, "hangup event", func() bool { return len(e.eventNames("call-1")) >= 4 })
-	if got := strings.Join(e.eventNames("call-1"), " "); got != "Newchannel: Newstate: OriginateResponse:4 Hangup:16" {
+	waitFor(t, "hangup event", func() bool { return len(e.eventNames("call-1")) >= 5 })
+	if got := strings.Join(e.eventNames("call-1"), " "); got != "Newchannel: Newstate: OriginateResponse:4 SoftHangupRequest:32 Hangup:16" {
 		t.Errorf("events: %s", got)
 	}
 }
@@ -209,19 +217,38 @@ func TestCalleeHangsUpDuringPrompt(t *testing.T) {
 }
 
 func TestOutcomesAndEventsOff(t *testing.T) {
+	// As a real Asterisk 22 with chan_pjsip: Reason 0 for every rejected
+	// call, the outcome in the HangupRequest/Hangup cause, in either order
+	// with the OriginateResponse; Reason 3 for a ring timeout.
+	hf, rf := asterisksim.HangupFirst, asterisksim.ResponseFirst
 	e := start(t, map[string]asterisksim.Callee{
-		"+301": {Outcome: asterisksim.Busy},
-		"+302": {Outcome: asterisksim.NoAnswer},
-		"+303": {Outcome: asterisksim.Congestion},
-		"+304": {Outcome: asterisksim.Failed},
+		"+301": {Outcome: asterisksim.Busy, Order: hf},
+		"+302": {Outcome: asterisksim.NoAnswer, Order: hf},
+		"+303": {Outcome: asterisksim.Congestion, Order: rf},
+		"+304": {Outcome: asterisksim.Failed, Order: hf},
+		"+305": {Outcome: asterisksim.Unallocated, Order: rf},
+		"+306": {Outcome: asterisksim.Rejected, Order: hf},
+		"+307": {Outcome: asterisksim.EarlyMedia, Order: hf},
+		"+308": {Outcome: asterisksim.Busy, Order: rf},
+		"+309": {Outcome: asterisksim.Unavailable, Order: rf},
 	}, func(ctx context.Context, s *agi.Session) {})
-	for _, n := range []string{"+301", "+302", "+303", "+304"} {
-		e.originate(t, "u"+n, n)
+	want := map[string]string{
+		"u+301": "Newchannel: HangupRequest:17 Hangup:17 OriginateResponse:0",
+		"u+302": "Newchannel: Hangup:19 OriginateResponse:3",
+		"u+303": "Newchannel: OriginateResponse:0 HangupRequest:34 Hangup:34",
+		"u+304": "Newchannel: HangupRequest:127 Hangup:127 OriginateResponse:0",
+		"u+305": "Newchannel: OriginateResponse:0 HangupRequest:1 Hangup:1",
+		"u+306": "Newchannel: HangupRequest:21 Hangup:21 OriginateResponse:0",
+		"u+307": "Newchannel: Hangup:0 OriginateResponse:3",
+		"u+308": "Newchannel: OriginateResponse:0 HangupRequest:17 Hangup:17",
+		"u+309": "Newchannel: OriginateResponse:0 HangupRequest:19 Hangup:19",
 	}
-	want := map[string]string{"u+301": "Newchannel: Hangup:17 OriginateResponse:5", "u+302": "Newchannel: Hangup:19 OriginateResponse:3",
-		"u+303": "Newchannel: Hangup:34 OriginateResponse:8", "u+304": "Newchannel: Hangup:1 OriginateResponse:0"}
+	for id := range want {
+		e.originate(t, id, id[1:])
+	}
 	for id, w := range want {
-		waitFor(t, id, func() bool { return len(e.eventNames(id)) == 3 })
+		n := len(strings.Fields(w))
+		waitFor(t, id, func() bool { return len(e.eventNames(id)) == n })
 		if got := strings.Join(e.eventNames(id), " "); got != w {
 			t.Errorf("%s: %s, want %s", id, got, w)
 		}
@@ -275,5 +302,21 @@ func TestSlowReaderLosesSession(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+func TestEventOrderDrawnFromSeed(t *testing.T) {
+	seen := map[asterisksim.Order]int{}
+	for seed := range uint64(40) {
+		m := asterisksim.Model{Seed: seed, Callees: map[string]asterisksim.Callee{"+1": {Outcome: asterisksim.Busy}}}
+		a, b := m.Draw("+1", 1), m.Draw("+1", 1)
+		if a.Order != b.Order {
+			t.Fatalf("seed %d: order not reproducible", seed)
+		}
+		seen[a.Order]++
+		seen[m.Draw("+2", 1).Order]++
+	}
+	if seen[asterisksim.HangupFirst] < 10 || seen[asterisksim.ResponseFirst] < 10 || seen[asterisksim.OrderRandom] != 0 {
+		t.Errorf("orders drawn: %v", seen)
 	}
 }

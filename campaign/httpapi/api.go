@@ -477,6 +477,14 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request) {
 	jsonhttp.Write(w, http.StatusOK, st)
 }
 
+// recordingURL is where the API serves a recording, "" for none.
+func recordingURL(key string) string {
+	if key == "" {
+		return ""
+	}
+	return "/api/v1/recordings/" + key
+}
+
 func (a *API) results(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if _, err := a.Store.Campaign(r.Context(), id); err != nil {
@@ -486,7 +494,7 @@ func (a *API) results(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", id+"-results.csv"))
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"phone", "attempt", "call_id", "state", "disposition", "cause", "started_at", "answered_at", "ended_at", "path", "tags", "fields"})
+	cw.Write([]string{"phone", "attempt", "call_id", "state", "disposition", "cause", "started_at", "answered_at", "ended_at", "path", "tags", "fields", "recording"})
 	ts := func(t time.Time) string {
 		if t.IsZero() {
 			return ""
@@ -494,7 +502,7 @@ func (a *API) results(w http.ResponseWriter, r *http.Request) {
 		return t.Format(time.RFC3339)
 	}
 	err := a.Store.Results(r.Context(), id, func(row sqlstore.ResultRow) error {
-		return cw.Write([]string{row.Phone, fmt.Sprint(row.Attempt), row.CallID, row.State, row.Disposition, fmt.Sprint(row.Cause), ts(row.StartedAt), ts(row.AnsweredAt), ts(row.EndedAt), row.Path, row.Tags, row.Fields})
+		return cw.Write([]string{row.Phone, fmt.Sprint(row.Attempt), row.CallID, row.State, row.Disposition, fmt.Sprint(row.Cause), ts(row.StartedAt), ts(row.AnsweredAt), ts(row.EndedAt), row.Path, row.Tags, row.Fields, recordingURL(row.Recording)})
 	})
 	cw.Flush()
 	if err != nil && a.Log != nil {

@@ -15,7 +15,7 @@ func (s *Store) Stats(ctx context.Context, id string) (campaign.Stats, error) {
 	if _, err := s.Campaign(ctx, id); err != nil {
 		return st, err
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT state, COUNT(*) FROM contacts WHERE campaign_id = ? GROUP BY state`), id)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT state, COUNT(*) FROM contacts WHERE campaign_id = ? AND state <> 'staged' GROUP BY state`), id)
 	if err != nil {
 		return st, fmt.Errorf("stats: %w", err)
 	}
@@ -189,6 +189,7 @@ type ResultRow struct {
 	Path        string // JSON array
 	Tags        string // JSON object
 	Fields      string // JSON object of the contact's columns
+	Recording   string // key in the recording store, "" for none
 }
 
 // Results streams every attempt of a campaign in order.
@@ -196,7 +197,7 @@ func (s *Store) Results(ctx context.Context, id string, fn func(ResultRow) error
 	if _, err := s.Campaign(ctx, id); err != nil {
 		return err
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT c.phone, a.attempt, a.call_id, a.state, a.disposition, a.cause, a.started_at, a.answered_at, a.ended_at, a.path, a.tags, c.fields
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT c.phone, a.attempt, a.call_id, a.state, a.disposition, a.cause, a.started_at, a.answered_at, a.ended_at, a.path, a.tags, c.fields, a.recording
 		FROM attempts a JOIN contacts c ON c.id = a.contact_id WHERE a.campaign_id = ? ORDER BY a.started_at, a.call_id`), id)
 	if err != nil {
 		return fmt.Errorf("results: %w", err)
@@ -205,7 +206,7 @@ func (s *Store) Results(ctx context.Context, id string, fn func(ResultRow) error
 	for rows.Next() {
 		var r ResultRow
 		var st, an, en int64
-		if err := rows.Scan(&r.Phone, &r.Attempt, &r.CallID, &r.State, &r.Disposition, &r.Cause, &st, &an, &en, &r.Path, &r.Tags, &r.Fields); err != nil {
+		if err := rows.Scan(&r.Phone, &r.Attempt, &r.CallID, &r.State, &r.Disposition, &r.Cause, &st, &an, &en, &r.Path, &r.Tags, &r.Fields, &r.Recording); err != nil {
 			return fmt.Errorf("results: %w", err)
 		}
 		r.StartedAt, r.AnsweredAt, r.EndedAt = fromMS(st), fromMS(an), fromMS(en)

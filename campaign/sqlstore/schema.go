@@ -75,6 +75,12 @@ var migrations = []struct {
 	// revision counts a campaign's updates: caches of its dialing
 	// configuration key on it, so an update is seen at once.
 	{sqlite: `ALTER TABLE campaigns ADD COLUMN revision BIGINT NOT NULL DEFAULT 0`},
+	// A node's heartbeat renews its leases, and an ended node's leases are
+	// released, by lease_node.
+	{sqlite: `CREATE INDEX contacts_lease_node ON contacts (lease_node) WHERE state = 'leased'`},
+	// An import's rows are staged while its upload is read, then
+	// published by import id (import.go).
+	{sqlite: `CREATE INDEX contacts_staged ON contacts (import_id) WHERE state = 'staged'`},
 	// API token roles: tokens made before roles existed keep full power.
 	{sqlite: `ALTER TABLE api_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'`},
 	{sqlite: `ALTER TABLE api_tokens ADD COLUMN campaigns TEXT NOT NULL DEFAULT ''`},

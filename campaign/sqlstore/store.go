@@ -86,6 +86,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		s.db.Close()
 		return nil, err
 	}
+	if err := s.recoverImports(ctx, time.Now()); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
 	return s, nil
 }
 
@@ -502,39 +506,46 @@ type ImportResult struct {
 // stay retrievable with Rejections.
 const MaxRejectionsShown = 100
 
-// ImportContacts imports a dial list into a campaign in one transaction:
-// either every accepted row is stored, with every rejection, or nothing is.
+// ImportContacts imports a dial list into a campaign as one unit: either
+// every accepted row becomes callable, with every rejection recorded, or
+// nothing does. The list is staged while it is read, in short
+// transactions of one batch each, so leasing and results never wait for
+// an upload (see import.go); it is published at the end.
 func (s *Store) ImportContacts(ctx context.Context, campaignID string, r io.Reader, opt importer.Options, now time.Time) (ImportResult, error) {
 	res := ImportResult{ID: "i_" + randomID(6)}
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := s.campaignTx(ctx, tx, campaignID); err != nil {
-			return err
-		}
-		sink := &importSink{s: s, tx: tx, campaign: campaignID, importID: res.ID, now: now, res: &res, zones: map[string]int64{}}
-		rep, err := importer.Import(ctx, r, opt, sink)
-		if err != nil {
-			return err
-		}
-		if err := sink.flushRejections(ctx); err != nil {
-			return err
-		}
-		res.Report = rep
-		doc, _ := json.Marshal(rep)
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO imports (id, campaign_id, created_at, report) VALUES (?, ?, ?, ?)`), res.ID, campaignID, ms(now), string(doc))
-		if err != nil {
-			return fmt.Errorf("record import: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
+	if _, err := s.Campaign(ctx, campaignID); err != nil {
 		return ImportResult{}, err
 	}
-	return res, s.loadZones(ctx)
+	sink := &importSink{s: s, campaign: campaignID, importID: res.ID, now: now, res: &res, zones: map[string]int64{}}
+	rep, err := importer.Import(ctx, r, opt, sink)
+	if err == nil {
+		err = sink.flushRejections(ctx)
+	}
+	if err != nil {
+		dctx := context.WithoutCancel(ctx)
+		if derr := retry(dctx, func() error { return s.discardImport(dctx, res.ID) }); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return ImportResult{}, err
+	}
+	res.Report = rep
+	if err := s.loadZones(ctx); err != nil {
+		return ImportResult{}, err
+	}
+	if err := s.publishImport(ctx, campaignID, res.ID, rep, now); err != nil {
+		// Not recorded: discard. Recorded: Open finishes the publication.
+		dctx := context.WithoutCancel(ctx)
+		var one int
+		if s.db.QueryRowContext(dctx, s.q(`SELECT 1 FROM imports WHERE id = ?`), res.ID).Scan(&one) != nil {
+			err = errors.Join(err, retry(dctx, func() error { return s.discardImport(dctx, res.ID) }))
+		}
+		return ImportResult{}, err
+	}
+	return res, nil
 }
 
 type importSink struct {
 	s        *Store
-	tx       *sql.Tx
 	campaign string
 	importID string
 	now      time.Time
@@ -550,7 +561,7 @@ func (k *importSink) Exclude(ctx context.Context, phones []string) (map[string]s
 	for _, p := range phones {
 		args = append(args, p)
 	}
-	rows, err := k.tx.QueryContext(ctx, k.s.q(`SELECT phone, import_id, line FROM contacts WHERE campaign_id = ? AND phone IN (`+placeholders(len(phones))+`)`), args...)
+	rows, err := k.s.db.QueryContext(ctx, k.s.q(`SELECT phone, import_id, line FROM contacts WHERE campaign_id = ? AND phone IN (`+placeholders(len(phones))+`)`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("dedupe: %w", err)
 	}
@@ -571,7 +582,7 @@ func (k *importSink) Exclude(ctx context.Context, phones []string) (map[string]s
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("dedupe: %w", err)
 	}
-	rows, err = k.tx.QueryContext(ctx, k.s.q(`SELECT phone FROM dnc WHERE phone IN (`+placeholders(len(phones))+`)`), args[1:]...)
+	rows, err = k.s.db.QueryContext(ctx, k.s.q(`SELECT phone FROM dnc WHERE phone IN (`+placeholders(len(phones))+`)`), args[1:]...)
 	if err != nil {
 		return nil, fmt.Errorf("scrub: %w", err)
 	}
@@ -586,7 +597,12 @@ func (k *importSink) Exclude(ctx context.Context, phones []string) (map[string]s
 	return out, rows.Err()
 }
 
+// Contacts stages one batch, in a transaction of its own.
 func (k *importSink) Contacts(ctx context.Context, batch []importer.Contact) error {
+	return k.s.write(ctx, func(tx *sql.Tx) error { return k.stage(ctx, tx, batch) })
+}
+
+func (k *importSink) stage(ctx context.Context, tx *sql.Tx, batch []importer.Contact) error {
 	const perStmt = 200 // keeps the statement under every driver's parameter limit
 	for len(batch) > 0 {
 		n := min(perStmt, len(batch))
@@ -594,7 +610,7 @@ func (k *importSink) Contacts(ctx context.Context, batch []importer.Contact) err
 		b.WriteString(`INSERT INTO contacts (campaign_id, phone, zgroup, fields, state, attempts, next_at, import_id, line) VALUES `)
 		args := make([]any, 0, n*9)
 		for i, c := range batch[:n] {
-			zg, err := k.s.zoneGroup(ctx, k.tx, c.Zones, k.zones)
+			zg, err := k.s.zoneGroup(ctx, tx, c.Zones, k.zones)
 			if err != nil {
 				return err
 			}
@@ -602,10 +618,10 @@ func (k *importSink) Contacts(ctx context.Context, batch []importer.Contact) err
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("(?, ?, ?, ?, ?, 0, 0, ?, ?)")
-			args = append(args, k.campaign, c.Phone, zg, string(fields), campaign.ContactPending, k.importID, c.Line)
+			b.WriteString("(?, ?, ?, ?, ?, 0, ?, ?, ?)")
+			args = append(args, k.campaign, c.Phone, zg, string(fields), contactStaged, ms(k.now), k.importID, c.Line)
 		}
-		if _, err := k.tx.ExecContext(ctx, k.s.q(b.String()), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, k.s.q(b.String()), args...); err != nil {
 			return fmt.Errorf("store contacts: %w", err)
 		}
 		batch = batch[n:]
@@ -639,10 +655,12 @@ func (k *importSink) flushRejections(ctx context.Context) error {
 		args = append(args, k.importID, r.Line, r.Reason)
 	}
 	k.rejects = k.rejects[:0]
-	if _, err := k.tx.ExecContext(ctx, k.s.q(b.String()), args...); err != nil {
-		return fmt.Errorf("store rejections: %w", err)
-	}
-	return nil
+	return k.s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, k.s.q(b.String()), args...); err != nil {
+			return fmt.Errorf("store rejections: %w", err)
+		}
+		return nil
+	})
 }
 
 // Rejections streams every rejection of an import, in line order.

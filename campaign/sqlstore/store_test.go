@@ -44,7 +44,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, s *Store)) {
 var noonNY = time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
 
 // setup makes a trunk and a running campaign with n New York contacts.
-func setup(t *testing.T, s *Store, n int, mod func(*campaign.Campaign)) campaign.Campaign {
+func setup(t testing.TB, s *Store, n int, mod func(*campaign.Campaign)) campaign.Campaign {
 	t.Helper()
 	ctx := context.Background()
 	if err := s.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 1000, MaxCPS: 1000}); err != nil {
@@ -559,6 +559,49 @@ func TestDemandForeseesWindowsAndRetries(t *testing.T) {
 		d = demand(noonNY)
 		if d.Callable != 0 || len(d.Upcoming) != 1 || !d.Upcoming[0].At.Equal(noonNY.Add(4*time.Minute)) || d.Upcoming[0].Target != 30 {
 			t.Fatalf("retries due: callable %d, upcoming %+v; want 30 at 12:04", d.Callable, d.Upcoming)
+		}
+	})
+}
+
+// The dispositions a node derives from Q.850 causes and failed IVRs are
+// recorded, counted, and retried by the campaign's default rules: an
+// invalid number never again, a failed IVR after 30 minutes, a rejected
+// call after 4 hours.
+func TestCauseAndIVRDispositionsRecordedAndRetried(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		c := setup(t, s, 3, nil)
+		ls, _ := s.Lease(ctx, "n1", 3, noonNY)
+		if len(ls) != 3 {
+			t.Fatalf("leased %d", len(ls))
+		}
+		disps := []string{campaign.InvalidNumber, campaign.IVRFailed, campaign.Rejected}
+		for i, d := range disps {
+			r := campaign.Result{CallID: ls[i].CallID, Token: ls[i].Token, Disposition: d, StartedAt: noonNY, EndedAt: noonNY.Add(time.Minute)}
+			if ok, err := s.Record(ctx, "n1", r, noonNY); !ok || err != nil {
+				t.Fatalf("record %s: %v %v", d, ok, err)
+			}
+		}
+		st, err := s.Stats(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range disps {
+			if st.Attempts[d] != 1 {
+				t.Errorf("stats attempts %v lack %s", st.Attempts, d)
+			}
+		}
+		if st.Contacts[campaign.ContactFailed] != 1 || st.Contacts[campaign.ContactPending] != 2 || st.AnsweredCalls != 0 {
+			t.Fatalf("contacts %v, answered %d", st.Contacts, st.AnsweredCalls)
+		}
+		if got, _ := s.Lease(ctx, "n1", 5, noonNY.Add(29*time.Minute)); len(got) != 0 {
+			t.Fatalf("retried before 30 minutes: %+v", got)
+		}
+		if got, _ := s.Lease(ctx, "n1", 5, noonNY.Add(31*time.Minute)); len(got) != 1 || got[0].Number != ls[1].Number {
+			t.Fatalf("ivr_failed not retried after 31 minutes: %+v", got)
+		}
+		if got, _ := s.Lease(ctx, "n1", 5, noonNY.Add(4*time.Hour+time.Minute)); len(got) != 1 || got[0].Number != ls[2].Number {
+			t.Fatalf("rejected not retried after 4 hours: %+v", got)
 		}
 	})
 }

@@ -25,6 +25,7 @@ type Config struct {
 	Memcached string // comma-separated memcached addresses; "" uses an in-process cache. Default "".
 
 	Audio      string // audio library: a folder, or "s3://bucket/prefix". Default "audio".
+	Recordings string // calls' recordings: a folder, or "s3://bucket/prefix" apart from the audio. Default "recordings".
 	S3Endpoint string // custom S3 endpoint for S3-compatible stores. Default "" (AWS).
 	S3Region   string // region of the audio bucket. Default "us-east-1".
 
@@ -41,10 +42,11 @@ type Config struct {
 	// A real Asterisk on this machine, configured as a node, for the local
 	// cloud's one node to drive instead of a simulated Asterisk. Its AMI
 	// secret comes from the environment (ELASTIDIAL_LOCAL_AMI_SECRET) only.
-	LocalAMI     string // AMI address, e.g. 127.0.0.1:5038. Default "" (simulated Asterisk).
-	LocalAMIUser string // Default "elastidial".
-	LocalAGI     string // where that Asterisk's dialplan sends FastAGI. Default "127.0.0.1:4573".
-	LocalSounds  string // the folder it reads as sounds/elastidial. Required with local-ami.
+	LocalAMI        string // AMI address, e.g. 127.0.0.1:5038. Default "" (simulated Asterisk).
+	LocalAMIUser    string // Default "elastidial".
+	LocalAGI        string // where that Asterisk's dialplan sends FastAGI. Default "127.0.0.1:4573".
+	LocalSounds     string // the folder it reads as sounds/elastidial. Required with local-ami.
+	LocalRecordings string // a folder it writes recordings into. Required with local-ami.
 
 	EC2Region         string   // Default "us-east-1".
 	EC2LaunchTemplate string   // launch template id or name for nodes.
@@ -93,6 +95,7 @@ func DefaultConfig() Config {
 		Listen:           ":8080",
 		DB:               "elastidial.db",
 		Audio:            "audio",
+		Recordings:       "recordings",
 		S3Region:         "us-east-1",
 		Cluster:          "elastidial",
 		SecretFile:       "elastidial.secret",
@@ -133,6 +136,7 @@ func (c *Config) fields() []field {
 		{"db", "store: SQLite file path or postgres:// URL", &c.DB},
 		{"memcached", "comma-separated memcached addresses (empty: in-process cache)", &c.Memcached},
 		{"audio", "audio library: folder or s3://bucket/prefix", &c.Audio},
+		{"recordings", "calls' recordings: folder or s3://bucket/prefix (not inside the audio library)", &c.Recordings},
 		{"s3-endpoint", "custom S3 endpoint", &c.S3Endpoint},
 		{"s3-region", "audio bucket region", &c.S3Region},
 		{"cluster", "cluster name", &c.Cluster},
@@ -145,6 +149,7 @@ func (c *Config) fields() []field {
 		{"local-ami-user", "its AMI user (secret: ELASTIDIAL_LOCAL_AMI_SECRET)", &c.LocalAMIUser},
 		{"local-agi", "FastAGI address that Asterisk's dialplan calls", &c.LocalAGI},
 		{"local-sounds", "folder that Asterisk reads as sounds/elastidial", &c.LocalSounds},
+		{"local-recordings", "folder that Asterisk writes recordings into", &c.LocalRecordings},
 		{"ec2-region", "EC2 region", &c.EC2Region},
 		{"ec2-launch-template", "launch template id or name", &c.EC2LaunchTemplate},
 		{"ec2-ami", "AMI id when no launch template is given", &c.EC2AMI},
@@ -365,10 +370,18 @@ func (c *Config) Validate() error {
 	} else if c.Audio == "" {
 		bad("audio", "must not be empty")
 	}
+	if c.Recordings == "" {
+		bad("recordings", "must not be empty")
+	} else if c.Recordings == c.Audio || strings.HasPrefix(c.Recordings, strings.TrimSuffix(c.Audio, "/")+"/") {
+		bad("recordings", "%q lies inside the audio library %q: every node would download the recordings", c.Recordings, c.Audio)
+	}
 	switch c.Cloud {
 	case "local":
 		if c.LocalAMI != "" && c.LocalSounds == "" {
 			bad("local-sounds", "is required with local-ami: the agent syncs audio where Asterisk reads it")
+		}
+		if c.LocalAMI != "" && c.LocalRecordings == "" {
+			bad("local-recordings", "is required with local-ami: Asterisk writes recordings there for the agent")
 		}
 	case "ec2":
 		if c.EC2LaunchTemplate == "" && c.EC2AMI == "" {

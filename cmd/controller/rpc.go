@@ -12,16 +12,37 @@ import (
 
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/controller"
 	"github.com/elastidial/elastidial/nodeapi"
 	"github.com/elastidial/elastidial/xmlrpc"
 )
 
+// nodeChecker is what the dialer asks the registry before it leases or
+// records: whether the node calling is known, current and not gone.
+type nodeChecker interface {
+	CheckNode(ctx context.Context, nodeID string) (controller.NodeState, error)
+}
+
 // dialer adapts the campaign store to the XML-RPC tier.
-type dialer struct{ store *sqlstore.Store }
+type dialer struct {
+	store *sqlstore.Store
+	nodes nodeChecker
+}
 
 var _ xmlrpc.Dialer = dialer{}
 
 func (d dialer) Lease(ctx context.Context, nodeID string, max int) ([]nodeapi.Call, error) {
+	// Calls go only to a serving node of the current registration: a
+	// terminated node's token, or one from before the node registered
+	// again, leases nothing.
+	state, err := d.nodes.CheckNode(ctx, nodeID)
+	if err != nil {
+		return nil, nodeFault(err)
+	}
+	switch state {
+	case controller.StateDraining, controller.StateTerminating:
+		return nil, nil
+	}
 	ls, err := d.store.Lease(ctx, nodeID, max, time.Now())
 	if err != nil {
 		return nil, rpcError(err)
@@ -44,12 +65,48 @@ func (d dialer) Record(ctx context.Context, nodeID string, r nodeapi.ResultReque
 		}
 		return time.Unix(s, 0).UTC()
 	}
+	if _, err := d.nodes.CheckNode(ctx, nodeID); err != nil {
+		return false, nodeFault(err)
+	}
 	ok, err := d.store.Record(ctx, nodeID, campaign.Result{
 		CallID: r.CallID, Token: r.Token, Disposition: r.Disposition, Cause: r.Cause,
 		StartedAt: unix(r.StartedAt), AnsweredAt: unix(r.AnsweredAt), EndedAt: unix(r.EndedAt),
 		Path: r.Path, Tags: r.Tags, Recording: r.Recording,
 	}, time.Now())
 	return ok, rpcError(err)
+}
+
+// nodes adapts the scaler's registry to the XML-RPC tier.
+type nodes struct{ scaler *controller.Controller }
+
+var _ xmlrpc.Nodes = nodes{}
+
+func (n nodes) Register(ctx context.Context, req nodeapi.RegisterRequest) (nodeapi.RegisterResponse, error) {
+	r, err := n.scaler.Register(ctx, req)
+	return r, nodeFault(err)
+}
+
+func (n nodes) Heartbeat(ctx context.Context, nodeID string, req nodeapi.HeartbeatRequest) (nodeapi.HeartbeatResponse, error) {
+	r, err := n.scaler.Heartbeat(ctx, nodeID, req)
+	return r, nodeFault(err)
+}
+
+// nodeFault turns the registry's errors into faults a node acts on: an
+// unknown node, or a token from an earlier registration, registers again;
+// a terminated node is told so.
+func nodeFault(err error) error {
+	code := 0
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, controller.ErrNodeGone):
+		code = nodeapi.FaultNodeGone
+	case errors.Is(err, controller.ErrUnknownNode), errors.Is(err, controller.ErrStaleEpoch), errors.Is(err, controller.ErrUnknownInstance):
+		code = nodeapi.FaultUnknownNode
+	default:
+		return err
+	}
+	return &xmlrpc.Fault{Code: code, String: err.Error()}
 }
 
 // rpcError turns the campaign tier's errors into faults a node acts on.

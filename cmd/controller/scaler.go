@@ -62,7 +62,7 @@ func newCloud(ctx context.Context, cfg Config, publicURL string, secret []byte, 
 			Capacity: cfg.NodeSlots, Dir: cfg.LocalDir, Logger: log, MaxInstances: cfg.MaxNodes}
 		if cfg.LocalAMI != "" {
 			lc.Asterisk = &localcloud.Asterisk{AMIAddr: cfg.LocalAMI, AMIUser: cfg.LocalAMIUser,
-				AMISecret: os.Getenv("ELASTIDIAL_LOCAL_AMI_SECRET"), AGIAddr: cfg.LocalAGI, Sounds: cfg.LocalSounds}
+				AMISecret: os.Getenv("ELASTIDIAL_LOCAL_AMI_SECRET"), AGIAddr: cfg.LocalAGI, Sounds: cfg.LocalSounds, Recordings: cfg.LocalRecordings}
 		}
 		c, err := localcloud.New(lc)
 		if err != nil {
@@ -122,7 +122,12 @@ func buildAgent(ctx context.Context, dir string) (string, error) {
 // nodes download through URLs signed with the cluster secret (served by
 // the returned handler at /audio/), or S3 with presigned URLs.
 func audioStore(ctx context.Context, cfg Config, publicURL string, secret []byte) (storage.Store, http.Handler, error) {
-	if rest, ok := strings.CutPrefix(cfg.Audio, "s3://"); ok {
+	return objectStore(ctx, cfg, cfg.Audio, publicURL, secret)
+}
+
+// objectStore opens a folder or s3://bucket/prefix store at where.
+func objectStore(ctx context.Context, cfg Config, where, publicURL string, secret []byte) (storage.Store, http.Handler, error) {
+	if rest, ok := strings.CutPrefix(where, "s3://"); ok {
 		bucket, prefix, _ := strings.Cut(rest, "/")
 		awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cfg.S3Region))
 		if err != nil {
@@ -131,9 +136,9 @@ func audioStore(ctx context.Context, cfg Config, publicURL string, secret []byte
 		st, err := s3store.New(awsCfg, s3store.Options{Bucket: bucket, Prefix: prefix, Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3Endpoint != ""})
 		return st, http.NotFoundHandler(), err
 	}
-	if err := os.MkdirAll(cfg.Audio, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("audio folder: %w", err)
+	if err := os.MkdirAll(where, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("store folder: %w", err)
 	}
-	f := &storage.Folder{Dir: cfg.Audio, BaseURL: storage.URLBase(publicURL), Secret: secret}
+	f := &storage.Folder{Dir: where, BaseURL: storage.URLBase(publicURL), Secret: secret}
 	return f, http.StripPrefix("/audio/", f.Handler()), nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/elastidial/elastidial/controller"
 	"github.com/elastidial/elastidial/flow"
 	"github.com/elastidial/elastidial/internal/httplimit"
+	"github.com/elastidial/elastidial/nodeapi"
 	"github.com/elastidial/elastidial/storage"
 	"github.com/elastidial/elastidial/web"
 	"github.com/elastidial/elastidial/xmlrpc"
@@ -45,6 +46,9 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	defer store.Close()
+	// Leases live with their node: each heartbeat renews them for this
+	// long, so a lease ends only when its node has been silent as long.
+	store.LeaseTTL = nodeLeaseTTL
 	secret, err := clusterSecret(cfg)
 	if err != nil {
 		return err
@@ -65,6 +69,11 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	audio := &storage.Library{Store: audioBytes, InUse: promptUser(store)}
+	recordingBytes, _, err := objectStore(ctx, cfg, cfg.Recordings, publicURL, secret)
+	if err != nil {
+		return err
+	}
+	recordings := &storage.Recordings{Store: recordingBytes}
 
 	// The scaler: node registry behind node.register and node.heartbeat,
 	// and the reconcile loop acting on the cloud.
@@ -90,6 +99,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		Logger:       log.With("component", "scaler"),
 		Metrics:      cm,
 		Pricing:      controller.Pricing{Region: cfg.PriceRegion, DefaultType: cfg.InstanceType},
+		RenewLeases:  store.RenewNode,
 		ReleaseNode: func(ctx context.Context, nodeID string) error {
 			n, err := store.ReleaseNode(ctx, nodeID, time.Now())
 			if n > 0 {
@@ -108,7 +118,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		audio.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
 		store.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
 	}
-	rpc := &xmlrpc.Service{Secret: secret, Nodes: scaler, Dialer: dialer{store}, Flows: flows, Audio: audio}
+	rpc := &xmlrpc.Service{Secret: secret, Nodes: nodes{scaler}, Dialer: dialer{store, scaler}, Flows: flows, Audio: audio}
 	rpcServer := rpc.Server()
 	rpcServer.Log = log
 
@@ -134,6 +144,8 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	// A node's request is read before it is authenticated (the method
 	// name is in the body), so its body gets a short deadline.
 	mux.Handle("/RPC2", httplimit.BodyDeadline(rpcServer, cfg.RPCBodyTimeout))
+	mux.Handle("PUT "+nodeapi.RecordingsPath, rpc.RecordingHandler(recordings, storage.MaxRecording+64<<10))
+	mux.Handle("GET /api/v1/recordings/", api.Require(campaign.PermResults, http.StripPrefix("/api/v1/recordings", recordings.Handler())))
 	mux.Handle("GET /metrics", metrics(reg, rpcServer, flows, store.ConfigStats()))
 	mux.Handle("/", web.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -162,7 +174,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		}
 		return nil
 	})
-	g.Go(func() error { return reapLeases(ctx, store, log) })
+	g.Go(func() error { return reapLeases(ctx, store, scaler, log) })
 	g.Go(func() error { return scaler.Run(ctx) })
 	g.Go(func() error {
 		<-ctx.Done()
@@ -199,9 +211,16 @@ func promptUser(store *sqlstore.Store) func(ctx context.Context, prompt string) 
 	}
 }
 
+// nodeLeaseTTL is how long a node's leases outlive its last heartbeat.
+const nodeLeaseTTL = 2 * time.Minute
+
 // reapLeases returns the contacts of expired leases to their campaigns, so
-// that a node killed mid-call loses nothing.
-func reapLeases(ctx context.Context, store *sqlstore.Store, log *slog.Logger) error {
+// that a node killed mid-call loses nothing. A lease expires once its node
+// has not been heard from for nodeLeaseTTL. Only the scaler leader reaps,
+// and only once it has led that long itself: after an outage of every
+// controller, nodes get one lease lifetime to be heard from again before
+// their calls are taken as cut off.
+func reapLeases(ctx context.Context, store *sqlstore.Store, scaler *controller.Controller, log *slog.Logger) error {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
@@ -209,6 +228,9 @@ func reapLeases(ctx context.Context, store *sqlstore.Store, log *slog.Logger) er
 		case <-ctx.Done():
 			return nil
 		case now := <-t.C:
+			if leading, since := scaler.LeadingSince(); !leading || now.Sub(since) < nodeLeaseTTL {
+				continue
+			}
 			if n, err := store.Reap(ctx, now); err != nil {
 				log.Warn("reap expired leases", "err", err)
 			} else if n > 0 {

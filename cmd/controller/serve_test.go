@@ -181,11 +181,53 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// A node, speaking XML-RPC through the agent's client library.
+	// The node the scaler launched, speaking XML-RPC through the agent's
+	// client library.
+	var fleet struct{ Nodes []struct{ ID string } }
+	_, body = call("GET", "/api/v1/fleet", "")
+	if json.Unmarshal([]byte(body), &fleet); len(fleet.Nodes) != 1 {
+		t.Fatalf("fleet: %s", body)
+	}
+	nodeID := fleet.Nodes[0].ID
+	rpcAs := func(cred, method string, arg, reply any) error {
+		body, _ := kolo.EncodeMethodCall(method, arg)
+		req, _ := http.NewRequest("POST", base+"/RPC2", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+cred)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if err := kolo.Response(b).Err(); err != nil {
+			return err
+		}
+		return kolo.Response(b).Unmarshal(reply)
+	}
+	// Unknown nodes and tokens of an earlier registration get the fault
+	// that makes an agent register again, not an internal error.
+	var hb nodeapi.HeartbeatResponse
+	if err := rpcAs((&xmlrpc.Service{Secret: []byte("test-secret")}).TokenFor("i-nobody", 1), nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{}, &hb); err == nil || !strings.Contains(err.Error(), "Fault(2)") {
+		t.Fatalf("heartbeat of an unknown node: %v", err)
+	}
+	var reg nodeapi.RegisterResponse
+	if err := rpcAs("test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: "i-nobody"}, &reg); err == nil || !strings.Contains(err.Error(), "Fault(2)") {
+		t.Fatalf("register of an instance never launched: %v", err)
+	}
+	if err := rpcAs("test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: nodeID, Capacity: 100}, &reg); err != nil || reg.NodeID != nodeID {
+		t.Fatalf("register: %+v %v", reg, err)
+	}
+	first := reg.Token
+	if err := rpcAs("test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: nodeID, Capacity: 100}, &reg); err != nil || reg.Token == first {
+		t.Fatalf("register again: %+v %v", reg, err)
+	}
+	if err := rpcAs(first, nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{}, &hb); err == nil || !strings.Contains(err.Error(), "Fault(2)") {
+		t.Fatalf("heartbeat with the token of an earlier registration: %+v %v", hb, err)
+	}
 	node := func(method string, arg, reply any) error {
 		body, _ := kolo.EncodeMethodCall(method, arg)
 		req, _ := http.NewRequest("POST", base+"/RPC2", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+(&xmlrpc.Service{Secret: []byte("test-secret")}).Token("node-1"))
+		req.Header.Set("Authorization", "Bearer "+reg.Token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -202,6 +244,10 @@ func TestServeEndToEnd(t *testing.T) {
 	var next nodeapi.NextResponse
 	if err := node(nodeapi.MethodNext, nodeapi.NextRequest{Free: 5}, &next); err != nil || len(next.Calls) != 0 || next.AudioVersion == "" {
 		t.Fatalf("dialer.next without audio: %+v %v", next, err)
+	}
+	var none nodeapi.NextResponse
+	if err := rpcAs(first, nodeapi.MethodNext, nodeapi.NextRequest{Free: 5, AudioVersion: next.AudioVersion}, &none); err == nil || !strings.Contains(err.Error(), "Fault(2)") {
+		t.Fatalf("dialer.next with the token of an earlier registration: %+v %v", none, err)
 	}
 	if err := node(nodeapi.MethodNext, nodeapi.NextRequest{Free: 5, AudioVersion: next.AudioVersion}, &next); err != nil || len(next.Calls) != 1 {
 		t.Fatalf("dialer.next: %+v %v", next, err)

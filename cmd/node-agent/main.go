@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -41,7 +42,7 @@ type options struct {
 	secretFile, amiSecretFile            string
 	capacity                             int
 	amiAddr, amiUser, amiSecret, agiAddr string
-	sounds, state, imds                  string
+	sounds, state, imds, recordings      string
 	cps                                  float64
 	simulate                             bool
 	simSeed                              uint64
@@ -65,6 +66,7 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.agiAddr, "agi-listen", "127.0.0.1:4573", "FastAGI listen address")
 	fs.StringVar(&o.sounds, "sounds", "/var/lib/asterisk/sounds/elastidial", "campaign audio folder")
 	fs.StringVar(&o.state, "state", "/var/lib/elastidial", "state folder (durable result queue)")
+	fs.StringVar(&o.recordings, "recordings", agent.RecordingsDir, "folder Asterisk writes recordings into")
 	fs.StringVar(&o.imds, "imds", "", `IMDS endpoint override, or "off"`)
 	fs.Float64Var(&o.cps, "cps", 10, "maximum originations per second")
 	fs.BoolVar(&o.simulate, "simulate", false, "run a simulated Asterisk in-process")
@@ -169,8 +171,10 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	amiAddr := o.amiAddr
 	if o.simulate {
+		// The node image ships amd.conf, so its Asterisk loads app_amd.
 		sim := &asterisksim.Sim{Username: o.amiUser, Secret: o.amiSecret, Campaign: o.sounds,
-			AGI: "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}", Log: log.With("component", "asterisksim"),
+			Apps: append(slices.Clone(asterisksim.DefaultApps), "AMD"),
+			AGI:  "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}", Log: log.With("component", "asterisksim"),
 			Model: asterisksim.Model{Seed: o.simSeed, Answer: o.simAnswer, Busy: o.simBusy, NoAnswer: o.simNoAnswer,
 				Congestion: max(0, 1-o.simAnswer-o.simBusy-o.simNoAnswer) / 2, Machine: o.simMachine,
 				HangupMidIVR: o.simHangup, RingMin: o.simRingMax / 6, RingMax: o.simRingMax, PromptTime: o.simPrompt}}
@@ -193,7 +197,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		AMIAddr:    amiAddr, AMIUser: o.amiUser, AMISecret: o.amiSecret, AGIListener: agiLn,
 		Queue: &agent.Queue{Dir: filepath.Join(o.state, "results")}, Identity: id,
 		Capacity: o.capacity, Version: version, CPS: o.cps, Spot: spot, Log: log,
-		AudioSync: &storage.Syncer{Dir: o.sounds},
+		AudioSync: &storage.Syncer{Dir: o.sounds}, Recordings: o.recordings,
 	})
 	if err != nil {
 		return err

@@ -3,10 +3,21 @@
 // elastidial runs without AWS. An "instance" is one process: pending until
 // the process has started, running while it lives, shutting-down after
 // SIGTERM, terminated once it has exited (SIGKILL after a grace period).
+//
+// Each instance has a folder under Dir, claimed atomically, so an id is
+// never used twice in that folder, whichever process launched it. The
+// folder records the process (instance.json); a cloud opened on a folder
+// after a controller crash lists the node processes still running there
+// again (adopted: same id, tags and state) if they were started for this
+// controller URL and secret, and terminates the others, which could never
+// reach it. Controllers sharing one database with the local cloud share
+// one Dir.
 package localcloud
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +26,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -47,6 +59,7 @@ type Asterisk struct {
 	AMIAddr, AMIUser, AMISecret string
 	AGIAddr                     string // where its dialplan sends FastAGI (ELASTIDIAL_AGI_ADDR)
 	Sounds                      string // the folder it reads as sounds/elastidial
+	Recordings                  string // a folder it may write recordings into
 }
 
 // Cloud runs node agents as local processes.
@@ -64,8 +77,20 @@ type Cloud struct {
 type proc struct {
 	inst controller.Instance
 	cmd  *exec.Cmd
+	pid  int           // an adopted process (cmd nil): not our child
 	done chan struct{} // closed when the process has exited (or never started)
 	kill *time.Timer
+}
+
+// record is what instance.json keeps of a started process.
+type record struct {
+	ID            string            `json:"id"`
+	PID           int               `json:"pid"`
+	ControllerURL string            `json:"controller_url"`
+	SecretHash    string            `json:"secret_hash"`
+	Token         string            `json:"launch_token"`
+	Tags          map[string]string `json:"tags"`
+	LaunchedAt    time.Time         `json:"launched_at"`
 }
 
 var _ controller.Cloud = (*Cloud)(nil)
@@ -111,7 +136,125 @@ func New(cfg Config) (*Cloud, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("local cloud: %w", err)
 	}
-	return &Cloud{cfg: cfg, insts: map[string]*proc{}, tokens: map[string][]string{}}, nil
+	c := &Cloud{cfg: cfg, insts: map[string]*proc{}, tokens: map[string][]string{}}
+	if err := c.recover(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// recover lists the instances a previous process left in Dir: running
+// ones of this controller are adopted, running ones of another are
+// terminated, ended ones are listed as terminated.
+func (c *Cloud) recover() error {
+	ents, err := os.ReadDir(c.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("local cloud: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range ents {
+		n, ok := idNumber(e.Name())
+		if !ok || !e.IsDir() {
+			continue
+		}
+		c.next = max(c.next, n)
+		b, err := os.ReadFile(filepath.Join(c.cfg.Dir, e.Name(), "instance.json"))
+		if err != nil {
+			continue // claimed, never started
+		}
+		var r record
+		if err := json.Unmarshal(b, &r); err != nil || r.ID != e.Name() {
+			c.cfg.Logger.Warn("local cloud: unreadable instance record", "instance", e.Name(), "err", err)
+			continue
+		}
+		p := &proc{inst: controller.Instance{ID: r.ID, State: controller.InstanceTerminated, Type: "local", Zone: "local",
+			PrivateIP: "127.0.0.1", LaunchedAt: r.LaunchedAt, Tags: r.Tags}, pid: r.PID, done: make(chan struct{})}
+		c.insts[r.ID] = p
+		if r.Token != "" {
+			c.tokens[r.Token] = append(c.tokens[r.Token], r.ID)
+		}
+		if !running(r.PID, r.ID) {
+			close(p.done)
+			continue
+		}
+		p.inst.State = controller.InstanceRunning
+		c.wg.Add(1)
+		go c.watch(p)
+		if r.ControllerURL == c.cfg.ControllerURL && r.SecretHash == secretHash(c.cfg.Secret) {
+			c.cfg.Logger.Info("local cloud: adopted node process of an earlier run", "instance", r.ID, "pid", r.PID)
+			continue
+		}
+		c.cfg.Logger.Warn("local cloud: terminating node process started for another controller", "instance", r.ID, "pid", r.PID, "controller", r.ControllerURL)
+		c.stop(p)
+	}
+	for _, ids := range c.tokens {
+		sort.Strings(ids)
+	}
+	return nil
+}
+
+// idNumber parses "local-0042".
+func idNumber(name string) (int, bool) {
+	s, ok := strings.CutPrefix(name, "local-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil && n > 0
+}
+
+// running reports whether pid is alive and is the agent of instance id
+// (not an unrelated process that reused the pid).
+func running(pid int, id string) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(b, []byte("\x00-instance-id\x00"+id+"\x00"))
+}
+
+// watch waits for an adopted process (not our child) to end.
+func (c *Cloud) watch(p *proc) {
+	defer c.wg.Done()
+	defer close(p.done)
+	for running(p.pid, p.inst.ID) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.ended(p, nil)
+}
+
+func secretHash(s string) string {
+	return strconv.FormatUint(fnv64(s), 16)
+}
+
+// fnv64 is FNV-1a; the record names the secret without holding it.
+func fnv64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// claim reserves the next free instance id by creating its folder; the
+// caller holds c.mu.
+func (c *Cloud) claim() (string, error) {
+	for {
+		c.next++
+		id := fmt.Sprintf("local-%04d", c.next)
+		err := os.Mkdir(filepath.Join(c.cfg.Dir, id), 0o755)
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("local launch: %w", err)
+		}
+	}
 }
 
 // Launch starts req.Count agents. A token seen before returns that launch's
@@ -141,8 +284,11 @@ func (c *Cloud) Launch(ctx context.Context, req controller.LaunchRequest) ([]con
 			err = fmt.Errorf("local launch: %d of %d started: %w", i, req.Count, ErrCapacity)
 			break
 		}
-		c.next++
-		id := fmt.Sprintf("local-%04d", c.next)
+		id, cerr := c.claim()
+		if cerr != nil {
+			err = cerr
+			break
+		}
 		tags := map[string]string{controller.TagCluster: c.cfg.Cluster, controller.TagRole: "node", "Name": "elastidial-node"}
 		for k, v := range req.Tags {
 			tags[k] = v
@@ -178,11 +324,12 @@ func (c *Cloud) run(p *proc) {
 	// Secrets go in the environment, never on the command line.
 	env := append(os.Environ(), append(c.cfg.Env, "ELASTIDIAL_CLUSTER_SECRET="+c.cfg.Secret)...)
 	if a := c.cfg.Asterisk; a != nil {
-		args = append(args, "-ami", a.AMIAddr, "-ami-user", a.AMIUser, "-agi-listen", a.AGIAddr, "-sounds", a.Sounds)
+		args = append(args, "-ami", a.AMIAddr, "-ami-user", a.AMIUser, "-agi-listen", a.AGIAddr, "-sounds", a.Sounds,
+			"-recordings", a.Recordings)
 		env = append(env, "ELASTIDIAL_AMI_SECRET="+a.AMISecret)
 	} else {
 		args = append(args, "-simulate", "-ami", "127.0.0.1:0", "-agi-listen", "127.0.0.1:0",
-			"-sounds", filepath.Join(dir, "sounds"))
+			"-sounds", filepath.Join(dir, "sounds"), "-recordings", filepath.Join(dir, "recordings"))
 	}
 	args = append(args, c.cfg.ExtraArgs...)
 	for restarts := 0; ; restarts++ {
@@ -201,9 +348,10 @@ func (c *Cloud) run(p *proc) {
 			c.ended(p, err)
 			return
 		}
-		p.cmd = cmd
+		p.cmd, p.pid = cmd, cmd.Process.Pid
 		p.inst.State = controller.InstanceRunning
 		c.mu.Unlock()
+		c.writeRecord(p, dir)
 		err = cmd.Wait()
 		c.mu.Lock()
 		again := c.cfg.Asterisk != nil && p.inst.State == controller.InstanceRunning && !c.closed
@@ -220,8 +368,23 @@ func (c *Cloud) run(p *proc) {
 	}
 }
 
+// writeRecord keeps what a later run needs to adopt or reap p.
+func (c *Cloud) writeRecord(p *proc, dir string) {
+	r := record{ID: p.inst.ID, PID: p.pid, ControllerURL: c.cfg.ControllerURL, SecretHash: secretHash(c.cfg.Secret),
+		Token: p.inst.Tags[controller.TagLaunchToken], Tags: p.inst.Tags, LaunchedAt: p.inst.LaunchedAt}
+	b, _ := json.Marshal(r)
+	tmp := filepath.Join(dir, "instance.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, "instance.json"))
+		if err == nil {
+			return
+		}
+	}
+	c.cfg.Logger.Warn("local cloud: instance record not written; a restart will not adopt it", "instance", p.inst.ID)
+}
+
 func (c *Cloud) prepare(dir string) (*os.File, error) {
-	for _, d := range []string{dir, filepath.Join(dir, "state"), filepath.Join(dir, "sounds")} {
+	for _, d := range []string{dir, filepath.Join(dir, "state"), filepath.Join(dir, "sounds"), filepath.Join(dir, "recordings")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("local instance folder: %w", err)
 		}
@@ -267,9 +430,19 @@ func (c *Cloud) stop(p *proc) {
 		p.inst.State = controller.InstanceShuttingDown // run sees it and does not start
 	case controller.InstanceRunning:
 		p.inst.State = controller.InstanceShuttingDown
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		proc := p.cmd.Process
-		p.kill = time.AfterFunc(c.cfg.Grace, func() { _ = proc.Kill() })
+		if p.cmd != nil {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			proc := p.cmd.Process
+			p.kill = time.AfterFunc(c.cfg.Grace, func() { _ = proc.Kill() })
+			return
+		}
+		pid, id := p.pid, p.inst.ID
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		p.kill = time.AfterFunc(c.cfg.Grace, func() {
+			if running(pid, id) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		})
 	}
 }
 
@@ -320,6 +493,8 @@ func (c *Cloud) Close(ctx context.Context) error {
 		for _, p := range c.insts {
 			if p.cmd != nil && p.cmd.Process != nil {
 				_ = p.cmd.Process.Kill()
+			} else if p.cmd == nil && running(p.pid, p.inst.ID) {
+				_ = syscall.Kill(p.pid, syscall.SIGKILL)
 			}
 		}
 		c.mu.Unlock()

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	kolo "github.com/kolo/xmlrpc"
+
+	"github.com/elastidial/elastidial/internal/testenv"
+	"github.com/elastidial/elastidial/nodeapi"
+)
+
+// BenchmarkFleet is the fleet at scale on this machine: two controllers
+// on one PostgreSQL with memcached, and lightweight simulated nodes
+// speaking the real XML-RPC through both (round robin, as behind a load
+// balancer): register, heartbeat, dialer.next, five call.step per call,
+// call.result. No Asterisk: each call holds its slot for the steps'
+// pauses only. Beside it, in the same run, the floors: a bare HTTP round
+// trip with the same client and concurrency, and a bare UPDATE ...
+// RETURNING on the same PostgreSQL.
+//
+//	RACE= GOTESTFLAGS="-run x -bench Fleet -benchtime 1x" scripts/test ./cmd/controller
+func BenchmarkFleet(b *testing.B) {
+	const (
+		nodes    = 10
+		slots    = 100
+		hold     = 300 * time.Millisecond // between steps: the prompt playing
+		measure  = 10 * time.Second
+		contacts = 60000
+	)
+	dsn := testenv.PostgresDSN(b)
+	mc := testenv.StartMemcached(b)
+	env := func(string) string { return "" }
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"token", "-db", dsn, "ops"}, &out, io.Discard, env); err != nil {
+		b.Fatal(err)
+	}
+	tok := strings.TrimSpace(out.String())
+	dir := b.TempDir()
+	agent := filepath.Join(dir, "idle-agent")
+	os.WriteFile(agent, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755)
+	var bases []string
+	for i := range 2 {
+		addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"serve", "-db", dsn, "-listen", addr, "-cluster-secret", "bench-secret", "-memcached", mc.Addr,
+				"-agent-path", agent, "-local-dir", filepath.Join(dir, fmt.Sprint(i)), "-audio", filepath.Join(dir, "audio"), "-tick", "1s",
+				"-log-level", "error"}, io.Discard, io.Discard, env)
+		}()
+		b.Cleanup(func() { cancel(); <-done })
+		bases = append(bases, "http://"+addr)
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if resp, err := http.Get(bases[i] + "/healthz"); err == nil && resp.StatusCode == 200 {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("controller did not come up")
+			}
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
+	rest := func(method, path, body string) string {
+		req, _ := http.NewRequest(method, bases[0]+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 300 {
+			b.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, out)
+		}
+		return string(out)
+	}
+	rest("PUT", "/api/v1/trunks/carrier", `{"max_channels":5000,"max_cps":2000}`)
+	var camp struct{ ID string }
+	json.Unmarshal([]byte(rest("POST", "/api/v1/campaigns", fmt.Sprintf(`{"name":"Fleet","trunk":"carrier","caller_id":"+14155550100","target":%d,"max_cps":2000,"window":{"start":0,"end":1440}}`, nodes*slots))), &camp)
+	rest("PUT", "/api/v1/campaigns/"+camp.ID+"/flow", `{"start":"a","states":{"a":{"say_digits":"1","next":"b"},"b":{"say_digits":"2","next":"c"},"c":{"say_digits":"3","next":"d"},"d":{"say_digits":"4","next":"bye"},"bye":{"hangup":true}}}`)
+	var csv strings.Builder
+	csv.WriteString("phone\n")
+	for i := range contacts {
+		fmt.Fprintf(&csv, "+1212%07d\n", 2000000+i)
+	}
+	rest("POST", "/api/v1/campaigns/"+camp.ID+"/contacts?region=US", csv.String())
+	rest("POST", "/api/v1/campaigns/"+camp.ID+"/start", "")
+
+	// The scaler launches the nodes (idle processes); we play them.
+	var fleet struct{ Nodes []struct{ ID string } }
+	for deadline := time.Now().Add(20 * time.Second); len(fleet.Nodes) < nodes; time.Sleep(200 * time.Millisecond) {
+		json.Unmarshal([]byte(rest("GET", "/api/v1/fleet", "")), &fleet)
+		if time.Now().After(deadline) {
+			b.Fatalf("fleet: %d nodes", len(fleet.Nodes))
+		}
+	}
+
+	var rr atomic.Uint64
+	type sample struct {
+		method string
+		d      time.Duration
+	}
+	var smu sync.Mutex
+	var samples []sample
+	var counting atomic.Bool
+	var attempts, steps atomic.Int64
+	rpc := func(cred, method string, arg, reply any) error {
+		body, _ := kolo.EncodeMethodCall(method, arg)
+		req, _ := http.NewRequest("POST", bases[rr.Add(1)%uint64(len(bases))]+"/RPC2", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+cred)
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if counting.Load() {
+			smu.Lock()
+			samples = append(samples, sample{method, time.Since(t0)})
+			smu.Unlock()
+		}
+		if err := kolo.Response(out).Err(); err != nil {
+			return err
+		}
+		return kolo.Response(out).Unmarshal(reply)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var failure atomic.Value
+	fail := func(err error) {
+		if err != nil && ctx.Err() == nil {
+			failure.CompareAndSwap(nil, err)
+			stop()
+		}
+	}
+	for _, n := range fleet.Nodes[:nodes] {
+		wg.Go(func() {
+			var reg nodeapi.RegisterResponse
+			if err := rpc("bench-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: n.ID, Capacity: slots}, &reg); err != nil {
+				fail(fmt.Errorf("register %s: %w", n.ID, err))
+				return
+			}
+			var active atomic.Int64
+			var calls sync.WaitGroup
+			defer calls.Wait()
+			nextHB := time.Now()
+			for ctx.Err() == nil {
+				if time.Now().After(nextHB) {
+					var hb nodeapi.HeartbeatResponse
+					fail(rpc(reg.Token, nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{ActiveCalls: int(active.Load()), Capacity: slots,
+						AMIConnected: true, TimingOK: true, AudioVersion: reg.AudioVersion}, &hb))
+					nextHB = time.Now().Add(10 * time.Second)
+				}
+				var next nodeapi.NextResponse
+				if err := rpc(reg.Token, nodeapi.MethodNext, nodeapi.NextRequest{Free: slots - int(active.Load()), AudioVersion: reg.AudioVersion}, &next); err != nil {
+					fail(err)
+					return
+				}
+				for _, c := range next.Calls {
+					active.Add(1)
+					calls.Go(func() {
+						defer active.Add(-1)
+						state, input := "", nodeapi.InputStart
+						path := []string{}
+						for {
+							var st nodeapi.StepResponse
+							if err := rpc(reg.Token, nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: c.CampaignID,
+								FlowVersion: c.FlowVersion, State: state, Input: input}, &st); err != nil {
+								fail(err)
+								return
+							}
+							if counting.Load() {
+								steps.Add(1)
+							}
+							if st.Action.Kind == nodeapi.ActionHangup {
+								break
+							}
+							path = append(path, st.State)
+							state, input = st.State, nodeapi.InputDone
+							time.Sleep(hold)
+						}
+						now := time.Now().Unix()
+						var res nodeapi.ResultResponse
+						fail(rpc(reg.Token, nodeapi.MethodResult, nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: nodeapi.DispAnswered,
+							StartedAt: now - 2, AnsweredAt: now - 1, EndedAt: now, Path: path}, &res))
+						if counting.Load() {
+							attempts.Add(1)
+						}
+					})
+				}
+				if len(next.Calls) == 0 {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		})
+	}
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	xacts := func() int64 {
+		time.Sleep(1100 * time.Millisecond) // statistics reach the view at most a second late
+		var n int64
+		db.QueryRow(`SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()`).Scan(&n)
+		return n
+	}
+	time.Sleep(5 * time.Second) // ramp up
+	x0 := xacts()
+	counting.Store(true)
+	time.Sleep(measure)
+	counting.Store(false)
+	x1 := xacts()
+	stop()
+	wg.Wait()
+	if err, _ := failure.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+
+	p99 := func(method string) time.Duration {
+		var ds []time.Duration
+		for _, s := range samples {
+			if s.method == method || method == "" {
+				ds = append(ds, s.d)
+			}
+		}
+		if len(ds) == 0 {
+			return 0
+		}
+		slices.Sort(ds)
+		return ds[len(ds)*99/100]
+	}
+	secs := measure.Seconds()
+	attemptsPS, stepsPS := float64(attempts.Load())/secs, float64(steps.Load())/secs
+	httpPS, httpP99 := httpFloor(b, client, 64)
+	updPS := updateFloor(b, db, 32)
+	b.ReportMetric(attemptsPS, "attempts/s")
+	b.ReportMetric(stepsPS, "steps/s")
+	b.ReportMetric(float64(len(samples))/secs, "requests/s")
+	b.ReportMetric(float64(p99("").Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(p99(nodeapi.MethodStep).Microseconds())/1000, "p99-step-ms")
+	b.ReportMetric(float64(p99(nodeapi.MethodNext).Microseconds())/1000, "p99-next-ms")
+	b.ReportMetric(float64(p99(nodeapi.MethodResult).Microseconds())/1000, "p99-result-ms")
+	b.ReportMetric(float64(x1-x0)/float64(max(attempts.Load(), 1)), "db-xacts/attempt")
+	b.ReportMetric(httpPS, "floor-http-req/s")
+	b.ReportMetric(float64(httpP99.Microseconds())/1000, "floor-http-p99-ms")
+	b.ReportMetric(updPS, "floor-update/s")
+	b.ReportMetric(float64(len(samples))/secs/httpPS, "requests/floor-http")
+	b.ReportMetric(attemptsPS/updPS, "attempts/floor-update")
+}
+
+// httpFloor is a bare HTTP round trip with the same client: a server
+// answering a fixed XML-RPC response, conc clients for two seconds.
+func httpFloor(b *testing.B, client *http.Client, conc int) (float64, time.Duration) {
+	reply := []byte(`<?xml version="1.0"?><methodResponse><params><param><value><struct></struct></value></param></params></methodResponse>`)
+	body, _ := kolo.EncodeMethodCall(nodeapi.MethodStep, nodeapi.StepRequest{CallID: "k1-1", State: "a", Input: nodeapi.InputDone})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/xml")
+		w.Write(reply)
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	var ds []time.Duration
+	end := time.Now().Add(2 * time.Second)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			var mine []time.Duration
+			for time.Now().Before(end) {
+				t0 := time.Now()
+				resp, err := client.Post(srv.URL, "text/xml", bytes.NewReader(body))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			ds = append(ds, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	slices.Sort(ds)
+	return float64(len(ds)) / 2, ds[len(ds)*99/100]
+}
+
+// updateFloor is a bare single-row UPDATE ... RETURNING on the same
+// PostgreSQL, conc clients on their own rows, for two seconds.
+func updateFloor(b *testing.B, db *sql.DB, conc int) float64 {
+	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS bench_floor (id INT PRIMARY KEY, n BIGINT NOT NULL)`); err != nil {
+		b.Fatal(err)
+	}
+	for i := range conc {
+		db.Exec(`INSERT INTO bench_floor VALUES ($1, 0) ON CONFLICT DO NOTHING`, i)
+	}
+	var n atomic.Int64
+	end := time.Now().Add(2 * time.Second)
+	var wg sync.WaitGroup
+	for i := range conc {
+		wg.Go(func() {
+			for time.Now().Before(end) {
+				var v int64
+				if err := db.QueryRow(`UPDATE bench_floor SET n = n + 1 WHERE id = $1 RETURNING n`, i).Scan(&v); err != nil {
+					b.Error(err)
+					return
+				}
+				n.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return float64(n.Load()) / 2
+}
