@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +15,6 @@ import (
 	kolo "github.com/kolo/xmlrpc"
 
 	"github.com/elastidial/elastidial/nodeapi"
-	"github.com/elastidial/elastidial/xmlrpc"
 )
 
 // The hostile-input suite: what an unauthenticated or broken client can
@@ -177,21 +177,28 @@ func TestHostileDeletePromptInUse(t *testing.T) {
 // node cannot run (and so read) the flow of a call another node leased,
 // nor report its result.
 func TestHostileNodeStepsAnotherNodesCall(t *testing.T) {
-	srv := startServe(t)
+	srv := startServe(t, "-node-slots", "1") // two contacts want two nodes
 	srv.call("PUT", "/api/v1/trunks/carrier", `{"max_channels":10,"max_cps":5}`)
-	_, body := srv.call("POST", "/api/v1/campaigns", `{"name":"N","trunk":"carrier","caller_id":"+14155550100","target":5,"window":{"start":0,"end":1440}}`)
+	_, body := srv.call("POST", "/api/v1/campaigns", `{"name":"N","trunk":"carrier","caller_id":"+14155550100","target":2,"window":{"start":0,"end":1440}}`)
 	id := body[strings.Index(body, `"c_`)+1:]
 	id = id[:strings.Index(id, `"`)]
 	srv.call("PUT", "/api/v1/campaigns/"+id+"/flow", `{"start":"bye","states":{"bye":{"hangup":true}}}`)
-	srv.call("POST", "/api/v1/campaigns/"+id+"/contacts", "phone\n+12125550101\n")
+	srv.call("POST", "/api/v1/campaigns/"+id+"/contacts", "phone\n+12125550101\n+12125550102\n")
 	if code, body := srv.call("POST", "/api/v1/campaigns/"+id+"/start", ""); code != 200 {
 		t.Fatalf("start: %d %s", code, body)
 	}
-	svc := &xmlrpc.Service{Secret: []byte("test-secret")}
-	node := func(nodeID, method string, arg, reply any) error {
+	var fleet struct{ Nodes []struct{ ID string } }
+	for deadline := time.Now().Add(10 * time.Second); len(fleet.Nodes) < 2; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("fleet: %+v", fleet)
+		}
+		_, body := srv.call("GET", "/api/v1/fleet", "")
+		json.Unmarshal([]byte(body), &fleet)
+	}
+	rpc := func(cred, method string, arg, reply any) error {
 		body, _ := kolo.EncodeMethodCall(method, arg)
 		req, _ := http.NewRequest("POST", srv.base+"/RPC2", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+svc.Token(nodeID))
+		req.Header.Set("Authorization", "Bearer "+cred)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -203,24 +210,32 @@ func TestHostileNodeStepsAnotherNodesCall(t *testing.T) {
 		}
 		return kolo.Response(b).Unmarshal(reply)
 	}
+	tokens := make([]string, 2)
+	for i := range tokens {
+		var reg nodeapi.RegisterResponse
+		if err := rpc("test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: fleet.Nodes[i].ID, Capacity: 1}, &reg); err != nil {
+			t.Fatalf("register %s: %v", fleet.Nodes[i].ID, err)
+		}
+		tokens[i] = reg.Token
+	}
 	var manifest nodeapi.ManifestResponse
-	node("node-1", nodeapi.MethodManifest, nodeapi.ManifestRequest{}, &manifest)
+	rpc(tokens[0], nodeapi.MethodManifest, nodeapi.ManifestRequest{}, &manifest)
 	var next nodeapi.NextResponse
-	if err := node("node-1", nodeapi.MethodNext, nodeapi.NextRequest{Free: 1, AudioVersion: manifest.Version}, &next); err != nil || len(next.Calls) != 1 {
+	if err := rpc(tokens[0], nodeapi.MethodNext, nodeapi.NextRequest{Free: 1, AudioVersion: manifest.Version}, &next); err != nil || len(next.Calls) != 1 {
 		t.Fatalf("dialer.next: %+v %v", next, err)
 	}
 	c := next.Calls[0]
 	var step nodeapi.StepResponse
-	err := node("node-2", nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: c.CampaignID, FlowVersion: c.FlowVersion, Input: nodeapi.InputStart}, &step)
+	err := rpc(tokens[1], nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: c.CampaignID, FlowVersion: c.FlowVersion, Input: nodeapi.InputStart}, &step)
 	if err == nil || !strings.Contains(err.Error(), "Fault(5)") {
 		t.Fatalf("another node's step: %v", err)
 	}
 	var res nodeapi.ResultResponse
-	err = node("node-2", nodeapi.MethodResult, nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: nodeapi.DispBusy}, &res)
+	err = rpc(tokens[1], nodeapi.MethodResult, nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: nodeapi.DispBusy}, &res)
 	if err == nil || !strings.Contains(err.Error(), "Fault(5)") {
 		t.Fatalf("another node's result: %v", err)
 	}
-	if err := node("node-1", nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: c.CampaignID, FlowVersion: c.FlowVersion, Input: nodeapi.InputStart}, &step); err != nil {
+	if err := rpc(tokens[0], nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: c.CampaignID, FlowVersion: c.FlowVersion, Input: nodeapi.InputStart}, &step); err != nil {
 		t.Fatalf("the leasing node's step: %v", err)
 	}
 }
