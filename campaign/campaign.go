@@ -190,8 +190,8 @@ func (c *Campaign) Validate() error {
 		return &FieldError{"caller_id", fmt.Sprintf("%q: must be a valid phone number in E.164 form such as +14155550100", c.CallerID)}
 	case c.Target < 1 || c.Target > 100000:
 		return &FieldError{"target", fmt.Sprintf("%d: want 1 to 100000 concurrent calls", c.Target)}
-	case c.MaxCPS <= 0 || c.MaxCPS > 10000:
-		return &FieldError{"max_cps", fmt.Sprintf("%g: want more than 0 and at most 10000 attempts per second", c.MaxCPS)}
+	case !(c.MaxCPS >= MinCPS && c.MaxCPS <= MaxCPS):
+		return &FieldError{"max_cps", fmt.Sprintf("%g: want %g to %g attempts per second", c.MaxCPS, MinCPS, MaxCPS)}
 	case c.Window == (Window{}):
 		return &FieldError{"window", "start and end are minutes of the day, 0 to 1440, and must differ"}
 	case c.MaxAttempts < 1 || c.MaxAttempts > 100:
@@ -254,6 +254,13 @@ type Trunk struct {
 	MaxCPS      float64 `json:"max_cps"`      // new calls per second across all nodes
 }
 
+// Bounds of a call rate (campaign or trunk). Below MinCPS the pacing
+// bucket refills too slowly to be meant; above MaxCPS counts overflow.
+const (
+	MinCPS = 0.01 // one attempt every 100 s
+	MaxCPS = 10000.0
+)
+
 // Validate checks a trunk.
 func (t *Trunk) Validate() error {
 	switch {
@@ -261,8 +268,8 @@ func (t *Trunk) Validate() error {
 		return &FieldError{"name", "must be letters, digits, _ . - (the PJSIP endpoint name)"}
 	case t.MaxChannels < 1 || t.MaxChannels > 1000000:
 		return &FieldError{"max_channels", fmt.Sprintf("%d: want at least 1", t.MaxChannels)}
-	case t.MaxCPS <= 0:
-		return &FieldError{"max_cps", fmt.Sprintf("%g: must be more than 0", t.MaxCPS)}
+	case !(t.MaxCPS >= MinCPS && t.MaxCPS <= MaxCPS):
+		return &FieldError{"max_cps", fmt.Sprintf("%g: want %g to %g new calls per second", t.MaxCPS, MinCPS, MaxCPS)}
 	}
 	return nil
 }

@@ -13,6 +13,9 @@ import (
 // MaxAudioBytes bounds one upload: ten minutes of 16 kHz 16-bit mono.
 const MaxAudioBytes = 20 << 20
 
+// MaxRequestBytes bounds one upload request: a few files at the limit.
+const MaxRequestBytes = 64 << 20
+
 // ErrFormat is an upload Asterisk cannot play; its message says what is
 // needed.
 var ErrFormat = errors.New("unsupported audio")
@@ -40,6 +43,9 @@ func Prepare(filename string, data []byte) (string, []byte, error) {
 		out, err := checkWAV(data)
 		if err != nil {
 			return "", nil, fmt.Errorf("%w: %s: %v; send %s", ErrFormat, filename, err, wantFormat)
+		}
+		if len(out) > MaxAudioBytes { // a low rate doubles or more on conversion
+			return "", nil, fmt.Errorf("%w: %s is %d bytes after conversion to 8 kHz mono, over %d MB; send a shorter prompt", ErrFormat, filename, len(out), MaxAudioBytes>>20)
 		}
 		return name + ".wav", out, nil
 	case ".ulaw", ".alaw", ".ul", ".al":
@@ -101,14 +107,19 @@ func checkWAV(b []byte) ([]byte, error) {
 	}
 	var f *wavFormat
 	var pcm []byte
+	truncated := -1 // offset of a data chunk's size field that claims more than the file holds
 	for off := 12; off+8 <= len(b); {
 		id := string(b[off : off+4])
 		size := int(binary.LittleEndian.Uint32(b[off+4 : off+8]))
 		start := off + 8
 		if size < 0 || start+size > len(b) || start+size < start {
-			if id == "data" { // truncated data: use what is there, whole samples only
+			switch {
+			case id == "data" && size > MaxAudioBytes:
+				return nil, fmt.Errorf("the data chunk claims %d bytes, over the %d MB limit, and the file holds %d", size, MaxAudioBytes>>20, len(b)-start)
+			case id == "data": // truncated data: use what is there
 				size = len(b) - start
-			} else {
+				truncated = off + 4
+			default:
 				return nil, fmt.Errorf("chunk %q claims %d bytes but the file ends first", id, size)
 			}
 		}
@@ -135,14 +146,30 @@ func checkWAV(b []byte) ([]byte, error) {
 		return nil, errors.New("no audio data")
 	case f.channels == 0 || f.channels > 8:
 		return nil, fmt.Errorf("%d channels", f.channels)
+	case len(pcm) < int(f.channels)*max(1, int(f.bits)/8):
+		return nil, errors.New("no audio data (less than one sample)")
+	}
+	asIs := func() []byte {
+		if truncated < 0 {
+			return b
+		}
+		// Store sizes that match the bytes, so no reader trusts the claim.
+		c := append([]byte(nil), b...)
+		binary.LittleEndian.PutUint32(c[truncated:], uint32(len(c)-truncated-4))
+		binary.LittleEndian.PutUint32(c[4:], uint32(len(c)-8))
+		return c
 	}
 	switch {
 	case f.tag == 1 && f.bits == 16 && f.channels == 1 && (f.rate == 8000 || f.rate == 16000):
-		return b, nil
+		return asIs(), nil
 	case (f.tag == 6 || f.tag == 7) && f.bits == 8 && f.channels == 1 && f.rate == 8000:
-		return b, nil
+		return asIs(), nil
 	case f.tag == 1 && f.bits == 16 && f.rate >= 4000 && f.rate <= 192000:
-		return convertPCM16(pcm, int(f.channels), int(f.rate)), nil
+		out := convertPCM16(pcm, int(f.channels), int(f.rate))
+		if len(out) <= 44 {
+			return nil, errors.New("no audio data (shorter than one sample at 8 kHz)")
+		}
+		return out, nil
 	}
 	return nil, fmt.Errorf("format tag %d, %d-bit, %d channel(s), %d Hz", f.tag, f.bits, f.channels, f.rate)
 }

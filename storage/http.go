@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -31,19 +32,27 @@ func (l *Library) Handler() http.Handler {
 			jsonError(w, http.StatusBadRequest, fmt.Sprintf("audio set %q: use 1 to 64 lower-case letters, digits, _ or -", set))
 			return
 		}
+		maxReq := cmp.Or(l.MaxRequestBytes, MaxRequestBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, maxReq)
 		mr, err := r.MultipartReader()
 		if err != nil {
 			jsonError(w, http.StatusBadRequest, "send the audio as multipart/form-data with a \"file\" part")
 			return
 		}
-		var stored []Object
+		// Every file is read and checked before any is stored: a request
+		// refused part-way changes nothing.
+		type upload struct {
+			name string
+			data []byte
+		}
+		var ups []upload
 		for {
 			p, err := mr.NextPart()
 			if err == io.EOF {
 				break
 			}
 			if err != nil {
-				jsonError(w, http.StatusBadRequest, "bad multipart form: "+err.Error())
+				uploadError(w, err, maxReq)
 				return
 			}
 			if p.FormName() != "file" {
@@ -51,23 +60,31 @@ func (l *Library) Handler() http.Handler {
 			}
 			data, err := io.ReadAll(io.LimitReader(p, MaxAudioBytes+1))
 			if err != nil {
-				jsonError(w, http.StatusBadRequest, "reading the upload: "+err.Error())
+				uploadError(w, err, maxReq)
 				return
 			}
-			o, err := l.Put(r.Context(), set, p.FileName(), data)
-			switch {
-			case errors.Is(err, ErrFormat), errors.Is(err, ErrBadName):
-				jsonError(w, http.StatusUnprocessableEntity, err.Error())
+			name, data, err := Prepare(p.FileName(), data)
+			if err == nil {
+				err = CheckKey(set + "/" + name)
+			}
+			if err != nil {
+				uploadError(w, err, maxReq)
 				return
-			case err != nil:
+			}
+			ups = append(ups, upload{name, data})
+		}
+		if len(ups) == 0 {
+			jsonError(w, http.StatusBadRequest, "the form has no part named \"file\"")
+			return
+		}
+		var stored []Object
+		for _, u := range ups {
+			o, err := l.put(r.Context(), set+"/"+u.name, u.data)
+			if err != nil {
 				jsonError(w, http.StatusInternalServerError, err.Error())
 				return
 			}
 			stored = append(stored, o)
-		}
-		if len(stored) == 0 {
-			jsonError(w, http.StatusBadRequest, "the form has no part named \"file\"")
-			return
 		}
 		v, _ := l.Version(r.Context())
 		jsonhttp.Write(w, http.StatusCreated, map[string]any{"version": v, "stored": stored})
@@ -77,6 +94,8 @@ func (l *Library) Handler() http.Handler {
 		switch {
 		case errors.Is(err, ErrNotFound):
 			jsonError(w, http.StatusNotFound, err.Error())
+		case errors.Is(err, ErrInUse):
+			jsonError(w, http.StatusConflict, err.Error())
 		case errors.Is(err, ErrBadName):
 			jsonError(w, http.StatusBadRequest, err.Error())
 		case err != nil:
@@ -86,6 +105,19 @@ func (l *Library) Handler() http.Handler {
 		}
 	})
 	return m
+}
+
+// uploadError answers a refused upload: too large, unplayable, or a bad form.
+func uploadError(w http.ResponseWriter, err error, maxReq int64) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		jsonError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the upload request is over %d bytes; send fewer files at once", maxReq))
+	case errors.Is(err, ErrFormat), errors.Is(err, ErrBadName):
+		jsonError(w, http.StatusUnprocessableEntity, err.Error())
+	default:
+		jsonError(w, http.StatusBadRequest, "bad multipart form: "+err.Error())
+	}
 }
 
 func jsonError(w http.ResponseWriter, status int, msg string) {

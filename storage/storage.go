@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -42,6 +43,7 @@ type Store interface {
 var (
 	ErrNotFound = errors.New("audio file not found")
 	ErrBadName  = errors.New("bad audio name")
+	ErrInUse    = errors.New("audio file in use")
 )
 
 var (
@@ -80,6 +82,13 @@ type Library struct {
 	ListTTL time.Duration // how long a listing is trusted; 5s (other controllers may change the library)
 	Cache   Cache         // optional: manifests by version
 	Now     func() time.Time
+	// MaxRequestBytes bounds one upload request, all its files together;
+	// 0 means MaxRequestBytes.
+	MaxRequestBytes int64
+	// InUse, when set, names what uses a prompt ("set/name", no
+	// extension), e.g. a campaign's current flow, or answers "": a prompt
+	// in use cannot lose its last playable file.
+	InUse func(ctx context.Context, prompt string) (string, error)
 
 	mu       sync.Mutex
 	cached   []Object // nil until listed; reset by every change
@@ -104,6 +113,11 @@ func (l *Library) Put(ctx context.Context, set, filename string, data []byte) (O
 	if err := CheckKey(key); err != nil {
 		return Object{}, err
 	}
+	return l.put(ctx, key, data)
+}
+
+// put stores prepared bytes under a checked key.
+func (l *Library) put(ctx context.Context, key string, data []byte) (Object, error) {
 	o, err := l.Store.Put(ctx, key, data)
 	l.invalidate()
 	return o, err
@@ -113,6 +127,25 @@ func (l *Library) Put(ctx context.Context, set, filename string, data []byte) (O
 func (l *Library) Delete(ctx context.Context, key string) error {
 	if err := CheckKey(key); err != nil {
 		return err
+	}
+	if l.InUse != nil {
+		prompt := strings.TrimSuffix(key, path.Ext(key))
+		user, err := l.InUse(ctx, prompt)
+		if err != nil {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+		if user != "" {
+			objs, _, err := l.List(ctx)
+			if err != nil {
+				return fmt.Errorf("delete %s: %w", key, err)
+			}
+			other := slices.ContainsFunc(objs, func(o Object) bool {
+				return o.Key != key && strings.TrimSuffix(o.Key, path.Ext(o.Key)) == prompt
+			})
+			if !other {
+				return fmt.Errorf("%w: %s is played by %s; change that flow first", ErrInUse, key, user)
+			}
+		}
 	}
 	err := l.Store.Delete(ctx, key)
 	l.invalidate()

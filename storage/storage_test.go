@@ -338,3 +338,112 @@ func BenchmarkSync(b *testing.B) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestPrepareBoundsSizes: a header cannot make the library store more than
+// MaxAudioBytes, before or after conversion.
+func TestPrepareBoundsSizes(t *testing.T) {
+	claimsGB := wav(8000, 1, 0.1)
+	binary.LittleEndian.PutUint32(claimsGB[40:], 1<<30)
+	binary.LittleEndian.PutUint32(claimsGB[4:], 1<<30+36)
+	if _, _, err := Prepare("big.wav", claimsGB); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "claims 1073741824 bytes") {
+		t.Fatalf("a WAV claiming 1 GB: err = %v", err)
+	}
+	// A truncated file within the cap is stored with sizes that match it.
+	short := wav(8000, 1, 0.1)
+	binary.LittleEndian.PutUint32(short[40:], uint32(len(short)-44+1000))
+	binary.LittleEndian.PutUint32(short[4:], uint32(len(short)-8+1000))
+	_, out, err := Prepare("short.wav", short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := binary.LittleEndian.Uint32(out[40:]); int(got) != len(out)-44 {
+		t.Fatalf("stored data size %d, file holds %d", got, len(out)-44)
+	}
+	if got := binary.LittleEndian.Uint32(out[4:]); int(got) != len(out)-8 {
+		t.Fatalf("stored RIFF size %d, file holds %d", got, len(out)-8)
+	}
+	// 4 kHz just under the cap doubles when converted to 8 kHz.
+	frames := (MaxAudioBytes - 1000) / 2
+	slow := wav(4000, 1, float64(frames)/4000)
+	if len(slow) > MaxAudioBytes {
+		t.Fatalf("fixture %d bytes is over the cap", len(slow))
+	}
+	if _, _, err := Prepare("slow.wav", slow); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "after conversion") {
+		t.Fatalf("4 kHz WAV that doubles: err = %v", err)
+	}
+}
+
+// TestUploadRequestCap: a whole upload request is bounded, not only each
+// file, and a request refused part-way stores none of its files.
+func TestUploadRequestCap(t *testing.T) {
+	fx := newFixture(t)
+	fx.lib.MaxRequestBytes = 64 << 10
+	srv := httptest.NewServer(fx.lib.Handler())
+	defer srv.Close()
+	post := func(files ...[]byte) (int, string) {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		for i, f := range files {
+			fw, _ := mw.CreateFormFile("file", "p"+itoa(i)+".wav")
+			fw.Write(f)
+		}
+		mw.Close()
+		resp, err := http.Post(srv.URL+"/api/v1/audio/set", mw.FormDataContentType(), &body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	small := wav(8000, 1, 1) // 16 KB
+	if code, body := post(small, small, small, small, small); code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "65536 bytes") {
+		t.Fatalf("five files over the request cap: %d %s", code, body)
+	}
+	if code, body := post(small, []byte("not audio")); code != 422 {
+		t.Fatalf("a bad second file: %d %s", code, body)
+	}
+	if objs, _, _ := fx.lib.List(context.Background()); len(objs) != 0 {
+		t.Fatalf("a refused request stored %d files", len(objs))
+	}
+	if code, body := post(small, small); code != 201 {
+		t.Fatalf("two files under the cap: %d %s", code, body)
+	}
+}
+
+// TestPromptInUseCannotBeDeleted: a prompt a current flow plays keeps a
+// playable file; another format of it may go.
+func TestPromptInUseCannotBeDeleted(t *testing.T) {
+	fx := newFixture(t)
+	ctx := context.Background()
+	fx.lib.InUse = func(_ context.Context, prompt string) (string, error) {
+		if prompt == "survey/welcome" {
+			return "campaign c_1 (flow version 2)", nil
+		}
+		return "", nil
+	}
+	srv := httptest.NewServer(fx.lib.Handler())
+	defer srv.Close()
+	fx.lib.Put(ctx, "survey", "welcome.wav", wav(8000, 1, 0.1))
+	fx.lib.Put(ctx, "survey", "welcome.ulaw", make([]byte, 800))
+	fx.lib.Put(ctx, "survey", "spare.wav", wav(8000, 1, 0.1))
+	del := func(key string) (int, string) {
+		req, _ := http.NewRequest("DELETE", srv.URL+"/api/v1/audio/"+key, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := del("survey/welcome.ulaw"); code != 204 {
+		t.Fatalf("another format of a prompt in use: %d %s", code, body)
+	}
+	if code, body := del("survey/welcome.wav"); code != 409 || !strings.Contains(body, "campaign c_1") {
+		t.Fatalf("the last file of a prompt in use: %d %s", code, body)
+	}
+	if code, body := del("survey/spare.wav"); code != 204 {
+		t.Fatalf("an unused prompt: %d %s", code, body)
+	}
+}

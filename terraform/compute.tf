@@ -34,7 +34,12 @@ resource "aws_instance" "controller" {
   user_data = <<-EOT
     #!/bin/sh
     set -eu
+    # The env file may hold the trunk password: nothing written here is
+    # readable by other users. The controller runs as its own user.
+    umask 077
+    id elastidial >/dev/null 2>&1 || useradd --system --home /var/lib/elastidial --shell /usr/sbin/nologin elastidial
     mkdir -p /etc/elastidial /var/lib/elastidial
+    chown elastidial:elastidial /var/lib/elastidial
     cat > /etc/systemd/system/elastidial-controller.service <<EOF1
     [Unit]
     Description=elastidial controller
@@ -43,6 +48,16 @@ resource "aws_instance" "controller" {
     EnvironmentFile=/etc/elastidial/controller.env
     WorkingDirectory=/var/lib/elastidial
     ExecStart=/usr/local/bin/controller serve
+    User=elastidial
+    Group=elastidial
+    UMask=0077
+    NoNewPrivileges=yes
+    CapabilityBoundingSet=
+    ProtectSystem=strict
+    ReadWritePaths=/var/lib/elastidial
+    ProtectHome=yes
+    PrivateTmp=yes
+    PrivateDevices=yes
     Restart=always
     [Install]
     WantedBy=multi-user.target

@@ -6,9 +6,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/httpapi"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/flow"
@@ -91,4 +93,44 @@ func TestDashboardCampaignJourney(t *testing.T) {
 	d.WaitText("#detail-status", "paused")
 	d.Click(`[data-action=pause]`)
 	d.WaitText("#action-error", "cannot become paused")
+}
+
+// TestDashboardFollowsTheRole: a viewer signs in and sees no control its
+// role may not use; the page forbids being framed by another site.
+func TestDashboardFollowsTheRole(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "web.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	token, _, err := store.CreateAPIToken(ctx, campaign.Token{Name: "wallboard", Role: campaign.RoleViewer}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", (&httpapi.API{Store: store}).Handler())
+	mux.Handle("/", Handler())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || resp.Header.Get("X-Frame-Options") != "DENY" {
+		t.Fatalf("the dashboard may be framed: CSP %q, X-Frame-Options %q", csp, resp.Header.Get("X-Frame-Options"))
+	}
+
+	d := browser.Start(t)
+	d.Open(srv.URL)
+	d.Type("#token", token)
+	d.Click("#login-form button")
+	d.Must("#view-campaigns:not([hidden])")
+	d.WaitText("#whoami", "wallboard (viewer)")
+	for _, css := range []string{"#tab-ops", "#new-campaign", "#trunk-form", "#audio-form", "#upload", "#save-flow", "#download-results"} {
+		d.Must(css + "[hidden]")
+	}
+	d.Must("#tab-trunks:not([hidden])")
 }

@@ -245,6 +245,9 @@ func TestHostileRequests(t *testing.T) {
 		{"no method name", `<methodCall><methodName> </methodName></methodCall>`, nodeapi.FaultInvalidRequest},
 		{"wrong root", `<methodResponse/>`, nodeapi.FaultInvalidRequest},
 		{"trailing junk", call("test.echo", "<int>1</int>") + "<x/>", nodeapi.FaultInvalidRequest},
+		{"multicall with a string", call("system.multicall", `<string>x</string>`), nodeapi.FaultInvalidParams},
+		{"multicall with no params", `<methodCall><methodName>system.multicall</methodName><params/></methodCall>`, nodeapi.FaultInvalidParams},
+		{"multicall with a struct", call("system.multicall", `<struct></struct>`), nodeapi.FaultInvalidParams},
 		{"nested multicall", call("system.multicall", `<array><data><value><struct><member><name>methodName</name><value>system.multicall</value></member><member><name>params</name><value><array><data/></array></value></member></struct></value></data></array>`), 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -55,6 +55,13 @@ func (s *Server) Register(name, help string, sig []string, h Handler) {
 	s.methods[name] = method{help: help, sig: sig, h: h}
 }
 
+// Has reports whether name is a registered method. Anything a client sends
+// that is not one must stay out of metric labels and logs' keys.
+func (s *Server) Has(name string) bool {
+	_, ok := s.methods[name]
+	return ok
+}
+
 func (s *Server) listMethods(context.Context, []any) (any, error) {
 	names := make([]string, 0, len(s.methods))
 	for n := range s.methods {
@@ -125,7 +132,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	if name == "system.multicall" { // each inner call is authorised on its own
-		res := s.multicall(r, params)
+		res, err := s.multicall(r, params)
+		if err != nil { // not an array of calls: the whole request is a fault
+			f := s.toFault(name, err)
+			fault = f.Code
+			s.writeFault(w, f)
+			return
+		}
 		if err := EncodeResponse(w, res); err != nil {
 			s.logError("encode", name, err)
 		}
@@ -165,16 +178,21 @@ func (s *Server) call(ctx context.Context, r *http.Request, name string, params 
 
 // multicall runs each call of system.multicall; each result is a
 // one-element array, each failure a fault struct, as the convention says.
-func (s *Server) multicall(r *http.Request, params []any) any {
+// A param that is not one array of calls is an error: the request as a
+// whole is a fault, not a success holding one.
+func (s *Server) multicall(r *http.Request, params []any) (any, error) {
 	var calls []struct {
 		Name   string `xmlrpc:"methodName"`
 		Params []any  `xmlrpc:"params"`
 	}
 	if len(params) != 1 {
-		return faultStruct(faultf(nodeapi.FaultInvalidParams, "system.multicall takes one array"))
+		return nil, faultf(nodeapi.FaultInvalidParams, "system.multicall takes one array of {methodName, params}, got %d params", len(params))
+	}
+	if _, ok := params[0].([]any); !ok {
+		return nil, faultf(nodeapi.FaultInvalidParams, "system.multicall takes an array of {methodName, params}, got %s", typeName(params[0]))
 	}
 	if err := Unmarshal(params[0], &calls); err != nil {
-		return faultStruct(s.toFault("system.multicall", err))
+		return nil, err // a fault naming the member at fault
 	}
 	out := make([]any, len(calls))
 	for i, c := range calls {
@@ -189,7 +207,7 @@ func (s *Server) multicall(r *http.Request, params []any) any {
 		}
 		out[i] = []any{res}
 	}
-	return out
+	return out, nil
 }
 
 func faultStruct(f *Fault) map[string]any {

@@ -78,6 +78,40 @@ func (s *Service) mac(nodeID string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
+// LeaseToken is the lease token a node receives for call c: the store's
+// token and an HMAC binding it to the node, the call, its campaign and flow
+// version. call.step checks it without a database read, so only the node
+// that leased a call can run its flow (and read its prompts and transfer
+// targets); call.result hands the store's part to the store, which checks
+// it against the lease and its node.
+func (s *Service) LeaseToken(nodeID string, c nodeapi.Call) string {
+	return c.Token + "." + s.leaseMAC(nodeID, c.CallID, c.CampaignID, c.FlowVersion, c.Token)
+}
+
+func (s *Service) leaseMAC(nodeID, callID, campaignID string, version int, token string) string {
+	m := hmac.New(sha256.New, s.Secret)
+	m.Write([]byte("elastidial-lease:" + nodeID + "\n" + callID + "\n" + campaignID + "\n" + strconv.Itoa(version) + "\n" + token))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// storeToken is the store's part of a lease token (all of an unsigned one).
+func storeToken(token string) string {
+	if i := strings.LastIndexByte(token, '.'); i >= 0 {
+		return token[:i]
+	}
+	return token
+}
+
+// checkLease answers a fault unless token is the lease token minted for
+// this node's call in this campaign and flow version.
+func (s *Service) checkLease(ctx context.Context, callID, token, campaignID string, version int) error {
+	i := strings.LastIndexByte(token, '.')
+	if i < 0 || subtle.ConstantTimeCompare([]byte(token[i+1:]), []byte(s.leaseMAC(NodeID(ctx), callID, campaignID, version, token[:i]))) != 1 {
+		return faultf(nodeapi.FaultForbidden, "call %q was not leased to this node in campaign %q, flow version %d", clip(callID), clip(campaignID), version)
+	}
+	return nil
+}
+
 // parseToken checks a node token and returns the node and epoch it names.
 func (s *Service) parseToken(cred string) (id string, epoch int64, ok bool) {
 	i := strings.LastIndexByte(cred, '.')
@@ -194,6 +228,9 @@ func (s *Service) next(ctx context.Context, params []any) (any, error) {
 	if calls != nil {
 		resp.Calls = calls
 	}
+	for i := range resp.Calls {
+		resp.Calls[i].Token = s.LeaseToken(NodeID(ctx), resp.Calls[i])
+	}
 	return resp, nil
 }
 
@@ -202,6 +239,7 @@ func (s *Service) result(ctx context.Context, params []any) (any, error) {
 	if err := Params(params, &req); err != nil {
 		return nil, err
 	}
+	req.Token = storeToken(req.Token) // the store checks it against the lease and its node
 	ok, err := s.Dialer.Record(ctx, NodeID(ctx), req)
 	if err != nil {
 		return nil, err
@@ -212,6 +250,9 @@ func (s *Service) result(ctx context.Context, params []any) (any, error) {
 func (s *Service) step(ctx context.Context, params []any) (any, error) {
 	var req nodeapi.StepRequest
 	if err := Params(params, &req); err != nil {
+		return nil, err
+	}
+	if err := s.checkLease(ctx, req.CallID, req.Token, req.CampaignID, req.FlowVersion); err != nil {
 		return nil, err
 	}
 	fl, err := s.Flows.Get(ctx, req.CampaignID, req.FlowVersion)

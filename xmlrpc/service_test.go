@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -180,7 +181,12 @@ func TestNodeSessionOverXMLRPC(t *testing.T) {
 		t.Fatalf("opt out: %+v", r)
 	}
 	var sr nodeapi.StepResponse
-	if err := n.call(nodeapi.MethodStep, nodeapi.StepRequest{CampaignID: "c9", FlowVersion: 1, Input: nodeapi.InputStart}, &sr); faultOf(err) != nodeapi.FaultNotFound {
+	if err := n.call(nodeapi.MethodStep, nodeapi.StepRequest{CampaignID: "c9", FlowVersion: 1, Input: nodeapi.InputStart}, &sr); faultOf(err) != nodeapi.FaultForbidden {
+		t.Fatalf("a call never leased: %v", err)
+	}
+	lost := nodeapi.Call{CallID: "k9-1", Token: "t", CampaignID: "c9", FlowVersion: 1}
+	lost.Token = (&Service{Secret: []byte("s3cret")}).LeaseToken(reg.NodeID, lost)
+	if err := n.call(nodeapi.MethodStep, nodeapi.StepRequest{CallID: lost.CallID, Token: lost.Token, CampaignID: "c9", FlowVersion: 1, Input: nodeapi.InputStart}, &sr); faultOf(err) != nodeapi.FaultNotFound {
 		t.Fatalf("unknown flow: %v", err)
 	}
 
@@ -240,8 +246,10 @@ func TestFlowsSurviveMemcachedDeath(t *testing.T) {
 
 // stepLoad runs call.step from 8 keep-alive clients until stop is closed
 // and returns how many steps succeeded and the first failure.
-func stepLoad(url, token string, stop <-chan struct{}) (ok int64, slowest time.Duration, failure error) {
-	body, _ := kolo.EncodeMethodCall(nodeapi.MethodStep, nodeapi.StepRequest{CallID: "k1", CampaignID: "c1", FlowVersion: 1, State: "menu", Input: nodeapi.InputDigits, Digits: "1"})
+func stepLoad(url string, svc *Service, stop <-chan struct{}) (ok int64, slowest time.Duration, failure error) {
+	token := svc.Token("n1")
+	lease := svc.LeaseToken("n1", nodeapi.Call{CallID: "k1", Token: "t", CampaignID: "c1", FlowVersion: 1})
+	body, _ := kolo.EncodeMethodCall(nodeapi.MethodStep, nodeapi.StepRequest{CallID: "k1", Token: lease, CampaignID: "c1", FlowVersion: 1, State: "menu", Input: nodeapi.InputDigits, Digits: "1"})
 	var n atomic.Int64
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -296,7 +304,7 @@ func TestStepsUnderLoadSurviveMemcachedTrouble(t *testing.T) {
 	var steps int64
 	go func() {
 		var err error
-		steps, _, err = stepLoad(srv.URL, svc.Token("n1"), stop)
+		steps, _, err = stepLoad(srv.URL, svc, stop)
 		done <- err
 	}()
 	waitFor := func(what string, cond func() bool) {
@@ -348,12 +356,64 @@ func TestStepsUnderLoadSurviveMemcachedTrouble(t *testing.T) {
 	flows.Memcache = NewMemcache([]string{hang.Addr().String()}, 64, 50*time.Millisecond)
 	stop = make(chan struct{})
 	time.AfterFunc(300*time.Millisecond, func() { close(stop) })
-	n, slowest, err := stepLoad(srv.URL, svc.Token("n1"), stop)
+	n, slowest, err := stepLoad(srv.URL, svc, stop)
 	if err != nil || n == 0 {
 		t.Fatalf("with memcached hanging: %d steps, %v", n, err)
 	}
 	if slowest > 2*time.Second {
 		t.Fatalf("with memcached hanging a step took %v; the client timeout is 50ms", slowest)
+	}
+}
+
+// TestStepOnlyForLeasedCalls: a node steps only the calls leased to it, in
+// the campaign and flow version they were leased with.
+func TestStepOnlyForLeasedCalls(t *testing.T) {
+	srv, _ := newService(t, &Flows{Source: &countingSource{}, Local: true})
+	reg := func(instance string) *node {
+		n := &node{t: t, url: srv.URL, token: "s3cret"}
+		var r nodeapi.RegisterResponse
+		if err := n.call(nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: instance}, &r); err != nil {
+			t.Fatal(err)
+		}
+		n.token = r.Token
+		return n
+	}
+	a, b := reg("i-a"), reg("i-b")
+	var next nodeapi.NextResponse
+	if err := a.call(nodeapi.MethodNext, nodeapi.NextRequest{Free: 1}, &next); err != nil || len(next.Calls) != 1 {
+		t.Fatalf("next: %+v %v", next, err)
+	}
+	c := next.Calls[0]
+	step := func(n *node, callID, token, campaignID string, version int) error {
+		var r nodeapi.StepResponse
+		return n.call(nodeapi.MethodStep, nodeapi.StepRequest{CallID: callID, Token: token, CampaignID: campaignID, FlowVersion: version, Input: nodeapi.InputStart}, &r)
+	}
+	if err := step(a, c.CallID, c.Token, c.CampaignID, c.FlowVersion); err != nil {
+		t.Fatalf("the leasing node's step: %v", err)
+	}
+	inner, _, _ := strings.Cut(c.Token, ".")
+	for _, tc := range []struct {
+		name                  string
+		n                     *node
+		callID, token, campID string
+		version               int
+	}{
+		{"another node with the lease token", b, c.CallID, c.Token, c.CampaignID, c.FlowVersion},
+		{"no token", a, c.CallID, "", c.CampaignID, c.FlowVersion},
+		{"the store's token alone", a, c.CallID, inner, c.CampaignID, c.FlowVersion},
+		{"a forged token", a, c.CallID, inner + ".AAAAAAAAAAAAAAAAAAAAAA", c.CampaignID, c.FlowVersion},
+		{"another call id", a, "k999-1", c.Token, c.CampaignID, c.FlowVersion},
+		{"another campaign", a, c.CallID, c.Token, "c2", c.FlowVersion},
+		{"another flow version", a, c.CallID, c.Token, c.CampaignID, c.FlowVersion + 1},
+	} {
+		if err := step(tc.n, tc.callID, tc.token, tc.campID, tc.version); faultOf(err) != nodeapi.FaultForbidden {
+			t.Errorf("%s: err = %v, want fault %d", tc.name, err, nodeapi.FaultForbidden)
+		}
+	}
+	// The result carries the same token; the store checks it against the lease.
+	var res nodeapi.ResultResponse
+	if err := a.call(nodeapi.MethodResult, nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: "answered"}, &res); err != nil || !res.Recorded {
+		t.Fatalf("result: %+v %v", res, err)
 	}
 }
 

@@ -10,6 +10,7 @@ package agi
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -172,9 +173,28 @@ func truncate(s string) string {
 	return s
 }
 
+// Reply deadlines: a peer that takes a command and never answers must not
+// hold its session (and a call slot) forever. Commands that return at once
+// get DefaultReplyTimeout; those that play, record, wait for digits or run
+// an application (longVerbs) get DefaultLongReplyTimeout, the longest one
+// prompt, recording or transfer may take. A ctx deadline may cut either
+// shorter.
+const (
+	DefaultReplyTimeout     = 10 * time.Second
+	DefaultLongReplyTimeout = time.Hour
+)
+
+// longVerbs start commands whose reply comes only when they finish.
+var longVerbs = []string{"STREAM FILE", "CONTROL STREAM FILE", "GET DATA", "GET OPTION",
+	"RECORD FILE", "SAY ", "WAIT FOR DIGIT", "EXEC", "SPEECH RECOGNIZE", "RECEIVE"}
+
 // Session is one FastAGI connection.
 type Session struct {
-	Env  map[string]string // agi_* keys without the prefix: "network_script", "channel", ...
+	Env map[string]string // agi_* keys without the prefix: "network_script", "channel", ...
+	// ReplyTimeout and LongReplyTimeout bound the wait for a reply (see
+	// DefaultReplyTimeout); 0 takes the default.
+	ReplyTimeout, LongReplyTimeout time.Duration
+
 	conn net.Conn
 	r    *bufio.Reader
 	mu   sync.Mutex
@@ -208,6 +228,7 @@ func (s *Session) Do(ctx context.Context, line string) (Reply, error) {
 	if strings.ContainsAny(line, "\r\n") {
 		return Reply{}, ErrBadArg
 	}
+	s.conn.SetDeadline(time.Now().Add(s.deadline(line)))
 	stop := context.AfterFunc(ctx, func() { s.conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if _, err := s.conn.Write([]byte(line + "\n")); err != nil {
@@ -263,6 +284,17 @@ func (s *Session) Do(ctx context.Context, line string) (Reply, error) {
 	}
 }
 
+// deadline is how long the reply to line may take.
+func (s *Session) deadline(line string) time.Duration {
+	up := strings.ToUpper(line)
+	for _, v := range longVerbs {
+		if strings.HasPrefix(up, v) {
+			return cmp.Or(s.LongReplyTimeout, DefaultLongReplyTimeout)
+		}
+	}
+	return cmp.Or(s.ReplyTimeout, DefaultReplyTimeout)
+}
+
 // Run sends a command built from verb and quoted args.
 func (s *Session) Run(ctx context.Context, verb string, args ...string) (Reply, error) {
 	line, err := Command(verb, args...)
@@ -304,6 +336,8 @@ type Handler func(ctx context.Context, s *Session)
 type Server struct {
 	Handler Handler
 	Log     *slog.Logger
+	// ReplyTimeout and LongReplyTimeout are every session's (see Session).
+	ReplyTimeout, LongReplyTimeout time.Duration
 }
 
 // Serve accepts on l until ctx ends, running Handler per connection, and
@@ -341,7 +375,7 @@ func (srv *Server) Serve(ctx context.Context, l net.Listener) error {
 				return
 			}
 			conn.SetReadDeadline(time.Time{})
-			srv.Handler(ctx, &Session{Env: env, conn: conn, r: r})
+			srv.Handler(ctx, &Session{Env: env, ReplyTimeout: srv.ReplyTimeout, LongReplyTimeout: srv.LongReplyTimeout, conn: conn, r: r})
 		}()
 	}
 }

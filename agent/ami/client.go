@@ -2,6 +2,7 @@ package ami
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -42,6 +43,16 @@ type Client struct {
 	OnConnect func(ctx context.Context)
 	// DialTimeout bounds connect+login; default 5s.
 	DialTimeout time.Duration
+	// PingInterval is how often a logged-in session sends Action: Ping;
+	// default 10s. An Asterisk that stops answering (frozen, TCP still
+	// open) would otherwise keep the session "up" forever.
+	PingInterval time.Duration
+	// PingTimeout is how long a Ping may wait for its reply before the
+	// session is dropped (Connected turns false) and dialled again;
+	// default 5s.
+	PingTimeout time.Duration
+	// Dial opens the connection; default a net.Dialer with DialTimeout.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 
 	seq       atomic.Uint64
 	connected atomic.Bool
@@ -107,8 +118,12 @@ func (c *Client) session(ctx context.Context) error {
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
-	d := net.Dialer{Timeout: timeout}
-	conn, err := d.DialContext(ctx, "tcp", c.Addr)
+	dial := c.Dial
+	if dial == nil {
+		d := net.Dialer{Timeout: timeout}
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	conn, err := dial(ctx, c.Addr)
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", c.Addr, err)
 	}
@@ -156,7 +171,37 @@ func (c *Client) session(ctx context.Context) error {
 	if c.OnConnect != nil {
 		go c.OnConnect(ctx)
 	}
-	return <-readErr
+	kctx, stopPings := context.WithCancel(ctx)
+	var pings sync.WaitGroup
+	pings.Go(func() { c.keepAlive(kctx, conn) })
+	err = <-readErr
+	stopPings()
+	pings.Wait()
+	return err
+}
+
+// keepAlive pings the session every PingInterval; a Ping with no reply
+// within PingTimeout closes the connection, which ends the session.
+func (c *Client) keepAlive(ctx context.Context, conn net.Conn) {
+	every := cmp.Or(c.PingInterval, 10*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, cmp.Or(c.PingTimeout, 5*time.Second))
+		_, err := c.send(pctx, Message{{"Action", "Ping"}}, false)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			c.Log.Warn("ami keep-alive failed; reconnecting", "addr", c.Addr, "err", err)
+			c.connected.Store(false)
+			conn.Close()
+			return
+		}
+	}
 }
 
 // teardown fails every pending action and marks the session down.

@@ -33,7 +33,11 @@ install -d -m 0750 -g asterisk /etc/asterisk
 install -d /usr/share/elastidial/asterisk
 install -m 0644 /tmp/asterisk-conf/*.conf /tmp/asterisk-conf/*.template /usr/share/elastidial/asterisk/
 install -m 0755 /tmp/render-asterisk-conf.sh /usr/local/sbin/elastidial-render-asterisk-conf
-install -d -m 0750 /etc/elastidial /var/lib/elastidial
+# The agent runs as its own unprivileged user, in group asterisk for the
+# prompt and recording folders above; its state is its own.
+id elastidial >/dev/null 2>&1 || useradd --system --home /var/lib/elastidial --shell /usr/sbin/nologin -G asterisk elastidial
+install -d -m 0700 /etc/elastidial
+install -d -o elastidial -g elastidial -m 0700 /var/lib/elastidial
 install -m 0755 /tmp/node-agent /usr/local/bin/node-agent
 install -m 0755 /tmp/first-boot.sh /usr/local/sbin/elastidial-first-boot
 install -m 0644 /tmp/systemd/*.service /etc/systemd/system/

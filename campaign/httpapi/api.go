@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +28,9 @@ import (
 // own per-line bound.
 const MaxJSONBytes = 1 << 20
 
+// MaxListBytes bounds a dial-list or do-not-call upload: a few million rows.
+const MaxListBytes = 256 << 20
+
 // API serves /api/v1/.
 type API struct {
 	Store *sqlstore.Store
@@ -39,6 +44,9 @@ type API struct {
 	// a trunk's limits changed, so the scaler can act on it before its
 	// next tick; nil = nobody.
 	DemandChanged func()
+	// MaxListBytes bounds one dial-list or do-not-call request body; 0
+	// means MaxListBytes.
+	MaxListBytes int64
 }
 
 func (a *API) demandChanged() {
@@ -54,49 +62,106 @@ func (a *API) now() time.Time {
 	return time.Now()
 }
 
-// Handler returns the API with authentication in front.
+// Handler returns the API with authentication in front. Every route
+// names the permission it needs (see campaign.Role); a route on one
+// campaign answers 404 to a token scoped to other campaigns, as if it did
+// not exist.
 func (a *API) Handler() http.Handler {
 	m := http.NewServeMux()
-	m.HandleFunc("GET /api/v1/trunks", a.listTrunks)
-	m.HandleFunc("PUT /api/v1/trunks/{name}", a.putTrunk)
-	m.HandleFunc("GET /api/v1/campaigns", a.listCampaigns)
-	m.HandleFunc("POST /api/v1/campaigns", a.createCampaign)
-	m.HandleFunc("GET /api/v1/campaigns/{id}", a.getCampaign)
-	m.HandleFunc("PUT /api/v1/campaigns/{id}", a.updateCampaign)
-	m.HandleFunc("PUT /api/v1/campaigns/{id}/flow", a.putFlow)
-	m.HandleFunc("GET /api/v1/campaigns/{id}/flow", a.getFlow)
-	m.HandleFunc("POST /api/v1/campaigns/{id}/contacts", a.importContacts)
-	m.HandleFunc("POST /api/v1/campaigns/{id}/{action}", a.setStatus)
-	m.HandleFunc("GET /api/v1/campaigns/{id}/stats", a.stats)
-	m.HandleFunc("GET /api/v1/campaigns/{id}/results.csv", a.results)
-	m.HandleFunc("GET /api/v1/imports/{id}/rejections.csv", a.rejections)
-	m.HandleFunc("POST /api/v1/dnc", a.importDNC)
-	m.HandleFunc("GET /api/v1/dnc", a.searchDNC)
-	m.HandleFunc("DELETE /api/v1/dnc/{phone}", a.deleteDNC)
-	m.HandleFunc("GET /api/v1/audit", a.audit)
-	return a.Auth(m)
+	route := func(pattern string, p campaign.Perm, h http.HandlerFunc) { m.Handle(pattern, a.Require(p, h)) }
+	route("GET /api/v1/whoami", "", a.whoami)
+	route("GET /api/v1/trunks", campaign.PermRead, a.listTrunks)
+	route("PUT /api/v1/trunks/{name}", campaign.PermTrunks, a.putTrunk)
+	route("GET /api/v1/campaigns", campaign.PermRead, a.listCampaigns)
+	route("POST /api/v1/campaigns", campaign.PermAllCamps, a.requirePerm(campaign.PermWrite, a.createCampaign))
+	route("GET /api/v1/campaigns/{id}", campaign.PermRead, a.getCampaign)
+	route("PUT /api/v1/campaigns/{id}", campaign.PermWrite, a.updateCampaign)
+	route("PUT /api/v1/campaigns/{id}/flow", campaign.PermWrite, a.putFlow)
+	route("GET /api/v1/campaigns/{id}/flow", campaign.PermRead, a.getFlow)
+	route("POST /api/v1/campaigns/{id}/contacts", campaign.PermWrite, a.importContacts)
+	route("POST /api/v1/campaigns/{id}/{action}", campaign.PermControl, a.setStatus)
+	route("GET /api/v1/campaigns/{id}/stats", campaign.PermRead, a.stats)
+	route("GET /api/v1/campaigns/{id}/results.csv", campaign.PermResults, a.results)
+	route("GET /api/v1/imports/{import}/rejections.csv", campaign.PermResults, a.rejections)
+	route("POST /api/v1/dnc", campaign.PermWrite, a.importDNC)
+	route("GET /api/v1/dnc", campaign.PermRead, a.searchDNC)
+	route("DELETE /api/v1/dnc/{phone}", campaign.PermWrite, a.deleteDNC)
+	route("GET /api/v1/audit", campaign.PermTokens, a.audit)
+	route("GET /api/v1/tokens", campaign.PermTokens, a.listTokens)
+	route("POST /api/v1/tokens", campaign.PermTokens, a.createToken)
+	route("DELETE /api/v1/tokens/{tid}", campaign.PermTokens, a.revokeToken)
+	return m
 }
 
-// Auth admits requests bearing a valid API token. The controller wraps the
-// dashboard and audio upload with it too.
+type callerKey struct{}
+
+// Caller returns the API token a request was authenticated with.
+func Caller(ctx context.Context) (campaign.Token, bool) {
+	t, ok := ctx.Value(callerKey{}).(campaign.Token)
+	return t, ok
+}
+
+// Auth admits requests bearing a live API token, whatever its role, and
+// hands the token on in the request's context (see Caller).
 func (a *API) Auth(next http.Handler) http.Handler {
+	return a.Require("", next)
+}
+
+// Require admits requests whose API token has permission p ("" for any
+// live token) and, when the route names a campaign ({id}), sees it. The
+// controller wraps the fleet, cost and audio routes with it too.
+func (a *API) Require(p campaign.Perm, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || tok == "" {
 			writeError(w, http.StatusUnauthorized, "send an API token as 'Authorization: Bearer <token>' (create one with 'controller token')", "")
 			return
 		}
-		name, err := a.Store.CheckToken(r.Context(), tok)
+		t, err := a.Store.Authenticate(r.Context(), tok, a.now())
 		if err != nil {
 			if errors.Is(err, campaign.ErrUnauthorized) {
-				writeError(w, http.StatusUnauthorized, "this API token is not valid", "")
+				writeError(w, http.StatusUnauthorized, "this API token is not valid (unknown, expired or revoked)", "")
 				return
 			}
 			a.fail(w, r, err)
 			return
 		}
-		a.audited(next, name).ServeHTTP(w, r)
+		if p != "" && !t.Allows(p) {
+			forbidden(w, t, p)
+			return
+		}
+		if id := r.PathValue("id"); id != "" && !t.Sees(id) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("campaign %s: not found", id), "")
+			return
+		}
+		a.audited(next, t.Name).ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, t)))
 	})
+}
+
+// requirePerm checks one more permission of an authenticated caller.
+func (a *API) requirePerm(p campaign.Perm, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if t, _ := Caller(r.Context()); !t.Allows(p) {
+			forbidden(w, t, p)
+			return
+		}
+		next(w, r)
+	}
+}
+
+var permWords = map[campaign.Perm]string{
+	campaign.PermRead: "read campaigns", campaign.PermWrite: "change campaigns, dial lists or audio",
+	campaign.PermControl: "start, pause or stop campaigns", campaign.PermResults: "export results (contact data)",
+	campaign.PermTrunks: "change trunks", campaign.PermFleet: "see the fleet and its cost",
+	campaign.PermTokens: "manage API tokens", campaign.PermAllCamps: "create campaigns",
+}
+
+func forbidden(w http.ResponseWriter, t campaign.Token, p campaign.Perm) {
+	scope := ""
+	if len(t.Campaigns) > 0 {
+		scope = " scoped to campaigns " + strings.Join(t.Campaigns, ", ")
+	}
+	writeError(w, http.StatusForbidden, fmt.Sprintf("this token (%s, role %s%s) may not %s", t.Name, t.Role, scope, permWords[p]), "")
 }
 
 type errorBody struct {
@@ -192,6 +257,8 @@ func (a *API) listCampaigns(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	t, _ := Caller(r.Context())
+	cs = slices.DeleteFunc(cs, func(c campaign.Campaign) bool { return !t.Sees(c.ID) })
 	jsonhttp.Write(w, http.StatusOK, orEmpty(cs))
 }
 
@@ -281,7 +348,8 @@ func (a *API) getFlow(w http.ResponseWriter, r *http.Request) {
 
 // csvBody returns the uploaded CSV: the "file" part of a multipart form, or
 // the raw body.
-func csvBody(r *http.Request) (io.Reader, error) {
+func (a *API) csvBody(w http.ResponseWriter, r *http.Request) (io.Reader, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, cmp.Or(a.MaxListBytes, MaxListBytes))
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != "multipart/form-data" {
 		return r.Body, nil
@@ -310,7 +378,7 @@ func importOptions(r *http.Request) importer.Options {
 }
 
 func (a *API) importContacts(w http.ResponseWriter, r *http.Request) {
-	body, err := csvBody(r)
+	body, err := a.csvBody(w, r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -331,12 +399,35 @@ func (a *API) importContacts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) rejections(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"line", "reason"})
-	err := a.Store.Rejections(r.Context(), r.PathValue("id"), func(rj importer.Rejection) error {
+	started := false
+	start := func() {
+		if !started { // the import exists: the header goes out with the first row
+			started = true
+			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+			cw.Write([]string{"line", "reason"})
+		}
+	}
+	id := r.PathValue("import")
+	if t, _ := Caller(r.Context()); len(t.Campaigns) > 0 {
+		c, err := a.Store.ImportCampaign(r.Context(), id)
+		if err == nil && !t.Sees(c) {
+			err = fmt.Errorf("import %q: %w", id, campaign.ErrNotFound)
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	err := a.Store.Rejections(r.Context(), id, func(rj importer.Rejection) error {
+		start()
 		return cw.Write([]string{fmt.Sprint(rj.Line), rj.Reason})
 	})
+	if err != nil && !started {
+		a.fail(w, r, err)
+		return
+	}
+	start()
 	cw.Flush()
 	if err != nil && a.Log != nil {
 		a.Log.Error("rejections export", "err", err)
@@ -344,7 +435,7 @@ func (a *API) rejections(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) importDNC(w http.ResponseWriter, r *http.Request) {
-	body, err := csvBody(r)
+	body, err := a.csvBody(w, r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -459,4 +550,66 @@ func orEmpty[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+func (a *API) whoami(w http.ResponseWriter, r *http.Request) {
+	t, _ := Caller(r.Context())
+	perms := []campaign.Perm{}
+	for _, p := range []campaign.Perm{campaign.PermRead, campaign.PermWrite, campaign.PermControl, campaign.PermResults, campaign.PermTrunks, campaign.PermFleet, campaign.PermTokens, campaign.PermAllCamps} {
+		if t.Allows(p) {
+			perms = append(perms, p)
+		}
+	}
+	jsonhttp.Write(w, http.StatusOK, struct {
+		campaign.Token
+		Perms []campaign.Perm `json:"perms"`
+	}{t, perms})
+}
+
+func (a *API) listTokens(w http.ResponseWriter, r *http.Request) {
+	ts, err := a.Store.Tokens(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	jsonhttp.Write(w, http.StatusOK, orEmpty(ts))
+}
+
+func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name      string        `json:"name"`
+		Role      campaign.Role `json:"role"`
+		Campaigns []string      `json:"campaigns"`
+		ExpiresIn int64         `json:"expires_in_seconds"` // 0: never
+	}
+	if err := decode(w, r, &req); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	t := campaign.Token{Name: req.Name, Role: req.Role, Campaigns: req.Campaigns}
+	if req.ExpiresIn < 0 {
+		a.fail(w, r, &campaign.FieldError{Field: "expires_in_seconds", Reason: "must not be negative"})
+		return
+	}
+	if req.ExpiresIn > 0 {
+		t.ExpiresAt = a.now().Add(time.Duration(req.ExpiresIn) * time.Second)
+	}
+	tok, t, err := a.Store.CreateAPIToken(r.Context(), t, a.now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	jsonhttp.Write(w, http.StatusCreated, struct {
+		campaign.Token
+		Secret string `json:"token"` // shown once; only its hash is kept
+	}{t, tok})
+}
+
+func (a *API) revokeToken(w http.ResponseWriter, r *http.Request) {
+	t, err := a.Store.RevokeToken(r.Context(), r.PathValue("tid"), a.now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	jsonhttp.Write(w, http.StatusOK, t)
 }

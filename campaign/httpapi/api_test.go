@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -175,6 +176,10 @@ func TestHostileRequests(t *testing.T) {
 		{"bad action", "POST", "/api/v1/campaigns/" + camp.ID + "/explode", "", "", 404, "unknown action"},
 		{"bad transition", "POST", "/api/v1/campaigns/" + camp.ID + "/pause", "", "", 409, "cannot become paused"},
 		{"flow not an object", "PUT", "/api/v1/campaigns/" + camp.ID + "/flow", "application/json", `[1,2]`, 400, "JSON object"},
+		{"NUL past the sniff", "POST", "/api/v1/campaigns/" + camp.ID + "/contacts", "text/csv", "phone\n" + strings.Repeat("2125550100\n", 8000) + "21255\x0001\n", 422, "line 8002: a NUL byte"},
+		{"rejections of an unknown import", "GET", "/api/v1/imports/i_nope/rejections.csv", "", "", 404, "i_nope"},
+		{"trunk max_cps huge", "PUT", "/api/v1/trunks/t2", "application/json", `{"max_channels":10,"max_cps":1e300}`, 400, `"field": "max_cps"`},
+		{"campaign max_cps tiny", "POST", "/api/v1/campaigns", "application/json", `{"name":"x","trunk":"carrier","caller_id":"+14155550100","target":5,"max_cps":1e-300}`, 400, `"field": "max_cps"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := c.do(tc.method, tc.path, tc.ctype, strings.NewReader(tc.body))
@@ -218,4 +223,29 @@ func TestDemandChangedWakesScaler(t *testing.T) {
 	step("start", 3)
 	c.json("PUT", "/api/v1/campaigns/"+camp.ID, map[string]any{"name": "R", "trunk": "carrier", "caller_id": "+14155550100", "target": 500}, 200, nil)
 	step("target raised", 4)
+}
+
+// TestDialListRequestCap: a dial-list body over the cap is refused with
+// 413 and nothing of it is kept.
+func TestDialListRequestCap(t *testing.T) {
+	c, s := newAPI(t, func(a *API) { a.MaxListBytes = 64 << 10 })
+	c.json("PUT", "/api/v1/trunks/carrier", map[string]any{"max_channels": 120, "max_cps": 10}, 200, nil)
+	var camp struct{ ID string }
+	c.json("POST", "/api/v1/campaigns", map[string]any{"name": "X", "trunk": "carrier", "caller_id": "+14155550100", "target": 5}, 201, &camp)
+	var b strings.Builder
+	b.WriteString("phone\n")
+	for i := 0; b.Len() <= 64<<10; i++ {
+		fmt.Fprintf(&b, "21255%05d\n", i)
+	}
+	status, body := c.do("POST", "/api/v1/campaigns/"+camp.ID+"/contacts", "text/csv", strings.NewReader(b.String()))
+	if status != http.StatusRequestEntityTooLarge || !strings.Contains(string(body), "65536 bytes") {
+		t.Fatalf("over the cap: %d %s", status, body)
+	}
+	if st, err := s.Stats(context.Background(), camp.ID); err != nil || st.Contacts["pending"] != 0 {
+		t.Fatalf("contacts kept from a refused list: %+v %v", st.Contacts, err)
+	}
+	status, body = c.do("POST", "/api/v1/dnc", "text/csv", strings.NewReader(b.String()))
+	if status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("dnc over the cap: %d %s", status, body)
+	}
 }

@@ -239,6 +239,11 @@ func (c *csvReader) next() (*record, error) {
 		if err != nil {
 			return nil, err
 		}
+		if b == 0 {
+			// Binary wherever it appears, as the sniff says of the first
+			// 64 KiB: the whole file is refused, never stored in part.
+			return nil, &FileError{Line: c.line, Msg: "a NUL byte: this is binary data, not a CSV text file; nothing was imported"}
+		}
 		any = true
 		// Line ends. A bare CR (old Mac files) ends a line too; CRLF is one.
 		if b == '\r' {

@@ -147,7 +147,9 @@ func (e *FileError) Error() string {
 
 // Import streams a dial list from r into s. Problems with the whole file
 // (binary, empty, no phone column, ...) return a *FileError before anything
-// reaches the Sink; row problems become rejections. On a Sink or context error
+// reaches the Sink, except a NUL byte past the sniffed start, found only
+// when read: the caller discards what the Sink got (the store imports in
+// one transaction). Row problems become rejections. On a Sink or context error
 // the import stops and the error is returned with the report so far.
 func Import(ctx context.Context, r io.Reader, opt Options, s Sink) (Report, error) {
 	opt = opt.withDefaults()

@@ -660,3 +660,25 @@ func TestRejectErrorStopsImport(t *testing.T) {
 		t.Errorf("contacts stored after a failed Reject: %d batches, report %+v", s.batches, rep)
 	}
 }
+
+// TestNULAnywhereRefusesTheFile: a NUL byte makes a file binary wherever it
+// is, not only within the first 64 KiB that are sniffed.
+func TestNULAnywhereRefusesTheFile(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("phone,note\n")
+	line := 1
+	for b.Len() < 2*sniffBytes {
+		line++
+		fmt.Fprintf(&b, "21255%05d,ok\n", line)
+	}
+	b.WriteString("2125559999,bad\x00value\n2125559998,after\n")
+	_, err := Import(context.Background(), strings.NewReader(b.String()), Options{}, &recSink{})
+	var fe *FileError
+	if !errors.As(err, &fe) || fe.Line != line+1 || !strings.Contains(err.Error(), "NUL byte") {
+		t.Fatalf("err = %v, want a FileError for the NUL on line %d", err, line+1)
+	}
+	_, err = ReadDNC(context.Background(), strings.NewReader(b.String()), Options{}, func([]string) error { return nil })
+	if !errors.As(err, &fe) || fe.Line != line+1 {
+		t.Fatalf("dnc: err = %v, want a FileError for the NUL on line %d", err, line+1)
+	}
+}

@@ -102,6 +102,11 @@ var migrations = []struct {
 	{sqlite: complianceTable, postgres: strings.Replace(complianceTable, "seq INTEGER PRIMARY KEY", "seq BIGSERIAL PRIMARY KEY", 1)},
 	{sqlite: `CREATE INDEX compliance_campaign ON compliance (campaign_id, seq)`},
 	{sqlite: `CREATE TABLE compliance_heads (campaign_id TEXT PRIMARY KEY, hash TEXT NOT NULL)`},
+	// API token roles: tokens made before roles existed keep full power.
+	{sqlite: `ALTER TABLE api_tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin'`},
+	{sqlite: `ALTER TABLE api_tokens ADD COLUMN campaigns TEXT NOT NULL DEFAULT ''`},
+	{sqlite: `ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0`},
+	{sqlite: `ALTER TABLE api_tokens ADD COLUMN revoked_at BIGINT NOT NULL DEFAULT 0`},
 }
 
 const complianceTable = `CREATE TABLE compliance (

@@ -15,7 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -71,6 +71,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		}
 	default:
 		path := strings.TrimPrefix(dsn, "sqlite:")
+		if err := privateFiles(path); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
 		s.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate")
 		if err == nil {
 			s.db.SetMaxOpenConns(8)
@@ -93,6 +96,27 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	return s, nil
+}
+
+// privateFiles makes the SQLite database and its WAL files readable by
+// this user only (they hold contacts' numbers and token hashes): SQLite
+// creates the WAL and shared-memory files with the database's mode, so
+// the database is created 0600 and an existing one is tightened.
+func privateFiles(path string) error {
+	if path == "" || strings.HasPrefix(path, ":") || strings.HasPrefix(path, "file:") {
+		return nil // in memory, or a URI the caller manages
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close closes the database.
@@ -737,6 +761,14 @@ func (s *Store) onDNC(ctx context.Context, tx *sql.Tx, campaignID string, phones
 
 // Rejections streams every rejection of an import, in line order.
 func (s *Store) Rejections(ctx context.Context, importID string, fn func(importer.Rejection) error) error {
+	var one int
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT 1 FROM imports WHERE id = ?`), importID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("import %q: %w", importID, campaign.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("list rejections: %w", err)
+	}
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT line, reason FROM import_rejections WHERE import_id = ? ORDER BY line`), importID)
 	if err != nil {
 		return fmt.Errorf("list rejections: %w", err)
@@ -901,30 +933,133 @@ func likePrefix(p string) string {
 
 // --- API tokens ----------------------------------------------------------------
 
-// CreateToken makes a new API token and returns it; only its hash is kept.
+// CreateToken makes a new admin API token and returns it; only its hash
+// is kept.
 func (s *Store) CreateToken(ctx context.Context, name string, now time.Time) (string, error) {
+	tok, _, err := s.CreateAPIToken(ctx, campaign.Token{Name: name, Role: campaign.RoleAdmin}, now)
+	return tok, err
+}
+
+// tokenIDLen is how much of a token's hash names it: public, enough to
+// tell tokens apart, useless to forge one.
+const tokenIDLen = 12
+
+// CreateAPIToken makes a new API token with t's name, role, campaign scope
+// and expiry, and returns it (shown once; only its hash is kept) with its
+// description.
+func (s *Store) CreateAPIToken(ctx context.Context, t campaign.Token, now time.Time) (string, campaign.Token, error) {
+	if err := t.Validate(); err != nil {
+		return "", campaign.Token{}, err
+	}
 	tok := "edt_" + randomID(20)
+	hash := hashToken(tok)
+	t.ID, t.CreatedAt, t.RevokedAt = hash[:tokenIDLen], now, time.Time{}
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO api_tokens (hash, name, created_at) VALUES (?, ?, ?)`), hashToken(tok), name, ms(now))
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO api_tokens (hash, name, created_at, role, campaigns, expires_at) VALUES (?, ?, ?, ?, ?, ?)`),
+			hash, t.Name, ms(now), string(t.Role), strings.Join(t.Campaigns, ","), ms(t.ExpiresAt))
 		if err != nil {
 			return fmt.Errorf("create token: %w", err)
 		}
 		return nil
 	})
-	return tok, err
+	return tok, t, err
 }
 
-// CheckToken returns the token's name, or ErrUnauthorized.
-func (s *Store) CheckToken(ctx context.Context, tok string) (string, error) {
-	var name string
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT name FROM api_tokens WHERE hash = ?`), hashToken(tok)).Scan(&name)
+const tokenColumns = `hash, name, created_at, role, campaigns, expires_at, revoked_at`
+
+func scanToken(sc interface{ Scan(...any) error }) (campaign.Token, error) {
+	var t campaign.Token
+	var hash, role, camps string
+	var created, expires, revoked int64
+	if err := sc.Scan(&hash, &t.Name, &created, &role, &camps, &expires, &revoked); err != nil {
+		return t, err
+	}
+	t.ID, t.Role, t.CreatedAt, t.ExpiresAt, t.RevokedAt = hash[:min(len(hash), tokenIDLen)], campaign.Role(role), fromMS(created), fromMS(expires), fromMS(revoked)
+	if camps != "" {
+		t.Campaigns = strings.Split(camps, ",")
+	}
+	return t, nil
+}
+
+// Authenticate returns the token's description if it is known, unexpired
+// and not revoked at now; otherwise ErrUnauthorized.
+func (s *Store) Authenticate(ctx context.Context, tok string, now time.Time) (campaign.Token, error) {
+	t, err := scanToken(s.db.QueryRowContext(ctx, s.q(`SELECT `+tokenColumns+` FROM api_tokens WHERE hash = ?`), hashToken(tok)))
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", campaign.ErrUnauthorized
+		return campaign.Token{}, campaign.ErrUnauthorized
 	}
 	if err != nil {
-		return "", fmt.Errorf("check token: %w", err)
+		return campaign.Token{}, fmt.Errorf("check token: %w", err)
 	}
-	return name, nil
+	if !t.Live(now) {
+		return campaign.Token{}, fmt.Errorf("token %s expired or revoked: %w", t.ID, campaign.ErrUnauthorized)
+	}
+	return t, nil
+}
+
+// CheckToken returns the name of a live token, or ErrUnauthorized.
+func (s *Store) CheckToken(ctx context.Context, tok string) (string, error) {
+	t, err := s.Authenticate(ctx, tok, time.Now())
+	return t.Name, err
+}
+
+// Tokens lists every token, revoked and expired ones included, oldest first.
+func (s *Store) Tokens(ctx context.Context) ([]campaign.Token, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+tokenColumns+` FROM api_tokens ORDER BY created_at, hash`))
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []campaign.Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// RevokeToken ends the token with this id at now; every later request
+// with it is refused. Revoking a revoked token changes nothing.
+func (s *Store) RevokeToken(ctx context.Context, id string, now time.Time) (campaign.Token, error) {
+	if len(id) != tokenIDLen || strings.Trim(id, "0123456789abcdef") != "" {
+		return campaign.Token{}, &campaign.FieldError{Field: "id", Reason: fmt.Sprintf("%q: a token id is %d hex digits (see 'controller token list')", id, tokenIDLen)}
+	}
+	var t campaign.Token
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		t, err = scanToken(tx.QueryRowContext(ctx, s.q(`SELECT `+tokenColumns+` FROM api_tokens WHERE hash LIKE ?`), id+"%"))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("token %s: %w", id, campaign.ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("revoke token: %w", err)
+		}
+		if !t.RevokedAt.IsZero() {
+			return nil
+		}
+		t.RevokedAt = now
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE api_tokens SET revoked_at = ? WHERE hash LIKE ?`), ms(now), id+"%"); err != nil {
+			return fmt.Errorf("revoke token: %w", err)
+		}
+		return nil
+	})
+	return t, err
+}
+
+// ImportCampaign returns the campaign an import belongs to.
+func (s *Store) ImportCampaign(ctx context.Context, importID string) (string, error) {
+	var id string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT campaign_id FROM imports WHERE id = ?`), importID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("import %q: %w", importID, campaign.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("import: %w", err)
+	}
+	return id, nil
 }
 
 func hashToken(tok string) string {

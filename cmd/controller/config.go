@@ -31,9 +31,12 @@ type Config struct {
 	S3Endpoint string // custom S3 endpoint for S3-compatible stores. Default "" (AWS).
 	S3Region   string // region of the audio bucket. Default "us-east-1".
 
-	Cluster       string // cluster name, tagged on every instance. Default "elastidial".
-	ClusterSecret string // secret nodes present to register; generated and kept in SecretFile when empty.
-	SecretFile    string // where a generated cluster secret is kept. Default "elastidial.secret".
+	Cluster string // cluster name, tagged on every instance. Default "elastidial".
+	// ClusterSecret is the secret nodes present to register. Never a flag
+	// (ps shows command lines to every local user): the environment
+	// (ELASTIDIAL_CLUSTER_SECRET), the config file, or SecretFile.
+	ClusterSecret string
+	SecretFile    string // file holding the cluster secret, generated (0600) when absent and ClusterSecret is empty. Default "elastidial.secret".
 
 	Cloud     string // "local" (node-agent processes here) or "ec2". Default "local".
 	AgentPath string // node-agent binary for the local cloud. Default: built from ./cmd/node-agent.
@@ -58,7 +61,11 @@ type Config struct {
 
 	// The carrier trunk every node registers, handed to nodes in their user
 	// data (EC2 only; local nodes have a simulated Asterisk).
-	TrunkName, TrunkHost, TrunkUser, TrunkPassword string
+	TrunkName, TrunkHost, TrunkUser string
+	// TrunkPassword comes from the environment (ELASTIDIAL_TRUNK_PASSWORD),
+	// the config file or TrunkPasswordFile, never a flag.
+	TrunkPassword     string
+	TrunkPasswordFile string
 
 	NodeSlots  int           // concurrent calls per node. Default 100.
 	MinNodes   int           // Default 0.
@@ -79,6 +86,13 @@ type Config struct {
 	CapDay, CapWeek int
 
 	LogLevel string // debug, info, warn or error. Default "info".
+
+	// MaxConns caps open HTTP connections (nodes keep a few each, browsers
+	// and API clients a few more); others wait in the backlog. Default 4096.
+	MaxConns int
+	// RPCBodyTimeout is how long a node's XML-RPC request may take to
+	// deliver its body. Default 10s.
+	RPCBodyTimeout time.Duration
 }
 
 // DefaultConfig returns the embedded default: everything on this machine.
@@ -107,6 +121,8 @@ func DefaultConfig() Config {
 		LogLevel:         "info",
 		CapDay:           campaign.DefaultCaps.PerDay,
 		CapWeek:          campaign.DefaultCaps.PerWeek,
+		MaxConns:         4096,
+		RPCBodyTimeout:   10 * time.Second,
 	}
 }
 
@@ -116,6 +132,10 @@ type field struct {
 	usage string
 	ptr   any
 }
+
+// secretFields come from the environment or the config file only, never
+// from a flag: ps shows command lines to every local user.
+var secretFields = map[string]bool{"cluster-secret": true, "trunk-password": true}
 
 func (c *Config) fields() []field {
 	return []field{
@@ -129,7 +149,7 @@ func (c *Config) fields() []field {
 		{"s3-region", "audio bucket region", &c.S3Region},
 		{"cluster", "cluster name", &c.Cluster},
 		{"cluster-secret", "secret nodes present to register", &c.ClusterSecret},
-		{"secret-file", "file holding the generated cluster secret", &c.SecretFile},
+		{"secret-file", "file holding the cluster secret (generated when absent)", &c.SecretFile},
 		{"cloud", "local or ec2", &c.Cloud},
 		{"agent-path", "node-agent binary for the local cloud", &c.AgentPath},
 		{"local-dir", "working folder of local nodes", &c.LocalDir},
@@ -150,6 +170,7 @@ func (c *Config) fields() []field {
 		{"trunk-host", "carrier SIP host nodes register to", &c.TrunkHost},
 		{"trunk-user", "carrier SIP user", &c.TrunkUser},
 		{"trunk-password", "carrier SIP password", &c.TrunkPassword},
+		{"trunk-password-file", "file holding the carrier SIP password", &c.TrunkPasswordFile},
 		{"node-slots", "concurrent calls per node", &c.NodeSlots},
 		{"min-nodes", "minimum nodes", &c.MinNodes},
 		{"max-nodes", "maximum nodes", &c.MaxNodes},
@@ -162,6 +183,8 @@ func (c *Config) fields() []field {
 		{"cap-day", "attempts to one number across campaigns per 24 hours (0: no cap)", &c.CapDay},
 		{"cap-week", "attempts to one number across campaigns per 7 days (0: no cap)", &c.CapWeek},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},
+		{"max-conns", "open HTTP connections at most", &c.MaxConns},
+		{"rpc-body-timeout", "time a node's XML-RPC request has to deliver its body", &c.RPCBodyTimeout},
 	}
 }
 
@@ -251,7 +274,9 @@ func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 	c := DefaultConfig()
 	configFile := fs.String("config", getenv("ELASTIDIAL_CONFIG"), "optional KEY=value configuration file")
 	for _, f := range c.fields() {
-		fs.Var(flagValue{f.ptr}, f.name, f.usage+" (env "+envName(f.name)+")")
+		if !secretFields[f.name] {
+			fs.Var(flagValue{f.ptr}, f.name, f.usage+" (env "+envName(f.name)+")")
+		}
 	}
 	// Flags are parsed first to find -config, then the layers are applied in
 	// order: file, environment, and the flags again so that they win.
@@ -283,6 +308,13 @@ func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 		if fl := fs.Lookup(f.name); fl != nil {
 			fl.Value = flagValue{f.ptr}
 		}
+	}
+	if c.TrunkPasswordFile != "" {
+		b, err := os.ReadFile(c.TrunkPasswordFile)
+		if err != nil {
+			return c, fmt.Errorf("trunk-password-file: %w", err)
+		}
+		c.TrunkPassword = strings.TrimSpace(string(b))
 	}
 	return c, c.Validate()
 }
@@ -400,6 +432,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ScaleInWindow < c.Tick {
 		bad("scale-in-window", "%s: must be at least one tick (%s)", c.ScaleInWindow, c.Tick)
+	}
+	if c.MaxConns < 16 {
+		bad("max-conns", "%d: want at least 16", c.MaxConns)
+	}
+	if c.RPCBodyTimeout < 100*time.Millisecond {
+		bad("rpc-body-timeout", "%s: must be at least 100ms", c.RPCBodyTimeout)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -76,3 +76,26 @@ func TestConfigFileErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretsNeverFlags: a secret on a command line is visible to every
+// local user in ps, so secrets come from the environment, the config file
+// or a file of their own, never from a flag.
+func TestSecretsNeverFlags(t *testing.T) {
+	for _, name := range []string{"cluster-secret", "trunk-password"} {
+		if _, err := load(t, []string{"-" + name, "hunter2"}, nil); err == nil {
+			t.Errorf("-%s was accepted on the command line", name)
+		}
+	}
+	pw := filepath.Join(t.TempDir(), "trunk.pw")
+	os.WriteFile(pw, []byte("s3cret-pw\n"), 0o600)
+	c, err := load(t, []string{"-trunk-password-file", pw}, map[string]string{"ELASTIDIAL_CLUSTER_SECRET": "cs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TrunkPassword != "s3cret-pw" || c.ClusterSecret != "cs" {
+		t.Errorf("trunk password %q, cluster secret %q", c.TrunkPassword, c.ClusterSecret)
+	}
+	if _, err := load(t, []string{"-trunk-password-file", filepath.Join(t.TempDir(), "none")}, nil); err == nil || !strings.Contains(err.Error(), "trunk-password-file") {
+		t.Errorf("a missing password file: %v", err)
+	}
+}

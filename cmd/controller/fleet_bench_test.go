@@ -44,7 +44,12 @@ func BenchmarkFleet(b *testing.B) {
 	)
 	dsn := testenv.PostgresDSN(b)
 	mc := testenv.StartMemcached(b)
-	env := func(string) string { return "" }
+	env := func(k string) string { // secrets come from the environment, never flags
+		if k == "ELASTIDIAL_CLUSTER_SECRET" {
+			return "bench-secret"
+		}
+		return ""
+	}
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"token", "-db", dsn, "ops"}, &out, io.Discard, env); err != nil {
 		b.Fatal(err)
@@ -59,7 +64,7 @@ func BenchmarkFleet(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- run(ctx, []string{"serve", "-db", dsn, "-listen", addr, "-cluster-secret", "bench-secret", "-memcached", mc.Addr,
+			done <- run(ctx, []string{"serve", "-db", dsn, "-listen", addr, "-memcached", mc.Addr,
 				"-agent-path", agent, "-local-dir", filepath.Join(dir, fmt.Sprint(i)), "-audio", filepath.Join(dir, "audio"), "-tick", "1s",
 				"-log-level", "error"}, io.Discard, io.Discard, env)
 		}()

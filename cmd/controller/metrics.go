@@ -26,8 +26,11 @@ func metrics(reg *prometheus.Registry, rpc *xmlrpc.Server, flows *xmlrpc.Flows, 
 	}, []string{"method", "fault"})
 	reg.MustRegister(calls)
 	rpc.Observe = func(method string, fault int, d time.Duration) {
-		if method == "" {
+		switch {
+		case method == "":
 			method = "(unreadable)"
+		case !rpc.Has(method): // client-chosen: one label for all of them
+			method = "unknown"
 		}
 		calls.WithLabelValues(method, strconv.Itoa(fault)).Observe(d.Seconds())
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/controller"
 	"github.com/elastidial/elastidial/flow"
+	"github.com/elastidial/elastidial/internal/httplimit"
 	"github.com/elastidial/elastidial/nodeapi"
 	"github.com/elastidial/elastidial/storage"
 	"github.com/elastidial/elastidial/web"
@@ -29,7 +30,6 @@ import (
 
 func init() {
 	commands["serve"] = command{summary: "run the control center (dashboard, REST API, XML-RPC)", run: serve}
-	commands["token"] = command{summary: "create an API token: controller token [-db ...] NAME", run: token}
 }
 
 // serve runs the control center until ctx ends: the dashboard, the REST
@@ -58,6 +58,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	ln = httplimit.Listener(ln, cfg.MaxConns)
 	defer ln.Close()
 
 	publicURL := cfg.PublicURL
@@ -68,7 +69,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	audio := &storage.Library{Store: audioBytes}
+	audio := &storage.Library{Store: audioBytes, InUse: promptUser(store)}
 	recordingBytes, _, err := objectStore(ctx, cfg, cfg.Recordings, publicURL, secret)
 	if err != nil {
 		return err
@@ -133,14 +134,19 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	}, DemandChanged: scaler.Wake}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.Handler())
-	mux.Handle("GET /api/v1/cost", api.Auth(scaler.CostHandler(store)))
-	mux.Handle("GET /api/v1/fleet", api.Auth(fleetHandler(scaler, cfg)))
-	mux.Handle("/api/v1/audio", api.Auth(audio.Handler()))
-	mux.Handle("/api/v1/audio/", api.Auth(audio.Handler()))
+	mux.Handle("GET /api/v1/cost", api.Require(campaign.PermFleet, scaler.CostHandler(store)))
+	mux.Handle("GET /api/v1/fleet", api.Require(campaign.PermFleet, fleetHandler(scaler, cfg)))
+	audioAPI := http.NewServeMux() // reading the library is PermRead, changing it PermWrite
+	audioAPI.Handle("GET /", api.Require(campaign.PermRead, audio.Handler()))
+	audioAPI.Handle("/", api.Require(campaign.PermWrite, audio.Handler()))
+	mux.Handle("/api/v1/audio", audioAPI)
+	mux.Handle("/api/v1/audio/", audioAPI)
 	mux.Handle("/audio/", audioHandler)
-	mux.Handle("/RPC2", rpcServer)
+	// A node's request is read before it is authenticated (the method
+	// name is in the body), so its body gets a short deadline.
+	mux.Handle("/RPC2", httplimit.BodyDeadline(rpcServer, cfg.RPCBodyTimeout))
 	mux.Handle("PUT "+nodeapi.RecordingsPath, rpc.RecordingHandler(recordings, storage.MaxRecording+64<<10))
-	mux.Handle("GET /api/v1/recordings/", api.Auth(http.StripPrefix("/api/v1/recordings", recordings.Handler())))
+	mux.Handle("GET /api/v1/recordings/", api.Require(campaign.PermResults, http.StripPrefix("/api/v1/recordings", recordings.Handler())))
 	mux.Handle("GET /metrics", metrics(reg, rpcServer, flows, store.ConfigStats()))
 	mux.Handle("/", web.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -180,6 +186,32 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	return g.Wait()
 }
 
+// promptUser answers which campaign's current flow plays a prompt, if any
+// campaign that has not completed does: such a prompt keeps its file.
+func promptUser(store *sqlstore.Store) func(ctx context.Context, prompt string) (string, error) {
+	return func(ctx context.Context, prompt string) (string, error) {
+		cs, err := store.Campaigns(ctx)
+		if err != nil {
+			return "", err
+		}
+		for _, c := range cs {
+			if c.FlowVersion == 0 || c.Status == campaign.StatusCompleted {
+				continue
+			}
+			doc, err := store.FlowDocument(ctx, c.ID, c.FlowVersion)
+			if err != nil {
+				return "", err
+			}
+			plays := false
+			flow.Check(doc, func(name string) bool { plays = plays || name == prompt; return true })
+			if plays {
+				return fmt.Sprintf("campaign %s %q (flow version %d)", c.ID, c.Name, c.FlowVersion), nil
+			}
+		}
+		return "", nil
+	}
+}
+
 // nodeLeaseTTL is how long a node's leases outlive its last heartbeat.
 const nodeLeaseTTL = 2 * time.Minute
 
@@ -207,23 +239,4 @@ func reapLeases(ctx context.Context, store *sqlstore.Store, scaler *controller.C
 			}
 		}
 	}
-}
-
-// token creates an API token and prints it once.
-func token(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer, _ *slog.Logger) error {
-	args := fs.Args()
-	if len(args) != 1 || args[0] == "" {
-		return errors.New("token: want exactly one NAME, e.g. 'controller token ops'")
-	}
-	store, err := sqlstore.Open(ctx, cfg.DB)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	tok, err := store.CreateToken(ctx, args[0], time.Now())
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, tok)
-	return nil
 }

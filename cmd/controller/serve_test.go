@@ -25,8 +25,8 @@ import (
 
 // served is a running `controller serve` for a test.
 type served struct {
-	base, token string
-	call        func(method, path, body string) (int, string)
+	base, token, db string
+	call            func(method, path, body string) (int, string)
 }
 
 // upload sends an audio file to the library through the REST API.
@@ -72,9 +72,15 @@ func startServe(t *testing.T, extra ...string) *served {
 	os.WriteFile(agent, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	serveEnv := func(k string) string { // secrets come from the environment, never flags
+		if k == "ELASTIDIAL_CLUSTER_SECRET" {
+			return "test-secret"
+		}
+		return ""
+	}
 	go func() {
-		done <- run(ctx, append([]string{"serve", "-db", db, "-listen", addr, "-cluster-secret", "test-secret",
-			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-audio", filepath.Join(dir, "audio"), "-tick", "200ms"}, extra...), io.Discard, io.Discard, env)
+		done <- run(ctx, append([]string{"serve", "-db", db, "-listen", addr,
+			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-audio", filepath.Join(dir, "audio"), "-tick", "200ms"}, extra...), io.Discard, io.Discard, serveEnv)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -119,7 +125,7 @@ func startServe(t *testing.T, extra ...string) *served {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	return &served{base: base, token: tok, call: call}
+	return &served{base: base, token: tok, db: db, call: call}
 }
 
 // TestServeEndToEnd runs the binary's own entry point the way ops would:

@@ -39,6 +39,7 @@ func main() {
 
 type options struct {
 	controller, secret, instanceID       string
+	secretFile, amiSecretFile            string
 	capacity                             int
 	amiAddr, amiUser, amiSecret, agiAddr string
 	sounds, state, imds, recordings      string
@@ -56,12 +57,12 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("node-agent", flag.ContinueOnError)
 	fs.StringVar(&o.controller, "controller", "", "controller base URL (XML-RPC at URL/RPC2)")
-	fs.StringVar(&o.secret, "secret", "", "cluster secret")
+	fs.StringVar(&o.secretFile, "secret-file", "", "file holding the cluster secret (or env ELASTIDIAL_CLUSTER_SECRET)")
 	fs.StringVar(&o.instanceID, "instance-id", "", "instance id (default: from IMDSv2)")
 	fs.IntVar(&o.capacity, "capacity", 100, "concurrent call slots")
 	fs.StringVar(&o.amiAddr, "ami", "127.0.0.1:5038", "Asterisk AMI address")
 	fs.StringVar(&o.amiUser, "ami-user", "elastidial", "AMI user")
-	fs.StringVar(&o.amiSecret, "ami-secret", "", "AMI secret")
+	fs.StringVar(&o.amiSecretFile, "ami-secret-file", "", "file holding the AMI secret (or env ELASTIDIAL_AMI_SECRET)")
 	fs.StringVar(&o.agiAddr, "agi-listen", "127.0.0.1:4573", "FastAGI listen address")
 	fs.StringVar(&o.sounds, "sounds", "/var/lib/asterisk/sounds/elastidial", "campaign audio folder")
 	fs.StringVar(&o.state, "state", "/var/lib/elastidial", "state folder (durable result queue)")
@@ -95,11 +96,29 @@ func parse(args []string, getenv func(string) string) (options, error) {
 			}
 		}
 	})
+	// Secrets never come from flags (ps shows command lines to every
+	// local user): a file of their own, or the environment.
+	o.secret = getenv("ELASTIDIAL_CLUSTER_SECRET")
+	o.amiSecret = getenv("ELASTIDIAL_AMI_SECRET")
+	for _, f := range []struct {
+		flag, path string
+		dst        *string
+	}{{"secret-file", o.secretFile, &o.secret}, {"ami-secret-file", o.amiSecretFile, &o.amiSecret}} {
+		if f.path == "" {
+			continue
+		}
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("-%s: %w", f.flag, err))
+			continue
+		}
+		*f.dst = strings.TrimSpace(string(b))
+	}
 	if o.controller == "" {
 		errs = append(errs, errors.New("-controller (ELASTIDIAL_CONTROLLER) is required"))
 	}
 	if o.secret == "" {
-		errs = append(errs, errors.New("-secret (ELASTIDIAL_SECRET) is required"))
+		errs = append(errs, errors.New("the cluster secret is required: ELASTIDIAL_CLUSTER_SECRET or -secret-file"))
 	}
 	if o.capacity < 1 {
 		errs = append(errs, fmt.Errorf("-capacity %d: must be at least 1", o.capacity))

@@ -38,7 +38,7 @@ import (
 type Config struct {
 	Binary        string   // node-agent executable; required
 	ControllerURL string   // -controller; required
-	Secret        string   // -secret, the cluster secret; required
+	Secret        string   // the cluster secret, passed in ELASTIDIAL_CLUSTER_SECRET; required
 	Cluster       string   // value of the elastidial:cluster tag; "local"
 	Capacity      int      // -capacity; 100
 	Dir           string   // per-instance folders (log, state, sounds); required
@@ -319,9 +319,10 @@ func (c *Cloud) run(p *proc) {
 		return
 	}
 	defer log.Close()
-	args := []string{"-controller", c.cfg.ControllerURL, "-secret", c.cfg.Secret, "-instance-id", id,
+	args := []string{"-controller", c.cfg.ControllerURL, "-instance-id", id,
 		"-capacity", strconv.Itoa(c.cfg.Capacity), "-imds", "off", "-state", filepath.Join(dir, "state")}
-	env := append(os.Environ(), c.cfg.Env...)
+	// Secrets go in the environment, never on the command line.
+	env := append(os.Environ(), append(c.cfg.Env, "ELASTIDIAL_CLUSTER_SECRET="+c.cfg.Secret)...)
 	if a := c.cfg.Asterisk; a != nil {
 		args = append(args, "-ami", a.AMIAddr, "-ami-user", a.AMIUser, "-agi-listen", a.AGIAddr, "-sounds", a.Sounds,
 			"-recordings", a.Recordings)

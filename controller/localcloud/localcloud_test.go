@@ -23,6 +23,7 @@ func TestMain(m *testing.M) {
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM)
 		fmt.Println("args:", strings.Join(os.Args[1:], " "))
+		fmt.Println("secret from env:", os.Getenv("ELASTIDIAL_CLUSTER_SECRET"))
 		if mode == "exit" {
 			os.Exit(3)
 		}
@@ -94,10 +95,13 @@ func TestLaunchTerminate(t *testing.T) {
 
 	// The command line follows CONVENTIONS.md.
 	log := waitLog(t, c, "local-0001", "args:")
-	for _, want := range []string{"-controller http://127.0.0.1:1", "-secret s3cret", "-instance-id local-0001", "-capacity 100", "-simulate", "-imds off"} {
+	for _, want := range []string{"-controller http://127.0.0.1:1", "-instance-id local-0001", "-capacity 100", "-simulate", "-imds off", "secret from env: s3cret"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("command line %q lacks %q", log, want)
 		}
+	}
+	if args, _, _ := strings.Cut(log[strings.Index(log, "args:"):], "\n"); strings.Contains(args, "s3cret") {
+		t.Errorf("the cluster secret is on the command line: %q", args)
 	}
 
 	if err := c.Terminate(ctx, []string{"local-0001", "local-9999"}); err != nil {

@@ -104,17 +104,24 @@ function signOut() {
   state.token = "";
   $("#login").hidden = false;
   $("#logout").hidden = true;
+  $("#whoami").textContent = "";
   for (const v of document.querySelectorAll(".view")) v.hidden = true;
 }
 
 async function signIn(token) {
   state.token = token;
+  let me;
   try {
-    await api("GET", "/campaigns");
+    me = await api("GET", "/whoami");
   } catch (e) {
     $("#login-error").textContent = e.message;
     return;
   }
+  // Show only what this token's role may do; the API checks it anyway.
+  for (const e of document.querySelectorAll("[data-perm]")) {
+    e.hidden = !e.dataset.perm.split(" ").every((p) => me.perms.includes(p));
+  }
+  $("#whoami").textContent = `${me.name} (${me.role}${me.campaigns ? ", " + me.campaigns.length + " campaigns" : ""})`;
   localStorage.setItem("elastidial-token", token);
   $("#login").hidden = true;
   $("#logout").hidden = false;

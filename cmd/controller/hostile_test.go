@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	kolo "github.com/kolo/xmlrpc"
+
+	"github.com/elastidial/elastidial/nodeapi"
+)
+
+// The hostile-input suite: what an unauthenticated or broken client can
+// send to a running controller, and what it must not achieve.
+
+// rpcRaw posts body to /RPC2 with no credential and returns the answer.
+func rpcRaw(t *testing.T, base, body string) string {
+	t.Helper()
+	resp, err := http.Post(base+"/RPC2", "text/xml", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestHostileMetricsLabelsBounded: method names a client makes up are
+// counted under one label, so /metrics cannot be grown without bound.
+func TestHostileMetricsLabelsBounded(t *testing.T) {
+	srv := startServe(t)
+	for i := range 50 {
+		name := fmt.Sprintf("made.up.%d.%s", i, strings.Repeat("x", 200))
+		rpcRaw(t, srv.base, "<?xml version=\"1.0\"?><methodCall><methodName>"+name+"</methodName><params/></methodCall>")
+	}
+	rpcRaw(t, srv.base, `<?xml version="1.0"?><methodCall><methodName>system.listMethods</methodName><params/></methodCall>`)
+	_, body := srv.call("GET", "/metrics", "")
+	if strings.Contains(body, "made.up") {
+		t.Fatalf("a client-chosen method name became a label")
+	}
+	if !strings.Contains(body, `elastidial_xmlrpc_call_seconds_count{fault="-32601",method="unknown"} 50`) {
+		t.Fatalf("unknown methods not counted under one label:\n%s", grepLines(body, "xmlrpc_call_seconds_count"))
+	}
+	if !strings.Contains(body, `elastidial_xmlrpc_call_seconds_count{fault="0",method="system.listMethods"} 1`) {
+		t.Fatalf("registered method not counted by name:\n%s", grepLines(body, "xmlrpc_call_seconds_count"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestHostileRPCBodyHeld: an unauthenticated client that holds the last
+// byte of its XML-RPC body is cut off at -rpc-body-timeout, not after the
+// server's two-minute read timeout.
+func TestHostileRPCBodyHeld(t *testing.T) {
+	srv := startServe(t, "-rpc-body-timeout", "300ms")
+	var held []net.Conn
+	for range 20 {
+		c, err := net.Dial("tcp", strings.TrimPrefix(srv.base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n<?xml version=\"1.0\"?><methodCall><methodName>x</methodName><params><param><value><string>%s", 1<<20, strings.Repeat("a", 64<<10))
+		held = append(held, c)
+	}
+	start := time.Now()
+	for _, c := range held {
+		c.SetReadDeadline(start.Add(5 * time.Second))
+		if _, err := io.ReadAll(c); err != nil { // the server answers or closes: EOF
+			t.Fatalf("connection still held after %s: %v", time.Since(start), err)
+		}
+	}
+}
+
+// TestTokenCommand: ops make, list and revoke tokens from the command
+// line; a revoked token is refused by the running controller at once.
+func TestTokenCommand(t *testing.T) {
+	srv := startServe(t)
+	env := func(string) string { return "" }
+	tok := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(context.Background(), append([]string{"token", "-db", srv.db}, args...), &out, io.Discard, env)
+		return strings.TrimSpace(out.String()), err
+	}
+	viewer, err := tok("-role", "viewer", "-expires", "24h", "wallboard")
+	if err != nil || !strings.HasPrefix(viewer, "edt_") {
+		t.Fatalf("create: %q %v", viewer, err)
+	}
+	as := func(token, method, path, body string) int {
+		req, _ := http.NewRequest(method, srv.base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := as(viewer, "GET", "/api/v1/campaigns", ""); got != 200 {
+		t.Fatalf("viewer reads campaigns: %d", got)
+	}
+	for _, path := range []string{"/api/v1/fleet", "/api/v1/cost"} {
+		if got := as(viewer, "GET", path, ""); got != 403 {
+			t.Errorf("viewer GET %s: %d, want 403", path, got)
+		}
+	}
+	if got := as(viewer, "DELETE", "/api/v1/audio/x/y.wav", ""); got != 403 {
+		t.Errorf("viewer deletes audio: %d, want 403", got)
+	}
+	if got := as(viewer, "GET", "/api/v1/audio", ""); got != 200 {
+		t.Errorf("viewer lists audio: %d", got)
+	}
+	list, err := tok("list")
+	if err != nil || !strings.Contains(list, "wallboard") || !strings.Contains(list, "viewer") || !strings.Contains(list, "ops") {
+		t.Fatalf("list: %v\n%s", err, list)
+	}
+	var id string
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, "wallboard") {
+			id = strings.Fields(line)[0]
+		}
+	}
+	if out, err := tok("revoke", id); err != nil || !strings.Contains(out, "revoked "+id) {
+		t.Fatalf("revoke: %q %v", out, err)
+	}
+	if got := as(viewer, "GET", "/api/v1/campaigns", ""); got != 401 {
+		t.Fatalf("revoked token: %d, want 401", got)
+	}
+	if _, err := tok("-role", "root", "x"); err == nil || !strings.Contains(err.Error(), "role") {
+		t.Fatalf("unknown role: %v", err)
+	}
+	if _, err := tok("revoke"); err == nil {
+		t.Fatal("revoke without an id")
+	}
+}
+
+// TestHostileDeletePromptInUse: the audio API refuses to delete a prompt
+// the current flow of a campaign plays.
+func TestHostileDeletePromptInUse(t *testing.T) {
+	srv := startServe(t)
+	srv.call("PUT", "/api/v1/trunks/carrier", `{"max_channels":10,"max_cps":5}`)
+	_, body := srv.call("POST", "/api/v1/campaigns", `{"name":"P","trunk":"carrier","caller_id":"+14155550100","target":5}`)
+	id := body[strings.Index(body, `"c_`)+1:]
+	id = id[:strings.Index(id, `"`)]
+	if code, body := srv.upload("p", "hello.wav", silence(8000, 0.2)); code != 201 {
+		t.Fatalf("upload: %d %s", code, body)
+	}
+	if code, body := srv.call("PUT", "/api/v1/campaigns/"+id+"/flow", `{"start":"a","states":{"a":{"play":["p/hello"],"next":"bye"},"bye":{"hangup":true}}}`); code != 200 {
+		t.Fatalf("flow: %d %s", code, body)
+	}
+	if code, body := srv.call("DELETE", "/api/v1/audio/p/hello.wav", ""); code != 409 || !strings.Contains(body, id) {
+		t.Fatalf("delete a prompt in use: %d %s", code, body)
+	}
+	srv.call("PUT", "/api/v1/campaigns/"+id+"/flow", `{"start":"bye","states":{"bye":{"hangup":true}}}`)
+	if code, body := srv.call("DELETE", "/api/v1/audio/p/hello.wav", ""); code != 204 {
+		t.Fatalf("delete once no flow plays it: %d %s", code, body)
+	}
+}
+
+// TestHostileNodeStepsAnotherNodesCall: through the running controller, a
+// node cannot run (and so read) the flow of a call another node leased,
+// nor report its result.
+func TestHostileNodeStepsAnotherNodesCall(t *testing.T) {
+	srv := startServe(t, "-node-slots", "1") // two contacts want two nodes
+	srv.call("PUT", "/api/v1/trunks/carrier", `{"max_channels":10,"max_cps":5}`)
+	_, body := srv.call("POST", "/api/v1/campaigns", `{"name":"N","trunk":"carrier","caller_id":"+14155550100","target":2,"window":{"start":0,"end":1440}}`)
+	id := body[strings.Index(body, `"c_`)+1:]
+	id = id[:strings.Index(id, `"`)]
+	srv.call("PUT", "/api/v1/campaigns/"+id+"/flow", `{"start":"bye","states":{"bye":{"hangup":true}}}`)
+	srv.call("POST", "/api/v1/campaigns/"+id+"/contacts", "phone\n+12125550101\n+12125550102\n")
+	if code, body := srv.call("POST", "/api/v1/campaigns/"+id+"/start", ""); code != 200 {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	var fleet struct{ Nodes []struct{ ID string } }
+	for deadline := time.Now().Add(10 * time.Second); len(fleet.Nodes) < 2; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("fleet: %+v", fleet)
+		}
+		_, body := srv.call("GET", "/api/v1/fleet", "")
+		json.Unmarshal([]byte(body), &fleet)
+	}
+	rpc := func(cred, method string, arg, reply any) error {
+		body, _ := kolo.EncodeMethodCall(method, arg)
+		req, _ := http.NewRequest("POST", srv.base+"/RPC2", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+cred)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if err := kolo.Response(b).Err(); err != nil {
+			return err
+		}
+		return kolo.Response(b).Unmarshal(reply)
+	}
+	tokens := make([]string, 2)
+	for i := range tokens {
+		var reg nodeapi.RegisterResponse
+		if err := rpc("test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: fleet.Nodes[i].ID, Capacity: 1}, &reg); err != nil {
+			t.Fatalf("register %s: %v", fleet.Nodes[i].ID, err)
+		}
+		tokens[i] = reg.Token
+	}
+	var manifest nodeapi.ManifestResponse
+	rpc(tokens[0], nodeapi.MethodManifest, nodeapi.ManifestRequest{}, &manifest)
+	var next nodeapi.NextResponse
+	if err := rpc(tokens[0], nodeapi.MethodNext, nodeapi.NextRequest{Free: 1, AudioVersion: manifest.Version}, &next); err != nil || len(next.Calls) != 1 {
+		t.Fatalf("dialer.next: %+v %v", next, err)
+	}
+	c := next.Calls[0]
+	var step nodeapi.StepResponse
+	err := rpc(tokens[1], nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: c.CampaignID, FlowVersion: c.FlowVersion, Input: nodeapi.InputStart}, &step)
+	if err == nil || !strings.Contains(err.Error(), "Fault(5)") {
+		t.Fatalf("another node's step: %v", err)
+	}
+	var res nodeapi.ResultResponse
+	err = rpc(tokens[1], nodeapi.MethodResult, nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: nodeapi.DispBusy}, &res)
+	if err == nil || !strings.Contains(err.Error(), "Fault(5)") {
+		t.Fatalf("another node's result: %v", err)
+	}
+	if err := rpc(tokens[0], nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: c.CampaignID, FlowVersion: c.FlowVersion, Input: nodeapi.InputStart}, &step); err != nil {
+		t.Fatalf("the leasing node's step: %v", err)
+	}
+}
