@@ -85,7 +85,9 @@ func propertyRun(t *testing.T, s *Store, seed uint64) {
 		}
 		c.Retry = map[string]campaign.Retry{}
 		for _, d := range campaign.Dispositions {
-			c.Retry[d] = campaign.Retry{AfterSeconds: rng.IntN(3) * 600}
+			if d != campaign.InvalidNumber { // never retried, whatever a campaign says
+				c.Retry[d] = campaign.Retry{AfterSeconds: rng.IntN(3) * 600}
+			}
 		}
 		c, err := s.CreateCampaign(ctx, c, now)
 		if err != nil {

@@ -179,11 +179,12 @@ func TestHostileDeletePromptInUse(t *testing.T) {
 func TestHostileNodeStepsAnotherNodesCall(t *testing.T) {
 	srv := startServe(t, "-node-slots", "1") // two contacts want two nodes
 	srv.call("PUT", "/api/v1/trunks/carrier", `{"max_channels":10,"max_cps":5}`)
-	_, body := srv.call("POST", "/api/v1/campaigns", `{"name":"N","trunk":"carrier","caller_id":"+14155550100","target":2,"window":{"start":0,"end":1440}}`)
+	where := daytime(time.Now()) // calling hours are the law: call where it is daytime
+	_, body := srv.call("POST", "/api/v1/campaigns", `{"name":"N","trunk":"carrier","caller_id":"`+where.callerID+`","target":2}`)
 	id := body[strings.Index(body, `"c_`)+1:]
 	id = id[:strings.Index(id, `"`)]
 	srv.call("PUT", "/api/v1/campaigns/"+id+"/flow", `{"start":"bye","states":{"bye":{"hangup":true}}}`)
-	srv.call("POST", "/api/v1/campaigns/"+id+"/contacts", "phone\n+12125550101\n+12125550102\n")
+	srv.call("POST", "/api/v1/campaigns/"+id+"/contacts", "phone\n"+where.number(101)+"\n"+where.number(102)+"\n")
 	if code, body := srv.call("POST", "/api/v1/campaigns/"+id+"/start", ""); code != 200 {
 		t.Fatalf("start: %d %s", code, body)
 	}
