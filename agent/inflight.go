@@ -47,24 +47,8 @@ func (j inflight) add(c nodeapi.Call, started time.Time) error {
 	if err != nil {
 		return err
 	}
-	p := j.path(c.CallID)
-	f, err := os.OpenFile(p+".tmp", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
+	if err := writeDurable(j.path(c.CallID), data); err != nil {
 		return fmt.Errorf("in-flight calls: %w", err)
-	}
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := firstErr(werr, serr, cerr); err != nil {
-		os.Remove(p + ".tmp")
-		return fmt.Errorf("in-flight calls: %w", err)
-	}
-	if err := os.Rename(p+".tmp", p); err != nil {
-		return fmt.Errorf("in-flight calls: %w", err)
-	}
-	if d, err := os.Open(j.dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -85,25 +85,8 @@ func (q *Queue) Put(r nodeapi.ResultRequest) error {
 	}
 	sum := sha256.Sum256([]byte(r.CallID + "\x00" + r.Token))
 	name := fmt.Sprintf("%020d-%s.json", time.Now().UnixNano(), hex.EncodeToString(sum[:8]))
-	tmp := filepath.Join(q.Dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o640)
-	if err != nil {
+	if err := writeDurable(filepath.Join(q.Dir, name), data); err != nil {
 		return fmt.Errorf("result queue: %w", err)
-	}
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := firstErr(werr, serr, cerr); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("result queue: write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, filepath.Join(q.Dir, name)); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("result queue: %w", err)
-	}
-	if d, err := os.Open(q.Dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	q.mu.Lock()
 	q.count++
@@ -111,6 +94,33 @@ func (q *Queue) Put(r nodeapi.ResultRequest) error {
 	select {
 	case q.wake <- struct{}{}:
 	default:
+	}
+	return nil
+}
+
+// writeDurable writes data to path through a temporary file, fsync'd and
+// renamed into place, then fsyncs the folder: the file is whole on disk,
+// or absent, when it returns.
+func writeDurable(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := firstErr(werr, serr, cerr); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
 	}
 	return nil
 }

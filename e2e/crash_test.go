@@ -13,9 +13,9 @@ import (
 	"time"
 )
 
-// agentPID reads the running agent's PID from its log (the last start).
-func (s *system) agentPID(t testing.TB) int {
-	t.Helper()
+// lastAgentPID is the PID the node's agent logged at its last start, 0
+// before any.
+func (s *system) lastAgentPID() int {
 	logs, _ := filepath.Glob(filepath.Join(s.dir, "nodes", "*", "agent.log"))
 	pid := 0
 	for _, f := range logs {
@@ -24,6 +24,13 @@ func (s *system) agentPID(t testing.TB) int {
 			pid, _ = strconv.Atoi(string(m[1]))
 		}
 	}
+	return pid
+}
+
+// agentPID is the running agent's PID.
+func (s *system) agentPID(t testing.TB) int {
+	t.Helper()
+	pid := s.lastAgentPID()
 	if pid == 0 {
 		t.Fatal("no running agent in the node logs")
 	}
@@ -33,18 +40,8 @@ func (s *system) agentPID(t testing.TB) int {
 // agentPIDWhenUp waits for the local node's agent to start.
 func (s *system) agentPIDWhenUp(t testing.TB) int {
 	t.Helper()
-	pid := 0
-	waitFor(t, s, time.Minute, "the node's agent", func() bool {
-		logs, _ := filepath.Glob(filepath.Join(s.dir, "nodes", "*", "agent.log"))
-		for _, f := range logs {
-			b, _ := os.ReadFile(f)
-			if m := regexp.MustCompile(`msg="node-agent running".* pid=(\d+)`).FindSubmatch(b); m != nil {
-				pid, _ = strconv.Atoi(string(m[1]))
-			}
-		}
-		return pid != 0
-	})
-	return pid
+	waitFor(t, s, time.Minute, "the node's agent", func() bool { return s.lastAgentPID() != 0 })
+	return s.lastAgentPID()
 }
 
 // Invariant 2 across an agent crash: kill -9 the agent while its calls

@@ -17,15 +17,14 @@ type Recordings struct {
 	Store Store
 }
 
-// ErrBadRecording marks a recording refused for what it is (name, size,
-// format), as opposed to a store that failed.
-var ErrBadRecording = errors.New("bad recording")
-
-// badRecording marks an error as the recording's fault (the controller
-// answers 400, and the node delivers the result without it).
+// badRecording is a recording refused for what it is (name, size, format),
+// as opposed to a store that failed: its BadRecording method tells the
+// controller to answer 400, and the node delivers the result without it.
 type badRecording struct{ error }
 
-func (badRecording) BadRecording()   {}
+func (badRecording) BadRecording() {}
+
+func (e badRecording) Error() string { return "bad recording " + e.error.Error() }
 func (e badRecording) Unwrap() error { return e.error }
 
 // MaxRecording bounds one recording: 30 minutes of 8 kHz 16-bit audio.
@@ -35,16 +34,16 @@ const MaxRecording = 30 * 60 * 16000
 // playable WAV.
 func (r *Recordings) Put(ctx context.Context, key string, data []byte) error {
 	if !strings.HasPrefix(key, "calls/") {
-		return badRecording{fmt.Errorf("%w %q: recordings live under calls/", ErrBadRecording, key)}
+		return badRecording{fmt.Errorf("%q: recordings live under calls/", key)}
 	}
 	if err := CheckKey(key); err != nil {
-		return badRecording{fmt.Errorf("%w: %w", ErrBadRecording, err)}
+		return badRecording{err}
 	}
 	if len(data) > MaxRecording+44 {
-		return badRecording{fmt.Errorf("%w %s: %d bytes, over %d", ErrBadRecording, key, len(data), MaxRecording+44)}
+		return badRecording{fmt.Errorf("%s: %d bytes, over %d", key, len(data), MaxRecording+44)}
 	}
 	if _, err := checkWAV(data); err != nil {
-		return badRecording{fmt.Errorf("%w %s: %w", ErrBadRecording, key, err)}
+		return badRecording{fmt.Errorf("%s: %w", key, err)}
 	}
 	if _, err := r.Store.Put(ctx, key, data); err != nil {
 		return fmt.Errorf("recording %s: %w", key, err)

@@ -336,8 +336,12 @@ func (c *Cloud) run(p *proc) {
 		cmd := exec.Command(c.cfg.Binary, args...)
 		cmd.Stdout, cmd.Stderr = log, log
 		cmd.Env = env
+		want := controller.InstancePending // a first start; a restart finds it running
+		if restarts > 0 {
+			want = controller.InstanceRunning
+		}
 		c.mu.Lock()
-		if p.inst.State != controller.InstancePending && (restarts == 0 || p.inst.State != controller.InstanceRunning) {
+		if p.inst.State != want {
 			// Terminated before it (re)started.
 			c.mu.Unlock()
 			c.ended(p, nil)

@@ -80,7 +80,7 @@ type Asterisk struct {
 // It is stopped when the test ends.
 func Start(t testing.TB, root string, o Options) *Asterisk {
 	t.Helper()
-	dir := openDir(t, t.TempDir())
+	dir := OpenDir(t, t.TempDir())
 	a := &Asterisk{Name: o.Name, Dir: dir, root: root, done: make(chan struct{}), logPath: filepath.Join(dir, "log", "console.log")}
 	runUser := ""
 	opts, err := readOptions(filepath.Join(o.Conf, "asterisk.conf"))
@@ -271,9 +271,10 @@ func readOptions(path string) (options, error) {
 	return o, sc.Err()
 }
 
-// openDir makes dir and its parent (t.TempDir's, 0700) traversable, so an
-// Asterisk running as its own user reaches its folders.
-func openDir(t testing.TB, dir string) string {
+// OpenDir makes dir and its parent (t.TempDir's, 0700) traversable, so an
+// Asterisk running as its own user reaches its folders (its own, and those
+// a test shares with it, such as the sounds folder the agent syncs into).
+func OpenDir(t testing.TB, dir string) string {
 	t.Helper()
 	for _, d := range []string{filepath.Dir(dir), dir} {
 		if err := os.Chmod(d, 0o755); err != nil {
@@ -282,10 +283,6 @@ func openDir(t testing.TB, dir string) string {
 	}
 	return dir
 }
-
-// OpenDir is openDir for folders a test shares with Asterisk (the sounds
-// folder the agent syncs into).
-func OpenDir(t testing.TB, dir string) string { return openDir(t, dir) }
 
 // coreSounds is the folder of Debian's asterisk-core-sounds-en-wav.
 func coreSounds(t testing.TB) string {
