@@ -343,24 +343,27 @@ func Next(c *Campaign, disposition string, attempts int, tags map[string]string,
 	return ContactPending, now.Add(r.After())
 }
 
-// Demand is what one campaign asks of the fleet, for the scaler.
+// Demand is what one running or scheduled campaign asks of the fleet. The
+// campaign tier produces it and the scaler consumes it; it is the one type
+// both sides share (the controller names it controller.Demand).
 type Demand struct {
 	CampaignID        string
-	Target            int
-	Callable          int
-	MaxCPS            float64
-	Trunk             string
-	TrunkChannels     int
-	TrunkCPS          float64
-	Active            int
-	AvgAttemptSeconds float64
-	Upcoming          []Upcoming
+	Target            int        // concurrent calls wanted now; 0 when not running
+	Callable          int        // contacts callable now, not leased
+	MaxCPS            float64    // attempts per second; 0 = unlimited
+	Trunk             string     // the trunk the campaign dials through
+	TrunkChannels     int        // the trunk's channels; 0 = unlimited
+	TrunkCPS          float64    // the trunk's attempts per second; 0 = unlimited
+	Active            int        // leases outstanding
+	AvgAttemptSeconds float64    // observed mean attempt duration; 0 = the scaler's default
+	Upcoming          []Upcoming // demand known to start soon
 }
 
-// Upcoming is demand known to start soon.
+// Upcoming is demand known to start soon: a scheduled campaign start or a
+// calling window opening.
 type Upcoming struct {
 	At     time.Time
-	Target int
+	Target int // concurrent calls wanted from At
 }
 
 // Stats is a campaign's live progress.

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/elastidial/elastidial/campaign"
 )
 
 // Tag keys the controller puts on and reads from instances.
@@ -21,19 +23,8 @@ const (
 )
 
 // Demand is one running or scheduled campaign's wish, as the campaign tier
-// reports it (CONVENTIONS.md, campaign → controller).
-type Demand struct {
-	CampaignID        string
-	Target            int
-	Callable          int
-	MaxCPS            float64
-	Trunk             string
-	TrunkChannels     int
-	TrunkCPS          float64
-	Active            int
-	AvgAttemptSeconds float64
-	Upcoming          []Upcoming
-}
+// produces it: one type on both sides of the seam.
+type Demand = campaign.Demand
 
 // DemandSource is what the loop needs from the campaign tier.
 type DemandSource interface {
@@ -347,9 +338,7 @@ func (c *Controller) Tick(ctx context.Context) error {
 	} else {
 		views := make([]CampaignView, len(ds))
 		for i, d := range ds {
-			views[i] = CampaignView{ID: d.CampaignID, Target: d.Target, Callable: d.Callable, Active: d.Active,
-				MaxCPS: d.MaxCPS, Trunk: d.Trunk, TrunkChannels: d.TrunkChannels, TrunkCPS: d.TrunkCPS,
-				AvgAttemptSeconds: d.AvgAttemptSeconds, Upcoming: d.Upcoming}
+			views[i] = viewOf(d)
 		}
 		c.mu.Lock()
 		c.lastDemand = views

@@ -6,6 +6,8 @@ import (
 	"math"
 	"sort"
 	"time"
+
+	"github.com/elastidial/elastidial/campaign"
 )
 
 // This file holds the scaling decision: Plan is a pure function of what the
@@ -45,12 +47,8 @@ func (s NodeState) Coming() bool {
 // Alive reports whether an instance in state s is (or may be) billed.
 func (s NodeState) Alive() bool { return s != StateGone }
 
-// Upcoming is demand known to start soon: a scheduled campaign start or a
-// calling window opening.
-type Upcoming struct {
-	At     time.Time
-	Target int // concurrent calls wanted from At
-}
+// Upcoming is demand known to start soon (the campaign tier's type).
+type Upcoming = campaign.Upcoming
 
 // CampaignView is one running or scheduled campaign as the planner sees it
 // (the campaign → controller seam of CONVENTIONS.md).

@@ -28,21 +28,7 @@ type demandSource struct{ store *sqlstore.Store }
 var _ controller.DemandSource = demandSource{}
 
 func (d demandSource) Demand(ctx context.Context, now time.Time) ([]controller.Demand, error) {
-	ds, err := d.store.Demand(ctx, now)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]controller.Demand, len(ds))
-	for i, c := range ds {
-		ups := make([]controller.Upcoming, len(c.Upcoming))
-		for j, u := range c.Upcoming {
-			ups[j] = controller.Upcoming{At: u.At, Target: u.Target}
-		}
-		out[i] = controller.Demand{CampaignID: c.CampaignID, Target: c.Target, Callable: c.Callable, MaxCPS: c.MaxCPS,
-			Trunk: c.Trunk, TrunkChannels: c.TrunkChannels, TrunkCPS: c.TrunkCPS, Active: c.Active,
-			AvgAttemptSeconds: c.AvgAttemptSeconds, Upcoming: ups}
-	}
-	return out, nil
+	return d.store.Demand(ctx, now)
 }
 
 // newCloud builds the configured cloud. The local cloud runs node-agent
