@@ -449,7 +449,9 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 			// Thought gone (long unlisted) but alive after all: give it the
 			// registration grace again rather than leak it.
 			c.log.Warn("instance thought gone is alive", "node", in.ID)
-			n.rec.State, n.rec.GoneAt, n.rec.LaunchedAt = StatePending, time.Time{}, now
+			if err := transition(&n.rec, StatePending, now, Drain{}); err != nil && firstErr == nil {
+				firstErr = err
+			}
 		}
 		switch in.State {
 		case InstanceRunning:
@@ -457,14 +459,18 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 				n.rec.RunningAt = now
 			}
 			if n.rec.State == StatePending {
-				n.rec.State = StateBooting
+				if err := transition(&n.rec, StateBooting, now, Drain{}); err != nil && firstErr == nil {
+					firstErr = err
+				}
 			}
 		case InstanceShuttingDown, InstanceTerminated, InstanceStopping, InstanceStopped:
 			if n.rec.State != StateGone {
 				if n.rec.State != StateTerminating {
 					c.log.Warn("instance ended without us", "node", in.ID, "state", in.State)
 				}
-				n.rec.State, n.rec.GoneAt = StateGone, now
+				if err := transition(&n.rec, StateGone, now, Drain{}); err != nil && firstErr == nil {
+					firstErr = err
+				}
 				c.metricTerminated()
 				c.toRelease = append(c.toRelease, in.ID)
 			}
@@ -488,7 +494,9 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 			if n.rec.State == StateTerminating {
 				c.toRelease = append(c.toRelease, id)
 			}
-			n.rec.State, n.rec.GoneAt = StateGone, now
+			if err := transition(&n.rec, StateGone, now, Drain{}); err != nil && firstErr == nil {
+				firstErr = err
+			}
 			c.metricTerminated()
 			if err := c.persist(ctx, n); err != nil && firstErr == nil {
 				firstErr = err
@@ -640,7 +648,10 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 				if n == nil {
 					continue
 				}
-				n.rec.State = StateTerminating
+				if err := transition(&n.rec, StateTerminating, now, Drain{}); err != nil {
+					note(err)
+					continue
+				}
 				if err := c.persist(ctx, n); err != nil {
 					note(err)
 					continue
@@ -657,7 +668,10 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 			c.mu.Lock()
 			for _, id := range a.NodeIDs {
 				if n := c.nodes[id]; n != nil && n.rec.State == StateDraining {
-					n.rec.State, n.rec.DrainDeadline, n.rec.DrainReason = StateSyncing, time.Time{}, ""
+					if err := transition(&n.rec, StateSyncing, now, Drain{}); err != nil {
+						note(err)
+						continue
+					}
 					note(c.persist(ctx, n))
 				}
 			}
@@ -668,10 +682,13 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 			for _, id := range a.NodeIDs {
 				if n := c.nodes[id]; n != nil && n.rec.State != StateDraining && n.rec.State != StateTerminating && n.rec.State != StateGone {
 					dl := c.cfg.Plan.DrainTimeout
-					if a.Reason == "spot interruption notice" {
+					if a.Drain == DrainSpot {
 						dl = c.cfg.Plan.SpotDrainTimeout
 					}
-					n.rec.State, n.rec.DrainDeadline, n.rec.DrainReason = StateDraining, now.Add(dl), a.Reason
+					if err := transition(&n.rec, StateDraining, now, Drain{a.Drain, now.Add(dl)}); err != nil {
+						note(err)
+						continue
+					}
 					note(c.persist(ctx, n))
 				}
 			}

@@ -197,7 +197,8 @@ type Action struct {
 	Kind    ActionKind
 	Count   int
 	NodeIDs []string
-	Reason  string
+	Reason  string      // for logs
+	Drain   DrainReason // ActDrain: why, typed (the drain deadline depends on it)
 }
 
 // Plan is the planner's answer for one tick.
@@ -481,7 +482,7 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			serving--
 		}
 		if len(drain) > 0 {
-			p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: drain, Reason: "over the node cap"})
+			p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: drain, Reason: "over the node cap", Drain: DrainOverCap})
 		}
 	case have < p.WantedSlots || serving < minNodes:
 		// 3. Scale out: drains first (warm, already paid for), fullest
@@ -561,11 +562,11 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			serving--
 		}
 		if len(drain) > 0 {
-			p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: drain, Reason: fmt.Sprintf("surplus over %s: want %d slots", cfg.ScaleInWindow, target)})
+			p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: drain, Reason: fmt.Sprintf("surplus over %s: want %d slots", cfg.ScaleInWindow, target), Drain: DrainSurplus})
 		}
 	}
 	if len(spotDrain) > 0 {
-		p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: spotDrain, Reason: "spot interruption notice"})
+		p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: spotDrain, Reason: string(DrainSpot), Drain: DrainSpot})
 	}
 	p.DesiredNodes = serving
 	return p

@@ -23,6 +23,9 @@ import (
 //	 registered/syncing/ready: no heartbeat within HeartbeatDeadline, or not ready in time ─────┘ (replaced)
 //	 ready: spot notice ─► draining at once (deadline SpotDrainTimeout)
 //
+// transition (lifecycle.go) is the one place a state changes: it refuses
+// a move this diagram lacks and sets the fields that go with the move.
+//
 // Ready (invariant 4) = registered, and the last heartbeat says AMI is
 // connected, a timing module is loaded and the node's audio version equals
 // the current manifest version.
@@ -146,7 +149,9 @@ func (c *Controller) Register(ctx context.Context, req nodeapi.RegisterRequest) 
 		case StateTerminating, StateGone:
 			return false, ErrNodeGone
 		case StatePending, StateBooting:
-			r.State = StateRegistered
+			if err := transition(r, StateRegistered, now, Drain{}); err != nil {
+				return false, err
+			}
 			if r.LaunchToken == "" {
 				c.log.Info("adopted instance", "node", r.ID)
 			}
@@ -154,7 +159,9 @@ func (c *Controller) Register(ctx context.Context, req nodeapi.RegisterRequest) 
 		// A re-registration (agent restarted) keeps draining and readiness
 		// states; readiness is re-earned by the next heartbeat.
 		if r.State == StateReady {
-			r.State = StateSyncing
+			if err := transition(r, StateSyncing, now, Drain{}); err != nil {
+				return false, err
+			}
 		}
 		if req.Capacity > 0 {
 			r.Capacity = req.Capacity
@@ -204,24 +211,28 @@ func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.H
 		case StatePending, StateBooting:
 			// Heartbeat before register can follow a controller restart that
 			// lost nothing but timing; treat it as registration.
-			r.State = StateRegistered
+			if err := transition(r, StateRegistered, now, Drain{}); err != nil {
+				return false, err
+			}
 		}
 		r.Load, r.LastHeartbeat = req, now
 		if req.SpotNotice && r.State != StateDraining {
-			r.State = StateDraining
-			r.DrainDeadline = now.Add(c.cfg.Plan.SpotDrainTimeout)
-			r.DrainReason = "spot interruption notice"
+			if err := transition(r, StateDraining, now, Drain{DrainSpot, now.Add(c.cfg.Plan.SpotDrainTimeout)}); err != nil {
+				return false, err
+			}
 			c.log.Warn("spot interruption notice: draining", "node", nodeID)
 		}
 		switch r.State {
 		case StateRegistered, StateSyncing, StateReady:
+			to := StateSyncing
 			if req.Ready() && req.AudioVersion == audio {
-				r.State = StateReady
+				to = StateReady
 				if r.ReadyAt.IsZero() {
 					r.ReadyAt = now
 				}
-			} else {
-				r.State = StateSyncing
+			}
+			if err := transition(r, to, now, Drain{}); err != nil {
+				return false, err
 			}
 		}
 		return true, nil

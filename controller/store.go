@@ -39,7 +39,7 @@ type NodeRecord struct {
 	RunningAt     time.Time // billing starts; zero until the cloud says running
 	ReadyAt       time.Time
 	DrainDeadline time.Time
-	DrainReason   string
+	DrainReason   DrainReason
 	GoneAt        time.Time // billing ends
 
 	// What the node said last, written by whichever controller took its
@@ -221,7 +221,7 @@ func (s *Store) PutNode(ctx context.Context, n NodeRecord) error {
 		 drain_reason=excluded.drain_reason, gone_at=excluded.gone_at, epoch=excluded.epoch, last_hb=excluded.last_hb,
 		 load=excluded.load, cap_cmd=excluded.cap_cmd, rev=elastidial_nodes.rev+1`),
 		n.ID, string(n.State), n.LaunchToken, n.Type, n.Zone, b2i(n.Spot), n.PrivateIP, n.Capacity,
-		unixNano(n.LaunchedAt), unixNano(n.RunningAt), unixNano(n.ReadyAt), unixNano(n.DrainDeadline), n.DrainReason, unixNano(n.GoneAt),
+		unixNano(n.LaunchedAt), unixNano(n.RunningAt), unixNano(n.ReadyAt), unixNano(n.DrainDeadline), string(n.DrainReason), unixNano(n.GoneAt),
 		n.Epoch, unixNano(n.LastHeartbeat), string(load), n.CapacityCmd)
 	if err != nil {
 		return fmt.Errorf("put node %s: %w", n.ID, err)
@@ -253,7 +253,7 @@ func (s *Store) SaveNode(ctx context.Context, f Fence, n *NodeRecord) error {
 	}
 	cond, fargs := fenceCond(f)
 	vals := []any{string(n.State), n.LaunchToken, n.Type, n.Zone, b2i(n.Spot), n.PrivateIP, n.Capacity,
-		unixNano(n.LaunchedAt), unixNano(n.RunningAt), unixNano(n.ReadyAt), unixNano(n.DrainDeadline), n.DrainReason, unixNano(n.GoneAt),
+		unixNano(n.LaunchedAt), unixNano(n.RunningAt), unixNano(n.ReadyAt), unixNano(n.DrainDeadline), string(n.DrainReason), unixNano(n.GoneAt),
 		n.Epoch, unixNano(n.LastHeartbeat), string(load), n.CapacityCmd}
 	var res sql.Result
 	if n.Rev == 0 {
@@ -309,14 +309,14 @@ const nodeSelect = `SELECT id, state, launch_token, instance_type, zone, spot, p
 
 func scanNode(sc interface{ Scan(...any) error }) (NodeRecord, error) {
 	var n NodeRecord
-	var state, load string
+	var state, load, drain string
 	var spot int
 	var la, ra, rd, dd, ga, hb int64
 	if err := sc.Scan(&n.ID, &state, &n.LaunchToken, &n.Type, &n.Zone, &spot, &n.PrivateIP, &n.Capacity,
-		&la, &ra, &rd, &dd, &n.DrainReason, &ga, &n.Epoch, &hb, &load, &n.CapacityCmd, &n.Rev); err != nil {
+		&la, &ra, &rd, &dd, &drain, &ga, &n.Epoch, &hb, &load, &n.CapacityCmd, &n.Rev); err != nil {
 		return n, err
 	}
-	n.State, n.Spot = NodeState(state), spot != 0
+	n.State, n.Spot, n.DrainReason = NodeState(state), spot != 0, DrainReason(drain)
 	n.LaunchedAt, n.RunningAt, n.ReadyAt, n.DrainDeadline, n.GoneAt = fromNano(la), fromNano(ra), fromNano(rd), fromNano(dd), fromNano(ga)
 	n.LastHeartbeat = fromNano(hb)
 	if load != "" {
