@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
+	"github.com/elastidial/elastidial/controller/cost"
 )
 
 // Tag keys the controller puts on and reads from instances.
@@ -49,7 +50,7 @@ type Options struct {
 	Clock             Clock                                     // real clock
 	Logger            *slog.Logger                              // slog.Default()
 	Metrics           *Metrics                                  // nil = none
-	Pricing           Pricing                                   // price table for CostPerHour and reports
+	Pricing           cost.Pricing                              // price table for CostPerHour and reports
 	NewToken          func() string                             // launch idempotency tokens; random
 	// ReleaseNode, when set, is called for a node whose instance has
 	// ended (or that we terminated), so the calls it had leased return to

@@ -10,6 +10,7 @@ import (
 
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/controller"
+	"github.com/elastidial/elastidial/controller/cost"
 )
 
 func init() {
@@ -49,7 +50,7 @@ func report(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer,
 	if err != nil {
 		return err
 	}
-	r, err := controller.BuildCostReport(ctx, recs, store, controller.Pricing{Region: cfg.PriceRegion, DefaultType: cfg.InstanceType}, from, to, now)
+	r, err := cost.Build(ctx, controller.CostNodes(recs), store, cost.Pricing{Region: cfg.PriceRegion, DefaultType: cfg.InstanceType}, from, to, now)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/elastidial/elastidial/campaign/httpapi"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/controller"
+	"github.com/elastidial/elastidial/controller/cost"
 	"github.com/elastidial/elastidial/flow"
 	"github.com/elastidial/elastidial/internal/httplimit"
 	"github.com/elastidial/elastidial/nodeapi"
@@ -99,7 +100,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		AudioVersion: audio.Version, // a node is ready only with the current audio
 		Logger:       log.With("component", "scaler"),
 		Metrics:      cm,
-		Pricing:      controller.Pricing{Region: cfg.PriceRegion, DefaultType: cfg.InstanceType},
+		Pricing:      cost.Pricing{Region: cfg.PriceRegion, DefaultType: cfg.InstanceType},
 		RenewLeases:  store.RenewNode,
 		ReleaseNode: func(ctx context.Context, nodeID string) error {
 			n, err := store.ReleaseNode(ctx, nodeID, time.Now())

@@ -1,4 +1,8 @@
-package controller
+// Package cost prices the fleet: EC2's per-second billing, the ops report
+// of what the nodes cost over a period (per hour, per campaign, per
+// answered call) in JSON, CSV or a table, and the HTTP handler serving it.
+// It reads nothing itself: the caller hands it the nodes that ran.
+package cost
 
 import (
 	"cmp"
@@ -7,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"sort"
@@ -80,8 +85,8 @@ type CallStats interface {
 	Answered(ctx context.Context, from, to time.Time) (calls int, connectedSeconds float64, err error)
 }
 
-// CostReport is the ops report on what the fleet cost over [From, To).
-type CostReport struct {
+// Report is the ops report on what the fleet cost over [From, To).
+type Report struct {
 	From, To           time.Time
 	Region             string
 	Total              float64 // $ billed in the period
@@ -94,39 +99,48 @@ type CostReport struct {
 	ConnectedMinutes   float64
 	PerAnsweredCall    float64 // $; 0 when no call was answered
 	PerConnectedMinute float64
-	Hours              []HourCost
-	Campaigns          []CampaignCost // attributed by call-seconds
+	Hours              []Hour
+	Campaigns          []Campaign // attributed by call-seconds
 }
 
-// HourCost is one hour of the period.
-type HourCost struct {
+// Hour is one hour of the period.
+type Hour struct {
 	Start time.Time
 	Cost  float64
 	Nodes float64 // mean instances running
 }
 
-// CampaignCost is one campaign's share.
-type CampaignCost struct {
+// Campaign is one campaign's share.
+type Campaign struct {
 	CampaignID  string
 	CallSeconds float64
 	Cost        float64
 }
 
-// BuildCostReport prices recs over [from, to). stats may be nil (no
+// Node is one instance as billing sees it: its type, whether spot, and
+// when it ran (RunningAt zero: never ran, free; GoneAt zero: still runs).
+type Node struct {
+	Type      string
+	Spot      bool
+	RunningAt time.Time
+	GoneAt    time.Time
+}
+
+// Build prices recs over [from, to). stats may be nil (no
 // per-campaign or per-call figures). Instances still running are billed up
 // to min(to, now).
-func BuildCostReport(ctx context.Context, recs []NodeRecord, stats CallStats, pricing Pricing, from, to, now time.Time) (CostReport, error) {
+func Build(ctx context.Context, recs []Node, stats CallStats, pricing Pricing, from, to, now time.Time) (Report, error) {
 	if !to.After(from) {
-		return CostReport{}, fmt.Errorf("cost report: period end %s not after start %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
+		return Report{}, fmt.Errorf("cost report: period end %s not after start %s", to.Format(time.RFC3339), from.Format(time.RFC3339))
 	}
 	pricing = pricing.WithDefaults()
-	r := CostReport{From: from, To: to, Region: pricing.Region}
+	r := Report{From: from, To: to, Region: pricing.Region}
 	end := to
 	if now.Before(end) {
 		end = now
 	}
 	for h := from.Truncate(time.Hour); h.Before(to); h = h.Add(time.Hour) {
-		r.Hours = append(r.Hours, HourCost{Start: h})
+		r.Hours = append(r.Hours, Hour{Start: h})
 	}
 	type ev struct {
 		at time.Time
@@ -187,14 +201,14 @@ func BuildCostReport(ctx context.Context, recs []NodeRecord, stats CallStats, pr
 	if stats != nil {
 		cs, err := stats.CallSeconds(ctx, from, to)
 		if err != nil {
-			return CostReport{}, fmt.Errorf("cost report: call seconds: %w", err)
+			return Report{}, fmt.Errorf("cost report: call seconds: %w", err)
 		}
 		total := 0.0
 		for _, s := range cs {
 			total += s
 		}
 		for id, s := range cs {
-			cc := CampaignCost{CampaignID: id, CallSeconds: s}
+			cc := Campaign{CampaignID: id, CallSeconds: s}
 			if total > 0 {
 				cc.Cost = r.Total * s / total
 			}
@@ -203,7 +217,7 @@ func BuildCostReport(ctx context.Context, recs []NodeRecord, stats CallStats, pr
 		sort.Slice(r.Campaigns, func(i, j int) bool { return r.Campaigns[i].CampaignID < r.Campaigns[j].CampaignID })
 		calls, secs, err := stats.Answered(ctx, from, to)
 		if err != nil {
-			return CostReport{}, fmt.Errorf("cost report: answered calls: %w", err)
+			return Report{}, fmt.Errorf("cost report: answered calls: %w", err)
 		}
 		r.AnsweredCalls, r.ConnectedMinutes = calls, secs/60
 		if calls > 0 {
@@ -230,26 +244,8 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// CostPerHour is what the fleet running now costs per hour.
-func (c *Controller) CostPerHour() float64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	total := 0.0
-	for _, n := range c.nodes {
-		if !n.rec.RunningAt.IsZero() && n.rec.State != StateGone {
-			total += c.cfg.Pricing.Hourly(n.rec.Type, n.rec.Spot)
-		}
-	}
-	return total
-}
-
-// CostReport builds the report over [from, to) from the controller's records.
-func (c *Controller) CostReport(ctx context.Context, stats CallStats, from, to time.Time) (CostReport, error) {
-	return BuildCostReport(ctx, c.Nodes(), stats, c.cfg.Pricing, from, to, c.clock.Now())
-}
-
 // WriteJSON renders r as indented JSON.
-func (r CostReport) WriteJSON(w io.Writer) error {
+func (r Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
@@ -259,7 +255,7 @@ func money(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
 
 // WriteCSV renders r as CSV: a summary section, then hours, then campaigns,
 // each row led by its section name so one file parses as one table.
-func (r CostReport) WriteCSV(w io.Writer) error {
+func (r Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	rows := [][]string{
 		{"section", "key", "value", "extra"},
@@ -290,7 +286,7 @@ func (r CostReport) WriteCSV(w io.Writer) error {
 }
 
 // WriteTable renders r for a terminal.
-func (r CostReport) WriteTable(w io.Writer) error {
+func (r Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "period\t%s – %s (%s)\n", r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339), r.Region)
 	fmt.Fprintf(tw, "total\t$%.2f\t%.2f node-hours, %d instances\n", r.Total, r.NodeHours, r.Instances)
@@ -311,17 +307,17 @@ func (r CostReport) WriteTable(w io.Writer) error {
 	return tw.Flush()
 }
 
-// CostHandler serves the cost report over HTTP: GET with optional query
-// from, to (RFC 3339; default the last 24 hours) and format (json, csv,
-// table; default json).
-func (c *Controller) CostHandler(stats CallStats) http.Handler {
+// Handler serves the cost report over HTTP: GET with optional query from,
+// to (RFC 3339; default the last 24 hours) and format (json, csv, table;
+// default json). fleet lists the nodes to price; now tells the time.
+func Handler(fleet func(ctx context.Context) ([]Node, error), stats CallStats, pricing Pricing, now func() time.Time, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet {
 			http.Error(w, "cost report: GET only", http.StatusMethodNotAllowed)
 			return
 		}
 		q := req.URL.Query()
-		to := c.clock.Now()
+		to := now()
 		from := to.Add(-24 * time.Hour)
 		var err error
 		if v := q.Get("to"); v != "" {
@@ -342,7 +338,12 @@ func (c *Controller) CostHandler(stats CallStats) http.Handler {
 			http.Error(w, "cost report: period longer than a year", http.StatusBadRequest)
 			return
 		}
-		r, err := c.CostReport(req.Context(), stats, from, to)
+		nodes, err := fleet(req.Context())
+		if err != nil {
+			http.Error(w, "cost report: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		r, err := Build(req.Context(), nodes, stats, pricing, from, to, now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -362,7 +363,7 @@ func (c *Controller) CostHandler(stats CallStats) http.Handler {
 			return
 		}
 		if err != nil {
-			c.log.Warn("write cost report", "err", err)
+			log.Warn("write cost report", "err", err)
 		}
 	})
 }

@@ -1,0 +1,42 @@
+package controller
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/elastidial/elastidial/controller/cost"
+)
+
+// CostNodes is what billing needs of recs.
+func CostNodes(recs []NodeRecord) []cost.Node {
+	out := make([]cost.Node, len(recs))
+	for i, r := range recs {
+		out[i] = cost.Node{Type: r.Type, Spot: r.Spot, RunningAt: r.RunningAt, GoneAt: r.GoneAt}
+	}
+	return out
+}
+
+// CostPerHour is what the fleet running now costs per hour.
+func (c *Controller) CostPerHour() float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	total := 0.0
+	for _, n := range c.nodes {
+		if !n.rec.RunningAt.IsZero() && n.rec.State != StateGone {
+			total += c.cfg.Pricing.Hourly(n.rec.Type, n.rec.Spot)
+		}
+	}
+	return total
+}
+
+// CostReport builds the report over [from, to) from the controller's records.
+func (c *Controller) CostReport(ctx context.Context, stats cost.CallStats, from, to time.Time) (cost.Report, error) {
+	return cost.Build(ctx, CostNodes(c.Nodes()), stats, c.cfg.Pricing, from, to, c.clock.Now())
+}
+
+// CostHandler serves the report of this controller's nodes (cost.Handler).
+func (c *Controller) CostHandler(stats cost.CallStats) http.Handler {
+	fleet := func(context.Context) ([]cost.Node, error) { return CostNodes(c.Nodes()), nil }
+	return cost.Handler(fleet, stats, c.cfg.Pricing, c.clock.Now, c.log)
+}
