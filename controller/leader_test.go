@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/elastidial/elastidial/controller/metrics"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
@@ -82,7 +83,7 @@ func TestPausedLeaderIsFenced(t *testing.T) {
 		d := &fakeDemand{target: 0}
 		pd := &pausingDemand{fakeDemand: d}
 		reg := prometheus.NewRegistry()
-		m, err := NewMetrics(reg)
+		m, err := metrics.New(reg)
 		if err != nil {
 			t.Fatal(err)
 		}

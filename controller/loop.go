@@ -14,6 +14,7 @@ import (
 
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/controller/cost"
+	"github.com/elastidial/elastidial/controller/metrics"
 )
 
 // Tag keys the controller puts on and reads from instances.
@@ -49,7 +50,7 @@ type Options struct {
 	AudioVersionTTL   time.Duration                             // cache of AudioVersion; 5s
 	Clock             Clock                                     // real clock
 	Logger            *slog.Logger                              // slog.Default()
-	Metrics           *Metrics                                  // nil = none
+	Metrics           *metrics.Scaler                           // nil = none
 	Pricing           cost.Pricing                              // price table for CostPerHour and reports
 	NewToken          func() string                             // launch idempotency tokens; random
 	// ReleaseNode, when set, is called for a node whose instance has
@@ -206,7 +207,7 @@ func (c *Controller) lead(ctx context.Context, now time.Time) (bool, error) {
 		c.fence, c.leading, c.leaderSince = f, true, now
 		c.mu.Unlock()
 		c.log.Info("became scaler leader", "holder", f.Holder, "fencing_token", f.Token)
-		c.metricLeader(true, f.Token)
+		c.cfg.Metrics.Leader(true, f.Token)
 	}
 	return ok, nil
 }
@@ -220,7 +221,7 @@ func (c *Controller) loseLead(why string) {
 	c.mu.Lock()
 	c.leading, c.fence = false, Fence{}
 	c.mu.Unlock()
-	c.metricLeader(false, 0)
+	c.cfg.Metrics.Leader(false, 0)
 }
 
 // stillLeading renews the leadership right before a cloud call and
@@ -472,7 +473,7 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 				if err := transition(&n.rec, StateGone, now, Drain{}); err != nil && firstErr == nil {
 					firstErr = err
 				}
-				c.metricTerminated()
+				c.cfg.Metrics.Terminated()
 				c.toRelease = append(c.toRelease, in.ID)
 			}
 		}
@@ -498,7 +499,7 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 			if err := transition(&n.rec, StateGone, now, Drain{}); err != nil && firstErr == nil {
 				firstErr = err
 			}
-			c.metricTerminated()
+			c.cfg.Metrics.Terminated()
 			if err := c.persist(ctx, n); err != nil && firstErr == nil {
 				firstErr = err
 			}
@@ -581,7 +582,7 @@ func (c *Controller) launch(ctx context.Context, in LaunchIntent, now time.Time)
 		if n == nil {
 			n = &node{rec: NodeRecord{ID: inst.ID, State: StatePending, LaunchedAt: in.CreatedAt}}
 			c.nodes[inst.ID] = n
-			c.metricLaunched(1)
+			c.cfg.Metrics.Launched(1)
 		}
 		n.rec.LaunchToken, n.rec.Type, n.rec.Zone, n.rec.Spot = in.Token, inst.Type, inst.Zone, inst.Spot
 		if inst.PrivateIP != "" {

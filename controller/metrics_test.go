@@ -11,16 +11,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/elastidial/elastidial/controller/metrics"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
+	m, err := metrics.New(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewMetrics(reg); err == nil {
+	if _, err := metrics.New(reg); err == nil {
 		t.Error("second registration on one registry accepted")
 	}
 	clock := &manualClock{now: t0}
@@ -107,7 +108,7 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 
 func TestMetricsEndpoint(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, _ := NewMetrics(reg)
+	m, _ := metrics.New(reg)
 	clock := &manualClock{now: t0}
 	c, _ := New(context.Background(), newFakeCloud(clock), &fakeDemand{target: 50}, nil, Options{Clock: clock, Logger: quiet, Metrics: m})
 	mustTick(t, c)

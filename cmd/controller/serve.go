@@ -21,6 +21,7 @@ import (
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/controller"
 	"github.com/elastidial/elastidial/controller/cost"
+	scalermetrics "github.com/elastidial/elastidial/controller/metrics"
 	"github.com/elastidial/elastidial/flow"
 	"github.com/elastidial/elastidial/internal/httplimit"
 	"github.com/elastidial/elastidial/nodeapi"
@@ -89,7 +90,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	cm, err := controller.NewMetrics(reg)
+	cm, err := scalermetrics.New(reg)
 	if err != nil {
 		return err
 	}

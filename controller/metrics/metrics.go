@@ -1,14 +1,14 @@
-package controller
+// Package metrics holds the scaler's Prometheus series. A nil *Scaler
+// records nothing, so the scaler runs without metrics (tests, simulator).
+package metrics
 
 import (
-	"strings"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the scaler's Prometheus series. Create them with NewMetrics on
-// the registry the /metrics handler serves.
-type Metrics struct {
+// Scaler is the scaler's Prometheus series. Create it with New on the
+// registry the /metrics handler serves.
+type Scaler struct {
 	nodes        *prometheus.GaugeVec
 	demand       prometheus.Gauge
 	wanted       prometheus.Gauge
@@ -24,9 +24,9 @@ type Metrics struct {
 	leaderChange *prometheus.CounterVec
 }
 
-// NewMetrics registers the scaler's series on reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
+// New registers the scaler's series on reg.
+func New(reg prometheus.Registerer) (*Scaler, error) {
+	m := &Scaler{
 		nodes:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "elastidial_nodes", Help: "Nodes by lifecycle state."}, []string{"state"}),
 		demand:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "elastidial_demand_calls", Help: "Concurrent calls wanted by campaigns, after rate and trunk caps."}),
 		wanted:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "elastidial_wanted_slots", Help: "Call slots wanted (demand plus headroom)."}),
@@ -49,14 +49,22 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-func (c *Controller) metricLaunched(n int) {
-	if c.cfg.Metrics != nil {
-		c.cfg.Metrics.launches.Add(float64(n))
+// Launched counts n instances launched.
+func (m *Scaler) Launched(n int) {
+	if m != nil {
+		m.launches.Add(float64(n))
 	}
 }
 
-func (c *Controller) metricLeader(leading bool, token int64) {
-	m := c.cfg.Metrics
+// Terminated counts one instance seen terminated.
+func (m *Scaler) Terminated() {
+	if m != nil {
+		m.terminations.Inc()
+	}
+}
+
+// Leader records a leadership taken (with its fencing token) or lost.
+func (m *Scaler) Leader(leading bool, token int64) {
 	if m == nil {
 		return
 	}
@@ -70,47 +78,31 @@ func (c *Controller) metricLeader(leading bool, token int64) {
 	}
 }
 
-func (c *Controller) metricTerminated() {
-	if c.cfg.Metrics != nil {
-		c.cfg.Metrics.terminations.Inc()
-	}
+// Fleet is what one tick of the scaler saw and decided.
+type Fleet struct {
+	DemandCalls, WantedSlots, ReadySlots, ComingSlots, DesiredNodes int
+	BudgetHeld                                                      bool           // the budget cap held capacity below the wish
+	Nodes                                                           map[string]int // nodes by lifecycle state, every state present
+	CostPerHour                                                     float64
 }
 
-// observeMetrics publishes the last plan and the registry's counts.
-func (c *Controller) observeMetrics(p Plan) {
-	m := c.cfg.Metrics
+// Observe publishes one tick's figures.
+func (m *Scaler) Observe(f Fleet) {
 	if m == nil {
 		return
 	}
-	m.demand.Set(float64(p.DemandCalls))
-	m.wanted.Set(float64(p.WantedSlots))
-	m.readySlots.Set(float64(p.ReadySlots))
-	m.comingSlots.Set(float64(p.ComingSlots))
-	m.desired.Set(float64(p.DesiredNodes))
-	if budgetHeld(p) {
+	m.demand.Set(float64(f.DemandCalls))
+	m.wanted.Set(float64(f.WantedSlots))
+	m.readySlots.Set(float64(f.ReadySlots))
+	m.comingSlots.Set(float64(f.ComingSlots))
+	m.desired.Set(float64(f.DesiredNodes))
+	if f.BudgetHeld {
 		m.budgetLimit.Set(1)
 	} else {
 		m.budgetLimit.Set(0)
 	}
-	counts := map[NodeState]int{}
-	for _, s := range []NodeState{StateRequested, StatePending, StateBooting, StateRegistered, StateSyncing, StateReady, StateDraining, StateTerminating} {
-		counts[s] = 0
+	for s, n := range f.Nodes {
+		m.nodes.WithLabelValues(s).Set(float64(n))
 	}
-	for _, v := range c.Observe().Nodes {
-		counts[v.State]++
-	}
-	for s, n := range counts {
-		m.nodes.WithLabelValues(string(s)).Set(float64(n))
-	}
-	m.costPerHour.Set(c.CostPerHour())
-}
-
-// budgetHeld reports whether the budget cap held capacity down in p.
-func budgetHeld(p Plan) bool {
-	for _, r := range p.Reasons {
-		if strings.HasPrefix(r, "budget cap") {
-			return true
-		}
-	}
-	return false
+	m.costPerHour.Set(f.CostPerHour)
 }
