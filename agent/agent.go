@@ -117,6 +117,15 @@ type Agent struct {
 	slotFree     chan struct{}
 	hbNow        chan struct{}
 	syncing      bool
+	// Results of finished calls wait here for the recorder, which writes
+	// them to the durable queue outside mu: a queue write fsyncs twice, and
+	// every AMI event, AGI step and dial takes mu. unqueued counts results
+	// finished and not yet in the queue (waiting or being written), so
+	// Pending never reports a finished result as neither here nor queued.
+	unrecorded []nodeapi.ResultRequest
+	unqueued   int
+	recordNow  chan struct{}
+	recordMu   sync.Mutex // one writer of unrecorded at a time
 }
 
 // callState is one call in flight; guarded by Agent.mu.
@@ -197,6 +206,7 @@ func New(cfg Config) (*Agent, error) {
 		hbEvery:   10 * time.Second,
 		slotFree:  make(chan struct{}, 1),
 		hbNow:     make(chan struct{}, 1),
+		recordNow: make(chan struct{}, 1),
 	}
 	a.ami = &ami.Client{Addr: cfg.AMIAddr, Username: cfg.AMIUser, Secret: cfg.AMISecret,
 		Events: "call,system", Log: cfg.Log, OnEvent: a.onEvent, OnConnect: a.onAMIConnect}
@@ -224,7 +234,7 @@ func (a *Agent) Status() Status {
 	defer a.mu.Unlock()
 	return Status{ActiveCalls: len(a.calls), Capacity: a.capacity, Draining: a.draining || a.spot, Spot: a.spot,
 		Registered: a.registered, AMIConnected: a.ami.Connected(), TimingOK: a.timingOK,
-		ChannelOK: a.channelOK, TrunkOK: a.trunkOK, AudioVersion: a.audioVersion, Pending: a.cfg.Queue.Pending()}
+		ChannelOK: a.channelOK, TrunkOK: a.trunkOK, AudioVersion: a.audioVersion, Pending: a.cfg.Queue.Pending() + a.unqueued}
 }
 
 // Drain stops pulling new calls (true) or resumes (false, unless a spot
@@ -260,12 +270,53 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Go(func() error { return a.cfg.Queue.Deliver(gctx, a.cfg.Controller) })
 	g.Go(func() error { return a.controlLoop(gctx) })
 	g.Go(func() error { return a.dialLoop(gctx) })
+	g.Go(func() error { return a.recordLoop(gctx) })
 	if a.cfg.Spot != nil {
 		g.Go(func() error { return a.spotLoop(gctx) })
 	}
 	err := g.Wait()
 	a.flushOnExit()
+	a.recordResults()
 	return err
+}
+
+// recordLoop writes finished calls' results to the durable queue as they
+// come, outside mu.
+func (a *Agent) recordLoop(ctx context.Context) error {
+	for {
+		a.recordResults()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.recordNow:
+		}
+	}
+}
+
+// recordResults writes the results waiting in unrecorded to the queue and
+// only then drops the calls' in-flight records (a crash in between leaves
+// the in-flight record, which the next start settles).
+func (a *Agent) recordResults() {
+	a.recordMu.Lock()
+	defer a.recordMu.Unlock()
+	a.mu.Lock()
+	rs := a.unrecorded
+	a.unrecorded = nil
+	a.mu.Unlock()
+	for _, r := range rs {
+		if err := a.cfg.Queue.Put(r); err != nil {
+			a.log.Error("result not queued", "call", r.CallID, "err", err)
+		} else if err := a.inflight.remove(r.CallID); err != nil {
+			a.log.Error("in-flight record not removed", "call", r.CallID, "err", err)
+		}
+		a.mu.Lock()
+		a.unqueued--
+		drained := (a.draining || a.spot) && len(a.calls) == 0 && a.unqueued == 0
+		a.mu.Unlock()
+		if drained {
+			a.poke(a.hbNow) // report drained at once
+		}
+	}
 }
 
 // flushOnExit records answered calls still tracked as cut off, so their
@@ -350,7 +401,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	req := nodeapi.HeartbeatRequest{ActiveCalls: len(a.calls), Capacity: a.capacity, Load1: load,
 		CPU: a.cpu.sample(), AMIConnected: a.ami.Connected(), TimingOK: h.timing, ChannelOK: h.channel,
 		TrunkOK: h.trunk, AudioVersion: a.audioVersion,
-		Draining: a.draining || a.spot, SpotNotice: a.spot, PendingResults: a.cfg.Queue.Pending()}
+		Draining: a.draining || a.spot, SpotNotice: a.spot, PendingResults: a.cfg.Queue.Pending() + a.unqueued}
 	a.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	resp, err := a.cfg.Controller.Heartbeat(cctx, req)
@@ -866,13 +917,8 @@ func (a *Agent) finishLocked(cs *callState, why string) {
 		r.Tags = map[string]string{}
 	}
 	a.log.Info("call ended", "call", r.CallID, "disposition", r.Disposition, "cause", r.Cause, "path", r.Path, "why", why)
-	if err := a.cfg.Queue.Put(r); err != nil {
-		a.log.Error("result not queued", "call", r.CallID, "err", err)
-	} else if err := a.inflight.remove(r.CallID); err != nil {
-		a.log.Error("in-flight record not removed", "call", r.CallID, "err", err)
-	}
+	a.unrecorded = append(a.unrecorded, r)
+	a.unqueued++
+	a.poke(a.recordNow)
 	a.poke(a.slotFree)
-	if (a.draining || a.spot) && len(a.calls) == 0 {
-		a.poke(a.hbNow) // report drained at once
-	}
 }

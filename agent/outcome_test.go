@@ -57,6 +57,7 @@ func (a *Agent) track(id string) {
 
 func queued(t *testing.T, a *Agent) []nodeapi.ResultRequest {
 	t.Helper()
+	a.recordResults() // the agent is not Run: write what its recorder would
 	names, err := a.cfg.Queue.list()
 	if err != nil {
 		t.Fatal(err)
