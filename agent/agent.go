@@ -673,13 +673,20 @@ func (a *Agent) originate(ctx context.Context, c nodeapi.Call) {
 	if err == nil && !strings.EqualFold(r.Get("Response"), "Success") {
 		err = fmt.Errorf("originate refused: %s", r.Get("Message"))
 	}
-	if err != nil {
+	if err != nil && !originateMayHaveRun(err) {
 		log.Warn("originate failed", "err", err)
 		a.mu.Lock()
 		cs.haveResp, cs.reason = true, 0
 		a.finishLocked(cs, "originate failed")
 		a.mu.Unlock()
 		return
+	}
+	if err != nil {
+		// The action was sent and its reply lost with the session: the
+		// call may be ringing. It stays tracked; its channel (Uniqueid =
+		// CallID), AGI session, the reconcile after the reconnect or the
+		// safety net below ends it.
+		log.Warn("originate sent, reply lost: outcome from the channel", "err", err)
 	}
 	// Safety net: if neither an outcome nor an AGI session ever arrives
 	// (events lost while AMI was down), give the slot back.
@@ -690,6 +697,14 @@ func (a *Agent) originate(ctx context.Context, c nodeapi.Call) {
 			a.finishLocked(cs, "no outcome")
 		}
 	})
+}
+
+// originateMayHaveRun reports whether an Originate that returned err was
+// written to Asterisk, so the call may exist: its reply was lost with the
+// session or not awaited in time. An action never sent (no session, a
+// failed write) placed no call.
+func originateMayHaveRun(err error) bool {
+	return errors.Is(err, ami.ErrClosed) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // record queues a result for a call that was never placed.

@@ -86,7 +86,7 @@ func TestAMIReconnect(t *testing.T) {
 	}, 150*time.Millisecond)
 	eventually(t, 5*time.Second, "ami up", func() bool { return r.agent.Status().AMIConnected })
 	r.ctl.add(lease("x1", "+2000"))
-	eventually(t, 5*time.Second, "call in progress", func() bool { return r.agent.Status().ActiveCalls == 1 })
+	eventually(t, 5*time.Second, "call in progress", func() bool { return r.sim.Stats().Active == 1 })
 	// Lose the AMI session while the call is in its IVR: its Hangup event
 	// is lost, the IVR still ends it.
 	r.sim.DropAMI()
@@ -106,6 +106,25 @@ func TestAMIReconnect(t *testing.T) {
 	r.ctl.mu.Unlock()
 	if len(hb) == 0 || !hb[len(hb)-1].Ready() {
 		t.Errorf("last heartbeat not ready: %+v", hb)
+	}
+}
+
+// An Originate whose reply is lost with the AMI session may have placed
+// the call: the agent keeps it and takes its outcome from the channel and
+// the IVR, rather than recording a failure while the callee's phone rings.
+func TestOriginateReplyLost(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{
+		"+2100": {Outcome: asterisksim.Answer, Digits: []string{"1"}},
+	}, 50*time.Millisecond)
+	eventually(t, 5*time.Second, "ami up", func() bool { return r.agent.Status().AMIConnected })
+	r.sim.LoseNextOriginateReply()
+	r.ctl.add(lease("y1", "+2100"))
+	eventually(t, 10*time.Second, "result", func() bool { _, ok := r.ctl.result("y1"); return ok })
+	if got, _ := r.ctl.result("y1"); got.Disposition != nodeapi.DispAnswered || fmtPath(got.Path) != "[detect welcome q1 yes bye]" {
+		t.Errorf("y1 after a lost originate reply: %+v", got)
+	}
+	if n := r.sim.Stats().Originates; n != 1 {
+		t.Errorf("%d originates, want 1", n)
 	}
 }
 

@@ -131,14 +131,18 @@ func (s *Sim) originate(a *amiSession, id string, m ami.Message) {
 	s.originates.Add(1)
 
 	async := strings.EqualFold(m.Get("Async"), "true") || m.Get("Async") == "1" || strings.EqualFold(m.Get("Async"), "yes")
-	if async {
+	lost := s.loseReply.CompareAndSwap(true, false)
+	if lost {
+		a.conn.Close()
+	}
+	if async && !lost {
 		a.write(reply(id, "Response", "Success", "Message", "Originate successfully queued"))
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		ok := c.run(ctx, id, timeout)
-		if !async {
+		if !async && !lost {
 			if ok {
 				a.write(reply(id, "Response", "Success", "Message", "Originate successfully queued"))
 			} else {

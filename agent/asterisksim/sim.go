@@ -60,7 +60,13 @@ type Sim struct {
 
 	originates atomic.Int64
 	amiStopped atomic.Bool
+	loseReply  atomic.Bool
 }
+
+// LoseNextOriginateReply makes the next Originate place its call and then
+// drop the AMI session instead of replying, as when the network fails
+// between Asterisk accepting the action and its reply arriving.
+func (s *Sim) LoseNextOriginateReply() { s.loseReply.Store(true) }
 
 // StopAMI closes the manager listener and every session, as when Asterisk
 // is down; Run then waits for its context. Calls in progress keep running.
