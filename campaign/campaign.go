@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -121,10 +123,20 @@ func DefaultRetry() map[string]Retry {
 
 // Campaign is one dialing campaign.
 type Campaign struct {
-	ID          string           `json:"id"`
-	Name        string           `json:"name"`
-	Status      string           `json:"status"`
-	Trunk       string           `json:"trunk"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Trunk  string `json:"trunk"`
+	// Trunks is the trunk group, in failover order: calls go out on the
+	// first trunk with room, and a call a carrier refuses as congested
+	// goes again at once on the next. The first is Trunk; empty means
+	// Trunk alone.
+	Trunks []string `json:"trunks,omitempty"`
+	// Priority orders campaigns for channels and nodes: a campaign is
+	// served before every campaign of lower priority, which gets nothing
+	// on a trunk the higher one is short of (for example 100 for an
+	// emergency broadcast, 0, the default, for routine calls).
+	Priority    int              `json:"priority"`
 	CallerID    string           `json:"caller_id"`
 	Target      int              `json:"target"`  // concurrent calls wanted
 	MaxCPS      float64          `json:"max_cps"` // call attempts started per second
@@ -168,9 +180,23 @@ func (c *Campaign) Defaults() {
 	if c.MaxCPS == 0 {
 		c.MaxCPS = 10
 	}
+	switch {
+	case len(c.Trunks) == 0 && c.Trunk != "":
+		c.Trunks = []string{c.Trunk}
+	case c.Trunk == "" && len(c.Trunks) > 0:
+		c.Trunk = c.Trunks[0]
+	}
 	if e := NormaliseCallerID(c.CallerID); e != "" {
 		c.CallerID = e
 	}
+}
+
+// Group is the campaign's trunk group in failover order.
+func (c *Campaign) Group() []string {
+	if len(c.Trunks) == 0 {
+		return []string{c.Trunk}
+	}
+	return c.Trunks
 }
 
 var (
@@ -186,6 +212,12 @@ func (c *Campaign) Validate() error {
 		return &FieldError{"name", "must be 1 to 100 letters, digits, spaces or ._'()&- and start with a letter or digit"}
 	case !trunkRE.MatchString(c.Trunk):
 		return &FieldError{"trunk", "must name a trunk (letters, digits, _ . -)"}
+	case len(c.Trunks) == 0 || c.Trunks[0] != c.Trunk:
+		return &FieldError{"trunks", fmt.Sprintf("the group must start with the campaign's trunk %q", c.Trunk)}
+	case len(c.Trunks) > MaxTrunkGroup:
+		return &FieldError{"trunks", fmt.Sprintf("%d trunks: a group holds at most %d", len(c.Trunks), MaxTrunkGroup)}
+	case c.Priority < 0 || c.Priority > MaxPriority:
+		return &FieldError{"priority", fmt.Sprintf("%d: want 0 (routine) to %d", c.Priority, MaxPriority)}
 	case !callerIDRE.MatchString(c.CallerID) || NormaliseCallerID(c.CallerID) != c.CallerID:
 		return &FieldError{"caller_id", fmt.Sprintf("%q: must be a valid phone number in E.164 form such as +14155550100", c.CallerID)}
 	case c.Target < 1 || c.Target > 100000:
@@ -200,6 +232,14 @@ func (c *Campaign) Validate() error {
 		return &FieldError{"ring_seconds", fmt.Sprintf("%d: want 5 to 300", c.RingSeconds)}
 	case c.AudioSet != "" && !trunkRE.MatchString(c.AudioSet):
 		return &FieldError{"audio_set", "must be letters, digits, _ . -"}
+	}
+	for i, t := range c.Trunks {
+		if !trunkRE.MatchString(t) {
+			return &FieldError{fmt.Sprintf("trunks[%d]", i), fmt.Sprintf("%q: must name a trunk (letters, digits, _ . -)", t)}
+		}
+		if slices.Index(c.Trunks, t) != i {
+			return &FieldError{fmt.Sprintf("trunks[%d]", i), fmt.Sprintf("%q is in the group twice", t)}
+		}
 	}
 	if err := c.validateRules(); err != nil {
 		return err
@@ -247,11 +287,84 @@ func Transition(from, to string) error {
 	return fmt.Errorf("%w: a %s campaign cannot become %s", ErrConflict, from, to)
 }
 
-// Trunk is a carrier trunk with fleet-wide limits.
+// Trunk is a carrier trunk with fleet-wide limits: the channels and new
+// calls per second its carrier allows, counted over every node. A trunk
+// with a Host is configured on every node by the controller (no re-launch
+// to add one); one without is the trunk nodes are given at first boot.
 type Trunk struct {
 	Name        string  `json:"name"`
-	MaxChannels int     `json:"max_channels"` // concurrent calls across all nodes
-	MaxCPS      float64 `json:"max_cps"`      // new calls per second across all nodes
+	MaxChannels int     `json:"max_channels"`       // concurrent calls across all nodes
+	MaxCPS      float64 `json:"max_cps"`            // new calls per second across all nodes
+	Host        string  `json:"host,omitempty"`     // the carrier's SIP host, host or host:port
+	Username    string  `json:"username,omitempty"` // SIP user (From user, auth, registration)
+	// Password is write-only: the API answers has_password instead.
+	Password    string `json:"password,omitempty"`
+	HasPassword bool   `json:"has_password,omitempty"`
+	Register    bool   `json:"register,omitempty"` // nodes register to the carrier as Username
+	// Health is the controller's view, read-only: a trunk that is not up
+	// gets no calls until it is.
+	Health *TrunkHealth `json:"health,omitempty"`
+}
+
+// TrunkHealth says whether a trunk is in rotation, and why not.
+type TrunkHealth struct {
+	Up     bool   `json:"up"`
+	Reason string `json:"reason,omitempty"` // why it is out of rotation
+	// CongestionRun counts the congestion causes in a row on this trunk.
+	CongestionRun int `json:"congestion_run"`
+	// PausedUntil ends a pause after a run of congestion causes.
+	PausedUntil *time.Time `json:"paused_until,omitempty"`
+	// Nodes whose last qualify (SIP OPTIONS) of the trunk, within
+	// QualifyFresh, found it reachable or not.
+	Reachable   int `json:"nodes_reachable"`
+	Unreachable int `json:"nodes_unreachable"`
+}
+
+// Trunk health rules.
+const (
+	// CongestionRunLimit congestion causes in a row take a trunk out of
+	// rotation for CongestionPause; after it, the next call tries it
+	// again, and one more congestion cause pauses it again.
+	CongestionRunLimit = 5
+	CongestionPause    = time.Minute
+	// QualifyFresh is how long a node's qualify report counts.
+	QualifyFresh = 2 * time.Minute
+	// MaxTrunkGroup bounds a campaign's trunk group.
+	MaxTrunkGroup = 8
+	// MaxPriority is the highest campaign priority.
+	MaxPriority = 100
+)
+
+// TrunkHealthOf decides a trunk's health from its congestion run and its
+// nodes' fresh qualify reports: out of rotation while paused after a run
+// of congestion causes, or when every node that qualifies it finds it
+// unreachable. No report at all is no evidence: the trunk stays up.
+func TrunkHealthOf(run int, pausedUntil time.Time, reachable, unreachable int, now time.Time) TrunkHealth {
+	h := TrunkHealth{Up: true, CongestionRun: run, Reachable: reachable, Unreachable: unreachable}
+	if now.Before(pausedUntil) {
+		t := pausedUntil.UTC()
+		h.Up, h.PausedUntil = false, &t
+		h.Reason = fmt.Sprintf("%d congestion causes in a row; tried again at %s", run, t.Format(time.RFC3339))
+	}
+	if unreachable > 0 && reachable == 0 {
+		h.Up = false
+		h.Reason = fmt.Sprintf("unreachable: no answer to OPTIONS from %d node(s)", unreachable)
+	}
+	return h
+}
+
+// CongestionCause reports whether a Q.850 cause says the carrier or the
+// network is congested (no circuit, network out of order, temporary
+// failure, switching equipment congestion, channel unavailable, resource
+// unavailable; SIP 503 arrives as 34): a call refused so is tried again
+// at once on the next trunk of its group. Busy and no answer are the
+// callee's and never are.
+func CongestionCause(cause int) bool {
+	switch cause {
+	case 34, 38, 41, 42, 44, 47:
+		return true
+	}
+	return false
 }
 
 // Bounds of a call rate (campaign or trunk). Below MinCPS the pacing
@@ -261,7 +374,14 @@ const (
 	MaxCPS = 10000.0
 )
 
-// Validate checks a trunk.
+var (
+	hostRE     = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,62}\.)*[A-Za-z0-9-]{1,63}|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
+	sipUserRE  = regexp.MustCompile(`^[A-Za-z0-9_.+!~*'()&=$-]{1,64}$`)
+	passwordRE = regexp.MustCompile(`^[\x21-\x3a\x3c-\x7e]{1,128}$`) // printable ASCII but ';' (a comment in Asterisk's config)
+)
+
+// Validate checks a trunk. Every value a node writes into its PJSIP
+// configuration is checked here, so none can inject a line.
 func (t *Trunk) Validate() error {
 	switch {
 	case !trunkRE.MatchString(t.Name):
@@ -270,6 +390,24 @@ func (t *Trunk) Validate() error {
 		return &FieldError{"max_channels", fmt.Sprintf("%d: want at least 1", t.MaxChannels)}
 	case !(t.MaxCPS >= MinCPS && t.MaxCPS <= MaxCPS):
 		return &FieldError{"max_cps", fmt.Sprintf("%g: want %g to %g new calls per second", t.MaxCPS, MinCPS, MaxCPS)}
+	case t.Host != "" && !hostRE.MatchString(t.Host):
+		return &FieldError{"host", fmt.Sprintf("%q: want a host name or address, with an optional :port", t.Host)}
+	case t.Host == "" && (t.Username != "" || t.Password != "" || t.Register):
+		return &FieldError{"host", "is required with username, password or register"}
+	case t.Username != "" && !sipUserRE.MatchString(t.Username):
+		return &FieldError{"username", fmt.Sprintf("%q: want 1 to 64 letters, digits or _.+!~*'()&=$-", t.Username)}
+	case t.Password != "" && !passwordRE.MatchString(t.Password):
+		return &FieldError{"password", "want 1 to 128 printable ASCII characters, no spaces and no ';'"}
+	case t.Password != "" && t.Username == "":
+		return &FieldError{"username", "is required with a password"}
+	case t.Register && (t.Username == "" || t.Password == ""):
+		return &FieldError{"register", "needs username and password"}
+	}
+	rest := t.Host[strings.LastIndex(t.Host, "]")+1:] // past an IPv6 address
+	if _, port, ok := strings.Cut(rest, ":"); ok {
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return &FieldError{"host", fmt.Sprintf("port %q: want 1 to 65535", port)}
+		}
 	}
 	return nil
 }
@@ -351,9 +489,10 @@ type Demand struct {
 	Target            int        // concurrent calls wanted now; 0 when not running
 	Callable          int        // contacts callable now, not leased
 	MaxCPS            float64    // attempts per second; 0 = unlimited
-	Trunk             string     // the trunk the campaign dials through
-	TrunkChannels     int        // the trunk's channels; 0 = unlimited
-	TrunkCPS          float64    // the trunk's attempts per second; 0 = unlimited
+	Priority          int        // the campaign's priority: the scaler serves higher first
+	Trunk             string     // the trunk the campaign dials through (the group's first)
+	TrunkChannels     int        // the group's channels, over its trunks in rotation; 0 = unlimited
+	TrunkCPS          float64    // the group's attempts per second; 0 = unlimited
 	Active            int        // leases outstanding
 	AvgAttemptSeconds float64    // observed mean attempt duration; 0 = the scaler's default
 	Upcoming          []Upcoming // demand known to start soon

@@ -4,7 +4,7 @@ package controller
 // campaigns by ID; every other field carries over unchanged, and
 // TestViewOfCarriesEveryField fails when Demand grows a field this forgets.
 func viewOf(d Demand) CampaignView {
-	return CampaignView{ID: d.CampaignID, Target: d.Target, Callable: d.Callable, Active: d.Active,
+	return CampaignView{ID: d.CampaignID, Priority: d.Priority, Target: d.Target, Callable: d.Callable, Active: d.Active,
 		MaxCPS: d.MaxCPS, Trunk: d.Trunk, TrunkChannels: d.TrunkChannels, TrunkCPS: d.TrunkCPS,
 		AvgAttemptSeconds: d.AvgAttemptSeconds, Upcoming: d.Upcoming}
 }

@@ -54,6 +54,7 @@ type Upcoming = campaign.Upcoming
 // (the campaign → controller seam of CONVENTIONS.md).
 type CampaignView struct {
 	ID                string
+	Priority          int     // higher is served first (campaign.Campaign.Priority)
 	Target            int     // concurrent calls wanted now; 0 when not running
 	Callable          int     // contacts callable now, not leased
 	Active            int     // leases outstanding

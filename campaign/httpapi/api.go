@@ -228,10 +228,13 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 }
 
 func (a *API) listTrunks(w http.ResponseWriter, r *http.Request) {
-	ts, err := a.Store.Trunks(r.Context())
+	ts, err := a.Store.TrunksAt(r.Context(), a.now())
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	for i := range ts {
+		ts[i].Password = "" // write-only
 	}
 	jsonhttp.Write(w, http.StatusOK, orEmpty(ts))
 }
@@ -243,12 +246,25 @@ func (a *API) putTrunk(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.Name = r.PathValue("name")
+	t.Health, t.HasPassword = nil, false // read-only
 	if err := a.Store.PutTrunk(r.Context(), t); err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	a.demandChanged()
-	jsonhttp.Write(w, http.StatusOK, t)
+	ts, err := a.Store.TrunksAt(r.Context(), a.now())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	for _, x := range ts {
+		if x.Name == t.Name {
+			x.Password = "" // write-only
+			jsonhttp.Write(w, http.StatusOK, x)
+			return
+		}
+	}
+	a.fail(w, r, fmt.Errorf("trunk %q: %w", t.Name, campaign.ErrNotFound))
 }
 
 func (a *API) listCampaigns(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,17 +50,36 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 			}
 		}
 		dials := map[string][]time.Time{} // the dials seen by this lease, per phone
-		// Campaigns take turns, starting from a different one each time,
-		// so one large campaign cannot starve the others.
+		// Higher priority first. Campaigns of one priority take turns,
+		// starting from a different one each time, so one large campaign
+		// cannot starve the others.
 		start := int(now.UnixNano() % int64(len(running)))
+		order := make([]campaign.Campaign, 0, len(running))
 		for i := range running {
-			c := running[(start+i)%len(running)]
+			order = append(order, running[(start+i)%len(running)])
+		}
+		slices.SortStableFunc(order, func(a, b campaign.Campaign) int { return b.Priority - a.Priority })
+		// short holds the trunks a campaign with demand could not get
+		// enough of, with its priority: a campaign of lower priority gets
+		// nothing on them (pre-emption).
+		short := map[string]int{}
+		for _, c := range order {
 			if len(out) >= max {
+				// Slots ran out: lower priorities wait for the next node.
 				break
 			}
-			got, err := s.leaseCampaign(ctx, tx, c, nodeID, max-len(out), dials, now)
+			var group []string
+			for _, t := range c.Group() {
+				if p, ok := short[t]; !ok || p <= c.Priority {
+					group = append(group, t)
+				}
+			}
+			got, starved, err := s.leaseCampaign(ctx, tx, c, group, nodeID, max-len(out), dials, now)
 			if err != nil {
 				return err
+			}
+			for _, t := range starved {
+				short[t] = c.Priority
 			}
 			out = append(out, got...)
 		}
@@ -96,42 +116,49 @@ func (s *Store) addLive(ctx context.Context, tx *sql.Tx, campaignID, trunk strin
 	return nil
 }
 
-func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, nodeID string, want int, dials map[string][]time.Time, now time.Time) ([]campaign.Lease, error) {
+// leaseCampaign leases up to want contacts of c on the trunks of group
+// (in failover order: each takes what the ones before it had no room
+// for). starved names the trunks of the group it wanted more of while
+// it had contacts due: a campaign of lower priority is kept off them.
+func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, group []string, nodeID string, want int, dials map[string][]time.Time, now time.Time) (_ []campaign.Lease, starved []string, _ error) {
 	var refused []refusal
-	var t campaign.Trunk
-	lock := ""
-	if s.postgres {
-		lock = " FOR UPDATE" // serialises leasing per trunk across controllers
+	if len(group) == 0 {
+		return nil, nil, nil
 	}
-	err := tx.QueryRowContext(ctx, s.q(`SELECT name, max_channels, max_cps FROM trunks WHERE name = ?`+lock), c.Trunk).Scan(&t.Name, &t.MaxChannels, &t.MaxCPS)
+	ck := "c:" + c.ID
+	live, err := s.counters(ctx, tx, `SELECT key, n FROM live WHERE key = ?`, ck)
 	if err != nil {
-		return nil, fmt.Errorf("lease %s: trunk %s: %w", c.ID, c.Trunk, err)
+		return nil, nil, err
 	}
-	// On PostgreSQL the trunk row lock above makes these counts exact.
-	ck, tk := "c:"+c.ID, "t:"+t.Name
-	live, err := s.counters(ctx, tx, `SELECT key, n FROM live WHERE key IN (?, ?)`, ck, tk)
-	if err != nil {
-		return nil, err
-	}
-	n := min(want, c.Target-int(live[ck]), t.MaxChannels-int(live[tk]))
+	n := min(want, c.Target-int(live[ck]))
 	if n <= 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
-	buckets, err := s.buckets(ctx, tx, now, ck, c.MaxCPS, tk, t.MaxCPS)
+	rooms, err := s.rooms(ctx, tx, group, now)
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 	}
-	campTokens, trunkTokens := buckets[ck], buckets[tk]
-	n = min(n, int(campTokens), int(trunkTokens))
+	buckets, err := s.buckets(ctx, tx, now, map[string]float64{ck: c.MaxCPS})
+	if err != nil {
+		return nil, nil, err
+	}
+	campTokens := buckets[ck]
+	n = min(n, int(campTokens))
 	if n <= 0 {
-		return nil, nil
+		return nil, nil, nil
+	}
+	trunkRoom := 0
+	for _, r := range rooms {
+		if r.up {
+			trunkRoom += min(r.room, int(r.tokens))
+		}
 	}
 	if !campaign.Dialling(&c, now).OK() {
-		return nil, nil // not started yet
+		return nil, nil, nil // not started yet
 	}
 	open := s.openGroups(&c, now)
 	if len(open) == 0 {
-		return nil, nil
+		return nil, starved, nil
 	}
 	args := []any{c.ID, ms(now)}
 	for _, g := range open {
@@ -146,7 +173,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		WHERE campaign_id = ? AND state = 'pending' AND next_at <= ? AND zgroup IN (`+placeholders(len(open))+`)
 		ORDER BY next_at, id LIMIT ?`+skip), args...)
 	if err != nil {
-		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+		return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 	}
 	type pick struct {
 		id       int64
@@ -161,16 +188,16 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		var p pick
 		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts, &p.group, &p.nextAt); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+			return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 		}
 		cands = append(cands, p)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+		return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 	}
 	if len(cands) == 0 {
-		return nil, nil
+		return nil, starved, nil
 	}
 	// The store fetches the facts; the rules engine decides each contact.
 	phones := make([]string, len(cands))
@@ -179,10 +206,10 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	}
 	dnc, err := s.onDNC(ctx, tx, c.ID, phones)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := s.loadDials(ctx, tx, dials, phones, now); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var picks []pick
 	var calls []string
@@ -190,6 +217,9 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	lists := []string{"internal", "campaign " + c.ID}
 	s.zmu.RLock()
 	for _, p := range cands {
+		if len(picks) == trunkRoom {
+			break
+		}
 		g := s.zones[p.group]
 		k := campaign.Contact{Phone: p.phone, Jurisdiction: g.juris, Zones: g.locs, State: campaign.ContactPending, Attempts: p.attempts, NextAt: fromMS(p.nextAt)}
 		f := campaign.Facts{DNC: dnc[p.phone], Dials: dials[p.phone]}
@@ -204,43 +234,71 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		}
 		refused = append(refused, refusal{contact: p.id, v: v})
 	}
+	if len(picks) == trunkRoom && trunkRoom < n {
+		// The trunks, not the campaign, held it back: is another contact
+		// callable now? Then lower priorities must keep off its trunks.
+		for _, p := range cands[len(picks)+len(refused):] {
+			g := s.zones[p.group]
+			k := campaign.Contact{Phone: p.phone, Jurisdiction: g.juris, Zones: g.locs, State: campaign.ContactPending, Attempts: p.attempts, NextAt: fromMS(p.nextAt)}
+			if campaign.Decide(&c, k, campaign.Facts{DNC: dnc[p.phone], Dials: dials[p.phone]}, s.Caps, now).OK() {
+				starved = group
+				break
+			}
+		}
+	}
 	s.zmu.RUnlock()
 	if err := s.refuse(ctx, tx, refused); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(picks) == 0 {
-		return nil, nil
+		return nil, starved, nil
 	}
 	expires := now.Add(s.LeaseTTL)
 	out := make([]campaign.Lease, 0, len(picks))
-	// The lease lives on the contact row: one statement marks the batch. A
-	// lease token is a random batch prefix and the contact id, unique per
-	// attempt; the call id names the contact and the attempt.
+	// The lease lives on the contact row: one statement per trunk marks
+	// the batch. A lease token is a random batch prefix and the contact
+	// id, unique per attempt; the call id names the contact and the
+	// attempt. Each trunk takes what the ones before it had no room for.
 	batch := randomID(16)
-	args = make([]any, 0, len(picks)+6)
-	args = append(args, batch+"-", nodeID, t.Name, ms(now), ms(expires))
-	for _, p := range picks {
-		args = append(args, p.id)
-		var fields map[string]string
-		_ = json.Unmarshal([]byte(p.fields), &fields)
-		out = append(out, campaign.Lease{
-			CallID: callID(p.id, p.attempts+1), Token: batch + "-" + strconv.FormatInt(p.id, 10), CampaignID: c.ID, FlowVersion: c.FlowVersion,
-			Number: p.phone, CallerID: c.CallerID, Trunk: t.Name, TimeoutSeconds: c.RingSeconds,
-			Expires: expires, Fields: fields,
-		})
+	left := map[string]float64{ck: campTokens - float64(len(picks))}
+	rest := picks
+	for _, r := range rooms {
+		if !r.up || len(rest) == 0 {
+			continue
+		}
+		k := min(len(rest), r.room, int(r.tokens))
+		if k <= 0 {
+			continue
+		}
+		mine := rest[:k]
+		rest = rest[k:]
+		args = make([]any, 0, len(mine)+5)
+		args = append(args, batch+"-", nodeID, r.t.Name, ms(now), ms(expires))
+		for _, p := range mine {
+			args = append(args, p.id)
+			var fields map[string]string
+			_ = json.Unmarshal([]byte(p.fields), &fields)
+			out = append(out, campaign.Lease{
+				CallID: callID(p.id, p.attempts+1), Token: batch + "-" + strconv.FormatInt(p.id, 10), CampaignID: c.ID, FlowVersion: c.FlowVersion,
+				Number: p.phone, CallerID: c.CallerID, Trunk: r.t.Name, TimeoutSeconds: c.RingSeconds,
+				Expires: expires, Fields: fields,
+			})
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = 'leased', attempts = attempts + 1,
+			lease_token = CAST(? AS TEXT) || CAST(id AS TEXT), lease_node = ?, lease_trunk = ?, leased_at = ?, lease_expires = ?
+			WHERE id IN (`+placeholders(len(mine))+`)`), args...); err != nil {
+			return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
+		}
+		left["t:"+r.t.Name] = r.tokens - float64(k)
+		if err := s.addLive(ctx, tx, c.ID, r.t.Name, k); err != nil {
+			return nil, nil, err
+		}
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = 'leased', attempts = attempts + 1,
-		lease_token = CAST(? AS TEXT) || CAST(id AS TEXT), lease_node = ?, lease_trunk = ?, leased_at = ?, lease_expires = ?
-		WHERE id IN (`+placeholders(len(picks))+`)`), args...); err != nil {
-		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+	if len(rest) > 0 {
+		return nil, nil, fmt.Errorf("lease %s: %d contacts picked beyond the trunks' room", c.ID, len(rest))
 	}
-	used := float64(len(out))
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO pacing (key, tokens, at_ms) VALUES (?, ?, ?), (?, ?, ?)
-		ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms`), ck, campTokens-used, ms(now), tk, trunkTokens-used, ms(now)); err != nil {
-		return nil, fmt.Errorf("pacing: %w", err)
-	}
-	if err := s.addLive(ctx, tx, c.ID, t.Name, len(out)); err != nil {
-		return nil, err
+	if err := s.spend(ctx, tx, now, left); err != nil {
+		return nil, nil, err
 	}
 	var b strings.Builder
 	b.WriteString(`INSERT INTO dials (phone, at_ms) VALUES `)
@@ -253,12 +311,12 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		args = append(args, p.phone, ms(now))
 	}
 	if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
-		return nil, fmt.Errorf("log dials: %w", err)
+		return nil, nil, fmt.Errorf("log dials: %w", err)
 	}
 	if err := s.appendCompliance(ctx, tx, c.ID, "dial", now, calls, evidence); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, starved, nil
 }
 
 // refusal is a contact the rules engine refused at lease time.
@@ -317,16 +375,21 @@ func (s *Store) loadDials(ctx context.Context, tx *sql.Tx, dials map[string][]ti
 	return rows.Err()
 }
 
-// buckets returns the call-rate tokens available now in two buckets, each
-// refilled at its rate per second up to a burst of one second's worth.
-func (s *Store) buckets(ctx context.Context, tx *sql.Tx, now time.Time, k1 string, r1 float64, k2 string, r2 float64) (map[string]float64, error) {
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT key, tokens, at_ms FROM pacing WHERE key IN (?, ?)`), k1, k2)
+// buckets returns the call-rate tokens available now in the buckets of
+// rates (key → refill per second), each up to a burst of one second's
+// worth.
+func (s *Store) buckets(ctx context.Context, tx *sql.Tx, now time.Time, rates map[string]float64) (map[string]float64, error) {
+	keys := make([]any, 0, len(rates))
+	out := map[string]float64{}
+	for k, r := range rates {
+		keys = append(keys, k)
+		out[k] = math.Max(1, r)
+	}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT key, tokens, at_ms FROM pacing WHERE key IN (`+placeholders(len(keys))+`)`), keys...)
 	if err != nil {
 		return nil, fmt.Errorf("pacing: %w", err)
 	}
 	defer rows.Close()
-	rate := map[string]float64{k1: r1, k2: r2}
-	out := map[string]float64{k1: math.Max(1, r1), k2: math.Max(1, r2)}
 	for rows.Next() {
 		var k string
 		var have float64
@@ -335,7 +398,7 @@ func (s *Store) buckets(ctx context.Context, tx *sql.Tx, now time.Time, k1 strin
 			return nil, fmt.Errorf("pacing: %w", err)
 		}
 		elapsed := math.Max(0, float64(ms(now)-at)/1000)
-		out[k] = math.Min(math.Max(1, rate[k]), have+elapsed*rate[k])
+		out[k] = math.Min(math.Max(1, rates[k]), have+elapsed*rates[k])
 	}
 	return out, rows.Err()
 }
@@ -416,6 +479,9 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 			return fmt.Errorf("record result: %w", err)
 		}
 		if err := s.addLive(ctx, tx, campaignID, trunk, -1); err != nil {
+			return err
+		}
+		if err := s.noteCause(ctx, tx, trunk, r.Cause, !r.AnsweredAt.IsZero() || r.Disposition == campaign.Answered || r.Disposition == campaign.Machine, now); err != nil {
 			return err
 		}
 		became, err := s.settle(ctx, tx, &c, contactID, token, r.Disposition, attempt, r.Tags, now)

@@ -73,8 +73,15 @@ func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, e
 		if c.Status != campaign.StatusRunning {
 			continue // a draft or paused campaign dials nothing, start_at or not
 		}
-		t := byName[c.Trunk]
-		d := campaign.Demand{CampaignID: c.ID, Target: c.Target, MaxCPS: c.MaxCPS, Trunk: t.Name, TrunkChannels: t.MaxChannels, TrunkCPS: t.MaxCPS, AvgAttemptSeconds: 30}
+		d := campaign.Demand{CampaignID: c.ID, Priority: c.Priority, Target: c.Target, MaxCPS: c.MaxCPS, Trunk: c.Trunk, AvgAttemptSeconds: 30}
+		// The group's room is that of all its trunks: one out of rotation
+		// for a while is no reason to scale the fleet in.
+		for _, name := range c.Group() {
+			if t, ok := byName[name]; ok {
+				d.TrunkChannels += t.MaxChannels
+				d.TrunkCPS += t.MaxCPS
+			}
+		}
 		due, err := s.dueByGroup(ctx, c.ID, now)
 		if err != nil {
 			return nil, err

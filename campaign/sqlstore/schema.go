@@ -107,6 +107,31 @@ var migrations = []struct {
 	{sqlite: `ALTER TABLE api_tokens ADD COLUMN campaigns TEXT NOT NULL DEFAULT ''`},
 	{sqlite: `ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0`},
 	{sqlite: `ALTER TABLE api_tokens ADD COLUMN revoked_at BIGINT NOT NULL DEFAULT 0`},
+	// Trunks as a fleet resource: where nodes reach each carrier (JSON:
+	// host, username, password, register), and its health: the congestion
+	// causes in a row and the pause they caused; each node's last qualify
+	// (SIP OPTIONS) of each trunk.
+	{sqlite: `ALTER TABLE trunks ADD COLUMN config TEXT NOT NULL DEFAULT '{}'`},
+	{sqlite: `ALTER TABLE trunks ADD COLUMN congestion_run INTEGER NOT NULL DEFAULT 0`},
+	{sqlite: `ALTER TABLE trunks ADD COLUMN paused_until BIGINT NOT NULL DEFAULT 0`},
+	{sqlite: `CREATE TABLE trunk_qualify (
+		trunk TEXT NOT NULL,
+		node_id TEXT NOT NULL,
+		ok INTEGER NOT NULL,
+		at_ms BIGINT NOT NULL,
+		PRIMARY KEY (trunk, node_id))`},
+	// failovers records each try of a lease that a trunk refused as
+	// congested before the call went again on the next trunk of its group.
+	{sqlite: `CREATE TABLE failovers (
+		call_id TEXT NOT NULL,
+		seq INTEGER NOT NULL,
+		campaign_id TEXT NOT NULL,
+		trunk TEXT NOT NULL,
+		next_trunk TEXT NOT NULL,
+		node_id TEXT NOT NULL,
+		cause INTEGER NOT NULL,
+		at_ms BIGINT NOT NULL,
+		PRIMARY KEY (call_id, seq))`},
 }
 
 const complianceTable = `CREATE TABLE compliance (

@@ -212,39 +212,6 @@ func fromMS(v int64) time.Time {
 
 // --- trunks and campaigns ---------------------------------------------------
 
-// PutTrunk creates or updates a trunk.
-func (s *Store) PutTrunk(ctx context.Context, t campaign.Trunk) error {
-	if err := t.Validate(); err != nil {
-		return err
-	}
-	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO trunks (name, max_channels, max_cps) VALUES (?, ?, ?)
-			ON CONFLICT (name) DO UPDATE SET max_channels = excluded.max_channels, max_cps = excluded.max_cps`), t.Name, t.MaxChannels, t.MaxCPS)
-		if err != nil {
-			return fmt.Errorf("put trunk: %w", err)
-		}
-		return nil
-	})
-}
-
-// Trunks lists the trunks by name.
-func (s *Store) Trunks(ctx context.Context) ([]campaign.Trunk, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, max_channels, max_cps FROM trunks ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("list trunks: %w", err)
-	}
-	defer rows.Close()
-	var out []campaign.Trunk
-	for rows.Next() {
-		var t campaign.Trunk
-		if err := rows.Scan(&t.Name, &t.MaxChannels, &t.MaxCPS); err != nil {
-			return nil, fmt.Errorf("list trunks: %w", err)
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
-}
-
 // CreateCampaign stores a new campaign (in draft unless told otherwise)
 // and returns it with its id.
 func (s *Store) CreateCampaign(ctx context.Context, c campaign.Campaign, now time.Time) (campaign.Campaign, error) {
@@ -258,7 +225,7 @@ func (s *Store) CreateCampaign(ctx context.Context, c campaign.Campaign, now tim
 	}
 	doc, _ := json.Marshal(c)
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		if err := s.trunkExists(ctx, tx, c.Trunk); err != nil {
+		if err := s.groupExists(ctx, tx, c.Trunks); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO campaigns (id, name, status, trunk, doc, flow_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)`),
@@ -271,13 +238,20 @@ func (s *Store) CreateCampaign(ctx context.Context, c campaign.Campaign, now tim
 	return c, err
 }
 
-func (s *Store) trunkExists(ctx context.Context, tx *sql.Tx, name string) error {
-	var n int
-	if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM trunks WHERE name = ?`), name).Scan(&n); err != nil {
-		return fmt.Errorf("find trunk: %w", err)
-	}
-	if n == 0 {
-		return &campaign.FieldError{Field: "trunk", Reason: fmt.Sprintf("no trunk named %q; create it first", name)}
+// groupExists checks that every trunk of a campaign's group exists.
+func (s *Store) groupExists(ctx context.Context, tx *sql.Tx, group []string) error {
+	for i, name := range group {
+		var n int
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM trunks WHERE name = ?`), name).Scan(&n); err != nil {
+			return fmt.Errorf("find trunk: %w", err)
+		}
+		if n == 0 {
+			field := "trunk"
+			if i > 0 {
+				field = fmt.Sprintf("trunks[%d]", i)
+			}
+			return &campaign.FieldError{Field: field, Reason: fmt.Sprintf("no trunk named %q; create it first", name)}
+		}
 	}
 	return nil
 }
@@ -296,7 +270,7 @@ func (s *Store) UpdateCampaign(ctx context.Context, c campaign.Campaign, now tim
 		if err := c.Validate(); err != nil {
 			return err
 		}
-		if err := s.trunkExists(ctx, tx, c.Trunk); err != nil {
+		if err := s.groupExists(ctx, tx, c.Trunks); err != nil {
 			return err
 		}
 		out = c

@@ -1,0 +1,174 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/elastidial/elastidial/campaign"
+)
+
+var noon = time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
+
+// runningCampaign creates a campaign through the API with n New York
+// contacts, a flow, and starts it.
+func runningCampaign(t *testing.T, c *client, doc map[string]any, n int) string {
+	t.Helper()
+	var camp struct{ ID string }
+	c.json("POST", "/api/v1/campaigns", doc, 201, &camp)
+	var csv strings.Builder
+	csv.WriteString("phone\n")
+	for i := range n {
+		fmt.Fprintf(&csv, "212-555-%04d\n", 1000+i)
+	}
+	if status, body := c.do("POST", "/api/v1/campaigns/"+camp.ID+"/contacts?region=US", "text/csv", strings.NewReader(csv.String())); status != 200 {
+		t.Fatalf("import: %d %s", status, body)
+	}
+	c.json("PUT", "/api/v1/campaigns/"+camp.ID+"/flow", map[string]any{"start": "hello"}, 200, nil)
+	c.json("POST", "/api/v1/campaigns/"+camp.ID+"/start", nil, 200, nil)
+	return camp.ID
+}
+
+func byTrunk(ls []campaign.Lease) map[string]int {
+	out := map[string]int{}
+	for _, l := range ls {
+		out[l.Trunk]++
+	}
+	return out
+}
+
+func TestTrunkRegistryHostileInput(t *testing.T) {
+	c, _ := newAPI(t)
+	c.json("PUT", "/api/v1/trunks/carrier", map[string]any{"max_channels": 10, "max_cps": 10}, 200, nil)
+	for _, tc := range []struct {
+		name, path, body string
+		status           int
+		want             string
+	}{
+		{"host with a newline", "/api/v1/trunks/t", `{"max_channels":1,"max_cps":1,"host":"a.example\n[evil]"}`, 400, `"field": "host"`},
+		{"host with a space", "/api/v1/trunks/t", `{"max_channels":1,"max_cps":1,"host":"a b"}`, 400, `"field": "host"`},
+		{"port out of range", "/api/v1/trunks/t", `{"max_channels":1,"max_cps":1,"host":"sip.example:70000"}`, 400, `port \"70000\"`},
+		{"password with ;", "/api/v1/trunks/t", `{"max_channels":1,"max_cps":1,"host":"sip.example","username":"u","password":"a;b"}`, 400, `"field": "password"`},
+		{"password with newline", "/api/v1/trunks/t", `{"max_channels":1,"max_cps":1,"host":"sip.example","username":"u","password":"a\nb"}`, 400, `"field": "password"`},
+		{"username with [", "/api/v1/trunks/t", `{"max_channels":1,"max_cps":1,"host":"sip.example","username":"[u]"}`, 400, `"field": "username"`},
+		{"register without password", "/api/v1/trunks/t", `{"max_channels":1,"max_cps":1,"host":"sip.example","username":"u","register":true}`, 400, `"field": "register"`},
+		{"credentials without host", "/api/v1/trunks/t", `{"max_channels":1,"max_cps":1,"username":"u"}`, 400, `"field": "host"`},
+		{"bad name", "/api/v1/trunks/-x", `{"max_channels":1,"max_cps":1}`, 400, `"field": "name"`},
+		{"zero channels", "/api/v1/trunks/t", `{"max_channels":0,"max_cps":1}`, 400, `"field": "max_channels"`},
+		{"health is not writable", "/api/v1/trunks/t", `{"max_channels":1,"max_cps":1,"health":{"up":false}}`, 200, `"up": true`},
+		{"group naming a missing trunk", "/api/v1/campaigns", `{"name":"x","trunk":"carrier","trunks":["carrier","nope"],"caller_id":"+14155550100","target":5}`, 400, `"field": "trunks[1]"`},
+		{"group twice the same", "/api/v1/campaigns", `{"name":"x","trunk":"carrier","trunks":["carrier","carrier"],"caller_id":"+14155550100","target":5}`, 400, `is in the group twice`},
+		{"group not starting with trunk", "/api/v1/campaigns", `{"name":"x","trunk":"carrier","trunks":["t","carrier"],"caller_id":"+14155550100","target":5}`, 400, `"field": "trunks"`},
+		{"group too long", "/api/v1/campaigns", `{"name":"x","trunks":["carrier","a","b","c","d","e","f","g","h"],"caller_id":"+14155550100","target":5}`, 400, `at most 8`},
+		{"priority negative", "/api/v1/campaigns", `{"name":"x","trunk":"carrier","priority":-1,"caller_id":"+14155550100","target":5}`, 400, `"field": "priority"`},
+		{"priority not a number", "/api/v1/campaigns", `{"name":"x","trunk":"carrier","priority":"urgent","caller_id":"+14155550100","target":5}`, 400, `"field": "priority"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			method := "PUT"
+			if strings.HasSuffix(tc.path, "/campaigns") {
+				method = "POST"
+			}
+			status, body := c.do(method, tc.path, "application/json", strings.NewReader(tc.body))
+			if status != tc.status || !strings.Contains(string(body), tc.want) {
+				t.Fatalf("status %d, body %s; want %d containing %q", status, body, tc.status, tc.want)
+			}
+		})
+	}
+	// Nothing refused was stored, and the carrier trunk is intact.
+	var ts []campaign.Trunk
+	c.json("GET", "/api/v1/trunks", nil, 200, &ts)
+	if len(ts) != 2 || ts[0].Name != "carrier" || ts[0].MaxChannels != 10 || ts[1].Name != "t" || ts[1].Host != "" {
+		t.Fatalf("trunks after hostile input: %+v", ts)
+	}
+}
+
+func TestTrunkPasswordIsWriteOnly(t *testing.T) {
+	c, s := newAPI(t)
+	var got map[string]any
+	c.json("PUT", "/api/v1/trunks/b", map[string]any{"max_channels": 5, "max_cps": 2, "host": "sip.example.net:5080", "username": "acct", "password": "s3cret!"}, 200, &got)
+	if _, ok := got["password"]; ok || got["has_password"] != true || got["host"] != "sip.example.net:5080" {
+		t.Fatalf("put answer: %v", got)
+	}
+	status, body := c.do("GET", "/api/v1/trunks", "", nil)
+	if status != 200 || strings.Contains(string(body), "s3cret") {
+		t.Fatalf("list shows the password: %s", body)
+	}
+	// An update that leaves the password out keeps it.
+	c.json("PUT", "/api/v1/trunks/b", map[string]any{"max_channels": 6, "max_cps": 2, "host": "sip.example.net:5080", "username": "acct"}, 200, nil)
+	v1, ts, err := s.TrunkConfig(context.Background())
+	if err != nil || len(ts) != 1 || ts[0].Password != "s3cret!" || ts[0].Username != "acct" {
+		t.Fatalf("node config: %+v %v", ts, err)
+	}
+	c.json("PUT", "/api/v1/trunks/b", map[string]any{"max_channels": 6, "max_cps": 2, "host": "sip2.example.net", "username": "acct"}, 200, nil)
+	if v2, _, _ := s.TrunkConfig(context.Background()); v2 == v1 {
+		t.Fatalf("node config version did not change with the host")
+	}
+	// Limits alone do not change what nodes write.
+	v3, _, _ := s.TrunkConfig(context.Background())
+	c.json("PUT", "/api/v1/trunks/b", map[string]any{"max_channels": 60, "max_cps": 20, "host": "sip2.example.net", "username": "acct"}, 200, nil)
+	if v4, _, _ := s.TrunkConfig(context.Background()); v4 != v3 {
+		t.Fatalf("node config version changed with the limits")
+	}
+}
+
+// TestTrunkGroupLeasing: a campaign's calls go out on the first trunk of
+// its group with room, the rest on the next; each trunk's channels hold
+// across every node and campaign; the lease names the trunk.
+func TestTrunkGroupLeasing(t *testing.T) {
+	c, s := newAPI(t)
+	ctx := context.Background()
+	c.json("PUT", "/api/v1/trunks/a", map[string]any{"max_channels": 3, "max_cps": 100}, 200, nil)
+	c.json("PUT", "/api/v1/trunks/b", map[string]any{"max_channels": 4, "max_cps": 100}, 200, nil)
+	id := runningCampaign(t, c, map[string]any{"name": "Group", "trunks": []string{"a", "b"}, "caller_id": "+14155550100", "target": 50, "max_cps": 100}, 20)
+	var camp campaign.Campaign
+	c.json("GET", "/api/v1/campaigns/"+id, nil, 200, &camp)
+	if camp.Trunk != "a" || strings.Join(camp.Trunks, ",") != "a,b" {
+		t.Fatalf("campaign group: %q %v", camp.Trunk, camp.Trunks)
+	}
+	l1, err := s.Lease(ctx, "n1", 2, noon)
+	if err != nil || fmt.Sprint(byTrunk(l1)) != "map[a:2]" {
+		t.Fatalf("first lease: %v %v", byTrunk(l1), err)
+	}
+	l2, err := s.Lease(ctx, "n2", 10, noon)
+	if err != nil || fmt.Sprint(byTrunk(l2)) != "map[a:1 b:4]" {
+		t.Fatalf("second node's lease: %v %v", byTrunk(l2), err)
+	}
+	if l3, err := s.Lease(ctx, "n3", 10, noon); err != nil || len(l3) != 0 {
+		t.Fatalf("lease past every trunk's channels: %v %v", byTrunk(l3), err)
+	}
+	// A result frees a channel on its trunk.
+	if _, err := s.Record(ctx, "n2", campaign.Result{CallID: l2[4].CallID, Token: l2[4].Token, Disposition: campaign.Busy, Cause: 17}, noon.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if l4, err := s.Lease(ctx, "n3", 10, noon.Add(time.Second)); err != nil || fmt.Sprint(byTrunk(l4)) != "map[b:1]" {
+		t.Fatalf("lease after a result on b: %v %v", byTrunk(l4), err)
+	}
+}
+
+// TestTrunkCPSAcrossFleet: a trunk's calls per second hold over every
+// node asking, whatever the campaigns allow.
+func TestTrunkCPSAcrossFleet(t *testing.T) {
+	c, s := newAPI(t)
+	ctx := context.Background()
+	c.json("PUT", "/api/v1/trunks/slow", map[string]any{"max_channels": 100, "max_cps": 2}, 200, nil)
+	runningCampaign(t, c, map[string]any{"name": "One", "trunk": "slow", "caller_id": "+14155550100", "target": 50, "max_cps": 100}, 20)
+	runningCampaign(t, c, map[string]any{"name": "Two", "trunk": "slow", "caller_id": "+14155550100", "target": 50, "max_cps": 100}, 20)
+	total := 0
+	for i := range 5 {
+		ls, err := s.Lease(ctx, fmt.Sprintf("n%d", i), 10, noon)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(ls)
+	}
+	if total != 2 {
+		t.Fatalf("five nodes at one instant got %d calls on a 2 cps trunk", total)
+	}
+	ls, _ := s.Lease(ctx, "n9", 10, noon.Add(1500*time.Millisecond))
+	if len(ls) != 2 {
+		t.Fatalf("1.5 s later: %d calls, want 2 (the bucket holds one second's worth)", len(ls))
+	}
+}
+
