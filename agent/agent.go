@@ -126,11 +126,15 @@ type Agent struct {
 	unqueued   int
 	recordNow  chan struct{}
 	recordMu   sync.Mutex // one writer of unrecorded at a time
+	runCtx     context.Context
 }
 
 // callState is one call in flight; guarded by Agent.mu.
 type callState struct {
 	lease      nodeapi.Call
+	try        int    // 0, then one more per failover to the next trunk
+	chanID     string // the channel's Uniqueid: the call id, "~try" after a failover
+	noFailover bool   // report this try's result as it is
 	actionID   string
 	started    time.Time
 	answeredAt time.Time
@@ -264,6 +268,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	a.mu.Lock()
+	a.runCtx = gctx
+	a.mu.Unlock()
 	g.Go(func() error { return a.ami.Run(gctx) })
 	srv := &agi.Server{Handler: a.handleAGI, Log: a.log}
 	g.Go(func() error { return srv.Serve(gctx, a.cfg.AGIListener) })
@@ -626,7 +633,20 @@ func (a *Agent) dialLoop(ctx context.Context) error {
 }
 
 // originate places one leased call.
-func (a *Agent) originate(ctx context.Context, c nodeapi.Call) {
+func (a *Agent) originate(ctx context.Context, c nodeapi.Call) { a.originateTry(ctx, c, 0) }
+
+// channelID is the Uniqueid of a call's channel on try n: the call id,
+// with "~n" after a failover (a channel id must be unique).
+func channelID(callID string, try int) string {
+	if try == 0 {
+		return callID
+	}
+	return callID + "~" + strconv.Itoa(try)
+}
+
+// originateTry places try n of a leased call: 0 on its leased trunk,
+// then one per failover to the next trunk of its group.
+func (a *Agent) originateTry(ctx context.Context, c nodeapi.Call, try int) {
 	log := a.log.With("call", c.CallID)
 	if c.CallID == "" || c.Number == "" || c.Trunk == "" || strings.ContainsAny(c.CallID+c.Number+c.Trunk+c.Token+c.CallerID, "\r\n,") {
 		log.Error("lease refused: bad call id, number, trunk or caller id", "number", c.Number, "trunk", c.Trunk)
@@ -643,7 +663,7 @@ func (a *Agent) originate(ctx context.Context, c nodeapi.Call) {
 	if timeout <= 0 {
 		timeout = 30
 	}
-	cs := &callState{lease: c, actionID: a.ami.NewActionID(), started: time.Now()}
+	cs := &callState{lease: c, try: try, chanID: channelID(c.CallID, try), actionID: a.ami.NewActionID(), started: time.Now()}
 	a.mu.Lock()
 	if _, dup := a.calls[c.CallID]; dup {
 		a.mu.Unlock()
@@ -653,7 +673,7 @@ func (a *Agent) originate(ctx context.Context, c nodeapi.Call) {
 	a.calls[c.CallID] = cs
 	a.byAction[cs.actionID] = cs
 	a.mu.Unlock()
-	if err := a.inflight.add(c, cs.started); err != nil {
+	if err := a.inflight.add(c, cs.chanID, cs.started); err != nil {
 		// Without the record a crash could leave this call ringing unseen.
 		log.Error("not dialling: cannot record the call in flight", "err", err)
 		a.mu.Lock()
@@ -665,7 +685,7 @@ func (a *Agent) originate(ctx context.Context, c nodeapi.Call) {
 
 	msg := ami.M("Action", "Originate", "ActionID", cs.actionID,
 		"Channel", "PJSIP/"+c.Number+"@"+c.Trunk, "Context", "elastidial-outbound", "Exten", "s", "Priority", "1",
-		"Async", "true", "ChannelId", c.CallID, "Timeout", strconv.Itoa(timeout*1000), "CallerID", c.CallerID,
+		"Async", "true", "ChannelId", cs.chanID, "Timeout", strconv.Itoa(timeout*1000), "CallerID", c.CallerID,
 		"Variable", "ELASTIDIAL_CALL_ID="+c.CallID, "Variable", "ELASTIDIAL_TOKEN="+c.Token)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	r, err := a.ami.Action(cctx, msg)
@@ -722,7 +742,7 @@ func (a *Agent) onEvent(m ami.Message) {
 	case "Newchannel":
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		if cs := a.calls[m.Get("Uniqueid")]; cs != nil && cs.channel == "" && m.Get("Channel") != "" {
+		if cs := a.callByUniqueidLocked(m.Get("Uniqueid")); cs != nil && cs.channel == "" && m.Get("Channel") != "" {
 			cs.channel = m.Get("Channel")
 			a.byChannel[cs.channel] = cs
 		}
@@ -796,11 +816,29 @@ func (a *Agent) onEvent(m ami.Message) {
 // (the ChannelId the agent gave Originate), else by the channel's name.
 // Never by Linkedid: a transfer leg shares it and its hang-up is not ours.
 func (a *Agent) callForEventLocked(m ami.Message) *callState {
-	if cs := a.calls[m.Get("Uniqueid")]; cs != nil {
+	if cs := a.callByUniqueidLocked(m.Get("Uniqueid")); cs != nil {
 		return cs
 	}
 	if ch := m.Get("Channel"); ch != "" {
 		return a.byChannel[ch]
+	}
+	return nil
+}
+
+// uniqueid is the Uniqueid of the call's current channel.
+func (cs *callState) uniqueid() string {
+	if cs.chanID == "" {
+		return cs.lease.CallID
+	}
+	return cs.chanID
+}
+
+// callByUniqueidLocked finds the call whose current try's channel has
+// Uniqueid id; an earlier try's channel is no longer the call's.
+func (a *Agent) callByUniqueidLocked(id string) *callState {
+	callID, _, _ := strings.Cut(id, "~")
+	if cs := a.calls[callID]; cs != nil && cs.uniqueid() == id {
+		return cs
 	}
 	return nil
 }
@@ -827,7 +865,7 @@ func (a *Agent) onAMIConnect(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for id, cs := range a.calls {
-		if live[id] || cs.finished || cs.started.After(cutoff) {
+		if live[cs.uniqueid()] || cs.finished || cs.started.After(cutoff) {
 			continue
 		}
 		if cs.agiStarted && !cs.agiDone {
@@ -900,6 +938,9 @@ func (a *Agent) finishLocked(cs *callState, why string) {
 	if cs.finished {
 		return
 	}
+	if a.failoverLocked(cs) {
+		return
+	}
 	cs.finished = true
 	delete(a.calls, cs.lease.CallID)
 	delete(a.byAction, cs.actionID)
@@ -936,4 +977,54 @@ func (a *Agent) finishLocked(cs *callState, why string) {
 	a.unqueued++
 	a.poke(a.recordNow)
 	a.poke(a.slotFree)
+}
+
+// failoverer is the controller's call.failover (optional: a controller
+// without it gets every result as it is).
+type failoverer interface {
+	Failover(ctx context.Context, req nodeapi.FailoverRequest) (nodeapi.FailoverResponse, error)
+}
+
+// maxTries bounds one call's tries over its trunk group.
+const maxTries = 8
+
+// failoverLocked starts the move of a call the carrier refused as
+// congested, never answered, to the next trunk of its group, and reports
+// whether it did: the try is over, the call keeps its slot, and the
+// controller is asked for the next trunk outside mu. With none (or no
+// answer from the controller) the result is reported as usual.
+func (a *Agent) failoverLocked(cs *callState) bool {
+	f, ok := a.cfg.Controller.(failoverer)
+	answered := cs.agiStarted || (cs.haveResp && cs.reason == reasonAnswered) || !cs.answeredAt.IsZero()
+	if !ok || cs.noFailover || answered || !cs.causeKnown || !congestionCause(cs.cause) || cs.try+1 >= maxTries || a.runCtx == nil {
+		return false
+	}
+	cs.finished = true // this try; the call stays in a.calls, holding its slot
+	delete(a.byAction, cs.actionID)
+	if cs.channel != "" {
+		delete(a.byChannel, cs.channel)
+	}
+	ctx := a.runCtx
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := f.Failover(cctx, nodeapi.FailoverRequest{CallID: cs.lease.CallID, Token: cs.lease.Token, Cause: cs.cause})
+		cancel()
+		a.mu.Lock()
+		if err != nil || resp.Trunk == "" || strings.ContainsAny(resp.Trunk, "\r\n,@/") || ctx.Err() != nil {
+			if err != nil {
+				a.log.Warn("failover refused: reporting the result", "call", cs.lease.CallID, "err", err)
+			}
+			cs.finished, cs.noFailover = false, true
+			a.finishLocked(cs, "congested, no trunk to fail over to")
+			a.mu.Unlock()
+			return
+		}
+		delete(a.calls, cs.lease.CallID) // originateTry tracks the next try
+		a.mu.Unlock()
+		a.log.Info("congested: failing over to the next trunk", "call", cs.lease.CallID, "cause", cs.cause, "from", cs.lease.Trunk, "to", resp.Trunk)
+		next := cs.lease
+		next.Trunk = resp.Trunk
+		a.originateTry(ctx, next, cs.try+1)
+	}()
+	return true
 }

@@ -411,7 +411,7 @@ func TestRestartSettlesCallsLeftInFlight(t *testing.T) {
 	r.stopAgent()
 	// What a killed agent leaves: the record written before its Originate.
 	j := inflight{dir: filepath.Join(r.state, "inflight")}
-	if err := j.add(nodeapi.Call{CallID: "lost-1", Token: "t-lost-1", Number: "+4000", Trunk: "carrier"}, time.Now().Add(-time.Minute)); err != nil {
+	if err := j.add(nodeapi.Call{CallID: "lost-1", Token: "t-lost-1", Number: "+4000", Trunk: "carrier"}, "", time.Now().Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	r.ctl.add(lease("new-1", "+4000"))

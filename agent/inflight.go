@@ -28,6 +28,17 @@ type inflight struct{ dir string }
 type journaled struct {
 	Call    nodeapi.Call `json:"call"`
 	Started int64        `json:"started"` // Unix seconds
+	// Channel is the Uniqueid of the call's channel: the call id, or
+	// another after a failover to the next trunk ("" in older records).
+	Channel string `json:"channel,omitempty"`
+}
+
+// channel is the Uniqueid of a journaled call's channel.
+func (e journaled) channel() string {
+	if e.Channel != "" {
+		return e.Channel
+	}
+	return e.Call.CallID
 }
 
 func (j inflight) path(callID string) string {
@@ -42,8 +53,8 @@ func (j inflight) open() error {
 }
 
 // add records c durably; it is on disk when add returns nil.
-func (j inflight) add(c nodeapi.Call, started time.Time) error {
-	data, err := json.Marshal(journaled{Call: c, Started: started.Unix()})
+func (j inflight) add(c nodeapi.Call, channel string, started time.Time) error {
+	data, err := json.Marshal(journaled{Call: c, Started: started.Unix(), Channel: channel})
 	if err != nil {
 		return err
 	}
@@ -97,8 +108,8 @@ func (a *Agent) settleOrphans(ctx context.Context, channels []ami.Message) error
 	}
 	ours := map[string]bool{}
 	a.mu.Lock()
-	for id := range a.calls {
-		ours[id] = true
+	for id, cs := range a.calls {
+		ours[id], ours[cs.uniqueid()] = true, true
 	}
 	a.mu.Unlock()
 	live := map[string]ami.Message{}
@@ -112,13 +123,13 @@ func (a *Agent) settleOrphans(ctx context.Context, channels []ami.Message) error
 			continue
 		}
 		disp := nodeapi.DispNoAnswer
-		if ch, ok := live[e.Call.CallID]; ok {
+		if ch, ok := live[e.channel()]; ok {
 			hangup = append(hangup, ch.Get("Channel"))
 			if ch.Get("ChannelState") == "6" { // Up: answered
 				disp = nodeapi.DispCutOff
 			}
 		}
-		a.log.Warn("call left in flight by an earlier agent: ending it", "call", e.Call.CallID, "live", live[e.Call.CallID] != nil, "disposition", disp)
+		a.log.Warn("call left in flight by an earlier agent: ending it", "call", e.Call.CallID, "live", live[e.channel()] != nil, "disposition", disp)
 		settled = append(settled, nodeapi.ResultRequest{CallID: e.Call.CallID, Token: e.Call.Token, Disposition: disp,
 			StartedAt: e.Started, Path: []string{}, Tags: map[string]string{}})
 	}

@@ -50,3 +50,17 @@ func unansweredDisposition(reason, cause int, causeKnown bool) (disp string, set
 	}
 	return causeDisposition(cause), true
 }
+
+// congestionCause reports whether a Q.850 cause says the carrier or the
+// network is congested (34 no circuit, 38 network out of order, 41
+// temporary failure, 42 switching equipment congestion, 44 channel
+// unavailable, 47 resource unavailable; SIP 503 arrives as 34): such a
+// call, never answered, goes again at once on the next trunk of its
+// group. The controller checks the same list (campaign.CongestionCause).
+func congestionCause(cause int) bool {
+	switch cause {
+	case 34, 38, 41, 42, 44, 47:
+		return true
+	}
+	return false
+}

@@ -41,7 +41,7 @@ func newBareAgent(tb testing.TB) *Agent {
 func dialled(tb testing.TB, a *Agent, id string) *callState {
 	tb.Helper()
 	cs := &callState{lease: nodeapi.Call{CallID: id, Token: "tok-" + id}, started: time.Now()}
-	if err := a.inflight.add(cs.lease, cs.started); err != nil {
+	if err := a.inflight.add(cs.lease, cs.chanID, cs.started); err != nil {
 		tb.Fatal(err)
 	}
 	a.mu.Lock()

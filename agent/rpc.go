@@ -160,6 +160,18 @@ func (c *RPC) Step(ctx context.Context, req nodeapi.StepRequest) (nodeapi.StepRe
 	return resp, c.call(ctx, nodeapi.MethodStep, c.tok(), req, &resp)
 }
 
+// Failover calls call.failover.
+func (c *RPC) Failover(ctx context.Context, req nodeapi.FailoverRequest) (nodeapi.FailoverResponse, error) {
+	var resp nodeapi.FailoverResponse
+	return resp, c.call(ctx, nodeapi.MethodFailover, c.tok(), req, &resp)
+}
+
+// Trunks calls node.trunks.
+func (c *RPC) Trunks(ctx context.Context, req nodeapi.TrunksRequest) (nodeapi.TrunksResponse, error) {
+	var resp nodeapi.TrunksResponse
+	return resp, c.call(ctx, nodeapi.MethodTrunks, c.tok(), req, &resp)
+}
+
 // Result calls call.result.
 func (c *RPC) Result(ctx context.Context, req nodeapi.ResultRequest) (nodeapi.ResultResponse, error) {
 	var resp nodeapi.ResultResponse

@@ -28,6 +28,8 @@ const (
 	MethodStep      = "call.step"
 	MethodResult    = "call.result"
 	MethodManifest  = "audio.manifest"
+	MethodFailover  = "call.failover"
+	MethodTrunks    = "node.trunks"
 )
 
 // Fault codes. The -32xxx codes follow the widely used "specification for
@@ -83,6 +85,12 @@ type HeartbeatRequest struct {
 	Draining       bool    `xmlrpc:"draining"`
 	SpotNotice     bool    `xmlrpc:"spot_notice"`     // EC2 announced a spot interruption
 	PendingResults int     `xmlrpc:"pending_results"` // results queued locally, not yet delivered
+	TrunksVersion  string  `xmlrpc:"trunks_version"`  // the trunk configuration the node applied ("" none)
+	// Trunks Asterisk finds reachable (OPTIONS answered, or registered),
+	// and those it qualifies and finds unreachable: names joined by ","
+	// (a string keeps the request comparable for the node registry).
+	TrunksUp   string `xmlrpc:"trunks_up"`
+	TrunksDown string `xmlrpc:"trunks_down"`
 }
 
 // Ready reports whether the node itself is fit to take calls: Asterisk up,
@@ -99,6 +107,7 @@ type HeartbeatResponse struct {
 	Capacity         int    `xmlrpc:"capacity"`      // slots to offer; 0 leaves it unchanged
 	AudioVersion     string `xmlrpc:"audio_version"` // resync when it differs from the node's
 	HeartbeatSeconds int    `xmlrpc:"heartbeat_seconds"`
+	TrunksVersion    string `xmlrpc:"trunks_version"` // fetch node.trunks when it differs from the node's
 }
 
 // NextRequest is dialer.next's single param.
@@ -219,6 +228,41 @@ type ResultRequest struct {
 // ResultResponse answers call.result.
 type ResultResponse struct {
 	Recorded bool `xmlrpc:"recorded"` // false when the same result was already recorded
+}
+
+// FailoverRequest is call.failover's single param: the carrier refused
+// the call on its trunk with a congestion cause before any answer.
+type FailoverRequest struct {
+	CallID string `xmlrpc:"call_id"`
+	Token  string `xmlrpc:"token"`
+	Cause  int    `xmlrpc:"cause"` // Q.850: 34, 38, 41, 42, 44 or 47
+}
+
+// FailoverResponse answers call.failover: the trunk to place the same
+// call on now, or "" when the group has none to spare (the node then
+// reports the result as usual).
+type FailoverResponse struct {
+	Trunk string `xmlrpc:"trunk"`
+}
+
+// TrunksRequest is node.trunks's single param.
+type TrunksRequest struct {
+	Have string `xmlrpc:"have"` // the version the node applied
+}
+
+// TrunksResponse is every carrier trunk nodes configure in PJSIP.
+type TrunksResponse struct {
+	Version string        `xmlrpc:"version"`
+	Trunks  []TrunkConfig `xmlrpc:"trunks"`
+}
+
+// TrunkConfig is one carrier trunk as a node writes it.
+type TrunkConfig struct {
+	Name     string `xmlrpc:"name"`     // PJSIP endpoint, aor and identify name
+	Host     string `xmlrpc:"host"`     // host or host:port
+	Username string `xmlrpc:"username"` // "" for an IP-authenticated trunk
+	Password string `xmlrpc:"password"`
+	Register bool   `xmlrpc:"register"`
 }
 
 // ManifestRequest is audio.manifest's single param.

@@ -30,6 +30,17 @@ type Dialer interface {
 	Record(ctx context.Context, nodeID string, r nodeapi.ResultRequest) (recorded bool, err error)
 }
 
+// Failover moves a live call refused as congested to the next trunk of
+// its group (the campaign store); optional beside Dialer.
+type Failover interface {
+	Failover(ctx context.Context, nodeID string, r nodeapi.FailoverRequest) (nodeapi.FailoverResponse, error)
+}
+
+// Trunks serves the trunk configuration nodes write into PJSIP.
+type Trunks interface {
+	Trunks(ctx context.Context) (nodeapi.TrunksResponse, error)
+}
+
 // Audio serves the audio manifest.
 type Audio interface {
 	Version(ctx context.Context) (string, error)
@@ -47,6 +58,7 @@ type Service struct {
 	Dialer Dialer
 	Flows  *Flows
 	Audio  Audio
+	Trunks Trunks // nil: node.trunks is not served
 }
 
 type nodeCtxKey struct{}
@@ -162,6 +174,37 @@ func (s *Service) Server() *Server {
 	if s.Dialer != nil {
 		srv.Register(nodeapi.MethodNext, "Leases up to free calls to place now.", []string{"struct", "struct"}, s.next)
 		srv.Register(nodeapi.MethodResult, "Records the result of one call; a stale lease token is refused.", []string{"struct", "struct"}, s.result)
+	}
+	if f, ok := s.Dialer.(Failover); ok && s.Dialer != nil {
+		srv.Register(nodeapi.MethodFailover, "Moves a call the carrier refused as congested to the next trunk of its group: → the trunk to dial now, or \"\".", []string{"struct", "struct"},
+			func(ctx context.Context, params []any) (any, error) {
+				var req nodeapi.FailoverRequest
+				if err := Params(params, &req); err != nil {
+					return nil, err
+				}
+				if req.CallID == "" || req.Token == "" {
+					return nil, faultf(nodeapi.FaultInvalidParams, "call_id and token are required")
+				}
+				req.Token = storeToken(req.Token)
+				return f.Failover(ctx, NodeID(ctx), req)
+			})
+	}
+	if s.Trunks != nil {
+		srv.Register(nodeapi.MethodTrunks, "Returns the carrier trunks nodes configure in PJSIP, and their version.", []string{"struct", "struct"},
+			func(ctx context.Context, params []any) (any, error) {
+				var req nodeapi.TrunksRequest
+				if err := Params(params, &req); err != nil {
+					return nil, err
+				}
+				resp, err := s.Trunks.Trunks(ctx)
+				if err != nil {
+					return nil, err
+				}
+				if resp.Trunks == nil {
+					resp.Trunks = []nodeapi.TrunkConfig{}
+				}
+				return resp, nil
+			})
 	}
 	if s.Flows != nil {
 		srv.Register(nodeapi.MethodStep, "Runs one step of a call's IVR flow: state and input → next state and its action.", []string{"struct", "struct"}, s.step)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
+	"github.com/elastidial/elastidial/campaign/sqlstore"
 )
 
 var noon = time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
@@ -172,3 +173,84 @@ func TestTrunkCPSAcrossFleet(t *testing.T) {
 	}
 }
 
+// TestFailoverToNextTrunk: a call refused as congested moves, as the same
+// lease and attempt, to the next trunk of the group with room; busy is
+// not failed over; the last trunk has no next; a run of congestion causes
+// takes a trunk out of rotation, visible in the API, until its pause ends.
+func TestFailoverToNextTrunk(t *testing.T) {
+	c, s := newAPI(t)
+	ctx := context.Background()
+	c.json("PUT", "/api/v1/trunks/a", map[string]any{"max_channels": 10, "max_cps": 100}, 200, nil)
+	c.json("PUT", "/api/v1/trunks/b", map[string]any{"max_channels": 1, "max_cps": 100}, 200, nil)
+	id := runningCampaign(t, c, map[string]any{"name": "Failover", "trunks": []string{"a", "b"}, "caller_id": "+14155550100", "target": 50, "max_cps": 100, "max_attempts": 1}, 10)
+	ls, err := s.Lease(ctx, "n1", 3, noon)
+	if err != nil || fmt.Sprint(byTrunk(ls)) != "map[a:3]" {
+		t.Fatalf("lease: %v %v", byTrunk(ls), err)
+	}
+	if _, err := s.Failover(ctx, "n1", ls[0].CallID, ls[0].Token, 17, noon); err == nil || !strings.Contains(err.Error(), "not a congestion cause") {
+		t.Fatalf("busy failed over: %v", err)
+	}
+	if _, err := s.Failover(ctx, "n2", ls[0].CallID, ls[0].Token, 34, noon); err == nil {
+		t.Fatalf("another node moved the call")
+	}
+	next, err := s.Failover(ctx, "n1", ls[0].CallID, ls[0].Token, 34, noon)
+	if err != nil || next != "b" {
+		t.Fatalf("failover: %q %v", next, err)
+	}
+	// b's one channel is taken: the next congested call has nowhere to go.
+	if next, err := s.Failover(ctx, "n1", ls[1].CallID, ls[1].Token, 42, noon); err != nil || next != "" {
+		t.Fatalf("failover with b full: %q %v", next, err)
+	}
+	// On the last trunk there is no next.
+	if next, err := s.Failover(ctx, "n1", ls[0].CallID, ls[0].Token, 34, noon); err != nil || next != "" {
+		t.Fatalf("failover from the last trunk: %q %v", next, err)
+	}
+	// The moved call answers on b: one attempt (max_attempts 1 holds it
+	// done), recorded on b, and both trunks' channels come back.
+	if _, err := s.Record(ctx, "n1", campaign.Result{CallID: ls[0].CallID, Token: ls[0].Token, Disposition: campaign.Answered, AnsweredAt: noon.Add(time.Second)}, noon.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	if err := s.Results(ctx, id, func(r sqlstore.ResultRow) error {
+		rows = append(rows, fmt.Sprintf("%s %s %d", r.CallID, r.Disposition, r.Attempt))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0] != ls[0].CallID+" answered 1" {
+		t.Fatalf("results: %v", rows)
+	}
+	if fo, err := s.Failovers(ctx, id); err != nil || fo["a"] != 1 {
+		t.Fatalf("failovers: %v %v", fo, err)
+	}
+	// b's channel is free again: the other congested call can move.
+	if next, err := s.Failover(ctx, "n1", ls[1].CallID, ls[1].Token, 42, noon.Add(time.Minute)); err != nil || next != "b" {
+		t.Fatalf("b's channel not freed: %q %v", next, err)
+	}
+	for _, l := range ls[1:] {
+		if _, err := s.Record(ctx, "n1", campaign.Result{CallID: l.CallID, Token: l.Token, Disposition: campaign.NoAnswer, Cause: 19}, noon.Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Health: CongestionRunLimit congestion causes in a row on a take it
+	// out of rotation for a minute.
+	ls, _ = s.Lease(ctx, "n3", 10, noon.Add(2*time.Minute))
+	at := noon.Add(2 * time.Minute)
+	for i, l := range ls[:campaign.CongestionRunLimit] {
+		if _, err := s.Record(ctx, "n3", campaign.Result{CallID: l.CallID, Token: l.Token, Disposition: campaign.Congestion, Cause: 34}, at); err != nil {
+			t.Fatal(i, err)
+		}
+	}
+	tsAt, _ := s.TrunksAt(ctx, at)
+	if h := tsAt[0].Health; tsAt[0].Name != "a" || h.Up || h.CongestionRun != campaign.CongestionRunLimit || !strings.Contains(h.Reason, "congestion") {
+		t.Fatalf("a after a congestion run: %+v", h)
+	}
+	if _, err := s.Failover(ctx, "n9", "k99999-1", "x", 34, at); err == nil {
+		t.Fatalf("unknown call failed over")
+	}
+	tsAt, _ = s.TrunksAt(ctx, at.Add(campaign.CongestionPause+time.Second))
+	if !tsAt[0].Health.Up {
+		t.Fatalf("a still out after its pause: %+v", tsAt[0].Health)
+	}
+}

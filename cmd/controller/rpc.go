@@ -76,8 +76,42 @@ func (d dialer) Record(ctx context.Context, nodeID string, r nodeapi.ResultReque
 	return ok, rpcError(err)
 }
 
-// nodes adapts the scaler's registry to the XML-RPC tier.
-type nodes struct{ scaler *controller.Controller }
+// Failover moves a call the carrier refused as congested to the next
+// trunk of its campaign's group.
+func (d dialer) Failover(ctx context.Context, nodeID string, r nodeapi.FailoverRequest) (nodeapi.FailoverResponse, error) {
+	if _, err := d.nodes.CheckNode(ctx, nodeID); err != nil {
+		return nodeapi.FailoverResponse{}, nodeFault(err)
+	}
+	next, err := d.store.Failover(ctx, nodeID, r.CallID, r.Token, r.Cause, time.Now())
+	return nodeapi.FailoverResponse{Trunk: next}, rpcError(err)
+}
+
+var _ xmlrpc.Failover = dialer{}
+
+// trunks serves nodes the trunk configuration from the campaign store.
+type trunks struct{ store *sqlstore.Store }
+
+var _ xmlrpc.Trunks = trunks{}
+
+func (t trunks) Trunks(ctx context.Context) (nodeapi.TrunksResponse, error) {
+	v, ts, err := t.store.TrunkConfig(ctx)
+	if err != nil {
+		return nodeapi.TrunksResponse{}, err
+	}
+	resp := nodeapi.TrunksResponse{Version: v, Trunks: make([]nodeapi.TrunkConfig, len(ts))}
+	for i, x := range ts {
+		resp.Trunks[i] = nodeapi.TrunkConfig{Name: x.Name, Host: x.Host, Username: x.Username, Password: x.Password, Register: x.Register}
+	}
+	return resp, nil
+}
+
+// nodes adapts the scaler's registry to the XML-RPC tier; with a store,
+// heartbeats also carry each trunk's qualify status in and the trunk
+// configuration's version out.
+type nodes struct {
+	scaler *controller.Controller
+	store  *sqlstore.Store // nil: no trunk configuration
+}
 
 var _ xmlrpc.Nodes = nodes{}
 
@@ -88,7 +122,27 @@ func (n nodes) Register(ctx context.Context, req nodeapi.RegisterRequest) (nodea
 
 func (n nodes) Heartbeat(ctx context.Context, nodeID string, req nodeapi.HeartbeatRequest) (nodeapi.HeartbeatResponse, error) {
 	r, err := n.scaler.Heartbeat(ctx, nodeID, req)
-	return r, nodeFault(err)
+	if err != nil || n.store == nil {
+		return r, nodeFault(err)
+	}
+	seen := map[string]bool{}
+	for _, t := range strings.Split(req.TrunksDown, ",") {
+		if t != "" && len(seen) < 64 {
+			seen[t] = false
+		}
+	}
+	for _, t := range strings.Split(req.TrunksUp, ",") {
+		if t != "" && len(seen) < 64 {
+			seen[t] = true
+		}
+	}
+	if err := n.store.ReportQualify(ctx, nodeID, seen, time.Now()); err != nil {
+		return r, err
+	}
+	if r.TrunksVersion, _, err = n.store.TrunkConfig(ctx); err != nil {
+		return r, err
+	}
+	return r, nil
 }
 
 // nodeFault turns the registry's errors into faults a node acts on: an
