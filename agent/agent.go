@@ -26,7 +26,6 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,7 +86,12 @@ type Config struct {
 	// a restarted agent ends what its predecessor left ringing; default
 	// "inflight" beside Queue.Dir.
 	InflightDir string
-	Log         *slog.Logger
+	// TrunksConf is the file the agent writes the controller's carrier
+	// trunks into (pjsip.conf includes it); "" keeps the node on the
+	// trunk it was given at first boot. cmd/node-agent defaults it to
+	// TrunksConf.
+	TrunksConf string
+	Log        *slog.Logger
 }
 
 // Agent is the node agent. Build it with New and start it with Run.
@@ -127,6 +131,11 @@ type Agent struct {
 	recordNow  chan struct{}
 	recordMu   sync.Mutex // one writer of unrecorded at a time
 	runCtx     context.Context
+	// trunksVersion is the controller's trunk configuration applied;
+	// trunksUp and trunksDown what Asterisk last found of each trunk.
+	trunksVersion        string
+	trunksMu             sync.Mutex // one apply at a time
+	trunksUp, trunksDown []string
 }
 
 // callState is one call in flight; guarded by Agent.mu.
@@ -405,10 +414,12 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	load, _ := loadAvg(a.cfg.Proc + "/loadavg")
 	a.mu.Lock()
 	a.timingOK, a.channelOK, a.trunkOK = h.timing, h.channel, h.trunk
+	a.trunksUp, a.trunksDown = h.up, h.down
 	req := nodeapi.HeartbeatRequest{ActiveCalls: len(a.calls), Capacity: a.capacity, Load1: load,
 		CPU: a.cpu.sample(), AMIConnected: a.ami.Connected(), TimingOK: h.timing, ChannelOK: h.channel,
 		TrunkOK: h.trunk, AudioVersion: a.audioVersion,
-		Draining: a.draining || a.spot, SpotNotice: a.spot, PendingResults: a.cfg.Queue.Pending() + a.unqueued}
+		Draining: a.draining || a.spot, SpotNotice: a.spot, PendingResults: a.cfg.Queue.Pending() + a.unqueued,
+		TrunksVersion: a.trunksVersion, TrunksUp: strings.Join(h.up, ","), TrunksDown: strings.Join(h.down, ",")}
 	a.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	resp, err := a.cfg.Controller.Heartbeat(cctx, req)
@@ -443,10 +454,14 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	a.mu.Unlock()
 	a.poke(a.slotFree)
 	a.maybeResync(ctx)
+	a.maybeApplyTrunks(ctx, resp.TrunksVersion)
 }
 
 // health is what Asterisk says of the parts a call needs.
-type health struct{ timing, channel, trunk bool }
+type health struct {
+	timing, channel, trunk bool
+	up, down               []string // trunks found reachable and unreachable
+}
 
 // checkHealth asks Asterisk, through CLI commands over AMI, whether a timing
 // module runs, the PJSIP channel driver is registered (chan_pjsip declines
@@ -473,28 +488,10 @@ func (a *Agent) checkHealth(ctx context.Context) health {
 	if !h.channel {
 		return h
 	}
-	registered, failing := 0, 0
-	for _, l := range out("pjsip show registrations") {
-		f := strings.Fields(l)
-		if len(f) < 3 || !strings.Contains(f[0], "/sip:") {
-			continue // headers, rulers and the count
-		}
-		if slices.Contains(f, "Registered") {
-			registered++
-		} else {
-			failing++
-		}
-	}
-	switch {
-	case failing > 0:
-	case registered > 0:
-		h.trunk = true
-	default:
-		for _, l := range out("pjsip show contacts") {
-			f := strings.Fields(l)
-			h.trunk = h.trunk || len(f) >= 4 && f[0] == "Contact:" && slices.Contains(f, "Avail")
-		}
-	}
+	// The node can dial when one trunk is up: a registering trunk is up
+	// when registered, another when its contact answers OPTIONS.
+	h.up, h.down = trunkHealth(out("pjsip show registrations"), out("pjsip show contacts"))
+	h.trunk = len(h.up) > 0
 	return h
 }
 
@@ -583,7 +580,10 @@ func (a *Agent) dialLoop(ctx context.Context) error {
 			have := a.audioVersion
 			a.mu.Unlock()
 			cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			resp, err := a.cfg.Controller.Next(cctx, nodeapi.NextRequest{Free: n, AudioVersion: have})
+			a.mu.Lock()
+			trunks := a.trunksVersion
+			a.mu.Unlock()
+			resp, err := a.cfg.Controller.Next(cctx, nodeapi.NextRequest{Free: n, AudioVersion: have, TrunksVersion: trunks})
 			cancel()
 			if err != nil {
 				if ctx.Err() != nil {
@@ -597,6 +597,9 @@ func (a *Agent) dialLoop(ctx context.Context) error {
 				a.wantAudio = resp.AudioVersion
 				a.mu.Unlock()
 				a.maybeResync(ctx)
+			}
+			if resp.TrunksVersion != trunks {
+				a.maybeApplyTrunks(ctx, resp.TrunksVersion)
 			}
 			if len(resp.Calls) > n {
 				a.log.Error("dialer.next answered more calls than free slots", "free", n, "got", len(resp.Calls))

@@ -96,7 +96,8 @@ func startWith(t testing.TB, slots int, flags ...string) *system {
 		"-cloud", "local", "-agent-path", bins.agent, "-local-dir", filepath.Join(s.dir, "nodes"),
 		"-local-ami", s.node.AMIAddr, "-local-ami-user", s.node.AMIUser, "-local-agi", s.node.AGIAddr,
 		"-local-sounds", sounds, "-local-recordings", recordings, "-max-nodes", "1", "-node-slots", strconv.Itoa(slots), "-tick", "1s",
-		"-scale-in-window", "2s", "-min-node-lifetime", "1s")
+		"-scale-in-window", "2s", "-min-node-lifetime", "1s",
+		"-local-trunks-conf", s.node.TrunksConf)
 	s.ctl.Args = append(s.ctl.Args, flags...)
 	s.ctl.Env = append(os.Environ(), "ELASTIDIAL_LOCAL_AMI_SECRET="+s.node.AMISecret)
 	s.ctl.Stdout, s.ctl.Stderr = logf, logf

@@ -114,14 +114,19 @@ type HeartbeatResponse struct {
 type NextRequest struct {
 	Free         int    `xmlrpc:"free"`          // free call slots; the answer holds at most this many calls
 	AudioVersion string `xmlrpc:"audio_version"` // the audio manifest version the node holds
+	// TrunksVersion is the trunk configuration the node applied: a node
+	// behind the current one gets no calls (a call could name a trunk it
+	// lacks), only TrunksVersion in the answer.
+	TrunksVersion string `xmlrpc:"trunks_version"`
 }
 
 // NextResponse answers dialer.next. A node whose audio is not the current
 // version gets no calls, and AudioVersion tells it what to sync: it never
 // plays a prompt it does not hold yet.
 type NextResponse struct {
-	Calls        []Call `xmlrpc:"calls"`
-	AudioVersion string `xmlrpc:"audio_version"` // the current version; "" when no audio library is served
+	Calls         []Call `xmlrpc:"calls"`
+	AudioVersion  string `xmlrpc:"audio_version"`  // the current version; "" when no audio library is served
+	TrunksVersion string `xmlrpc:"trunks_version"` // the current trunk configuration; "" when none
 }
 
 // Call is one leased contact to dial now.

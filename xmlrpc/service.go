@@ -39,6 +39,7 @@ type Failover interface {
 // Trunks serves the trunk configuration nodes write into PJSIP.
 type Trunks interface {
 	Trunks(ctx context.Context) (nodeapi.TrunksResponse, error)
+	Version(ctx context.Context) (string, error) // "" when nodes configure no trunk
 }
 
 // Audio serves the audio manifest.
@@ -262,6 +263,16 @@ func (s *Service) next(ctx context.Context, params []any) (any, error) {
 		resp.AudioVersion = v
 		if req.AudioVersion != v {
 			return resp, nil // sync first: a call could reach a prompt the node lacks
+		}
+	}
+	if s.Trunks != nil {
+		v, err := s.Trunks.Version(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("trunks version: %w", err)
+		}
+		resp.TrunksVersion = v
+		if req.TrunksVersion != v {
+			return resp, nil // configure first: a call could name a trunk the node lacks
 		}
 	}
 	calls, err := s.Dialer.Lease(ctx, NodeID(ctx), min(req.Free, MaxLeasePerCall))

@@ -40,3 +40,6 @@ render=/usr/local/sbin/elastidial-render-asterisk-conf
 "$render" /usr/share/elastidial/asterisk /etc/asterisk
 chown -R root:asterisk /etc/asterisk
 chmod -R g+rX,o-rwx /etc/asterisk
+# The agent writes the controller's trunks here (pjsip.conf includes
+# them); files take the asterisk group, which reads them.
+install -d -m 2750 -o elastidial -g asterisk /etc/asterisk/elastidial

@@ -131,11 +131,29 @@ func (s *Store) qualify(ctx context.Context, q interface {
 }
 
 // TrunkConfig returns the trunks nodes configure (those with a host) and a
-// version that changes whenever any of them does.
+// version that changes whenever any of them does; "" when there is none.
 func (s *Store) TrunkConfig(ctx context.Context) (version string, trunks []campaign.Trunk, err error) {
-	all, err := s.Trunks(ctx)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, config FROM trunks WHERE config <> '{}' ORDER BY name`)
 	if err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("trunk config: %w", err)
+	}
+	defer rows.Close()
+	var all []campaign.Trunk
+	for rows.Next() {
+		var t campaign.Trunk
+		var doc string
+		var cfg trunkConfig
+		if err := rows.Scan(&t.Name, &doc); err != nil {
+			return "", nil, fmt.Errorf("trunk config: %w", err)
+		}
+		if err := json.Unmarshal([]byte(doc), &cfg); err != nil {
+			return "", nil, fmt.Errorf("trunk %s: corrupt config: %w", t.Name, err)
+		}
+		t.Host, t.Username, t.Password, t.Register = cfg.Host, cfg.Username, cfg.Password, cfg.Register
+		all = append(all, t)
+	}
+	if err := rows.Err(); err != nil {
+		return "", nil, fmt.Errorf("trunk config: %w", err)
 	}
 	h := sha256.New()
 	for _, t := range all {
@@ -147,6 +165,9 @@ func (s *Store) TrunkConfig(ctx context.Context) (version string, trunks []campa
 		b, _ := json.Marshal(t)
 		h.Write(b)
 		h.Write([]byte{'\n'})
+	}
+	if len(trunks) == 0 {
+		return "", nil, nil
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], trunks, nil
 }

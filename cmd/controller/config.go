@@ -49,6 +49,10 @@ type Config struct {
 	LocalAGI        string // where that Asterisk's dialplan sends FastAGI. Default "127.0.0.1:4573".
 	LocalSounds     string // the folder it reads as sounds/elastidial. Required with local-ami.
 	LocalRecordings string // a folder it writes recordings into. Required with local-ami.
+	// LocalTrunksConf is the file the node's agent writes the controller's
+	// trunks into, which its pjsip.conf includes; "" leaves the node on
+	// its first-boot trunk. Only with local-ami.
+	LocalTrunksConf string
 
 	EC2Region         string   // Default "us-east-1".
 	EC2LaunchTemplate string   // launch template id or name for nodes.
@@ -158,6 +162,7 @@ func (c *Config) fields() []field {
 		{"local-agi", "FastAGI address that Asterisk's dialplan calls", &c.LocalAGI},
 		{"local-sounds", "folder that Asterisk reads as sounds/elastidial", &c.LocalSounds},
 		{"local-recordings", "folder that Asterisk writes recordings into", &c.LocalRecordings},
+		{"local-trunks-conf", "file the node agent writes the trunks into (included by the local Asterisk's pjsip.conf)", &c.LocalTrunksConf},
 		{"ec2-region", "EC2 region", &c.EC2Region},
 		{"ec2-launch-template", "launch template id or name", &c.EC2LaunchTemplate},
 		{"ec2-ami", "AMI id when no launch template is given", &c.EC2AMI},

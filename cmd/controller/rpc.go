@@ -93,6 +93,11 @@ type trunks struct{ store *sqlstore.Store }
 
 var _ xmlrpc.Trunks = trunks{}
 
+func (t trunks) Version(ctx context.Context) (string, error) {
+	v, _, err := t.store.TrunkConfig(ctx)
+	return v, err
+}
+
 func (t trunks) Trunks(ctx context.Context) (nodeapi.TrunksResponse, error) {
 	v, ts, err := t.store.TrunkConfig(ctx)
 	if err != nil {

@@ -48,7 +48,7 @@ func newCloud(ctx context.Context, cfg Config, publicURL string, secret []byte, 
 			Capacity: cfg.NodeSlots, Dir: cfg.LocalDir, Logger: log, MaxInstances: cfg.MaxNodes}
 		if cfg.LocalAMI != "" {
 			lc.Asterisk = &localcloud.Asterisk{AMIAddr: cfg.LocalAMI, AMIUser: cfg.LocalAMIUser,
-				AMISecret: os.Getenv("ELASTIDIAL_LOCAL_AMI_SECRET"), AGIAddr: cfg.LocalAGI, Sounds: cfg.LocalSounds, Recordings: cfg.LocalRecordings}
+				AMISecret: os.Getenv("ELASTIDIAL_LOCAL_AMI_SECRET"), AGIAddr: cfg.LocalAGI, Sounds: cfg.LocalSounds, Recordings: cfg.LocalRecordings, TrunksConf: cfg.LocalTrunksConf}
 		}
 		c, err := localcloud.New(lc)
 		if err != nil {

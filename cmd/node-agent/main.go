@@ -43,6 +43,7 @@ type options struct {
 	capacity                             int
 	amiAddr, amiUser, amiSecret, agiAddr string
 	sounds, state, imds, recordings      string
+	trunksConf                           string
 	cps                                  float64
 	simulate                             bool
 	simSeed                              uint64
@@ -67,6 +68,7 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.sounds, "sounds", "/var/lib/asterisk/sounds/elastidial", "campaign audio folder")
 	fs.StringVar(&o.state, "state", "/var/lib/elastidial", "state folder (durable result queue)")
 	fs.StringVar(&o.recordings, "recordings", agent.RecordingsDir, "folder Asterisk writes recordings into")
+	fs.StringVar(&o.trunksConf, "pjsip-trunks", agent.TrunksConf, `file the controller's trunks are written into (pjsip.conf includes it); "" keeps the first-boot trunk`)
 	fs.StringVar(&o.imds, "imds", "", `IMDS endpoint override, or "off"`)
 	fs.Float64Var(&o.cps, "cps", 10, "maximum originations per second")
 	fs.BoolVar(&o.simulate, "simulate", false, "run a simulated Asterisk in-process")
@@ -192,12 +194,16 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		g.Go(func() error { return sim.Run(gctx) })
 		log.Info("simulated Asterisk", "ami", amiAddr, "agi", agiLn.Addr().String())
 	}
+	trunksConf := o.trunksConf
+	if o.simulate {
+		trunksConf = "" // the simulator has no PJSIP configuration
+	}
 	a, err := agent.New(agent.Config{
 		Controller: agent.NewRPC(strings.TrimRight(o.controller, "/")+"/RPC2", o.secret),
 		AMIAddr:    amiAddr, AMIUser: o.amiUser, AMISecret: o.amiSecret, AGIListener: agiLn,
 		Queue: &agent.Queue{Dir: filepath.Join(o.state, "results")}, Identity: id,
 		Capacity: o.capacity, Version: version, CPS: o.cps, Spot: spot, Log: log,
-		AudioSync: &storage.Syncer{Dir: o.sounds}, Recordings: o.recordings,
+		AudioSync: &storage.Syncer{Dir: o.sounds}, Recordings: o.recordings, TrunksConf: trunksConf,
 	})
 	if err != nil {
 		return err

@@ -60,6 +60,7 @@ type Asterisk struct {
 	AGIAddr                     string // where its dialplan sends FastAGI (ELASTIDIAL_AGI_ADDR)
 	Sounds                      string // the folder it reads as sounds/elastidial
 	Recordings                  string // a folder it may write recordings into
+	TrunksConf                  string // the file its pjsip.conf includes for the controller's trunks; "" none
 }
 
 // Cloud runs node agents as local processes.
@@ -325,11 +326,11 @@ func (c *Cloud) run(p *proc) {
 	env := append(os.Environ(), append(c.cfg.Env, "ELASTIDIAL_CLUSTER_SECRET="+c.cfg.Secret)...)
 	if a := c.cfg.Asterisk; a != nil {
 		args = append(args, "-ami", a.AMIAddr, "-ami-user", a.AMIUser, "-agi-listen", a.AGIAddr, "-sounds", a.Sounds,
-			"-recordings", a.Recordings)
+			"-recordings", a.Recordings, "-pjsip-trunks", a.TrunksConf)
 		env = append(env, "ELASTIDIAL_AMI_SECRET="+a.AMISecret)
 	} else {
 		args = append(args, "-simulate", "-ami", "127.0.0.1:0", "-agi-listen", "127.0.0.1:0",
-			"-sounds", filepath.Join(dir, "sounds"), "-recordings", filepath.Join(dir, "recordings"))
+			"-sounds", filepath.Join(dir, "sounds"), "-recordings", filepath.Join(dir, "recordings"), "-pjsip-trunks", "")
 	}
 	args = append(args, c.cfg.ExtraArgs...)
 	for restarts := 0; ; restarts++ {

@@ -31,12 +31,17 @@ type Carrier struct {
 	*Asterisk
 	Host           string // host:port of its SIP transport
 	User, Password string // what the node authenticates and registers with
+	// More accounts on the carrier with the same password: SecondUser's
+	// calls reach the same callees; JammedUser's are all refused as
+	// congested (SIP 503).
+	SecondUser, JammedUser string
 }
 
 // StartCarrier starts the carrier on a free loopback port.
 func StartCarrier(t testing.TB, root string) *Carrier {
 	t.Helper()
-	c := &Carrier{Host: "127.0.0.1:" + strconv.Itoa(FreePort(t)), User: "node", Password: "carrier-secret-1"}
+	c := &Carrier{Host: "127.0.0.1:" + strconv.Itoa(FreePort(t)), User: "node", Password: "carrier-secret-1",
+		SecondUser: "node-b", JammedUser: "node-jammed"}
 	conf := Render(t, filepath.Join(RepoDir(), "internal/realasterisk/carrier"), map[string]string{
 		"PUBLIC_IPV4": "127.0.0.1", "VPC_CIDR": "127.0.0.0/8",
 		"ELASTIDIAL_TRUNK_NAME": "unused", "ELASTIDIAL_TRUNK_HOST": "unused", "ELASTIDIAL_AMI_SECRET": "unused",
@@ -53,6 +58,9 @@ type Node struct {
 	AGIAddr                     string // where its dialplan sends FastAGI
 	SIPAddr                     string
 	Trunk                       string // the trunk's endpoint name
+	// TrunksConf is the file its pjsip.conf includes for the
+	// controller's trunks (the agent's -pjsip-trunks).
+	TrunksConf string
 }
 
 // NodeOptions set up a node.
@@ -86,6 +94,18 @@ func StartNode(t testing.TB, root string, o NodeOptions) *Node {
 		sounds["elastidial"] = o.Sounds
 	}
 	n.Asterisk = Start(t, root, Options{Name: "node", Conf: conf, Sounds: sounds})
+	// As first-boot.sh lays it out: the agent writes, Asterisk's group
+	// reads (the folder's group passes to the files).
+	n.TrunksConf = filepath.Join(n.Dir, "etc", "elastidial", "pjsip_trunks.conf")
+	if err := os.Mkdir(filepath.Dir(n.TrunksConf), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(n.TrunksConf), 0o2750); err != nil {
+		t.Fatal(err)
+	}
+	if n.RunUser != "" {
+		chownTree(t, filepath.Join(n.Dir, "etc"), n.RunUser, "elastidial")
+	}
 	return n
 }
 
