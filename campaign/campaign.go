@@ -512,4 +512,7 @@ type Stats struct {
 	InProgress    int            `json:"in_progress"`    // live leases
 	AnsweredCalls int            `json:"answered_calls"` // attempts answered by a person
 	TalkSeconds   float64        `json:"talk_seconds"`
+	// Failovers counts the tries a trunk refused as congested that went
+	// again on the next trunk of the group, by the refusing trunk.
+	Failovers map[string]int `json:"failovers"`
 }

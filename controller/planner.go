@@ -213,7 +213,11 @@ type Plan struct {
 	DesiredNodes  int // nodes the plan aims at once carried out
 	BudgetLimited bool
 	Reasons       []string // why capacity is held where it is (budget, max nodes, ...)
-	Memory        Memory
+	// Shares is the fleet's slots, once the plan is carried out, as the
+	// campaigns will get them: higher priority first (leasing serves
+	// them in that order), each up to its demand.
+	Shares map[string]int
+	Memory Memory
 }
 
 // CampaignDemand is the concurrent calls campaign c can use now, before any
@@ -278,6 +282,56 @@ func TotalDemand(cs []CampaignView, now time.Time, cfg Config) int {
 		total += min(t.sum, t.limit)
 	}
 	return total
+}
+
+// Shares splits slots among campaigns by priority: every campaign of the
+// highest priority takes its demand (CampaignDemand) first, then the next
+// priority takes what is left, and so on; campaigns of one priority split
+// what their level gets in proportion to their demand. This is what
+// leasing does with the fleet's slots and trunks (campaign/sqlstore).
+func Shares(cs []CampaignView, slots int, now time.Time, cfg Config) map[string]int {
+	out := make(map[string]int, len(cs))
+	byPrio := map[int][]CampaignView{}
+	var prios []int
+	for _, c := range cs {
+		if _, ok := byPrio[c.Priority]; !ok {
+			prios = append(prios, c.Priority)
+		}
+		byPrio[c.Priority] = append(byPrio[c.Priority], c)
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(prios)))
+	left := max(slots, 0)
+	for _, p := range prios {
+		level := byPrio[p]
+		sort.Slice(level, func(i, j int) bool { return level[i].ID < level[j].ID })
+		want := make([]int, len(level))
+		total := 0
+		for i, c := range level {
+			want[i] = CampaignDemand(c, now, cfg)
+			total += want[i]
+		}
+		if total <= left {
+			for i, c := range level {
+				out[c.ID] = want[i]
+			}
+			left -= total
+			continue
+		}
+		got := 0
+		for i, c := range level {
+			n := want[i] * left / total
+			out[c.ID] = n
+			got += n
+		}
+		for i := 0; got < left && i < len(level); i++ { // the remainder, in id order
+			if out[level[i].ID] < want[i] {
+				out[level[i].ID]++
+				got++
+			}
+		}
+		left = 0
+	}
+	return out
 }
 
 // NodeSlots is the usable slots of node n: its capacity, reduced when its
@@ -570,6 +624,12 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: spotDrain, Reason: string(DrainSpot), Drain: DrainSpot})
 	}
 	p.DesiredNodes = serving
+	p.Shares = Shares(obs.Campaigns, serving*slot, now, cfg)
+	for _, c := range obs.Campaigns {
+		if d := CampaignDemand(c, now, cfg); p.Shares[c.ID] < d {
+			p.Reasons = append(p.Reasons, fmt.Sprintf("campaign %s (priority %d) gets %d of the %d slots it wants: higher priorities first", c.ID, c.Priority, p.Shares[c.ID], d))
+		}
+	}
 	return p
 }
 

@@ -254,3 +254,115 @@ func TestFailoverToNextTrunk(t *testing.T) {
 		t.Fatalf("a still out after its pause: %+v", tsAt[0].Health)
 	}
 }
+
+// TestTrunkOutOfRotationWhenUnreachable: a trunk every node finds
+// unreachable (no answer to OPTIONS) gets no calls, its group's next
+// trunk takes them, the API says why; it returns once a node reaches it.
+func TestTrunkOutOfRotationWhenUnreachable(t *testing.T) {
+	c, s := newAPI(t)
+	ctx := context.Background()
+	c.json("PUT", "/api/v1/trunks/a", map[string]any{"max_channels": 10, "max_cps": 100, "host": "a.example"}, 200, nil)
+	c.json("PUT", "/api/v1/trunks/b", map[string]any{"max_channels": 10, "max_cps": 100, "host": "b.example"}, 200, nil)
+	runningCampaign(t, c, map[string]any{"name": "Health", "trunks": []string{"a", "b"}, "caller_id": "+14155550100", "target": 50, "max_cps": 100}, 20)
+	// The API's clock is noon; nodes report just before.
+	if err := s.ReportQualify(ctx, "n1", map[string]bool{"a": false, "b": true}, noon.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReportQualify(ctx, "n2", map[string]bool{"a": false}, noon.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var ts []campaign.Trunk
+	c.json("GET", "/api/v1/trunks", nil, 200, &ts)
+	if h := ts[0].Health; ts[0].Name != "a" || h.Up || h.Unreachable != 2 || !strings.Contains(h.Reason, "unreachable") {
+		t.Fatalf("a reported unreachable by both nodes: %+v", h)
+	}
+	if ls, err := s.Lease(ctx, "n1", 3, noon); err != nil || fmt.Sprint(byTrunk(ls)) != "map[b:3]" {
+		t.Fatalf("lease with a out: %v %v", byTrunk(ls), err)
+	}
+	// One node reaches it again: back in rotation.
+	if err := s.ReportQualify(ctx, "n2", map[string]bool{"a": true}, noon); err != nil {
+		t.Fatal(err)
+	}
+	c.json("GET", "/api/v1/trunks", nil, 200, &ts)
+	if h := ts[0].Health; !h.Up || h.Reachable != 1 || h.Unreachable != 1 {
+		t.Fatalf("a reached by one node: %+v", h)
+	}
+	if ls, err := s.Lease(ctx, "n1", 3, noon.Add(time.Second)); err != nil || fmt.Sprint(byTrunk(ls)) != "map[a:3]" {
+		t.Fatalf("lease with a back: %v %v", byTrunk(ls), err)
+	}
+	// Reports go stale: old evidence takes nothing out of rotation.
+	if err := s.ReportQualify(ctx, "n2", map[string]bool{"a": false}, noon.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ReportQualify(ctx, "n1", map[string]bool{"a": false}, noon.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	c.json("GET", "/api/v1/trunks", nil, 200, &ts)
+	if h := ts[0].Health; !h.Up || h.Unreachable != 0 {
+		t.Fatalf("stale reports count: %+v", h)
+	}
+}
+
+// TestPriorityPreemption: an emergency campaign is served before routine
+// ones, on the node's slots and on its trunks; while it has contacts to
+// call and its trunk is full, a routine campaign on that trunk gets
+// nothing, and one on another trunk still dials; once its demand is
+// met, routine campaigns take what is left.
+func TestPriorityPreemption(t *testing.T) {
+	c, s := newAPI(t)
+	ctx := context.Background()
+	c.json("PUT", "/api/v1/trunks/t", map[string]any{"max_channels": 5, "max_cps": 100}, 200, nil)
+	c.json("PUT", "/api/v1/trunks/other", map[string]any{"max_channels": 8, "max_cps": 100}, 200, nil)
+	routine := runningCampaign(t, c, map[string]any{"name": "Routine", "trunk": "t", "caller_id": "+14155550100", "target": 50, "max_cps": 100}, 10)
+	other := runningCampaign(t, c, map[string]any{"name": "Routine elsewhere", "trunk": "other", "caller_id": "+14155550100", "target": 50, "max_cps": 100}, 10)
+	emergency := runningCampaign(t, c, map[string]any{"name": "Flood warning", "trunk": "t", "priority": 100, "caller_id": "+14155550100", "target": 50, "max_cps": 100}, 8)
+	var got campaign.Campaign
+	c.json("GET", "/api/v1/campaigns/"+emergency, nil, 200, &got)
+	if got.Priority != 100 {
+		t.Fatalf("priority not kept: %d", got.Priority)
+	}
+	byCampaign := func(ls []campaign.Lease) string {
+		m := map[string]int{}
+		for _, l := range ls {
+			switch l.CampaignID {
+			case routine:
+				m["routine"]++
+			case other:
+				m["other"]++
+			case emergency:
+				m["emergency"]++
+			}
+		}
+		return fmt.Sprint(m)
+	}
+	// Node slots: the emergency campaign first.
+	l1, err := s.Lease(ctx, "n1", 3, noon)
+	if err != nil || byCampaign(l1) != "map[emergency:3]" {
+		t.Fatalf("three slots: %s %v", byCampaign(l1), err)
+	}
+	// Its trunk fills with contacts of its own still due: the routine
+	// campaign on that trunk waits; the one on another trunk dials.
+	l2, err := s.Lease(ctx, "n2", 20, noon)
+	if err != nil || byCampaign(l2) != "map[emergency:2 other:8]" {
+		t.Fatalf("trunk short: %s %v", byCampaign(l2), err)
+	}
+	if l, _ := s.Lease(ctx, "n3", 20, noon); len(l) != 0 {
+		t.Fatalf("full trunks leased %s", byCampaign(l))
+	}
+	for node, ls := range map[string][]campaign.Lease{"n1": l1, "n2": l2} {
+		for _, l := range ls {
+			if l.CampaignID != emergency {
+				continue
+			}
+			if _, err := s.Record(ctx, node, campaign.Result{CallID: l.CallID, Token: l.Token, Disposition: campaign.Answered}, noon.Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Five channels free, three emergency contacts left: the routine
+	// campaign gets the other two.
+	l3, err := s.Lease(ctx, "n3", 20, noon.Add(time.Second))
+	if err != nil || byCampaign(l3) != "map[emergency:3 routine:2]" {
+		t.Fatalf("emergency demand met: %s %v", byCampaign(l3), err)
+	}
+}

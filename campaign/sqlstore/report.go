@@ -47,7 +47,12 @@ func (s *Store) Stats(ctx context.Context, id string) (campaign.Stats, error) {
 		}
 		st.TalkSeconds += float64(talkMS) / 1000
 	}
-	return st, rows.Err()
+	if err := rows.Err(); err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	rows.Close()
+	st.Failovers, err = s.Failovers(ctx, id)
+	return st, err
 }
 
 // Demand reports, for every running campaign and every campaign scheduled

@@ -34,6 +34,9 @@ type fleet struct {
 	BudgetPerHour float64     `json:"budget_per_hour"`
 	BudgetLimited bool        `json:"budget_limited"`
 	Reasons       []string    `json:"reasons"`
+	// Shares is the slots each campaign gets once the plan is carried
+	// out: higher priority first.
+	Shares map[string]int `json:"shares"`
 }
 
 // fleetHandler serves GET /api/v1/fleet.
@@ -43,7 +46,10 @@ func fleetHandler(scaler *controller.Controller, cfg Config) http.Handler {
 		p := scaler.LastPlan()
 		f := fleet{DemandCalls: p.DemandCalls, WantedSlots: p.WantedSlots, ReadySlots: p.ReadySlots, ComingSlots: p.ComingSlots,
 			DesiredNodes: p.DesiredNodes, CostPerHour: scaler.CostPerHour(), BudgetPerHour: cfg.BudgetPerH, BudgetLimited: p.BudgetLimited,
-			Reasons: p.Reasons, Nodes: []fleetNode{}}
+			Reasons: p.Reasons, Nodes: []fleetNode{}, Shares: p.Shares}
+		if f.Shares == nil {
+			f.Shares = map[string]int{}
+		}
 		if f.Reasons == nil {
 			f.Reasons = []string{}
 		}
