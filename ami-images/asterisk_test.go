@@ -50,6 +50,13 @@ func parseConf(path string) ([]*section, error) {
 		line = strings.TrimSpace(line)
 		switch {
 		case line == "":
+		case strings.HasPrefix(line, "#tryinclude "):
+			// Written at runtime (the agent's trunks): only a relative
+			// path inside the configuration folder.
+			inc := strings.TrimSpace(strings.TrimPrefix(line, "#tryinclude"))
+			if filepath.IsAbs(inc) || strings.Contains(inc, "..") || !strings.HasSuffix(inc, ".conf") {
+				return nil, fmt.Errorf("%s:%d: #tryinclude %q: want a relative .conf path", path, n, inc)
+			}
 		case strings.HasPrefix(line, "#include"):
 			inc := strings.Trim(strings.TrimSpace(strings.TrimPrefix(line, "#include")), `"`)
 			if _, err := os.Stat(filepath.Join(filepath.Dir(path), inc)); err != nil {

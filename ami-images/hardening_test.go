@@ -47,13 +47,14 @@ func TestUnitsKeepSecretsOffCommandLines(t *testing.T) {
 }
 
 // TestUnitsLeastPrivilege: the agent is not root and may write only its
-// state and the audio folder; every unit has a tight umask.
+// state, the audio and recordings folders and the folder of the trunks it
+// writes for PJSIP; every unit has a tight umask.
 func TestUnitsLeastPrivilege(t *testing.T) {
 	agent := unit(t, "node-agent.service")
 	for k, want := range map[string]string{
 		"User": "elastidial", "UMask": "0027", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
 		"CapabilityBoundingSet": "", "SupplementaryGroups": "asterisk",
-		"ReadWritePaths": "/var/lib/elastidial /var/lib/asterisk/sounds/elastidial /var/spool/asterisk/elastidial-recordings",
+		"ReadWritePaths": "/var/lib/elastidial /var/lib/asterisk/sounds/elastidial /var/spool/asterisk/elastidial-recordings /etc/asterisk/elastidial",
 	} {
 		if got := agent[k]; len(got) != 1 || got[0] != want {
 			t.Errorf("node-agent.service %s=%q, want %q", k, got, want)
