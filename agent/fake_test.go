@@ -36,6 +36,25 @@ type fakeController struct {
 	resultTries int
 	manifests   int
 	recordings  map[string][]byte
+	failovers   []nodeapi.FailoverRequest
+	failoverTo  []string // the trunks call.failover answers, in turn; then ""
+}
+
+var _ failoverer = (*fakeController)(nil)
+
+func (f *fakeController) Failover(ctx context.Context, req nodeapi.FailoverRequest) (nodeapi.FailoverResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return nodeapi.FailoverResponse{}, errUnreachable
+	}
+	f.failovers = append(f.failovers, req)
+	if len(f.failoverTo) == 0 {
+		return nodeapi.FailoverResponse{}, nil
+	}
+	next := f.failoverTo[0]
+	f.failoverTo = f.failoverTo[1:]
+	return nodeapi.FailoverResponse{Trunk: next}, nil
 }
 
 var errUnreachable = errors.New("dial tcp: connection refused")

@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/elastidial/elastidial/agent/asterisksim"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
@@ -77,5 +80,46 @@ func TestTrunkHealth(t *testing.T) {
 	up, down := trunkHealth(regs, contacts)
 	if strings.Join(up, ",") != "carrier,second" || strings.Join(down, ",") != "dead,other" {
 		t.Fatalf("up %v, down %v", up, down)
+	}
+}
+
+// TestFailoverOnCongestion: a call refused as congested goes again at
+// once on the trunk the controller names, with a channel id of its own,
+// as the same call; when the controller has no trunk left the result is
+// reported as usual. Busy and answered calls are never failed over.
+func TestFailoverOnCongestion(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{
+		"+5000": {Outcome: asterisksim.Congestion},
+		"+5001": {Outcome: asterisksim.Busy},
+		"+5002": {Outcome: asterisksim.Answer, Digits: []string{"1"}},
+	}, 20*time.Millisecond)
+	r.ctl.set(func(f *fakeController) { f.failoverTo = []string{"backup"} })
+	r.ctl.add(lease("f1", "+5000"), lease("f2", "+5001"), lease("f3", "+5002"))
+	eventually(t, 10*time.Second, "three results", func() bool {
+		_, a := r.ctl.result("f1")
+		_, b := r.ctl.result("f2")
+		_, c := r.ctl.result("f3")
+		return a && b && c
+	})
+	r.ctl.mu.Lock()
+	fos := slices.Clone(r.ctl.failovers)
+	r.ctl.mu.Unlock()
+	if len(fos) != 2 || fos[0].CallID != "f1" || fos[0].Cause != 34 || fos[0].Token != "t-f1" || fos[1].CallID != "f1" {
+		t.Fatalf("failovers asked: %+v", fos)
+	}
+	if got, _ := r.ctl.result("f1"); got.Disposition != nodeapi.DispCongestion || got.Cause != 34 {
+		t.Errorf("f1 after its trunks ran out: %+v", got)
+	}
+	if got, _ := r.ctl.result("f2"); got.Disposition != nodeapi.DispBusy {
+		t.Errorf("f2: %+v", got)
+	}
+	if got, _ := r.ctl.result("f3"); got.Disposition != nodeapi.DispAnswered {
+		t.Errorf("f3: %+v", got)
+	}
+	if n := r.sim.Stats().Originates; n != 4 {
+		t.Errorf("%d originates, want 4 (f1 twice)", n)
+	}
+	if st := r.agent.Status(); st.ActiveCalls != 0 {
+		t.Errorf("%d calls still tracked", st.ActiveCalls)
 	}
 }
