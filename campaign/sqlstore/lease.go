@@ -63,6 +63,10 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 		// enough of, with its priority: a campaign of lower priority gets
 		// nothing on them (pre-emption).
 		short := map[string]int{}
+		qual, err := s.qualify(ctx, tx, now)
+		if err != nil {
+			return err
+		}
 		for _, c := range order {
 			if len(out) >= max {
 				// Slots ran out: lower priorities wait for the next node.
@@ -74,7 +78,7 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 					group = append(group, t)
 				}
 			}
-			got, starved, err := s.leaseCampaign(ctx, tx, c, group, nodeID, max-len(out), dials, now)
+			got, starved, err := s.leaseCampaign(ctx, tx, c, group, qual, nodeID, max-len(out), dials, now)
 			if err != nil {
 				return err
 			}
@@ -120,7 +124,7 @@ func (s *Store) addLive(ctx context.Context, tx *sql.Tx, campaignID, trunk strin
 // (in failover order: each takes what the ones before it had no room
 // for). starved names the trunks of the group it wanted more of while
 // it had contacts due: a campaign of lower priority is kept off them.
-func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, group []string, nodeID string, want int, dials map[string][]time.Time, now time.Time) (_ []campaign.Lease, starved []string, _ error) {
+func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, group []string, qual map[string][2]int, nodeID string, want int, dials map[string][]time.Time, now time.Time) (_ []campaign.Lease, starved []string, _ error) {
 	var refused []refusal
 	if len(group) == 0 {
 		return nil, nil, nil
@@ -134,7 +138,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if n <= 0 {
 		return nil, nil, nil
 	}
-	rooms, err := s.rooms(ctx, tx, group, now)
+	rooms, err := s.rooms(ctx, tx, group, qual, now)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 	}

@@ -209,14 +209,12 @@ type trunkRoom struct {
 // rooms reads the trunks of a group, in order, with their room now. On
 // PostgreSQL each trunk row is locked, which serialises leasing per trunk
 // across controllers and makes the counts exact.
-func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, now time.Time) ([]trunkRoom, error) {
+// qual is the nodes' qualify counts (Store.qualify), read once per
+// transaction.
+func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, qual map[string][2]int, now time.Time) ([]trunkRoom, error) {
 	lock := ""
 	if s.postgres {
 		lock = " FOR UPDATE"
-	}
-	qual, err := s.qualify(ctx, tx, now)
-	if err != nil {
-		return nil, err
 	}
 	out := make([]trunkRoom, 0, len(group))
 	for _, name := range group {
@@ -325,7 +323,11 @@ func (s *Store) Failover(ctx context.Context, nodeID, callID, token string, caus
 		if at < 0 || at == len(group)-1 {
 			return nil // the group changed under the call, or no trunk left
 		}
-		rooms, err := s.rooms(ctx, tx, group[at+1:], now)
+		qual, err := s.qualify(ctx, tx, now)
+		if err != nil {
+			return err
+		}
+		rooms, err := s.rooms(ctx, tx, group[at+1:], qual, now)
 		if err != nil {
 			return err
 		}
