@@ -16,6 +16,7 @@ import (
 	"github.com/elastidial/elastidial/flow"
 	"github.com/elastidial/elastidial/flow/examples"
 	"github.com/elastidial/elastidial/internal/browser"
+	"github.com/elastidial/elastidial/internal/history"
 )
 
 // TestDashboardCampaignJourney drives the dashboard in headless Chromium
@@ -33,11 +34,21 @@ func TestDashboardCampaignJourney(t *testing.T) {
 	mux := http.NewServeMux()
 	api := &httpapi.API{Store: store, ValidateFlow: func(_ context.Context, doc []byte) error { return flow.Check(doc, nil) }}
 	mux.Handle("/api/v1/", api.Handler())
+	ring := history.New(1000)
+	sample := func() { // what serve's sampler does every 5 s
+		v := map[string]float64{}
+		if err := history.SampleCampaigns(ctx, store, v); err != nil {
+			t.Fatal(err)
+		}
+		ring.Add(time.Now(), v)
+	}
+	mux.Handle("GET /api/v1/campaigns/{id}/history", api.Require(campaign.PermRead, history.CampaignHandler(ring, time.Now)))
 	mux.Handle("/", Handler())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
 	d := browser.Start(t)
+	d.Resize(1280, 1100)
 	d.Open(srv.URL)
 	d.Type("#token", "edt_wrong")
 	d.Click("#login-form button")
@@ -78,6 +89,7 @@ func TestDashboardCampaignJourney(t *testing.T) {
 
 	d.Click(`[data-action=start]`)
 	d.WaitText("#detail-status", "running")
+	sample()
 
 	// Nodes lease both contacts; the page shows them without a reload. The
 	// campaign's window is 08:00-21:00 New York time, so lease at noon there.
@@ -88,6 +100,10 @@ func TestDashboardCampaignJourney(t *testing.T) {
 	}
 	d.WaitText("#stat-inprogress", "2")
 	d.WaitText("#by-state", "leased")
+	time.Sleep(1100 * time.Millisecond) // the next sample a second later
+	sample()
+	d.CheckChart("#chart", 2, []string{"in progress", "answered (total)"}, browser.Blue)
+	d.Screenshot(browser.ScreenshotDir(), "campaign-live")
 
 	d.Click(`[data-action=pause]`)
 	d.WaitText("#detail-status", "paused")

@@ -27,6 +27,7 @@ func TestOpsDashboard(t *testing.T) {
 	}
 
 	d := browser.Start(t)
+	d.Resize(1280, 1100)
 	d.Open(srv.base)
 	d.Type("#token", srv.token)
 	d.Click("#login-form button")
@@ -50,6 +51,13 @@ func TestOpsDashboard(t *testing.T) {
 	d.WaitText("#ops-demand", "2")
 	d.WaitText("#ops-cost", "$0.0850")
 	d.WaitText("#ops-nodes", "1")
-	d.Must("#ops-chart polyline.capacity")
-	d.Must("#cost-chart polyline")
+	d.CheckChart("#ops-chart", 2, []string{"demand", "ready capacity", "active calls", "cost"}, browser.Blue)
+	if y2, _ := d.Eval(`return document.querySelector("#ops-chart").dataset.y2ticks`).(string); !strings.Contains(y2, "$") {
+		t.Errorf("the cost axis reads %q, not dollars", y2)
+	}
+	d.CheckChart("#cost-chart", 1, []string{"cost in the hour", "mean nodes"}, [3]int{180, 35, 24})
+	png := d.Screenshot(browser.ScreenshotDir(), "ops")
+	if n := browser.PNGPixels(t, png, browser.Blue); n < 50 {
+		t.Errorf("the ops screenshot shows %d pixels of the demand line", n)
+	}
 }

@@ -3,7 +3,41 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { token: localStorage.getItem("elastidial-token") || "", selected: null, history: [], timer: null, fleet: [], opsTimer: null };
+const state = { token: localStorage.getItem("elastidial-token") || "", selected: null, timer: null, opsTimer: null, charts: {} };
+
+// pick reads a field under either spelling (the cost report moves from
+// Go's PascalCase to snake_case).
+const pick = (o, ...names) => { for (const n of names) if (o && o[n] !== undefined) return o[n]; return undefined; };
+
+// charts are made once; the page updates their data.
+function chart(name) {
+  if (state.charts[name]) return state.charts[name];
+  const specs = {
+    campaign: { box: "#chart", axes: { y: { label: "calls", unit: "calls" } }, series: [
+      { label: "in progress", color: "#2563eb", fill: "rgba(37,99,235,0.08)" },
+      { label: "answered (total)", color: "#16a34a" },
+      { label: "attempts (total)", color: "#9333ea", dash: [6, 4] },
+    ] },
+    ops: { box: "#ops-chart", axes: { y: { label: "calls", unit: "calls" }, y2: { label: "cost, $ per hour", unit: "$/h" } }, series: [
+      { label: "demand", color: "#2563eb" },
+      { label: "ready capacity", color: "#16a34a", fill: "rgba(22,163,74,0.08)" },
+      { label: "active calls", color: "#ea580c" },
+      { label: "cost", color: "#b42318", axis: "y2", dash: [6, 4] },
+    ] },
+    cost: { box: "#cost-chart", axes: { y: { label: "$ per hour", unit: "$", min: 0.01 }, y2: { label: "nodes", unit: "nodes", min: 1 } }, series: [
+      { label: "cost in the hour", color: "#b42318", fill: "rgba(180,35,24,0.10)" },
+      { label: "mean nodes", color: "#0f172a", axis: "y2", dash: [4, 4] },
+    ] },
+  };
+  const spec = specs[name];
+  state.charts[name] = new TimeChart($(spec.box), spec);
+  return state.charts[name];
+}
+
+// history reads a chart's past from the server over the picked range.
+async function history(path, rangeSel) {
+  return api("GET", `${path}?last=${$(rangeSel).value}&points=300`);
+}
 
 async function api(method, path, body, contentType) {
   const headers = { Authorization: "Bearer " + state.token };
@@ -64,39 +98,22 @@ async function loadOps() {
       el("td", Math.round(100 * n.cpu) + "%"), el("td", n.load1.toFixed(2)), el("td", age(n.age_seconds)));
     body.append(tr);
   }
-  state.fleet.push([f.demand_calls, f.ready_slots]);
-  if (state.fleet.length > 150) state.fleet.shift();
-  plot($("#ops-chart"), [state.fleet.map((p) => p[0]), state.fleet.map((p) => p[1])], ["demand", "capacity"], "calls");
+  const h = await history("/history", "#ops-range");
+  chart("ops").set(h.times, [h.values.demand_calls, h.values.ready_slots, h.values.active_calls, h.values.cost_per_hour], h.from, h.to);
   const c = await api("GET", "/cost?format=json");
-  $("#cost-total").textContent = money(c.Total);
-  $("#cost-per-call").textContent = c.AnsweredCalls ? money(c.PerAnsweredCall) : "–";
-  $("#cost-static").textContent = money(c.StaticPeakCost);
-  plot($("#cost-chart"), [(c.Hours || []).map((h) => h.Cost)], ["demand"], "$ per hour, last 24 h");
+  $("#cost-total").textContent = money(pick(c, "total", "Total"));
+  $("#cost-per-call").textContent = pick(c, "answered_calls", "AnsweredCalls") ? money(pick(c, "per_answered_call", "PerAnsweredCall")) : "–";
+  $("#cost-static").textContent = money(pick(c, "static_peak_cost", "StaticPeakCost"));
+  const hours = pick(c, "hours", "Hours") || [];
+  chart("cost").set(hours.map((x) => Date.parse(pick(x, "start", "Start")) / 1000),
+    [hours.map((x) => pick(x, "cost", "Cost")), hours.map((x) => pick(x, "nodes", "Nodes"))]);
   const cb = $("#cost-campaigns tbody");
   cb.replaceChildren();
-  for (const k of c.Campaigns || []) {
+  for (const k of pick(c, "campaigns", "Campaigns") || []) {
     const tr = el("tr");
-    tr.append(el("td", k.CampaignID), el("td", String(Math.round(k.CallSeconds))), el("td", money(k.Cost)));
+    tr.append(el("td", pick(k, "campaign_id", "CampaignID")), el("td", String(Math.round(pick(k, "call_seconds", "CallSeconds")))), el("td", money(pick(k, "cost", "Cost"))));
     cb.append(tr);
   }
-}
-
-// plot draws one polyline per series, sharing the vertical scale.
-function plot(svg, series, classes, unit) {
-  const W = 400, H = 120, pad = 14, ns = "http://www.w3.org/2000/svg";
-  const max = Math.max(1, ...series.flat());
-  svg.replaceChildren();
-  series.forEach((h, k) => {
-    const line = document.createElementNS(ns, "polyline");
-    line.setAttribute("class", classes[k]);
-    line.setAttribute("points", h.map((v, i) => `${pad + (i * (W - 2 * pad)) / Math.max(1, h.length - 1)},${H - pad - (v * (H - 2 * pad)) / max}`).join(" "));
-    svg.append(line);
-  });
-  const label = document.createElementNS(ns, "text");
-  label.setAttribute("x", 2);
-  label.setAttribute("y", 10);
-  label.textContent = `${unit} (max ${max})`;
-  svg.append(label);
 }
 
 function signOut() {
@@ -144,7 +161,6 @@ async function loadCampaigns() {
 
 async function select(id) {
   state.selected = id;
-  state.history = [];
   $("#detail").hidden = false;
   $("#import-report").replaceChildren();
   $("#flow-result").textContent = "";
@@ -167,9 +183,8 @@ async function refresh(withFlow) {
   $("#stat-pending").textContent = st.contacts.pending || 0;
   fillCounts("#by-state tbody", st.contacts);
   fillCounts("#by-disposition tbody", st.attempts);
-  state.history.push(st.in_progress);
-  if (state.history.length > 150) state.history.shift();
-  drawChart();
+  const h = await history(`/campaigns/${id}/history`, "#campaign-range");
+  chart("campaign").set(h.times, [h.values.in_progress, h.values.answered, h.values.attempts], h.from, h.to);
   if (withFlow) {
     $("#flow").value = c.flow_version ? JSON.stringify(await api("GET", "/campaigns/" + id + "/flow"), null, 2) : "";
   }
@@ -183,10 +198,6 @@ function fillCounts(sel, counts) {
     tr.append(el("td", k.replace("_", " ")), el("td", String(v)));
     body.append(tr);
   }
-}
-
-function drawChart() {
-  plot($("#chart"), [state.history], ["demand"], "calls in progress");
 }
 
 async function act(action) {
@@ -312,6 +323,8 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => show(t.dataset.view));
   for (const b of document.querySelectorAll("[data-action]")) b.addEventListener("click", () => act(b.dataset.action));
   $("#upload").addEventListener("submit", upload);
+  $("#campaign-range").addEventListener("change", () => refresh(false).catch(() => {}));
+  $("#ops-range").addEventListener("change", () => loadOps().catch(() => {}));
   $("#audio-form").addEventListener("submit", uploadAudio);
   $("#save-flow").addEventListener("click", saveFlow);
   $("#download-results").addEventListener("click", downloadResults);
