@@ -64,14 +64,51 @@ func TestDashboardCampaignJourney(t *testing.T) {
 
 	d.Click("#tab-campaigns")
 	d.Type("#new-campaign [name=name]", "Flu shots")
-	d.Type("#new-campaign [name=trunk]", "carrier")
+	d.Click(`#new-campaign [name=trunk] option[value=carrier]`)
 	d.Type("#new-campaign [name=caller_id]", "555")
-	d.Click("#new-campaign button")
+	d.Click("#campaign-submit")
 	d.WaitText("#new-campaign-error", "caller_id")
 	d.Type("#new-campaign [name=caller_id]", "+14155550100")
-	d.Click("#new-campaign button")
+	// Calling hours in HH:MM per weekday; a typo is named before sending.
+	d.Type("#new-campaign [name=from-mon]", "25:00")
+	d.Click("#campaign-submit")
+	d.WaitText("#new-campaign-error", `Monday from: "25:00" is not a time of day`)
+	d.Must("#new-campaign [name=from-mon].bad")
+	for _, day := range []string{"mon", "tue", "wed", "thu", "fri"} {
+		d.Type("#new-campaign [name=from-"+day+"]", "09:00")
+		d.Type("#new-campaign [name=to-"+day+"]", "20:00")
+	}
+	d.Type("#new-campaign [name=from-sat]", "10:00")
+	d.Type("#new-campaign [name=to-sat]", "14:00")
+	d.Click("#new-campaign [name=closed-sun]")
+	d.Type("#new-campaign [name=retry-busy]", "15")
+	d.Type("#new-campaign [name=max_attempts]", "4")
+	d.Must("#new-campaign [name=retry-invalid_number]:disabled")
+	d.Script(`document.querySelector("#new-campaign fieldset:nth-of-type(3)").scrollIntoView()`)
+	d.Screenshot(browser.ScreenshotDir(), "campaign-form")
+	d.Click("#campaign-submit")
 	d.WaitText("#detail-name", "Flu shots")
 	d.WaitText("#detail-status", "draft")
+	d.WaitText("#detail-summary", "calls 09:00–20:00, Sat 10:00–14:00, Sun closed; up to 4 attempts per contact")
+	cs, _ := store.Campaigns(ctx)
+	c := cs[0]
+	if c.Window != (campaign.Window{Start: 540, End: 1200}) || c.Weekdays["sat"] != (campaign.Window{Start: 600, End: 840}) ||
+		c.Weekdays["sun"] != (campaign.Window{}) || len(c.Weekdays) != 2 || c.Retry[campaign.Busy].AfterSeconds != 900 || c.MaxAttempts != 4 || c.Trunk != "carrier" {
+		t.Fatalf("stored campaign: window %+v weekdays %+v retry busy %+v attempts %d trunk %q", c.Window, c.Weekdays, c.Retry[campaign.Busy], c.MaxAttempts, c.Trunk)
+	}
+	// Only what the status allows is enabled.
+	d.Must("[data-action=start]:enabled")
+	d.Must("[data-action=pause]:disabled")
+	d.Must("[data-action=resume]:disabled")
+	// Editing shows the stored settings in the same units.
+	d.Click("#edit-campaign")
+	if v, _ := d.Eval(`return document.querySelector("#new-campaign [name=to-sat]").value`).(string); v != "14:00" {
+		t.Fatalf("editing shows Saturday until %q", v)
+	}
+	d.Type("#new-campaign [name=name]", "Flu shots 2026")
+	d.Click("#campaign-submit")
+	d.WaitText("#detail-name", "Flu shots 2026")
+	d.WaitText("#campaigns tbody", "Flu shots 2026")
 
 	list := filepath.Join(t.TempDir(), "list.csv")
 	os.WriteFile(list, []byte("phone,appointment_date\n212-555-0101,0314\nnot a number,0315\n212-555-0102,0316\n"), 0o644)
@@ -89,6 +126,8 @@ func TestDashboardCampaignJourney(t *testing.T) {
 
 	d.Click(`[data-action=start]`)
 	d.WaitText("#detail-status", "running")
+	d.Must("[data-action=start]:disabled")
+	d.Must("[data-action=pause]:enabled")
 	sample()
 
 	// Nodes lease both contacts; the page shows them without a reload. The
@@ -107,8 +146,23 @@ func TestDashboardCampaignJourney(t *testing.T) {
 
 	d.Click(`[data-action=pause]`)
 	d.WaitText("#detail-status", "paused")
-	d.Click(`[data-action=pause]`)
-	d.WaitText("#action-error", "cannot become paused")
+	d.Must("[data-action=pause]:disabled")
+	d.Must("[data-action=resume]:enabled")
+	// Stop asks first; keeping the campaign changes nothing.
+	d.Click(`[data-action=stop]`)
+	d.WaitText("#confirm-stop", "Stop Flu shots 2026?")
+	d.Screenshot(browser.ScreenshotDir(), "confirm-stop")
+	d.Click("#confirm-stop-no")
+	time.Sleep(300 * time.Millisecond)
+	if got := d.Text("#detail-status"); got != "paused" {
+		t.Fatalf("after keeping it, the campaign is %q", got)
+	}
+	d.Click(`[data-action=stop]`)
+	d.Click("#confirm-stop-yes")
+	d.WaitText("#detail-status", "completed")
+	for _, a := range []string{"start", "pause", "resume", "stop"} {
+		d.Must("[data-action=" + a + "]:disabled")
+	}
 }
 
 // TestDashboardFollowsTheRole: a viewer signs in and sees no control its
@@ -145,7 +199,7 @@ func TestDashboardFollowsTheRole(t *testing.T) {
 	d.Click("#login-form button")
 	d.Must("#view-campaigns:not([hidden])")
 	d.WaitText("#whoami", "wallboard (viewer)")
-	for _, css := range []string{"#tab-ops", "#new-campaign", "#trunk-form", "#audio-form", "#upload", "#save-flow", "#download-results"} {
+	for _, css := range []string{"#tab-ops", "#new-campaign", "#trunk-form", "#audio-form", "#upload", "#save-flow", "#download-results", "#edit-campaign"} {
 		d.Must(css + "[hidden]")
 	}
 	d.Must("#tab-trunks:not([hidden])")

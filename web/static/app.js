@@ -62,7 +62,7 @@ function el(tag, text, attrs) {
 function show(view) {
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "view-" + view;
   for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t.dataset.view === view);
-  if (view === "campaigns") loadCampaigns();
+  if (view === "campaigns") { loadCampaigns(); fillFormChoices().catch(() => {}); }
   if (view === "trunks") loadTrunks();
   if (view === "audio") loadAudio();
   clearInterval(state.opsTimer);
@@ -175,8 +175,11 @@ async function refresh(withFlow) {
   const id = state.selected;
   if (!id) return;
   const [c, st] = await Promise.all([api("GET", "/campaigns/" + id), api("GET", "/campaigns/" + id + "/stats")]);
+  state.campaign = c;
   $("#detail-name").textContent = c.name;
   $("#detail-status").textContent = c.status;
+  $("#detail-summary").textContent = `${describeHours(c)}; up to ${c.max_attempts} attempts per contact` + (c.start_at && c.status === "draft" ? `; starts ${new Date(c.start_at).toLocaleString()}` : "");
+  enableActions(c.status);
   $("#detail-id").textContent = c.id;
   $("#stat-inprogress").textContent = st.in_progress;
   $("#stat-answered").textContent = st.answered_calls;
@@ -200,8 +203,33 @@ function fillCounts(sel, counts) {
   }
 }
 
+// Which actions each status allows (campaign.Transition's diagram):
+//   draft --start--> running --pause--> paused --resume--> running
+//   any but completed --stop--> completed
+const allowed = { draft: ["start", "stop"], running: ["pause", "stop"], paused: ["resume", "stop"], completed: [] };
+
+function enableActions(status) {
+  for (const b of document.querySelectorAll("[data-action]")) {
+    const ok = (allowed[status] || []).includes(b.dataset.action);
+    b.disabled = !ok;
+    b.title = ok ? "" : `not possible while the campaign is ${status}`;
+  }
+}
+
+// confirmStop asks before a campaign is stopped for good.
+function confirmStop() {
+  const dlg = $("#confirm-stop");
+  $("#confirm-stop-name").textContent = state.campaign ? state.campaign.name : "this campaign";
+  return new Promise((resolve) => {
+    dlg.addEventListener("close", () => resolve(dlg.returnValue === "stop"), { once: true });
+    dlg.returnValue = "";
+    dlg.showModal();
+  });
+}
+
 async function act(action) {
   $("#action-error").textContent = "";
+  if (action === "stop" && !(await confirmStop())) return;
   try {
     await api("POST", `/campaigns/${state.selected}/${action}`);
     await refresh(false);
@@ -311,6 +339,42 @@ async function loadTrunks() {
   }
 }
 
+function endEditing() {
+  state.editing = null;
+  const form = $("#new-campaign");
+  form.reset();
+  buildCampaignForm();
+  fillFormChoices().catch(() => {});
+  $("#campaign-form-title").textContent = "New campaign";
+  $("#campaign-submit").textContent = "Create";
+  $("#campaign-cancel").hidden = true;
+}
+
+async function submitCampaign(ev) {
+  ev.preventDefault();
+  const form = ev.target, out = $("#new-campaign-error");
+  out.textContent = "";
+  for (const i of form.querySelectorAll(".bad")) i.classList.remove("bad");
+  let c;
+  try {
+    c = campaignFromForm(form);
+  } catch (e) {
+    if (!(e instanceof FieldProblem)) throw e;
+    e.input.classList.add("bad");
+    e.input.focus();
+    out.textContent = e.message;
+    return;
+  }
+  try {
+    const saved = state.editing ? await json("PUT", "/campaigns/" + state.editing, c) : await json("POST", "/campaigns", c);
+    endEditing();
+    await loadCampaigns();
+    select(saved.id);
+  } catch (e) {
+    out.textContent = e.message;
+  }
+}
+
 function formObject(form) {
   const o = {};
   for (const [k, v] of new FormData(form)) o[k] = form.elements[k].type === "number" ? Number(v) : v;
@@ -328,17 +392,17 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#audio-form").addEventListener("submit", uploadAudio);
   $("#save-flow").addEventListener("click", saveFlow);
   $("#download-results").addEventListener("click", downloadResults);
-  $("#new-campaign").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    $("#new-campaign-error").textContent = "";
-    try {
-      const c = await json("POST", "/campaigns", formObject(ev.target));
-      ev.target.reset();
-      await loadCampaigns();
-      select(c.id);
-    } catch (e) {
-      $("#new-campaign-error").textContent = e.message;
-    }
+  buildCampaignForm();
+  $("#new-campaign").addEventListener("submit", submitCampaign);
+  $("#new-campaign").addEventListener("input", (ev) => ev.target.classList.remove("bad"));
+  $("#campaign-cancel").addEventListener("click", () => endEditing());
+  $("#edit-campaign").addEventListener("click", () => {
+    state.editing = state.campaign.id;
+    campaignIntoForm($("#new-campaign"), state.campaign);
+    $("#campaign-form-title").textContent = "Settings of " + state.campaign.name;
+    $("#campaign-submit").textContent = "Save changes";
+    $("#campaign-cancel").hidden = false;
+    $("#new-campaign").scrollIntoView();
   });
   $("#trunk-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
