@@ -63,6 +63,7 @@ func TestDashboardCampaignJourney(t *testing.T) {
 	d.WaitText("#trunks tbody", "carrier")
 
 	d.Click("#tab-campaigns")
+	d.Click("#new-campaign-box summary")
 	d.Type("#new-campaign [name=name]", "Flu shots")
 	d.Click(`#new-campaign [name=trunk] option[value=carrier]`)
 	d.Type("#new-campaign [name=caller_id]", "555")
@@ -134,13 +135,50 @@ func TestDashboardCampaignJourney(t *testing.T) {
 	// campaign's window is 08:00-21:00 New York time, so lease at noon there.
 	id := d.Text("#detail-id")
 	noonNY := time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
-	if ls, err := store.Lease(ctx, "node-1", 10, noonNY); err != nil || len(ls) != 2 {
+	ls, err := store.Lease(ctx, "node-1", 10, noonNY)
+	if err != nil || len(ls) != 2 {
 		t.Fatalf("lease %s: %d %v", id, len(ls), err)
 	}
 	d.WaitText("#stat-inprogress", "2")
 	d.WaitText("#by-state", "leased")
 	time.Sleep(1100 * time.Millisecond) // the next sample a second later
 	sample()
+	// One callee confirms, the other line is busy.
+	at := noonNY.Add(time.Minute)
+	for i, r := range []campaign.Result{
+		{CallID: ls[0].CallID, Token: ls[0].Token, Disposition: campaign.Answered, Cause: 16, StartedAt: noonNY, AnsweredAt: noonNY.Add(5 * time.Second), EndedAt: at,
+			Path: []string{"hello", "menu", "confirm"}, Tags: map[string]string{"result": "confirmed"}},
+		{CallID: ls[1].CallID, Token: ls[1].Token, Disposition: campaign.Busy, Cause: 17, StartedAt: noonNY, EndedAt: noonNY.Add(3 * time.Second)},
+	} {
+		if ok, err := store.Record(ctx, "node-1", r, at); !ok || err != nil {
+			t.Fatalf("result %d: %v %v", i, ok, err)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond)
+	sample()
+	d.WaitText("#stat-eta-note", "attempts/min") // the pace of the last ten minutes
+	d.WaitText("#stat-answer-rate", "50%")
+	d.WaitText("#outcomes tbody", "confirmed")
+	d.WaitText("#by-disposition tbody", "Busy")
+	d.WaitText("#abandon-box", "0%")
+	d.WaitText("#stat-done", "50%") // the busy one waits for its retry
+	// Results: by the phone number as people write it, by outcome, by how
+	// the call ended.
+	d.WaitText("#result-count", "2 matching attempts")
+	local := "(" + ls[0].Number[2:5] + ") " + ls[0].Number[5:8] + "-" + ls[0].Number[8:]
+	d.Type("#result-q", local)
+	d.Click("#result-search button")
+	d.WaitText("#result-count", "1 matching attempts (2 in all)")
+	d.WaitText("#results tbody", "confirmed")
+	d.Type("#result-q", "")
+	d.Click(`#result-disposition option[value=busy]`)
+	d.Click("#result-search button")
+	d.WaitText("#results tbody", "Busy")
+	if strings.Contains(d.Text("#results tbody"), "confirmed") {
+		t.Fatal("the busy filter shows the answered call")
+	}
+	d.Script(`document.querySelector("#stat-answer-rate").scrollIntoView()`)
+	d.Screenshot(browser.ScreenshotDir(), "campaign-rates")
 	d.CheckChart("#chart", 2, []string{"in progress", "answered (total)"}, browser.Blue)
 	d.Screenshot(browser.ScreenshotDir(), "campaign-live")
 

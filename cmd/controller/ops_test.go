@@ -45,6 +45,16 @@ func TestOpsDashboard(t *testing.T) {
 	d.Click("#audio-form button")
 	d.WaitText("#audio-result", "Stored prompts/welcome.wav")
 	d.WaitText("#audio-files tbody", "prompts/welcome.wav")
+	// Each prompt shows its length and format, and plays in the page.
+	row := `#audio-files tr[data-key="prompts/welcome.wav"]`
+	d.WaitText(row, "0.5 s")
+	d.WaitText(row, "WAV PCM 16-bit mono, 8 kHz")
+	d.Click(row + " button.play")
+	d.WaitFor("the prompt to load in the player", func() bool {
+		v, _ := d.Eval(`const a = document.querySelector(arguments[0] + " audio"); return a ? a.duration : 0`, row).(float64)
+		return v > 0.45 && v < 0.55
+	})
+	d.Screenshot(browser.ScreenshotDir(), "audio")
 
 	d.Click("#tab-ops")
 	d.WaitText("#nodes tbody", "local-0001")

@@ -144,6 +144,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	mux.Handle("GET /api/v1/campaigns/{id}/history", api.Require(campaign.PermRead, campaignHistory))
 	audioAPI := http.NewServeMux() // reading the library is PermRead, changing it PermWrite
 	audioAPI.Handle("GET /", api.Require(campaign.PermRead, audio.Handler()))
+	audioAPI.Handle("GET /api/v1/audio/{set}/{name}", api.Require(campaign.PermRead, audio.PlayHandler()))
 	audioAPI.Handle("/", api.Require(campaign.PermWrite, audio.Handler()))
 	mux.Handle("/api/v1/audio", audioAPI)
 	mux.Handle("/api/v1/audio/", audioAPI)

@@ -167,6 +167,7 @@ async function select(id) {
   $("#action-error").textContent = "";
   await refresh(true);
   loadCampaigns();
+  searchResults(true).catch((e) => { $("#result-count").textContent = e.message; });
   clearInterval(state.timer);
   state.timer = setInterval(() => refresh(false).catch(() => {}), 2000);
 }
@@ -185,12 +186,15 @@ async function refresh(withFlow) {
   $("#stat-answered").textContent = st.answered_calls;
   $("#stat-pending").textContent = st.contacts.pending || 0;
   fillCounts("#by-state tbody", st.contacts);
-  fillCounts("#by-disposition tbody", st.attempts);
+  if (withFlow) {
+    state.flowText = c.flow_version ? JSON.stringify(await api("GET", "/campaigns/" + id + "/flow"), null, 2) : "";
+    $("#flow").value = state.flowText;
+  }
   const h = await history(`/campaigns/${id}/history`, "#campaign-range");
   chart("campaign").set(h.times, [h.values.in_progress, h.values.answered, h.values.attempts], h.from, h.to);
-  if (withFlow) {
-    $("#flow").value = c.flow_version ? JSON.stringify(await api("GET", "/campaigns/" + id + "/flow"), null, 2) : "";
-  }
+  await liveStats(c, st, h);
+  // Results follow along unless someone is typing a search.
+  if (!withFlow && !$("#result-search").contains(document.activeElement)) searchResults(false).catch(() => {});
 }
 
 function fillCounts(sel, counts) {
@@ -285,6 +289,7 @@ async function saveFlow() {
     const r = await json("PUT", `/campaigns/${state.selected}/flow`, doc);
     res.className = "ok";
     res.textContent = `Saved as version ${r.flow_version}.`;
+    state.flowText = JSON.stringify(doc);
     loadCampaigns();
   } catch (e) {
     res.className = "error";
@@ -299,18 +304,6 @@ async function downloadResults() {
   document.body.append(a);
   a.click();
   a.remove();
-}
-
-async function loadAudio() {
-  const lib = await api("GET", "/audio");
-  $("#audio-version").textContent = lib.version;
-  const body = $("#audio-files tbody");
-  body.replaceChildren();
-  for (const f of lib.files) {
-    const tr = el("tr");
-    tr.append(el("td", f.key), el("td", f.size + " B"), el("td", f.sha256.slice(0, 16) + "…"));
-    body.append(tr);
-  }
 }
 
 async function uploadAudio(ev) {
@@ -348,6 +341,7 @@ function endEditing() {
   $("#campaign-form-title").textContent = "New campaign";
   $("#campaign-submit").textContent = "Create";
   $("#campaign-cancel").hidden = true;
+  $("#new-campaign-box").open = false;
 }
 
 async function submitCampaign(ev) {
@@ -387,6 +381,10 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => show(t.dataset.view));
   for (const b of document.querySelectorAll("[data-action]")) b.addEventListener("click", () => act(b.dataset.action));
   $("#upload").addEventListener("submit", upload);
+  $("#result-disposition").append(...Object.entries(outcomeNames).map(([k, v]) => el("option", v, { value: k })));
+  $("#result-search").addEventListener("submit", (ev) => { ev.preventDefault(); searchResults(true).catch((e) => { $("#result-count").textContent = e.message; }); });
+  $("#result-prev").addEventListener("click", () => { results.offset = Math.max(0, results.offset - results.limit); searchResults(false); });
+  $("#result-next").addEventListener("click", () => { results.offset += results.limit; searchResults(false); });
   $("#campaign-range").addEventListener("change", () => refresh(false).catch(() => {}));
   $("#ops-range").addEventListener("change", () => loadOps().catch(() => {}));
   $("#audio-form").addEventListener("submit", uploadAudio);
@@ -402,6 +400,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("#campaign-form-title").textContent = "Settings of " + state.campaign.name;
     $("#campaign-submit").textContent = "Save changes";
     $("#campaign-cancel").hidden = false;
+    $("#new-campaign-box").open = true;
     $("#new-campaign").scrollIntoView();
   });
   $("#trunk-form").addEventListener("submit", async (ev) => {
