@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,15 +142,18 @@ func (d *Browser) Resize(width, height int) {
 }
 
 // ConsoleErrors returns the page's console messages of level SEVERE
-// since the last call (errors thrown, failed loads, console.error).
-func (d *Browser) ConsoleErrors() []string {
+// since the last call (errors thrown, failed loads, console.error), but
+// those containing one of expected: Chromium logs every 4xx answer, also
+// the refusals a test provokes on purpose.
+func (d *Browser) ConsoleErrors(expected ...string) []string {
 	d.t.Helper()
 	entries, _ := d.Do("POST", d.S("/se/log"), map[string]any{"type": "browser"})["value"].([]any)
 	var errs []string
 	for _, e := range entries {
 		m, _ := e.(map[string]any)
-		if m["level"] == "SEVERE" {
-			errs = append(errs, fmt.Sprint(m["message"]))
+		msg := fmt.Sprint(m["message"])
+		if m["level"] == "SEVERE" && !slices.ContainsFunc(expected, func(e string) bool { return strings.Contains(msg, e) }) {
+			errs = append(errs, msg)
 		}
 	}
 	return errs

@@ -34,9 +34,15 @@ function chart(name) {
   return state.charts[name];
 }
 
-// history reads a chart's past from the server over the picked range.
+// history reads a chart's past from the server over the picked range; a
+// server that keeps none gives an empty chart, not a broken page.
 async function history(path, rangeSel) {
-  return api("GET", `${path}?last=${$(rangeSel).value}&points=300`);
+  try {
+    return await api("GET", `${path}?last=${$(rangeSel).value}&points=300`);
+  } catch (e) {
+    if (e.message.startsWith("Your token")) throw e;
+    return { times: [], values: {} };
+  }
 }
 
 async function api(method, path, body, contentType) {
@@ -99,7 +105,7 @@ async function loadOps() {
     body.append(tr);
   }
   const h = await history("/history", "#ops-range");
-  chart("ops").set(h.times, [h.values.demand_calls, h.values.ready_slots, h.values.active_calls, h.values.cost_per_hour], h.from, h.to);
+  chart("ops").set(h.times, [h.values.demand_calls || [], h.values.ready_slots || [], h.values.active_calls || [], h.values.cost_per_hour || []], h.from, h.to);
   const c = await api("GET", "/cost?format=json");
   $("#cost-total").textContent = money(pick(c, "total", "Total"));
   $("#cost-per-call").textContent = pick(c, "answered_calls", "AnsweredCalls") ? money(pick(c, "per_answered_call", "PerAnsweredCall")) : "–";
@@ -189,9 +195,12 @@ async function refresh(withFlow) {
   if (withFlow) {
     state.flowText = c.flow_version ? JSON.stringify(await api("GET", "/campaigns/" + id + "/flow"), null, 2) : "";
     $("#flow").value = state.flowText;
+    await loadPrompts();
+    fb.selected = null;
+    loadFlowText();
   }
   const h = await history(`/campaigns/${id}/history`, "#campaign-range");
-  chart("campaign").set(h.times, [h.values.in_progress, h.values.answered, h.values.attempts], h.from, h.to);
+  chart("campaign").set(h.times, [h.values.in_progress || [], h.values.answered || [], h.values.attempts || []], h.from, h.to);
   await liveStats(c, st, h);
   // Results follow along unless someone is typing a search.
   if (!withFlow && !$("#result-search").contains(document.activeElement)) searchResults(false).catch(() => {});
@@ -277,6 +286,7 @@ async function upload(ev) {
 
 async function saveFlow() {
   const res = $("#flow-result");
+  loadFlowText();
   let doc;
   try {
     doc = JSON.parse($("#flow").value);
@@ -290,10 +300,14 @@ async function saveFlow() {
     res.className = "ok";
     res.textContent = `Saved as version ${r.flow_version}.`;
     state.flowText = JSON.stringify(doc);
+    drawFlow();
     loadCampaigns();
   } catch (e) {
     res.className = "error";
     res.textContent = e.message;
+    // The server names the state at fault: show it in the graph.
+    const m = /state "([^"]+)"/.exec(e.message);
+    if (m && fb.flow && fb.flow.states[m[1]]) selectState(m[1]);
   }
 }
 
@@ -391,6 +405,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#save-flow").addEventListener("click", saveFlow);
   $("#download-results").addEventListener("click", downloadResults);
   buildCampaignForm();
+  initFlowBuilder();
   $("#new-campaign").addEventListener("submit", submitCampaign);
   $("#new-campaign").addEventListener("input", (ev) => ev.target.classList.remove("bad"));
   $("#campaign-cancel").addEventListener("click", () => endEditing());

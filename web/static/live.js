@@ -20,7 +20,7 @@ async function liveStats(c, st, h) {
   $("#stat-done").textContent = pct(contacts - open, contacts);
   // ETA: contacts still open over the attempts made in the last ten
   // minutes of history (retries may add more).
-  const now = Date.now() / 1000, t = h.times, a = h.values.attempts;
+  const now = Date.now() / 1000, t = h.times, a = h.values.attempts || [];
   let i = t.findIndex((x) => x >= now - 600);
   let rate = 0;
   if (i >= 0 && t.length - 1 > i && a[i] != null && a[t.length - 1] != null) rate = (a[t.length - 1] - a[i]) / (t[t.length - 1] - t[i]);
