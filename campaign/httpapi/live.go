@@ -18,6 +18,7 @@ import (
 //
 //	GET /api/v1/campaigns/{id}/outcomes  (read)
 //	GET /api/v1/campaigns/{id}/results?q=&disposition=&limit=&offset=  (results)
+//	GET /api/v1/trunk-usage  (read): calls in progress per trunk against its limits
 
 // Outcomes counts a campaign's finished attempts by disposition and by
 // the tags its flow set ("result": "confirmed").
@@ -159,4 +160,28 @@ func validDisposition(d string) bool {
 		}
 	}
 	return false
+}
+
+// TrunkUsage is one trunk's calls in progress against its limits.
+type TrunkUsage struct {
+	campaign.Trunk
+	Calls int `json:"calls"`
+}
+
+func (a *API) trunkUsage(w http.ResponseWriter, r *http.Request) {
+	ts, err := a.Store.Trunks(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	calls, err := a.Store.TrunkCalls(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]TrunkUsage, len(ts))
+	for i, t := range ts {
+		out[i] = TrunkUsage{Trunk: t, Calls: calls[t.Name]}
+	}
+	jsonhttp.Write(w, http.StatusOK, out)
 }

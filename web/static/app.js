@@ -70,6 +70,8 @@ function show(view) {
   for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t.dataset.view === view);
   if (view === "campaigns") { loadCampaigns(); fillFormChoices().catch(() => {}); }
   if (view === "trunks") loadTrunks();
+  clearInterval(state.trunkTimer);
+  if (view === "trunks") state.trunkTimer = setInterval(() => loadTrunks().catch(() => {}), 5000);
   if (view === "audio") loadAudio();
   clearInterval(state.opsTimer);
   if (view === "ops") {
@@ -96,14 +98,26 @@ async function loadOps() {
   $("#ops-budget").textContent = f.budget_per_hour > 0 ? money(f.budget_per_hour) + (f.budget_limited ? " (holding capacity down)" : "") : "none";
   const ul = $("#ops-reasons");
   ul.replaceChildren(...f.reasons.map((r) => el("li", r)));
+  // Per node: what it reports of itself. On the local cloud every node
+  // runs on this machine, so CPU is the host's, shown once.
+  const hostCPU = f.cpu_scope === "host";
+  $("#cpu-head").textContent = hostCPU ? "Load" : "CPU / load";
+  $("#ops-cpu-note").hidden = !hostCPU;
+  if (hostCPU) $("#ops-host-cpu").textContent = f.nodes.length ? Math.round(100 * f.nodes[0].cpu) + "%" : "–";
   const body = $("#nodes tbody");
-  body.replaceChildren();
-  for (const n of f.nodes) {
-    const tr = el("tr");
-    tr.append(el("td", n.id), el("td", n.state), el("td", String(n.active_calls)), el("td", String(n.capacity)),
-      el("td", Math.round(100 * n.cpu) + "%"), el("td", n.load1.toFixed(2)), el("td", age(n.age_seconds)));
-    body.append(tr);
-  }
+  body.replaceChildren(...f.nodes.map((n) => {
+    const tr = el("tr", undefined, { "data-node": n.id });
+    const st = el("td", n.state + (n.spot ? " · spot" : "") + (n.spot_notice ? " · interruption notice" : ""));
+    if (n.drain_seconds_left != null) st.append(el("small", ` (terminated within ${age(Math.max(0, n.drain_seconds_left))})`));
+    const used = el("td");
+    const bar = el("meter", undefined, { min: "0", max: String(n.capacity || 1), value: String(n.active_calls) });
+    used.append(el("span", `${n.active_calls} / ${n.capacity} (${pct(n.active_calls, n.capacity)})`), bar);
+    const heard = el("td", n.heard_seconds_ago == null ? "not yet" : age(n.heard_seconds_ago) + " ago");
+    if (n.heard_seconds_ago != null && n.heard_seconds_ago > 30) heard.className = "error";
+    tr.append(el("td", n.id), st, used, el("td", String(n.pending_results)), heard,
+      el("td", hostCPU ? n.load1.toFixed(2) : `${Math.round(100 * n.cpu)}% / ${n.load1.toFixed(2)}`), el("td", age(n.age_seconds)));
+    return tr;
+  }));
   const h = await history("/history", "#ops-range");
   chart("ops").set(h.times, [h.values.demand_calls || [], h.values.ready_slots || [], h.values.active_calls || [], h.values.cost_per_hour || []], h.from, h.to);
   const c = await api("GET", "/cost?format=json");
@@ -113,11 +127,15 @@ async function loadOps() {
   const hours = pick(c, "hours", "Hours") || [];
   chart("cost").set(hours.map((x) => Date.parse(pick(x, "start", "Start")) / 1000),
     [hours.map((x) => pick(x, "cost", "Cost")), hours.map((x) => pick(x, "nodes", "Nodes"))]);
+  // Cost per campaign, by name.
+  const names = Object.fromEntries((await api("GET", "/campaigns")).map((x) => [x.id, x.name]));
+  const total = pick(c, "total", "Total") || 0;
   const cb = $("#cost-campaigns tbody");
   cb.replaceChildren();
   for (const k of pick(c, "campaigns", "Campaigns") || []) {
-    const tr = el("tr");
-    tr.append(el("td", pick(k, "campaign_id", "CampaignID")), el("td", String(Math.round(pick(k, "call_seconds", "CallSeconds")))), el("td", money(pick(k, "cost", "Cost"))));
+    const id = pick(k, "campaign_id", "CampaignID"), cost = pick(k, "cost", "Cost");
+    const tr = el("tr", undefined, { "data-id": id });
+    tr.append(el("td", names[id] || id), el("td", duration(pick(k, "call_seconds", "CallSeconds"))), el("td", money(cost)), el("td", pct(cost, total)));
     cb.append(tr);
   }
 }
@@ -338,12 +356,15 @@ async function uploadAudio(ev) {
 
 async function loadTrunks() {
   const body = $("#trunks tbody");
-  body.replaceChildren();
-  for (const t of await api("GET", "/trunks")) {
-    const tr = el("tr");
-    tr.append(el("td", t.name), el("td", String(t.max_channels)), el("td", String(t.max_cps)));
-    body.append(tr);
-  }
+  const ts = await api("GET", "/trunk-usage");
+  body.replaceChildren(...ts.map((t) => {
+    const tr = el("tr", undefined, { "data-trunk": t.name });
+    const use = el("td");
+    use.append(el("span", `${t.calls} of ${t.max_channels || "∞"}` + (t.max_channels ? ` (${pct(t.calls, t.max_channels)})` : "")));
+    if (t.max_channels) use.append(el("meter", undefined, { min: "0", max: String(t.max_channels), high: String(0.9 * t.max_channels), value: String(t.calls) }));
+    tr.append(el("td", t.name), use, el("td", String(t.max_cps)));
+    return tr;
+  }));
 }
 
 function endEditing() {
