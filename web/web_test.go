@@ -16,6 +16,7 @@ import (
 	"github.com/elastidial/elastidial/flow"
 	"github.com/elastidial/elastidial/flow/examples"
 	"github.com/elastidial/elastidial/internal/browser"
+	"github.com/elastidial/elastidial/internal/history"
 )
 
 // TestDashboardCampaignJourney drives the dashboard in headless Chromium
@@ -33,11 +34,21 @@ func TestDashboardCampaignJourney(t *testing.T) {
 	mux := http.NewServeMux()
 	api := &httpapi.API{Store: store, ValidateFlow: func(_ context.Context, doc []byte) error { return flow.Check(doc, nil) }}
 	mux.Handle("/api/v1/", api.Handler())
+	ring := history.New(1000)
+	sample := func() { // what serve's sampler does every 5 s
+		v := map[string]float64{}
+		if err := history.SampleCampaigns(ctx, store, v); err != nil {
+			t.Fatal(err)
+		}
+		ring.Add(time.Now(), v)
+	}
+	mux.Handle("GET /api/v1/campaigns/{id}/history", api.Require(campaign.PermRead, history.CampaignHandler(ring, time.Now)))
 	mux.Handle("/", Handler())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
 	d := browser.Start(t)
+	d.Resize(1280, 1100)
 	d.Open(srv.URL)
 	d.Type("#token", "edt_wrong")
 	d.Click("#login-form button")
@@ -52,15 +63,53 @@ func TestDashboardCampaignJourney(t *testing.T) {
 	d.WaitText("#trunks tbody", "carrier")
 
 	d.Click("#tab-campaigns")
+	d.Click("#new-campaign-box summary")
 	d.Type("#new-campaign [name=name]", "Flu shots")
-	d.Type("#new-campaign [name=trunk]", "carrier")
+	d.Click(`#new-campaign [name=trunk] option[value=carrier]`)
 	d.Type("#new-campaign [name=caller_id]", "555")
-	d.Click("#new-campaign button")
+	d.Click("#campaign-submit")
 	d.WaitText("#new-campaign-error", "caller_id")
 	d.Type("#new-campaign [name=caller_id]", "+14155550100")
-	d.Click("#new-campaign button")
+	// Calling hours in HH:MM per weekday; a typo is named before sending.
+	d.Type("#new-campaign [name=from-mon]", "25:00")
+	d.Click("#campaign-submit")
+	d.WaitText("#new-campaign-error", `Monday from: "25:00" is not a time of day`)
+	d.Must("#new-campaign [name=from-mon].bad")
+	for _, day := range []string{"mon", "tue", "wed", "thu", "fri"} {
+		d.Type("#new-campaign [name=from-"+day+"]", "09:00")
+		d.Type("#new-campaign [name=to-"+day+"]", "20:00")
+	}
+	d.Type("#new-campaign [name=from-sat]", "10:00")
+	d.Type("#new-campaign [name=to-sat]", "14:00")
+	d.Click("#new-campaign [name=closed-sun]")
+	d.Type("#new-campaign [name=retry-busy]", "15")
+	d.Type("#new-campaign [name=max_attempts]", "4")
+	d.Must("#new-campaign [name=retry-invalid_number]:disabled")
+	d.Script(`document.querySelector("#new-campaign fieldset:nth-of-type(3)").scrollIntoView()`)
+	d.Screenshot(browser.ScreenshotDir(), "campaign-form")
+	d.Click("#campaign-submit")
 	d.WaitText("#detail-name", "Flu shots")
 	d.WaitText("#detail-status", "draft")
+	d.WaitText("#detail-summary", "calls 09:00–20:00, Sat 10:00–14:00, Sun closed; up to 4 attempts per contact")
+	cs, _ := store.Campaigns(ctx)
+	c := cs[0]
+	if c.Window != (campaign.Window{Start: 540, End: 1200}) || c.Weekdays["sat"] != (campaign.Window{Start: 600, End: 840}) ||
+		c.Weekdays["sun"] != (campaign.Window{}) || len(c.Weekdays) != 2 || c.Retry[campaign.Busy].AfterSeconds != 900 || c.MaxAttempts != 4 || c.Trunk != "carrier" {
+		t.Fatalf("stored campaign: window %+v weekdays %+v retry busy %+v attempts %d trunk %q", c.Window, c.Weekdays, c.Retry[campaign.Busy], c.MaxAttempts, c.Trunk)
+	}
+	// Only what the status allows is enabled.
+	d.Must("[data-action=start]:enabled")
+	d.Must("[data-action=pause]:disabled")
+	d.Must("[data-action=resume]:disabled")
+	// Editing shows the stored settings in the same units.
+	d.Click("#edit-campaign")
+	if v, _ := d.Eval(`return document.querySelector("#new-campaign [name=to-sat]").value`).(string); v != "14:00" {
+		t.Fatalf("editing shows Saturday until %q", v)
+	}
+	d.Type("#new-campaign [name=name]", "Flu shots 2026")
+	d.Click("#campaign-submit")
+	d.WaitText("#detail-name", "Flu shots 2026")
+	d.WaitText("#campaigns tbody", "Flu shots 2026")
 
 	list := filepath.Join(t.TempDir(), "list.csv")
 	os.WriteFile(list, []byte("phone,appointment_date\n212-555-0101,0314\nnot a number,0315\n212-555-0102,0316\n"), 0o644)
@@ -78,21 +127,80 @@ func TestDashboardCampaignJourney(t *testing.T) {
 
 	d.Click(`[data-action=start]`)
 	d.WaitText("#detail-status", "running")
+	d.Must("[data-action=start]:disabled")
+	d.Must("[data-action=pause]:enabled")
+	sample()
 
 	// Nodes lease both contacts; the page shows them without a reload. The
 	// campaign's window is 08:00-21:00 New York time, so lease at noon there.
 	id := d.Text("#detail-id")
 	noonNY := time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
-	if ls, err := store.Lease(ctx, "node-1", 10, noonNY); err != nil || len(ls) != 2 {
+	ls, err := store.Lease(ctx, "node-1", 10, noonNY)
+	if err != nil || len(ls) != 2 {
 		t.Fatalf("lease %s: %d %v", id, len(ls), err)
 	}
 	d.WaitText("#stat-inprogress", "2")
 	d.WaitText("#by-state", "leased")
+	time.Sleep(1100 * time.Millisecond) // the next sample a second later
+	sample()
+	// One callee confirms, the other line is busy.
+	at := noonNY.Add(time.Minute)
+	for i, r := range []campaign.Result{
+		{CallID: ls[0].CallID, Token: ls[0].Token, Disposition: campaign.Answered, Cause: 16, StartedAt: noonNY, AnsweredAt: noonNY.Add(5 * time.Second), EndedAt: at,
+			Path: []string{"hello", "menu", "confirm"}, Tags: map[string]string{"result": "confirmed"}},
+		{CallID: ls[1].CallID, Token: ls[1].Token, Disposition: campaign.Busy, Cause: 17, StartedAt: noonNY, EndedAt: noonNY.Add(3 * time.Second)},
+	} {
+		if ok, err := store.Record(ctx, "node-1", r, at); !ok || err != nil {
+			t.Fatalf("result %d: %v %v", i, ok, err)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond)
+	sample()
+	d.WaitText("#stat-eta-note", "attempts/min") // the pace of the last ten minutes
+	d.WaitText("#stat-answer-rate", "50%")
+	d.WaitText("#outcomes tbody", "confirmed")
+	d.WaitText("#by-disposition tbody", "Busy")
+	d.WaitText("#abandon-box", "0%")
+	d.WaitText("#stat-done", "50%") // the busy one waits for its retry
+	// Results: by the phone number as people write it, by outcome, by how
+	// the call ended.
+	d.WaitText("#result-count", "2 matching attempts")
+	local := "(" + ls[0].Number[2:5] + ") " + ls[0].Number[5:8] + "-" + ls[0].Number[8:]
+	d.Type("#result-q", local)
+	d.Click("#result-search button")
+	d.WaitText("#result-count", "1 matching attempts (2 in all)")
+	d.WaitText("#results tbody", "confirmed")
+	d.Type("#result-q", "")
+	d.Click(`#result-disposition option[value=busy]`)
+	d.Click("#result-search button")
+	d.WaitText("#results tbody", "Busy")
+	if strings.Contains(d.Text("#results tbody"), "confirmed") {
+		t.Fatal("the busy filter shows the answered call")
+	}
+	d.Script(`document.querySelector("#stat-answer-rate").scrollIntoView()`)
+	d.Screenshot(browser.ScreenshotDir(), "campaign-rates")
+	d.CheckChart("#chart", 2, []string{"in progress", "answered (total)"}, browser.Blue)
+	d.Screenshot(browser.ScreenshotDir(), "campaign-live")
 
 	d.Click(`[data-action=pause]`)
 	d.WaitText("#detail-status", "paused")
-	d.Click(`[data-action=pause]`)
-	d.WaitText("#action-error", "cannot become paused")
+	d.Must("[data-action=pause]:disabled")
+	d.Must("[data-action=resume]:enabled")
+	// Stop asks first; keeping the campaign changes nothing.
+	d.Click(`[data-action=stop]`)
+	d.WaitText("#confirm-stop", "Stop Flu shots 2026?")
+	d.Screenshot(browser.ScreenshotDir(), "confirm-stop")
+	d.Click("#confirm-stop-no")
+	time.Sleep(300 * time.Millisecond)
+	if got := d.Text("#detail-status"); got != "paused" {
+		t.Fatalf("after keeping it, the campaign is %q", got)
+	}
+	d.Click(`[data-action=stop]`)
+	d.Click("#confirm-stop-yes")
+	d.WaitText("#detail-status", "completed")
+	for _, a := range []string{"start", "pause", "resume", "stop"} {
+		d.Must("[data-action=" + a + "]:disabled")
+	}
 }
 
 // TestDashboardFollowsTheRole: a viewer signs in and sees no control its
@@ -129,7 +237,7 @@ func TestDashboardFollowsTheRole(t *testing.T) {
 	d.Click("#login-form button")
 	d.Must("#view-campaigns:not([hidden])")
 	d.WaitText("#whoami", "wallboard (viewer)")
-	for _, css := range []string{"#tab-ops", "#new-campaign", "#trunk-form", "#audio-form", "#upload", "#save-flow", "#download-results"} {
+	for _, css := range []string{"#tab-ops", "#new-campaign", "#trunk-form", "#audio-form", "#upload", "#save-flow", "#download-results", "#edit-campaign"} {
 		d.Must(css + "[hidden]")
 	}
 	d.Must("#tab-trunks:not([hidden])")

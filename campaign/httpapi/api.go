@@ -82,6 +82,9 @@ func (a *API) Handler() http.Handler {
 	route("POST /api/v1/campaigns/{id}/{action}", campaign.PermControl, a.setStatus)
 	route("GET /api/v1/campaigns/{id}/stats", campaign.PermRead, a.stats)
 	route("GET /api/v1/campaigns/{id}/results.csv", campaign.PermResults, a.results)
+	route("GET /api/v1/campaigns/{id}/results", campaign.PermResults, a.searchResults) // live.go
+	route("GET /api/v1/campaigns/{id}/outcomes", campaign.PermRead, a.outcomes)
+	route("GET /api/v1/trunk-usage", campaign.PermRead, a.trunkUsage)
 	route("GET /api/v1/imports/{import}/rejections.csv", campaign.PermResults, a.rejections)
 	route("POST /api/v1/dnc", campaign.PermWrite, a.importDNC)
 	route("GET /api/v1/dnc", campaign.PermRead, a.searchDNC)

@@ -19,6 +19,14 @@ type fleetNode struct {
 	Load1       float64   `json:"load1"`
 	LaunchedAt  time.Time `json:"launched_at"`
 	AgeSeconds  float64   `json:"age_seconds"`
+	// What a node says of itself, so the page can tell a silent node and
+	// a busy one apart.
+	PendingResults   int      `json:"pending_results"`   // results queued on the node, not yet delivered
+	HeardSecondsAgo  *float64 `json:"heard_seconds_ago"` // since the last heartbeat; null before the first
+	ReadySecondsAgo  *float64 `json:"ready_seconds_ago"` // since it became ready; null while not ready
+	Spot             bool     `json:"spot"`
+	SpotNotice       bool     `json:"spot_notice"`
+	DrainSecondsLeft *float64 `json:"drain_seconds_left"` // until a draining node is terminated anyway
 }
 
 // fleet is the ops view of the scaler: nodes, demand against capacity,
@@ -37,6 +45,10 @@ type fleet struct {
 	// Shares is the slots each campaign gets once the plan is carried
 	// out: higher priority first.
 	Shares map[string]int `json:"shares"`
+	// CPUScope says what a node's cpu measures: "node" for its own
+	// machine (ec2), "host" when every node runs on this one machine
+	// (local), so all show the same number.
+	CPUScope string `json:"cpu_scope"`
 }
 
 // fleetHandler serves GET /api/v1/fleet.
@@ -46,9 +58,19 @@ func fleetHandler(scaler *controller.Controller, cfg Config) http.Handler {
 		p := scaler.LastPlan()
 		f := fleet{DemandCalls: p.DemandCalls, WantedSlots: p.WantedSlots, ReadySlots: p.ReadySlots, ComingSlots: p.ComingSlots,
 			DesiredNodes: p.DesiredNodes, CostPerHour: scaler.CostPerHour(), BudgetPerHour: cfg.BudgetPerH, BudgetLimited: p.BudgetLimited,
-			Reasons: p.Reasons, Nodes: []fleetNode{}, Shares: p.Shares}
+			Reasons: p.Reasons, Nodes: []fleetNode{}, Shares: p.Shares, CPUScope: "node"}
 		if f.Shares == nil {
 			f.Shares = map[string]int{}
+		}
+		if cfg.Cloud == "local" {
+			f.CPUScope = "host"
+		}
+		since := func(t time.Time) *float64 {
+			if t.IsZero() {
+				return nil
+			}
+			v := now.Sub(t).Seconds()
+			return &v
 		}
 		if f.Reasons == nil {
 			f.Reasons = []string{}
@@ -59,7 +81,12 @@ func fleetHandler(scaler *controller.Controller, cfg Config) http.Handler {
 				capacity = cfg.NodeSlots
 			}
 			f.Nodes = append(f.Nodes, fleetNode{ID: n.ID, State: string(n.State), ActiveCalls: n.ActiveCalls, Capacity: capacity,
-				CPU: n.CPU, Load1: n.Load1, LaunchedAt: n.LaunchedAt, AgeSeconds: now.Sub(n.LaunchedAt).Seconds()})
+				CPU: n.CPU, Load1: n.Load1, LaunchedAt: n.LaunchedAt, AgeSeconds: now.Sub(n.LaunchedAt).Seconds(),
+				PendingResults: n.Pending, HeardSecondsAgo: since(n.LastHeartbeat), ReadySecondsAgo: since(n.ReadyAt), Spot: n.Spot, SpotNotice: n.SpotNotice})
+			if !n.DrainDeadline.IsZero() {
+				left := n.DrainDeadline.Sub(now).Seconds()
+				f.Nodes[len(f.Nodes)-1].DrainSecondsLeft = &left
+			}
 		}
 		sort.Slice(f.Nodes, func(i, j int) bool { return f.Nodes[i].ID < f.Nodes[j].ID })
 		w.Header().Set("Content-Type", "application/json")

@@ -1,13 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	kolo "github.com/kolo/xmlrpc"
+
 	"github.com/elastidial/elastidial/internal/browser"
+	"github.com/elastidial/elastidial/nodeapi"
 )
 
 // TestOpsDashboard: ops open the dashboard in a browser and see the node
@@ -27,6 +34,7 @@ func TestOpsDashboard(t *testing.T) {
 	}
 
 	d := browser.Start(t)
+	d.Resize(1280, 1100)
 	d.Open(srv.base)
 	d.Type("#token", srv.token)
 	d.Click("#login-form button")
@@ -44,12 +52,84 @@ func TestOpsDashboard(t *testing.T) {
 	d.Click("#audio-form button")
 	d.WaitText("#audio-result", "Stored prompts/welcome.wav")
 	d.WaitText("#audio-files tbody", "prompts/welcome.wav")
+	// Each prompt shows its length and format, and plays in the page.
+	row := `#audio-files tr[data-key="prompts/welcome.wav"]`
+	d.WaitText(row, "0.5 s")
+	d.WaitText(row, "WAV PCM 16-bit mono, 8 kHz")
+	d.Click(row + " button.play")
+	d.WaitFor("the prompt to load in the player", func() bool {
+		v, _ := d.Eval(`const a = document.querySelector(arguments[0] + " audio"); return a ? a.duration : 0`, row).(float64)
+		return v > 0.45 && v < 0.55
+	})
+	d.Screenshot(browser.ScreenshotDir(), "audio")
+
+	// The launched node registers, takes both calls and reports one
+	// answered: its own numbers, and the campaign's share of the cost.
+	nodeID := ""
+	d.WaitFor("the scaler to launch a node", func() bool {
+		var f struct{ Nodes []struct{ ID string } }
+		_, body := call("GET", "/api/v1/fleet", "")
+		json.Unmarshal([]byte(body), &f)
+		if len(f.Nodes) > 0 {
+			nodeID = f.Nodes[0].ID
+		}
+		return nodeID != ""
+	})
+	rpc := func(cred, method string, arg, reply any) {
+		t.Helper()
+		body, _ := kolo.EncodeMethodCall(method, arg)
+		req, _ := http.NewRequest("POST", srv.base+"/RPC2", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+cred)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if err := kolo.Response(b).Err(); err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		kolo.Response(b).Unmarshal(reply)
+	}
+	var reg nodeapi.RegisterResponse
+	rpc("test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: nodeID, Capacity: 100}, &reg)
+	var next nodeapi.NextResponse
+	rpc(reg.Token, nodeapi.MethodNext, nodeapi.NextRequest{Free: 5}, &next)
+	var hb nodeapi.HeartbeatResponse
+	rpc(reg.Token, nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{ActiveCalls: 2, Capacity: 100, CPU: 0.37, Load1: 0.8, AMIConnected: true, TimingOK: true,
+		ChannelOK: true, TrunkOK: true, AudioVersion: next.AudioVersion, PendingResults: 1}, &hb)
+	rpc(reg.Token, nodeapi.MethodNext, nodeapi.NextRequest{Free: 5, AudioVersion: next.AudioVersion}, &next)
+	if len(next.Calls) != 2 {
+		t.Fatalf("the node got %d calls, want 2", len(next.Calls))
+	}
+	now := time.Now().Unix()
+	var res nodeapi.ResultResponse
+	rpc(reg.Token, nodeapi.MethodResult, nodeapi.ResultRequest{CallID: next.Calls[0].CallID, Token: next.Calls[0].Token, Disposition: nodeapi.DispAnswered,
+		Cause: 16, StartedAt: now - 40, AnsweredAt: now - 30, EndedAt: now, Path: []string{"bye"}}, &res)
+
+	d.Click("#tab-trunks")
+	d.WaitText(`#trunks tr[data-trunk="carrier"]`, "1 of 120 (1%)")
+	d.Must(`#trunks tr[data-trunk="carrier"] meter`)
 
 	d.Click("#tab-ops")
-	d.WaitText("#nodes tbody", "local-0001")
-	d.WaitText("#ops-demand", "2")
+	nodeRow := `#nodes tr[data-node="` + nodeID + `"]`
+	d.WaitText(nodeRow, "2 / 100 (2%)")
+	d.WaitText(nodeRow, " ago")
+	d.WaitText(nodeRow, "0.80")
+	d.WaitText("#ops-cpu-note", "CPU 37% is the host's") // local nodes share this machine
+	d.WaitText("#cost-campaigns tbody", "Ops view")
+	d.WaitText("#cost-campaigns tbody", "100%")
+	d.WaitText("#nodes tbody", nodeID)
+	d.WaitText("#ops-demand", "1") // one call still live, the other answered and done
 	d.WaitText("#ops-cost", "$0.0850")
 	d.WaitText("#ops-nodes", "1")
-	d.Must("#ops-chart polyline.capacity")
-	d.Must("#cost-chart polyline")
+	d.CheckChart("#ops-chart", 2, []string{"demand", "ready capacity", "active calls", "cost"}, browser.Blue)
+	if y2, _ := d.Eval(`return document.querySelector("#ops-chart").dataset.y2ticks`).(string); !strings.Contains(y2, "$") {
+		t.Errorf("the cost axis reads %q, not dollars", y2)
+	}
+	d.CheckChart("#cost-chart", 1, []string{"cost in the hour", "mean nodes"}, [3]int{180, 35, 24})
+	png := d.Screenshot(browser.ScreenshotDir(), "ops")
+	if n := browser.PNGPixels(t, png, browser.Blue); n < 50 {
+		t.Errorf("the ops screenshot shows %d pixels of the demand line", n)
+	}
 }

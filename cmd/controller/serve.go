@@ -138,8 +138,13 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("GET /api/v1/cost", api.Require(campaign.PermFleet, scaler.CostHandler(store)))
 	mux.Handle("GET /api/v1/fleet", api.Require(campaign.PermFleet, fleetHandler(scaler, cfg)))
+	hist := newHistory()
+	fleetHistory, campaignHistory := historyHandlers(hist)
+	mux.Handle("GET /api/v1/history", api.Require(campaign.PermFleet, fleetHistory))
+	mux.Handle("GET /api/v1/campaigns/{id}/history", api.Require(campaign.PermRead, campaignHistory))
 	audioAPI := http.NewServeMux() // reading the library is PermRead, changing it PermWrite
 	audioAPI.Handle("GET /", api.Require(campaign.PermRead, audio.Handler()))
+	audioAPI.Handle("GET /api/v1/audio/{set}/{name}", api.Require(campaign.PermRead, audio.PlayHandler()))
 	audioAPI.Handle("/", api.Require(campaign.PermWrite, audio.Handler()))
 	mux.Handle("/api/v1/audio", audioAPI)
 	mux.Handle("/api/v1/audio/", audioAPI)
@@ -179,6 +184,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	})
 	g.Go(func() error { return reapLeases(ctx, store, scaler, log) })
 	g.Go(func() error { return scaler.Run(ctx) })
+	g.Go(func() error { return sampleHistory(ctx, hist, store, scaler, log.With("component", "history")) })
 	g.Go(func() error {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -3,7 +3,47 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { token: localStorage.getItem("elastidial-token") || "", selected: null, history: [], timer: null, fleet: [], opsTimer: null };
+const state = { token: localStorage.getItem("elastidial-token") || "", selected: null, timer: null, opsTimer: null, charts: {} };
+
+// pick reads a field under either spelling (the cost report moves from
+// Go's PascalCase to snake_case).
+const pick = (o, ...names) => { for (const n of names) if (o && o[n] !== undefined) return o[n]; return undefined; };
+
+// charts are made once; the page updates their data.
+function chart(name) {
+  if (state.charts[name]) return state.charts[name];
+  const specs = {
+    campaign: { box: "#chart", axes: { y: { label: "calls", unit: "calls" } }, series: [
+      { label: "in progress", color: "#2563eb", fill: "rgba(37,99,235,0.08)" },
+      { label: "answered (total)", color: "#16a34a" },
+      { label: "attempts (total)", color: "#9333ea", dash: [6, 4] },
+    ] },
+    ops: { box: "#ops-chart", axes: { y: { label: "calls", unit: "calls" }, y2: { label: "cost, $ per hour", unit: "$/h" } }, series: [
+      { label: "demand", color: "#2563eb" },
+      { label: "ready capacity", color: "#16a34a", fill: "rgba(22,163,74,0.08)" },
+      { label: "active calls", color: "#ea580c" },
+      { label: "cost", color: "#b42318", axis: "y2", dash: [6, 4] },
+    ] },
+    cost: { box: "#cost-chart", axes: { y: { label: "$ per hour", unit: "$", min: 0.01 }, y2: { label: "nodes", unit: "nodes", min: 1 } }, series: [
+      { label: "cost in the hour", color: "#b42318", fill: "rgba(180,35,24,0.10)" },
+      { label: "mean nodes", color: "#0f172a", axis: "y2", dash: [4, 4] },
+    ] },
+  };
+  const spec = specs[name];
+  state.charts[name] = new TimeChart($(spec.box), spec);
+  return state.charts[name];
+}
+
+// history reads a chart's past from the server over the picked range; a
+// server that keeps none gives an empty chart, not a broken page.
+async function history(path, rangeSel) {
+  try {
+    return await api("GET", `${path}?last=${$(rangeSel).value}&points=300`);
+  } catch (e) {
+    if (e.message.startsWith("Your token")) throw e;
+    return { times: [], values: {} };
+  }
+}
 
 async function api(method, path, body, contentType) {
   const headers = { Authorization: "Bearer " + state.token };
@@ -28,8 +68,10 @@ function el(tag, text, attrs) {
 function show(view) {
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "view-" + view;
   for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t.dataset.view === view);
-  if (view === "campaigns") loadCampaigns();
+  if (view === "campaigns") { loadCampaigns(); fillFormChoices().catch(() => {}); }
   if (view === "trunks") loadTrunks();
+  clearInterval(state.trunkTimer);
+  if (view === "trunks") state.trunkTimer = setInterval(() => loadTrunks().catch(() => {}), 5000);
   if (view === "audio") loadAudio();
   clearInterval(state.opsTimer);
   if (view === "ops") {
@@ -56,47 +98,46 @@ async function loadOps() {
   $("#ops-budget").textContent = f.budget_per_hour > 0 ? money(f.budget_per_hour) + (f.budget_limited ? " (holding capacity down)" : "") : "none";
   const ul = $("#ops-reasons");
   ul.replaceChildren(...f.reasons.map((r) => el("li", r)));
+  // Per node: what it reports of itself. On the local cloud every node
+  // runs on this machine, so CPU is the host's, shown once.
+  const hostCPU = f.cpu_scope === "host";
+  $("#cpu-head").textContent = hostCPU ? "Load" : "CPU / load";
+  $("#ops-cpu-note").hidden = !hostCPU;
+  if (hostCPU) $("#ops-host-cpu").textContent = f.nodes.length ? Math.round(100 * f.nodes[0].cpu) + "%" : "–";
   const body = $("#nodes tbody");
-  body.replaceChildren();
-  for (const n of f.nodes) {
-    const tr = el("tr");
-    tr.append(el("td", n.id), el("td", n.state), el("td", String(n.active_calls)), el("td", String(n.capacity)),
-      el("td", Math.round(100 * n.cpu) + "%"), el("td", n.load1.toFixed(2)), el("td", age(n.age_seconds)));
-    body.append(tr);
-  }
-  state.fleet.push([f.demand_calls, f.ready_slots]);
-  if (state.fleet.length > 150) state.fleet.shift();
-  plot($("#ops-chart"), [state.fleet.map((p) => p[0]), state.fleet.map((p) => p[1])], ["demand", "capacity"], "calls");
+  body.replaceChildren(...f.nodes.map((n) => {
+    const tr = el("tr", undefined, { "data-node": n.id });
+    const st = el("td", n.state + (n.spot ? " · spot" : "") + (n.spot_notice ? " · interruption notice" : ""));
+    if (n.drain_seconds_left != null) st.append(el("small", ` (terminated within ${age(Math.max(0, n.drain_seconds_left))})`));
+    const used = el("td");
+    const bar = el("meter", undefined, { min: "0", max: String(n.capacity || 1), value: String(n.active_calls) });
+    used.append(el("span", `${n.active_calls} / ${n.capacity} (${pct(n.active_calls, n.capacity)})`), bar);
+    const heard = el("td", n.heard_seconds_ago == null ? "not yet" : age(n.heard_seconds_ago) + " ago");
+    if (n.heard_seconds_ago != null && n.heard_seconds_ago > 30) heard.className = "error";
+    tr.append(el("td", n.id), st, used, el("td", String(n.pending_results)), heard,
+      el("td", hostCPU ? n.load1.toFixed(2) : `${Math.round(100 * n.cpu)}% / ${n.load1.toFixed(2)}`), el("td", age(n.age_seconds)));
+    return tr;
+  }));
+  const h = await history("/history", "#ops-range");
+  chart("ops").set(h.times, [h.values.demand_calls || [], h.values.ready_slots || [], h.values.active_calls || [], h.values.cost_per_hour || []], h.from, h.to);
   const c = await api("GET", "/cost?format=json");
-  $("#cost-total").textContent = money(c.Total);
-  $("#cost-per-call").textContent = c.AnsweredCalls ? money(c.PerAnsweredCall) : "–";
-  $("#cost-static").textContent = money(c.StaticPeakCost);
-  plot($("#cost-chart"), [(c.Hours || []).map((h) => h.Cost)], ["demand"], "$ per hour, last 24 h");
+  $("#cost-total").textContent = money(pick(c, "total", "Total"));
+  $("#cost-per-call").textContent = pick(c, "answered_calls", "AnsweredCalls") ? money(pick(c, "per_answered_call", "PerAnsweredCall")) : "–";
+  $("#cost-static").textContent = money(pick(c, "static_peak_cost", "StaticPeakCost"));
+  const hours = pick(c, "hours", "Hours") || [];
+  chart("cost").set(hours.map((x) => Date.parse(pick(x, "start", "Start")) / 1000),
+    [hours.map((x) => pick(x, "cost", "Cost")), hours.map((x) => pick(x, "nodes", "Nodes"))]);
+  // Cost per campaign, by name.
+  const names = Object.fromEntries((await api("GET", "/campaigns")).map((x) => [x.id, x.name]));
+  const total = pick(c, "total", "Total") || 0;
   const cb = $("#cost-campaigns tbody");
   cb.replaceChildren();
-  for (const k of c.Campaigns || []) {
-    const tr = el("tr");
-    tr.append(el("td", k.CampaignID), el("td", String(Math.round(k.CallSeconds))), el("td", money(k.Cost)));
+  for (const k of pick(c, "campaigns", "Campaigns") || []) {
+    const id = pick(k, "campaign_id", "CampaignID"), cost = pick(k, "cost", "Cost");
+    const tr = el("tr", undefined, { "data-id": id });
+    tr.append(el("td", names[id] || id), el("td", duration(pick(k, "call_seconds", "CallSeconds"))), el("td", money(cost)), el("td", pct(cost, total)));
     cb.append(tr);
   }
-}
-
-// plot draws one polyline per series, sharing the vertical scale.
-function plot(svg, series, classes, unit) {
-  const W = 400, H = 120, pad = 14, ns = "http://www.w3.org/2000/svg";
-  const max = Math.max(1, ...series.flat());
-  svg.replaceChildren();
-  series.forEach((h, k) => {
-    const line = document.createElementNS(ns, "polyline");
-    line.setAttribute("class", classes[k]);
-    line.setAttribute("points", h.map((v, i) => `${pad + (i * (W - 2 * pad)) / Math.max(1, h.length - 1)},${H - pad - (v * (H - 2 * pad)) / max}`).join(" "));
-    svg.append(line);
-  });
-  const label = document.createElementNS(ns, "text");
-  label.setAttribute("x", 2);
-  label.setAttribute("y", 10);
-  label.textContent = `${unit} (max ${max})`;
-  svg.append(label);
 }
 
 function signOut() {
@@ -144,13 +185,13 @@ async function loadCampaigns() {
 
 async function select(id) {
   state.selected = id;
-  state.history = [];
   $("#detail").hidden = false;
   $("#import-report").replaceChildren();
   $("#flow-result").textContent = "";
   $("#action-error").textContent = "";
   await refresh(true);
   loadCampaigns();
+  searchResults(true).catch((e) => { $("#result-count").textContent = e.message; });
   clearInterval(state.timer);
   state.timer = setInterval(() => refresh(false).catch(() => {}), 2000);
 }
@@ -159,20 +200,28 @@ async function refresh(withFlow) {
   const id = state.selected;
   if (!id) return;
   const [c, st] = await Promise.all([api("GET", "/campaigns/" + id), api("GET", "/campaigns/" + id + "/stats")]);
+  state.campaign = c;
   $("#detail-name").textContent = c.name;
   $("#detail-status").textContent = c.status;
+  $("#detail-summary").textContent = `${describeHours(c)}; up to ${c.max_attempts} attempts per contact` + (c.start_at && c.status === "draft" ? `; starts ${new Date(c.start_at).toLocaleString()}` : "");
+  enableActions(c.status);
   $("#detail-id").textContent = c.id;
   $("#stat-inprogress").textContent = st.in_progress;
   $("#stat-answered").textContent = st.answered_calls;
   $("#stat-pending").textContent = st.contacts.pending || 0;
   fillCounts("#by-state tbody", st.contacts);
-  fillCounts("#by-disposition tbody", st.attempts);
-  state.history.push(st.in_progress);
-  if (state.history.length > 150) state.history.shift();
-  drawChart();
   if (withFlow) {
-    $("#flow").value = c.flow_version ? JSON.stringify(await api("GET", "/campaigns/" + id + "/flow"), null, 2) : "";
+    state.flowText = c.flow_version ? JSON.stringify(await api("GET", "/campaigns/" + id + "/flow"), null, 2) : "";
+    $("#flow").value = state.flowText;
+    await loadPrompts();
+    fb.selected = null;
+    loadFlowText();
   }
+  const h = await history(`/campaigns/${id}/history`, "#campaign-range");
+  chart("campaign").set(h.times, [h.values.in_progress || [], h.values.answered || [], h.values.attempts || []], h.from, h.to);
+  await liveStats(c, st, h);
+  // Results follow along unless someone is typing a search.
+  if (!withFlow && !$("#result-search").contains(document.activeElement)) searchResults(false).catch(() => {});
 }
 
 function fillCounts(sel, counts) {
@@ -185,12 +234,33 @@ function fillCounts(sel, counts) {
   }
 }
 
-function drawChart() {
-  plot($("#chart"), [state.history], ["demand"], "calls in progress");
+// Which actions each status allows (campaign.Transition's diagram):
+//   draft --start--> running --pause--> paused --resume--> running
+//   any but completed --stop--> completed
+const allowed = { draft: ["start", "stop"], running: ["pause", "stop"], paused: ["resume", "stop"], completed: [] };
+
+function enableActions(status) {
+  for (const b of document.querySelectorAll("[data-action]")) {
+    const ok = (allowed[status] || []).includes(b.dataset.action);
+    b.disabled = !ok;
+    b.title = ok ? "" : `not possible while the campaign is ${status}`;
+  }
+}
+
+// confirmStop asks before a campaign is stopped for good.
+function confirmStop() {
+  const dlg = $("#confirm-stop");
+  $("#confirm-stop-name").textContent = state.campaign ? state.campaign.name : "this campaign";
+  return new Promise((resolve) => {
+    dlg.addEventListener("close", () => resolve(dlg.returnValue === "stop"), { once: true });
+    dlg.returnValue = "";
+    dlg.showModal();
+  });
 }
 
 async function act(action) {
   $("#action-error").textContent = "";
+  if (action === "stop" && !(await confirmStop())) return;
   try {
     await api("POST", `/campaigns/${state.selected}/${action}`);
     await refresh(false);
@@ -234,6 +304,7 @@ async function upload(ev) {
 
 async function saveFlow() {
   const res = $("#flow-result");
+  loadFlowText();
   let doc;
   try {
     doc = JSON.parse($("#flow").value);
@@ -246,10 +317,15 @@ async function saveFlow() {
     const r = await json("PUT", `/campaigns/${state.selected}/flow`, doc);
     res.className = "ok";
     res.textContent = `Saved as version ${r.flow_version}.`;
+    state.flowText = JSON.stringify(doc);
+    drawFlow();
     loadCampaigns();
   } catch (e) {
     res.className = "error";
     res.textContent = e.message;
+    // The server names the state at fault: show it in the graph.
+    const m = /state "([^"]+)"/.exec(e.message);
+    if (m && fb.flow && fb.flow.states[m[1]]) selectState(m[1]);
   }
 }
 
@@ -260,18 +336,6 @@ async function downloadResults() {
   document.body.append(a);
   a.click();
   a.remove();
-}
-
-async function loadAudio() {
-  const lib = await api("GET", "/audio");
-  $("#audio-version").textContent = lib.version;
-  const body = $("#audio-files tbody");
-  body.replaceChildren();
-  for (const f of lib.files) {
-    const tr = el("tr");
-    tr.append(el("td", f.key), el("td", f.size + " B"), el("td", f.sha256.slice(0, 16) + "…"));
-    body.append(tr);
-  }
 }
 
 async function uploadAudio(ev) {
@@ -292,11 +356,51 @@ async function uploadAudio(ev) {
 
 async function loadTrunks() {
   const body = $("#trunks tbody");
-  body.replaceChildren();
-  for (const t of await api("GET", "/trunks")) {
-    const tr = el("tr");
-    tr.append(el("td", t.name), el("td", String(t.max_channels)), el("td", String(t.max_cps)));
-    body.append(tr);
+  const ts = await api("GET", "/trunk-usage");
+  body.replaceChildren(...ts.map((t) => {
+    const tr = el("tr", undefined, { "data-trunk": t.name });
+    const use = el("td");
+    use.append(el("span", `${t.calls} of ${t.max_channels || "∞"}` + (t.max_channels ? ` (${pct(t.calls, t.max_channels)})` : "")));
+    if (t.max_channels) use.append(el("meter", undefined, { min: "0", max: String(t.max_channels), high: String(0.9 * t.max_channels), value: String(t.calls) }));
+    tr.append(el("td", t.name), use, el("td", String(t.max_cps)));
+    return tr;
+  }));
+}
+
+function endEditing() {
+  state.editing = null;
+  const form = $("#new-campaign");
+  form.reset();
+  buildCampaignForm();
+  fillFormChoices().catch(() => {});
+  $("#campaign-form-title").textContent = "New campaign";
+  $("#campaign-submit").textContent = "Create";
+  $("#campaign-cancel").hidden = true;
+  $("#new-campaign-box").open = false;
+}
+
+async function submitCampaign(ev) {
+  ev.preventDefault();
+  const form = ev.target, out = $("#new-campaign-error");
+  out.textContent = "";
+  for (const i of form.querySelectorAll(".bad")) i.classList.remove("bad");
+  let c;
+  try {
+    c = campaignFromForm(form);
+  } catch (e) {
+    if (!(e instanceof FieldProblem)) throw e;
+    e.input.classList.add("bad");
+    e.input.focus();
+    out.textContent = e.message;
+    return;
+  }
+  try {
+    const saved = state.editing ? await json("PUT", "/campaigns/" + state.editing, c) : await json("POST", "/campaigns", c);
+    endEditing();
+    await loadCampaigns();
+    select(saved.id);
+  } catch (e) {
+    out.textContent = e.message;
   }
 }
 
@@ -312,20 +416,28 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => show(t.dataset.view));
   for (const b of document.querySelectorAll("[data-action]")) b.addEventListener("click", () => act(b.dataset.action));
   $("#upload").addEventListener("submit", upload);
+  $("#result-disposition").append(...Object.entries(outcomeNames).map(([k, v]) => el("option", v, { value: k })));
+  $("#result-search").addEventListener("submit", (ev) => { ev.preventDefault(); searchResults(true).catch((e) => { $("#result-count").textContent = e.message; }); });
+  $("#result-prev").addEventListener("click", () => { results.offset = Math.max(0, results.offset - results.limit); searchResults(false); });
+  $("#result-next").addEventListener("click", () => { results.offset += results.limit; searchResults(false); });
+  $("#campaign-range").addEventListener("change", () => refresh(false).catch(() => {}));
+  $("#ops-range").addEventListener("change", () => loadOps().catch(() => {}));
   $("#audio-form").addEventListener("submit", uploadAudio);
   $("#save-flow").addEventListener("click", saveFlow);
   $("#download-results").addEventListener("click", downloadResults);
-  $("#new-campaign").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    $("#new-campaign-error").textContent = "";
-    try {
-      const c = await json("POST", "/campaigns", formObject(ev.target));
-      ev.target.reset();
-      await loadCampaigns();
-      select(c.id);
-    } catch (e) {
-      $("#new-campaign-error").textContent = e.message;
-    }
+  buildCampaignForm();
+  initFlowBuilder();
+  $("#new-campaign").addEventListener("submit", submitCampaign);
+  $("#new-campaign").addEventListener("input", (ev) => ev.target.classList.remove("bad"));
+  $("#campaign-cancel").addEventListener("click", () => endEditing());
+  $("#edit-campaign").addEventListener("click", () => {
+    state.editing = state.campaign.id;
+    campaignIntoForm($("#new-campaign"), state.campaign);
+    $("#campaign-form-title").textContent = "Settings of " + state.campaign.name;
+    $("#campaign-submit").textContent = "Save changes";
+    $("#campaign-cancel").hidden = false;
+    $("#new-campaign-box").open = true;
+    $("#new-campaign").scrollIntoView();
   });
   $("#trunk-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/controller"
+	"github.com/elastidial/elastidial/internal/history"
+)
+
+// The dashboard's charts read the controller's recent past from here, so a
+// page opened now shows the last day, not only what it saw while open.
+const (
+	historyEvery = 5 * time.Second
+	historyKeep  = 24 * time.Hour
+)
+
+// fleetSeries are the ops view's series (GET /api/v1/history).
+var fleetSeries = []string{"demand_calls", "wanted_slots", "ready_slots", "coming_slots", "active_calls", "nodes", "cost_per_hour"}
+
+func newHistory() *history.Ring { return history.New(int(historyKeep / historyEvery)) }
+
+// sampleHistory records the fleet and every campaign that is not a draft
+// or completed, every historyEvery, until ctx ends.
+func sampleHistory(ctx context.Context, ring *history.Ring, store *sqlstore.Store, scaler *controller.Controller, log *slog.Logger) error {
+	t := time.NewTicker(historyEvery)
+	defer t.Stop()
+	for {
+		ring.Add(time.Now(), takeSample(ctx, store, scaler, log))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func takeSample(ctx context.Context, store *sqlstore.Store, scaler *controller.Controller, log *slog.Logger) map[string]float64 {
+	p := scaler.LastPlan()
+	v := map[string]float64{"demand_calls": float64(p.DemandCalls), "wanted_slots": float64(p.WantedSlots),
+		"ready_slots": float64(p.ReadySlots), "coming_slots": float64(p.ComingSlots), "cost_per_hour": scaler.CostPerHour()}
+	active, nodes := 0, 0
+	for _, n := range scaler.Observe().Nodes {
+		active += n.ActiveCalls
+		nodes++
+	}
+	v["active_calls"], v["nodes"] = float64(active), float64(nodes)
+	if err := history.SampleCampaigns(ctx, store, v); err != nil {
+		log.Warn("history: some campaigns not sampled", "err", err)
+	}
+	return v
+}
+
+// historyHandlers serve the fleet's history and one campaign's.
+func historyHandlers(ring *history.Ring) (fleet, oneCampaign http.Handler) {
+	fleet = history.Handler(ring, time.Now, func(*http.Request) (string, []string) { return "", fleetSeries })
+	return fleet, history.CampaignHandler(ring, time.Now)
+}
