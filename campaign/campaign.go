@@ -143,9 +143,15 @@ type Campaign struct {
 	Countries []string `json:"countries,omitempty"`
 	// AllowTypes lifts the default refusal of premium_rate, shared_cost,
 	// satellite and personal_number numbers.
-	AllowTypes []string  `json:"allow_types,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	AllowTypes []string `json:"allow_types,omitempty"`
+	// CallerIDPool are numbers shown by area code (local presence): a
+	// contact sees the pool number of its own area code, else CallerID.
+	CallerIDPool []string `json:"caller_id_pool,omitempty"`
+	// CallerIDDailyCap bounds the calls each pool number places per UTC
+	// day, across campaigns; 0 means no cap.
+	CallerIDDailyCap int       `json:"caller_id_daily_cap,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
 }
 
 // Defaults fills unset fields.
@@ -170,6 +176,11 @@ func (c *Campaign) Defaults() {
 	}
 	if e := NormaliseCallerID(c.CallerID); e != "" {
 		c.CallerID = e
+	}
+	for i, n := range c.CallerIDPool {
+		if e := NormaliseCallerID(n); e != "" {
+			c.CallerIDPool[i] = e
+		}
 	}
 }
 
@@ -202,6 +213,9 @@ func (c *Campaign) Validate() error {
 		return &FieldError{"audio_set", "must be letters, digits, _ . -"}
 	}
 	if err := c.validateRules(); err != nil {
+		return err
+	}
+	if err := c.validateCallerIDs(); err != nil {
 		return err
 	}
 	for d, r := range c.Retry {

@@ -374,7 +374,7 @@ func (a *API) csvBody(w http.ResponseWriter, r *http.Request) (io.Reader, error)
 
 func importOptions(r *http.Request) importer.Options {
 	q := r.URL.Query()
-	return importer.Options{DefaultRegion: q.Get("region"), PhoneColumn: q.Get("phone_column"), TimezoneColumn: q.Get("timezone_column")}
+	return importer.Options{DefaultRegion: q.Get("region"), PhoneColumn: q.Get("phone_column"), TimezoneColumn: q.Get("timezone_column"), CallerIDColumn: q.Get("caller_id_column")}
 }
 
 func (a *API) importContacts(w http.ResponseWriter, r *http.Request) {

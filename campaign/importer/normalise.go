@@ -27,6 +27,10 @@ var phoneNames = []string{
 // tzNames are header keys taken as the zone column when none is named.
 var tzNames = []string{"timezone", "time_zone", "tz", "iana_timezone"}
 
+// callerIDNames are header keys taken as the caller ID column when none
+// is named.
+var callerIDNames = []string{"caller_id", "callerid", "caller_id_number", "caller_number", "cli"}
+
 // fieldKey normalises a header to a safe field key: lower-case ASCII letters,
 // digits and single underscores ("First Name " → "first_name"). Other
 // characters become underscores. It may return "".
@@ -74,7 +78,7 @@ func readHeader(cr *csvReader, rep *Report, opt Options, dnc bool) (*header, err
 	case rec.tooMany:
 		return nil, &FileError{Line: rec.line, Msg: fmt.Sprintf("the header row has more than %d columns", MaxColumns)}
 	}
-	h := &header{phone: -1, tz: -1}
+	h := &header{phone: -1, tz: -1, cid: -1}
 	names := make([]string, len(rec.fields))
 	used := map[string]bool{}
 	for i, f := range rec.fields {
@@ -152,6 +156,15 @@ func readHeader(cr *csvReader, rep *Report, opt Options, dnc bool) (*header, err
 	if h.tz >= 0 {
 		rep.TimezoneColumn = h.keys[h.tz]
 	}
+	if h.cid, err = column(opt.CallerIDColumn, callerIDNames, "caller ID "); err != nil {
+		return nil, err
+	}
+	if h.cid == h.phone || h.cid == h.tz {
+		h.cid = -1
+	}
+	if h.cid >= 0 {
+		rep.CallerIDColumn, h.cidName = h.keys[h.cid], names[h.cid]
+	}
 	return h, nil
 }
 
@@ -188,6 +201,7 @@ func looksLikeNumber(s string) bool {
 // concurrent use: the zone cache is shared by the workers of a batch.
 type normaliser struct {
 	region    string
+	cidName   string // the caller ID column's header, for rejections
 	nanp      *nanpInfo
 	nanpCache sync.Map // uint64 depth<<40|NSN prefix → bool valid, see fastpath.go
 }
@@ -214,6 +228,13 @@ func (n *normaliser) normalise(r *row, zones bool) {
 	}
 	r.e164 = e164
 	r.key, _ = strconv.ParseUint(e164[1:], 10, 64) // E.164 has ≤ 15 digits
+	if r.cid != "" {
+		r.callerID = campaign.NormaliseCallerIDIn(strings.TrimPrefix(r.cid, "'"), n.region)
+		if r.callerID == "" || len(r.cid) > maxPhoneBytes {
+			r.reject("invalid caller id", fmt.Sprintf("column %q: %q is not a valid caller ID; want a phone number such as +14155550100", n.cidName, r.cid))
+			return
+		}
+	}
 	if !zones {
 		return
 	}

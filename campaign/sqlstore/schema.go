@@ -107,6 +107,12 @@ var migrations = []struct {
 	{sqlite: `ALTER TABLE api_tokens ADD COLUMN campaigns TEXT NOT NULL DEFAULT ''`},
 	{sqlite: `ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0`},
 	{sqlite: `ALTER TABLE api_tokens ADD COLUMN revoked_at BIGINT NOT NULL DEFAULT 0`},
+	// A contact's own caller ID (a dial list's caller_id column), '' for
+	// its campaign's.
+	{sqlite: `ALTER TABLE contacts ADD COLUMN caller_id TEXT NOT NULL DEFAULT ''`},
+	// caller_id_uses counts the calls each pool caller ID placed per UTC
+	// day (days since the epoch), across campaigns, for its daily cap.
+	{sqlite: `CREATE TABLE caller_id_uses (caller_id TEXT NOT NULL, day BIGINT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (caller_id, day))`},
 }
 
 const complianceTable = `CREATE TABLE compliance (

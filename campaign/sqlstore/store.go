@@ -666,8 +666,8 @@ func (k *importSink) stage(ctx context.Context, tx *sql.Tx, batch []importer.Con
 	for len(batch) > 0 {
 		n := min(perStmt, len(batch))
 		var b strings.Builder
-		b.WriteString(`INSERT INTO contacts (campaign_id, phone, zgroup, fields, state, attempts, next_at, import_id, line) VALUES `)
-		args := make([]any, 0, n*9)
+		b.WriteString(`INSERT INTO contacts (campaign_id, phone, zgroup, fields, state, attempts, next_at, import_id, line, caller_id) VALUES `)
+		args := make([]any, 0, n*10)
 		for i, c := range batch[:n] {
 			zg, err := k.s.zoneGroup(ctx, tx, groupKey(campaign.Jurisdiction(c.Phone), c.Zones), k.zones)
 			if err != nil {
@@ -677,8 +677,8 @@ func (k *importSink) stage(ctx context.Context, tx *sql.Tx, batch []importer.Con
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("(?, ?, ?, ?, ?, 0, ?, ?, ?)")
-			args = append(args, k.campaign, c.Phone, zg, string(fields), contactStaged, ms(k.now), k.importID, c.Line)
+			b.WriteString("(?, ?, ?, ?, ?, 0, ?, ?, ?, ?)")
+			args = append(args, k.campaign, c.Phone, zg, string(fields), contactStaged, ms(k.now), k.importID, c.Line, c.CallerID)
 		}
 		if _, err := tx.ExecContext(ctx, k.s.q(b.String()), args...); err != nil {
 			return fmt.Errorf("store contacts: %w", err)
