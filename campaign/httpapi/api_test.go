@@ -262,7 +262,7 @@ func TestDialListRequestCap(t *testing.T) {
 	if st, err := s.Stats(context.Background(), camp.ID); err != nil || st.Contacts["pending"] != 0 {
 		t.Fatalf("contacts kept from a refused list: %+v %v", st.Contacts, err)
 	}
-	status, body = c.do("POST", "/api/v1/dnc", "text/csv", strings.NewReader(b.String()))
+	status, body = c.do("POST", "/api/v1/dnc?source=x&version=1&reason=r", "text/csv", strings.NewReader(b.String()))
 	if status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("dnc over the cap: %d %s", status, body)
 	}

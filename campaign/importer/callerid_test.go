@@ -48,3 +48,15 @@ func TestCallerIDColumn(t *testing.T) {
 		t.Fatalf("missing column: %v", err)
 	}
 }
+
+// The FTC's flat download has an area code and a number on each line.
+func TestDNCFTCFlatFile(t *testing.T) {
+	var got []string
+	rep, err := ReadDNC(context.Background(), strings.NewReader("212,5550101\r\n212, 5550102\r\n212,555\r\n212,5550103,x\r\n"), Options{}, func(p []string) error {
+		got = append(got, p...)
+		return nil
+	})
+	if err != nil || strings.Join(got, " ") != "+12125550101 +12125550102" || rep.Rows != 4 || rep.Rejected != 2 {
+		t.Fatalf("%v %v %+v", got, err, rep)
+	}
+}

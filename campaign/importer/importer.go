@@ -229,6 +229,7 @@ type header struct {
 	tz       int      // column index of zones, -1 if none
 	cid      int      // column index of caller IDs, -1 if none
 	cidName  string   // its header as written
+	pair     bool     // an FTC flat file: area code and number in two columns
 	firstRow *record  // a headerless DNC list's first record, to process as data
 }
 
@@ -314,6 +315,10 @@ func makeRow(rec *record, h *header, cr *csvReader) row {
 			more = " or more"
 		}
 		r.reject("wrong column count", fmt.Sprintf("row has %d%s columns but the header has %d; quote values that contain %s", n, more, len(h.keys), delimName(cr.delim)))
+		return r
+	}
+	if h.pair {
+		r.phone = strings.TrimSpace(cr.text(rec.fields[0])) + strings.TrimSpace(cr.text(rec.fields[1]))
 		return r
 	}
 	r.fields = make(map[string]string, len(h.keys))

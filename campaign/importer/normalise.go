@@ -139,6 +139,16 @@ func readHeader(cr *csvReader, rep *Report, opt Options, dnc bool) (*header, err
 			h.firstRow = &first
 			return h, nil
 		}
+		if dnc && len(rec.fields) == 2 && ftcPair(names[0], names[1]) {
+			// The FTC registry's flat download: area code, number.
+			rep.Columns = nil
+			h.keys = []string{"", ""}
+			h.phone, h.pair = 0, true
+			first := *rec
+			first.fields = [][]byte{slices.Clone(rec.fields[0]), slices.Clone(rec.fields[1])}
+			h.firstRow = &first
+			return h, nil
+		}
 		return nil, &FileError{Line: rec.line, Msg: fmt.Sprintf(
 			"no phone column: the header has %s; name the phone column one of phone, phone_number, number, mobile, msisdn, tel (or choose it explicitly)",
 			quoteList(names))}
@@ -180,6 +190,16 @@ func quoteList(names []string) string {
 		return "one column, " + q[0]
 	}
 	return fmt.Sprintf("%d columns: %s", len(q), strings.Join(q, ", "))
+}
+
+// ftcPair reports an FTC flat-file record: a three-digit area code and a
+// seven-digit number.
+func ftcPair(area, number string) bool {
+	digits := func(s string, n int) bool {
+		s = strings.TrimSpace(s)
+		return len(s) == n && strings.Trim(s, "0123456789") == ""
+	}
+	return digits(area, 3) && digits(number, 7)
 }
 
 // looksLikeNumber: mostly digits and phone punctuation, at least 5 digits.

@@ -194,7 +194,10 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	var picks []pick
 	var calls []string
 	var evidence []any // the compliance record of each pick
-	lists := []string{"internal", "campaign " + c.ID}
+	lists, err := s.dncLists(ctx, tx, c.ID)
+	if err != nil {
+		return nil, err
+	}
 	s.zmu.RLock()
 	for _, p := range cands {
 		g := s.zones[p.group]

@@ -113,6 +113,9 @@ var migrations = []struct {
 	// caller_id_uses counts the calls each pool caller ID placed per UTC
 	// day (days since the epoch), across campaigns, for its daily cap.
 	{sqlite: `CREATE TABLE caller_id_uses (caller_id TEXT NOT NULL, day BIGINT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (caller_id, day))`},
+	// dnc_imports records every do-not-call file read into a list (''
+	// for the internal one): its source, version, who and why (registry.go).
+	{sqlite: dncImportsTable, postgres: strings.Replace(dncImportsTable, "seq INTEGER PRIMARY KEY", "seq BIGSERIAL PRIMARY KEY", 1)},
 }
 
 const complianceTable = `CREATE TABLE compliance (
@@ -124,6 +127,22 @@ const complianceTable = `CREATE TABLE compliance (
 		doc TEXT NOT NULL,
 		prev TEXT NOT NULL,
 		hash TEXT NOT NULL)`
+
+const dncImportsTable = `CREATE TABLE dnc_imports (
+		seq INTEGER PRIMARY KEY,
+		id TEXT NOT NULL UNIQUE,
+		list TEXT NOT NULL,
+		source TEXT NOT NULL,
+		version TEXT NOT NULL,
+		actor TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		started_at BIGINT NOT NULL,
+		finished_at BIGINT NOT NULL DEFAULT 0,
+		complete BOOLEAN NOT NULL DEFAULT FALSE,
+		error TEXT NOT NULL DEFAULT '',
+		rows_read BIGINT NOT NULL DEFAULT 0,
+		imported BIGINT NOT NULL DEFAULT 0,
+		rejected BIGINT NOT NULL DEFAULT 0)`
 
 const auditTable = `CREATE TABLE audit (
 		id INTEGER PRIMARY KEY,

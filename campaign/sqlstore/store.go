@@ -817,16 +817,37 @@ func (s *Store) addDNC(ctx context.Context, tx *sql.Tx, phones []string, source 
 }
 
 func (s *Store) addDNCList(ctx context.Context, tx *sql.Tx, list string, phones []string, source string, now time.Time) error {
-	for _, p := range phones {
-		var err error
+	const perStmt = 200 // keeps the statement under every driver's parameter limit
+	for rest := phones; len(rest) > 0; {
+		n := min(perStmt, len(rest))
+		var b strings.Builder
+		args := make([]any, 0, 4*n)
 		if list == InternalDNC {
-			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO dnc (phone, source, added_at) VALUES (?, ?, ?) ON CONFLICT (phone) DO NOTHING`), p, source, ms(now))
+			b.WriteString(`INSERT INTO dnc (phone, source, added_at) VALUES `)
 		} else {
-			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO campaign_dnc (campaign_id, phone, source, added_at) VALUES (?, ?, ?, ?) ON CONFLICT (campaign_id, phone) DO NOTHING`), list, p, source, ms(now))
+			b.WriteString(`INSERT INTO campaign_dnc (campaign_id, phone, source, added_at) VALUES `)
 		}
-		if err != nil {
+		for i, p := range rest[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if list == InternalDNC {
+				b.WriteString("(?, ?, ?)")
+				args = append(args, p, source, ms(now))
+			} else {
+				b.WriteString("(?, ?, ?, ?)")
+				args = append(args, list, p, source, ms(now))
+			}
+		}
+		if list == InternalDNC {
+			b.WriteString(` ON CONFLICT (phone) DO NOTHING`)
+		} else {
+			b.WriteString(` ON CONFLICT (campaign_id, phone) DO NOTHING`)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
 			return fmt.Errorf("add dnc: %w", err)
 		}
+		rest = rest[n:]
 	}
 	// Pending contacts leave at once; live ones are caught when their
 	// result is settled, and leasing checks the lists again regardless.
@@ -844,31 +865,6 @@ func (s *Store) addDNCList(ctx context.Context, tx *sql.Tx, list string, phones 
 		return fmt.Errorf("scrub contacts: %w", err)
 	}
 	return nil
-}
-
-// ImportDNC reads a do-not-call list and adds every valid number to the
-// internal list.
-func (s *Store) ImportDNC(ctx context.Context, r io.Reader, opt importer.Options, source string, now time.Time) (importer.Report, error) {
-	return s.ImportDNCList(ctx, InternalDNC, r, opt, source, now)
-}
-
-// ImportDNCList reads a do-not-call file (a national registry's export, a
-// complaint list) into a list, in one transaction.
-func (s *Store) ImportDNCList(ctx context.Context, list string, r io.Reader, opt importer.Options, source string, now time.Time) (importer.Report, error) {
-	var rep importer.Report
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if list != InternalDNC {
-			if _, err := s.campaignTx(ctx, tx, list); err != nil {
-				return err
-			}
-		}
-		var err error
-		rep, err = importer.ReadDNC(ctx, r, opt, func(phones []string) error {
-			return s.addDNCList(ctx, tx, list, phones, source, now)
-		})
-		return err
-	})
-	return rep, err
 }
 
 // DNCEntry is one number on a do-not-call list.
