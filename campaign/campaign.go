@@ -14,8 +14,11 @@ import (
 
 // Campaign statuses.
 const (
-	StatusDraft     = "draft"
-	StatusRunning   = "running"
+	StatusDraft   = "draft"
+	StatusRunning = "running"
+	// StatusScheduled: started with a start_at ahead; it becomes running
+	// at start_at (the store moves it when it leases or forecasts).
+	StatusScheduled = "scheduled"
 	StatusPaused    = "paused"
 	StatusCompleted = "completed"
 )
@@ -230,9 +233,9 @@ func (c *Campaign) Validate() error {
 		}
 	}
 	switch c.Status {
-	case StatusDraft, StatusRunning, StatusPaused, StatusCompleted:
+	case StatusDraft, StatusScheduled, StatusRunning, StatusPaused, StatusCompleted:
 	default:
-		return &FieldError{"status", fmt.Sprintf("%q: want draft, running, paused or completed", c.Status)}
+		return &FieldError{"status", fmt.Sprintf("%q: want draft, scheduled, running, paused or completed", c.Status)}
 	}
 	return nil
 }
@@ -247,11 +250,18 @@ func isDisposition(d string) bool {
 }
 
 // Transition checks a status change asked for by a campaign manager.
+//
+//	         start, start_at ahead            start_at comes
+//	draft ─────────────────────────► scheduled ─────────────► running
+//	  └─────────────────── start, no start_at ahead ────────► running
+//	scheduled, running ──pause──► paused ──resume──► scheduled or running
+//	any of them ──stop──► completed
 func Transition(from, to string) error {
 	ok := map[string][]string{
-		StatusDraft:   {StatusRunning, StatusCompleted},
-		StatusRunning: {StatusPaused, StatusCompleted},
-		StatusPaused:  {StatusRunning, StatusCompleted},
+		StatusDraft:     {StatusRunning, StatusScheduled, StatusCompleted},
+		StatusScheduled: {StatusRunning, StatusScheduled, StatusPaused, StatusCompleted},
+		StatusRunning:   {StatusPaused, StatusCompleted},
+		StatusPaused:    {StatusRunning, StatusScheduled, StatusCompleted},
 	}[from]
 	for _, s := range ok {
 		if s == to {
@@ -387,4 +397,13 @@ type Stats struct {
 	InProgress    int            `json:"in_progress"`    // live leases
 	AnsweredCalls int            `json:"answered_calls"` // attempts answered by a person
 	TalkSeconds   float64        `json:"talk_seconds"`
+}
+
+// StartStatus is what "start" makes of a campaign at now: scheduled while
+// its start_at is ahead, else running.
+func StartStatus(c *Campaign, now time.Time) string {
+	if c.StartAt != nil && now.Before(*c.StartAt) {
+		return StatusScheduled
+	}
+	return StatusRunning
 }

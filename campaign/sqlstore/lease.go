@@ -34,6 +34,9 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 			return nil, err
 		}
 	}
+	if err := s.startDue(ctx, now); err != nil {
+		return nil, err
+	}
 	running, err := s.running(ctx)
 	if err != nil || len(running) == 0 {
 		return nil, err

@@ -56,6 +56,9 @@ func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, e
 	if err := s.loadZones(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.startDue(ctx, now); err != nil {
+		return nil, err
+	}
 	all, err := s.Campaigns(ctx)
 	if err != nil {
 		return nil, err
@@ -70,7 +73,7 @@ func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, e
 	}
 	var out []campaign.Demand
 	for _, c := range all {
-		if c.Status != campaign.StatusRunning {
+		if c.Status != campaign.StatusRunning && c.Status != campaign.StatusScheduled {
 			continue // a draft or paused campaign dials nothing, start_at or not
 		}
 		t := byName[c.Trunk]

@@ -324,10 +324,13 @@ func (s *Store) SetStatus(ctx context.Context, id, status string, now time.Time)
 		if err != nil {
 			return err
 		}
+		if status == campaign.StatusRunning {
+			status = campaign.StartStatus(&c, now) // scheduled while start_at is ahead
+		}
 		if err := campaign.Transition(c.Status, status); err != nil {
 			return err
 		}
-		if status == campaign.StatusRunning && c.FlowVersion == 0 {
+		if (status == campaign.StatusRunning || status == campaign.StatusScheduled) && c.FlowVersion == 0 {
 			return fmt.Errorf("%w: campaign %s has no IVR flow yet; PUT one to /campaigns/%s/flow first", campaign.ErrConflict, id, id)
 		}
 		c.Status, c.UpdatedAt = status, now.UTC()
@@ -335,6 +338,33 @@ func (s *Store) SetStatus(ctx context.Context, id, status string, now time.Time)
 		return s.saveCampaign(ctx, tx, c)
 	})
 	return out, err
+}
+
+// startDue moves scheduled campaigns whose start_at has come to running.
+func (s *Store) startDue(ctx context.Context, now time.Time) error {
+	due, err := s.campaigns(ctx, `SELECT doc FROM campaigns WHERE status = ?`, campaign.StatusScheduled)
+	if err != nil || len(due) == 0 {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		for _, c := range due {
+			if campaign.StartStatus(&c, now) != campaign.StatusRunning {
+				continue
+			}
+			cur, err := s.campaignTx(ctx, tx, c.ID)
+			if err != nil {
+				return err
+			}
+			if cur.Status != campaign.StatusScheduled || campaign.StartStatus(&cur, now) != campaign.StatusRunning {
+				continue // changed meanwhile
+			}
+			cur.Status, cur.UpdatedAt = campaign.StatusRunning, now.UTC()
+			if err := s.saveCampaign(ctx, tx, cur); err != nil {
+				return fmt.Errorf("start scheduled campaign %s: %w", c.ID, err)
+			}
+		}
+		return nil
+	})
 }
 
 // Campaign returns one campaign.
