@@ -25,6 +25,14 @@ const DefaultAbandonCap = 0.03
 // rate is acted on.
 const minAnswersToJudge = 20
 
+// AbandonLimit is the campaign's abandon cap.
+func (c *Campaign) AbandonLimit() float64 {
+	if c.AbandonCap > 0 {
+		return c.AbandonCap
+	}
+	return DefaultAbandonCap
+}
+
 // Abandoned reports whether an attempt is an abandoned call: answered by
 // a person, whose transfer found no one free.
 func Abandoned(disposition string, tags map[string]string) bool {

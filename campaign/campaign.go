@@ -152,9 +152,16 @@ type Campaign struct {
 	CallerIDPool []string `json:"caller_id_pool,omitempty"`
 	// CallerIDDailyCap bounds the calls each pool number places per UTC
 	// day, across campaigns; 0 means no cap.
-	CallerIDDailyCap int       `json:"caller_id_daily_cap,omitempty"`
-	CreatedAt        time.Time `json:"created_at"`
-	UpdatedAt        time.Time `json:"updated_at"`
+	CallerIDDailyCap int `json:"caller_id_daily_cap,omitempty"`
+	// AbandonCap is the abandon rate (of live answers, over 30 days) the
+	// campaign's pacing holds it under when its flow transfers to people;
+	// 0 means DefaultAbandonCap (3%).
+	AbandonCap float64 `json:"abandon_cap,omitempty"`
+	// Transfers is set by the store when the campaign's flow has a
+	// transfer state: it is then paced (Pace). Read-only.
+	Transfers bool      `json:"transfers"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Defaults fills unset fields.
@@ -220,6 +227,9 @@ func (c *Campaign) Validate() error {
 	}
 	if err := c.validateCallerIDs(); err != nil {
 		return err
+	}
+	if !(c.AbandonCap >= 0 && c.AbandonCap <= 0.2) {
+		return &FieldError{"abandon_cap", fmt.Sprintf("%g: want 0 (the default, 3%%) to 0.2, a share of live answers", c.AbandonCap)}
 	}
 	for d, r := range c.Retry {
 		if !isDisposition(d) {
@@ -397,6 +407,18 @@ type Stats struct {
 	InProgress    int            `json:"in_progress"`    // live leases
 	AnsweredCalls int            `json:"answered_calls"` // attempts answered by a person
 	TalkSeconds   float64        `json:"talk_seconds"`
+	// Abandon is the abandoned-call measure of a campaign whose flow
+	// transfers to people; nil otherwise.
+	Abandon *AbandonStats `json:"abandon,omitempty"`
+}
+
+// AbandonStats is a campaign's abandon rate over the last 30 days and the
+// concurrency its pacing allows now.
+type AbandonStats struct {
+	AbandonCounts
+	Rate float64 `json:"rate"` // abandoned / live answers, 0 with none
+	Cap  float64 `json:"cap"`
+	Pace int     `json:"pace"` // concurrent calls the pacing allows now
 }
 
 // StartStatus is what "start" makes of a campaign at now: scheduled while

@@ -547,7 +547,7 @@ func (a *API) setStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) stats(w http.ResponseWriter, r *http.Request) {
-	st, err := a.Store.Stats(r.Context(), r.PathValue("id"))
+	st, err := a.Store.StatsAt(r.Context(), r.PathValue("id"), a.now())
 	if err != nil {
 		a.fail(w, r, err)
 		return

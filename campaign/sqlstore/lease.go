@@ -116,7 +116,15 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if err != nil {
 		return nil, err
 	}
-	n := min(want, c.Target-int(live[ck]), t.MaxChannels-int(live[tk]))
+	target := c.Target
+	if c.Transfers {
+		// Paced so that people free to take the calls it transfers are
+		// there: the abandon rate stays under the campaign's cap.
+		if target, err = s.pacedTarget(ctx, tx, &c, now); err != nil {
+			return nil, err
+		}
+	}
+	n := min(want, target-int(live[ck]), t.MaxChannels-int(live[tk]))
 	if n <= 0 {
 		return nil, nil
 	}
@@ -483,6 +491,11 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 		}
 		if err := s.addLive(ctx, tx, campaignID, trunk, -1); err != nil {
 			return err
+		}
+		if r.Disposition == campaign.Answered {
+			if err := s.countAnswer(ctx, tx, &c, campaign.Abandoned(r.Disposition, r.Tags), now); err != nil {
+				return err
+			}
 		}
 		became, err := s.settle(ctx, tx, &c, contactID, token, r.Disposition, attempt, r.Tags, now)
 		if err != nil {

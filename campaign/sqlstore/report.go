@@ -77,6 +77,17 @@ func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, e
 			continue // a draft or paused campaign dials nothing, start_at or not
 		}
 		t := byName[c.Trunk]
+		if c.Transfers {
+			// Paced: the forecast asks for what leasing will dial.
+			pace, _, err := s.paceState(ctx, s.db, c.ID)
+			if err != nil {
+				return nil, err
+			}
+			if pace <= 0 {
+				pace = campaign.StartPace
+			}
+			c.Target = min(c.Target, max(1, int(pace)))
+		}
 		d := campaign.Demand{CampaignID: c.ID, Target: c.Target, MaxCPS: c.MaxCPS, Trunk: t.Name, TrunkChannels: t.MaxChannels, TrunkCPS: t.MaxCPS, AvgAttemptSeconds: 30}
 		due, err := s.dueByGroup(ctx, c.ID, now)
 		if err != nil {

@@ -116,6 +116,15 @@ var migrations = []struct {
 	// dnc_imports records every do-not-call file read into a list (''
 	// for the internal one): its source, version, who and why (registry.go).
 	{sqlite: dncImportsTable, postgres: strings.Replace(dncImportsTable, "seq INTEGER PRIMARY KEY", "seq BIGSERIAL PRIMARY KEY", 1)},
+	// A number put on the internal do-not-call list is scrubbed from every
+	// campaign: without this, each batch of a registry import scans all
+	// contacts.
+	{sqlite: `CREATE INDEX contacts_phone ON contacts (phone)`},
+	// abandon_hours counts each campaign's live answers and abandoned calls
+	// per hour (since the epoch); abandon_pace is the pacing state of a
+	// campaign whose flow transfers to people (abandon.go).
+	{sqlite: `CREATE TABLE abandon_hours (campaign_id TEXT NOT NULL, hour BIGINT NOT NULL, live BIGINT NOT NULL, abandoned BIGINT NOT NULL, PRIMARY KEY (campaign_id, hour))`},
+	{sqlite: `CREATE TABLE abandon_pace (campaign_id TEXT PRIMARY KEY, pace DOUBLE PRECISION NOT NULL, sample_live BIGINT NOT NULL, sample_abandoned BIGINT NOT NULL)`},
 }
 
 const complianceTable = `CREATE TABLE compliance (

@@ -251,7 +251,7 @@ func (s *Store) CreateCampaign(ctx context.Context, c campaign.Campaign, now tim
 	c.Defaults()
 	c.ID = "c_" + randomID(6)
 	c.Status = campaign.StatusDraft
-	c.FlowVersion = 0
+	c.FlowVersion, c.Transfers = 0, false
 	c.CreatedAt, c.UpdatedAt = now.UTC(), now.UTC()
 	if err := c.Validate(); err != nil {
 		return c, err
@@ -291,7 +291,7 @@ func (s *Store) UpdateCampaign(ctx context.Context, c campaign.Campaign, now tim
 		if err != nil {
 			return err
 		}
-		c.Status, c.FlowVersion, c.CreatedAt, c.UpdatedAt = old.Status, old.FlowVersion, old.CreatedAt, now.UTC()
+		c.Status, c.FlowVersion, c.CreatedAt, c.UpdatedAt, c.Transfers = old.Status, old.FlowVersion, old.CreatedAt, now.UTC(), old.Transfers
 		c.Defaults()
 		if err := c.Validate(); err != nil {
 			return err
@@ -435,6 +435,7 @@ func (s *Store) SaveFlow(ctx context.Context, id string, doc []byte, now time.Ti
 		}
 		c.FlowVersion++
 		c.UpdatedAt = now.UTC()
+		c.Transfers = flowTransfers(doc)
 		version = c.FlowVersion
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO flows (campaign_id, version, doc, created_at) VALUES (?, ?, ?, ?)`), id, version, string(doc), ms(now)); err != nil {
 			return fmt.Errorf("save flow: %w", err)
