@@ -448,8 +448,7 @@ func (a *API) importDNC(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if d.List != sqlstore.InternalDNC && !t.Sees(d.List) {
-		a.fail(w, r, fmt.Errorf("campaign %q: %w", d.List, campaign.ErrNotFound))
+	if !a.seesList(w, r, d.List) {
 		return
 	}
 	body, err := a.csvBody(w, r)
@@ -487,6 +486,8 @@ func (a *API) dncImports(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	t, _ := Caller(r.Context())
+	got = slices.DeleteFunc(got, func(d sqlstore.DNCImport) bool { return d.List != "internal" && !t.Sees(d.List) })
 	jsonhttp.Write(w, http.StatusOK, got)
 }
 
@@ -504,12 +505,25 @@ func (a *API) searchDNC(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
+	if !a.seesList(w, r, q.Get("list")) {
+		return
+	}
 	got, err := a.Store.SearchDNC(r.Context(), q.Get("list"), q.Get("prefix"), q.Get("after"), limit)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
 	jsonhttp.Write(w, http.StatusOK, got)
+}
+
+// seesList answers 404 (and false) when the caller's token is scoped to
+// other campaigns than the one whose list it names.
+func (a *API) seesList(w http.ResponseWriter, r *http.Request, list string) bool {
+	if t, _ := Caller(r.Context()); list != sqlstore.InternalDNC && !t.Sees(list) {
+		a.fail(w, r, fmt.Errorf("campaign %q: %w", list, campaign.ErrNotFound))
+		return false
+	}
+	return true
 }
 
 // deleteDNC takes a number off a list; ?reason= is required and kept in
@@ -519,7 +533,15 @@ func (a *API) deleteDNC(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.Store.DeleteDNC(r.Context(), r.URL.Query().Get("list"), r.PathValue("phone")); err != nil {
+	list := r.URL.Query().Get("list")
+	if !a.seesList(w, r, list) {
+		return
+	}
+	if t, _ := Caller(r.Context()); list == sqlstore.InternalDNC && len(t.Campaigns) > 0 {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("this token (%s) is scoped to campaigns %s: it may take numbers off their own lists, not off the internal list every campaign honours", t.Name, strings.Join(t.Campaigns, ", ")), "")
+		return
+	}
+	if err := a.Store.DeleteDNC(r.Context(), list, r.PathValue("phone")); err != nil {
 		a.fail(w, r, err)
 		return
 	}
