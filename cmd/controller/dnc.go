@@ -36,6 +36,8 @@ func dncCommand(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Wri
 			return err
 		}
 		args = append(args[:1], fs.Args()...)
+		// A -db after the verb must be the store used, not the default.
+		cfg.DB = fs.Lookup("db").Value.String()
 	}
 	if len(args) != 2 || args[0] != "import" {
 		return errors.New("dnc: want 'controller dnc import -source S -version V -reason R FILE' (FILE - for standard input)")

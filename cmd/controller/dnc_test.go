@@ -30,6 +30,11 @@ func TestDNCImportCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "2 numbers") || !strings.Contains(out, "1 rejected") || !strings.Contains(out, "line 4") && !strings.Contains(out, "line 3") {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
+	// -db after the verb is the store used too.
+	os.WriteFile(file+".2", []byte("2125550103\n"), 0o600)
+	if err := run(context.Background(), []string{"dnc", "import", "-db", db, "-source", "us-ftc", "-version", "2026-12-01", "-reason", "late file", "-actor", "cli:ann", file + ".2"}, io.Discard, io.Discard, env); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := dnc("import", "-source", "us-ftc", "-version", "2026-12-01", file); err == nil || !strings.Contains(err.Error(), "reason") {
 		t.Fatalf("without a reason: %v", err)
 	}
@@ -42,15 +47,15 @@ func TestDNCImportCommand(t *testing.T) {
 	}
 	defer s.Close()
 	got, _ := s.SearchDNC(context.Background(), sqlstore.InternalDNC, "", "", 10)
-	if len(got) != 2 || got[0].Source != "us-ftc" {
+	if len(got) != 3 || got[0].Source != "us-ftc" {
 		t.Fatalf("list %+v", got)
 	}
 	imps, _ := s.DNCImports(context.Background(), 10)
-	if len(imps) != 1 || imps[0].Version != "2026-12-01" || imps[0].Actor != "cli:ann" || !imps[0].Complete {
+	if len(imps) != 2 || imps[1].Version != "2026-12-01" || imps[1].Actor != "cli:ann" || !imps[1].Complete {
 		t.Fatalf("imports %+v", imps)
 	}
 	log, _ := s.Audit(context.Background(), 0, 10)
-	if len(log) != 1 || log[0].Actor != "cli:ann" || !strings.Contains(log[0].Path, "dnc import") || !strings.Contains(log[0].Detail, "monthly refresh") {
+	if len(log) != 2 || log[0].Actor != "cli:ann" || !strings.Contains(log[0].Path, "dnc import") || !strings.Contains(log[0].Detail, "monthly refresh") {
 		t.Fatalf("audit %+v", log)
 	}
 }
