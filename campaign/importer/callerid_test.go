@@ -59,4 +59,15 @@ func TestDNCFTCFlatFile(t *testing.T) {
 	if err != nil || strings.Join(got, " ") != "+12125550101 +12125550102" || rep.Rows != 4 || rep.Rejected != 2 {
 		t.Fatalf("%v %v %+v", got, err, rep)
 	}
+	// Files of both kinds put together, either first.
+	for _, src := range []string{"212,5550101\n3125550101\n", "3125550101\n212,5550101\n"} {
+		got = nil
+		rep, err := ReadDNC(context.Background(), strings.NewReader(src), Options{}, func(p []string) error {
+			got = append(got, p...)
+			return nil
+		})
+		if err != nil || len(got) != 2 || rep.Rejected != 0 {
+			t.Errorf("%q: %v %v %+v", src, got, err, rep)
+		}
+	}
 }

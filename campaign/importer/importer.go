@@ -229,7 +229,7 @@ type header struct {
 	tz       int      // column index of zones, -1 if none
 	cid      int      // column index of caller IDs, -1 if none
 	cidName  string   // its header as written
-	pair     bool     // an FTC flat file: area code and number in two columns
+	bare     bool     // a headerless do-not-call file (no phone column)
 	firstRow *record  // a headerless DNC list's first record, to process as data
 }
 
@@ -300,6 +300,19 @@ func (im *importer) run(ctx context.Context, cr *csvReader) error {
 // makeRow checks a record's shape and maps its cells.
 func makeRow(rec *record, h *header, cr *csvReader) row {
 	r := row{line: rec.line}
+	if h.bare && !rec.unterminated && !rec.tooLong && !rec.tooMany {
+		// A headerless do-not-call file, one number a line or the FTC's
+		// area code and number: both, even mixed (files put together).
+		switch f := rec.fields; {
+		case len(f) == 1:
+			r.phone = cr.text(f[0])
+		case len(f) == 2 && ftcPair(cr.text(f[0]), cr.text(f[1])):
+			r.phone = strings.TrimSpace(cr.text(f[0])) + strings.TrimSpace(cr.text(f[1]))
+		default:
+			r.reject("wrong column count", fmt.Sprintf("row has %d columns; want one number, or an area code and a number, a line", len(f)))
+		}
+		return r
+	}
 	switch {
 	case rec.unterminated:
 		r.reject("unterminated quote", fmt.Sprintf("a quoted value opened on line %d is never closed; the rest of the file (to line %d) was read as this one row", rec.line, rec.endLine))
@@ -315,10 +328,6 @@ func makeRow(rec *record, h *header, cr *csvReader) row {
 			more = " or more"
 		}
 		r.reject("wrong column count", fmt.Sprintf("row has %d%s columns but the header has %d; quote values that contain %s", n, more, len(h.keys), delimName(cr.delim)))
-		return r
-	}
-	if h.pair {
-		r.phone = strings.TrimSpace(cr.text(rec.fields[0])) + strings.TrimSpace(cr.text(rec.fields[1]))
 		return r
 	}
 	r.fields = make(map[string]string, len(h.keys))

@@ -133,7 +133,7 @@ func readHeader(cr *csvReader, rep *Report, opt Options, dnc bool) (*header, err
 			// Headerless list: the first line is the first number.
 			rep.Columns = nil
 			h.keys = []string{""}
-			h.phone = 0
+			h.phone, h.bare = 0, true
 			first := *rec
 			first.fields = [][]byte{slices.Clone(rec.fields[0])}
 			h.firstRow = &first
@@ -143,7 +143,7 @@ func readHeader(cr *csvReader, rep *Report, opt Options, dnc bool) (*header, err
 			// The FTC registry's flat download: area code, number.
 			rep.Columns = nil
 			h.keys = []string{"", ""}
-			h.phone, h.pair = 0, true
+			h.phone, h.bare = 0, true
 			first := *rec
 			first.fields = [][]byte{slices.Clone(rec.fields[0]), slices.Clone(rec.fields[1])}
 			h.firstRow = &first

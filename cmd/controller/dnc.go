@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/zip"
+	"compress/gzip"
 	"context"
 	"errors"
 	"flag"
@@ -10,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/user"
+	"strings"
 	"time"
 
 	"github.com/elastidial/elastidial/campaign/importer"
@@ -39,8 +42,8 @@ func dncCommand(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Wri
 		// A -db after the verb must be the store used, not the default.
 		cfg.DB = fs.Lookup("db").Value.String()
 	}
-	if len(args) != 2 || args[0] != "import" {
-		return errors.New("dnc: want 'controller dnc import -source S -version V -reason R FILE' (FILE - for standard input)")
+	if len(args) < 2 || args[0] != "import" {
+		return errors.New("dnc: want 'controller dnc import -source S -version V -reason R FILE...' (FILE - for standard input; .zip and .gz files are read inside)")
 	}
 	get := func(name string) string { return fs.Lookup(name).Value.String() }
 	d := sqlstore.DNCImport{List: get("list"), Source: get("source"), Version: get("version"), Reason: get("reason"), Actor: get("actor")}
@@ -53,15 +56,11 @@ func dncCommand(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Wri
 	if err := d.Validate(); err != nil {
 		return fmt.Errorf("dnc import: %w", err)
 	}
-	var in io.Reader = os.Stdin
-	if args[1] != "-" {
-		f, err := os.Open(args[1])
-		if err != nil {
-			return fmt.Errorf("dnc import: %w", err)
-		}
-		defer f.Close()
-		in = f
+	in, closeAll, err := openDNCFiles(args[1:])
+	if err != nil {
+		return fmt.Errorf("dnc import: %w", err)
 	}
+	defer closeAll()
 	store, err := sqlstore.Open(ctx, cfg.DB)
 	if err != nil {
 		return err
@@ -69,7 +68,7 @@ func dncCommand(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Wri
 	defer store.Close()
 	now := time.Now()
 	d, rep, err := store.ImportDNCFile(ctx, d, in, importer.Options{DefaultRegion: get("region")}, now)
-	q := url.Values{"source": {d.Source}, "version": {d.Version}, "list": {d.List}, "file": {args[1]}}
+	q := url.Values{"source": {d.Source}, "version": {d.Version}, "list": {d.List}, "file": args[1:]}
 	status := 200
 	if err != nil {
 		status = 500
@@ -87,4 +86,64 @@ func dncCommand(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Wri
 		return fmt.Errorf("dnc import: %w", err)
 	}
 	return nil
+}
+
+// openDNCFiles reads the files one after the other as one list, a line
+// break between them: plain files, .gz files, and every file of a .zip
+// (the FTC's download of several area codes); "-" is standard input.
+func openDNCFiles(names []string) (io.Reader, func(), error) {
+	var readers []io.Reader
+	var closers []io.Closer
+	closeAll := func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}
+	add := func(r io.Reader) { readers = append(readers, r, strings.NewReader("\n")) }
+	for _, name := range names {
+		if name == "-" {
+			add(os.Stdin)
+			continue
+		}
+		switch {
+		case strings.HasSuffix(strings.ToLower(name), ".zip"):
+			z, err := zip.OpenReader(name)
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			closers = append(closers, z)
+			for _, f := range z.File {
+				if f.FileInfo().IsDir() {
+					continue
+				}
+				r, err := f.Open()
+				if err != nil {
+					closeAll()
+					return nil, nil, fmt.Errorf("%s: %s: %w", name, f.Name, err)
+				}
+				closers = append(closers, r)
+				add(r)
+			}
+		default:
+			f, err := os.Open(name)
+			if err != nil {
+				closeAll()
+				return nil, nil, err
+			}
+			closers = append(closers, f)
+			if !strings.HasSuffix(strings.ToLower(name), ".gz") {
+				add(f)
+				continue
+			}
+			g, err := gzip.NewReader(f)
+			if err != nil {
+				closeAll()
+				return nil, nil, fmt.Errorf("%s: %w", name, err)
+			}
+			closers = append(closers, g)
+			add(g)
+		}
+	}
+	return io.MultiReader(readers...), closeAll, nil
 }

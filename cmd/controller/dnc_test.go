@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"io"
 	"os"
@@ -35,6 +37,23 @@ func TestDNCImportCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"dnc", "import", "-db", db, "-source", "us-ftc", "-version", "2026-12-01", "-reason", "late file", "-actor", "cli:ann", file + ".2"}, io.Discard, io.Discard, env); err != nil {
 		t.Fatal(err)
 	}
+	// The FTC's download: a .zip of one file per area code; and a .gz.
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	for _, f := range []struct{ name, body string }{{"312.txt", "312,5550101\n312,5550102"}, {"415.txt", "415,5550101\n"}} {
+		w, _ := zw.Create(f.name)
+		w.Write([]byte(f.body))
+	}
+	zw.Close()
+	os.WriteFile(filepath.Join(dir, "ftc.zip"), zb.Bytes(), 0o600)
+	var gb bytes.Buffer
+	gw := gzip.NewWriter(&gb)
+	gw.Write([]byte("6175550101\n"))
+	gw.Close()
+	os.WriteFile(filepath.Join(dir, "617.txt.gz"), gb.Bytes(), 0o600)
+	if out, err := dnc("import", "-source", "us-ftc", "-version", "2026-12-02", "-reason", "refresh", filepath.Join(dir, "ftc.zip"), filepath.Join(dir, "617.txt.gz")); err != nil || !strings.Contains(out, "4 numbers") {
+		t.Fatalf("zip and gz: %v\n%s", err, out)
+	}
 	if _, err := dnc("import", "-source", "us-ftc", "-version", "2026-12-01", file); err == nil || !strings.Contains(err.Error(), "reason") {
 		t.Fatalf("without a reason: %v", err)
 	}
@@ -47,15 +66,15 @@ func TestDNCImportCommand(t *testing.T) {
 	}
 	defer s.Close()
 	got, _ := s.SearchDNC(context.Background(), sqlstore.InternalDNC, "", "", 10)
-	if len(got) != 3 || got[0].Source != "us-ftc" {
+	if len(got) != 7 || got[0].Source != "us-ftc" {
 		t.Fatalf("list %+v", got)
 	}
 	imps, _ := s.DNCImports(context.Background(), 10)
-	if len(imps) != 2 || imps[1].Version != "2026-12-01" || imps[1].Actor != "cli:ann" || !imps[1].Complete {
+	if len(imps) != 3 || imps[2].Version != "2026-12-01" || imps[1].Actor != "cli:ann" || !imps[2].Complete {
 		t.Fatalf("imports %+v", imps)
 	}
 	log, _ := s.Audit(context.Background(), 0, 10)
-	if len(log) != 2 || log[0].Actor != "cli:ann" || !strings.Contains(log[0].Path, "dnc import") || !strings.Contains(log[0].Detail, "monthly refresh") {
+	if len(log) != 3 || log[0].Actor != "cli:ann" || !strings.Contains(log[0].Path, "dnc import") || !strings.Contains(log[0].Detail, "monthly refresh") {
 		t.Fatalf("audit %+v", log)
 	}
 }
