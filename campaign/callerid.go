@@ -3,6 +3,8 @@ package campaign
 import (
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -37,18 +39,38 @@ type CallerIDChoice struct {
 // area code still under the campaign's daily cap (used says how often a
 // number was used today), else the campaign's.
 func ChooseCallerID(c *Campaign, contactCID, phone string, used func(number string) int) CallerIDChoice {
+	return NewCallerIDPicker(c).Choose(contactCID, phone, used)
+}
+
+// CallerIDPicker is ChooseCallerID for many contacts of one campaign: its
+// pool is indexed by area code once.
+type CallerIDPicker struct {
+	c      *Campaign
+	byArea map[string][]string // area code → pool numbers, in pool order
+}
+
+// NewCallerIDPicker indexes the campaign's pool.
+func NewCallerIDPicker(c *Campaign) *CallerIDPicker {
+	p := &CallerIDPicker{c: c, byArea: map[string][]string{}}
+	for _, n := range c.CallerIDPool {
+		if a := AreaCode(n); a != "" {
+			p.byArea[a] = append(p.byArea[a], n)
+		}
+	}
+	return p
+}
+
+// Choose is ChooseCallerID.
+func (p *CallerIDPicker) Choose(contactCID, phone string, used func(number string) int) CallerIDChoice {
 	if contactCID != "" {
 		return CallerIDChoice{Number: contactCID, Source: CallerIDContact}
 	}
-	if len(c.CallerIDPool) > 0 {
+	if len(p.byArea) > 0 {
 		if area := AreaCode(phone); area != "" {
 			best, bestN := "", 0
-			for _, n := range c.CallerIDPool {
-				if AreaCode(n) != area {
-					continue
-				}
+			for _, n := range p.byArea[area] {
 				u := used(n)
-				if c.CallerIDDailyCap > 0 && u >= c.CallerIDDailyCap {
+				if p.c.CallerIDDailyCap > 0 && u >= p.c.CallerIDDailyCap {
 					continue
 				}
 				if best == "" || u < bestN {
@@ -60,7 +82,7 @@ func ChooseCallerID(c *Campaign, contactCID, phone string, used func(number stri
 			}
 		}
 	}
-	return CallerIDChoice{Number: c.CallerID, Source: CallerIDCampaign}
+	return CallerIDChoice{Number: p.c.CallerID, Source: CallerIDCampaign}
 }
 
 // AreaCode is the geographic area code of an E.164 number with its
@@ -70,17 +92,31 @@ func AreaCode(e164 string) string {
 	if len(e164) == 12 && strings.HasPrefix(e164, "+1") {
 		return e164[:5] // NANP: every number has a three-digit area code
 	}
-	num, err := phonenumbers.Parse(e164, "")
-	if err != nil {
-		return ""
+	if v, ok := areaCodes.Load(e164); ok {
+		return v.(string)
 	}
-	n := phonenumbers.GetLengthOfGeographicalAreaCode(num)
-	if n == 0 {
-		return ""
+	a := ""
+	if num, err := phonenumbers.Parse(e164, ""); err == nil {
+		if n := phonenumbers.GetLengthOfGeographicalAreaCode(num); n > 0 {
+			a = fmt.Sprintf("+%d%s", num.GetCountryCode(), phonenumbers.GetNationalSignificantNumber(num)[:n])
+		}
 	}
-	nsn := phonenumbers.GetNationalSignificantNumber(num)
-	return fmt.Sprintf("+%d%s", num.GetCountryCode(), nsn[:n])
+	// Pool numbers are asked about at every lease: parse each once.
+	if areaCodeCount.Load() < maxAreaCodes {
+		if _, loaded := areaCodes.LoadOrStore(e164, a); !loaded {
+			areaCodeCount.Add(1)
+		}
+	}
+	return a
 }
+
+// areaCodes caches AreaCode outside North America, bounded.
+var (
+	areaCodes     sync.Map // E.164 → area code
+	areaCodeCount atomic.Int64
+)
+
+const maxAreaCodes = 100_000
 
 // NormaliseCallerIDIn is NormaliseCallerID for a number written without
 // its country code in region ("US", "GB", ...).

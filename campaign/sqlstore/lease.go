@@ -202,6 +202,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		return nil, err
 	}
 	usedNow := map[string]bool{}
+	picker := campaign.NewCallerIDPicker(&c)
 	var picks []pick
 	var calls []string
 	var evidence []any // the compliance record of each pick
@@ -216,7 +217,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		f := campaign.Facts{DNC: dnc[p.phone], Dials: dials[p.phone]}
 		v := campaign.Decide(&c, k, f, s.Caps, now)
 		if v.OK() {
-			p.cid = campaign.ChooseCallerID(&c, p.callerID, p.phone, func(n string) int { return uses[n] })
+			p.cid = picker.Choose(p.callerID, p.phone, func(n string) int { return uses[n] })
 			if p.cid.Source == campaign.CallerIDPool {
 				uses[p.cid.Number]++
 				usedNow[p.cid.Number] = true
