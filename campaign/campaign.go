@@ -16,8 +16,11 @@ import (
 
 // Campaign statuses.
 const (
-	StatusDraft     = "draft"
-	StatusRunning   = "running"
+	StatusDraft   = "draft"
+	StatusRunning = "running"
+	// StatusScheduled: started with a start_at ahead; it becomes running
+	// at start_at (the store moves it when it leases or forecasts).
+	StatusScheduled = "scheduled"
 	StatusPaused    = "paused"
 	StatusCompleted = "completed"
 )
@@ -155,9 +158,22 @@ type Campaign struct {
 	Countries []string `json:"countries,omitempty"`
 	// AllowTypes lifts the default refusal of premium_rate, shared_cost,
 	// satellite and personal_number numbers.
-	AllowTypes []string  `json:"allow_types,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	AllowTypes []string `json:"allow_types,omitempty"`
+	// CallerIDPool are numbers shown by area code (local presence): a
+	// contact sees the pool number of its own area code, else CallerID.
+	CallerIDPool []string `json:"caller_id_pool,omitempty"`
+	// CallerIDDailyCap bounds the calls each pool number places per UTC
+	// day, across campaigns; 0 means no cap.
+	CallerIDDailyCap int `json:"caller_id_daily_cap,omitempty"`
+	// AbandonCap is the abandon rate (of live answers, over 30 days) the
+	// campaign's pacing holds it under when its flow transfers to people;
+	// 0 means DefaultAbandonCap (3%).
+	AbandonCap float64 `json:"abandon_cap,omitempty"`
+	// Transfers is set by the store when the campaign's flow has a
+	// transfer state: it is then paced (Pace). Read-only.
+	Transfers bool      `json:"transfers"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Defaults fills unset fields.
@@ -188,6 +204,11 @@ func (c *Campaign) Defaults() {
 	}
 	if e := NormaliseCallerID(c.CallerID); e != "" {
 		c.CallerID = e
+	}
+	for i, n := range c.CallerIDPool {
+		if e := NormaliseCallerID(n); e != "" {
+			c.CallerIDPool[i] = e
+		}
 	}
 }
 
@@ -244,6 +265,12 @@ func (c *Campaign) Validate() error {
 	if err := c.validateRules(); err != nil {
 		return err
 	}
+	if err := c.validateCallerIDs(); err != nil {
+		return err
+	}
+	if !(c.AbandonCap >= 0 && c.AbandonCap <= 0.2) {
+		return &FieldError{"abandon_cap", fmt.Sprintf("%g: want 0 (the default, 3%%) to 0.2, a share of live answers", c.AbandonCap)}
+	}
 	for d, r := range c.Retry {
 		if !isDisposition(d) {
 			return &FieldError{"retry", fmt.Sprintf("unknown disposition %q; want one of %s", d, strings.Join(Dispositions, ", "))}
@@ -256,9 +283,9 @@ func (c *Campaign) Validate() error {
 		}
 	}
 	switch c.Status {
-	case StatusDraft, StatusRunning, StatusPaused, StatusCompleted:
+	case StatusDraft, StatusScheduled, StatusRunning, StatusPaused, StatusCompleted:
 	default:
-		return &FieldError{"status", fmt.Sprintf("%q: want draft, running, paused or completed", c.Status)}
+		return &FieldError{"status", fmt.Sprintf("%q: want draft, scheduled, running, paused or completed", c.Status)}
 	}
 	return nil
 }
@@ -273,11 +300,18 @@ func isDisposition(d string) bool {
 }
 
 // Transition checks a status change asked for by a campaign manager.
+//
+//	         start, start_at ahead            start_at comes
+//	draft ─────────────────────────► scheduled ─────────────► running
+//	  └─────────────────── start, no start_at ahead ────────► running
+//	scheduled, running ──pause──► paused ──resume──► scheduled or running
+//	any of them ──stop──► completed
 func Transition(from, to string) error {
 	ok := map[string][]string{
-		StatusDraft:   {StatusRunning, StatusCompleted},
-		StatusRunning: {StatusPaused, StatusCompleted},
-		StatusPaused:  {StatusRunning, StatusCompleted},
+		StatusDraft:     {StatusRunning, StatusScheduled, StatusCompleted},
+		StatusScheduled: {StatusRunning, StatusScheduled, StatusPaused, StatusCompleted},
+		StatusRunning:   {StatusPaused, StatusCompleted},
+		StatusPaused:    {StatusRunning, StatusScheduled, StatusCompleted},
 	}[from]
 	for _, s := range ok {
 		if s == to {
@@ -515,4 +549,25 @@ type Stats struct {
 	// Failovers counts the tries a trunk refused as congested that went
 	// again on the next trunk of the group, by the refusing trunk.
 	Failovers map[string]int `json:"failovers"`
+	// Abandon is the abandoned-call measure of a campaign whose flow
+	// transfers to people; nil otherwise.
+	Abandon *AbandonStats `json:"abandon,omitempty"`
+}
+
+// AbandonStats is a campaign's abandon rate over the last 30 days and the
+// concurrency its pacing allows now.
+type AbandonStats struct {
+	AbandonCounts
+	Rate float64 `json:"rate"` // abandoned / live answers, 0 with none
+	Cap  float64 `json:"cap"`
+	Pace int     `json:"pace"` // concurrent calls the pacing allows now
+}
+
+// StartStatus is what "start" makes of a campaign at now: scheduled while
+// its start_at is ahead, else running.
+func StartStatus(c *Campaign, now time.Time) string {
+	if c.StartAt != nil && now.Before(*c.StartAt) {
+		return StatusScheduled
+	}
+	return StatusRunning
 }

@@ -19,6 +19,8 @@ type Evidence struct {
 	DialsDay     int         `json:"dials_24h"` // the number's attempts before this one
 	DialsWeek    int         `json:"dials_7d"`
 	Attempt      int         `json:"attempt"`
+	// The caller ID shown, and where it came from.
+	CallerIDChoice
 }
 
 // ZoneCheck is the calling hours as they stood in one zone.

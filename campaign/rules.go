@@ -111,7 +111,7 @@ func Decide(c *Campaign, k Contact, f Facts, caps Caps, now time.Time) Verdict {
 
 // Dialling is the campaign's part of Decide: whether it dials at all now.
 func Dialling(c *Campaign, now time.Time) Verdict {
-	if c.Status != StatusRunning {
+	if c.Status != StatusRunning && (c.Status != StatusScheduled || c.StartAt == nil) {
 		return Verdict{Reason: ReasonNotRunning, Detail: "campaign is " + c.Status}
 	}
 	if c.StartAt != nil && now.Before(*c.StartAt) {

@@ -233,6 +233,12 @@ func (f *Flow) Validate(promptExists func(name string) bool) error {
 			if t.TimeoutSeconds < 5 || t.TimeoutSeconds > 300 {
 				add(n, "transfer timeout_seconds %d: want 5 to 300", t.TimeoutSeconds)
 			}
+			// When no one is free the caller must hear a message at once
+			// (the abandoned-call rule): failed leads, through set states
+			// only, to a play state.
+			if !f.playsNext(s.Failed) {
+				add(n, "transfer needs failed: a play state (through set states only) telling the caller no one is free")
+			}
 		}
 		if (s.Machine != "" || s.Human != "") && !s.Detect {
 			add(n, "only a detect state takes machine and human")
@@ -256,6 +262,24 @@ func (f *Flow) Validate(promptExists func(name string) bool) error {
 		return ps
 	}
 	return nil
+}
+
+// playsNext reports whether the state named leads, through set states
+// only, to a play state.
+func (f *Flow) playsNext(name string) bool {
+	for hops := 0; name != "" && hops <= MaxPassThru; hops++ {
+		s := f.States[name]
+		switch {
+		case s == nil:
+			return false
+		case len(s.Play) > 0:
+			return true
+		case s.Set == nil:
+			return false
+		}
+		name = s.Next
+	}
+	return false
 }
 
 // checkGraph finds unreachable states, set-only loops and states from
@@ -374,6 +398,14 @@ func Step(f *Flow, state string, in Input, fields map[string]string) (next strin
 		}
 		var retry bool
 		target, retry = s.transition(in)
+		if s.Transfer != nil {
+			// The transfer's outcome, for the campaign's abandon rate.
+			outcome := campaign.TransferConnected
+			if in.Kind == nodeapi.InputFailed {
+				outcome = campaign.TransferNoOneFree
+			}
+			tags = map[string]string{campaign.TagTransfer: outcome}
+		}
 		if retry && s.Gather != nil && tries < s.Gather.Retries {
 			return name + stateSep + strconv.Itoa(tries+1), s.action(fields), nil, nil
 		}

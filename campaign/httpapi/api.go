@@ -89,6 +89,7 @@ func (a *API) Handler() http.Handler {
 	route("POST /api/v1/dnc", campaign.PermWrite, a.importDNC)
 	route("GET /api/v1/dnc", campaign.PermRead, a.searchDNC)
 	route("DELETE /api/v1/dnc/{phone}", campaign.PermWrite, a.deleteDNC)
+	route("GET /api/v1/dnc/imports", campaign.PermRead, a.dncImports)
 	route("GET /api/v1/audit", campaign.PermTokens, a.audit)
 	route("GET /api/v1/tokens", campaign.PermTokens, a.listTokens)
 	route("POST /api/v1/tokens", campaign.PermTokens, a.createToken)
@@ -393,7 +394,7 @@ func (a *API) csvBody(w http.ResponseWriter, r *http.Request) (io.Reader, error)
 
 func importOptions(r *http.Request) importer.Options {
 	q := r.URL.Query()
-	return importer.Options{DefaultRegion: q.Get("region"), PhoneColumn: q.Get("phone_column"), TimezoneColumn: q.Get("timezone_column")}
+	return importer.Options{DefaultRegion: q.Get("region"), PhoneColumn: q.Get("phone_column"), TimezoneColumn: q.Get("timezone_column"), CallerIDColumn: q.Get("caller_id_column")}
 }
 
 func (a *API) importContacts(w http.ResponseWriter, r *http.Request) {
@@ -453,23 +454,60 @@ func (a *API) rejections(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// importDNC streams a do-not-call file into a list: ?list= (a campaign
+// id; none for the internal list), ?source= (e.g. us-ftc, uk-tps),
+// ?version= (the registry download's date or release; required for the
+// internal list), ?reason= (why; required), ?region= for national
+// numbers (GB for the TPS). The import is recorded with the token's name.
 func (a *API) importDNC(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	t, _ := Caller(r.Context())
+	d := sqlstore.DNCImport{List: q.Get("list"), Source: q.Get("source"), Version: q.Get("version"), Reason: q.Get("reason"), Actor: t.Name}
+	if err := d.Validate(); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if !a.seesList(w, r, d.List) {
+		return
+	}
 	body, err := a.csvBody(w, r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	source := r.URL.Query().Get("source")
-	if source == "" {
-		source = "upload"
-	}
-	// list is a campaign's id for its own list; none means the internal one.
-	rep, err := a.Store.ImportDNCList(r.Context(), r.URL.Query().Get("list"), body, importOptions(r), source, a.now())
+	d, rep, err := a.Store.ImportDNCFile(r.Context(), d, body, importOptions(r), a.now())
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	jsonhttp.Write(w, http.StatusOK, rep)
+	jsonhttp.Write(w, http.StatusOK, struct {
+		sqlstore.DNCImport
+		ByReason map[string]int       `json:"by_reason"`
+		Blank    int                  `json:"blank"`
+		Samples  []importer.Rejection `json:"samples"`
+	}{d, rep.ByReason, rep.Blank, orEmpty(rep.Samples)})
+}
+
+// dncImports lists the do-not-call imports, newest first: ?limit=
+// (default and at most 1000).
+func (a *API) dncImports(w http.ResponseWriter, r *http.Request) {
+	limit := 1000
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			a.fail(w, r, &campaign.FieldError{Field: "limit", Reason: fmt.Sprintf("%q: want 1 to 1000", v)})
+			return
+		}
+		limit = n
+	}
+	got, err := a.Store.DNCImports(r.Context(), limit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	t, _ := Caller(r.Context())
+	got = slices.DeleteFunc(got, func(d sqlstore.DNCImport) bool { return d.List != "internal" && !t.Sees(d.List) })
+	jsonhttp.Write(w, http.StatusOK, got)
 }
 
 // searchDNC lists a do-not-call list's numbers: ?list= (a campaign id;
@@ -486,6 +524,9 @@ func (a *API) searchDNC(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
+	if !a.seesList(w, r, q.Get("list")) {
+		return
+	}
 	got, err := a.Store.SearchDNC(r.Context(), q.Get("list"), q.Get("prefix"), q.Get("after"), limit)
 	if err != nil {
 		a.fail(w, r, err)
@@ -494,8 +535,32 @@ func (a *API) searchDNC(w http.ResponseWriter, r *http.Request) {
 	jsonhttp.Write(w, http.StatusOK, got)
 }
 
+// seesList answers 404 (and false) when the caller's token is scoped to
+// other campaigns than the one whose list it names.
+func (a *API) seesList(w http.ResponseWriter, r *http.Request, list string) bool {
+	if t, _ := Caller(r.Context()); list != sqlstore.InternalDNC && !t.Sees(list) {
+		a.fail(w, r, fmt.Errorf("campaign %q: %w", list, campaign.ErrNotFound))
+		return false
+	}
+	return true
+}
+
+// deleteDNC takes a number off a list; ?reason= is required and kept in
+// the audit log with the token's name.
 func (a *API) deleteDNC(w http.ResponseWriter, r *http.Request) {
-	if err := a.Store.DeleteDNC(r.Context(), r.URL.Query().Get("list"), r.PathValue("phone")); err != nil {
+	if err := sqlstore.CheckReason(r.URL.Query().Get("reason")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	list := r.URL.Query().Get("list")
+	if !a.seesList(w, r, list) {
+		return
+	}
+	if t, _ := Caller(r.Context()); list == sqlstore.InternalDNC && len(t.Campaigns) > 0 {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("this token (%s) is scoped to campaigns %s: it may take numbers off their own lists, not off the internal list every campaign honours", t.Name, strings.Join(t.Campaigns, ", ")), "")
+		return
+	}
+	if err := a.Store.DeleteDNC(r.Context(), list, r.PathValue("phone")); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -523,7 +588,7 @@ func (a *API) setStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) stats(w http.ResponseWriter, r *http.Request) {
-	st, err := a.Store.Stats(r.Context(), r.PathValue("id"))
+	st, err := a.Store.StatsAt(r.Context(), r.PathValue("id"), a.now())
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -16,6 +16,7 @@ import (
 
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/internal/testenv"
 )
 
 type client struct {
@@ -62,8 +63,25 @@ func (c *client) json(method, path string, in any, wantStatus int, out any) {
 
 // newAPI serves an API over a fresh store; opts adjust the API first.
 func newAPI(t *testing.T, opts ...func(*API)) (*client, *sqlstore.Store) {
+	return newAPIOn(t, filepath.Join(t.TempDir(), "api.db"), opts...)
+}
+
+// eachAPI runs a test through the API over SQLite and over PostgreSQL.
+func eachAPI(t *testing.T, fn func(t *testing.T, c *client, s *sqlstore.Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		c, s := newAPI(t)
+		fn(t, c, s)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		c, s := newAPIOn(t, testenv.PostgresDSN(t))
+		fn(t, c, s)
+	})
+}
+
+// newAPIOn serves an API over a fresh store at dsn.
+func newAPIOn(t *testing.T, dsn string, opts ...func(*API)) (*client, *sqlstore.Store) {
 	ctx := context.Background()
-	s, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "api.db"))
+	s, err := sqlstore.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +262,7 @@ func TestDialListRequestCap(t *testing.T) {
 	if st, err := s.Stats(context.Background(), camp.ID); err != nil || st.Contacts["pending"] != 0 {
 		t.Fatalf("contacts kept from a refused list: %+v %v", st.Contacts, err)
 	}
-	status, body = c.do("POST", "/api/v1/dnc", "text/csv", strings.NewReader(b.String()))
+	status, body = c.do("POST", "/api/v1/dnc?source=x&version=1&reason=r", "text/csv", strings.NewReader(b.String()))
 	if status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("dnc over the cap: %d %s", status, body)
 	}

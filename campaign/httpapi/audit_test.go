@@ -22,7 +22,7 @@ func TestAuditLogNamesWhoChangedWhat(t *testing.T) {
 	c.json("POST", "/api/v1/campaigns", map[string]any{"name": "Renewals", "trunk": "carrier", "caller_id": "+14155550100", "target": 5}, 201, &camp)
 	c.json("GET", "/api/v1/campaigns/"+camp.ID, nil, 200, nil)
 	c.json("POST", "/api/v1/campaigns", map[string]any{"name": "Bad", "trunk": "carrier", "caller_id": "+14155550100", "target": 5, "window": map[string]int{"start": 0, "end": 1440}}, 400, nil)
-	if st, _ := c.do("DELETE", "/api/v1/dnc/+12125550100", "", nil); st != 404 {
+	if st, _ := c.do("DELETE", "/api/v1/dnc/+12125550100?reason=asked+by+phone", "", nil); st != 404 {
 		t.Fatalf("delete: %d", st)
 	}
 	var log []struct {
@@ -46,7 +46,7 @@ func TestAuditLogNamesWhoChangedWhat(t *testing.T) {
 		"test PUT /api/v1/trunks/carrier 200",
 		"alice POST /api/v1/campaigns 201",
 		"alice POST /api/v1/campaigns 400",
-		"alice DELETE /api/v1/dnc/+12125550100 404",
+		"alice DELETE /api/v1/dnc/+12125550100?reason=asked+by+phone 404",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("audit log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -24,10 +24,10 @@ func TestCampaignDNCList(t *testing.T) {
 		}
 		c.json("PUT", "/api/v1/campaigns/"+camp.ID+"/flow", map[string]any{"start": "hello"}, 200, nil)
 	}
-	if st, b := c.do("POST", "/api/v1/dnc?list="+ids[0]+"&source=renewals+opt-outs", "text/csv", strings.NewReader("phone\n212-555-0101\n212-555-0199\n")); st != 200 {
+	if st, b := c.do("POST", "/api/v1/dnc?list="+ids[0]+"&source=renewals+opt-outs&reason=opted+out", "text/csv", strings.NewReader("phone\n212-555-0101\n212-555-0199\n")); st != 200 {
 		t.Fatalf("upload: %d %s", st, b)
 	}
-	if st, b := c.do("POST", "/api/v1/dnc?list=c_nope", "text/csv", strings.NewReader("phone\n212-555-0101\n")); st != 404 {
+	if st, b := c.do("POST", "/api/v1/dnc?list=c_nope&source=x&reason=r", "text/csv", strings.NewReader("phone\n212-555-0101\n")); st != 404 {
 		t.Fatalf("upload to an unknown campaign's list: %d %s", st, b)
 	}
 	var got []struct{ Phone, List, Source string }
@@ -56,10 +56,10 @@ func TestCampaignDNCList(t *testing.T) {
 	if len(leases) != 3 {
 		t.Fatalf("leased %v, want all but the listed number", dialled)
 	}
-	if st, b := c.do("DELETE", "/api/v1/dnc/+12125550199?list="+ids[0], "", nil); st != 204 {
+	if st, b := c.do("DELETE", "/api/v1/dnc/+12125550199?reason=mistake&list="+ids[0], "", nil); st != 204 {
 		t.Fatalf("delete: %d %s", st, b)
 	}
-	if st, b := c.do("DELETE", "/api/v1/dnc/+12125550199?list="+ids[0], "", nil); st != 404 {
+	if st, b := c.do("DELETE", "/api/v1/dnc/+12125550199?reason=mistake&list="+ids[0], "", nil); st != 404 {
 		t.Fatalf("delete again: %d %s", st, b)
 	}
 	c.json("GET", "/api/v1/dnc?list="+ids[0], nil, 200, &got)

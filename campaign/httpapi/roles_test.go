@@ -49,7 +49,7 @@ func TestRolesOnEveryRoute(t *testing.T) {
 		{"GET", "/api/v1/campaigns/" + id + "/results.csv", "", "am"},
 		{"GET", "/api/v1/imports/" + imp.ID + "/rejections.csv", "", "am"},
 		{"POST", "/api/v1/campaigns/" + id + "/pause", "", "aom"}, // 409: not running, but allowed
-		{"POST", "/api/v1/dnc", "+12125550123\n", "am"},
+		{"POST", "/api/v1/dnc?source=x&version=1&reason=r", "+12125550123\n", "am"},
 		{"GET", "/api/v1/tokens", "", "a"},
 		{"POST", "/api/v1/tokens", `{"name":"n","role":"viewer"}`, "a"},
 	} {

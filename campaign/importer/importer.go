@@ -38,6 +38,10 @@ type Options struct {
 	// called timezone, time_zone or tz if there is one; else zones are derived
 	// from each number. A blank cell falls back to the number.
 	TimezoneColumn string
+	// CallerIDColumn names a column holding the caller ID each contact is
+	// shown. Default: a column called caller_id, callerid, cli or
+	// caller_number if there is one. A blank cell means the campaign's.
+	CallerIDColumn string
 	// BatchSize is the number of rows handed to the Sink at once. Default 1000.
 	BatchSize int
 	// Workers normalise numbers in parallel within a batch. Default
@@ -72,6 +76,9 @@ type Contact struct {
 	// Fields are the other columns, keyed by normalised header names
 	// ("First Name" → "first_name"). Never nil. Owned by the Sink.
 	Fields map[string]string
+	// CallerID is the contact's own caller ID in E.164, "" for the
+	// campaign's.
+	CallerID string
 }
 
 // Rejection is one row that was not imported.
@@ -121,6 +128,8 @@ type Report struct {
 	// TimezoneColumn is the key of the zone column, "" when zones come from
 	// the numbers.
 	TimezoneColumn string `json:"timezone_column,omitempty"`
+	// CallerIDColumn is the key of the caller ID column, "" if none.
+	CallerIDColumn string `json:"caller_id_column,omitempty"`
 	// Delimiter is the detected field separator: ",", ";" or "\t".
 	Delimiter string `json:"delimiter"`
 	// Encoding names how the bytes were read: "UTF-8", "UTF-8 with BOM",
@@ -162,9 +171,11 @@ func Import(ctx context.Context, r io.Reader, opt Options, s Sink) (Report, erro
 	if err != nil {
 		return rep, err
 	}
+	norm := newNormaliser(opt.DefaultRegion)
+	norm.cidName = hdr.cidName
 	im := &importer{
 		opt:  opt,
-		norm: newNormaliser(opt.DefaultRegion),
+		norm: norm,
 		seen: make(map[uint64]uint32),
 		sink: s,
 		rep:  &rep,
@@ -216,6 +227,9 @@ type header struct {
 	keys     []string // field key per column
 	phone    int      // column index of the phone
 	tz       int      // column index of zones, -1 if none
+	cid      int      // column index of caller IDs, -1 if none
+	cidName  string   // its header as written
+	bare     bool     // a headerless do-not-call file (no phone column)
 	firstRow *record  // a headerless DNC list's first record, to process as data
 }
 
@@ -224,11 +238,13 @@ type row struct {
 	line   int
 	phone  string
 	tz     string
+	cid    string
 	fields map[string]string
 
 	// Outcome: rejected when cat != "".
 	cat, reason string
 	e164        string
+	callerID    string
 	key         uint64
 	zones       []string
 }
@@ -284,6 +300,19 @@ func (im *importer) run(ctx context.Context, cr *csvReader) error {
 // makeRow checks a record's shape and maps its cells.
 func makeRow(rec *record, h *header, cr *csvReader) row {
 	r := row{line: rec.line}
+	if h.bare && !rec.unterminated && !rec.tooLong && !rec.tooMany {
+		// A headerless do-not-call file, one number a line or the FTC's
+		// area code and number: both, even mixed (files put together).
+		switch f := rec.fields; {
+		case len(f) == 1:
+			r.phone = cr.text(f[0])
+		case len(f) == 2 && ftcPair(cr.text(f[0]), cr.text(f[1])):
+			r.phone = strings.TrimSpace(cr.text(f[0])) + strings.TrimSpace(cr.text(f[1]))
+		default:
+			r.reject("wrong column count", fmt.Sprintf("row has %d columns; want one number, or an area code and a number, a line", len(f)))
+		}
+		return r
+	}
 	switch {
 	case rec.unterminated:
 		r.reject("unterminated quote", fmt.Sprintf("a quoted value opened on line %d is never closed; the rest of the file (to line %d) was read as this one row", rec.line, rec.endLine))
@@ -309,6 +338,8 @@ func makeRow(rec *record, h *header, cr *csvReader) row {
 			r.phone = v
 		case h.tz:
 			r.tz = v
+		case h.cid:
+			r.cid = v
 		default:
 			r.fields[k] = v
 		}
@@ -380,7 +411,7 @@ func (im *importer) flush(ctx context.Context) error {
 			}
 			continue
 		}
-		im.contacts = append(im.contacts, Contact{Line: r.line, Phone: r.e164, Zones: r.zones, Fields: r.fields})
+		im.contacts = append(im.contacts, Contact{Line: r.line, Phone: r.e164, Zones: r.zones, Fields: r.fields, CallerID: r.callerID})
 	}
 	if len(im.contacts) > 0 {
 		if err := im.sink.Contacts(ctx, im.contacts); err != nil {

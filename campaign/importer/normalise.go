@@ -27,6 +27,10 @@ var phoneNames = []string{
 // tzNames are header keys taken as the zone column when none is named.
 var tzNames = []string{"timezone", "time_zone", "tz", "iana_timezone"}
 
+// callerIDNames are header keys taken as the caller ID column when none
+// is named.
+var callerIDNames = []string{"caller_id", "callerid", "caller_id_number", "caller_number", "cli"}
+
 // fieldKey normalises a header to a safe field key: lower-case ASCII letters,
 // digits and single underscores ("First Name " → "first_name"). Other
 // characters become underscores. It may return "".
@@ -74,7 +78,7 @@ func readHeader(cr *csvReader, rep *Report, opt Options, dnc bool) (*header, err
 	case rec.tooMany:
 		return nil, &FileError{Line: rec.line, Msg: fmt.Sprintf("the header row has more than %d columns", MaxColumns)}
 	}
-	h := &header{phone: -1, tz: -1}
+	h := &header{phone: -1, tz: -1, cid: -1}
 	names := make([]string, len(rec.fields))
 	used := map[string]bool{}
 	for i, f := range rec.fields {
@@ -129,9 +133,19 @@ func readHeader(cr *csvReader, rep *Report, opt Options, dnc bool) (*header, err
 			// Headerless list: the first line is the first number.
 			rep.Columns = nil
 			h.keys = []string{""}
-			h.phone = 0
+			h.phone, h.bare = 0, true
 			first := *rec
 			first.fields = [][]byte{slices.Clone(rec.fields[0])}
+			h.firstRow = &first
+			return h, nil
+		}
+		if dnc && len(rec.fields) == 2 && ftcPair(names[0], names[1]) {
+			// The FTC registry's flat download: area code, number.
+			rep.Columns = nil
+			h.keys = []string{"", ""}
+			h.phone, h.bare = 0, true
+			first := *rec
+			first.fields = [][]byte{slices.Clone(rec.fields[0]), slices.Clone(rec.fields[1])}
 			h.firstRow = &first
 			return h, nil
 		}
@@ -152,6 +166,15 @@ func readHeader(cr *csvReader, rep *Report, opt Options, dnc bool) (*header, err
 	if h.tz >= 0 {
 		rep.TimezoneColumn = h.keys[h.tz]
 	}
+	if h.cid, err = column(opt.CallerIDColumn, callerIDNames, "caller ID "); err != nil {
+		return nil, err
+	}
+	if h.cid == h.phone || h.cid == h.tz {
+		h.cid = -1
+	}
+	if h.cid >= 0 {
+		rep.CallerIDColumn, h.cidName = h.keys[h.cid], names[h.cid]
+	}
 	return h, nil
 }
 
@@ -167,6 +190,16 @@ func quoteList(names []string) string {
 		return "one column, " + q[0]
 	}
 	return fmt.Sprintf("%d columns: %s", len(q), strings.Join(q, ", "))
+}
+
+// ftcPair reports an FTC flat-file record: a three-digit area code and a
+// seven-digit number.
+func ftcPair(area, number string) bool {
+	digits := func(s string, n int) bool {
+		s = strings.TrimSpace(s)
+		return len(s) == n && strings.Trim(s, "0123456789") == ""
+	}
+	return digits(area, 3) && digits(number, 7)
 }
 
 // looksLikeNumber: mostly digits and phone punctuation, at least 5 digits.
@@ -188,6 +221,7 @@ func looksLikeNumber(s string) bool {
 // concurrent use: the zone cache is shared by the workers of a batch.
 type normaliser struct {
 	region    string
+	cidName   string // the caller ID column's header, for rejections
 	nanp      *nanpInfo
 	nanpCache sync.Map // uint64 depth<<40|NSN prefix → bool valid, see fastpath.go
 }
@@ -214,6 +248,13 @@ func (n *normaliser) normalise(r *row, zones bool) {
 	}
 	r.e164 = e164
 	r.key, _ = strconv.ParseUint(e164[1:], 10, 64) // E.164 has ≤ 15 digits
+	if r.cid != "" {
+		r.callerID = campaign.NormaliseCallerIDIn(strings.TrimPrefix(r.cid, "'"), n.region)
+		if r.callerID == "" || len(r.cid) > maxPhoneBytes {
+			r.reject("invalid caller id", fmt.Sprintf("column %q: %q is not a valid caller ID; want a phone number such as +14155550100", n.cidName, r.cid))
+			return
+		}
+	}
 	if !zones {
 		return
 	}

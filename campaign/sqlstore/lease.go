@@ -35,6 +35,9 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 			return nil, err
 		}
 	}
+	if err := s.startDue(ctx, now); err != nil {
+		return nil, err
+	}
 	running, err := s.running(ctx)
 	if err != nil || len(running) == 0 {
 		return nil, err
@@ -134,7 +137,15 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if err != nil {
 		return nil, nil, err
 	}
-	n := min(want, c.Target-int(live[ck]))
+	target := c.Target
+	if c.Transfers {
+		// Paced so that people free to take the calls it transfers are
+		// there: the abandon rate stays under the campaign's cap.
+		if target, err = s.pacedTarget(ctx, tx, &c, now); err != nil {
+			return nil, nil, err
+		}
+	}
+	n := min(want, target-int(live[ck]))
 	if n <= 0 {
 		return nil, nil, nil
 	}
@@ -173,7 +184,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if s.postgres {
 		skip = " FOR UPDATE SKIP LOCKED"
 	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, phone, fields, attempts, zgroup, next_at FROM contacts
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, phone, fields, attempts, zgroup, next_at, caller_id FROM contacts
 		WHERE campaign_id = ? AND state = 'pending' AND next_at <= ? AND zgroup IN (`+placeholders(len(open))+`)
 		ORDER BY next_at, id LIMIT ?`+skip), args...)
 	if err != nil {
@@ -186,11 +197,13 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		attempts int
 		group    int64
 		nextAt   int64
+		callerID string // the contact's own, "" for none
+		cid      campaign.CallerIDChoice
 	}
 	var cands []pick
 	for rows.Next() {
 		var p pick
-		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts, &p.group, &p.nextAt); err != nil {
+		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts, &p.group, &p.nextAt, &p.callerID); err != nil {
 			rows.Close()
 			return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 		}
@@ -215,10 +228,19 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if err := s.loadDials(ctx, tx, dials, phones, now); err != nil {
 		return nil, nil, err
 	}
+	uses, err := s.callerIDUses(ctx, tx, c.CallerIDPool, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	usedNow := map[string]bool{}
+	picker := campaign.NewCallerIDPicker(&c)
 	var picks []pick
 	var calls []string
 	var evidence []any // the compliance record of each pick
-	lists := []string{"internal", "campaign " + c.ID}
+	lists, err := s.dncLists(ctx, tx, c.ID)
+	if err != nil {
+		return nil, nil, err
+	}
 	s.zmu.RLock()
 	for _, p := range cands {
 		if len(picks) == trunkRoom {
@@ -229,10 +251,17 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		f := campaign.Facts{DNC: dnc[p.phone], Dials: dials[p.phone]}
 		v := campaign.Decide(&c, k, f, s.Caps, now)
 		if v.OK() {
+			p.cid = picker.Choose(p.callerID, p.phone, func(n string) int { return uses[n] })
+			if p.cid.Source == campaign.CallerIDPool {
+				uses[p.cid.Number]++
+				usedNow[p.cid.Number] = true
+			}
 			picks = append(picks, p)
 			id := callID(p.id, p.attempts+1)
 			calls = append(calls, id)
-			evidence = append(evidence, campaign.Explain(&c, k, f, s.Caps, lists, id, now))
+			e := campaign.Explain(&c, k, f, s.Caps, lists, id, now)
+			e.CallerIDChoice = p.cid
+			evidence = append(evidence, e)
 			dials[p.phone] = append(dials[p.phone], now)
 			continue
 		}
@@ -284,7 +313,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 			_ = json.Unmarshal([]byte(p.fields), &fields)
 			out = append(out, campaign.Lease{
 				CallID: callID(p.id, p.attempts+1), Token: batch + "-" + strconv.FormatInt(p.id, 10), CampaignID: c.ID, FlowVersion: c.FlowVersion,
-				Number: p.phone, CallerID: c.CallerID, Trunk: r.t.Name, TimeoutSeconds: c.RingSeconds,
+				Number: p.phone, CallerID: p.cid.Number, Trunk: r.t.Name, TimeoutSeconds: c.RingSeconds,
 				Expires: expires, Fields: fields,
 			})
 		}
@@ -317,10 +346,56 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
 		return nil, nil, fmt.Errorf("log dials: %w", err)
 	}
+	if err := s.saveCallerIDUses(ctx, tx, usedNow, uses, now); err != nil {
+		return nil, nil, err
+	}
 	if err := s.appendCompliance(ctx, tx, c.ID, "dial", now, calls, evidence); err != nil {
 		return nil, nil, err
 	}
 	return out, starved, nil
+}
+
+// utcDay numbers the UTC day of t, the period of a pool caller ID's cap.
+func utcDay(t time.Time) int64 { return t.Unix() / 86400 }
+
+// callerIDUses reads how often each pool number was used today.
+func (s *Store) callerIDUses(ctx context.Context, tx *sql.Tx, pool []string, now time.Time) (map[string]int, error) {
+	out := make(map[string]int, len(pool))
+	if len(pool) == 0 {
+		return out, nil
+	}
+	args := make([]any, 0, len(pool)+1)
+	args = append(args, utcDay(now))
+	for _, n := range pool {
+		args = append(args, n)
+	}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT caller_id, n FROM caller_id_uses WHERE day = ? AND caller_id IN (`+placeholders(len(pool))+`)`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("caller ID uses: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n string
+		var k int
+		if err := rows.Scan(&n, &k); err != nil {
+			return nil, fmt.Errorf("caller ID uses: %w", err)
+		}
+		out[n] = k
+	}
+	return out, rows.Err()
+}
+
+// saveCallerIDUses writes today's counts of the pool numbers used (the
+// leasing transaction is serialised, so the counts read are current).
+func (s *Store) saveCallerIDUses(ctx context.Context, tx *sql.Tx, used map[string]bool, uses map[string]int, now time.Time) error {
+	day := utcDay(now)
+	for n := range used {
+		k := uses[n]
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO caller_id_uses (caller_id, day, n) VALUES (?, ?, ?) ON CONFLICT (caller_id, day) DO UPDATE SET n = excluded.n`), n, day, k); err != nil {
+			return fmt.Errorf("caller ID uses: %w", err)
+		}
+	}
+	return nil
 }
 
 // refusal is a contact the rules engine refused at lease time.
@@ -488,6 +563,11 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 		if err := s.noteCause(ctx, tx, trunk, r.Cause, !r.AnsweredAt.IsZero() || r.Disposition == campaign.Answered || r.Disposition == campaign.Machine, now); err != nil {
 			return err
 		}
+		if r.Disposition == campaign.Answered {
+			if err := s.countAnswer(ctx, tx, &c, campaign.Abandoned(r.Disposition, r.Tags), now); err != nil {
+				return err
+			}
+		}
 		became, err := s.settle(ctx, tx, &c, contactID, token, r.Disposition, attempt, r.Tags, now)
 		if err != nil {
 			return err
@@ -548,6 +628,9 @@ func (s *Store) Reap(ctx context.Context, now time.Time) (int, error) {
 	if err := s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM dials WHERE at_ms < ?`), ms(now.Add(-8*24*time.Hour))); err != nil {
 			return fmt.Errorf("prune dials: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM caller_id_uses WHERE day < ?`), utcDay(now)-1); err != nil {
+			return fmt.Errorf("prune caller ID uses: %w", err)
 		}
 		return nil
 	}); err != nil {

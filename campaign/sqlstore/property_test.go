@@ -22,7 +22,8 @@ import (
 // from the rules engine: no attempt outside the legal hours or the
 // campaign's window in any zone the number may be in, none to a number on
 // a do-not-call list, none past a frequency cap, none after a final
-// outcome, none before start_at.
+// outcome, none before start_at; and every caller ID shown is a local
+// pool number under its daily cap, or the campaign's when none was free.
 func TestNeverCallsWhomItMustNot(t *testing.T) {
 	seeds := 12
 	if testing.Short() {
@@ -83,6 +84,12 @@ func propertyRun(t *testing.T, s *Store, seed uint64) {
 			at := now.Add(time.Duration(rng.IntN(48)) * time.Hour)
 			c.StartAt = &at
 		}
+		// Local presence: a few pool numbers of the areas called, each
+		// capped at a few calls a day.
+		for j := range 1 + rng.IntN(3) {
+			c.CallerIDPool = append(c.CallerIDPool, fmt.Sprintf("+1%s555%04d", propAreas[rng.IntN(len(propAreas))], int(seed)*100+60+ci*5+j))
+		}
+		c.CallerIDDailyCap = 1 + rng.IntN(3)
 		c.Retry = map[string]campaign.Retry{}
 		for _, d := range campaign.Dispositions {
 			if d != campaign.InvalidNumber { // never retried, whatever a campaign says
@@ -118,7 +125,8 @@ func propertyRun(t *testing.T, s *Store, seed uint64) {
 	internalDNC := map[string]bool{}
 	campaignDNC := map[string]bool{} // campaign id + " " + phone
 	dials := map[string][]time.Time{}
-	final := map[string]bool{} // campaign id + " " + phone
+	final := map[string]bool{}  // campaign id + " " + phone
+	cidUses := map[string]int{} // pool caller ID + " " + UTC day
 	live := map[string]propLease{}
 	leased, violations := 0, 0
 	fail := func(format string, args ...any) {
@@ -174,6 +182,30 @@ func propertyRun(t *testing.T, s *Store, seed uint64) {
 			fail("%s: leased %s past the frequency cap (%d today, %d this week)", now, l.Number, day, week)
 		}
 		dials[l.Number] = append(d, now)
+
+		// The caller ID: a pool number of the contact's area code under its
+		// daily cap, else the campaign's, and the campaign's only when no
+		// local pool number was free.
+		area := l.Number[:5] // +1NPA: every number here is North American
+		today := now.UTC().Format("2006-01-02")
+		switch {
+		case slices.Contains(c.CallerIDPool, l.CallerID):
+			if l.CallerID[:5] != area {
+				fail("%s: %s shown %s, a pool number of another area code", now, key, l.CallerID)
+			}
+			if cidUses[l.CallerID+" "+today] >= c.CallerIDDailyCap {
+				fail("%s: %s shown %s past its daily cap %d", now, key, l.CallerID, c.CallerIDDailyCap)
+			}
+			cidUses[l.CallerID+" "+today]++
+		case l.CallerID == c.CallerID:
+			for _, p := range c.CallerIDPool {
+				if p[:5] == area && cidUses[p+" "+today] < c.CallerIDDailyCap {
+					fail("%s: %s shown the campaign's caller ID while the local %s was free", now, key, p)
+				}
+			}
+		default:
+			fail("%s: %s shown %q, neither the campaign's nor its pool's", now, key, l.CallerID)
+		}
 	}
 
 	dispositions := campaign.Dispositions

@@ -61,6 +61,9 @@ func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, e
 	if err := s.loadZones(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.startDue(ctx, now); err != nil {
+		return nil, err
+	}
 	all, err := s.Campaigns(ctx)
 	if err != nil {
 		return nil, err
@@ -75,8 +78,19 @@ func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, e
 	}
 	var out []campaign.Demand
 	for _, c := range all {
-		if c.Status != campaign.StatusRunning {
+		if c.Status != campaign.StatusRunning && c.Status != campaign.StatusScheduled {
 			continue // a draft or paused campaign dials nothing, start_at or not
+		}
+		if c.Transfers {
+			// Paced: the forecast asks for what leasing will dial.
+			pace, _, err := s.paceState(ctx, s.db, c.ID)
+			if err != nil {
+				return nil, err
+			}
+			if pace <= 0 {
+				pace = campaign.StartPace
+			}
+			c.Target = min(c.Target, max(1, int(pace)))
 		}
 		d := campaign.Demand{CampaignID: c.ID, Priority: c.Priority, Target: c.Target, MaxCPS: c.MaxCPS, Trunk: c.Trunk, AvgAttemptSeconds: 30}
 		// The group's room is that of all its trunks: one out of rotation

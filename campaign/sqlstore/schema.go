@@ -132,6 +132,24 @@ var migrations = []struct {
 		cause INTEGER NOT NULL,
 		at_ms BIGINT NOT NULL,
 		PRIMARY KEY (call_id, seq))`},
+	// A contact's own caller ID (a dial list's caller_id column), '' for
+	// its campaign's.
+	{sqlite: `ALTER TABLE contacts ADD COLUMN caller_id TEXT NOT NULL DEFAULT ''`},
+	// caller_id_uses counts the calls each pool caller ID placed per UTC
+	// day (days since the epoch), across campaigns, for its daily cap.
+	{sqlite: `CREATE TABLE caller_id_uses (caller_id TEXT NOT NULL, day BIGINT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (caller_id, day))`},
+	// dnc_imports records every do-not-call file read into a list (''
+	// for the internal one): its source, version, who and why (registry.go).
+	{sqlite: dncImportsTable, postgres: strings.Replace(dncImportsTable, "seq INTEGER PRIMARY KEY", "seq BIGSERIAL PRIMARY KEY", 1)},
+	// A number put on the internal do-not-call list is scrubbed from every
+	// campaign: without this, each batch of a registry import scans all
+	// contacts.
+	{sqlite: `CREATE INDEX contacts_phone ON contacts (phone)`},
+	// abandon_hours counts each campaign's live answers and abandoned calls
+	// per hour (since the epoch); abandon_pace is the pacing state of a
+	// campaign whose flow transfers to people (abandon.go).
+	{sqlite: `CREATE TABLE abandon_hours (campaign_id TEXT NOT NULL, hour BIGINT NOT NULL, live BIGINT NOT NULL, abandoned BIGINT NOT NULL, PRIMARY KEY (campaign_id, hour))`},
+	{sqlite: `CREATE TABLE abandon_pace (campaign_id TEXT PRIMARY KEY, pace DOUBLE PRECISION NOT NULL, sample_live BIGINT NOT NULL, sample_abandoned BIGINT NOT NULL)`},
 }
 
 const complianceTable = `CREATE TABLE compliance (
@@ -143,6 +161,22 @@ const complianceTable = `CREATE TABLE compliance (
 		doc TEXT NOT NULL,
 		prev TEXT NOT NULL,
 		hash TEXT NOT NULL)`
+
+const dncImportsTable = `CREATE TABLE dnc_imports (
+		seq INTEGER PRIMARY KEY,
+		id TEXT NOT NULL UNIQUE,
+		list TEXT NOT NULL,
+		source TEXT NOT NULL,
+		version TEXT NOT NULL,
+		actor TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		started_at BIGINT NOT NULL,
+		finished_at BIGINT NOT NULL DEFAULT 0,
+		complete BOOLEAN NOT NULL DEFAULT FALSE,
+		error TEXT NOT NULL DEFAULT '',
+		rows_read BIGINT NOT NULL DEFAULT 0,
+		imported BIGINT NOT NULL DEFAULT 0,
+		rejected BIGINT NOT NULL DEFAULT 0)`
 
 const auditTable = `CREATE TABLE audit (
 		id INTEGER PRIMARY KEY,

@@ -218,7 +218,7 @@ func (s *Store) CreateCampaign(ctx context.Context, c campaign.Campaign, now tim
 	c.Defaults()
 	c.ID = "c_" + randomID(6)
 	c.Status = campaign.StatusDraft
-	c.FlowVersion = 0
+	c.FlowVersion, c.Transfers = 0, false
 	c.CreatedAt, c.UpdatedAt = now.UTC(), now.UTC()
 	if err := c.Validate(); err != nil {
 		return c, err
@@ -265,7 +265,7 @@ func (s *Store) UpdateCampaign(ctx context.Context, c campaign.Campaign, now tim
 		if err != nil {
 			return err
 		}
-		c.Status, c.FlowVersion, c.CreatedAt, c.UpdatedAt = old.Status, old.FlowVersion, old.CreatedAt, now.UTC()
+		c.Status, c.FlowVersion, c.CreatedAt, c.UpdatedAt, c.Transfers = old.Status, old.FlowVersion, old.CreatedAt, now.UTC(), old.Transfers
 		c.Defaults()
 		if err := c.Validate(); err != nil {
 			return err
@@ -298,10 +298,13 @@ func (s *Store) SetStatus(ctx context.Context, id, status string, now time.Time)
 		if err != nil {
 			return err
 		}
+		if status == campaign.StatusRunning {
+			status = campaign.StartStatus(&c, now) // scheduled while start_at is ahead
+		}
 		if err := campaign.Transition(c.Status, status); err != nil {
 			return err
 		}
-		if status == campaign.StatusRunning && c.FlowVersion == 0 {
+		if (status == campaign.StatusRunning || status == campaign.StatusScheduled) && c.FlowVersion == 0 {
 			return fmt.Errorf("%w: campaign %s has no IVR flow yet; PUT one to /campaigns/%s/flow first", campaign.ErrConflict, id, id)
 		}
 		c.Status, c.UpdatedAt = status, now.UTC()
@@ -309,6 +312,33 @@ func (s *Store) SetStatus(ctx context.Context, id, status string, now time.Time)
 		return s.saveCampaign(ctx, tx, c)
 	})
 	return out, err
+}
+
+// startDue moves scheduled campaigns whose start_at has come to running.
+func (s *Store) startDue(ctx context.Context, now time.Time) error {
+	due, err := s.campaigns(ctx, `SELECT doc FROM campaigns WHERE status = ?`, campaign.StatusScheduled)
+	if err != nil || len(due) == 0 {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		for _, c := range due {
+			if campaign.StartStatus(&c, now) != campaign.StatusRunning {
+				continue
+			}
+			cur, err := s.campaignTx(ctx, tx, c.ID)
+			if err != nil {
+				return err
+			}
+			if cur.Status != campaign.StatusScheduled || campaign.StartStatus(&cur, now) != campaign.StatusRunning {
+				continue // changed meanwhile
+			}
+			cur.Status, cur.UpdatedAt = campaign.StatusRunning, now.UTC()
+			if err := s.saveCampaign(ctx, tx, cur); err != nil {
+				return fmt.Errorf("start scheduled campaign %s: %w", c.ID, err)
+			}
+		}
+		return nil
+	})
 }
 
 // Campaign returns one campaign.
@@ -379,6 +409,7 @@ func (s *Store) SaveFlow(ctx context.Context, id string, doc []byte, now time.Ti
 		}
 		c.FlowVersion++
 		c.UpdatedAt = now.UTC()
+		c.Transfers = flowTransfers(doc)
 		version = c.FlowVersion
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO flows (campaign_id, version, doc, created_at) VALUES (?, ?, ?, ?)`), id, version, string(doc), ms(now)); err != nil {
 			return fmt.Errorf("save flow: %w", err)
@@ -640,8 +671,8 @@ func (k *importSink) stage(ctx context.Context, tx *sql.Tx, batch []importer.Con
 	for len(batch) > 0 {
 		n := min(perStmt, len(batch))
 		var b strings.Builder
-		b.WriteString(`INSERT INTO contacts (campaign_id, phone, zgroup, fields, state, attempts, next_at, import_id, line) VALUES `)
-		args := make([]any, 0, n*9)
+		b.WriteString(`INSERT INTO contacts (campaign_id, phone, zgroup, fields, state, attempts, next_at, import_id, line, caller_id) VALUES `)
+		args := make([]any, 0, n*10)
 		for i, c := range batch[:n] {
 			zg, err := k.s.zoneGroup(ctx, tx, groupKey(campaign.Jurisdiction(c.Phone), c.Zones), k.zones)
 			if err != nil {
@@ -651,8 +682,8 @@ func (k *importSink) stage(ctx context.Context, tx *sql.Tx, batch []importer.Con
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("(?, ?, ?, ?, ?, 0, ?, ?, ?)")
-			args = append(args, k.campaign, c.Phone, zg, string(fields), contactStaged, ms(k.now), k.importID, c.Line)
+			b.WriteString("(?, ?, ?, ?, ?, 0, ?, ?, ?, ?)")
+			args = append(args, k.campaign, c.Phone, zg, string(fields), contactStaged, ms(k.now), k.importID, c.Line, c.CallerID)
 		}
 		if _, err := tx.ExecContext(ctx, k.s.q(b.String()), args...); err != nil {
 			return fmt.Errorf("store contacts: %w", err)
@@ -791,16 +822,37 @@ func (s *Store) addDNC(ctx context.Context, tx *sql.Tx, phones []string, source 
 }
 
 func (s *Store) addDNCList(ctx context.Context, tx *sql.Tx, list string, phones []string, source string, now time.Time) error {
-	for _, p := range phones {
-		var err error
+	const perStmt = 200 // keeps the statement under every driver's parameter limit
+	for rest := phones; len(rest) > 0; {
+		n := min(perStmt, len(rest))
+		var b strings.Builder
+		args := make([]any, 0, 4*n)
 		if list == InternalDNC {
-			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO dnc (phone, source, added_at) VALUES (?, ?, ?) ON CONFLICT (phone) DO NOTHING`), p, source, ms(now))
+			b.WriteString(`INSERT INTO dnc (phone, source, added_at) VALUES `)
 		} else {
-			_, err = tx.ExecContext(ctx, s.q(`INSERT INTO campaign_dnc (campaign_id, phone, source, added_at) VALUES (?, ?, ?, ?) ON CONFLICT (campaign_id, phone) DO NOTHING`), list, p, source, ms(now))
+			b.WriteString(`INSERT INTO campaign_dnc (campaign_id, phone, source, added_at) VALUES `)
 		}
-		if err != nil {
+		for i, p := range rest[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if list == InternalDNC {
+				b.WriteString("(?, ?, ?)")
+				args = append(args, p, source, ms(now))
+			} else {
+				b.WriteString("(?, ?, ?, ?)")
+				args = append(args, list, p, source, ms(now))
+			}
+		}
+		if list == InternalDNC {
+			b.WriteString(` ON CONFLICT (phone) DO NOTHING`)
+		} else {
+			b.WriteString(` ON CONFLICT (campaign_id, phone) DO NOTHING`)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
 			return fmt.Errorf("add dnc: %w", err)
 		}
+		rest = rest[n:]
 	}
 	// Pending contacts leave at once; live ones are caught when their
 	// result is settled, and leasing checks the lists again regardless.
@@ -818,31 +870,6 @@ func (s *Store) addDNCList(ctx context.Context, tx *sql.Tx, list string, phones 
 		return fmt.Errorf("scrub contacts: %w", err)
 	}
 	return nil
-}
-
-// ImportDNC reads a do-not-call list and adds every valid number to the
-// internal list.
-func (s *Store) ImportDNC(ctx context.Context, r io.Reader, opt importer.Options, source string, now time.Time) (importer.Report, error) {
-	return s.ImportDNCList(ctx, InternalDNC, r, opt, source, now)
-}
-
-// ImportDNCList reads a do-not-call file (a national registry's export, a
-// complaint list) into a list, in one transaction.
-func (s *Store) ImportDNCList(ctx context.Context, list string, r io.Reader, opt importer.Options, source string, now time.Time) (importer.Report, error) {
-	var rep importer.Report
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if list != InternalDNC {
-			if _, err := s.campaignTx(ctx, tx, list); err != nil {
-				return err
-			}
-		}
-		var err error
-		rep, err = importer.ReadDNC(ctx, r, opt, func(phones []string) error {
-			return s.addDNCList(ctx, tx, list, phones, source, now)
-		})
-		return err
-	})
-	return rep, err
 }
 
 // DNCEntry is one number on a do-not-call list.

@@ -26,6 +26,8 @@ func compliance(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Wri
 			return err
 		}
 		args = append(args[:1], fs.Args()...)
+		// A -db after the verb must be the store used, not the default.
+		cfg.DB = fs.Lookup("db").Value.String()
 	}
 	if len(args) != 1 || (args[0] != "verify" && args[0] != "export") {
 		return errors.New("compliance: want 'controller compliance verify [-campaign ID]' or 'controller compliance export -campaign ID'")
