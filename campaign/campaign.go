@@ -143,9 +143,14 @@ type Campaign struct {
 	Countries []string `json:"countries,omitempty"`
 	// AllowTypes lifts the default refusal of premium_rate, shared_cost,
 	// satellite and personal_number numbers.
-	AllowTypes []string  `json:"allow_types,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	AllowTypes []string `json:"allow_types,omitempty"`
+	// Webhook, when set, receives every finished attempt (webhook.go).
+	Webhook *Webhook `json:"webhook,omitempty"`
+	// RecordingRetentionDays: recordings older than this are deleted,
+	// files and references; 0 keeps them.
+	RecordingRetentionDays int       `json:"recording_retention_days,omitempty"`
+	CreatedAt              time.Time `json:"created_at"`
+	UpdatedAt              time.Time `json:"updated_at"`
 }
 
 // Defaults fills unset fields.
@@ -203,6 +208,14 @@ func (c *Campaign) Validate() error {
 	}
 	if err := c.validateRules(); err != nil {
 		return err
+	}
+	if c.Webhook != nil {
+		if err := c.Webhook.Validate(true); err != nil {
+			return err
+		}
+	}
+	if c.RecordingRetentionDays < 0 || c.RecordingRetentionDays > 3650 {
+		return &FieldError{"recording_retention_days", fmt.Sprintf("%d: want 0 (keep) to 3650", c.RecordingRetentionDays)}
 	}
 	for d, r := range c.Retry {
 		if !isDisposition(d) {

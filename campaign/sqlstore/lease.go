@@ -422,6 +422,15 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 		if err != nil {
 			return err
 		}
+		ev := campaign.AttemptEvent{CallID: r.CallID, Attempt: attempt, Disposition: r.Disposition, Cause: r.Cause,
+			StartedAt: started.UTC(), EndedAt: ended.UTC(), Path: r.Path, Tags: r.Tags, ContactState: became, Recording: r.Recording}
+		if !r.AnsweredAt.IsZero() {
+			at := r.AnsweredAt.UTC()
+			ev.AnsweredAt = &at
+		}
+		if err := s.enqueueAttempt(ctx, tx, &c, ev, contactID, now); err != nil {
+			return err
+		}
 		if err := s.appendCompliance(ctx, tx, campaignID, "result", now, []string{r.CallID}, []any{ResultRecord{
 			CallID: r.CallID, Disposition: r.Disposition, Cause: r.Cause, Path: orEmpty(r.Path), Tags: orEmptyMap(r.Tags), EndedAt: ended.UTC(), State: became,
 		}}); err != nil {
@@ -543,6 +552,10 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 				return err
 			}
 			id := callID(d.contact, d.attempt)
+			if err := s.enqueueAttempt(ctx, tx, c, campaign.AttemptEvent{CallID: id, Attempt: d.attempt, Disposition: campaign.CutOff,
+				StartedAt: fromMS(d.leasedAt), EndedAt: now.UTC(), ContactState: state}, d.contact, now); err != nil {
+				return err
+			}
 			if err := s.appendCompliance(ctx, tx, d.campaign, "result", now, []string{id}, []any{ResultRecord{
 				CallID: id, Disposition: campaign.CutOff, Path: []string{}, Tags: map[string]string{}, EndedAt: now.UTC(), State: state,
 			}}); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/httpapi"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/campaign/webhook"
 	"github.com/elastidial/elastidial/controller"
 	"github.com/elastidial/elastidial/controller/cost"
 	scalermetrics "github.com/elastidial/elastidial/controller/metrics"
@@ -179,6 +180,9 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	})
 	g.Go(func() error { return reapLeases(ctx, store, scaler, log) })
 	g.Go(func() error { return scaler.Run(ctx) })
+	// Every controller delivers result webhooks; the outbox's leases
+	// share the work between them.
+	g.Go(func() error { return (&webhook.Sender{Outbox: store, Log: log.With("component", "webhook")}).Run(ctx) })
 	g.Go(func() error {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
