@@ -44,6 +44,9 @@ type API struct {
 	// a trunk's limits changed, so the scaler can act on it before its
 	// next tick; nil = nobody.
 	DemandChanged func()
+	// SignRecording, when set, makes a link to a recording that works
+	// without an API token until expires (storage.Recordings.SignedPath).
+	SignRecording func(key string, expires time.Time) string
 	// MaxListBytes bounds one dial-list or do-not-call request body; 0
 	// means MaxListBytes.
 	MaxListBytes int64
@@ -82,6 +85,7 @@ func (a *API) Handler() http.Handler {
 	route("POST /api/v1/campaigns/{id}/{action}", campaign.PermControl, a.setStatus)
 	route("GET /api/v1/campaigns/{id}/stats", campaign.PermRead, a.stats)
 	route("GET /api/v1/campaigns/{id}/results.csv", campaign.PermResults, a.results)
+	route("GET /api/v1/campaigns/{id}/recordings", campaign.PermResults, a.recordings)
 	route("GET /api/v1/campaigns/{id}/webhook/deliveries", campaign.PermRead, a.deliveries)
 	route("GET /api/v1/campaigns/{id}/webhook/deliveries/{did}", campaign.PermResults, a.delivery)
 	route("POST /api/v1/campaigns/{id}/webhook/deliveries/{did}/redeliver", campaign.PermControl, a.redeliver)
