@@ -85,6 +85,7 @@ func (a *API) Handler() http.Handler {
 	route("POST /api/v1/campaigns/{id}/{action}", campaign.PermControl, a.setStatus)
 	route("GET /api/v1/campaigns/{id}/stats", campaign.PermRead, a.stats)
 	route("GET /api/v1/campaigns/{id}/results.csv", campaign.PermResults, a.results)
+	route("POST /api/v1/campaigns/{id}/recycle", campaign.PermControl, a.recycle)
 	route("GET /api/v1/campaigns/{id}/recordings", campaign.PermResults, a.recordings)
 	route("GET /api/v1/campaigns/{id}/webhook/deliveries", campaign.PermRead, a.deliveries)
 	route("GET /api/v1/campaigns/{id}/webhook/deliveries/{did}", campaign.PermResults, a.delivery)

@@ -142,7 +142,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if s.postgres {
 		skip = " FOR UPDATE SKIP LOCKED"
 	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, phone, fields, attempts, zgroup, next_at FROM contacts
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, phone, fields, attempts, round_base, zgroup, next_at FROM contacts
 		WHERE campaign_id = ? AND state = 'pending' AND next_at <= ? AND zgroup IN (`+placeholders(len(open))+`)
 		ORDER BY next_at, id LIMIT ?`+skip), args...)
 	if err != nil {
@@ -153,13 +153,14 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		phone    string
 		fields   string
 		attempts int
+		base     int // attempts before this round (recycling)
 		group    int64
 		nextAt   int64
 	}
 	var cands []pick
 	for rows.Next() {
 		var p pick
-		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts, &p.group, &p.nextAt); err != nil {
+		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts, &p.base, &p.group, &p.nextAt); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("lease %s: %w", c.ID, err)
 		}
@@ -191,7 +192,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	s.zmu.RLock()
 	for _, p := range cands {
 		g := s.zones[p.group]
-		k := campaign.Contact{Phone: p.phone, Jurisdiction: g.juris, Zones: g.locs, State: campaign.ContactPending, Attempts: p.attempts, NextAt: fromMS(p.nextAt)}
+		k := campaign.Contact{Phone: p.phone, Jurisdiction: g.juris, Zones: g.locs, State: campaign.ContactPending, Attempts: p.attempts - p.base, NextAt: fromMS(p.nextAt)}
 		f := campaign.Facts{DNC: dnc[p.phone], Dials: dials[p.phone]}
 		v := campaign.Decide(&c, k, f, s.Caps, now)
 		if v.OK() {
@@ -446,7 +447,8 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 // holds its lease.
 func (s *Store) settle(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, contactID int64, token, disposition string, attempt int, tags map[string]string, now time.Time) (string, error) {
 	var phone string
-	if err := tx.QueryRowContext(ctx, s.q(`SELECT phone FROM contacts WHERE id = ?`), contactID).Scan(&phone); err != nil {
+	var base int
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT phone, round_base FROM contacts WHERE id = ?`), contactID).Scan(&phone, &base); err != nil {
 		return "", fmt.Errorf("settle contact: %w", err)
 	}
 	// The number may have gone on a do-not-call list while its call was live.
@@ -454,7 +456,7 @@ func (s *Store) settle(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, co
 	if err != nil {
 		return "", err
 	}
-	state, next := campaign.Settle(c, disposition, attempt, tags, dnc[phone] != "", now)
+	state, next := campaign.Settle(c, disposition, attempt-base, tags, dnc[phone] != "", now)
 	res, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = ?, next_at = ?, lease_token = NULL WHERE id = ? AND lease_token = ?`), state, ms(next), contactID, token)
 	if err != nil {
 		return "", fmt.Errorf("settle contact: %w", err)

@@ -122,6 +122,11 @@ var migrations = []struct {
 		error TEXT NOT NULL,
 		ms BIGINT NOT NULL)`},
 	{sqlite: `CREATE INDEX webhook_tries_delivery ON webhook_tries (delivery_id, at)`},
+	// List recycling (recycle.go): a recycled contact's attempts before
+	// its current round, and how often it was recycled. attempts keeps
+	// counting across rounds: it names the calls.
+	{sqlite: `ALTER TABLE contacts ADD COLUMN round_base INTEGER NOT NULL DEFAULT 0`},
+	{sqlite: `ALTER TABLE contacts ADD COLUMN recycles INTEGER NOT NULL DEFAULT 0`},
 }
 
 // outboxTable holds one row per webhook delivery: pending until the
