@@ -22,7 +22,7 @@ import (
 // Recycle asks for contacts to be re-run.
 type Recycle struct {
 	// Dispositions of the contact's last attempt to re-run: any of busy,
-	// no_answer, congestion, machine, failed, cut_off, rejected, ivr_failed.
+	// no_answer, congestion, failed, cut_off, rejected, ivr_failed.
 	Dispositions []string `json:"dispositions"`
 	// After and Before, when set, keep only contacts whose last attempt
 	// started at or after After, and before Before.
@@ -36,8 +36,9 @@ type Recycle struct {
 }
 
 // Recyclable are the outcomes a contact may be re-run for: an answer,
-// an invalid number and a captured result are final.
-var Recyclable = []string{Busy, NoAnswer, Congestion, Machine, Failed, CutOff, Rejected, IVRFailed}
+// an invalid number, a captured result and a message left on a machine
+// (its contact is done) are final.
+var Recyclable = []string{Busy, NoAnswer, Congestion, Failed, CutOff, Rejected, IVRFailed}
 
 // Validate checks a recycle request and names the field at fault.
 func (r *Recycle) Validate() error {

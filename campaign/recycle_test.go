@@ -24,7 +24,7 @@ func TestRecycles(t *testing.T) {
 			t.Errorf("%+v: %v %q, want %q", tc.k, ok, why, tc.want)
 		}
 	}
-	for _, bad := range []Recycle{{}, {Dispositions: []string{Answered}}, {Dispositions: []string{InvalidNumber}}, {Dispositions: []string{"nope"}}, {Dispositions: []string{Busy}, MaxTotalAttempts: -1}} {
+	for _, bad := range []Recycle{{}, {Dispositions: []string{Answered}}, {Dispositions: []string{InvalidNumber}}, {Dispositions: []string{Machine}}, {Dispositions: []string{"nope"}}, {Dispositions: []string{Busy}, MaxTotalAttempts: -1}} {
 		if bad.Validate() == nil {
 			t.Errorf("%+v accepted", bad)
 		}
