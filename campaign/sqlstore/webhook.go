@@ -327,3 +327,38 @@ func (s *Store) Redeliver(ctx context.Context, campaignID string, id int64, now 
 	}
 	return s.DeliveryByID(ctx, campaignID, id)
 }
+
+// PruneDeliveries deletes up to limit deliveries that were delivered or
+// died before before, with their log; it returns how many.
+func (s *Store) PruneDeliveries(ctx context.Context, before time.Time, limit int) (int, error) {
+	var n int
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT id FROM webhook_outbox WHERE state <> 'pending' AND done_at < ? ORDER BY id LIMIT ?`), ms(before), limit)
+		if err != nil {
+			return fmt.Errorf("prune deliveries: %w", err)
+		}
+		var ids []any
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("prune deliveries: %w", err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(ids) == 0 {
+			return err
+		}
+		in := placeholders(len(ids))
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM webhook_tries WHERE delivery_id IN (`+in+`)`), ids...); err != nil {
+			return fmt.Errorf("prune deliveries: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM webhook_outbox WHERE id IN (`+in+`)`), ids...); err != nil {
+			return fmt.Errorf("prune deliveries: %w", err)
+		}
+		n = len(ids)
+		return nil
+	})
+	return n, err
+}

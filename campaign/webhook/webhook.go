@@ -30,10 +30,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
@@ -110,6 +113,7 @@ func Verify(secret, header string, body []byte, now time.Time, tolerance time.Du
 type Outbox interface {
 	ClaimDeliveries(ctx context.Context, owner string, n int, lease time.Duration, now time.Time) ([]sqlstore.Delivery, error)
 	FinishDelivery(ctx context.Context, id int64, owner string, t sqlstore.Try, state string, next time.Time) (bool, error)
+	PruneDeliveries(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
 var _ Outbox = (*sqlstore.Store)(nil)
@@ -131,9 +135,12 @@ type Sender struct {
 	// Poll is how often the outbox is looked at. Default 1s.
 	Poll time.Duration
 	// Batch is how many deliveries one sender tries at once. Default 16.
-	Batch  int
-	Now    func() time.Time // default time.Now
-	Jitter func() float64   // in [0, 1); default crypto-random
+	Batch int
+	// KeepFor is how long delivered and dead deliveries stay in the log.
+	// Default 30 days.
+	KeepFor time.Duration
+	Now     func() time.Time // default time.Now
+	Jitter  func() float64   // in [0, 1); default crypto-random
 }
 
 func (s *Sender) defaults() {
@@ -154,8 +161,15 @@ func (s *Sender) defaults() {
 	if s.Batch == 0 {
 		s.Batch = 16
 	}
+	if s.KeepFor == 0 {
+		s.KeepFor = 30 * 24 * time.Hour
+	}
 	if s.Client == nil {
-		s.Client = &http.Client{Timeout: s.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		s.Client = &http.Client{
+			Timeout:       s.Timeout,
+			Transport:     &http.Transport{DialContext: (&net.Dialer{Timeout: s.Timeout, Control: refuseLinkLocal}).DialContext, Proxy: http.ProxyFromEnvironment},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
 	}
 	if s.Now == nil {
 		s.Now = time.Now
@@ -172,13 +186,40 @@ func (s *Sender) defaults() {
 	}
 }
 
+// refuseLinkLocal keeps webhooks off link-local addresses, where the
+// cloud's instance metadata lives (169.254.169.254): a campaign's URL
+// must not reach the controller's own credentials. Private and loopback
+// addresses stay allowed: a CRM is often inside the network.
+func refuseLinkLocal(network, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return err
+	}
+	ip = ip.Unmap()
+	if ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() || ip == netip.MustParseAddr("fd00:ec2::254") {
+		return fmt.Errorf("webhook address %s refused: link-local, multicast or unspecified", ip)
+	}
+	return nil
+}
+
 // Run delivers until ctx ends. Tries in flight are abandoned then; their
 // leases expire and they are tried again (at least once).
 func (s *Sender) Run(ctx context.Context) error {
 	s.defaults()
 	t := time.NewTicker(s.Poll)
 	defer t.Stop()
+	var pruned time.Time
 	for {
+		if now := s.Now(); now.Sub(pruned) > time.Hour {
+			pruned = now
+			if _, err := s.Outbox.PruneDeliveries(ctx, now.Add(-s.KeepFor), 10000); err != nil && ctx.Err() == nil {
+				s.Log.Warn("webhook log prune", "err", err)
+			}
+		}
 		for {
 			n, err := s.Once(ctx)
 			if err != nil && ctx.Err() == nil {
