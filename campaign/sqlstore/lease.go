@@ -419,7 +419,7 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 		if err := s.addLive(ctx, tx, campaignID, trunk, -1); err != nil {
 			return err
 		}
-		became, err := s.settle(ctx, tx, &c, contactID, token, r.Disposition, attempt, r.Tags, now)
+		became, k, err := s.settle(ctx, tx, &c, contactID, token, r.Disposition, attempt, r.Tags, now)
 		if err != nil {
 			return err
 		}
@@ -429,7 +429,7 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 			at := r.AnsweredAt.UTC()
 			ev.AnsweredAt = &at
 		}
-		if err := s.enqueueAttempt(ctx, tx, &c, ev, contactID, now); err != nil {
+		if err := s.enqueueAttempt(ctx, tx, &c, ev, k, now); err != nil {
 			return err
 		}
 		if err := s.appendCompliance(ctx, tx, campaignID, "result", now, []string{r.CallID}, []any{ResultRecord{
@@ -443,28 +443,38 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 	return recorded, err
 }
 
+// contactFacts are what a webhook event tells of its contact.
+type contactFacts struct{ phone, fields string }
+
 // settle moves the contact of a finished attempt on, if that attempt still
-// holds its lease.
-func (s *Store) settle(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, contactID int64, token, disposition string, attempt int, tags map[string]string, now time.Time) (string, error) {
-	var phone string
+// holds its lease. It returns the contact's new state, its phone and, when
+// the campaign has a webhook, its fields (read in the same query).
+func (s *Store) settle(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, contactID int64, token, disposition string, attempt int, tags map[string]string, now time.Time) (string, contactFacts, error) {
+	var k contactFacts
 	var base int
-	if err := tx.QueryRowContext(ctx, s.q(`SELECT phone, round_base FROM contacts WHERE id = ?`), contactID).Scan(&phone, &base); err != nil {
-		return "", fmt.Errorf("settle contact: %w", err)
+	fields := "''"
+	if c.Webhook != nil {
+		fields = "fields"
 	}
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT phone, round_base, `+fields+` FROM contacts WHERE id = ?`), contactID).Scan(&k.phone, &base, &k.fields); err != nil {
+		return "", k, fmt.Errorf("settle contact: %w", err)
+	}
+	phone := k.phone
 	// The number may have gone on a do-not-call list while its call was live.
 	dnc, err := s.onDNC(ctx, tx, c.ID, []string{phone})
 	if err != nil {
-		return "", err
+		return "", k, err
 	}
+	// The round's attempts count: a recycled contact starts a new round.
 	state, next := campaign.Settle(c, disposition, attempt-base, tags, dnc[phone] != "", now)
 	res, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = ?, next_at = ?, lease_token = NULL WHERE id = ? AND lease_token = ?`), state, ms(next), contactID, token)
 	if err != nil {
-		return "", fmt.Errorf("settle contact: %w", err)
+		return "", k, fmt.Errorf("settle contact: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 && tags["dnc"] == "true" {
-		return state, s.addDNC(ctx, tx, []string{phone}, "opted out in call", now)
+		return state, k, s.addDNC(ctx, tx, []string{phone}, "opted out in call", now)
 	}
-	return state, nil
+	return state, k, nil
 }
 
 func orEmpty(s []string) []string {
@@ -549,13 +559,13 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 			if err := s.addLive(ctx, tx, d.campaign, d.trunk, -1); err != nil {
 				return err
 			}
-			state, err := s.settle(ctx, tx, c, d.contact, d.token, campaign.CutOff, d.attempt, nil, now)
+			state, k, err := s.settle(ctx, tx, c, d.contact, d.token, campaign.CutOff, d.attempt, nil, now)
 			if err != nil {
 				return err
 			}
 			id := callID(d.contact, d.attempt)
 			if err := s.enqueueAttempt(ctx, tx, c, campaign.AttemptEvent{CallID: id, Attempt: d.attempt, Disposition: campaign.CutOff,
-				StartedAt: fromMS(d.leasedAt), EndedAt: now.UTC(), ContactState: state}, d.contact, now); err != nil {
+				StartedAt: fromMS(d.leasedAt), EndedAt: now.UTC(), ContactState: state}, k, now); err != nil {
 				return err
 			}
 			if err := s.appendCompliance(ctx, tx, d.campaign, "result", now, []string{id}, []any{ResultRecord{

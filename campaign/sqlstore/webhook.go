@@ -63,15 +63,12 @@ func (s *Store) storeSecret(ctx context.Context, tx *sql.Tx, campaignID, secret 
 
 // enqueueAttempt writes the delivery of one finished attempt, if its
 // campaign has a webhook, within the transaction that records it.
-func (s *Store) enqueueAttempt(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, ev campaign.AttemptEvent, contactID int64, now time.Time) error {
+func (s *Store) enqueueAttempt(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, ev campaign.AttemptEvent, k contactFacts, now time.Time) error {
 	if c.Webhook == nil {
 		return nil
 	}
-	var fields string
-	if err := tx.QueryRowContext(ctx, s.q(`SELECT phone, fields FROM contacts WHERE id = ?`), contactID).Scan(&ev.Phone, &fields); err != nil {
-		return fmt.Errorf("webhook event: %w", err)
-	}
-	json.Unmarshal([]byte(fields), &ev.Fields)
+	ev.Phone = k.phone
+	json.Unmarshal([]byte(k.fields), &ev.Fields)
 	ev.ID, ev.Event, ev.CampaignID = ev.CallID, "attempt.finished", c.ID
 	ev.Path, ev.Tags, ev.Fields = orEmpty(ev.Path), orEmptyMap(ev.Tags), orEmptyMap(ev.Fields)
 	body, err := json.Marshal(ev)
