@@ -121,6 +121,7 @@ async function signIn(token) {
   for (const e of document.querySelectorAll("[data-perm]")) {
     e.hidden = !e.dataset.perm.split(" ").every((p) => me.perms.includes(p));
   }
+  state.perms = me.perms;
   $("#whoami").textContent = `${me.name} (${me.role}${me.campaigns ? ", " + me.campaigns.length + " campaigns" : ""})`;
   localStorage.setItem("elastidial-token", token);
   $("#login").hidden = true;
@@ -172,6 +173,34 @@ async function refresh(withFlow) {
   drawChart();
   if (withFlow) {
     $("#flow").value = c.flow_version ? JSON.stringify(await api("GET", "/campaigns/" + id + "/flow"), null, 2) : "";
+    loadRecordings().catch(() => {});
+  }
+}
+
+// loadRecordings lists the campaign's latest recordings with signed links
+// (they play without the token, until they expire); not refreshed with
+// the stats, so a recording playing is not cut off.
+async function loadRecordings() {
+  if (!(state.perms || []).includes("results")) return;
+  const id = state.selected;
+  const rs = await api("GET", `/campaigns/${id}/recordings?limit=50&expires_in=3600`);
+  if (id !== state.selected) return;
+  const body = $("#recordings tbody");
+  body.replaceChildren();
+  if (!rs.length) {
+    const tr = el("tr");
+    tr.append(el("td", "No recordings yet.", { colspan: "5" }));
+    body.append(tr);
+    return;
+  }
+  for (const r of rs) {
+    const tr = el("tr", undefined, { "data-call": r.call_id });
+    const listen = el("td");
+    if (r.signed_url) {
+      listen.append(el("audio", undefined, { controls: "", preload: "none", src: r.signed_url }), el("a", "Download", { href: r.signed_url, download: r.call_id + ".wav" }));
+    }
+    tr.append(el("td", r.call_id), el("td", r.phone), el("td", r.disposition.replace("_", " ")), el("td", new Date(r.ended_at).toLocaleString()), listen);
+    body.append(tr);
   }
 }
 
@@ -315,6 +344,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#audio-form").addEventListener("submit", uploadAudio);
   $("#save-flow").addEventListener("click", saveFlow);
   $("#download-results").addEventListener("click", downloadResults);
+  $("#load-recordings").addEventListener("click", () => loadRecordings().catch((e) => ($("#action-error").textContent = e.message)));
   $("#new-campaign").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     $("#new-campaign-error").textContent = "";
