@@ -126,25 +126,33 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, n int, lease 
 			return fmt.Errorf("claim deliveries: %w", err)
 		}
 		kept := out[:0]
+		hooks := map[string]*campaign.Webhook{} // by campaign; nil: none now
 		for _, d := range out {
-			c, err := s.campaignTx(ctx, tx, d.CampaignID)
-			if err != nil {
-				return err
+			w, ok := hooks[d.CampaignID]
+			if !ok {
+				c, err := s.campaignTx(ctx, tx, d.CampaignID)
+				if err != nil {
+					return err
+				}
+				var secret string
+				err = tx.QueryRowContext(ctx, s.q(`SELECT secret FROM webhook_secrets WHERE campaign_id = ?`), d.CampaignID).Scan(&secret)
+				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+					return fmt.Errorf("claim deliveries: %w", err)
+				}
+				if c.Webhook != nil && secret != "" {
+					w = c.Webhook
+					w.Secret = secret
+				}
+				hooks[d.CampaignID] = w
 			}
-			var secret string
-			err = tx.QueryRowContext(ctx, s.q(`SELECT secret FROM webhook_secrets WHERE campaign_id = ?`), d.CampaignID).Scan(&secret)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("claim deliveries: %w", err)
-			}
-			if c.Webhook == nil || secret == "" {
+			if w == nil {
 				if _, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_outbox SET state = 'dead', last_error = ?, done_at = ?, lease_owner = '', lease_until = 0 WHERE id = ?`),
 					"the campaign has no webhook any more", ms(now), d.ID); err != nil {
 					return fmt.Errorf("claim deliveries: %w", err)
 				}
 				continue
 			}
-			d.Webhook = *c.Webhook
-			d.Webhook.Secret = secret
+			d.Webhook = *w
 			if _, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_outbox SET url = ? WHERE id = ?`), d.Webhook.URL, d.ID); err != nil {
 				return fmt.Errorf("claim deliveries: %w", err)
 			}

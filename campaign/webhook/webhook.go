@@ -264,7 +264,7 @@ const MaxErrorBody = 512
 func (s *Sender) try(ctx context.Context, d sqlstore.Delivery) error {
 	start := s.Now()
 	status, errText := s.post(ctx, d, start)
-	if ctx.Err() != nil {
+	if ctx.Err() != nil && errText != "" {
 		return nil // shut down mid-try: the lease runs out and another tries
 	}
 	end := s.Now()
