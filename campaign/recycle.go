@@ -28,6 +28,12 @@ type Recycle struct {
 	// started at or after After, and before Before.
 	After  *time.Time `json:"after,omitempty"`
 	Before *time.Time `json:"before,omitempty"`
+	// TimeOfDay, when set, keeps only contacts whose last attempt started
+	// within these minutes of the day in TimeZone: {"start":1080,"end":1440}
+	// re-runs the calls made after 18:00. It may wrap past midnight.
+	TimeOfDay *Window `json:"time_of_day,omitempty"`
+	// TimeZone is TimeOfDay's IANA zone, e.g. America/New_York; default UTC.
+	TimeZone string `json:"time_zone,omitempty"`
 	// MaxTotalAttempts, when above 0, leaves out contacts that have had
 	// this many attempts in all rounds together.
 	MaxTotalAttempts int `json:"max_total_attempts,omitempty"`
@@ -57,10 +63,29 @@ func (r *Recycle) Validate() error {
 	if r.After != nil && r.Before != nil && !r.After.Before(*r.Before) {
 		return &FieldError{"before", "must be later than after"}
 	}
+	if w := r.TimeOfDay; w != nil && (w.Start < 0 || w.Start >= 1440 || w.End < 0 || w.End > 1440 || w.Start == w.End) {
+		return &FieldError{"time_of_day", "start and end are minutes of the day, 0 to 1440, and must differ"}
+	}
+	if _, err := time.LoadLocation(r.TimeZone); err != nil || (r.TimeZone != "" && r.TimeOfDay == nil) {
+		return &FieldError{"time_zone", fmt.Sprintf("%q: want an IANA zone such as America/New_York, with time_of_day", r.TimeZone)}
+	}
 	if r.MaxTotalAttempts < 0 || r.MaxTotalAttempts > 1000 {
 		return &FieldError{"max_total_attempts", fmt.Sprintf("%d: want 0 (no bound) to 1000", r.MaxTotalAttempts)}
 	}
 	return nil
+}
+
+// Matches reports whether a last attempt that started at t is within
+// the request's time of day (After and Before are the store's to check).
+func (r *Recycle) Matches(t time.Time) bool {
+	if r.TimeOfDay == nil {
+		return true
+	}
+	loc, err := time.LoadLocation(r.TimeZone)
+	if err != nil {
+		return false // Validate refuses it first
+	}
+	return r.TimeOfDay.Open(t.In(loc))
 }
 
 // Why a contact is left out of a recycle.

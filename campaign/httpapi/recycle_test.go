@@ -93,8 +93,18 @@ func TestRecycleByOutcome(t *testing.T) {
 		if e.Field != "before" {
 			t.Fatalf("inverted times: %+v", e)
 		}
-		req := map[string]any{"dispositions": []string{"no_answer", "busy", "rejected"}, "before": "2026-03-10T16:04:00Z", "dry_run": true}
+		c.json("POST", "/api/v1/campaigns/"+camp.ID+"/recycle", map[string]any{"dispositions": []string{"busy"}, "time_of_day": map[string]int{"start": 1080, "end": 1440}, "time_zone": "Mars/Olympus"}, 400, &e)
+		if e.Field != "time_zone" {
+			t.Fatalf("unknown zone: %+v", e)
+		}
+		// Calls made after 12:03 in New York (16:03 UTC): only I's.
 		var rep campaign.RecycleReport
+		c.json("POST", "/api/v1/campaigns/"+camp.ID+"/recycle", map[string]any{"dispositions": []string{"no_answer", "busy", "rejected"},
+			"time_of_day": map[string]int{"start": 12*60 + 3, "end": 1440}, "time_zone": "America/New_York", "dry_run": true}, 200, &rep)
+		if rep.Matched != 1 || rep.Recycled != 1 {
+			t.Fatalf("time of day: %+v", rep)
+		}
+		req := map[string]any{"dispositions": []string{"no_answer", "busy", "rejected"}, "before": "2026-03-10T16:04:00Z", "dry_run": true}
 		c.json("POST", "/api/v1/campaigns/"+camp.ID+"/recycle", req, 200, &rep)
 		want := campaign.RecycleReport{Matched: 5, Recycled: 2, DryRun: true, Skipped: map[string]int{campaign.SkipFinal: 1, campaign.SkipDNC: 1, campaign.SkipInPlay: 1}}
 		if fmt.Sprint(rep) != fmt.Sprint(want) {

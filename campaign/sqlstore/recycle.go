@@ -29,7 +29,7 @@ func (s *Store) Recycle(ctx context.Context, campaignID string, r campaign.Recyc
 			return fmt.Errorf("%w: campaign %s is completed; its contacts cannot be re-run", campaign.ErrConflict, campaignID)
 		}
 		// The last attempt of each contact is the one its counter names.
-		q := `SELECT c.id, c.phone, c.state, c.attempts, a.disposition, a.tags FROM contacts c
+		q := `SELECT c.id, c.phone, c.state, c.attempts, a.disposition, a.tags, a.started_at FROM contacts c
 			JOIN attempts a ON a.call_id = 'k' || c.id || '-' || c.attempts
 			WHERE c.campaign_id = ? AND c.attempts > 0 AND a.disposition IN (` + placeholders(len(r.Dispositions)) + `)`
 		args := []any{campaignID}
@@ -55,9 +55,13 @@ func (s *Store) Recycle(ctx context.Context, campaignID string, r campaign.Recyc
 		for rows.Next() {
 			var k cand
 			var tags string
-			if err := rows.Scan(&k.id, &k.phone, &k.k.State, &k.k.Attempts, &k.k.LastDisposition, &tags); err != nil {
+			var started int64
+			if err := rows.Scan(&k.id, &k.phone, &k.k.State, &k.k.Attempts, &k.k.LastDisposition, &tags, &started); err != nil {
 				rows.Close()
 				return fmt.Errorf("recycle: %w", err)
+			}
+			if !r.Matches(fromMS(started)) {
+				continue
 			}
 			json.Unmarshal([]byte(tags), &k.k.LastTags)
 			cands = append(cands, k)
