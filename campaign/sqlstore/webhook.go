@@ -153,9 +153,6 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, n int, lease 
 				continue
 			}
 			d.Webhook = *w
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_outbox SET url = ? WHERE id = ?`), d.Webhook.URL, d.ID); err != nil {
-				return fmt.Errorf("claim deliveries: %w", err)
-			}
 			kept = append(kept, d)
 		}
 		out = kept
@@ -174,27 +171,39 @@ type Try struct {
 	MS       int64         `json:"ms"`
 }
 
-// FinishDelivery logs a try and moves its delivery to state (delivered,
-// dead, or pending again at next), if owner still holds its lease; it
-// reports whether it did. A try whose lease was lost is logged only.
-func (s *Store) FinishDelivery(ctx context.Context, id int64, owner string, t Try, state string, next time.Time) (bool, error) {
-	var moved bool
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO webhook_tries (delivery_id, at, owner, status, error, ms) VALUES (?, ?, ?, ?, ?, ?)`),
-			id, ms(t.At), owner, t.Status, t.Error, t.Duration.Milliseconds()); err != nil {
-			return fmt.Errorf("finish delivery: %w", err)
+// Finish is the end of one try of a delivery: its log entry and the
+// state it moves to (delivered, dead, or pending again at Next).
+type Finish struct {
+	ID    int64
+	URL   string // where it was sent
+	Try   Try
+	State string
+	Next  time.Time
+}
+
+// FinishDeliveries logs tries and moves each delivery on, if owner still
+// holds its lease, in one transaction; moved[i] says whether fs[i] did. A
+// try whose lease was lost is logged only.
+func (s *Store) FinishDeliveries(ctx context.Context, owner string, fs []Finish) (moved []bool, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		moved = make([]bool, len(fs))
+		for i, f := range fs {
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO webhook_tries (delivery_id, at, owner, status, error, ms) VALUES (?, ?, ?, ?, ?, ?)`),
+				f.ID, ms(f.Try.At), owner, f.Try.Status, f.Try.Error, f.Try.Duration.Milliseconds()); err != nil {
+				return fmt.Errorf("finish delivery: %w", err)
+			}
+			done := int64(0)
+			if f.State != campaign.DeliveryPending {
+				done = ms(f.Try.At)
+			}
+			res, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_outbox SET state = ?, next_at = ?, last_status = ?, last_error = ?, done_at = ?, url = ?, lease_owner = '', lease_until = 0
+				WHERE id = ? AND lease_owner = ? AND state = 'pending'`), f.State, ms(f.Next), f.Try.Status, f.Try.Error, done, f.URL, f.ID, owner)
+			if err != nil {
+				return fmt.Errorf("finish delivery: %w", err)
+			}
+			n, _ := res.RowsAffected()
+			moved[i] = n == 1
 		}
-		done := int64(0)
-		if state != campaign.DeliveryPending {
-			done = ms(t.At)
-		}
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_outbox SET state = ?, next_at = ?, last_status = ?, last_error = ?, done_at = ?, lease_owner = '', lease_until = 0
-			WHERE id = ? AND lease_owner = ? AND state = 'pending'`), state, ms(next), t.Status, t.Error, done, id, owner)
-		if err != nil {
-			return fmt.Errorf("finish delivery: %w", err)
-		}
-		n, _ := res.RowsAffected()
-		moved = n == 1
 		return nil
 	})
 	return moved, err

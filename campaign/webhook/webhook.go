@@ -112,7 +112,7 @@ func Verify(secret, header string, body []byte, now time.Time, tolerance time.Du
 // Outbox is what the sender needs of the store.
 type Outbox interface {
 	ClaimDeliveries(ctx context.Context, owner string, n int, lease time.Duration, now time.Time) ([]sqlstore.Delivery, error)
-	FinishDelivery(ctx context.Context, id int64, owner string, t sqlstore.Try, state string, next time.Time) (bool, error)
+	FinishDeliveries(ctx context.Context, owner string, fs []sqlstore.Finish) ([]bool, error)
 	PruneDeliveries(ctx context.Context, before time.Time, limit int) (int, error)
 }
 
@@ -134,7 +134,7 @@ type Sender struct {
 	Lease time.Duration
 	// Poll is how often the outbox is looked at. Default 1s.
 	Poll time.Duration
-	// Batch is how many deliveries one sender tries at once. Default 16.
+	// Batch is how many deliveries one sender tries at once. Default 32.
 	Batch int
 	// KeepFor is how long delivered and dead deliveries stay in the log.
 	// Default 30 days.
@@ -159,15 +159,20 @@ func (s *Sender) defaults() {
 		s.Poll = time.Second
 	}
 	if s.Batch == 0 {
-		s.Batch = 16
+		s.Batch = 32
 	}
 	if s.KeepFor == 0 {
 		s.KeepFor = 30 * 24 * time.Hour
 	}
 	if s.Client == nil {
 		s.Client = &http.Client{
-			Timeout:       s.Timeout,
-			Transport:     &http.Transport{DialContext: (&net.Dialer{Timeout: s.Timeout, Control: refuseLinkLocal}).DialContext, Proxy: http.ProxyFromEnvironment},
+			Timeout: s.Timeout,
+			Transport: &http.Transport{
+				DialContext:         (&net.Dialer{Timeout: s.Timeout, Control: refuseLinkLocal}).DialContext,
+				Proxy:               http.ProxyFromEnvironment,
+				MaxIdleConnsPerHost: s.Batch, // a batch to one receiver reuses its connections
+				IdleConnTimeout:     time.Minute,
+			},
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
@@ -237,63 +242,78 @@ func (s *Sender) Run(ctx context.Context) error {
 	}
 }
 
-// Once claims the due deliveries (up to Batch) and tries them in
-// parallel; it returns how many it tried.
+// Once claims the due deliveries (up to Batch), tries them in parallel
+// and stores how each went in one transaction; it returns how many it
+// tried.
 func (s *Sender) Once(ctx context.Context) (int, error) {
 	s.defaults()
 	ds, err := s.Outbox.ClaimDeliveries(ctx, s.Owner, s.Batch, s.Lease, s.Now())
-	if err != nil {
+	if err != nil || len(ds) == 0 {
 		return 0, err
 	}
+	fs := make([]*sqlstore.Finish, len(ds))
 	var wg sync.WaitGroup
-	errs := make([]error, len(ds))
 	for i, d := range ds {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = s.try(ctx, d)
+			fs[i] = s.try(ctx, d)
 		}()
 	}
 	wg.Wait()
-	return len(ds), errors.Join(errs...)
+	var done []sqlstore.Finish
+	var of []sqlstore.Delivery
+	for i, f := range fs {
+		if f != nil {
+			done, of = append(done, *f), append(of, ds[i])
+		}
+	}
+	if len(done) == 0 {
+		return len(ds), nil
+	}
+	moved, err := s.Outbox.FinishDeliveries(context.WithoutCancel(ctx), s.Owner, done)
+	if err != nil {
+		return len(ds), fmt.Errorf("store webhook tries: %w", err)
+	}
+	for i, f := range done {
+		d := of[i]
+		log := s.Log.With("campaign", d.CampaignID, "delivery", d.ID, "event", d.EventID, "try", d.Tries)
+		switch {
+		case !moved[i]:
+			log.Warn("webhook lease lost before the try ended; the delivery may be repeated")
+		case f.State == campaign.DeliveryDead:
+			log.Error("webhook delivery dead", "status", f.Try.Status, "err", f.Try.Error)
+		case f.State == campaign.DeliveryPending:
+			log.Info("webhook delivery failed; will retry", "status", f.Try.Status, "err", f.Try.Error, "next", f.Next)
+		}
+	}
+	return len(ds), nil
+}
+
+// try sends one delivery and decides what follows; nil when the sender
+// shut down mid-try (the lease runs out and another tries).
+func (s *Sender) try(ctx context.Context, d sqlstore.Delivery) *sqlstore.Finish {
+	start := s.Now()
+	status, errText := s.post(ctx, d, start)
+	if ctx.Err() != nil && errText != "" {
+		return nil
+	}
+	end := s.Now()
+	f := &sqlstore.Finish{ID: d.ID, URL: d.Webhook.URL, Try: sqlstore.Try{At: end, Status: status, Error: errText, Duration: end.Sub(start)}, State: campaign.DeliveryDelivered}
+	if errText != "" {
+		var dead bool
+		f.Next, dead = campaign.WebhookRetry(&d.Webhook, d.Tries, d.Since, end, s.Jitter())
+		f.State = campaign.DeliveryPending
+		if dead {
+			f.State, f.Next = campaign.DeliveryDead, time.Time{}
+			f.Try.Error += fmt.Sprintf("; gave up after %s", d.Webhook.GiveUp())
+		}
+	}
+	return f
 }
 
 // MaxErrorBody is how much of a refusing receiver's answer is logged.
 const MaxErrorBody = 512
-
-func (s *Sender) try(ctx context.Context, d sqlstore.Delivery) error {
-	start := s.Now()
-	status, errText := s.post(ctx, d, start)
-	if ctx.Err() != nil && errText != "" {
-		return nil // shut down mid-try: the lease runs out and another tries
-	}
-	end := s.Now()
-	t := sqlstore.Try{At: end, Status: status, Error: errText, Duration: end.Sub(start)}
-	state, next := campaign.DeliveryDelivered, time.Time{}
-	if errText != "" {
-		var dead bool
-		next, dead = campaign.WebhookRetry(&d.Webhook, d.Tries, d.Since, end, s.Jitter())
-		state = campaign.DeliveryPending
-		if dead {
-			state = campaign.DeliveryDead
-			t.Error += fmt.Sprintf("; gave up after %s", d.Webhook.GiveUp())
-		}
-	}
-	moved, err := s.Outbox.FinishDelivery(context.WithoutCancel(ctx), d.ID, s.Owner, t, state, next)
-	if err != nil {
-		return fmt.Errorf("delivery %d: %w", d.ID, err)
-	}
-	log := s.Log.With("campaign", d.CampaignID, "delivery", d.ID, "event", d.EventID, "try", d.Tries)
-	switch {
-	case !moved:
-		log.Warn("webhook lease lost before the try ended; the delivery may be repeated")
-	case state == campaign.DeliveryDead:
-		log.Error("webhook delivery dead", "status", status, "err", t.Error)
-	case state == campaign.DeliveryPending:
-		log.Info("webhook delivery failed; will retry", "status", status, "err", errText, "next", next)
-	}
-	return nil
-}
 
 // post sends one delivery; errText is "" when the receiver answered 2xx.
 func (s *Sender) post(ctx context.Context, d sqlstore.Delivery, now time.Time) (status int, errText string) {

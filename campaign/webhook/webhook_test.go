@@ -113,7 +113,7 @@ func (r *receiver) counts() (distinct, total int) {
 
 // api is the REST API over a store, as a campaign manager reaches it.
 type api struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	token string
 }
@@ -144,7 +144,7 @@ func (a *api) call(method, path string, in, out any) int {
 	return resp.StatusCode
 }
 
-func serveAPI(t *testing.T, s *sqlstore.Store, c *clock) *api {
+func serveAPI(t testing.TB, s *sqlstore.Store, c *clock) *api {
 	srv := httptest.NewServer((&httpapi.API{Store: s, Now: c.Now}).Handler())
 	t.Cleanup(srv.Close)
 	tok, err := s.CreateToken(context.Background(), "manager", noon)
@@ -161,7 +161,7 @@ func eachDSN(t *testing.T, fn func(t *testing.T, dsn string)) {
 	t.Run("postgres", func(t *testing.T) { fn(t, testenv.PostgresDSN(t)) })
 }
 
-func open(t *testing.T, dsn string) *sqlstore.Store {
+func open(t testing.TB, dsn string) *sqlstore.Store {
 	s, err := sqlstore.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ func open(t *testing.T, dsn string) *sqlstore.Store {
 
 // runningCampaign creates, through the API, a running campaign with a
 // webhook to url and n contacts.
-func runningCampaign(t *testing.T, s *sqlstore.Store, a *api, url string, n int) string {
+func runningCampaign(t testing.TB, s *sqlstore.Store, a *api, url string, n int) string {
 	ctx := context.Background()
 	if st := a.call("PUT", "/api/v1/trunks/carrier", map[string]any{"max_channels": 1000, "max_cps": 1000}, nil); st != 200 {
 		t.Fatalf("trunk: %d", st)
@@ -200,7 +200,7 @@ func runningCampaign(t *testing.T, s *sqlstore.Store, a *api, url string, n int)
 }
 
 // callAll leases every contact and records disp for each, as nodes do.
-func callAll(t *testing.T, s *sqlstore.Store, n int, disp string) []string {
+func callAll(t testing.TB, s *sqlstore.Store, n int, disp string) []string {
 	ctx := context.Background()
 	ls, err := s.Lease(ctx, "node-1", n, noon)
 	if err != nil || len(ls) != n {
