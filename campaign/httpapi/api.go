@@ -85,11 +85,11 @@ func (a *API) Handler() http.Handler {
 	route("POST /api/v1/campaigns/{id}/{action}", campaign.PermControl, a.setStatus)
 	route("GET /api/v1/campaigns/{id}/stats", campaign.PermRead, a.stats)
 	route("GET /api/v1/campaigns/{id}/results.csv", campaign.PermResults, a.results)
-	route("POST /api/v1/campaigns/{id}/recycle", campaign.PermControl, a.recycle)
+	route("POST /api/v1/campaigns/{id}/recycle", campaign.PermWrite, a.recycle) // changes who is called, like a dial list
 	route("GET /api/v1/campaigns/{id}/recordings", campaign.PermResults, a.recordings)
 	route("GET /api/v1/campaigns/{id}/webhook/deliveries", campaign.PermRead, a.deliveries)
 	route("GET /api/v1/campaigns/{id}/webhook/deliveries/{did}", campaign.PermResults, a.delivery)
-	route("POST /api/v1/campaigns/{id}/webhook/deliveries/{did}/redeliver", campaign.PermControl, a.redeliver)
+	route("POST /api/v1/campaigns/{id}/webhook/deliveries/{did}/redeliver", campaign.PermResults, a.redeliver) // sends contact data out
 	route("GET /api/v1/imports/{import}/rejections.csv", campaign.PermResults, a.rejections)
 	route("POST /api/v1/dnc", campaign.PermWrite, a.importDNC)
 	route("GET /api/v1/dnc", campaign.PermRead, a.searchDNC)
