@@ -588,3 +588,34 @@ func TestWebhookRefusesLinkLocal(t *testing.T) {
 		t.Fatalf("link-local webhook: %+v", ds)
 	}
 }
+
+// Removing a campaign's webhook ends its pending deliveries (dead, saying
+// why) and forgets its secret.
+func TestWebhookRemoved(t *testing.T) {
+	clk := &clock{t: noon.Add(time.Minute)}
+	s := open(t, filepath.Join(t.TempDir(), "w.db"))
+	a := serveAPI(t, s, clk)
+	rcv := newReceiver(t, clk)
+	id := runningCampaign(t, s, a, rcv.srv.URL, 2)
+	callAll(t, s, 2, campaign.Busy)
+	var c map[string]any
+	a.call("GET", "/api/v1/campaigns/"+id, nil, &c)
+	delete(c, "webhook")
+	if st := a.call("PUT", "/api/v1/campaigns/"+id, c, nil); st != 200 {
+		t.Fatalf("remove webhook: %d", st)
+	}
+	drain(t, &webhook.Sender{Outbox: s, Now: clk.Now})
+	ds := deliveries(t, a, id, "?state=dead")
+	if len(ds) != 2 || ds[0].LastError != "the campaign has no webhook any more" {
+		t.Fatalf("after removal: %+v", ds)
+	}
+	if _, total := rcv.counts(); total != 0 {
+		t.Fatalf("%d sent after removal", total)
+	}
+	// Adding it back needs the secret again.
+	c["webhook"] = map[string]any{"url": rcv.srv.URL}
+	var e struct{ Field string }
+	if st := a.call("PUT", "/api/v1/campaigns/"+id, c, &e); st != 400 || e.Field != "webhook.secret" {
+		t.Fatalf("webhook without a secret: %d %+v", st, e)
+	}
+}
