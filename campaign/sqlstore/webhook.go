@@ -276,12 +276,33 @@ func (s *Store) Deliveries(ctx context.Context, campaignID, state string, before
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}
-	for i := range out {
-		if out[i].Log, err = s.tries(ctx, out[i].ID); err != nil {
-			return nil, err
-		}
+	if len(out) == 0 {
+		return out, nil
 	}
-	return out, nil
+	// Each delivery's latest tries, in one query.
+	ids := make([]any, len(out))
+	at := map[int64]int{}
+	for i, d := range out {
+		ids[i], at[d.ID] = d.ID, i
+		out[i].Log = []Try{}
+	}
+	rows, err = s.db.QueryContext(ctx, s.q(`SELECT delivery_id, at, owner, status, error, ms FROM (
+		SELECT delivery_id, at, owner, status, error, ms, ROW_NUMBER() OVER (PARTITION BY delivery_id ORDER BY at DESC) AS n
+		FROM webhook_tries WHERE delivery_id IN (`+placeholders(len(ids))+`)) t WHERE n <= 20 ORDER BY delivery_id, at DESC`), ids...)
+	if err != nil {
+		return nil, fmt.Errorf("delivery log: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t Try
+		var id, when int64
+		if err := rows.Scan(&id, &when, &t.Owner, &t.Status, &t.Error, &t.MS); err != nil {
+			return nil, fmt.Errorf("delivery log: %w", err)
+		}
+		t.At = fromMS(when)
+		out[at[id]].Log = append(out[at[id]].Log, t)
+	}
+	return out, rows.Err()
 }
 
 // DeliveryByID returns one delivery of a campaign, with its body.
