@@ -171,9 +171,14 @@ type Campaign struct {
 	AbandonCap float64 `json:"abandon_cap,omitempty"`
 	// Transfers is set by the store when the campaign's flow has a
 	// transfer state: it is then paced (Pace). Read-only.
-	Transfers bool      `json:"transfers"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Transfers bool `json:"transfers"`
+	// Webhook, when set, receives every finished attempt (webhook.go).
+	Webhook *Webhook `json:"webhook,omitempty"`
+	// RecordingRetentionDays: recordings older than this are deleted,
+	// files and references; 0 keeps them.
+	RecordingRetentionDays int       `json:"recording_retention_days,omitempty"`
+	CreatedAt              time.Time `json:"created_at"`
+	UpdatedAt              time.Time `json:"updated_at"`
 }
 
 // Defaults fills unset fields.
@@ -270,6 +275,14 @@ func (c *Campaign) Validate() error {
 	}
 	if !(c.AbandonCap >= 0 && c.AbandonCap <= 0.2) {
 		return &FieldError{"abandon_cap", fmt.Sprintf("%g: want 0 (the default, 3%%) to 0.2, a share of live answers", c.AbandonCap)}
+	}
+	if c.Webhook != nil {
+		if err := c.Webhook.Validate(true); err != nil {
+			return err
+		}
+	}
+	if c.RecordingRetentionDays < 0 || c.RecordingRetentionDays > 3650 {
+		return &FieldError{"recording_retention_days", fmt.Sprintf("%d: want 0 (keep) to 3650", c.RecordingRetentionDays)}
 	}
 	for d, r := range c.Retry {
 		if !isDisposition(d) {

@@ -56,7 +56,7 @@ type Contact struct {
 	Jurisdiction string           // Jurisdiction(Phone), kept with the contact
 	Zones        []*time.Location // every zone the number may be in (NarrowZones)
 	State        string
-	Attempts     int
+	Attempts     int // in its current round: since it was last recycled
 	NextAt       time.Time
 }
 

@@ -2,11 +2,16 @@ package storage
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Recordings keeps the recordings calls made, in their own Store (a folder
@@ -15,6 +20,17 @@ import (
 // report a call's result; campaign managers download them by key.
 type Recordings struct {
 	Store Store
+	// SignKey signs download URLs (SignedPath, SignedHandler); without it
+	// no signed URL is made or accepted.
+	SignKey []byte
+	Now     func() time.Time // the clock; time.Now when nil
+}
+
+func (r *Recordings) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
 }
 
 // badRecording is a recording refused for what it is (name, size, format),
@@ -73,4 +89,93 @@ func (r *Recordings) Handler() http.Handler {
 		w.Header().Set("Content-Type", "audio/wav")
 		io.Copy(w, rc)
 	})
+}
+
+// SignedPrefix is where signed recording URLs are served.
+const SignedPrefix = "/recordings/"
+
+// Signed-URL errors.
+var (
+	ErrURLExpired   = errors.New("the link has expired; ask the API for a new one")
+	ErrURLSignature = errors.New("the link's signature does not match")
+)
+
+func (r *Recordings) urlMAC(path string, expires int64) []byte {
+	m := hmac.New(sha256.New, r.SignKey)
+	fmt.Fprintf(m, "GET\n%s\n%d", path, expires)
+	return m.Sum(nil)
+}
+
+// SignedPath is a link to a recording that anyone holding it may GET
+// until expires, without an API token: SignedPrefix + key +
+// "?expires=<unix>&sig=<hex HMAC-SHA256 over method, path and expiry>".
+func (r *Recordings) SignedPath(key string, expires time.Time) string {
+	path := SignedPrefix + key
+	exp := expires.Unix()
+	return path + "?expires=" + strconv.FormatInt(exp, 10) + "&sig=" + hex.EncodeToString(r.urlMAC(path, exp))
+}
+
+// CheckSigned verifies a signed link's path and query at the clock's now.
+func (r *Recordings) CheckSigned(path, expires, sig string) error {
+	exp, err1 := strconv.ParseInt(expires, 10, 64)
+	got, err2 := hex.DecodeString(sig)
+	if len(r.SignKey) == 0 || err1 != nil || err2 != nil || !hmac.Equal(got, r.urlMAC(path, exp)) {
+		return ErrURLSignature
+	}
+	if !r.now().Before(time.Unix(exp, 0)) {
+		return ErrURLExpired
+	}
+	return nil
+}
+
+// SignedHandler serves GET SignedPrefix+key?expires=&sig= (mount it at
+// SignedPrefix, unstripped): the recording, if the link is genuine and
+// unexpired; 403 otherwise, naming which.
+func (r *Recordings) SignedHandler() http.Handler {
+	inner := r.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		q := req.URL.Query()
+		if err := r.CheckSigned(req.URL.Path, q.Get("expires"), q.Get("sig")); err != nil {
+			http.Error(w, fmt.Sprintf(`{"error":%q}`, err.Error()), http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Cache-Control", "private, no-store")
+		http.StripPrefix(strings.TrimSuffix(SignedPrefix, "/"), inner).ServeHTTP(w, req)
+	})
+}
+
+// RecordingIndex is what the retention sweeper needs of the results
+// store: the recordings past their campaign's retention at now, and a
+// way to drop an attempt's reference once its file is gone.
+type RecordingIndex interface {
+	ExpiredRecordings(ctx context.Context, now time.Time, limit int) ([]ExpiredRecording, error)
+	ForgetRecording(ctx context.Context, callID, key string) error
+}
+
+// ExpiredRecording is one recording past its retention.
+type ExpiredRecording struct {
+	CallID string
+	Key    string
+}
+
+// Sweep deletes up to limit recordings past their retention at now:
+// first the file (a file already gone is fine), then the attempt's
+// reference, so a crash between the two leaves a reference to retry,
+// never a file nobody knows of. It returns how many it deleted.
+func (r *Recordings) Sweep(ctx context.Context, idx RecordingIndex, now time.Time, limit int) (int, error) {
+	ex, err := idx.ExpiredRecordings(ctx, now, limit)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range ex {
+		if err := r.Store.Delete(ctx, e.Key); err != nil && !errors.Is(err, ErrNotFound) {
+			return n, fmt.Errorf("delete recording %s: %w", e.Key, err)
+		}
+		if err := idx.ForgetRecording(ctx, e.CallID, e.Key); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }

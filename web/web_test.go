@@ -12,11 +12,13 @@ import (
 
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/httpapi"
+	"github.com/elastidial/elastidial/campaign/importer"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/flow"
 	"github.com/elastidial/elastidial/flow/examples"
 	"github.com/elastidial/elastidial/internal/browser"
 	"github.com/elastidial/elastidial/internal/history"
+	"github.com/elastidial/elastidial/storage"
 )
 
 // TestDashboardCampaignJourney drives the dashboard in headless Chromium
@@ -241,4 +243,60 @@ func TestDashboardFollowsTheRole(t *testing.T) {
 		d.Must(css + "[hidden]")
 	}
 	d.Must("#tab-trunks:not([hidden])")
+}
+
+// TestDashboardListsRecordings: a campaign manager opens a campaign and
+// finds its calls' recordings, each with a signed link that plays
+// without the API token.
+func TestDashboardListsRecordings(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "web.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	noonNY := time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
+	token, _ := store.CreateToken(ctx, "manager", time.Now())
+	store.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 10, MaxCPS: 10})
+	c, err := store.CreateCampaign(ctx, campaign.Campaign{Name: "Survey", Trunk: "carrier", CallerID: "+14155550100", Target: 5}, noonNY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.ImportContacts(ctx, c.ID, strings.NewReader("phone\n+12125550101\n"), importer.Options{}, noonNY)
+	store.SaveFlow(ctx, c.ID, []byte(`{"start":"bye"}`), noonNY)
+	store.SetStatus(ctx, c.ID, campaign.StatusRunning, noonNY)
+	ls, err := store.Lease(ctx, "node-1", 1, noonNY)
+	if err != nil || len(ls) != 1 {
+		t.Fatalf("lease: %v %v", ls, err)
+	}
+	rec := &storage.Recordings{Store: &storage.Folder{Dir: t.TempDir()}, SignKey: []byte("link-key")}
+	key := "calls/" + ls[0].CallID + ".wav"
+	wav := make([]byte, 44+1600)
+	copy(wav, "RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x40\x1f\x00\x00\x80\x3e\x00\x00\x02\x00\x10\x00data\x40\x06\x00\x00")
+	if err := rec.Put(ctx, key, wav); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Record(ctx, "node-1", campaign.Result{CallID: ls[0].CallID, Token: ls[0].Token, Disposition: campaign.Answered, AnsweredAt: noonNY, Recording: key}, noonNY.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", (&httpapi.API{Store: store, SignRecording: rec.SignedPath}).Handler())
+	mux.Handle("GET "+storage.SignedPrefix, rec.SignedHandler())
+	mux.Handle("/", Handler())
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	d := browser.Start(t)
+	d.Open(srv.URL)
+	d.Type("#token", token)
+	d.Click("#login-form button")
+	d.Click(`#campaigns tr[data-id="` + c.ID + `"]`)
+	d.WaitText("#recordings", ls[0].CallID)
+	d.WaitText("#recordings", "+12125550101")
+	d.Must(`#recordings audio[src^="/recordings/calls/"]`)
+	// The link plays without the token (fetch sends none).
+	d.Script(`fetch(document.querySelector("#recordings a").href).then(r => {
+		const p = document.createElement("p"); p.id = "probe"; p.textContent = r.status + " " + r.headers.get("Content-Type"); document.body.append(p);
+	})`)
+	d.WaitText("#probe", "200 audio/wav")
 }

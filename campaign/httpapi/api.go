@@ -44,6 +44,9 @@ type API struct {
 	// a trunk's limits changed, so the scaler can act on it before its
 	// next tick; nil = nobody.
 	DemandChanged func()
+	// SignRecording, when set, makes a link to a recording that works
+	// without an API token until expires (storage.Recordings.SignedPath).
+	SignRecording func(key string, expires time.Time) string
 	// MaxListBytes bounds one dial-list or do-not-call request body; 0
 	// means MaxListBytes.
 	MaxListBytes int64
@@ -85,6 +88,11 @@ func (a *API) Handler() http.Handler {
 	route("GET /api/v1/campaigns/{id}/results", campaign.PermResults, a.searchResults) // live.go
 	route("GET /api/v1/campaigns/{id}/outcomes", campaign.PermRead, a.outcomes)
 	route("GET /api/v1/trunk-usage", campaign.PermRead, a.trunkUsage)
+	route("POST /api/v1/campaigns/{id}/recycle", campaign.PermWrite, a.recycle) // changes who is called, like a dial list
+	route("GET /api/v1/campaigns/{id}/recordings", campaign.PermResults, a.recordings)
+	route("GET /api/v1/campaigns/{id}/webhook/deliveries", campaign.PermRead, a.deliveries)
+	route("GET /api/v1/campaigns/{id}/webhook/deliveries/{did}", campaign.PermResults, a.delivery)
+	route("POST /api/v1/campaigns/{id}/webhook/deliveries/{did}/redeliver", campaign.PermResults, a.redeliver) // sends contact data out
 	route("GET /api/v1/imports/{import}/rejections.csv", campaign.PermResults, a.rejections)
 	route("POST /api/v1/dnc", campaign.PermWrite, a.importDNC)
 	route("GET /api/v1/dnc", campaign.PermRead, a.searchDNC)

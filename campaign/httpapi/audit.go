@@ -6,12 +6,17 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"regexp"
 	"strconv"
 
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/internal/jsonhttp"
 )
+
+// secretRE finds the values of "secret" keys (a webhook's), which the
+// audit log must not keep, even in a body cut short.
+var secretRE = regexp.MustCompile(`("secret"\s*:\s*)"(?:[^"\\]|\\.)*"?`)
 
 // maxAuditDetail bounds the request body kept with an audit entry.
 const maxAuditDetail = 4096
@@ -43,7 +48,7 @@ func (a *API) audited(next http.Handler, actor string) http.Handler {
 		}
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
-		detail := kept.String()
+		detail := secretRE.ReplaceAllString(kept.String(), `$1"(redacted)"`)
 		if !json && body.n > 0 {
 			detail = "(" + r.Header.Get("Content-Type") + ", " + strconv.FormatInt(body.n, 10) + " bytes)"
 		}

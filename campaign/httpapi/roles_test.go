@@ -47,6 +47,11 @@ func TestRolesOnEveryRoute(t *testing.T) {
 		{"POST", "/api/v1/campaigns/" + id + "/contacts", "phone\n+12125550199\n", "am"},
 		{"GET", "/api/v1/campaigns/" + id + "/stats", "", "aomv"},
 		{"GET", "/api/v1/campaigns/" + id + "/results.csv", "", "am"},
+		{"GET", "/api/v1/campaigns/" + id + "/recordings", "", "am"},
+		{"POST", "/api/v1/campaigns/" + id + "/recycle", `{"dispositions":["busy"],"dry_run":true}`, "am"},
+		{"GET", "/api/v1/campaigns/" + id + "/webhook/deliveries", "", "aomv"},
+		{"GET", "/api/v1/campaigns/" + id + "/webhook/deliveries/1", "", "am"},            // 404, but allowed
+		{"POST", "/api/v1/campaigns/" + id + "/webhook/deliveries/1/redeliver", "", "am"}, // 404, but allowed
 		{"GET", "/api/v1/imports/" + imp.ID + "/rejections.csv", "", "am"},
 		{"POST", "/api/v1/campaigns/" + id + "/pause", "", "aom"}, // 409: not running, but allowed
 		{"POST", "/api/v1/dnc?source=x&version=1&reason=r", "+12125550123\n", "am"},

@@ -184,7 +184,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if s.postgres {
 		skip = " FOR UPDATE SKIP LOCKED"
 	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, phone, fields, attempts, zgroup, next_at, caller_id FROM contacts
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, phone, fields, attempts, round_base, zgroup, next_at, caller_id FROM contacts
 		WHERE campaign_id = ? AND state = 'pending' AND next_at <= ? AND zgroup IN (`+placeholders(len(open))+`)
 		ORDER BY next_at, id LIMIT ?`+skip), args...)
 	if err != nil {
@@ -195,6 +195,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		phone    string
 		fields   string
 		attempts int
+		base     int // attempts before this round (recycling)
 		group    int64
 		nextAt   int64
 		callerID string // the contact's own, "" for none
@@ -203,7 +204,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	var cands []pick
 	for rows.Next() {
 		var p pick
-		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts, &p.group, &p.nextAt, &p.callerID); err != nil {
+		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts, &p.base, &p.group, &p.nextAt, &p.callerID); err != nil {
 			rows.Close()
 			return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 		}
@@ -247,7 +248,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 			break
 		}
 		g := s.zones[p.group]
-		k := campaign.Contact{Phone: p.phone, Jurisdiction: g.juris, Zones: g.locs, State: campaign.ContactPending, Attempts: p.attempts, NextAt: fromMS(p.nextAt)}
+		k := campaign.Contact{Phone: p.phone, Jurisdiction: g.juris, Zones: g.locs, State: campaign.ContactPending, Attempts: p.attempts - p.base, NextAt: fromMS(p.nextAt)}
 		f := campaign.Facts{DNC: dnc[p.phone], Dials: dials[p.phone]}
 		v := campaign.Decide(&c, k, f, s.Caps, now)
 		if v.OK() {
@@ -568,8 +569,17 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 				return err
 			}
 		}
-		became, err := s.settle(ctx, tx, &c, contactID, token, r.Disposition, attempt, r.Tags, now)
+		became, k, err := s.settle(ctx, tx, &c, contactID, token, r.Disposition, attempt, r.Tags, now)
 		if err != nil {
+			return err
+		}
+		ev := campaign.AttemptEvent{CallID: r.CallID, Attempt: attempt, Disposition: r.Disposition, Cause: r.Cause,
+			StartedAt: started.UTC(), EndedAt: ended.UTC(), Path: r.Path, Tags: r.Tags, ContactState: became, Recording: r.Recording}
+		if !r.AnsweredAt.IsZero() {
+			at := r.AnsweredAt.UTC()
+			ev.AnsweredAt = &at
+		}
+		if err := s.enqueueAttempt(ctx, tx, &c, ev, k, now); err != nil {
 			return err
 		}
 		if err := s.appendCompliance(ctx, tx, campaignID, "result", now, []string{r.CallID}, []any{ResultRecord{
@@ -583,27 +593,38 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 	return recorded, err
 }
 
+// contactFacts are what a webhook event tells of its contact.
+type contactFacts struct{ phone, fields string }
+
 // settle moves the contact of a finished attempt on, if that attempt still
-// holds its lease.
-func (s *Store) settle(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, contactID int64, token, disposition string, attempt int, tags map[string]string, now time.Time) (string, error) {
-	var phone string
-	if err := tx.QueryRowContext(ctx, s.q(`SELECT phone FROM contacts WHERE id = ?`), contactID).Scan(&phone); err != nil {
-		return "", fmt.Errorf("settle contact: %w", err)
+// holds its lease. It returns the contact's new state, its phone and, when
+// the campaign has a webhook, its fields (read in the same query).
+func (s *Store) settle(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, contactID int64, token, disposition string, attempt int, tags map[string]string, now time.Time) (string, contactFacts, error) {
+	var k contactFacts
+	var base int
+	fields := "''"
+	if c.Webhook != nil {
+		fields = "fields"
 	}
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT phone, round_base, `+fields+` FROM contacts WHERE id = ?`), contactID).Scan(&k.phone, &base, &k.fields); err != nil {
+		return "", k, fmt.Errorf("settle contact: %w", err)
+	}
+	phone := k.phone
 	// The number may have gone on a do-not-call list while its call was live.
 	dnc, err := s.onDNC(ctx, tx, c.ID, []string{phone})
 	if err != nil {
-		return "", err
+		return "", k, err
 	}
-	state, next := campaign.Settle(c, disposition, attempt, tags, dnc[phone] != "", now)
+	// The round's attempts count: a recycled contact starts a new round.
+	state, next := campaign.Settle(c, disposition, attempt-base, tags, dnc[phone] != "", now)
 	res, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = ?, next_at = ?, lease_token = NULL WHERE id = ? AND lease_token = ?`), state, ms(next), contactID, token)
 	if err != nil {
-		return "", fmt.Errorf("settle contact: %w", err)
+		return "", k, fmt.Errorf("settle contact: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 && tags["dnc"] == "true" {
-		return state, s.addDNC(ctx, tx, []string{phone}, "opted out in call", now)
+		return state, k, s.addDNC(ctx, tx, []string{phone}, "opted out in call", now)
 	}
-	return state, nil
+	return state, k, nil
 }
 
 func orEmpty(s []string) []string {
@@ -691,11 +712,15 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 			if err := s.addLive(ctx, tx, d.campaign, d.trunk, -1); err != nil {
 				return err
 			}
-			state, err := s.settle(ctx, tx, c, d.contact, d.token, campaign.CutOff, d.attempt, nil, now)
+			state, k, err := s.settle(ctx, tx, c, d.contact, d.token, campaign.CutOff, d.attempt, nil, now)
 			if err != nil {
 				return err
 			}
 			id := callID(d.contact, d.attempt)
+			if err := s.enqueueAttempt(ctx, tx, c, campaign.AttemptEvent{CallID: id, Attempt: d.attempt, Disposition: campaign.CutOff,
+				StartedAt: fromMS(d.leasedAt), EndedAt: now.UTC(), ContactState: state}, k, now); err != nil {
+				return err
+			}
 			if err := s.appendCompliance(ctx, tx, d.campaign, "result", now, []string{id}, []any{ResultRecord{
 				CallID: id, Disposition: campaign.CutOff, Path: []string{}, Tags: map[string]string{}, EndedAt: now.UTC(), State: state,
 			}}); err != nil {

@@ -150,7 +150,47 @@ var migrations = []struct {
 	// campaign whose flow transfers to people (abandon.go).
 	{sqlite: `CREATE TABLE abandon_hours (campaign_id TEXT NOT NULL, hour BIGINT NOT NULL, live BIGINT NOT NULL, abandoned BIGINT NOT NULL, PRIMARY KEY (campaign_id, hour))`},
 	{sqlite: `CREATE TABLE abandon_pace (campaign_id TEXT PRIMARY KEY, pace DOUBLE PRECISION NOT NULL, sample_live BIGINT NOT NULL, sample_abandoned BIGINT NOT NULL)`},
+	// Result webhooks (webhook.go): each campaign's signing secret, apart
+	// from its document; the outbox of deliveries, written in the result's
+	// transaction; and the log of every try.
+	{sqlite: `CREATE TABLE webhook_secrets (campaign_id TEXT PRIMARY KEY REFERENCES campaigns(id), secret TEXT NOT NULL)`},
+	{sqlite: outboxTable, postgres: strings.Replace(outboxTable, "id INTEGER PRIMARY KEY", "id BIGSERIAL PRIMARY KEY", 1)},
+	{sqlite: `CREATE INDEX webhook_outbox_due ON webhook_outbox (next_at) WHERE state = 'pending'`},
+	{sqlite: `CREATE INDEX webhook_outbox_campaign ON webhook_outbox (campaign_id, id)`},
+	{sqlite: `CREATE TABLE webhook_tries (
+		delivery_id BIGINT NOT NULL REFERENCES webhook_outbox(id),
+		at BIGINT NOT NULL,
+		owner TEXT NOT NULL,
+		status INTEGER NOT NULL,
+		error TEXT NOT NULL,
+		ms BIGINT NOT NULL)`},
+	{sqlite: `CREATE INDEX webhook_tries_delivery ON webhook_tries (delivery_id, at)`},
+	// List recycling (recycle.go): a recycled contact's attempts before
+	// its current round, and how often it was recycled. attempts keeps
+	// counting across rounds: it names the calls.
+	{sqlite: `ALTER TABLE contacts ADD COLUMN round_base INTEGER NOT NULL DEFAULT 0`},
+	{sqlite: `ALTER TABLE contacts ADD COLUMN recycles INTEGER NOT NULL DEFAULT 0`},
 }
+
+// outboxTable holds one row per webhook delivery: pending until the
+// receiver answers 2xx (delivered) or the give-up age passes (dead).
+// lease_owner and lease_until claim a row for one controller's try.
+const outboxTable = `CREATE TABLE webhook_outbox (
+		id INTEGER PRIMARY KEY,
+		campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+		event_id TEXT NOT NULL,
+		body TEXT NOT NULL,
+		state TEXT NOT NULL,
+		tries INTEGER NOT NULL DEFAULT 0,
+		created_at BIGINT NOT NULL,
+		since_at BIGINT NOT NULL,
+		next_at BIGINT NOT NULL,
+		lease_owner TEXT NOT NULL DEFAULT '',
+		lease_until BIGINT NOT NULL DEFAULT 0,
+		last_status INTEGER NOT NULL DEFAULT 0,
+		last_error TEXT NOT NULL DEFAULT '',
+		url TEXT NOT NULL DEFAULT '',
+		done_at BIGINT NOT NULL DEFAULT 0)`
 
 const complianceTable = `CREATE TABLE compliance (
 		seq INTEGER PRIMARY KEY,

@@ -223,17 +223,21 @@ func (s *Store) CreateCampaign(ctx context.Context, c campaign.Campaign, now tim
 	if err := c.Validate(); err != nil {
 		return c, err
 	}
-	doc, _ := json.Marshal(c)
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		if err := s.groupExists(ctx, tx, c.Trunks); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO campaigns (id, name, status, trunk, doc, flow_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)`),
+		secret, err := s.webhookSecret(ctx, tx, &c)
+		if err != nil {
+			return err
+		}
+		doc, _ := json.Marshal(c)
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO campaigns (id, name, status, trunk, doc, flow_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)`),
 			c.ID, c.Name, c.Status, c.Trunk, string(doc), ms(now), ms(now))
 		if err != nil {
 			return fmt.Errorf("create campaign: %w", err)
 		}
-		return nil
+		return s.storeSecret(ctx, tx, c.ID, secret)
 	})
 	return c, err
 }
@@ -271,6 +275,13 @@ func (s *Store) UpdateCampaign(ctx context.Context, c campaign.Campaign, now tim
 			return err
 		}
 		if err := s.groupExists(ctx, tx, c.Trunks); err != nil {
+			return err
+		}
+		secret, err := s.webhookSecret(ctx, tx, &c)
+		if err != nil {
+			return err
+		}
+		if err := s.storeSecret(ctx, tx, c.ID, secret); err != nil {
 			return err
 		}
 		out = c

@@ -3,6 +3,8 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/httpapi"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/campaign/webhook"
 	"github.com/elastidial/elastidial/controller"
 	"github.com/elastidial/elastidial/controller/cost"
 	scalermetrics "github.com/elastidial/elastidial/controller/metrics"
@@ -76,7 +79,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	recordings := &storage.Recordings{Store: recordingBytes}
+	recordings := &storage.Recordings{Store: recordingBytes, SignKey: derivedKey(secret, "elastidial recording links")}
 
 	// The scaler: node registry behind node.register and node.heartbeat,
 	// and the reconcile loop acting on the cloud.
@@ -133,7 +136,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 			return ok
 		})
 		return cmp.Or(listErr, err)
-	}, DemandChanged: scaler.Wake}
+	}, DemandChanged: scaler.Wake, SignRecording: recordings.SignedPath}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.Handler())
 	mux.Handle("GET /api/v1/cost", api.Require(campaign.PermFleet, scaler.CostHandler(store)))
@@ -154,6 +157,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	mux.Handle("/RPC2", httplimit.BodyDeadline(rpcServer, cfg.RPCBodyTimeout))
 	mux.Handle("PUT "+nodeapi.RecordingsPath, rpc.RecordingHandler(recordings, storage.MaxRecording+64<<10))
 	mux.Handle("GET /api/v1/recordings/", api.Require(campaign.PermResults, http.StripPrefix("/api/v1/recordings", recordings.Handler())))
+	mux.Handle("GET "+storage.SignedPrefix, recordings.SignedHandler())
 	mux.Handle("GET /metrics", metrics(reg, rpcServer, flows, store.ConfigStats()))
 	mux.Handle("/", web.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -185,6 +189,10 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	g.Go(func() error { return reapLeases(ctx, store, scaler, log) })
 	g.Go(func() error { return scaler.Run(ctx) })
 	g.Go(func() error { return sampleHistory(ctx, hist, store, scaler, log.With("component", "history")) })
+	g.Go(func() error { return sweepRecordings(ctx, recordings, store, log) })
+	// Every controller delivers result webhooks; the outbox's leases
+	// share the work between them.
+	g.Go(func() error { return (&webhook.Sender{Outbox: store, Log: log.With("component", "webhook")}).Run(ctx) })
 	g.Go(func() error {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -245,6 +253,40 @@ func reapLeases(ctx context.Context, store *sqlstore.Store, scaler *controller.C
 			} else if n > 0 {
 				log.Info("expired leases returned", "count", n)
 			}
+		}
+	}
+}
+
+// derivedKey is a key for one purpose made from the cluster secret, so a
+// link signature can never be replayed as anything else.
+func derivedKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// sweepRecordings deletes recordings past their campaign's retention,
+// every few minutes; any controller may, deleting twice is harmless.
+func sweepRecordings(ctx context.Context, rec *storage.Recordings, store *sqlstore.Store, log *slog.Logger) error {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		for {
+			n, err := rec.Sweep(ctx, store, time.Now(), 500)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("recording retention", "err", err)
+			}
+			if n > 0 {
+				log.Info("recordings past their retention deleted", "recordings", n)
+			}
+			if n < 500 || err != nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
 		}
 	}
 }

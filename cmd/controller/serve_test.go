@@ -143,6 +143,8 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	var camp struct{ ID string }
 	json.Unmarshal([]byte(body), &camp)
+	hook := startHookReceiver(t) // every finished attempt is posted to it, signed
+	useWebhook(t, call, camp.ID, hook.url)
 	if code, body := call("GET", "/api/v1/campaigns", ""); code != 200 || !strings.Contains(body, "E2E") {
 		t.Fatalf("list: %d %s", code, body)
 	}
@@ -283,6 +285,10 @@ func TestServeEndToEnd(t *testing.T) {
 	if code, body := call("GET", "/api/v1/campaigns/"+camp.ID+"/results.csv", ""); code != 200 || !strings.Contains(body, "confirmed") {
 		t.Fatalf("results: %d %s", code, body)
 	}
+	if ev := hook.await(t, c.CallID); ev.Disposition != nodeapi.DispAnswered || ev.Tags["result"] != "confirmed" || ev.Phone != where.number(101) {
+		t.Fatalf("webhook event: %+v", ev)
+	}
+	checkResultsAsData(t, srv, camp.ID) // webhook_serve_test.go
 	if code, body := call("GET", "/metrics", ""); code != 200 || !strings.Contains(body, `elastidial_xmlrpc_call_seconds_count{fault="3",method="call.result"} 1`) || !strings.Contains(body, `elastidial_flow_reads_total{layer="store"} 1`) || !strings.Contains(body, `elastidial_campaign_config_reads_total{layer="store"}`) {
 		t.Fatalf("metrics: %d %s", code, body)
 	}

@@ -162,6 +162,7 @@ async function signIn(token) {
   for (const e of document.querySelectorAll("[data-perm]")) {
     e.hidden = !e.dataset.perm.split(" ").every((p) => me.perms.includes(p));
   }
+  state.perms = me.perms;
   $("#whoami").textContent = `${me.name} (${me.role}${me.campaigns ? ", " + me.campaigns.length + " campaigns" : ""})`;
   localStorage.setItem("elastidial-token", token);
   $("#login").hidden = true;
@@ -216,12 +217,40 @@ async function refresh(withFlow) {
     await loadPrompts();
     fb.selected = null;
     loadFlowText();
+    loadRecordings().catch(() => {});
   }
   const h = await history(`/campaigns/${id}/history`, "#campaign-range");
   chart("campaign").set(h.times, [h.values.in_progress || [], h.values.answered || [], h.values.attempts || []], h.from, h.to);
   await liveStats(c, st, h);
   // Results follow along unless someone is typing a search.
   if (!withFlow && !$("#result-search").contains(document.activeElement)) searchResults(false).catch(() => {});
+}
+
+// loadRecordings lists the campaign's latest recordings with signed links
+// (they play without the token, until they expire); not refreshed with
+// the stats, so a recording playing is not cut off.
+async function loadRecordings() {
+  if (!(state.perms || []).includes("results")) return;
+  const id = state.selected;
+  const rs = await api("GET", `/campaigns/${id}/recordings?limit=50&expires_in=3600`);
+  if (id !== state.selected) return;
+  const body = $("#recordings tbody");
+  body.replaceChildren();
+  if (!rs.length) {
+    const tr = el("tr");
+    tr.append(el("td", "No recordings yet.", { colspan: "5" }));
+    body.append(tr);
+    return;
+  }
+  for (const r of rs) {
+    const tr = el("tr", undefined, { "data-call": r.call_id });
+    const listen = el("td");
+    if (r.signed_url) {
+      listen.append(el("audio", undefined, { controls: "", preload: "none", src: r.signed_url }), el("a", "Download", { href: r.signed_url, download: r.call_id + ".wav" }));
+    }
+    tr.append(el("td", r.call_id), el("td", r.phone), el("td", r.disposition.replace("_", " ")), el("td", new Date(r.ended_at).toLocaleString()), listen);
+    body.append(tr);
+  }
 }
 
 function fillCounts(sel, counts) {
@@ -237,7 +266,7 @@ function fillCounts(sel, counts) {
 // Which actions each status allows (campaign.Transition's diagram):
 //   draft --start--> running --pause--> paused --resume--> running
 //   any but completed --stop--> completed
-const allowed = { draft: ["start", "stop"], running: ["pause", "stop"], paused: ["resume", "stop"], completed: [] };
+const allowed = { draft: ["start", "stop"], scheduled: ["pause", "stop"], running: ["pause", "stop"], paused: ["resume", "stop"], completed: [] };
 
 function enableActions(status) {
   for (const b of document.querySelectorAll("[data-action]")) {
@@ -425,6 +454,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#audio-form").addEventListener("submit", uploadAudio);
   $("#save-flow").addEventListener("click", saveFlow);
   $("#download-results").addEventListener("click", downloadResults);
+  $("#load-recordings").addEventListener("click", () => loadRecordings().catch((e) => ($("#action-error").textContent = e.message)));
   buildCampaignForm();
   initFlowBuilder();
   $("#new-campaign").addEventListener("submit", submitCampaign);
