@@ -133,6 +133,12 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 			return ok
 		})
 		return cmp.Or(listErr, err)
+	}, CheckColumns: func(doc []byte, columns []string) error {
+		f, err := flow.Parse(doc)
+		if err != nil {
+			return err
+		}
+		return f.CheckColumns(columns)
 	}, DemandChanged: scaler.Wake}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.Handler())
