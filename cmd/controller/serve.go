@@ -122,6 +122,10 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		store.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
 	}
 	rpc := &xmlrpc.Service{Secret: secret, Nodes: nodes{scaler}, Dialer: dialer{store, scaler}, Flows: flows, Audio: audio}
+	speechHandler, err := speechRenderer(ctx, cfg, rpc, publicURL, secret)
+	if err != nil {
+		return err
+	}
 	rpcServer := rpc.Server()
 	rpcServer.Log = log
 
@@ -150,6 +154,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	mux.Handle("/api/v1/audio", audioAPI)
 	mux.Handle("/api/v1/audio/", audioAPI)
 	mux.Handle("/audio/", audioHandler)
+	mux.Handle(speechPath, speechHandler)
 	// A node's request is read before it is authenticated (the method
 	// name is in the body), so its body gets a short deadline.
 	mux.Handle("/RPC2", httplimit.BodyDeadline(rpcServer, cfg.RPCBodyTimeout))
