@@ -63,6 +63,14 @@ func (f *Flow) MarshalBinary() ([]byte, error) {
 			w.str(c.Arg)
 			w.str(c.Goto)
 		}
+		w.flag(s.HTTP != nil)
+		if h := s.HTTP; h != nil {
+			w.str(h.Method)
+			w.str(h.URL)
+			w.strMap(h.Params)
+			w.int(h.TimeoutMS)
+			w.strMap(h.Vars)
+		}
 		w.flag(s.Hangup)
 		w.str(s.Next)
 		w.strMap(s.On)
@@ -113,6 +121,9 @@ func (f *Flow) UnmarshalBinary(b []byte) error {
 			}
 		} else if present || m != 0 {
 			r.fail()
+		}
+		if r.flag() {
+			s.HTTP = &HTTP{Method: r.str(), URL: r.str(), Params: r.strMap(), TimeoutMS: r.int(), Vars: r.strMap()}
 		}
 		s.Hangup = r.flag()
 		s.Next = r.str()

@@ -163,7 +163,7 @@ func TestDataValidationNamesStateAndField(t *testing.T) {
 		{`"a":{"gather":{"say":"hi","max_digits":4,"timeout_ms":3000,"terminator":"*"},"on":{"*":"bye"}}`, `state "a": gather terminator "*": Asterisk's GET DATA ends an entry with "#" only`},
 		{`"a":{"gather":{"say":"hi","max_digits":4,"timeout_ms":3000,"var":"my pin"},"on":{"*":"bye"}}`, `state "a": gather var "my pin"`},
 		{`"a":{"set_var":{"x-y":"1"},"next":"bye"}`, `state "a": set_var "x-y": variable names`},
-		{`"a":{"set_var":{"x":"1"}}`, `state "a": a set, set_var or branch state needs next`},
+		{`"a":{"set_var":{"x":"1"}}`, `state "a": a set, set_var, branch or http state needs next`},
 		{`"a":{"branch":[],"next":"bye"}`, `state "a": branch has no cases`},
 		{`"a":{"branch":[{"value":"{{x}}","op":"like","goto":"bye"}],"next":"bye"}`, `state "a": branch case 1: op "like": want one of eq, ne`},
 		{`"a":{"branch":[{"value":"{{x}}","op":"match","arg":"(","goto":"bye"}],"next":"bye"}`, `state "a": branch case 1: arg "(" is not a regular expression`},

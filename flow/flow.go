@@ -11,14 +11,17 @@
 package flow
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/nodeapi"
@@ -56,6 +59,7 @@ type State struct {
 	Set       map[string]string `json:"set,omitempty"`     // tags; "dnc":"true" opts the number out
 	SetVar    map[string]string `json:"set_var,omitempty"` // variables, name → template
 	Branch    []Case            `json:"branch,omitempty"`  // the first case that holds; else next
+	HTTP      *HTTP             `json:"http,omitempty"`    // a request to a web service: next on success, else failed
 	Hangup    bool              `json:"hangup,omitempty"`
 
 	// Transitions.
@@ -81,6 +85,48 @@ type Gather struct {
 	Terminator string `json:"terminator,omitempty"`
 	// Var keeps the digits in a variable for later states ({{pin}}).
 	Var string `json:"var,omitempty"`
+}
+
+// HTTP asks a web service (a CRM) during the call: GET or POST to URL
+// with contact fields, fields of the JSON answer kept in variables. An
+// error, a timeout or a status other than 2xx goes to the state's failed
+// branch. The controller makes the request, within the step the node is
+// waiting for.
+type HTTP struct {
+	Method string `json:"method"` // GET or POST
+	// URL is a template: {{field}} values are escaped for where they
+	// stand (path or query).
+	URL string `json:"url"`
+	// Params are sent as the query (GET) or as a JSON object (POST):
+	// name → template.
+	Params map[string]string `json:"params,omitempty"`
+	// TimeoutMS bounds the request: 100 to 4000 (the node waits 5 s for
+	// a step); default 2000.
+	TimeoutMS int `json:"timeout_ms,omitempty"`
+	// Vars keeps fields of the JSON answer: variable → path ("tier",
+	// "customer.balance"). A path the answer lacks sets the variable
+	// empty.
+	Vars map[string]string `json:"vars,omitempty"`
+}
+
+// HTTP limits.
+const (
+	MaxHTTPTimeoutMS     = 4000
+	DefaultHTTPTimeoutMS = 2000
+)
+
+// Request is an HTTP state's request, rendered for the contact.
+type Request struct {
+	Method  string
+	URL     string
+	Params  map[string]string
+	Timeout time.Duration
+}
+
+// Fetcher makes an HTTP state's request and returns its JSON answer's
+// fields at the paths asked for (flowhttp.Client).
+type Fetcher interface {
+	Fetch(ctx context.Context, req Request, paths []string) (map[string]string, error)
 }
 
 // How a say state speaks its text.
@@ -180,6 +226,7 @@ var (
 	templateRE = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_]+)\s*\}\}`)
 	transferRE = regexp.MustCompile(`^(\+?[0-9]{3,20}|sip:[^\s"',;]{3,200})$`)
 	numberRE   = regexp.MustCompile(`^\s*[-+]?[0-9]+(\.[0-9]+)?\s*$`)
+	pathRE     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$`)
 )
 
 // Parse reads a flow document; it does not validate it (Validate does).
@@ -205,7 +252,7 @@ func Parse(doc []byte) (*Flow, error) {
 func (s *State) actionCount() int {
 	n := 0
 	for _, set := range []bool{len(s.Play) > 0, s.Say != "", s.SayDigits != "", s.SayNumber != "", s.Gather != nil, s.Record != nil,
-		s.Transfer != nil, s.Detect, s.Set != nil, s.SetVar != nil, s.Branch != nil, s.Hangup} {
+		s.Transfer != nil, s.Detect, s.Set != nil, s.SetVar != nil, s.Branch != nil, s.HTTP != nil, s.Hangup} {
 		if set {
 			n++
 		}
@@ -215,7 +262,9 @@ func (s *State) actionCount() int {
 
 // passThrough reports whether the engine runs the state itself, within
 // one step, with no action on the node.
-func (s *State) passThrough() bool { return s.Set != nil || s.SetVar != nil || s.Branch != nil }
+func (s *State) passThrough() bool {
+	return s.Set != nil || s.SetVar != nil || s.Branch != nil || s.HTTP != nil
+}
 
 // targets lists the states a state can go to.
 func (s *State) targets() []string {
@@ -259,7 +308,7 @@ func (f *Flow) Validate(promptExists func(name string) bool) error {
 		}
 		switch c := s.actionCount(); {
 		case c == 0:
-			add(n, "has no action (play, say, say_digits, say_number, gather, record, transfer, detect, set, set_var, branch or hangup)")
+			add(n, "has no action (play, say, say_digits, say_number, gather, record, transfer, detect, set, set_var, branch, http or hangup)")
 		case c > 1:
 			add(n, "has %d actions; a state has exactly one", c)
 		}
@@ -337,9 +386,33 @@ func (f *Flow) Validate(promptExists func(name string) bool) error {
 		if s.Hangup && len(s.targets()) > 0 {
 			add(n, "a hangup state ends the call and has no transitions")
 		}
-		if s.passThrough() {
-			if s.Next == "" {
-				add(n, "a set, set_var or branch state needs next")
+		if s.passThrough() && s.Next == "" {
+			add(n, "a set, set_var, branch or http state needs next")
+		}
+		if h := s.HTTP; h != nil {
+			if s.Failed == "" {
+				add(n, "an http state needs failed, the branch taken on an error or timeout")
+			}
+			if h.Method != "GET" && h.Method != "POST" {
+				add(n, "http method %q: want GET or POST", h.Method)
+			}
+			if u, err := url.Parse(templateRE.ReplaceAllString(h.URL, "x")); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+				add(n, "http url %q: want an absolute http:// or https:// URL without credentials", h.URL)
+			} else if _, rest, _ := strings.Cut(h.URL, "://"); strings.Contains(rest[:strings.IndexAny(rest+"/", "/?")], "{{") {
+				add(n, "http url %q: a contact field may stand in the path or query, never the host", h.URL)
+			}
+			if h.TimeoutMS != 0 && (h.TimeoutMS < 100 || h.TimeoutMS > MaxHTTPTimeoutMS) {
+				add(n, "http timeout_ms %d: want 100 to %d (the node waits 5 s for a step)", h.TimeoutMS, MaxHTTPTimeoutMS)
+			}
+			for _, k := range slices.Sorted(maps.Keys(h.Vars)) {
+				if !varRE.MatchString(k) {
+					add(n, "http vars %q: variable names are 1 to 64 letters, digits or _", k)
+				} else if !pathRE.MatchString(h.Vars[k]) {
+					add(n, "http vars %q: path %q: want JSON field names joined by dots, such as customer.tier", k, h.Vars[k])
+				}
+			}
+			if len(h.Params) > 64 || len(h.Vars) > 32 {
+				add(n, "http has %d params and %d vars; at most 64 and 32", len(h.Params), len(h.Vars))
 			}
 		}
 		for _, k := range slices.Sorted(maps.Keys(s.SetVar)) {
@@ -460,7 +533,7 @@ func (f *Flow) checkGraph() Problems {
 	}
 	for _, n := range names {
 		if f.States[n].passThrough() && colour[n] == white && visit(n) {
-			ps = append(ps, Problem{n, "set, set_var and branch states loop back to themselves without an action"})
+			ps = append(ps, Problem{n, "set, set_var, branch and http states loop back to themselves without an action"})
 		}
 	}
 	return ps
@@ -477,6 +550,8 @@ func (s *State) implicitEnd() bool {
 		return s.Machine == "" || s.Human == "" || s.Failed == ""
 	case s.SetVar != nil, s.Branch != nil:
 		return s.Next == ""
+	case s.HTTP != nil:
+		return s.Next == "" || s.Failed == ""
 	default:
 		return s.Next == "" || s.Failed == ""
 	}
@@ -528,6 +603,15 @@ func Step(f *Flow, state string, in Input, fields map[string]string) (next strin
 // A template's {{name}} is the variable name if the call has one, else
 // the contact field.
 func Run(f *Flow, state string, in Input, fields, vars map[string]string) (Outcome, error) {
+	return RunHTTP(context.Background(), nil, f, state, in, fields, vars)
+}
+
+// RunHTTP is Run with a Fetcher for http states (nil: every http state
+// takes its failed branch). All the http states of one step share one
+// deadline, MaxHTTPTimeoutMS, so that the node's step never times out.
+func RunHTTP(ctx context.Context, fetch Fetcher, f *Flow, state string, in Input, fields, vars map[string]string) (Outcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, MaxHTTPTimeoutMS*time.Millisecond)
+	defer cancel()
 	var o Outcome
 	o.Vars = maps.Clone(vars)
 	if o.Vars == nil {
@@ -566,7 +650,7 @@ func Run(f *Flow, state string, in Input, fields, vars map[string]string) (Outco
 			return o, nil
 		}
 		if hops >= MaxPassThru {
-			return Outcome{}, fmt.Errorf("flow passes through more than %d set, set_var or branch states without an action", MaxPassThru)
+			return Outcome{}, fmt.Errorf("flow passes through more than %d set, set_var, branch or http states without an action", MaxPassThru)
 		}
 		get := lookup(fields, o.Vars)
 		switch {
@@ -587,6 +671,24 @@ func Run(f *Flow, state string, in Input, fields, vars map[string]string) (Outco
 				setVar(o.Vars, k, v)
 			}
 			target = s.Next
+		case s.HTTP != nil:
+			target = s.Failed
+			if fetch == nil {
+				break
+			}
+			paths := slices.Sorted(maps.Values(s.HTTP.Vars))
+			got, err := fetch.Fetch(ctx, s.HTTP.request(get), slices.Compact(paths))
+			if err != nil {
+				if o.Tags == nil {
+					o.Tags = map[string]string{}
+				}
+				o.Tags["http_error"] = clipText(err.Error(), 200)
+				break
+			}
+			for k, p := range s.HTTP.Vars {
+				setVar(o.Vars, k, got[p])
+			}
+			target = s.Next
 		default:
 			target = s.Next
 			for _, c := range s.Branch {
@@ -597,6 +699,42 @@ func Run(f *Flow, state string, in Input, fields, vars map[string]string) (Outco
 			}
 		}
 	}
+}
+
+// request renders an http state's request.
+func (h *HTTP) request(get func(string) (string, bool)) Request {
+	r := Request{Method: h.Method, Params: map[string]string{}, Timeout: DefaultHTTPTimeoutMS * time.Millisecond}
+	if h.TimeoutMS > 0 {
+		r.Timeout = time.Duration(h.TimeoutMS) * time.Millisecond
+	}
+	// A value lands escaped for where it stands: in the query, or a path
+	// segment (a "/" in it cannot reach another resource).
+	q := strings.IndexByte(h.URL, '?')
+	var b strings.Builder
+	last := 0
+	for _, loc := range templateRE.FindAllStringIndex(h.URL, -1) {
+		b.WriteString(h.URL[last:loc[0]])
+		v, _ := get(strings.TrimSpace(h.URL[loc[0]+2 : loc[1]-2]))
+		if q >= 0 && loc[0] > q {
+			b.WriteString(url.QueryEscape(v))
+		} else {
+			b.WriteString(url.PathEscape(v))
+		}
+		last = loc[1]
+	}
+	b.WriteString(h.URL[last:])
+	r.URL = b.String()
+	for k, v := range h.Params {
+		r.Params[k] = render(v, get)
+	}
+	return r
+}
+
+func clipText(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // setVar sets a variable within the limits a call carries.
@@ -799,6 +937,12 @@ func (s *State) uses() []use {
 	for _, k := range slices.Sorted(maps.Keys(s.SetVar)) {
 		u = append(u, use{"set_var " + k, s.SetVar[k]})
 	}
+	if h := s.HTTP; h != nil {
+		u = append(u, use{"http url", h.URL})
+		for _, k := range slices.Sorted(maps.Keys(h.Params)) {
+			u = append(u, use{"http param " + k, h.Params[k]})
+		}
+	}
 	for i, c := range s.Branch {
 		u = append(u, use{fmt.Sprintf("branch case %d", i+1), c.Value})
 		if c.Op != OpMatch {
@@ -818,6 +962,11 @@ func (f *Flow) Vars() []string {
 		}
 		if s.Gather != nil && s.Gather.Var != "" {
 			have[s.Gather.Var] = true
+		}
+		if s.HTTP != nil {
+			for k := range s.HTTP.Vars {
+				have[k] = true
+			}
 		}
 	}
 	return slices.Sorted(maps.Keys(have))

@@ -111,7 +111,7 @@ func TestValidationPointsAtTheState(t *testing.T) {
 		{`{"start":"a","states":{"a":{}}}`, `state "a": has no action`},
 		{`{"start":"a","states":{"a":{"gather":{"prompt":"x/y","max_digits":1,"timeout_ms":50},"on":{"1":"a"}}}}`, `gather timeout_ms 50`},
 		{`{"start":"a","states":{"a":{"play":["x/y"],"next":"b","failed":"b"},"b":{"play":["x/z"],"next":"a","failed":"a"}}}`, `loops forever`},
-		{`{"start":"a","states":{"a":{"set":{"k":"v"},"next":"b"},"b":{"set":{"k":"w"},"next":"a"}}}`, `state "a": set, set_var and branch states loop back to themselves`},
+		{`{"start":"a","states":{"a":{"set":{"k":"v"},"next":"b"},"b":{"set":{"k":"w"},"next":"a"}}}`, `state "a": set, set_var, branch and http states loop back to themselves`},
 		{`{"start":"a","states":{"a":{"play":["../etc/passwd"]}}}`, `not a valid audio name`},
 		{`{"start":"a","states":{"a":{"play":["x/missing"]}}}`, `not in the audio library`},
 		{`{"start":"a","states":{"a":{"transfer":{"to":"; rm -rf","timeout_seconds":30}}}}`, `transfer to`},

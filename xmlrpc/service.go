@@ -48,6 +48,9 @@ type Service struct {
 	Flows  *Flows
 	Audio  Audio
 	Speech Speech // nil: speech in flows is never rendered (the step fails)
+	// HTTP makes flows' http requests (flowhttp.Client); nil sends every
+	// http state to its failed branch.
+	HTTP flow.Fetcher
 }
 
 type nodeCtxKey struct{}
@@ -267,7 +270,7 @@ func (s *Service) step(ctx context.Context, params []any) (any, error) {
 	if len(req.Vars) > flow.MaxVars {
 		return nil, faultf(nodeapi.FaultInvalidParams, "call %q carries %d variables; at most %d", clip(req.CallID), len(req.Vars), flow.MaxVars)
 	}
-	o, err := flow.Run(fl, req.State, flow.Input{Kind: req.Input, Digits: req.Digits}, req.Fields, req.Vars)
+	o, err := flow.RunHTTP(ctx, s.HTTP, fl, req.State, flow.Input{Kind: req.Input, Digits: req.Digits}, req.Fields, req.Vars)
 	if err != nil {
 		return nil, faultf(nodeapi.FaultInvalidParams, "%v", err)
 	}

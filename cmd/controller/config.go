@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -35,6 +36,9 @@ type Config struct {
 	Speech      string // rendered speech: a folder, or "s3://bucket/prefix" apart from the audio. Default "speech-cache".
 	PollyEngine string // Polly engine: neural, standard, generative or long-form. Default "neural".
 	PollyRegion string // Polly's region. Default: s3-region.
+	// FlowHTTPAllow lists networks (CIDR) flows' http states may reach
+	// although not public, e.g. a CRM inside the VPC. Default none.
+	FlowHTTPAllow []string
 
 	Cluster string // cluster name, tagged on every instance. Default "elastidial".
 	// ClusterSecret is the secret nodes present to register. Never a flag
@@ -159,6 +163,7 @@ func (c *Config) fields() []field {
 		{"speech", "rendered speech: folder or s3://bucket/prefix (not inside the audio library)", &c.Speech},
 		{"polly-engine", "Polly engine: neural, standard, generative or long-form", &c.PollyEngine},
 		{"polly-region", "Polly region (default: s3-region)", &c.PollyRegion},
+		{"flow-http-allow", "comma-separated networks (CIDR) flows' http states may reach although not public", &c.FlowHTTPAllow},
 		{"cluster", "cluster name", &c.Cluster},
 		{"cluster-secret", "secret nodes present to register", &c.ClusterSecret},
 		{"secret-file", "file holding the cluster secret (generated when absent)", &c.SecretFile},
@@ -402,6 +407,11 @@ func (c *Config) Validate() error {
 		bad("recordings", "must not be empty")
 	} else if c.Recordings == c.Audio || strings.HasPrefix(c.Recordings, strings.TrimSuffix(c.Audio, "/")+"/") {
 		bad("recordings", "%q lies inside the audio library %q: every node would download the recordings", c.Recordings, c.Audio)
+	}
+	for _, n := range c.FlowHTTPAllow {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			bad("flow-http-allow", "%q: want a network such as 10.0.5.0/24", n)
+		}
 	}
 	switch c.TTS {
 	case "flite", "polly", "off":

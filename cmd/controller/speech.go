@@ -5,11 +5,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/elastidial/elastidial/flow/flowhttp"
 	"github.com/elastidial/elastidial/speech"
 	"github.com/elastidial/elastidial/speech/polly"
 	"github.com/elastidial/elastidial/storage"
@@ -22,7 +24,18 @@ const speechPath = "/speech-audio/"
 
 // speechRenderer sets up the speech engine and its store, gives them to
 // the XML-RPC service, and returns the handler nodes download from.
+func flowHTTP(cfg Config) *flowhttp.Client {
+	c := &flowhttp.Client{}
+	for _, n := range cfg.FlowHTTPAllow {
+		if p, err := netip.ParsePrefix(n); err == nil { // Validate refused the rest
+			c.Allow = append(c.Allow, p)
+		}
+	}
+	return c
+}
+
 func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, publicURL string, secret []byte) (http.Handler, error) {
+	rpc.HTTP = flowHTTP(cfg)
 	if cfg.TTS == "off" {
 		return http.NotFoundHandler(), nil
 	}
