@@ -114,8 +114,14 @@ func (c *ivrCall) loop(ctx context.Context) {
 	lease, s, log := c.lease, c.s, c.log
 	req := nodeapi.StepRequest{CallID: lease.CallID, Token: lease.Token, CampaignID: lease.CampaignID,
 		FlowVersion: lease.FlowVersion, Input: nodeapi.InputStart, Fields: lease.Fields}
+	// {{phone}} in a flow is the number dialled, whatever the dial
+	// list's phone column was called.
+	req.Fields = maps.Clone(req.Fields)
 	if req.Fields == nil {
 		req.Fields = map[string]string{}
+	}
+	if _, ok := req.Fields["phone"]; !ok {
+		req.Fields["phone"] = lease.Number
 	}
 	for range maxSteps {
 		resp, err := c.a.step(ctx, req)

@@ -979,7 +979,7 @@ func (f *Flow) Vars() []string {
 // contact whose field is empty still takes the failed branch (say) or
 // the missing case (branch).
 func (f *Flow) CheckColumns(columns []string) error {
-	have := map[string]bool{}
+	have := map[string]bool{"phone": true} // the number dialled; the node sends it
 	for _, c := range columns {
 		have[c] = true
 	}

@@ -33,7 +33,7 @@ type Config struct {
 	S3Region   string // region of the audio bucket. Default "us-east-1".
 
 	TTS         string // speech engine for flows' say states: "flite" (local), "polly" or "off". Default "flite".
-	Speech      string // rendered speech: a folder, or "s3://bucket/prefix" apart from the audio. Default "speech-cache".
+	Speech      string // rendered speech: a folder, or "s3://bucket/prefix" apart from the audio. Default: the audio's location + "-speech".
 	PollyEngine string // Polly engine: neural, standard, generative or long-form. Default "neural".
 	PollyRegion string // Polly's region. Default: s3-region.
 	// FlowHTTPAllow lists networks (CIDR) flows' http states may reach
@@ -112,7 +112,6 @@ func DefaultConfig() Config {
 		Audio:            "audio",
 		Recordings:       "recordings",
 		TTS:              "flite",
-		Speech:           "speech-cache",
 		PollyEngine:      "neural",
 		S3Region:         "us-east-1",
 		Cluster:          "elastidial",
@@ -160,7 +159,7 @@ func (c *Config) fields() []field {
 		{"s3-endpoint", "custom S3 endpoint", &c.S3Endpoint},
 		{"s3-region", "audio bucket region", &c.S3Region},
 		{"tts", "speech engine for say states: flite, polly or off", &c.TTS},
-		{"speech", "rendered speech: folder or s3://bucket/prefix (not inside the audio library)", &c.Speech},
+		{"speech", "rendered speech: folder or s3://bucket/prefix, not inside the audio library (default: the audio's + \"-speech\")", &c.Speech},
 		{"polly-engine", "Polly engine: neural, standard, generative or long-form", &c.PollyEngine},
 		{"polly-region", "Polly region (default: s3-region)", &c.PollyRegion},
 		{"flow-http-allow", "comma-separated networks (CIDR) flows' http states may reach although not public", &c.FlowHTTPAllow},
@@ -418,7 +417,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("tts", "%q: want flite, polly or off", c.TTS)
 	}
-	if c.TTS != "off" && (c.Speech == "" || c.Speech == c.Audio || strings.HasPrefix(c.Speech, strings.TrimSuffix(c.Audio, "/")+"/")) {
+	if c.TTS != "off" && c.Speech != "" && (c.Speech == c.Audio || strings.HasPrefix(c.Speech, strings.TrimSuffix(c.Audio, "/")+"/")) {
 		bad("speech", "%q: want a folder or s3://bucket/prefix outside the audio library %q (every node would sync every sentence)", c.Speech, c.Audio)
 	}
 	switch c.Cloud {

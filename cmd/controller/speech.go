@@ -49,7 +49,8 @@ func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, public
 	}
 	var store speech.Store
 	handler := http.NotFoundHandler()
-	if rest, ok := strings.CutPrefix(cfg.Speech, "s3://"); ok {
+	where := cmp.Or(cfg.Speech, strings.TrimSuffix(cfg.Audio, "/")+"-speech")
+	if rest, ok := strings.CutPrefix(where, "s3://"); ok {
 		bucket, prefix, _ := strings.Cut(rest, "/")
 		awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cfg.S3Region))
 		if err != nil {
@@ -61,10 +62,10 @@ func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, public
 		}
 		store = st
 	} else {
-		if err := os.MkdirAll(cfg.Speech, 0o755); err != nil {
+		if err := os.MkdirAll(where, 0o755); err != nil {
 			return nil, fmt.Errorf("speech folder: %w", err)
 		}
-		f := &storage.Folder{Dir: cfg.Speech, BaseURL: strings.TrimSuffix(publicURL, "/") + speechPath, Secret: secret}
+		f := &storage.Folder{Dir: where, BaseURL: strings.TrimSuffix(publicURL, "/") + speechPath, Secret: secret}
 		store, handler = f, http.StripPrefix(speechPath, f.Handler())
 	}
 	rpc.Speech = &speech.Renderer{Engine: engine, Store: store}
