@@ -278,7 +278,7 @@ func (c *ivrCall) speech(ctx context.Context, act nodeapi.Action) bool {
 		err := c.a.cfg.Speech.Fetch(fctx, f)
 		cancel()
 		if err != nil {
-			c.failed("fetch speech "+f.Name, err.Error())
+			c.failed("fetch speech", err.Error())
 			return false
 		}
 	}

@@ -313,7 +313,6 @@ func (s *Service) speak(ctx context.Context, a *nodeapi.Action) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		a.Text = ""
 		return nil
 	}
 	a.Files = []nodeapi.AudioFile{f}
