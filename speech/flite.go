@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 )
 
@@ -31,8 +30,6 @@ var _ Engine = (*Flite)(nil)
 // fliteVoices are the voices Debian's flite carries built in.
 var fliteVoices = map[string]bool{"kal": true, "kal16": true, "awb": true, "rms": true, "slt": true}
 
-var voiceFileRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+\.flitevox$`)
-
 // Name implements Engine.
 func (f *Flite) Name() string { return "flite" }
 
@@ -45,7 +42,7 @@ func (f *Flite) Synthesize(ctx context.Context, voice, language, text string) ([
 	if voice == "" {
 		voice = "slt"
 	}
-	if !fliteVoices[voice] && !voiceFileRE.MatchString(voice) {
+	if !fliteVoices[voice] {
 		return nil, fmt.Errorf("flite has no voice %q (it has kal, kal16, awb, rms and slt)", voice)
 	}
 	dir, err := os.MkdirTemp("", "elastidial-flite-")
