@@ -62,7 +62,10 @@ type Config struct {
 	Capacity    int          // call slots; default 100
 	Version     string       // agent version reported at register
 	AudioSync   AudioSync    // nil: manifests are adopted without files
-	Spot        SpotWatcher  // nil: no spot notices
+	// Speech fetches synthesised speech into the folder Asterisk reads as
+	// sounds/elastidial-tts; nil fails every spoken step.
+	Speech SpeechFetch
+	Spot   SpotWatcher // nil: no spot notices
 	// SpotEvery is how often Spot is polled; default 5s (EC2 gives two minutes).
 	SpotEvery time.Duration
 	// CPS limits originations per second on this node; default 10.

@@ -10,12 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/elastidial/elastidial/agent/asterisksim"
 	"github.com/elastidial/elastidial/nodeapi"
+	"github.com/elastidial/elastidial/storage"
 )
 
 // fakeController is an in-memory controller: it leases the calls it is
@@ -33,6 +35,7 @@ type fakeController struct {
 	nexts       []nodeapi.NextRequest
 	registers   int
 	steps       []nodeapi.StepRequest
+	speech      []nodeapi.AudioFile // what speechFlow's spoken states say
 	resultTries int
 	manifests   int
 	recordings  map[string][]byte
@@ -180,6 +183,9 @@ func (f *fakeController) Step(ctx context.Context, req nodeapi.StepRequest) (nod
 	if req.CampaignID == "xfer" {
 		return xferFlow(req), nil
 	}
+	if req.CampaignID == "speech" {
+		return f.speechFlow(req), nil
+	}
 	if req.CampaignID == "xfer-implicit" {
 		// As xfer, but an unanswered transfer ends the flow implicitly
 		// (no state), as a flow without a failed branch there does.
@@ -315,7 +321,7 @@ func (r *rig) start(agiLn net.Listener, amiAddr string) {
 		AGIListener: agiLn, Queue: &Queue{Dir: filepath.Join(r.state, "results")},
 		Identity: Identity{InstanceID: "i-test", PrivateIP: "10.0.0.5"}, Capacity: 10, CPS: 200,
 		Poll: 20 * time.Millisecond, AnswerGrace: 300 * time.Millisecond, Spot: r.spot, SpotEvery: 50 * time.Millisecond, Log: testLog(r.t),
-		Recordings: filepath.Join(r.sim.Sounds, "recordings")})
+		Recordings: filepath.Join(r.sim.Sounds, "recordings"), Speech: &storage.Syncer{Dir: filepath.Join(r.sim.Sounds, "elastidial-tts")}})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -386,4 +392,33 @@ func (f *fakeController) recordingOf(key string) []byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.recordings[key]
+}
+
+// speechFlow: greet (speech) ─► date (SAY DATETIME) ─► owe (money) ─► pin
+// (a spoken gather of 4 digits) ─► bye; a failed step goes to bye too.
+// The first step sets a variable, which must come back with every step.
+func (f *fakeController) speechFlow(req nodeapi.StepRequest) nodeapi.StepResponse {
+	f.mu.Lock()
+	files := f.speech
+	f.mu.Unlock()
+	next := map[string]string{"": "greet", "greet": "date", "date": "owe", "owe": "pin"}[req.State]
+	if req.Input == nodeapi.InputFailed || next == "" || req.State != "" && req.Vars["lang"] != "fr" {
+		next = "bye"
+	}
+	resp := nodeapi.StepResponse{State: next, Vars: map[string]string{"lang": "fr"}}
+	switch next {
+	case "greet":
+		resp.Action = nodeapi.Action{Kind: nodeapi.ActionSpeak, Text: "Bonjour Ann", Language: "fr", Files: files[:1],
+			Prompts: []string{nodeapi.SpeechPrefix + strings.TrimSuffix(files[0].Name, ".wav")}}
+	case "date":
+		resp.Action = nodeapi.Action{Kind: nodeapi.ActionSayDateTime, Text: "1798070400", Format: "ABdY", Language: "fr"}
+	case "owe":
+		resp.Action = nodeapi.Action{Kind: nodeapi.ActionSayMoney, Text: "12.50", Language: "fr"}
+	case "pin":
+		resp.Action = nodeapi.Action{Kind: nodeapi.ActionGather, Text: "Votre code", MaxDigits: 4, TimeoutMS: 1000, Language: "fr",
+			Files: files[1:], Prompts: []string{nodeapi.SpeechPrefix + strings.TrimSuffix(files[1].Name, ".wav")}}
+	default:
+		resp.Action = nodeapi.Action{Kind: nodeapi.ActionHangup}
+	}
+	return resp
 }

@@ -100,6 +100,7 @@ type ivrCall struct {
 	lease nodeapi.Call
 	out   ivrOutcome
 	fail  *ivrFailure // the command that failed in the current step, reported to the flow as InputFailed
+	lang  string      // the channel language this session set, "" for Asterisk's own
 }
 
 func (a *Agent) runIVR(ctx context.Context, s *agi.Session, cs *callState) ivrOutcome {
@@ -113,8 +114,14 @@ func (c *ivrCall) loop(ctx context.Context) {
 	lease, s, log := c.lease, c.s, c.log
 	req := nodeapi.StepRequest{CallID: lease.CallID, Token: lease.Token, CampaignID: lease.CampaignID,
 		FlowVersion: lease.FlowVersion, Input: nodeapi.InputStart, Fields: lease.Fields}
+	// {{phone}} in a flow is the number dialled, whatever the dial
+	// list's phone column was called.
+	req.Fields = maps.Clone(req.Fields)
 	if req.Fields == nil {
 		req.Fields = map[string]string{}
+	}
+	if _, ok := req.Fields["phone"]; !ok {
+		req.Fields["phone"] = lease.Number
 	}
 	for range maxSteps {
 		resp, err := c.a.step(ctx, req)
@@ -155,7 +162,7 @@ func (c *ivrCall) loop(ctx context.Context) {
 		if c.out.completed { // answered transfer: the call is over
 			return
 		}
-		req.State, req.Input, req.Digits = resp.State, input, digits
+		req.State, req.Input, req.Digits, req.Vars = resp.State, input, digits, resp.Vars
 	}
 	log.Warn("flow exceeded the step limit: hanging up", "steps", maxSteps)
 	s.Run(ctx, "HANGUP")
@@ -249,10 +256,113 @@ func (c *ivrCall) failed(command, reply string) {
 // sound names a flow prompt for Asterisk: under the elastidial folder.
 func sound(p string) string { return "elastidial/" + strings.TrimPrefix(p, "/") }
 
+// SpeechFetch brings synthesised speech onto the node (storage.Syncer's
+// Fetch): a file it already holds is not fetched again.
+type SpeechFetch interface {
+	Fetch(ctx context.Context, f nodeapi.AudioFile) error
+}
+
+// speech fetches an action's synthesised speech; false when it could not
+// (the step fails, and the flow's failed branch runs).
+func (c *ivrCall) speech(ctx context.Context, act nodeapi.Action) bool {
+	if len(act.Files) == 0 || len(act.Prompts) == 0 {
+		c.failed("speak "+strconv.Quote(act.Text), "not sent: the controller rendered no speech for it")
+		return false
+	}
+	if c.a.cfg.Speech == nil {
+		c.failed("speak "+strconv.Quote(act.Text), "not sent: this node has no speech folder")
+		return false
+	}
+	for _, f := range act.Files {
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := c.a.cfg.Speech.Fetch(fctx, f)
+		cancel()
+		if err != nil {
+			c.failed("fetch speech", err.Error())
+			return false
+		}
+	}
+	return true
+}
+
+// language sets the channel's language for SAY and stock sounds when the
+// flow names one for the contact.
+func (c *ivrCall) language(ctx context.Context, lang string) error {
+	if lang == "" || lang == c.lang {
+		return nil
+	}
+	_, err := c.s.Run(ctx, "SET VARIABLE", "CHANNEL(language)", lang)
+	switch {
+	case errors.Is(err, agi.ErrDeadChan):
+		return errHungUp
+	case err != nil && !errors.Is(err, agi.ErrInvalid) && !errors.Is(err, agi.ErrUsage) && !errors.Is(err, agi.ErrBadArg):
+		return fmt.Errorf("%w: %w", errHungUp, err)
+	case err != nil:
+		c.log.Warn("setting the channel language failed", "language", lang, "err", err)
+		return nil
+	}
+	c.lang = lang
+	return nil
+}
+
+// say runs one SAY command; false when Asterisk could not.
+func (c *ivrCall) say(ctx context.Context, verb string, args ...string) (bool, error) {
+	_, failed, err := c.run(ctx, verb, args...)
+	return !failed, err
+}
+
 // action runs one action and returns the input to feed back.
 func (c *ivrCall) action(ctx context.Context, act nodeapi.Action) (string, string, error) {
 	s, out := c.s, &c.out
+	if err := c.language(ctx, act.Language); err != nil {
+		return "", "", err
+	}
 	switch act.Kind {
+	case nodeapi.ActionSpeak:
+		if !c.speech(ctx, act) {
+			return nodeapi.InputFailed, "", nil
+		}
+		for _, p := range act.Prompts {
+			_, failed, err := c.run(ctx, "STREAM FILE", p, "")
+			if err != nil {
+				return "", "", err
+			}
+			if failed {
+				return nodeapi.InputFailed, "", nil
+			}
+		}
+		return nodeapi.InputDone, "", nil
+
+	case nodeapi.ActionSayAlpha, nodeapi.ActionSayDateTime, nodeapi.ActionSayMoney:
+		if act.Text == "" {
+			c.failed(act.Kind+` ""`, "not sent: nothing to say (an empty contact field, or one that is not a "+strings.TrimPrefix(act.Kind, "say_")+")")
+			return nodeapi.InputFailed, "", nil
+		}
+		var ok bool
+		var err error
+		switch act.Kind {
+		case nodeapi.ActionSayAlpha:
+			ok, err = c.say(ctx, "SAY ALPHA", act.Text, "")
+		case nodeapi.ActionSayDateTime:
+			ok, err = c.say(ctx, "SAY DATETIME", act.Text, "", act.Format, "UTC")
+		default:
+			units, cents, _ := strings.Cut(act.Text, ".")
+			ok, err = c.say(ctx, "SAY NUMBER", units, "")
+			if ok && err == nil {
+				ok, err = c.say(ctx, "STREAM FILE", "digits/dollars", "")
+			}
+			if ok && err == nil && strings.Trim(cents, "0") != "" {
+				ok, err = c.say(ctx, "SAY NUMBER", strings.TrimLeft(cents, "0"), "")
+			}
+		}
+		if err != nil {
+			return "", "", err
+		}
+		if !ok {
+			return nodeapi.InputFailed, "", nil
+		}
+		return nodeapi.InputDone, "", nil
+
 	case nodeapi.ActionPlay:
 		for _, p := range act.Prompts {
 			_, failed, err := c.run(ctx, "STREAM FILE", sound(p), "")
@@ -287,7 +397,13 @@ func (c *ivrCall) action(ctx context.Context, act nodeapi.Action) (string, strin
 
 	case nodeapi.ActionGather:
 		prompt := "silence/1"
-		if len(act.Prompts) > 0 {
+		switch {
+		case act.Text != "": // a spoken prompt
+			if !c.speech(ctx, act) {
+				return nodeapi.InputFailed, "", nil
+			}
+			prompt = act.Prompts[0]
+		case len(act.Prompts) > 0:
 			prompt = sound(act.Prompts[0])
 		}
 		timeout := act.TimeoutMS

@@ -73,12 +73,17 @@ func startWith(t testing.TB, slots int, flags ...string) *system {
 	if err := os.Mkdir(sounds, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The agent fetches synthesised speech beside the campaign audio
+	// (its default), where Asterisk reads it as sounds/elastidial-tts.
+	if err := os.Mkdir(filepath.Join(s.dir, "elastidial-tts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	// Asterisk (its own user) writes recordings here; the agent reads them.
 	if err := os.Mkdir(recordings, 0o777); err != nil || os.Chmod(recordings, 0o777) != nil {
 		t.Fatal(err)
 	}
 	s.carrier = realasterisk.StartCarrier(t, root)
-	s.node = realasterisk.StartNode(t, root, realasterisk.NodeOptions{Carrier: s.carrier, Sounds: sounds})
+	s.node = realasterisk.StartNode(t, root, realasterisk.NodeOptions{Carrier: s.carrier, Sounds: sounds, Speech: filepath.Join(s.dir, "elastidial-tts")})
 
 	db := filepath.Join(s.dir, "elastidial.db")
 	out, err := exec.Command(bins.controller, "token", "-db", db, "e2e").Output()
@@ -92,7 +97,7 @@ func startWith(t testing.TB, slots int, flags ...string) *system {
 		t.Fatal(err)
 	}
 	s.ctl = exec.Command(bins.controller, "serve", "-listen", strings.TrimPrefix(s.base, "http://"), "-db", db,
-		"-audio", filepath.Join(s.dir, "audio"), "-secret-file", filepath.Join(s.dir, "secret"),
+		"-audio", filepath.Join(s.dir, "audio"), "-speech", filepath.Join(s.dir, "speech"), "-secret-file", filepath.Join(s.dir, "secret"),
 		"-cloud", "local", "-agent-path", bins.agent, "-local-dir", filepath.Join(s.dir, "nodes"),
 		"-local-ami", s.node.AMIAddr, "-local-ami-user", s.node.AMIUser, "-local-agi", s.node.AGIAddr,
 		"-local-sounds", sounds, "-local-recordings", recordings, "-max-nodes", "1", "-node-slots", strconv.Itoa(slots), "-tick", "1s",

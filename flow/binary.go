@@ -11,7 +11,7 @@ import (
 // encoding that decodes several times faster than the JSON document
 // parses. It carries a format tag, so a cache filled by another release
 // is never misread.
-const binaryTag = "elastidial-flow/1"
+const binaryTag = "elastidial-flow/2"
 
 var errCompiled = errors.New("flow: corrupt compiled form")
 
@@ -21,19 +21,26 @@ func (f *Flow) MarshalBinary() ([]byte, error) {
 	w.str(binaryTag)
 	w.str(f.Name)
 	w.str(f.Start)
+	w.str(f.Language)
+	w.str(f.Voice)
 	w.uint(len(f.States))
 	for _, name := range slices.Sorted(maps.Keys(f.States)) {
 		s := f.States[name]
 		w.str(name)
 		w.strs(s.Play)
+		w.str(s.Say)
+		w.str(s.As)
 		w.str(s.SayDigits)
 		w.str(s.SayNumber)
 		w.flag(s.Gather != nil)
 		if g := s.Gather; g != nil {
 			w.str(g.Prompt)
+			w.str(g.Say)
 			w.int(g.MaxDigits)
 			w.int(g.TimeoutMS)
 			w.int(g.Retries)
+			w.str(g.Terminator)
+			w.str(g.Var)
 		}
 		w.flag(s.Record != nil)
 		if r := s.Record; r != nil {
@@ -47,6 +54,23 @@ func (f *Flow) MarshalBinary() ([]byte, error) {
 		}
 		w.flag(s.Detect)
 		w.strMap(s.Set)
+		w.strMap(s.SetVar)
+		w.flag(s.Branch != nil)
+		w.uint(len(s.Branch))
+		for _, c := range s.Branch {
+			w.str(c.Value)
+			w.str(c.Op)
+			w.str(c.Arg)
+			w.str(c.Goto)
+		}
+		w.flag(s.HTTP != nil)
+		if h := s.HTTP; h != nil {
+			w.str(h.Method)
+			w.str(h.URL)
+			w.strMap(h.Params)
+			w.int(h.TimeoutMS)
+			w.strMap(h.Vars)
+		}
 		w.flag(s.Hangup)
 		w.str(s.Next)
 		w.strMap(s.On)
@@ -68,6 +92,8 @@ func (f *Flow) UnmarshalBinary(b []byte) error {
 	}
 	f.Name = r.str()
 	f.Start = r.str()
+	f.Language = r.str()
+	f.Voice = r.str()
 	n := r.uint()
 	if n > MaxStates {
 		return errCompiled
@@ -75,9 +101,9 @@ func (f *Flow) UnmarshalBinary(b []byte) error {
 	f.States = make(map[string]*State, n)
 	for range n {
 		name := r.str()
-		s := &State{Play: r.strs(), SayDigits: r.str(), SayNumber: r.str()}
+		s := &State{Play: r.strs(), Say: r.str(), As: r.str(), SayDigits: r.str(), SayNumber: r.str()}
 		if r.flag() {
-			s.Gather = &Gather{Prompt: r.str(), MaxDigits: r.int(), TimeoutMS: r.int(), Retries: r.int()}
+			s.Gather = &Gather{Prompt: r.str(), Say: r.str(), MaxDigits: r.int(), TimeoutMS: r.int(), Retries: r.int(), Terminator: r.str(), Var: r.str()}
 		}
 		if r.flag() {
 			s.Record = &Record{Name: r.str(), MaxSeconds: r.int()}
@@ -87,6 +113,18 @@ func (f *Flow) UnmarshalBinary(b []byte) error {
 		}
 		s.Detect = r.flag()
 		s.Set = r.strMap()
+		s.SetVar = r.strMap()
+		if present, m := r.flag(), r.uint(); present && m <= len(r.b)/4 {
+			s.Branch = make([]Case, m)
+			for i := range s.Branch {
+				s.Branch[i] = Case{Value: r.str(), Op: r.str(), Arg: r.str(), Goto: r.str()}
+			}
+		} else if present || m != 0 {
+			r.fail()
+		}
+		if r.flag() {
+			s.HTTP = &HTTP{Method: r.str(), URL: r.str(), Params: r.strMap(), TimeoutMS: r.int(), Vars: r.strMap()}
+		}
 		s.Hangup = r.flag()
 		s.Next = r.str()
 		s.On = r.strMap()

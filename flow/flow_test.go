@@ -44,13 +44,22 @@ func walk(t *testing.T, f *Flow, fields map[string]string, inputs ...Input) ([]s
 
 func TestReminderFlow(t *testing.T) {
 	f := mustParse(t, examples.Reminder)
-	fields := map[string]string{"appointment_date": "03-14"}
+	fields := map[string]string{"first_name": "Ann", "appointment_date": "2026-03-14"}
 	done, digits := Input{Kind: nodeapi.InputDone}, func(d string) Input { return Input{Kind: nodeapi.InputDigits, Digits: d} }
 	timeout := Input{Kind: nodeapi.InputTimeout}
 
 	path, act, _ := walk(t, f, fields, done)
-	if path[1] != "date" || act.Kind != nodeapi.ActionSayDigits || act.Text != "0314" {
+	if path[1] != "greet" || act.Kind != nodeapi.ActionSpeak || act.Text != "Hello Ann. This is a reminder of your appointment on" {
+		t.Fatalf("greet: %v %+v", path, act)
+	}
+	path, act, _ = walk(t, f, fields, done, done)
+	if path[2] != "date" || act.Kind != nodeapi.ActionSayDateTime || act.Text != "1773446400" || act.Format != FormatDate {
 		t.Fatalf("date: %v %+v", path, act)
+	}
+	// Speech that fails (no engine) and a date that is not one go on.
+	path, _, _ = walk(t, f, map[string]string{"first_name": "Ann", "appointment_date": "0314"}, done, Input{Kind: nodeapi.InputFailed}, Input{Kind: nodeapi.InputFailed})
+	if path[3] != "menu" {
+		t.Fatalf("failed steps: %v", path)
 	}
 	for _, tc := range []struct {
 		name   string
@@ -58,11 +67,11 @@ func TestReminderFlow(t *testing.T) {
 		last   string
 		tags   map[string]string
 	}{
-		{"confirm", []Input{done, done, digits("1"), done}, "bye", map[string]string{"result": "confirmed"}},
-		{"cancel", []Input{done, done, digits("2")}, "cancelled_msg", map[string]string{"result": "cancelled"}},
-		{"opt out", []Input{done, done, digits("9")}, "opt_out_msg", map[string]string{"result": "opted_out", "dnc": "true"}},
-		{"retries then give up", []Input{done, done, timeout, digits("7"), timeout}, "bye", map[string]string{"result": "no_response"}},
-		{"retry then confirm", []Input{done, done, timeout, digits("1")}, "confirmed_msg", map[string]string{"result": "confirmed"}},
+		{"confirm", []Input{done, done, done, digits("1"), done}, "bye", map[string]string{"result": "confirmed"}},
+		{"cancel", []Input{done, done, done, digits("2")}, "cancelled_msg", map[string]string{"result": "cancelled"}},
+		{"opt out", []Input{done, done, done, digits("9")}, "opt_out_msg", map[string]string{"result": "opted_out", "dnc": "true"}},
+		{"retries then give up", []Input{done, done, done, timeout, digits("7"), timeout}, "bye", map[string]string{"result": "no_response"}},
+		{"retry then confirm", []Input{done, done, done, timeout, digits("1")}, "confirmed_msg", map[string]string{"result": "confirmed"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path, act, tags := walk(t, f, fields, tc.inputs...)
@@ -94,9 +103,18 @@ func TestSurveyFlow(t *testing.T) {
 	if path[1] != "leave_message" || tags["result"] != "machine" {
 		t.Fatalf("machine: %v %v", path, tags)
 	}
+	path, act, tags = walk(t, f, map[string]string{"first_name": "Bo"}, Input{Kind: nodeapi.InputHuman}, Input{Kind: nodeapi.InputDone})
+	if path[2] != "ask" || act.Kind != nodeapi.ActionGather || act.Text != "Bo, did we solve your problem? Press 1 for yes, or 2 for no." {
+		t.Fatalf("ask: %v %+v", path, act)
+	}
 	path, _, tags = walk(t, f, nil, Input{Kind: nodeapi.InputHuman}, Input{Kind: nodeapi.InputDone}, Input{Kind: nodeapi.InputDigits, Digits: "1"})
 	if path[3] != "thanks" || tags["result"] != "yes" {
 		t.Fatalf("yes: %v %v", path, tags)
+	}
+	// Speech failed: the recorded question.
+	path, act, _ = walk(t, f, nil, Input{Kind: nodeapi.InputHuman}, Input{Kind: nodeapi.InputDone}, Input{Kind: nodeapi.InputFailed})
+	if path[3] != "ask_recorded" || act.Kind != nodeapi.ActionGather || act.Prompts[0] != "survey/question" {
+		t.Fatalf("fallback: %v %+v", path, act)
 	}
 	if _, _, _, err := Step(f, "nowhere", Input{Kind: nodeapi.InputDone}, nil); !errors.Is(err, ErrBadState) {
 		t.Fatalf("unknown state: %v", err)
@@ -111,7 +129,7 @@ func TestValidationPointsAtTheState(t *testing.T) {
 		{`{"start":"a","states":{"a":{}}}`, `state "a": has no action`},
 		{`{"start":"a","states":{"a":{"gather":{"prompt":"x/y","max_digits":1,"timeout_ms":50},"on":{"1":"a"}}}}`, `gather timeout_ms 50`},
 		{`{"start":"a","states":{"a":{"play":["x/y"],"next":"b","failed":"b"},"b":{"play":["x/z"],"next":"a","failed":"a"}}}`, `loops forever`},
-		{`{"start":"a","states":{"a":{"set":{"k":"v"},"next":"b"},"b":{"set":{"k":"w"},"next":"a"}}}`, `set states loop`},
+		{`{"start":"a","states":{"a":{"set":{"k":"v"},"next":"b"},"b":{"set":{"k":"w"},"next":"a"}}}`, `state "a": set, set_var, branch and http states loop back to themselves`},
 		{`{"start":"a","states":{"a":{"play":["../etc/passwd"]}}}`, `not a valid audio name`},
 		{`{"start":"a","states":{"a":{"play":["x/missing"]}}}`, `not in the audio library`},
 		{`{"start":"a","states":{"a":{"transfer":{"to":"; rm -rf","timeout_seconds":30}}}}`, `transfer to`},

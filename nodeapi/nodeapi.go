@@ -165,6 +165,9 @@ type StepRequest struct {
 	Input       string            `xmlrpc:"input"` // one of the Input* kinds
 	Digits      string            `xmlrpc:"digits"`
 	Fields      map[string]string `xmlrpc:"fields"`
+	// Vars are the call's variables as the last StepResponse left them
+	// (gathered digits, set_var, web-service answers).
+	Vars map[string]string `xmlrpc:"vars"`
 }
 
 // Action kinds the node runs, each with AGI commands.
@@ -172,11 +175,20 @@ const (
 	ActionPlay      = "play"       // STREAM FILE each of Prompts
 	ActionSayDigits = "say_digits" // SAY DIGITS Text
 	ActionSayNumber = "say_number" // SAY NUMBER Text
-	ActionGather    = "gather"     // GET DATA Prompts[0] TimeoutMS MaxDigits
-	ActionRecord    = "record"     // RECORD FILE Target, up to MaxSeconds
-	ActionTransfer  = "transfer"   // EXEC Dial Target (a number or SIP URI)
-	ActionDetect    = "detect"     // EXEC AMD, answer machine or human
-	ActionHangup    = "hangup"     // end of flow
+	ActionSayAlpha  = "say_alpha"  // SAY ALPHA Text
+	// ActionSayDateTime is SAY DATETIME Text (Unix seconds) "" Format UTC.
+	ActionSayDateTime = "say_datetime"
+	// ActionSayMoney says Text ("12.50") as SAY NUMBER 12, the stock sound
+	// digits/dollars, then SAY NUMBER 50 when there are cents.
+	ActionSayMoney = "say_money"
+	// ActionSpeak plays Prompts, speech the controller synthesised from
+	// Text: each is in Files, which the node fetches before playing.
+	ActionSpeak    = "speak"
+	ActionGather   = "gather"   // GET DATA Prompts[0] TimeoutMS MaxDigits
+	ActionRecord   = "record"   // RECORD FILE Target, up to MaxSeconds
+	ActionTransfer = "transfer" // EXEC Dial Target (a number or SIP URI)
+	ActionDetect   = "detect"   // EXEC AMD, answer machine or human
+	ActionHangup   = "hangup"   // end of flow
 )
 
 // StepResponse answers call.step: the state entered and its action.
@@ -186,6 +198,9 @@ type StepResponse struct {
 	// Tags set by the states passed through on the way (result, dnc, custom
 	// tags). The node keeps them and reports them with call.result.
 	Tags map[string]string `xmlrpc:"tags"`
+	// Vars is every variable of the call after this step: the node sends
+	// them back with the next step.
+	Vars map[string]string `xmlrpc:"vars"`
 }
 
 // Action is what the node runs for one state.
@@ -197,7 +212,18 @@ type Action struct {
 	TimeoutMS  int      `xmlrpc:"timeout_ms"`
 	Target     string   `xmlrpc:"target"`      // transfer destination or recording name
 	MaxSeconds int      `xmlrpc:"max_seconds"` // recording or transfer limit
+	Format     string   `xmlrpc:"format"`      // SAY DATETIME format
+	Language   string   `xmlrpc:"language"`    // the channel's language for SAY and stock sounds; "" leaves it
+	Voice      string   `xmlrpc:"voice"`       // text-to-speech voice of Text
+	// Files are synthesised speech the node fetches (if it does not hold
+	// them) before it runs the action; Name is "<hash>.wav", played as
+	// SpeechPrefix + the name without extension.
+	Files []AudioFile `xmlrpc:"files"`
 }
+
+// SpeechPrefix is where a node keeps synthesised speech, under Asterisk's
+// sounds folder (beside the campaign audio, which an audio sync prunes).
+const SpeechPrefix = "elastidial-tts/"
 
 // Dispositions reported with call.result. An unanswered call's
 // disposition comes from the Q.850 cause of its channel's Hangup event

@@ -251,3 +251,31 @@ func Tone(hz, seconds float64) []byte {
 	}
 	return EncodeWAV(8000, s)
 }
+
+// ConvertWAV8k returns a 16-bit PCM WAV (as Prepare keeps it) as 8 kHz
+// mono, what Asterisk's wav format plays: synthesised speech is made at
+// 16 kHz or more. Anything else is returned as it is.
+func ConvertWAV8k(b []byte) []byte {
+	var f *wavFormat
+	var pcm []byte
+	for off := 12; off+8 <= len(b); {
+		id, size := string(b[off:off+4]), int(binary.LittleEndian.Uint32(b[off+4:off+8]))
+		start := off + 8
+		if size < 0 || start+size > len(b) {
+			size = len(b) - start
+		}
+		switch {
+		case id == "fmt " && size >= 16:
+			c := b[start:]
+			f = &wavFormat{tag: binary.LittleEndian.Uint16(c[0:2]), channels: binary.LittleEndian.Uint16(c[2:4]),
+				rate: binary.LittleEndian.Uint32(c[4:8]), bits: binary.LittleEndian.Uint16(c[14:16])}
+		case id == "data":
+			pcm = b[start : start+size]
+		}
+		off = start + size + size%2
+	}
+	if f == nil || f.tag != 1 || f.bits != 16 || f.channels == 0 || len(pcm) < 2*int(f.channels) || f.rate == 8000 && f.channels == 1 {
+		return b
+	}
+	return convertPCM16(pcm, int(f.channels), int(f.rate))
+}

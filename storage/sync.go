@@ -237,3 +237,25 @@ func (s *Syncer) prune(want map[string]bool, idx localIndex) error {
 		return nil
 	})
 }
+
+// Fetch brings one file into Dir unless Dir already holds it at its size:
+// synthesised speech is named by a hash of what it says, so a file that
+// is there is the file. Its name must be a plain file name.
+func (s *Syncer) Fetch(ctx context.Context, f nodeapi.AudioFile) error {
+	if !nameRE.MatchString(f.Name) {
+		return fmt.Errorf("%w %q: want a plain file name", ErrBadName, f.Name)
+	}
+	dst := filepath.Join(s.Dir, f.Name)
+	if st, err := os.Stat(dst); err == nil && st.Size() == f.Size {
+		return nil
+	}
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return fmt.Errorf("fetch %s: %w", f.Name, err)
+	}
+	client := s.Client
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	_, err := s.fetchWithRetries(ctx, client, f)
+	return err
+}

@@ -71,7 +71,7 @@ data "aws_iam_policy_document" "controller" {
   statement {
     sid       = "AudioObjects"
     actions   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
-    resources = ["${aws_s3_bucket.audio.arn}/audio/*"]
+    resources = ["${aws_s3_bucket.audio.arn}/audio/*", "${aws_s3_bucket.audio.arn}/audio-speech/*"]
   }
   statement {
     sid       = "AudioListing"
@@ -80,8 +80,16 @@ data "aws_iam_policy_document" "controller" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["audio/*"]
+      values   = ["audio/*", "audio-speech/*"]
     }
+  }
+  # Flows' say states through Amazon Polly (controller -tts polly); the
+  # renderings are kept under audio-speech/ (-speech's default beside
+  # -audio s3://bucket/audio).
+  statement {
+    sid       = "Speech"
+    actions   = ["polly:SynthesizeSpeech"]
+    resources = ["*"]
   }
 }
 

@@ -211,6 +211,9 @@ func TestPoliciesGrantExactlyWhatTheCodeCalls(t *testing.T) {
 			want[len(want)-1] = "s3:" + m
 		}
 	}
+	for _, m := range interfaceMethods(t, "../speech/polly") {
+		want = append(want, "polly:"+m)
+	}
 	sort.Strings(want)
 	want = slices.Compact(want)
 	if got := policyActions(t, c, "controller"); !slices.Equal(got, want) {

@@ -114,7 +114,7 @@ func TestDashboardCampaignJourney(t *testing.T) {
 	d.WaitText("#campaigns tbody", "Flu shots 2026")
 
 	list := filepath.Join(t.TempDir(), "list.csv")
-	os.WriteFile(list, []byte("phone,appointment_date\n212-555-0101,0314\nnot a number,0315\n212-555-0102,0316\n"), 0o644)
+	os.WriteFile(list, []byte("phone,first_name,appointment_date\n212-555-0101,Ann,2026-03-14\nnot a number,Bo,2026-03-15\n212-555-0102,Cy,2026-03-16\n"), 0o644)
 	d.Upload("#dial-list", list)
 	d.Click("#upload button")
 	d.WaitText("#import-summary", "3 rows: 2 imported, 1 rejected")

@@ -75,7 +75,10 @@ func TestKoloClientRoundTrip(t *testing.T) {
 		t.Fatalf("round trip:\n in  %+v\n out %+v", in, out)
 	}
 	// nodeapi structs go through unchanged too.
-	step := nodeapi.StepResponse{State: "menu~1", Action: nodeapi.Action{Kind: "gather", Prompts: []string{"a/b"}, MaxDigits: 1, TimeoutMS: 5000}, Tags: map[string]string{"result": "yes"}}
+	step := nodeapi.StepResponse{State: "menu~1", Action: nodeapi.Action{Kind: "gather", Prompts: []string{"a/b"}, MaxDigits: 1, TimeoutMS: 5000,
+		Text: "Enter your PIN", Format: "ABdY", Language: "en", Voice: "slt",
+		Files: []nodeapi.AudioFile{{Name: "0a1b.wav", Size: 44, SHA256: "ff", URL: "http://127.0.0.1/tts/0a1b.wav"}}},
+		Tags: map[string]string{"result": "yes"}, Vars: map[string]string{"pin": "0042"}}
 	var back nodeapi.StepResponse
 	if err := c.Call("test.echo", step, &back); err != nil || !reflect.DeepEqual(step, back) {
 		t.Fatalf("step: %v\n%+v\n%+v", err, step, back)

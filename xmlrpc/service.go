@@ -60,6 +60,10 @@ type Service struct {
 	Flows  *Flows
 	Audio  Audio
 	Trunks Trunks // nil: node.trunks is not served
+	Speech Speech // nil: speech in flows is never rendered (the step fails)
+	// HTTP makes flows' http requests (flowhttp.Client); nil sends every
+	// http state to its failed branch.
+	HTTP flow.Fetcher
 }
 
 type nodeCtxKey struct{}
@@ -317,17 +321,57 @@ func (s *Service) step(ctx context.Context, params []any) (any, error) {
 		}
 		return nil, faultf(nodeapi.FaultNotFound, "flow of campaign %q version %d: %v", clip(req.CampaignID), req.FlowVersion, err)
 	}
-	state, action, tags, err := flow.Step(fl, req.State, flow.Input{Kind: req.Input, Digits: req.Digits}, req.Fields)
+	if len(req.Vars) > flow.MaxVars {
+		return nil, faultf(nodeapi.FaultInvalidParams, "call %q carries %d variables; at most %d", clip(req.CallID), len(req.Vars), flow.MaxVars)
+	}
+	o, err := flow.RunHTTP(ctx, s.HTTP, fl, req.State, flow.Input{Kind: req.Input, Digits: req.Digits}, req.Fields, req.Vars)
 	if err != nil {
 		return nil, faultf(nodeapi.FaultInvalidParams, "%v", err)
 	}
-	if tags == nil {
-		tags = map[string]string{}
+	action := o.Action
+	if err := s.speak(ctx, &action); err != nil {
+		return nil, err
+	}
+	if o.Tags == nil {
+		o.Tags = map[string]string{}
 	}
 	if action.Prompts == nil {
 		action.Prompts = []string{}
 	}
-	return nodeapi.StepResponse{State: state, Action: action, Tags: tags}, nil
+	if action.Files == nil {
+		action.Files = []nodeapi.AudioFile{}
+	}
+	return nodeapi.StepResponse{State: o.State, Action: action, Tags: o.Tags, Vars: o.Vars}, nil
+}
+
+// Speech renders text to audio a node can fetch and play (package
+// speech): the same voice and text always name the same file.
+type Speech interface {
+	Render(ctx context.Context, voice, language, text string) (nodeapi.AudioFile, error)
+}
+
+// speak turns an action's text to speak into audio for the node: a
+// speak action, or a gather prompt given as text. Text the engine
+// cannot render (none configured, or it failed) leaves the action with
+// no audio, which the node reports as a failed step: the flow's failed
+// branch runs, and the call never hears silence in place of a sentence.
+func (s *Service) speak(ctx context.Context, a *nodeapi.Action) error {
+	if a.Kind != nodeapi.ActionSpeak && !(a.Kind == nodeapi.ActionGather && a.Text != "") {
+		return nil
+	}
+	if a.Text == "" || s.Speech == nil {
+		return nil
+	}
+	f, err := s.Speech.Render(ctx, a.Voice, a.Language, a.Text)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return nil
+	}
+	a.Files = []nodeapi.AudioFile{f}
+	a.Prompts = []string{nodeapi.SpeechPrefix + strings.TrimSuffix(f.Name, ".wav")}
+	return nil
 }
 
 func (s *Service) manifest(ctx context.Context, params []any) (any, error) {

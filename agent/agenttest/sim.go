@@ -196,11 +196,11 @@ func (c *simController) Next(ctx context.Context, req nodeapi.NextRequest) (node
 }
 
 func (c *simController) Step(ctx context.Context, req nodeapi.StepRequest) (nodeapi.StepResponse, error) {
-	next, act, tags, err := flow.Step(c.flow, req.State, flow.Input{Kind: req.Input, Digits: req.Digits}, req.Fields)
+	o, err := flow.Run(c.flow, req.State, flow.Input{Kind: req.Input, Digits: req.Digits}, req.Fields, req.Vars)
 	if err != nil {
 		return nodeapi.StepResponse{}, &agent.Fault{Code: nodeapi.FaultInvalidParams, Message: err.Error()}
 	}
-	return nodeapi.StepResponse{State: next, Action: act, Tags: tags}, nil
+	return nodeapi.StepResponse{State: o.State, Action: o.Action, Tags: o.Tags, Vars: o.Vars}, nil
 }
 
 func (c *simController) Result(ctx context.Context, req nodeapi.ResultRequest) (nodeapi.ResultResponse, error) {

@@ -332,7 +332,7 @@ func (c *call) agi(ctx context.Context) {
 // Commands res_agi runs on a dead channel, and the others we know.
 var (
 	deadSafe = map[string]bool{"EXEC": true, "SET VARIABLE": true, "GET VARIABLE": true, "VERBOSE": true, "NOOP": true, "HANGUP": true}
-	known    = map[string]bool{"STREAM FILE": true, "GET DATA": true, "SAY DIGITS": true, "SAY NUMBER": true,
+	known    = map[string]bool{"STREAM FILE": true, "GET DATA": true, "SAY DIGITS": true, "SAY NUMBER": true, "SAY ALPHA": true, "SAY DATETIME": true,
 		"RECORD FILE": true, "CHANNEL STATUS": true, "ANSWER": true}
 )
 
@@ -348,7 +348,7 @@ func (c *call) exec(ctx context.Context, line string) string {
 	if len(args) > 1 {
 		two := verb + " " + strings.ToUpper(args[1])
 		switch two {
-		case "STREAM FILE", "GET DATA", "SAY DIGITS", "SAY NUMBER", "RECORD FILE", "SET VARIABLE", "GET VARIABLE", "CHANNEL STATUS":
+		case "STREAM FILE", "GET DATA", "SAY DIGITS", "SAY NUMBER", "SAY ALPHA", "SAY DATETIME", "RECORD FILE", "SET VARIABLE", "GET VARIABLE", "CHANNEL STATUS":
 			verb, args = two, args[2:]
 		default:
 			args = args[1:]
@@ -415,6 +415,16 @@ func (c *call) exec(ctx context.Context, line string) string {
 		// handle_saydigits: argc must be 4 and sscanf(argv[2], "%30d")
 		// must read a number, so SAY DIGITS "" gets the usage block.
 		if len(args) < 2 || verb == "SAY DIGITS" && len(args) != 2 || len(args) > 3 || !leadingInt(args[0]) {
+			return usage
+		}
+		if !c.play(ctx, prompt) {
+			return "200 result=-1"
+		}
+		return "200 result=0"
+	case "SAY ALPHA", "SAY DATETIME":
+		// handle_sayalpha: argc must be 4; handle_saydatetime: 4 to 6,
+		// and sscanf(argv[2], "%ld") must read the time.
+		if verb == "SAY ALPHA" && len(args) != 2 || verb == "SAY DATETIME" && (len(args) < 2 || len(args) > 4 || !leadingInt(args[0])) {
 			return usage
 		}
 		if !c.play(ctx, prompt) {

@@ -39,6 +39,11 @@ type API struct {
 	// ValidateFlow checks a flow document before it is saved; nil accepts
 	// any JSON object.
 	ValidateFlow func(ctx context.Context, doc []byte) error
+	// CheckColumns checks the campaign's flow against its dial lists'
+	// columns when it is started or resumed (flow.CheckColumns); nil
+	// skips the check. A campaign with no list imported yet is not
+	// checked.
+	CheckColumns func(doc []byte, columns []string) error
 	// DemandChanged is told, after the change is stored, that a campaign
 	// was created, updated, started, paused, stopped or given contacts, or
 	// a trunk's limits changed, so the scaler can act on it before its
@@ -586,6 +591,15 @@ func (a *API) setStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown action %q; want start, pause, resume or stop", r.PathValue("action")), "")
 		return
 	}
+	if to == campaign.StatusRunning && a.CheckColumns != nil {
+		if msg, err := a.flowFits(r.Context(), r.PathValue("id")); err != nil {
+			a.fail(w, r, err)
+			return
+		} else if msg != "" {
+			writeError(w, http.StatusConflict, msg, "flow")
+			return
+		}
+	}
 	c, err := a.Store.SetStatus(r.Context(), r.PathValue("id"), to, a.now())
 	if err != nil {
 		a.fail(w, r, err)
@@ -593,6 +607,27 @@ func (a *API) setStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	a.demandChanged()
 	jsonhttp.Write(w, http.StatusOK, c)
+}
+
+// flowFits checks the campaign's current flow against its dial lists'
+// columns; it returns what does not fit, "" when all does.
+func (a *API) flowFits(ctx context.Context, id string) (string, error) {
+	c, err := a.Store.Campaign(ctx, id)
+	if err != nil || c.FlowVersion == 0 {
+		return "", err // no flow: SetStatus refuses the start with its own reason
+	}
+	doc, err := a.Store.FlowDocument(ctx, id, c.FlowVersion)
+	if err != nil {
+		return "", err
+	}
+	cols, err := a.Store.Columns(ctx, id)
+	if err != nil || len(cols) == 0 {
+		return "", err
+	}
+	if err := a.CheckColumns(doc, cols); err != nil {
+		return fmt.Sprintf("the flow (version %d) does not fit the dial list: %v", c.FlowVersion, err), nil
+	}
+	return "", nil
 }
 
 func (a *API) stats(w http.ResponseWriter, r *http.Request) {

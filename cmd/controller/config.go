@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -30,6 +31,14 @@ type Config struct {
 	Recordings string // calls' recordings: a folder, or "s3://bucket/prefix" apart from the audio. Default "recordings".
 	S3Endpoint string // custom S3 endpoint for S3-compatible stores. Default "" (AWS).
 	S3Region   string // region of the audio bucket. Default "us-east-1".
+
+	TTS         string // speech engine for flows' say states: "flite" (local), "polly" or "off". Default "flite".
+	Speech      string // rendered speech: a folder, or "s3://bucket/prefix" apart from the audio. Default: the audio's location + "-speech".
+	PollyEngine string // Polly engine: neural, standard, generative or long-form. Default "neural".
+	PollyRegion string // Polly's region. Default: s3-region.
+	// FlowHTTPAllow lists networks (CIDR) flows' http states may reach
+	// although not public, e.g. a CRM inside the VPC. Default none.
+	FlowHTTPAllow []string
 
 	Cluster string // cluster name, tagged on every instance. Default "elastidial".
 	// ClusterSecret is the secret nodes present to register. Never a flag
@@ -106,6 +115,8 @@ func DefaultConfig() Config {
 		DB:               "elastidial.db",
 		Audio:            "audio",
 		Recordings:       "recordings",
+		TTS:              "flite",
+		PollyEngine:      "neural",
 		S3Region:         "us-east-1",
 		Cluster:          "elastidial",
 		SecretFile:       "elastidial.secret",
@@ -151,6 +162,11 @@ func (c *Config) fields() []field {
 		{"recordings", "calls' recordings: folder or s3://bucket/prefix (not inside the audio library)", &c.Recordings},
 		{"s3-endpoint", "custom S3 endpoint", &c.S3Endpoint},
 		{"s3-region", "audio bucket region", &c.S3Region},
+		{"tts", "speech engine for say states: flite, polly or off", &c.TTS},
+		{"speech", "rendered speech: folder or s3://bucket/prefix, not inside the audio library (default: the audio's + \"-speech\")", &c.Speech},
+		{"polly-engine", "Polly engine: neural, standard, generative or long-form", &c.PollyEngine},
+		{"polly-region", "Polly region (default: s3-region)", &c.PollyRegion},
+		{"flow-http-allow", "comma-separated networks (CIDR) flows' http states may reach although not public", &c.FlowHTTPAllow},
 		{"cluster", "cluster name", &c.Cluster},
 		{"cluster-secret", "secret nodes present to register", &c.ClusterSecret},
 		{"secret-file", "file holding the cluster secret (generated when absent)", &c.SecretFile},
@@ -395,6 +411,19 @@ func (c *Config) Validate() error {
 		bad("recordings", "must not be empty")
 	} else if c.Recordings == c.Audio || strings.HasPrefix(c.Recordings, strings.TrimSuffix(c.Audio, "/")+"/") {
 		bad("recordings", "%q lies inside the audio library %q: every node would download the recordings", c.Recordings, c.Audio)
+	}
+	for _, n := range c.FlowHTTPAllow {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			bad("flow-http-allow", "%q: want a network such as 10.0.5.0/24", n)
+		}
+	}
+	switch c.TTS {
+	case "flite", "polly", "off":
+	default:
+		bad("tts", "%q: want flite, polly or off", c.TTS)
+	}
+	if c.TTS != "off" && c.Speech != "" && (c.Speech == c.Audio || strings.HasPrefix(c.Speech, strings.TrimSuffix(c.Audio, "/")+"/")) {
+		bad("speech", "%q: want a folder or s3://bucket/prefix outside the audio library %q (every node would sync every sentence)", c.Speech, c.Audio)
 	}
 	switch c.Cloud {
 	case "local":

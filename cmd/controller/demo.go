@@ -259,7 +259,7 @@ func (c *restClient) setUp(contacts, calls int) (string, error) {
 	var list bytes.Buffer
 	list.WriteString("phone,first_name,appointment_date\n")
 	for i := range contacts {
-		fmt.Fprintf(&list, "%s,Guest %d,%02d%02d\n", where.number(i), i+1, 1+i%12, 1+i%28)
+		fmt.Fprintf(&list, "%s,Guest %d,2026-%02d-%02d\n", where.number(i), i+1, 1+i%12, 1+i%28)
 	}
 	if _, err := c.do("POST", "/campaigns/"+created.ID+"/contacts", "text/csv", &list); err != nil {
 		return "", err

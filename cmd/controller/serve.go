@@ -125,6 +125,10 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		store.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
 	}
 	rpc := &xmlrpc.Service{Secret: secret, Nodes: nodes{scaler, store}, Dialer: dialer{store, scaler}, Flows: flows, Audio: audio, Trunks: trunks{store}}
+	speechHandler, err := speechRenderer(ctx, cfg, rpc, publicURL, secret)
+	if err != nil {
+		return err
+	}
 	rpcServer := rpc.Server()
 	rpcServer.Log = log
 
@@ -136,6 +140,12 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 			return ok
 		})
 		return cmp.Or(listErr, err)
+	}, CheckColumns: func(doc []byte, columns []string) error {
+		f, err := flow.Parse(doc)
+		if err != nil {
+			return err
+		}
+		return f.CheckColumns(columns)
 	}, DemandChanged: scaler.Wake, SignRecording: recordings.SignedPath}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.Handler())
@@ -152,6 +162,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	mux.Handle("/api/v1/audio", audioAPI)
 	mux.Handle("/api/v1/audio/", audioAPI)
 	mux.Handle("/audio/", audioHandler)
+	mux.Handle(speechPath, speechHandler)
 	// A node's request is read before it is authenticated (the method
 	// name is in the body), so its body gets a short deadline.
 	mux.Handle("/RPC2", httplimit.BodyDeadline(rpcServer, cfg.RPCBodyTimeout))

@@ -165,7 +165,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("flow: %d %s", code, body)
 	}
 	var manifest nodeapi.ManifestResponse
-	if code, body := call("POST", "/api/v1/campaigns/"+camp.ID+"/contacts", "phone,appointment_date\n"+where.number(101)+",0314\n"); code != 200 || !strings.Contains(body, `"imported": 1`) {
+	if code, body := call("POST", "/api/v1/campaigns/"+camp.ID+"/contacts", "phone,first_name,appointment_date\n"+where.number(101)+",Ann,2026-03-14\n"); code != 200 || !strings.Contains(body, `"imported": 1`) {
 		t.Fatalf("contacts: %d %s", code, body)
 	}
 	if code, body := call("POST", "/api/v1/campaigns/"+camp.ID+"/start", ""); code != 200 {
@@ -256,7 +256,7 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("dialer.next: %+v %v", next, err)
 	}
 	c := next.Calls[0]
-	if c.Number != where.number(101) || c.Fields["appointment_date"] != "0314" || c.FlowVersion != 1 {
+	if c.Number != where.number(101) || c.Fields["appointment_date"] != "2026-03-14" || c.FlowVersion != 1 {
 		t.Fatalf("call = %+v", c)
 	}
 	if err := node(nodeapi.MethodManifest, nodeapi.ManifestRequest{}, &manifest); err != nil || len(manifest.Files) != 5 {

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/elastidial/elastidial/agent"
 	"github.com/elastidial/elastidial/agent/asterisksim"
+	"github.com/elastidial/elastidial/nodeapi"
 	"github.com/elastidial/elastidial/storage"
 )
 
@@ -44,6 +46,7 @@ type options struct {
 	amiAddr, amiUser, amiSecret, agiAddr string
 	sounds, state, imds, recordings      string
 	trunksConf                           string
+	speech                               string
 	cps                                  float64
 	simulate                             bool
 	simSeed                              uint64
@@ -66,6 +69,7 @@ func parse(args []string, getenv func(string) string) (options, error) {
 	fs.StringVar(&o.amiSecretFile, "ami-secret-file", "", "file holding the AMI secret (or env ELASTIDIAL_AMI_SECRET)")
 	fs.StringVar(&o.agiAddr, "agi-listen", "127.0.0.1:4573", "FastAGI listen address")
 	fs.StringVar(&o.sounds, "sounds", "/var/lib/asterisk/sounds/elastidial", "campaign audio folder")
+	fs.StringVar(&o.speech, "speech", "", "synthesised speech folder, Asterisk's sounds/elastidial-tts (default: elastidial-tts beside -sounds)")
 	fs.StringVar(&o.state, "state", "/var/lib/elastidial", "state folder (durable result queue)")
 	fs.StringVar(&o.recordings, "recordings", agent.RecordingsDir, "folder Asterisk writes recordings into")
 	fs.StringVar(&o.trunksConf, "pjsip-trunks", agent.TrunksConf, `file the controller's trunks are written into (pjsip.conf includes it); "" keeps the first-boot trunk`)
@@ -204,6 +208,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		Queue: &agent.Queue{Dir: filepath.Join(o.state, "results")}, Identity: id,
 		Capacity: o.capacity, Version: version, CPS: o.cps, Spot: spot, Log: log,
 		AudioSync: &storage.Syncer{Dir: o.sounds}, Recordings: o.recordings, TrunksConf: trunksConf,
+		Speech: &storage.Syncer{Dir: cmp.Or(o.speech, filepath.Join(filepath.Dir(o.sounds), strings.TrimSuffix(nodeapi.SpeechPrefix, "/")))},
 	})
 	if err != nil {
 		return err

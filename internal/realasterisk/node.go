@@ -70,6 +70,9 @@ type NodeOptions struct {
 	// Sounds is the folder the agent syncs campaign audio into; Asterisk
 	// reads it as sounds/elastidial.
 	Sounds string
+	// Speech is the folder the agent fetches synthesised speech into;
+	// Asterisk reads it as sounds/elastidial-tts.
+	Speech string
 }
 
 // StartNode renders ami-images/asterisk as first-boot.sh does, for a node
@@ -92,6 +95,9 @@ func StartNode(t testing.TB, root string, o NodeOptions) *Node {
 	sounds := map[string]string{}
 	if o.Sounds != "" {
 		sounds["elastidial"] = o.Sounds
+	}
+	if o.Speech != "" {
+		sounds["elastidial-tts"] = o.Speech
 	}
 	n.Asterisk = Start(t, root, Options{Name: "node", Conf: conf, Sounds: sounds})
 	// As first-boot.sh lays it out: the agent writes, Asterisk's group

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/elastidial/elastidial/flow/flowhttp"
+	"github.com/elastidial/elastidial/speech"
+	"github.com/elastidial/elastidial/speech/polly"
+	"github.com/elastidial/elastidial/storage"
+	"github.com/elastidial/elastidial/storage/s3store"
+	"github.com/elastidial/elastidial/xmlrpc"
+)
+
+// speechPath is where nodes download rendered speech from a folder store.
+const speechPath = "/speech-audio/"
+
+// speechRenderer sets up the speech engine and its store, gives them to
+// the XML-RPC service, and returns the handler nodes download from.
+func flowHTTP(cfg Config) *flowhttp.Client {
+	c := &flowhttp.Client{}
+	for _, n := range cfg.FlowHTTPAllow {
+		if p, err := netip.ParsePrefix(n); err == nil { // Validate refused the rest
+			c.Allow = append(c.Allow, p)
+		}
+	}
+	return c
+}
+
+func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, publicURL string, secret []byte) (http.Handler, error) {
+	rpc.HTTP = flowHTTP(cfg)
+	if cfg.TTS == "off" {
+		return http.NotFoundHandler(), nil
+	}
+	var engine speech.Engine = &speech.Flite{}
+	if cfg.TTS == "polly" {
+		awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cmp.Or(cfg.PollyRegion, cfg.S3Region)))
+		if err != nil {
+			return nil, fmt.Errorf("polly: %w", err)
+		}
+		engine = polly.New(awsCfg, polly.Options{Engine: cfg.PollyEngine})
+	}
+	var store speech.Store
+	handler := http.NotFoundHandler()
+	where := cmp.Or(cfg.Speech, strings.TrimSuffix(cfg.Audio, "/")+"-speech")
+	if rest, ok := strings.CutPrefix(where, "s3://"); ok {
+		bucket, prefix, _ := strings.Cut(rest, "/")
+		awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cfg.S3Region))
+		if err != nil {
+			return nil, fmt.Errorf("speech store: %w", err)
+		}
+		st, err := s3store.New(awsCfg, s3store.Options{Bucket: bucket, Prefix: prefix, Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3Endpoint != ""})
+		if err != nil {
+			return nil, err
+		}
+		store = st
+	} else {
+		if err := os.MkdirAll(where, 0o755); err != nil {
+			return nil, fmt.Errorf("speech folder: %w", err)
+		}
+		f := &storage.Folder{Dir: where, BaseURL: strings.TrimSuffix(publicURL, "/") + speechPath, Secret: secret}
+		store, handler = f, http.StripPrefix(speechPath, f.Handler())
+	}
+	rpc.Speech = &speech.Renderer{Engine: engine, Store: store}
+	return handler, nil
+}

@@ -1,0 +1,167 @@
+// Package speech renders the text a flow speaks into audio Asterisk
+// plays: an Engine synthesises (flite on this machine, Amazon Polly in
+// production), and a Renderer keeps each distinct sentence, named by a
+// hash of engine, voice, language and text, in an audio store of its own,
+// so that it is synthesised once however many calls say it. Nodes fetch
+// the rendered file through a signed URL before they play it.
+package speech
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/elastidial/elastidial/nodeapi"
+	"github.com/elastidial/elastidial/storage"
+)
+
+// Engine synthesises speech. The audio it returns is a WAV file of 16-bit
+// PCM at any rate and channel count: the Renderer converts it to what
+// Asterisk plays (8 kHz mono).
+type Engine interface {
+	// Name tells engines apart in the cache key ("flite", "polly-neural").
+	Name() string
+	Synthesize(ctx context.Context, voice, language, text string) ([]byte, error)
+}
+
+// Store is where rendered speech is kept: a storage.Folder or an S3
+// store, apart from the campaign audio library (whose manifest every node
+// syncs before it takes calls).
+type Store interface {
+	Put(ctx context.Context, key string, data []byte) (storage.Object, error)
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	URL(ctx context.Context, key string, ttl time.Duration) (string, error)
+}
+
+// MaxText bounds the text of one rendering (Polly's limit for one
+// request).
+const MaxText = 3000
+
+// ErrText is text that cannot be spoken: empty or too long.
+var ErrText = errors.New("speech: bad text")
+
+// Renderer renders and caches speech; it implements xmlrpc.Speech.
+type Renderer struct {
+	Engine Engine
+	Store  Store
+	// URLTTL is how long a node may fetch a rendering; default 15 minutes.
+	URLTTL time.Duration
+	// Known bounds the in-memory index of renderings already stored;
+	// default 100000 (about 15 MB).
+	Known int
+
+	group singleflight.Group
+	mu    sync.Mutex
+	known map[string]storage.Object
+	// Syntheses counts calls to the engine (a test reads it).
+	syntheses int
+}
+
+// Syntheses returns how many times the engine was asked to synthesise.
+func (r *Renderer) Syntheses() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.syntheses
+}
+
+// Key names a rendering in the store: a hash of everything that changes
+// the audio.
+func Key(engine, voice, language, text string) string {
+	h := sha256.Sum256([]byte("elastidial-speech/1\x00" + engine + "\x00" + voice + "\x00" + language + "\x00" + text))
+	return "tts/" + hex.EncodeToString(h[:]) + ".wav"
+}
+
+// Render returns the rendering of text, synthesising and storing it the
+// first time it is asked for.
+func (r *Renderer) Render(ctx context.Context, voice, language, text string) (nodeapi.AudioFile, error) {
+	if text == "" || len(text) > MaxText {
+		return nodeapi.AudioFile{}, fmt.Errorf("%w: %d characters; want 1 to %d", ErrText, len(text), MaxText)
+	}
+	key := Key(r.Engine.Name(), voice, language, text)
+	r.mu.Lock()
+	obj, ok := r.known[key]
+	r.mu.Unlock()
+	if !ok {
+		v, err, _ := r.group.Do(key, func() (any, error) { return r.load(ctx, key, voice, language, text) })
+		if err != nil {
+			return nodeapi.AudioFile{}, err
+		}
+		obj = v.(storage.Object)
+	}
+	ttl := r.URLTTL
+	if ttl <= 0 {
+		ttl = 15 * time.Minute
+	}
+	u, err := r.Store.URL(ctx, key, ttl)
+	if err != nil {
+		return nodeapi.AudioFile{}, fmt.Errorf("speech: sign %s: %w", key, err)
+	}
+	return nodeapi.AudioFile{Name: key[len("tts/"):], Size: obj.Size, SHA256: obj.SHA256, URL: u}, nil
+}
+
+// load finds a rendering in the store (another controller, or this one
+// before a restart, may have made it) or synthesises and stores it.
+func (r *Renderer) load(ctx context.Context, key, voice, language, text string) (storage.Object, error) {
+	if rc, err := r.Store.Get(ctx, key); err == nil {
+		data, rerr := io.ReadAll(io.LimitReader(rc, storage.MaxAudioBytes+1))
+		rc.Close()
+		if rerr == nil && len(data) > 44 {
+			sum := sha256.Sum256(data)
+			return r.remember(key, storage.Object{Key: key, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}), nil
+		}
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return storage.Object{}, fmt.Errorf("speech: read %s: %w", key, err)
+	}
+	r.mu.Lock()
+	r.syntheses++
+	r.mu.Unlock()
+	raw, err := r.Engine.Synthesize(ctx, voice, language, text)
+	if err != nil {
+		return storage.Object{}, fmt.Errorf("speech: %s: %w", r.Engine.Name(), err)
+	}
+	_, wav, err := storage.Prepare("speech.wav", raw)
+	if err != nil {
+		return storage.Object{}, fmt.Errorf("speech: %s returned audio Asterisk cannot play: %w", r.Engine.Name(), err)
+	}
+	wav = to8k(wav)
+	obj, err := r.Store.Put(ctx, key, wav)
+	if err != nil {
+		return storage.Object{}, fmt.Errorf("speech: store %s: %w", key, err)
+	}
+	return r.remember(key, obj), nil
+}
+
+func (r *Renderer) remember(key string, o storage.Object) storage.Object {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	limit := r.Known
+	if limit <= 0 {
+		limit = 100000
+	}
+	if r.known == nil || len(r.known) >= limit {
+		r.known = map[string]storage.Object{} // start over; the store still has them
+	}
+	r.known[key] = o
+	return o
+}
+
+// to8k turns a 16 kHz mono WAV (which storage.Prepare keeps as it is)
+// into 8 kHz: Asterisk's wav format is 8 kHz signed linear.
+func to8k(wav []byte) []byte {
+	if len(wav) < 44 || !bytes.Equal(wav[0:4], []byte("RIFF")) {
+		return wav
+	}
+	rate := int(wav[24]) | int(wav[25])<<8 | int(wav[26])<<16 | int(wav[27])<<24
+	if rate == 8000 {
+		return wav
+	}
+	return storage.ConvertWAV8k(wav)
+}

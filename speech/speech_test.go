@@ -1,0 +1,160 @@
+package speech_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/elastidial/elastidial/internal/testenv"
+	"github.com/elastidial/elastidial/speech"
+	"github.com/elastidial/elastidial/storage"
+)
+
+// folder is a speech store served over HTTP as the controller serves it.
+func folder(t *testing.T) *storage.Folder {
+	f := &storage.Folder{Dir: t.TempDir(), Secret: []byte("speech-secret")}
+	srv := httptest.NewServer(http.StripPrefix("/speech/", f.Handler()))
+	t.Cleanup(srv.Close)
+	f.BaseURL = srv.URL + "/speech/"
+	return f
+}
+
+func needFlite(t *testing.T) {
+	if _, err := exec.LookPath("flite"); err != nil {
+		testenv.Missing(t, "flite (Debian package flite)")
+	}
+}
+
+// wavInfo reads a canonical WAV header.
+func wavInfo(b []byte) (rate, channels, bits int) {
+	if len(b) < 44 || !bytes.Equal(b[:4], []byte("RIFF")) {
+		return 0, 0, 0
+	}
+	return int(binary.LittleEndian.Uint32(b[24:])), int(binary.LittleEndian.Uint16(b[22:])), int(binary.LittleEndian.Uint16(b[34:]))
+}
+
+// Each distinct sentence is synthesised once, by however many calls at
+// once, and survives a controller restart; the node fetches it through
+// its signed URL and gets 8 kHz mono WAV, checked against its hash.
+func TestFliteRenderedOnceAndFetched(t *testing.T) {
+	needFlite(t)
+	ctx := context.Background()
+	store := folder(t)
+	r := &speech.Renderer{Engine: &speech.Flite{}, Store: store}
+	var wg sync.WaitGroup
+	files := make([]string, 16)
+	for i := range files {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, err := r.Render(ctx, "", "en", "Hello Ann, this is a reminder of your appointment.")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			files[i] = f.Name + f.SHA256
+		}()
+	}
+	wg.Wait()
+	if n := r.Syntheses(); n != 1 {
+		t.Fatalf("%d syntheses for 16 calls of one sentence, want 1", n)
+	}
+	for _, f := range files[1:] {
+		if f != files[0] {
+			t.Fatalf("one sentence, two files: %s %s", files[0], f)
+		}
+	}
+	f, err := r.Render(ctx, "", "en", "Hello Ann, this is a reminder of your appointment.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &storage.Syncer{Dir: t.TempDir()}
+	if err := node.Fetch(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(node.Dir, f.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	if hex.EncodeToString(sum[:]) != f.SHA256 || int64(len(b)) != f.Size {
+		t.Fatalf("fetched %d bytes, sha %x; want %d, %s", len(b), sum, f.Size, f.SHA256)
+	}
+	if rate, ch, bits := wavInfo(b); rate != 8000 || ch != 1 || bits != 16 {
+		t.Fatalf("rendered %d Hz, %d channels, %d bits; Asterisk plays 8000 Hz mono 16-bit", rate, ch, bits)
+	}
+	if secs := float64(len(b)-44) / 16000; secs < 1 || secs > 10 {
+		t.Fatalf("%.1f s of speech for one sentence", secs)
+	}
+	// A restarted controller finds it in the store.
+	again := &speech.Renderer{Engine: &speech.Flite{}, Store: store}
+	if g, err := again.Render(ctx, "", "en", "Hello Ann, this is a reminder of your appointment."); err != nil || g.SHA256 != f.SHA256 || again.Syntheses() != 0 {
+		t.Fatalf("after restart: %+v %v, %d syntheses", g, err, again.Syntheses())
+	}
+	// Another voice is another rendering.
+	if g, err := again.Render(ctx, "awb", "en", "Hello Ann, this is a reminder of your appointment."); err != nil || g.Name == f.Name || again.Syntheses() != 1 {
+		t.Fatalf("other voice: %+v %v", g, err)
+	}
+	// A file the node holds is not fetched again (the URL is dead now).
+	f.URL = "http://127.0.0.1:1/gone"
+	if err := node.Fetch(ctx, f); err != nil {
+		t.Fatalf("held file fetched again: %v", err)
+	}
+}
+
+func TestRendererRefuses(t *testing.T) {
+	needFlite(t)
+	ctx := context.Background()
+	r := &speech.Renderer{Engine: &speech.Flite{}, Store: folder(t)}
+	if _, err := r.Render(ctx, "", "en", ""); err == nil {
+		t.Error("empty text rendered")
+	}
+	if _, err := r.Render(ctx, "", "en", string(bytes.Repeat([]byte("a"), speech.MaxText+1))); err == nil {
+		t.Error("text over the limit rendered")
+	}
+	if _, err := r.Render(ctx, "../../etc/passwd", "en", "hi"); err == nil {
+		t.Error("a path as voice was used")
+	}
+	// Text that looks like an option is only text.
+	if f, err := r.Render(ctx, "", "en", "-o /tmp/x --help"); err != nil || f.Size < 1000 {
+		t.Errorf("option-like text: %+v %v", f, err)
+	}
+}
+
+// BenchmarkRender measures a cached rendering against a synthesis, the
+// floor and the ceiling, in the same run.
+func BenchmarkRender(b *testing.B) {
+	if _, err := exec.LookPath("flite"); err != nil {
+		b.Skip("no flite")
+	}
+	ctx := context.Background()
+	f := &storage.Folder{Dir: b.TempDir(), Secret: []byte("s"), BaseURL: "http://127.0.0.1/speech/"}
+	r := &speech.Renderer{Engine: &speech.Flite{}, Store: f}
+	var synth, cached time.Duration
+	start := time.Now()
+	for i := range 5 {
+		if _, err := r.Render(ctx, "", "en", "Your balance is "+string(rune('a'+i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	synth = time.Since(start) / 5
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := r.Render(ctx, "", "en", "Your balance is a"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cached = b.Elapsed() / time.Duration(b.N)
+	b.ReportMetric(float64(synth.Microseconds()), "synth-µs")
+	b.ReportMetric(float64(synth)/float64(cached), "synth/cached")
+}
