@@ -226,8 +226,15 @@ func (s *system) results(campaignID string) []result {
 		res.Phone, res.Disposition = r[col["phone"]], r[col["disposition"]]
 		res.Attempt, _ = strconv.Atoi(r[col["attempt"]])
 		res.Cause, _ = strconv.Atoi(r[col["cause"]])
-		json.Unmarshal([]byte(r[col["path"]]), &res.Path)
-		json.Unmarshal([]byte(r[col["tags"]]), &res.Tags)
+		if p := r[col["path"]]; p != "" {
+			res.Path = strings.Split(p, " > ")
+		}
+		res.Tags = map[string]string{} // one column per tag: tag.<name>
+		for h, i := range col {
+			if name, ok := strings.CutPrefix(h, "tag."); ok && r[i] != "" {
+				res.Tags[name] = r[i]
+			}
+		}
 		res.Recording = r[col["recording"]]
 		an, _ := time.Parse(time.RFC3339, r[col["answered_at"]])
 		en, _ := time.Parse(time.RFC3339, r[col["ended_at"]])

@@ -135,20 +135,12 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		return cmp.Or(listErr, err)
 	}, DemandChanged: scaler.Wake}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", api.Handler())
-	mux.Handle("GET /api/v1/cost", api.Require(campaign.PermFleet, scaler.CostHandler(store)))
-	mux.Handle("GET /api/v1/fleet", api.Require(campaign.PermFleet, fleetHandler(scaler, cfg)))
-	audioAPI := http.NewServeMux() // reading the library is PermRead, changing it PermWrite
-	audioAPI.Handle("GET /", api.Require(campaign.PermRead, audio.Handler()))
-	audioAPI.Handle("/", api.Require(campaign.PermWrite, audio.Handler()))
-	mux.Handle("/api/v1/audio", audioAPI)
-	mux.Handle("/api/v1/audio/", audioAPI)
+	mux.Handle("/api/v1/", api.Handler(controllerRoutes(scaler.CostHandler(store), fleetHandler(scaler, cfg), audio.Handler(), recordings.Handler())...))
 	mux.Handle("/audio/", audioHandler)
 	// A node's request is read before it is authenticated (the method
 	// name is in the body), so its body gets a short deadline.
 	mux.Handle("/RPC2", httplimit.BodyDeadline(rpcServer, cfg.RPCBodyTimeout))
 	mux.Handle("PUT "+nodeapi.RecordingsPath, rpc.RecordingHandler(recordings, storage.MaxRecording+64<<10))
-	mux.Handle("GET /api/v1/recordings/", api.Require(campaign.PermResults, http.StripPrefix("/api/v1/recordings", recordings.Handler())))
 	mux.Handle("GET /metrics", metrics(reg, rpcServer, flows, store.ConfigStats()))
 	mux.Handle("/", web.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -186,6 +178,21 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		return srv.Shutdown(shutdown)
 	})
 	return g.Wait()
+}
+
+// controllerRoutes are the REST routes the controller adds to the campaign
+// API: the fleet and its cost for ops, the audio library, and the calls'
+// recordings. Reading the audio library needs PermRead, changing it
+// PermWrite; the library's handler routes the three itself.
+func controllerRoutes(cost, fleet, audio, recordings http.Handler) []httpapi.Route {
+	return []httpapi.Route{
+		{Pattern: "GET /api/v1/cost", Perm: campaign.PermFleet, Handler: cost},
+		{Pattern: "GET /api/v1/fleet", Perm: campaign.PermFleet, Handler: fleet},
+		{Pattern: "GET /api/v1/audio", Perm: campaign.PermRead, Handler: audio},
+		{Pattern: "POST /api/v1/audio/{set}", Perm: campaign.PermWrite, Handler: audio},
+		{Pattern: "DELETE /api/v1/audio/{set}/{name}", Perm: campaign.PermWrite, Handler: audio},
+		{Pattern: "GET /api/v1/recordings/{key...}", Perm: campaign.PermResults, Handler: http.StripPrefix("/api/v1/recordings", recordings)},
+	}
 }
 
 // promptUser answers which campaign's current flow plays a prompt, if any
