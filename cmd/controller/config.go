@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
+	"github.com/elastidial/elastidial/internal/cli"
 )
 
 // Config is the controller's whole configuration. It is built in four
@@ -129,6 +131,7 @@ func DefaultConfig() Config {
 // field binds one config field to its flag and environment names.
 type field struct {
 	name  string // flag name; the env name is ELASTIDIAL_ + upper snake case
+	arg   string // what the flag takes, for -h: ADDR, FILE, DURATION
 	usage string
 	ptr   any
 }
@@ -139,52 +142,52 @@ var secretFields = map[string]bool{"cluster-secret": true, "trunk-password": tru
 
 func (c *Config) fields() []field {
 	return []field{
-		{"listen", "HTTP listen address", &c.Listen},
-		{"public-url", "URL nodes use to reach the controller", &c.PublicURL},
-		{"db", "store: SQLite file path or postgres:// URL", &c.DB},
-		{"memcached", "comma-separated memcached addresses (empty: in-process cache)", &c.Memcached},
-		{"audio", "audio library: folder or s3://bucket/prefix", &c.Audio},
-		{"recordings", "calls' recordings: folder or s3://bucket/prefix (not inside the audio library)", &c.Recordings},
-		{"s3-endpoint", "custom S3 endpoint", &c.S3Endpoint},
-		{"s3-region", "audio bucket region", &c.S3Region},
-		{"cluster", "cluster name", &c.Cluster},
-		{"cluster-secret", "secret nodes present to register", &c.ClusterSecret},
-		{"secret-file", "file holding the cluster secret (generated when absent)", &c.SecretFile},
-		{"cloud", "local or ec2", &c.Cloud},
-		{"agent-path", "node-agent binary for the local cloud", &c.AgentPath},
-		{"local-dir", "working folder of local nodes", &c.LocalDir},
-		{"local-ami", "AMI address of a real Asterisk for the local node (default: simulated)", &c.LocalAMI},
-		{"local-ami-user", "its AMI user (secret: ELASTIDIAL_LOCAL_AMI_SECRET)", &c.LocalAMIUser},
-		{"local-agi", "FastAGI address that Asterisk's dialplan calls", &c.LocalAGI},
-		{"local-sounds", "folder that Asterisk reads as sounds/elastidial", &c.LocalSounds},
-		{"local-recordings", "folder that Asterisk writes recordings into", &c.LocalRecordings},
-		{"ec2-region", "EC2 region", &c.EC2Region},
-		{"ec2-launch-template", "launch template id or name", &c.EC2LaunchTemplate},
-		{"ec2-ami", "AMI id when no launch template is given", &c.EC2AMI},
-		{"ec2-instance-types", "comma-separated instance types, preferred first", &c.EC2InstanceTypes},
-		{"ec2-subnets", "comma-separated subnet ids", &c.EC2Subnets},
-		{"ec2-security-groups", "comma-separated security group ids", &c.EC2SecurityGroups},
-		{"ec2-profile", "node instance profile name", &c.EC2Profile},
-		{"ec2-spot", "launch spot instances", &c.EC2Spot},
-		{"trunk-name", "PJSIP endpoint name of the carrier trunk on nodes", &c.TrunkName},
-		{"trunk-host", "carrier SIP host nodes register to", &c.TrunkHost},
-		{"trunk-user", "carrier SIP user", &c.TrunkUser},
-		{"trunk-password", "carrier SIP password", &c.TrunkPassword},
-		{"trunk-password-file", "file holding the carrier SIP password", &c.TrunkPasswordFile},
-		{"node-slots", "concurrent calls per node", &c.NodeSlots},
-		{"min-nodes", "minimum nodes", &c.MinNodes},
-		{"max-nodes", "maximum nodes", &c.MaxNodes},
-		{"budget", "fleet cost cap in $/hour (0: none)", &c.BudgetPerH},
-		{"tick", "scaler reconcile interval", &c.Tick},
-		{"scale-in-window", "how long a node's surplus must last before a drain", &c.ScaleInWindow},
-		{"min-node-lifetime", "a younger node is never drained", &c.MinNodeLifetime},
-		{"price-region", "price table region", &c.PriceRegion},
-		{"instance-type", "instance type priced for the local cloud", &c.InstanceType},
-		{"cap-day", "attempts to one number across campaigns per 24 hours (0: no cap)", &c.CapDay},
-		{"cap-week", "attempts to one number across campaigns per 7 days (0: no cap)", &c.CapWeek},
-		{"log-level", "debug, info, warn or error", &c.LogLevel},
-		{"max-conns", "open HTTP connections at most", &c.MaxConns},
-		{"rpc-body-timeout", "time a node's XML-RPC request has to deliver its body", &c.RPCBodyTimeout},
+		{"listen", "ADDR", "HTTP listen address", &c.Listen},
+		{"public-url", "URL", "URL nodes use to reach the controller", &c.PublicURL},
+		{"db", "PATH|URL", "store: SQLite file path or postgres:// URL", &c.DB},
+		{"memcached", "ADDRS", "comma-separated memcached addresses (empty: in-process cache)", &c.Memcached},
+		{"audio", "DIR|S3URL", "audio library: folder or s3://bucket/prefix", &c.Audio},
+		{"recordings", "DIR|S3URL", "calls' recordings: folder or s3://bucket/prefix (not inside the audio library)", &c.Recordings},
+		{"s3-endpoint", "URL", "custom S3 endpoint", &c.S3Endpoint},
+		{"s3-region", "REGION", "audio bucket region", &c.S3Region},
+		{"cluster", "NAME", "cluster name", &c.Cluster},
+		{"cluster-secret", "SECRET", "secret nodes present to register", &c.ClusterSecret},
+		{"secret-file", "FILE", "file holding the cluster secret (generated when absent)", &c.SecretFile},
+		{"cloud", "local|ec2", "local or ec2", &c.Cloud},
+		{"agent-path", "FILE", "node-agent binary for the local cloud", &c.AgentPath},
+		{"local-dir", "DIR", "working folder of local nodes", &c.LocalDir},
+		{"local-ami", "ADDR", "AMI address of a real Asterisk for the local node (default: simulated)", &c.LocalAMI},
+		{"local-ami-user", "USER", "its AMI user (secret: ELASTIDIAL_LOCAL_AMI_SECRET)", &c.LocalAMIUser},
+		{"local-agi", "ADDR", "FastAGI address that Asterisk's dialplan calls", &c.LocalAGI},
+		{"local-sounds", "DIR", "folder that Asterisk reads as sounds/elastidial", &c.LocalSounds},
+		{"local-recordings", "DIR", "folder that Asterisk writes recordings into", &c.LocalRecordings},
+		{"ec2-region", "REGION", "EC2 region", &c.EC2Region},
+		{"ec2-launch-template", "ID|NAME", "launch template id or name", &c.EC2LaunchTemplate},
+		{"ec2-ami", "AMI_ID", "AMI id when no launch template is given", &c.EC2AMI},
+		{"ec2-instance-types", "TYPES", "comma-separated instance types, preferred first", &c.EC2InstanceTypes},
+		{"ec2-subnets", "SUBNET_IDS", "comma-separated subnet ids", &c.EC2Subnets},
+		{"ec2-security-groups", "SG_IDS", "comma-separated security group ids", &c.EC2SecurityGroups},
+		{"ec2-profile", "NAME", "node instance profile name", &c.EC2Profile},
+		{"ec2-spot", "", "launch spot instances", &c.EC2Spot},
+		{"trunk-name", "ENDPOINT", "PJSIP endpoint name of the carrier trunk on nodes", &c.TrunkName},
+		{"trunk-host", "HOST", "carrier SIP host nodes register to", &c.TrunkHost},
+		{"trunk-user", "USER", "carrier SIP user", &c.TrunkUser},
+		{"trunk-password", "PASSWORD", "carrier SIP password", &c.TrunkPassword},
+		{"trunk-password-file", "FILE", "file holding the carrier SIP password", &c.TrunkPasswordFile},
+		{"node-slots", "CALLS", "concurrent calls per node", &c.NodeSlots},
+		{"min-nodes", "NODES", "minimum nodes", &c.MinNodes},
+		{"max-nodes", "NODES", "maximum nodes", &c.MaxNodes},
+		{"budget", "USD_PER_HOUR", "fleet cost cap in $/hour (0: none)", &c.BudgetPerH},
+		{"tick", "DURATION", "scaler reconcile interval", &c.Tick},
+		{"scale-in-window", "DURATION", "how long a node's surplus must last before a drain", &c.ScaleInWindow},
+		{"min-node-lifetime", "DURATION", "a younger node is never drained", &c.MinNodeLifetime},
+		{"price-region", "REGION", "price table region", &c.PriceRegion},
+		{"instance-type", "TYPE", "instance type priced for the local cloud", &c.InstanceType},
+		{"cap-day", "ATTEMPTS", "attempts to one number across campaigns per 24 hours (0: no cap)", &c.CapDay},
+		{"cap-week", "ATTEMPTS", "attempts to one number across campaigns per 7 days (0: no cap)", &c.CapWeek},
+		{"log-level", "LEVEL", "debug, info, warn or error", &c.LogLevel},
+		{"max-conns", "CONNS", "open HTTP connections at most", &c.MaxConns},
+		{"rpc-body-timeout", "DURATION", "time a node's XML-RPC request has to deliver its body", &c.RPCBodyTimeout},
 	}
 }
 
@@ -235,7 +238,13 @@ func set(ptr any, s string) error {
 }
 
 // flagValue adapts a config field to flag.Value.
-type flagValue struct{ ptr any }
+type flagValue struct {
+	ptr any
+	arg string // the placeholder -h shows
+}
+
+// Placeholder is what -h shows as the flag's argument.
+func (v flagValue) Placeholder() string { return v.arg }
 
 func (v flagValue) String() string {
 	switch p := v.ptr.(type) {
@@ -269,18 +278,31 @@ func (v flagValue) Set(s string) error { return set(v.ptr, s) }
 func (v flagValue) IsBoolFlag() bool { _, ok := v.ptr.(*bool); return ok }
 
 // LoadConfig builds the configuration for one subcommand from its arguments
-// and the environment. fs may carry subcommand flags of its own.
+// and the environment, with every setting a flag. fs may carry subcommand
+// flags of its own.
 func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, error) {
+	return loadConfig(fs, args, getenv, nil)
+}
+
+// loadConfig is LoadConfig with only the settings named in flags offered
+// as flags ("config" for -config; nil: all). The environment and the
+// configuration file still set any setting.
+func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string, flags []string) (Config, error) {
 	c := DefaultConfig()
-	configFile := fs.String("config", getenv("ELASTIDIAL_CONFIG"), "optional KEY=value configuration file")
+	offered := func(name string) bool { return flags == nil || slices.Contains(flags, name) }
+	configFile := new(string)
+	*configFile = getenv("ELASTIDIAL_CONFIG")
+	if offered("config") {
+		fs.StringVar(configFile, "config", *configFile, "optional KEY=value configuration `FILE` (env ELASTIDIAL_CONFIG)")
+	}
 	for _, f := range c.fields() {
-		if !secretFields[f.name] {
-			fs.Var(flagValue{f.ptr}, f.name, f.usage+" (env "+envName(f.name)+")")
+		if !secretFields[f.name] && offered(f.name) {
+			fs.Var(flagValue{f.ptr, f.arg}, f.name, f.usage+" (env "+envName(f.name)+")")
 		}
 	}
 	// Flags are parsed first to find -config, then the layers are applied in
 	// order: file, environment, and the flags again so that they win.
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return c, err
 	}
 	explicit := map[string]string{}
@@ -306,7 +328,7 @@ func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 	// The flag set must see the final values too, for its own String().
 	for _, f := range c.fields() {
 		if fl := fs.Lookup(f.name); fl != nil {
-			fl.Value = flagValue{f.ptr}
+			fl.Value = flagValue{f.ptr, f.arg}
 		}
 	}
 	if c.TrunkPasswordFile != "" {

@@ -23,12 +23,13 @@ import (
 )
 
 func init() {
-	commands["demo"] = command{summary: "run the whole system on this machine with a sample campaign", run: demo, flags: func(fs *flag.FlagSet) {
-		fs.Int("contacts", 1500, "contacts in the sample dial list")
-		fs.Int("calls", 250, "the campaign's target of concurrent calls")
-		fs.String("dir", "", "working folder (store, audio, nodes); a new temporary one when empty")
-		fs.Duration("timeout", 10*time.Minute, "give up after this long")
-	}}
+	commands["demo"] = command{summary: "run the whole system on this machine with a sample campaign and print a summary",
+		config: []string{"listen", "node-slots", "max-nodes", "agent-path", "log-level"}, run: demo, flags: func(fs *flag.FlagSet) {
+			fs.Int("contacts", 1500, "`CONTACTS` in the sample dial list")
+			fs.Int("calls", 250, "the campaign's target of concurrent `CALLS`")
+			fs.String("dir", "", "working `DIR` (store, audio, nodes), kept afterwards; a temporary one, removed, when empty")
+			fs.Duration("timeout", 10*time.Minute, "give up after this long")
+		}}
 }
 
 // demo runs the control center on the embedded default with the local

@@ -31,7 +31,7 @@ import (
 )
 
 func init() {
-	commands["serve"] = command{summary: "run the control center (dashboard, REST API, XML-RPC)", run: serve}
+	commands["serve"] = command{summary: "run the control center: dashboard, REST API, XML-RPC for nodes, scaler", run: serve}
 }
 
 // serve runs the control center until ctx ends: the dashboard, the REST
