@@ -91,7 +91,7 @@ func startWith(t testing.TB, slots int, flags ...string) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.ctl = exec.Command(bins.controller, "serve", "-listen", strings.TrimPrefix(s.base, "http://"), "-db", db,
+	s.ctl = exec.Command(bins.controller, "serve", "-data", s.dir, "-listen", strings.TrimPrefix(s.base, "http://"), "-db", db,
 		"-audio", filepath.Join(s.dir, "audio"), "-secret-file", filepath.Join(s.dir, "secret"),
 		"-cloud", "local", "-agent-path", bins.agent, "-local-dir", filepath.Join(s.dir, "nodes"),
 		"-local-ami", s.node.AMIAddr, "-local-ami-user", s.node.AMIUser, "-local-agi", s.node.AGIAddr,

@@ -13,7 +13,7 @@ import (
 
 func init() {
 	commands["compliance"] = command{summary: "verify the per-attempt compliance record, or export one campaign's as JSON lines",
-		args: "verify | export", config: []string{"config", "db"}, run: compliance, flags: func(fs *flag.FlagSet) {
+		args: "verify | export", config: []string{"config", "data", "db"}, run: compliance, flags: func(fs *flag.FlagSet) {
 			fs.String("campaign", "", "the campaign's `ID` (verify: default every campaign; export: required)")
 		}}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,12 +25,18 @@ type Config struct {
 	Listen    string // HTTP address for the REST API, dashboard, XML-RPC and /metrics. Default ":8080".
 	PublicURL string // URL nodes use to reach the controller. Default "http://127.0.0.1" + Listen's port.
 
-	DB string // store: a file path or "sqlite:PATH" for SQLite, or a "postgres://" URL. Default "elastidial.db".
+	// Data is the folder serve keeps its state in when no other place is
+	// given: the SQLite store, the audio library, recordings, the cluster
+	// secret and the local cloud's nodes. Default $XDG_DATA_HOME/elastidial,
+	// else ~/.local/share/elastidial; never the working folder.
+	Data string
+
+	DB string // store: a file path or "sqlite:PATH" for SQLite, or a "postgres://" URL. Default DATA/elastidial.db.
 
 	Memcached string // comma-separated memcached addresses; "" uses an in-process cache. Default "".
 
-	Audio      string // audio library: a folder, or "s3://bucket/prefix". Default "audio".
-	Recordings string // calls' recordings: a folder, or "s3://bucket/prefix" apart from the audio. Default "recordings".
+	Audio      string // audio library: a folder, or "s3://bucket/prefix". Default DATA/audio.
+	Recordings string // calls' recordings: a folder, or "s3://bucket/prefix" apart from the audio. Default DATA/recordings.
 	S3Endpoint string // custom S3 endpoint for S3-compatible stores. Default "" (AWS).
 	S3Region   string // region of the audio bucket. Default "us-east-1".
 
@@ -38,11 +45,11 @@ type Config struct {
 	// (ps shows command lines to every local user): the environment
 	// (ELASTIDIAL_CLUSTER_SECRET), the config file, or SecretFile.
 	ClusterSecret string
-	SecretFile    string // file holding the cluster secret, generated (0600) when absent and ClusterSecret is empty. Default "elastidial.secret".
+	SecretFile    string // file holding the cluster secret, generated (0600) when absent and ClusterSecret is empty. Default DATA/elastidial.secret.
 
 	Cloud     string // "local" (node-agent processes here) or "ec2". Default "local".
 	AgentPath string // node-agent binary for the local cloud. Default: built from ./cmd/node-agent.
-	LocalDir  string // working folder of local nodes (logs, state, sounds). Default "local-nodes".
+	LocalDir  string // working folder of local nodes (logs, state, sounds). Default DATA/nodes.
 	// A real Asterisk on this machine, configured as a node, for the local
 	// cloud's one node to drive instead of a simulated Asterisk. Its AMI
 	// secret comes from the environment (ELASTIDIAL_LOCAL_AMI_SECRET) only.
@@ -101,14 +108,9 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Listen:           ":8080",
-		DB:               "elastidial.db",
-		Audio:            "audio",
-		Recordings:       "recordings",
 		S3Region:         "us-east-1",
 		Cluster:          "elastidial",
-		SecretFile:       "elastidial.secret",
 		Cloud:            "local",
-		LocalDir:         "local-nodes",
 		LocalAMIUser:     "elastidial",
 		LocalAGI:         "127.0.0.1:4573",
 		EC2Region:        "us-east-1",
@@ -144,18 +146,19 @@ func (c *Config) fields() []field {
 	return []field{
 		{"listen", "ADDR", "HTTP listen address", &c.Listen},
 		{"public-url", "URL", "URL nodes use to reach the controller", &c.PublicURL},
-		{"db", "PATH|URL", "store: SQLite file path or postgres:// URL", &c.DB},
+		{"data", "DIR", "data folder for what is not placed elsewhere: store, audio, recordings, secret, local nodes (default $XDG_DATA_HOME/elastidial or ~/.local/share/elastidial)", &c.Data},
+		{"db", "PATH|URL", "store: SQLite file path or postgres:// URL (default DATA/elastidial.db)", &c.DB},
 		{"memcached", "ADDRS", "comma-separated memcached addresses (empty: in-process cache)", &c.Memcached},
-		{"audio", "DIR|S3URL", "audio library: folder or s3://bucket/prefix", &c.Audio},
-		{"recordings", "DIR|S3URL", "calls' recordings: folder or s3://bucket/prefix (not inside the audio library)", &c.Recordings},
+		{"audio", "DIR|S3URL", "audio library: folder or s3://bucket/prefix (default DATA/audio)", &c.Audio},
+		{"recordings", "DIR|S3URL", "calls' recordings: folder or s3://bucket/prefix, not inside the audio library (default DATA/recordings)", &c.Recordings},
 		{"s3-endpoint", "URL", "custom S3 endpoint", &c.S3Endpoint},
 		{"s3-region", "REGION", "audio bucket region", &c.S3Region},
 		{"cluster", "NAME", "cluster name", &c.Cluster},
 		{"cluster-secret", "SECRET", "secret nodes present to register", &c.ClusterSecret},
-		{"secret-file", "FILE", "file holding the cluster secret (generated when absent)", &c.SecretFile},
+		{"secret-file", "FILE", "file holding the cluster secret, generated when absent (default DATA/elastidial.secret)", &c.SecretFile},
 		{"cloud", "local|ec2", "local or ec2", &c.Cloud},
 		{"agent-path", "FILE", "node-agent binary for the local cloud", &c.AgentPath},
-		{"local-dir", "DIR", "working folder of local nodes", &c.LocalDir},
+		{"local-dir", "DIR", "working folder of local nodes (default DATA/nodes)", &c.LocalDir},
 		{"local-ami", "ADDR", "AMI address of a real Asterisk for the local node (default: simulated)", &c.LocalAMI},
 		{"local-ami-user", "USER", "its AMI user (secret: ELASTIDIAL_LOCAL_AMI_SECRET)", &c.LocalAMIUser},
 		{"local-agi", "ADDR", "FastAGI address that Asterisk's dialplan calls", &c.LocalAGI},
@@ -331,6 +334,7 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string, fla
 			fl.Value = flagValue{f.ptr, f.arg}
 		}
 	}
+	c.placeInData(getenv)
 	if c.TrunkPasswordFile != "" {
 		b, err := os.ReadFile(c.TrunkPasswordFile)
 		if err != nil {
@@ -339,6 +343,49 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string, fla
 		c.TrunkPassword = strings.TrimSpace(string(b))
 	}
 	return c, c.Validate()
+}
+
+// placeInData fills the paths left unset with places in the data folder,
+// itself defaulting to the user's data folder ($XDG_DATA_HOME/elastidial,
+// else ~/.local/share/elastidial).
+func (c *Config) placeInData(getenv func(string) string) {
+	if c.Data == "" {
+		if x := getenv("XDG_DATA_HOME"); filepath.IsAbs(x) {
+			c.Data = filepath.Join(x, "elastidial")
+		} else if h := getenv("HOME"); h != "" {
+			c.Data = filepath.Join(h, ".local", "share", "elastidial")
+		} else if h, err := os.UserHomeDir(); err == nil {
+			c.Data = filepath.Join(h, ".local", "share", "elastidial")
+		}
+	}
+	if c.Data == "" {
+		return // Validate names it
+	}
+	for _, p := range []struct {
+		dst  *string
+		name string
+	}{{&c.DB, "elastidial.db"}, {&c.Audio, "audio"}, {&c.Recordings, "recordings"}, {&c.SecretFile, "elastidial.secret"}, {&c.LocalDir, "nodes"}} {
+		if *p.dst == "" {
+			*p.dst = filepath.Join(c.Data, p.name)
+		}
+	}
+}
+
+// MakeDataDir creates the data folder (0700: it holds the cluster secret
+// and contact data) when one of paths, those a command uses, lies in it.
+func (c *Config) MakeDataDir(paths ...string) error {
+	if c.Data == "" {
+		return nil
+	}
+	for _, p := range paths {
+		if strings.HasPrefix(p, c.Data+string(filepath.Separator)) {
+			if err := os.MkdirAll(c.Data, 0o700); err != nil {
+				return fmt.Errorf("data folder: %w", err)
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 // loadFile reads KEY=value lines; keys are flag names or their env names.
@@ -386,6 +433,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Listen == "" {
 		bad("listen", "must not be empty")
+	}
+	if c.Data == "" {
+		bad("data", "no data folder: set -data or ELASTIDIAL_DATA (neither HOME nor XDG_DATA_HOME is set)")
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

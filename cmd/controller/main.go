@@ -136,6 +136,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		return err
 	}
+	paths := []string{cfg.DB} // what token, report and compliance use
+	if cmd.config == nil {
+		paths = append(paths, cfg.Audio, cfg.Recordings, cfg.SecretFile, cfg.LocalDir) // serve
+	}
+	if cmd.config == nil || slices.Contains(cmd.config, "db") {
+		if err := cfg.MakeDataDir(paths...); err != nil {
+			return err
+		}
+	}
 	log := newLogger(stderr, cfg.LogLevel)
 	return cmd.run(ctx, cfg, fs, stdout, log)
 }

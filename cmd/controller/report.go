@@ -15,7 +15,7 @@ import (
 
 func init() {
 	commands["report"] = command{summary: "print what the fleet cost over a period: per hour, per campaign, per answered call",
-		args: "cost", config: []string{"config", "db", "price-region", "instance-type"}, run: report, flags: func(fs *flag.FlagSet) {
+		args: "cost", config: []string{"config", "data", "db", "price-region", "instance-type"}, run: report, flags: func(fs *flag.FlagSet) {
 			fs.String("from", "", "period start, an RFC 3339 `TIME` such as 2026-11-22T09:00:00Z (default: 24 hours before -to)")
 			fs.String("to", "", "period end, an RFC 3339 `TIME` (default: now)")
 			fs.String("format", "table", "`FORMAT`: table, csv or json")

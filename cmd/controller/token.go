@@ -19,7 +19,7 @@ func init() {
 	commands["token"] = command{
 		summary: "create an API token for the REST API (printed once), list them, or revoke one",
 		args:    "NAME | list | revoke ID",
-		config:  []string{"config", "db"},
+		config:  []string{"config", "data", "db"},
 		run:     token,
 		flags: func(fs *flag.FlagSet) {
 			fs.String("role", string(campaign.RoleAdmin), "the new token's `ROLE`: admin, ops, manager or viewer")
