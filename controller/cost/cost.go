@@ -92,16 +92,16 @@ type Report struct {
 	From               time.Time  `json:"from"`
 	To                 time.Time  `json:"to"`
 	Region             string     `json:"region"`
-	Total              float64    `json:"total_usd"` // $ billed in the period
+	Total              float64    `json:"total"` // $ billed in the period
 	NodeHours          float64    `json:"node_hours"`
-	Instances          int        `json:"instances"`             // instances that ran in the period
-	CostPerHourNow     float64    `json:"cost_per_hour_now_usd"` // $/h of the fleet running at To
-	PeakNodes          int        `json:"peak_nodes"`            // most instances running at once
-	StaticPeakCost     float64    `json:"static_peak_cost_usd"`  // PeakNodes held for the whole period
+	Instances          int        `json:"instances"`         // instances that ran in the period
+	CostPerHourNow     float64    `json:"cost_per_hour_now"` // $/h of the fleet running at To
+	PeakNodes          int        `json:"peak_nodes"`        // most instances running at once
+	StaticPeakCost     float64    `json:"static_peak_cost"`  // PeakNodes held for the whole period
 	AnsweredCalls      int        `json:"answered_calls"`
 	ConnectedMinutes   float64    `json:"connected_minutes"`
-	PerAnsweredCall    float64    `json:"per_answered_call_usd"` // $; 0 when no call was answered
-	PerConnectedMinute float64    `json:"per_connected_minute_usd"`
+	PerAnsweredCall    float64    `json:"per_answered_call"` // $; 0 when no call was answered
+	PerConnectedMinute float64    `json:"per_connected_minute"`
 	Hours              []Hour     `json:"hours"`
 	Campaigns          []Campaign `json:"campaigns"` // attributed by call-seconds
 }
@@ -109,7 +109,7 @@ type Report struct {
 // Hour is one hour of the period.
 type Hour struct {
 	Start time.Time `json:"start"`
-	Cost  float64   `json:"cost_usd"`
+	Cost  float64   `json:"cost"`
 	Nodes float64   `json:"nodes"` // mean instances running
 }
 
@@ -117,7 +117,7 @@ type Hour struct {
 type Campaign struct {
 	CampaignID  string  `json:"campaign_id"`
 	CallSeconds float64 `json:"call_seconds"`
-	Cost        float64 `json:"cost_usd"`
+	Cost        float64 `json:"cost"`
 }
 
 // Node is one instance as billing sees it: its type, whether spot, and
