@@ -78,7 +78,7 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 func (e *FieldError) Unwrap() error { return ErrInvalid }
 
 // Window is a daily calling window in the contact's local time, as minutes
-// since midnight: [Start, End).
+// since midnight: [Start, End). In JSON it reads "HH:MM" (window_json.go).
 type Window struct {
 	Start int `json:"start"`
 	End   int `json:"end"`
@@ -251,7 +251,7 @@ func (c *Campaign) Validate() error {
 	case !(c.MaxCPS >= MinCPS && c.MaxCPS <= MaxCPS):
 		return &FieldError{"max_cps", fmt.Sprintf("%g: want %g to %g attempts per second", c.MaxCPS, MinCPS, MaxCPS)}
 	case c.Window == (Window{}):
-		return &FieldError{"window", "start and end are minutes of the day, 0 to 1440, and must differ"}
+		return &FieldError{"window", `start and end are local times of day from "00:00" to "24:00", such as {"start": "08:00", "end": "21:00"}, and must differ`}
 	case c.MaxAttempts < 1 || c.MaxAttempts > 100:
 		return &FieldError{"max_attempts", fmt.Sprintf("%d: want 1 to 100", c.MaxAttempts)}
 	case c.RingSeconds < 5 || c.RingSeconds > 300:

@@ -96,7 +96,7 @@ func startWith(t testing.TB, slots int, flags ...string) *system {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.ctl = exec.Command(bins.controller, "serve", "-listen", strings.TrimPrefix(s.base, "http://"), "-db", db,
+	s.ctl = exec.Command(bins.controller, "serve", "-data", s.dir, "-listen", strings.TrimPrefix(s.base, "http://"), "-db", db,
 		"-audio", filepath.Join(s.dir, "audio"), "-speech", filepath.Join(s.dir, "speech"), "-secret-file", filepath.Join(s.dir, "secret"),
 		"-cloud", "local", "-agent-path", bins.agent, "-local-dir", filepath.Join(s.dir, "nodes"),
 		"-local-ami", s.node.AMIAddr, "-local-ami-user", s.node.AMIUser, "-local-agi", s.node.AGIAddr,
@@ -232,8 +232,15 @@ func (s *system) results(campaignID string) []result {
 		res.Phone, res.Disposition = r[col["phone"]], r[col["disposition"]]
 		res.Attempt, _ = strconv.Atoi(r[col["attempt"]])
 		res.Cause, _ = strconv.Atoi(r[col["cause"]])
-		json.Unmarshal([]byte(r[col["path"]]), &res.Path)
-		json.Unmarshal([]byte(r[col["tags"]]), &res.Tags)
+		if p := r[col["path"]]; p != "" {
+			res.Path = strings.Split(p, " > ")
+		}
+		res.Tags = map[string]string{} // one column per tag: tag.<name>
+		for h, i := range col {
+			if name, ok := strings.CutPrefix(h, "tag."); ok && r[i] != "" {
+				res.Tags[name] = r[i]
+			}
+		}
 		res.Recording = r[col["recording"]]
 		an, _ := time.Parse(time.RFC3339, r[col["answered_at"]])
 		en, _ := time.Parse(time.RFC3339, r[col["ended_at"]])

@@ -73,16 +73,16 @@ func (r *Recordings) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		key := strings.TrimPrefix(req.URL.Path, "/")
 		if err := CheckKey(key); err != nil || !strings.HasPrefix(key, "calls/") {
-			http.Error(w, `{"error":"no such recording"}`, http.StatusNotFound)
+			jsonError(w, http.StatusNotFound, "no such recording")
 			return
 		}
 		rc, err := r.Store.Get(req.Context(), key)
 		if errors.Is(err, ErrNotFound) {
-			http.Error(w, `{"error":"no such recording"}`, http.StatusNotFound)
+			jsonError(w, http.StatusNotFound, "no such recording")
 			return
 		}
 		if err != nil {
-			http.Error(w, `{"error":"recording store unavailable"}`, http.StatusServiceUnavailable)
+			jsonError(w, http.StatusServiceUnavailable, "recording store unavailable")
 			return
 		}
 		defer rc.Close()

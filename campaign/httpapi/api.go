@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
 	"slices"
@@ -70,44 +71,65 @@ func (a *API) now() time.Time {
 	return time.Now()
 }
 
-// Handler returns the API with authentication in front. Every route
-// names the permission it needs (see campaign.Role); a route on one
-// campaign answers 404 to a token scoped to other campaigns, as if it did
-// not exist.
-func (a *API) Handler() http.Handler {
+// Routes lists the campaign API's endpoints. Every route names the
+// permission it needs (see campaign.Role); a route on one campaign answers
+// 404 to a token scoped to other campaigns, as if it did not exist.
+func (a *API) Routes() []Route {
+	r := func(pattern string, p campaign.Perm, h http.HandlerFunc) Route {
+		return Route{Pattern: pattern, Perm: p, Handler: h}
+	}
+	return []Route{
+		{Pattern: "GET /api/v1/openapi.json", Public: true, Handler: http.HandlerFunc(serveOpenAPI)},
+		r("GET /api/v1/whoami", "", a.whoami),
+		r("GET /api/v1/trunks", campaign.PermRead, a.listTrunks),
+		r("PUT /api/v1/trunks/{name}", campaign.PermTrunks, a.putTrunk),
+		r("GET /api/v1/campaigns", campaign.PermRead, a.listCampaigns),
+		r("POST /api/v1/campaigns", campaign.PermAllCamps, a.requirePerm(campaign.PermWrite, a.createCampaign)),
+		r("GET /api/v1/campaigns/{id}", campaign.PermRead, a.getCampaign),
+		r("PUT /api/v1/campaigns/{id}", campaign.PermWrite, a.updateCampaign),
+		r("PATCH /api/v1/campaigns/{id}", campaign.PermWrite, a.patchCampaign),
+		r("PUT /api/v1/campaigns/{id}/flow", campaign.PermWrite, a.putFlow),
+		r("GET /api/v1/campaigns/{id}/flow", campaign.PermRead, a.getFlow),
+		r("POST /api/v1/campaigns/{id}/contacts", campaign.PermWrite, a.importContacts),
+		r("POST /api/v1/campaigns/{id}/start", campaign.PermControl, a.setStatus(campaign.StatusRunning)),
+		r("POST /api/v1/campaigns/{id}/resume", campaign.PermControl, a.setStatus(campaign.StatusRunning)),
+		r("POST /api/v1/campaigns/{id}/pause", campaign.PermControl, a.setStatus(campaign.StatusPaused)),
+		r("POST /api/v1/campaigns/{id}/stop", campaign.PermControl, a.setStatus(campaign.StatusCompleted)),
+		r("GET /api/v1/campaigns/{id}/stats", campaign.PermRead, a.stats),
+		r("GET /api/v1/campaigns/{id}/results.csv", campaign.PermResults, a.results),
+		r("GET /api/v1/campaigns/{id}/results", campaign.PermResults, a.searchResults), // live.go
+		r("GET /api/v1/campaigns/{id}/outcomes", campaign.PermRead, a.outcomes),
+		r("GET /api/v1/trunk-usage", campaign.PermRead, a.trunkUsage),
+		r("POST /api/v1/campaigns/{id}/recycle", campaign.PermWrite, a.recycle), // changes who is called, like a dial list
+		r("GET /api/v1/campaigns/{id}/recordings", campaign.PermResults, a.recordings),
+		r("GET /api/v1/campaigns/{id}/webhook/deliveries", campaign.PermRead, a.deliveries),
+		r("GET /api/v1/campaigns/{id}/webhook/deliveries/{did}", campaign.PermResults, a.delivery),
+		r("POST /api/v1/campaigns/{id}/webhook/deliveries/{did}/redeliver", campaign.PermResults, a.redeliver), // sends contact data out
+		r("GET /api/v1/imports/{import}/rejections.csv", campaign.PermResults, a.rejections),
+		r("POST /api/v1/dnc", campaign.PermWrite, a.importDNC),
+		r("GET /api/v1/dnc", campaign.PermRead, a.searchDNC),
+		r("DELETE /api/v1/dnc/{phone}", campaign.PermWrite, a.deleteDNC),
+		r("GET /api/v1/dnc/imports", campaign.PermRead, a.dncImports),
+		r("GET /api/v1/audit", campaign.PermTokens, a.audit),
+		r("GET /api/v1/tokens", campaign.PermTokens, a.listTokens),
+		r("POST /api/v1/tokens", campaign.PermTokens, a.createToken),
+		r("DELETE /api/v1/tokens/{tid}", campaign.PermTokens, a.revokeToken),
+	}
+}
+
+// Handler serves the API's routes and extra ones (the controller's fleet,
+// cost, audio and recordings), each behind authentication with its
+// permission; anything else under /api/v1/ gets a JSON 404 or 405.
+func (a *API) Handler(extra ...Route) http.Handler {
 	m := http.NewServeMux()
-	route := func(pattern string, p campaign.Perm, h http.HandlerFunc) { m.Handle(pattern, a.Require(p, h)) }
-	route("GET /api/v1/whoami", "", a.whoami)
-	route("GET /api/v1/trunks", campaign.PermRead, a.listTrunks)
-	route("PUT /api/v1/trunks/{name}", campaign.PermTrunks, a.putTrunk)
-	route("GET /api/v1/campaigns", campaign.PermRead, a.listCampaigns)
-	route("POST /api/v1/campaigns", campaign.PermAllCamps, a.requirePerm(campaign.PermWrite, a.createCampaign))
-	route("GET /api/v1/campaigns/{id}", campaign.PermRead, a.getCampaign)
-	route("PUT /api/v1/campaigns/{id}", campaign.PermWrite, a.updateCampaign)
-	route("PUT /api/v1/campaigns/{id}/flow", campaign.PermWrite, a.putFlow)
-	route("GET /api/v1/campaigns/{id}/flow", campaign.PermRead, a.getFlow)
-	route("POST /api/v1/campaigns/{id}/contacts", campaign.PermWrite, a.importContacts)
-	route("POST /api/v1/campaigns/{id}/{action}", campaign.PermControl, a.setStatus)
-	route("GET /api/v1/campaigns/{id}/stats", campaign.PermRead, a.stats)
-	route("GET /api/v1/campaigns/{id}/results.csv", campaign.PermResults, a.results)
-	route("GET /api/v1/campaigns/{id}/results", campaign.PermResults, a.searchResults) // live.go
-	route("GET /api/v1/campaigns/{id}/outcomes", campaign.PermRead, a.outcomes)
-	route("GET /api/v1/trunk-usage", campaign.PermRead, a.trunkUsage)
-	route("POST /api/v1/campaigns/{id}/recycle", campaign.PermWrite, a.recycle) // changes who is called, like a dial list
-	route("GET /api/v1/campaigns/{id}/recordings", campaign.PermResults, a.recordings)
-	route("GET /api/v1/campaigns/{id}/webhook/deliveries", campaign.PermRead, a.deliveries)
-	route("GET /api/v1/campaigns/{id}/webhook/deliveries/{did}", campaign.PermResults, a.delivery)
-	route("POST /api/v1/campaigns/{id}/webhook/deliveries/{did}/redeliver", campaign.PermResults, a.redeliver) // sends contact data out
-	route("GET /api/v1/imports/{import}/rejections.csv", campaign.PermResults, a.rejections)
-	route("POST /api/v1/dnc", campaign.PermWrite, a.importDNC)
-	route("GET /api/v1/dnc", campaign.PermRead, a.searchDNC)
-	route("DELETE /api/v1/dnc/{phone}", campaign.PermWrite, a.deleteDNC)
-	route("GET /api/v1/dnc/imports", campaign.PermRead, a.dncImports)
-	route("GET /api/v1/audit", campaign.PermTokens, a.audit)
-	route("GET /api/v1/tokens", campaign.PermTokens, a.listTokens)
-	route("POST /api/v1/tokens", campaign.PermTokens, a.createToken)
-	route("DELETE /api/v1/tokens/{tid}", campaign.PermTokens, a.revokeToken)
-	return m
+	for _, rt := range append(a.Routes(), extra...) {
+		if rt.Public {
+			m.Handle(rt.Pattern, rt.Handler)
+		} else {
+			m.Handle(rt.Pattern, a.Require(rt.Perm, rt.Handler))
+		}
+	}
+	return JSONErrors(m)
 }
 
 type callerKey struct{}
@@ -221,20 +243,32 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 // decode reads a bounded JSON body, refusing unknown fields.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
+		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" && !(r.Method == http.MethodPatch && mt == "application/merge-patch+json") {
 			return &campaign.FieldError{Field: "Content-Type", Reason: fmt.Sprintf("%q: send application/json", ct)}
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxJSONBytes))
+	return decodeJSON(http.MaxBytesReader(w, r.Body, MaxJSONBytes), v)
+}
+
+// decodeJSON reads one JSON value into v, refusing unknown fields by name.
+func decodeJSON(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var fe *campaign.FieldError
+		if errors.As(err, &fe) { // from a type's own UnmarshalJSON
+			return fe
+		}
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return &campaign.FieldError{Field: strings.Trim(name, `"`), Reason: "unknown field"}
+		}
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return err
 		}
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
-			return &campaign.FieldError{Field: ute.Field, Reason: fmt.Sprintf("want a JSON %s", ute.Type)}
+			return &campaign.FieldError{Field: cmp.Or(ute.Field, "body"), Reason: fmt.Sprintf("want a JSON %s", jsonType(ute.Type))}
 		}
 		return &campaign.FieldError{Field: "body", Reason: "not valid JSON: " + err.Error()}
 	}
@@ -580,33 +614,25 @@ func (a *API) deleteDNC(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (a *API) setStatus(w http.ResponseWriter, r *http.Request) {
-	to, ok := map[string]string{
-		"start":  campaign.StatusRunning,
-		"resume": campaign.StatusRunning,
-		"pause":  campaign.StatusPaused,
-		"stop":   campaign.StatusCompleted,
-	}[r.PathValue("action")]
-	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown action %q; want start, pause, resume or stop", r.PathValue("action")), "")
-		return
-	}
-	if to == campaign.StatusRunning && a.CheckColumns != nil {
-		if msg, err := a.flowFits(r.Context(), r.PathValue("id")); err != nil {
+func (a *API) setStatus(to string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if to == campaign.StatusRunning && a.CheckColumns != nil {
+			if msg, err := a.flowFits(r.Context(), r.PathValue("id")); err != nil {
+				a.fail(w, r, err)
+				return
+			} else if msg != "" {
+				writeError(w, http.StatusConflict, msg, "flow")
+				return
+			}
+		}
+		c, err := a.Store.SetStatus(r.Context(), r.PathValue("id"), to, a.now())
+		if err != nil {
 			a.fail(w, r, err)
 			return
-		} else if msg != "" {
-			writeError(w, http.StatusConflict, msg, "flow")
-			return
 		}
+		a.demandChanged()
+		jsonhttp.Write(w, http.StatusOK, c)
 	}
-	c, err := a.Store.SetStatus(r.Context(), r.PathValue("id"), to, a.now())
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	a.demandChanged()
-	jsonhttp.Write(w, http.StatusOK, c)
 }
 
 // flowFits checks the campaign's current flow against its dial lists'
@@ -647,29 +673,86 @@ func recordingURL(key string) string {
 	return "/api/v1/recordings/" + key
 }
 
+// results streams a campaign's attempts as CSV: one row per attempt, the
+// Q.850 cause with its text, the IVR path, then one column per contact
+// field ("contact.<name>") and per tag the flow set ("tag.<name>"), so a
+// spreadsheet sorts and filters them without parsing JSON. The columns are
+// found in a first pass over the rows, which are written in a second.
 func (a *API) results(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if _, err := a.Store.Campaign(r.Context(), id); err != nil {
+	fieldSet, tagSet := map[string]bool{}, map[string]bool{}
+	err := a.Store.Results(r.Context(), id, func(row sqlstore.ResultRow) error {
+		for k := range jsonObject(row.Fields) {
+			fieldSet[k] = true
+		}
+		for k := range jsonObject(row.Tags) {
+			tagSet[k] = true
+		}
+		return nil
+	})
+	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	fields, tags := slices.Sorted(maps.Keys(fieldSet)), slices.Sorted(maps.Keys(tagSet))
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", id+"-results.csv"))
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"phone", "attempt", "call_id", "state", "disposition", "cause", "started_at", "answered_at", "ended_at", "path", "tags", "fields", "recording"})
+	head := []string{"phone", "attempt", "call_id", "state", "disposition", "cause", "cause_text", "started_at", "answered_at", "ended_at", "path", "recording"}
+	for _, f := range fields {
+		head = append(head, "contact."+f)
+	}
+	for _, t := range tags {
+		head = append(head, "tag."+t)
+	}
+	cw.Write(head)
 	ts := func(t time.Time) string {
 		if t.IsZero() {
 			return ""
 		}
 		return t.Format(time.RFC3339)
 	}
-	err := a.Store.Results(r.Context(), id, func(row sqlstore.ResultRow) error {
-		return cw.Write([]string{row.Phone, fmt.Sprint(row.Attempt), row.CallID, row.State, row.Disposition, fmt.Sprint(row.Cause), ts(row.StartedAt), ts(row.AnsweredAt), ts(row.EndedAt), row.Path, row.Tags, row.Fields, recordingURL(row.Recording)})
+	err = a.Store.Results(r.Context(), id, func(row sqlstore.ResultRow) error {
+		cause := ""
+		if row.Cause != 0 {
+			cause = strconv.Itoa(row.Cause)
+		}
+		var path []string
+		json.Unmarshal([]byte(row.Path), &path)
+		rec := []string{row.Phone, strconv.Itoa(row.Attempt), row.CallID, row.State, row.Disposition, cause, campaign.CauseText(row.Cause),
+			ts(row.StartedAt), ts(row.AnsweredAt), ts(row.EndedAt), strings.Join(path, " > "), recordingURL(row.Recording)}
+		fv, tv := jsonObject(row.Fields), jsonObject(row.Tags)
+		for _, f := range fields {
+			rec = append(rec, fv[f])
+		}
+		for _, t := range tags {
+			rec = append(rec, tv[t])
+		}
+		return cw.Write(rec)
 	})
 	cw.Flush()
 	if err != nil && a.Log != nil {
 		a.Log.Error("results export", "campaign", id, "err", err)
 	}
+}
+
+// jsonObject reads a stored JSON object of strings; values of other types
+// keep their JSON text.
+func jsonObject(doc string) map[string]string {
+	var raw map[string]json.RawMessage
+	if json.Unmarshal([]byte(doc), &raw) != nil {
+		return nil
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			out[k] = s
+		} else if string(v) != "null" {
+			out[k] = string(v)
+		}
+	}
+	return out
 }
 
 func orEmpty[T any](s []T) []T {

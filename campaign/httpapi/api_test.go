@@ -191,7 +191,7 @@ func TestHostileRequests(t *testing.T) {
 		{"binary dial list", "POST", "/api/v1/campaigns/" + camp.ID + "/contacts", "text/csv", "PK\x03\x04\x00\x00binary", 422, "not a CSV text file"},
 		{"no phone column", "POST", "/api/v1/campaigns/" + camp.ID + "/contacts", "text/csv", "name,email\na,b\n", 422, "no phone column"},
 		{"multipart without file", "POST", "/api/v1/campaigns/" + camp.ID + "/contacts", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nv\r\n--x--\r\n", 400, `no part named \"file\"`},
-		{"bad action", "POST", "/api/v1/campaigns/" + camp.ID + "/explode", "", "", 404, "unknown action"},
+		{"bad action", "POST", "/api/v1/campaigns/" + camp.ID + "/explode", "", "", 404, "no such endpoint: POST"},
 		{"bad transition", "POST", "/api/v1/campaigns/" + camp.ID + "/pause", "", "", 409, "cannot become paused"},
 		{"flow not an object", "PUT", "/api/v1/campaigns/" + camp.ID + "/flow", "application/json", `[1,2]`, 400, "JSON object"},
 		{"NUL past the sniff", "POST", "/api/v1/campaigns/" + camp.ID + "/contacts", "text/csv", "phone\n" + strings.Repeat("2125550100\n", 8000) + "21255\x0001\n", 422, "line 8002: a NUL byte"},

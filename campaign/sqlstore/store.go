@@ -290,6 +290,47 @@ func (s *Store) UpdateCampaign(ctx context.Context, c campaign.Campaign, now tim
 	return out, err
 }
 
+// ModifyCampaign applies change to the stored campaign and saves it, in one
+// transaction with the row locked, so that two partial updates of one
+// campaign never undo each other. The id, status, flow version and
+// timestamps stay the store's.
+func (s *Store) ModifyCampaign(ctx context.Context, id string, change func(*campaign.Campaign) error, now time.Time) (campaign.Campaign, error) {
+	var out campaign.Campaign
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		if s.postgres { // SQLite writes are serialised by wmu already
+			if _, err := tx.ExecContext(ctx, s.q(`SELECT 1 FROM campaigns WHERE id = ? FOR UPDATE`), id); err != nil {
+				return fmt.Errorf("lock campaign: %w", err)
+			}
+		}
+		old, err := s.campaignTx(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		c := old
+		if err := change(&c); err != nil {
+			return err
+		}
+		c.ID, c.Status, c.FlowVersion, c.CreatedAt, c.UpdatedAt, c.Transfers = old.ID, old.Status, old.FlowVersion, old.CreatedAt, now.UTC(), old.Transfers
+		c.Defaults()
+		if err := c.Validate(); err != nil {
+			return err
+		}
+		if err := s.groupExists(ctx, tx, c.Trunks); err != nil {
+			return err
+		}
+		secret, err := s.webhookSecret(ctx, tx, &c)
+		if err != nil {
+			return err
+		}
+		if err := s.storeSecret(ctx, tx, c.ID, secret); err != nil {
+			return err
+		}
+		out = c
+		return s.saveCampaign(ctx, tx, c)
+	})
+	return out, err
+}
+
 func (s *Store) saveCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign) error {
 	doc, _ := json.Marshal(c)
 	_, err := tx.ExecContext(ctx, s.q(`UPDATE campaigns SET name = ?, status = ?, trunk = ?, doc = ?, flow_version = ?, updated_at = ?, revision = revision + 1 WHERE id = ?`),

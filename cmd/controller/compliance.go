@@ -12,23 +12,16 @@ import (
 )
 
 func init() {
-	commands["compliance"] = command{summary: "check or export the per-attempt compliance record: controller compliance verify|export [-campaign ID]", run: compliance, flags: func(fs *flag.FlagSet) {
-		fs.String("campaign", "", "the campaign (verify: default every campaign; export: required)")
-	}}
+	commands["compliance"] = command{summary: "verify the per-attempt compliance record, or export one campaign's as JSON lines",
+		args: "verify | export", config: []string{"config", "data", "db"}, run: compliance, flags: func(fs *flag.FlagSet) {
+			fs.String("campaign", "", "the campaign's `ID` (verify: default every campaign; export: required)")
+		}}
 }
 
 // compliance verifies campaigns' hash-chained compliance records, or
 // exports one as JSON lines for a regulator or a lawyer.
 func compliance(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer, _ *slog.Logger) error {
 	args := fs.Args()
-	if len(args) > 1 { // flags after the verb: compliance export -campaign ID
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		args = append(args[:1], fs.Args()...)
-		// A -db after the verb must be the store used, not the default.
-		cfg.DB = fs.Lookup("db").Value.String()
-	}
 	if len(args) != 1 || (args[0] != "verify" && args[0] != "export") {
 		return errors.New("compliance: want 'controller compliance verify [-campaign ID]' or 'controller compliance export -campaign ID'")
 	}

@@ -8,11 +8,14 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
+	"github.com/elastidial/elastidial/internal/cli"
 )
 
 // Config is the controller's whole configuration. It is built in four
@@ -23,12 +26,18 @@ type Config struct {
 	Listen    string // HTTP address for the REST API, dashboard, XML-RPC and /metrics. Default ":8080".
 	PublicURL string // URL nodes use to reach the controller. Default "http://127.0.0.1" + Listen's port.
 
-	DB string // store: a file path or "sqlite:PATH" for SQLite, or a "postgres://" URL. Default "elastidial.db".
+	// Data is the folder serve keeps its state in when no other place is
+	// given: the SQLite store, the audio library, recordings, the cluster
+	// secret and the local cloud's nodes. Default $XDG_DATA_HOME/elastidial,
+	// else ~/.local/share/elastidial; never the working folder.
+	Data string
+
+	DB string // store: a file path or "sqlite:PATH" for SQLite, or a "postgres://" URL. Default DATA/elastidial.db.
 
 	Memcached string // comma-separated memcached addresses; "" uses an in-process cache. Default "".
 
-	Audio      string // audio library: a folder, or "s3://bucket/prefix". Default "audio".
-	Recordings string // calls' recordings: a folder, or "s3://bucket/prefix" apart from the audio. Default "recordings".
+	Audio      string // audio library: a folder, or "s3://bucket/prefix". Default DATA/audio.
+	Recordings string // calls' recordings: a folder, or "s3://bucket/prefix" apart from the audio. Default DATA/recordings.
 	S3Endpoint string // custom S3 endpoint for S3-compatible stores. Default "" (AWS).
 	S3Region   string // region of the audio bucket. Default "us-east-1".
 
@@ -45,11 +54,11 @@ type Config struct {
 	// (ps shows command lines to every local user): the environment
 	// (ELASTIDIAL_CLUSTER_SECRET), the config file, or SecretFile.
 	ClusterSecret string
-	SecretFile    string // file holding the cluster secret, generated (0600) when absent and ClusterSecret is empty. Default "elastidial.secret".
+	SecretFile    string // file holding the cluster secret, generated (0600) when absent and ClusterSecret is empty. Default DATA/elastidial.secret.
 
 	Cloud     string // "local" (node-agent processes here) or "ec2". Default "local".
 	AgentPath string // node-agent binary for the local cloud. Default: built from ./cmd/node-agent.
-	LocalDir  string // working folder of local nodes (logs, state, sounds). Default "local-nodes".
+	LocalDir  string // working folder of local nodes (logs, state, sounds). Default DATA/nodes.
 	// A real Asterisk on this machine, configured as a node, for the local
 	// cloud's one node to drive instead of a simulated Asterisk. Its AMI
 	// secret comes from the environment (ELASTIDIAL_LOCAL_AMI_SECRET) only.
@@ -112,16 +121,11 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Listen:           ":8080",
-		DB:               "elastidial.db",
-		Audio:            "audio",
-		Recordings:       "recordings",
 		TTS:              "flite",
 		PollyEngine:      "neural",
 		S3Region:         "us-east-1",
 		Cluster:          "elastidial",
-		SecretFile:       "elastidial.secret",
 		Cloud:            "local",
-		LocalDir:         "local-nodes",
 		LocalAMIUser:     "elastidial",
 		LocalAGI:         "127.0.0.1:4573",
 		EC2Region:        "us-east-1",
@@ -144,6 +148,7 @@ func DefaultConfig() Config {
 // field binds one config field to its flag and environment names.
 type field struct {
 	name  string // flag name; the env name is ELASTIDIAL_ + upper snake case
+	arg   string // what the flag takes, for -h: ADDR, FILE, DURATION
 	usage string
 	ptr   any
 }
@@ -154,58 +159,59 @@ var secretFields = map[string]bool{"cluster-secret": true, "trunk-password": tru
 
 func (c *Config) fields() []field {
 	return []field{
-		{"listen", "HTTP listen address", &c.Listen},
-		{"public-url", "URL nodes use to reach the controller", &c.PublicURL},
-		{"db", "store: SQLite file path or postgres:// URL", &c.DB},
-		{"memcached", "comma-separated memcached addresses (empty: in-process cache)", &c.Memcached},
-		{"audio", "audio library: folder or s3://bucket/prefix", &c.Audio},
-		{"recordings", "calls' recordings: folder or s3://bucket/prefix (not inside the audio library)", &c.Recordings},
-		{"s3-endpoint", "custom S3 endpoint", &c.S3Endpoint},
-		{"s3-region", "audio bucket region", &c.S3Region},
-		{"tts", "speech engine for say states: flite, polly or off", &c.TTS},
-		{"speech", "rendered speech: folder or s3://bucket/prefix, not inside the audio library (default: the audio's + \"-speech\")", &c.Speech},
-		{"polly-engine", "Polly engine: neural, standard, generative or long-form", &c.PollyEngine},
-		{"polly-region", "Polly region (default: s3-region)", &c.PollyRegion},
-		{"flow-http-allow", "comma-separated networks (CIDR) flows' http states may reach although not public", &c.FlowHTTPAllow},
-		{"cluster", "cluster name", &c.Cluster},
-		{"cluster-secret", "secret nodes present to register", &c.ClusterSecret},
-		{"secret-file", "file holding the cluster secret (generated when absent)", &c.SecretFile},
-		{"cloud", "local or ec2", &c.Cloud},
-		{"agent-path", "node-agent binary for the local cloud", &c.AgentPath},
-		{"local-dir", "working folder of local nodes", &c.LocalDir},
-		{"local-ami", "AMI address of a real Asterisk for the local node (default: simulated)", &c.LocalAMI},
-		{"local-ami-user", "its AMI user (secret: ELASTIDIAL_LOCAL_AMI_SECRET)", &c.LocalAMIUser},
-		{"local-agi", "FastAGI address that Asterisk's dialplan calls", &c.LocalAGI},
-		{"local-sounds", "folder that Asterisk reads as sounds/elastidial", &c.LocalSounds},
-		{"local-recordings", "folder that Asterisk writes recordings into", &c.LocalRecordings},
-		{"local-trunks-conf", "file the node agent writes the trunks into (included by the local Asterisk's pjsip.conf)", &c.LocalTrunksConf},
-		{"ec2-region", "EC2 region", &c.EC2Region},
-		{"ec2-launch-template", "launch template id or name", &c.EC2LaunchTemplate},
-		{"ec2-ami", "AMI id when no launch template is given", &c.EC2AMI},
-		{"ec2-instance-types", "comma-separated instance types, preferred first", &c.EC2InstanceTypes},
-		{"ec2-subnets", "comma-separated subnet ids", &c.EC2Subnets},
-		{"ec2-security-groups", "comma-separated security group ids", &c.EC2SecurityGroups},
-		{"ec2-profile", "node instance profile name", &c.EC2Profile},
-		{"ec2-spot", "launch spot instances", &c.EC2Spot},
-		{"trunk-name", "PJSIP endpoint name of the carrier trunk on nodes", &c.TrunkName},
-		{"trunk-host", "carrier SIP host nodes register to", &c.TrunkHost},
-		{"trunk-user", "carrier SIP user", &c.TrunkUser},
-		{"trunk-password", "carrier SIP password", &c.TrunkPassword},
-		{"trunk-password-file", "file holding the carrier SIP password", &c.TrunkPasswordFile},
-		{"node-slots", "concurrent calls per node", &c.NodeSlots},
-		{"min-nodes", "minimum nodes", &c.MinNodes},
-		{"max-nodes", "maximum nodes", &c.MaxNodes},
-		{"budget", "fleet cost cap in $/hour (0: none)", &c.BudgetPerH},
-		{"tick", "scaler reconcile interval", &c.Tick},
-		{"scale-in-window", "how long a node's surplus must last before a drain", &c.ScaleInWindow},
-		{"min-node-lifetime", "a younger node is never drained", &c.MinNodeLifetime},
-		{"price-region", "price table region", &c.PriceRegion},
-		{"instance-type", "instance type priced for the local cloud", &c.InstanceType},
-		{"cap-day", "attempts to one number across campaigns per 24 hours (0: no cap)", &c.CapDay},
-		{"cap-week", "attempts to one number across campaigns per 7 days (0: no cap)", &c.CapWeek},
-		{"log-level", "debug, info, warn or error", &c.LogLevel},
-		{"max-conns", "open HTTP connections at most", &c.MaxConns},
-		{"rpc-body-timeout", "time a node's XML-RPC request has to deliver its body", &c.RPCBodyTimeout},
+		{"listen", "ADDR", "HTTP listen address", &c.Listen},
+		{"public-url", "URL", "URL nodes use to reach the controller", &c.PublicURL},
+		{"data", "DIR", "data folder for what is not placed elsewhere: store, audio, recordings, secret, local nodes (default $XDG_DATA_HOME/elastidial or ~/.local/share/elastidial)", &c.Data},
+		{"db", "PATH|URL", "store: SQLite file path or postgres:// URL (default DATA/elastidial.db)", &c.DB},
+		{"memcached", "ADDRS", "comma-separated memcached addresses (empty: in-process cache)", &c.Memcached},
+		{"audio", "DIR|S3URL", "audio library: folder or s3://bucket/prefix (default DATA/audio)", &c.Audio},
+		{"recordings", "DIR|S3URL", "calls' recordings: folder or s3://bucket/prefix, not inside the audio library (default DATA/recordings)", &c.Recordings},
+		{"s3-endpoint", "URL", "custom S3 endpoint", &c.S3Endpoint},
+		{"s3-region", "REGION", "audio bucket region", &c.S3Region},
+		{"tts", "ENGINE", "speech engine for say states: flite, polly or off", &c.TTS},
+		{"speech", "DIR|S3URL", "rendered speech: folder or s3://bucket/prefix, not inside the audio library (default: the audio's + \"-speech\")", &c.Speech},
+		{"polly-engine", "ENGINE", "Polly engine: neural, standard, generative or long-form", &c.PollyEngine},
+		{"polly-region", "REGION", "Polly region (default: s3-region)", &c.PollyRegion},
+		{"flow-http-allow", "CIDRS", "comma-separated networks (CIDR) flows' http states may reach although not public", &c.FlowHTTPAllow},
+		{"cluster", "NAME", "cluster name", &c.Cluster},
+		{"cluster-secret", "SECRET", "secret nodes present to register", &c.ClusterSecret},
+		{"secret-file", "FILE", "file holding the cluster secret, generated when absent (default DATA/elastidial.secret)", &c.SecretFile},
+		{"cloud", "local|ec2", "local or ec2", &c.Cloud},
+		{"agent-path", "FILE", "node-agent binary for the local cloud", &c.AgentPath},
+		{"local-dir", "DIR", "working folder of local nodes (default DATA/nodes)", &c.LocalDir},
+		{"local-ami", "ADDR", "AMI address of a real Asterisk for the local node (default: simulated)", &c.LocalAMI},
+		{"local-ami-user", "USER", "its AMI user (secret: ELASTIDIAL_LOCAL_AMI_SECRET)", &c.LocalAMIUser},
+		{"local-agi", "ADDR", "FastAGI address that Asterisk's dialplan calls", &c.LocalAGI},
+		{"local-sounds", "DIR", "folder that Asterisk reads as sounds/elastidial", &c.LocalSounds},
+		{"local-recordings", "DIR", "folder that Asterisk writes recordings into", &c.LocalRecordings},
+		{"local-trunks-conf", "FILE", "file the node agent writes the trunks into (included by the local Asterisk's pjsip.conf)", &c.LocalTrunksConf},
+		{"ec2-region", "REGION", "EC2 region", &c.EC2Region},
+		{"ec2-launch-template", "ID|NAME", "launch template id or name", &c.EC2LaunchTemplate},
+		{"ec2-ami", "AMI_ID", "AMI id when no launch template is given", &c.EC2AMI},
+		{"ec2-instance-types", "TYPES", "comma-separated instance types, preferred first", &c.EC2InstanceTypes},
+		{"ec2-subnets", "SUBNET_IDS", "comma-separated subnet ids", &c.EC2Subnets},
+		{"ec2-security-groups", "SG_IDS", "comma-separated security group ids", &c.EC2SecurityGroups},
+		{"ec2-profile", "NAME", "node instance profile name", &c.EC2Profile},
+		{"ec2-spot", "", "launch spot instances", &c.EC2Spot},
+		{"trunk-name", "ENDPOINT", "PJSIP endpoint name of the carrier trunk on nodes", &c.TrunkName},
+		{"trunk-host", "HOST", "carrier SIP host nodes register to", &c.TrunkHost},
+		{"trunk-user", "USER", "carrier SIP user", &c.TrunkUser},
+		{"trunk-password", "PASSWORD", "carrier SIP password", &c.TrunkPassword},
+		{"trunk-password-file", "FILE", "file holding the carrier SIP password", &c.TrunkPasswordFile},
+		{"node-slots", "CALLS", "concurrent calls per node", &c.NodeSlots},
+		{"min-nodes", "NODES", "minimum nodes", &c.MinNodes},
+		{"max-nodes", "NODES", "maximum nodes", &c.MaxNodes},
+		{"budget", "USD_PER_HOUR", "fleet cost cap in $/hour (0: none)", &c.BudgetPerH},
+		{"tick", "DURATION", "scaler reconcile interval", &c.Tick},
+		{"scale-in-window", "DURATION", "how long a node's surplus must last before a drain", &c.ScaleInWindow},
+		{"min-node-lifetime", "DURATION", "a younger node is never drained", &c.MinNodeLifetime},
+		{"price-region", "REGION", "price table region", &c.PriceRegion},
+		{"instance-type", "TYPE", "instance type priced for the local cloud", &c.InstanceType},
+		{"cap-day", "ATTEMPTS", "attempts to one number across campaigns per 24 hours (0: no cap)", &c.CapDay},
+		{"cap-week", "ATTEMPTS", "attempts to one number across campaigns per 7 days (0: no cap)", &c.CapWeek},
+		{"log-level", "LEVEL", "debug, info, warn or error", &c.LogLevel},
+		{"max-conns", "CONNS", "open HTTP connections at most", &c.MaxConns},
+		{"rpc-body-timeout", "DURATION", "time a node's XML-RPC request has to deliver its body", &c.RPCBodyTimeout},
 	}
 }
 
@@ -256,7 +262,13 @@ func set(ptr any, s string) error {
 }
 
 // flagValue adapts a config field to flag.Value.
-type flagValue struct{ ptr any }
+type flagValue struct {
+	ptr any
+	arg string // the placeholder -h shows
+}
+
+// Placeholder is what -h shows as the flag's argument.
+func (v flagValue) Placeholder() string { return v.arg }
 
 func (v flagValue) String() string {
 	switch p := v.ptr.(type) {
@@ -290,18 +302,31 @@ func (v flagValue) Set(s string) error { return set(v.ptr, s) }
 func (v flagValue) IsBoolFlag() bool { _, ok := v.ptr.(*bool); return ok }
 
 // LoadConfig builds the configuration for one subcommand from its arguments
-// and the environment. fs may carry subcommand flags of its own.
+// and the environment, with every setting a flag. fs may carry subcommand
+// flags of its own.
 func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Config, error) {
+	return loadConfig(fs, args, getenv, nil)
+}
+
+// loadConfig is LoadConfig with only the settings named in flags offered
+// as flags ("config" for -config; nil: all). The environment and the
+// configuration file still set any setting.
+func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) string, flags []string) (Config, error) {
 	c := DefaultConfig()
-	configFile := fs.String("config", getenv("ELASTIDIAL_CONFIG"), "optional KEY=value configuration file")
+	offered := func(name string) bool { return flags == nil || slices.Contains(flags, name) }
+	configFile := new(string)
+	*configFile = getenv("ELASTIDIAL_CONFIG")
+	if offered("config") {
+		fs.StringVar(configFile, "config", *configFile, "optional KEY=value configuration `FILE` (env ELASTIDIAL_CONFIG)")
+	}
 	for _, f := range c.fields() {
-		if !secretFields[f.name] {
-			fs.Var(flagValue{f.ptr}, f.name, f.usage+" (env "+envName(f.name)+")")
+		if !secretFields[f.name] && offered(f.name) {
+			fs.Var(flagValue{f.ptr, f.arg}, f.name, f.usage+" (env "+envName(f.name)+")")
 		}
 	}
 	// Flags are parsed first to find -config, then the layers are applied in
 	// order: file, environment, and the flags again so that they win.
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return c, err
 	}
 	explicit := map[string]string{}
@@ -327,9 +352,10 @@ func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 	// The flag set must see the final values too, for its own String().
 	for _, f := range c.fields() {
 		if fl := fs.Lookup(f.name); fl != nil {
-			fl.Value = flagValue{f.ptr}
+			fl.Value = flagValue{f.ptr, f.arg}
 		}
 	}
+	c.placeInData(getenv)
 	if c.TrunkPasswordFile != "" {
 		b, err := os.ReadFile(c.TrunkPasswordFile)
 		if err != nil {
@@ -338,6 +364,49 @@ func LoadConfig(fs *flag.FlagSet, args []string, getenv func(string) string) (Co
 		c.TrunkPassword = strings.TrimSpace(string(b))
 	}
 	return c, c.Validate()
+}
+
+// placeInData fills the paths left unset with places in the data folder,
+// itself defaulting to the user's data folder ($XDG_DATA_HOME/elastidial,
+// else ~/.local/share/elastidial).
+func (c *Config) placeInData(getenv func(string) string) {
+	if c.Data == "" {
+		if x := getenv("XDG_DATA_HOME"); filepath.IsAbs(x) {
+			c.Data = filepath.Join(x, "elastidial")
+		} else if h := getenv("HOME"); h != "" {
+			c.Data = filepath.Join(h, ".local", "share", "elastidial")
+		} else if h, err := os.UserHomeDir(); err == nil {
+			c.Data = filepath.Join(h, ".local", "share", "elastidial")
+		}
+	}
+	if c.Data == "" {
+		return // Validate names it
+	}
+	for _, p := range []struct {
+		dst  *string
+		name string
+	}{{&c.DB, "elastidial.db"}, {&c.Audio, "audio"}, {&c.Recordings, "recordings"}, {&c.SecretFile, "elastidial.secret"}, {&c.LocalDir, "nodes"}} {
+		if *p.dst == "" {
+			*p.dst = filepath.Join(c.Data, p.name)
+		}
+	}
+}
+
+// MakeDataDir creates the data folder (0700: it holds the cluster secret
+// and contact data) when one of paths, those a command uses, lies in it.
+func (c *Config) MakeDataDir(paths ...string) error {
+	if c.Data == "" {
+		return nil
+	}
+	for _, p := range paths {
+		if strings.HasPrefix(p, c.Data+string(filepath.Separator)) {
+			if err := os.MkdirAll(c.Data, 0o700); err != nil {
+				return fmt.Errorf("data folder: %w", err)
+			}
+			return nil
+		}
+	}
+	return nil
 }
 
 // loadFile reads KEY=value lines; keys are flag names or their env names.
@@ -385,6 +454,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Listen == "" {
 		bad("listen", "must not be empty")
+	}
+	if c.Data == "" {
+		bad("data", "no data folder: set -data or ELASTIDIAL_DATA (neither HOME nor XDG_DATA_HOME is set)")
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

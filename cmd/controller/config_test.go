@@ -99,3 +99,40 @@ func TestSecretsNeverFlags(t *testing.T) {
 		t.Errorf("a missing password file: %v", err)
 	}
 }
+
+// TestDataFolder: serve keeps its state in a data folder, never the
+// working folder: -data, ELASTIDIAL_DATA, else the user's data folder;
+// a path given on its own wins.
+func TestDataFolder(t *testing.T) {
+	home := t.TempDir()
+	c, err := load(t, nil, map[string]string{"HOME": home})
+	data := filepath.Join(home, ".local", "share", "elastidial")
+	if err != nil || c.Data != data || c.DB != filepath.Join(data, "elastidial.db") || c.Audio != filepath.Join(data, "audio") ||
+		c.Recordings != filepath.Join(data, "recordings") || c.SecretFile != filepath.Join(data, "elastidial.secret") || c.LocalDir != filepath.Join(data, "nodes") {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	c, _ = load(t, nil, map[string]string{"HOME": home, "XDG_DATA_HOME": "/xdg"})
+	if c.DB != "/xdg/elastidial/elastidial.db" {
+		t.Errorf("XDG_DATA_HOME: %s", c.DB)
+	}
+	c, _ = load(t, []string{"-data", "/srv/ed", "-audio", "s3://bucket/prompts"}, map[string]string{"HOME": home})
+	if c.DB != "/srv/ed/elastidial.db" || c.Audio != "s3://bucket/prompts" || c.Recordings != "/srv/ed/recordings" {
+		t.Errorf("-data with -audio: %+v", c)
+	}
+	c, _ = load(t, nil, map[string]string{"HOME": home, "ELASTIDIAL_DATA": "/env/ed", "ELASTIDIAL_DB": "postgres://db/x"})
+	if c.DB != "postgres://db/x" || c.SecretFile != "/env/ed/elastidial.secret" {
+		t.Errorf("environment: %+v", c)
+	}
+
+	// serve writes nothing in the working folder: run it from an empty
+	// one and look.
+	wd := t.TempDir()
+	t.Chdir(wd)
+	srv := startServe(t)
+	if code, body := srv.upload("prompts", "hello.wav", silence(8000, 0.2)); code != 201 {
+		t.Fatalf("upload: %d %s", code, body)
+	}
+	if left, _ := os.ReadDir(wd); len(left) > 0 {
+		t.Errorf("serve wrote %s into the working folder", left[0].Name())
+	}
+}

@@ -3,67 +3,176 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
+
+var (
+	agentOnce sync.Once
+	agentBin  string
+	agentErr  error
+)
+
+// nodeAgent builds the node-agent once per test binary.
+func nodeAgent(t *testing.T) string {
+	t.Helper()
+	agentOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "elastidial-agent-")
+		if err != nil {
+			agentErr = err
+			return
+		}
+		agentBin = filepath.Join(dir, "node-agent")
+		if out, err := exec.Command("go", "build", "-o", agentBin, "github.com/elastidial/elastidial/cmd/node-agent").CombinedOutput(); err != nil {
+			agentErr = err
+			agentBin = string(out)
+		}
+	})
+	if agentErr != nil {
+		t.Fatalf("build node-agent: %v\n%s", agentErr, agentBin)
+	}
+	return agentBin
+}
+
+// atoi reads the first submatch of re in s, failing the test if absent.
+func atoi(t *testing.T, re, s string) int {
+	t.Helper()
+	m := regexp.MustCompile(re).FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("no %q in:\n%s", re, s)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
 
 // TestDemo runs `controller demo` at a small size with real node-agent
 // processes and their simulated Asterisks: nodes scale up, every contact
-// is accounted for, the fleet goes back to zero, and the results and cost
-// report agree with the calls made.
+// is accounted for, the fleet goes back to zero, and the summary's calls,
+// outcomes, nodes and cost agree with each other.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole system for about a minute")
 	}
-	agent := filepath.Join(t.TempDir(), "node-agent")
-	if out, err := exec.Command("go", "build", "-o", agent, "github.com/elastidial/elastidial/cmd/node-agent").CombinedOutput(); err != nil {
-		t.Fatalf("build node-agent: %v\n%s", err, out)
-	}
 	var out bytes.Buffer
 	err := run(context.Background(), []string{"demo", "-contacts", "150", "-calls", "120", "-node-slots", "50",
-		"-agent-path", agent, "-dir", t.TempDir(), "-timeout", "4m"}, &out, io.Discard, func(string) string { return "" })
+		"-agent-path", nodeAgent(t), "-dir", t.TempDir(), "-timeout", "4m"}, &out, io.Discard, func(string) string { return "" })
 	text := out.String()
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, text)
 	}
-	m := regexp.MustCompile(`results \(peak (\d+) nodes\):\n`).FindStringSubmatchIndex(text)
-	if m == nil {
-		t.Fatalf("no results in:\n%s", text)
+	if !strings.Contains(text, "Summary (finished after") {
+		t.Fatalf("no finished summary in:\n%s", text)
 	}
-	peak, _ := strconv.Atoi(text[m[2]:m[3]])
-	if peak < 3 {
+	// Progress lines: honest counters that add up.
+	for _, m := range regexp.MustCompile(`done +(\d+)/150 +remaining +(\d+)`).FindAllStringSubmatch(text, -1) {
+		done, rem := atoi(t, `(\d+)`, m[1]), atoi(t, `(\d+)`, m[2])
+		if done+rem > 150 {
+			t.Errorf("progress: done %d + remaining %d > 150 contacts", done, rem)
+		}
+	}
+	if peak := atoi(t, `nodes +(\d+) at most at once`, text); peak < 3 {
 		t.Errorf("peak %d nodes, want at least 3 (120 calls on 50-call nodes)", peak)
 	}
-	var st struct {
-		Contacts      map[string]int `json:"contacts"`
-		Attempts      map[string]int `json:"attempts"`
-		InProgress    int            `json:"in_progress"`
-		AnsweredCalls int            `json:"answered_calls"`
+	reached, failed, dnc, remaining := atoi(t, `(\d+) reached`, text), atoi(t, `(\d+) failed,`, text), atoi(t, `(\d+) opted out`, text), atoi(t, `(\d+) remaining\n`, text)
+	if reached+failed+dnc != 150 || remaining != 0 {
+		t.Errorf("contacts: %d reached + %d failed + %d opted out, %d remaining; want 150 and 0", reached, failed, dnc, remaining)
 	}
-	if err := json.NewDecoder(strings.NewReader(text[m[1]:])).Decode(&st); err != nil {
-		t.Fatalf("stats: %v\n%s", err, text)
-	}
-	if got := st.Contacts["done"] + st.Contacts["failed"] + st.Contacts["dnc"]; got != 150 || st.InProgress != 0 {
-		t.Errorf("contacts accounted for: %d of 150 (%v), %d in progress", got, st.Contacts, st.InProgress)
-	}
-	attempts := 0
-	for _, n := range st.Attempts {
-		attempts += n
-	}
+	attempts := atoi(t, `calls +(\d+) finished`, text)
 	if attempts < 150 || attempts > 300 { // one or two attempts each
 		t.Errorf("%d attempts for 150 contacts with at most 2 each", attempts)
 	}
-	// The cost report counts the same answered calls, and some cost.
-	if !strings.Contains(text, strconv.Itoa(st.AnsweredCalls)+" calls") {
-		t.Errorf("cost report does not count %d answered calls:\n%s", st.AnsweredCalls, text)
+	// The cost report counts the same answered calls as the outcomes.
+	answered := atoi(t, `calls +\d+ finished: (\d+) answered`, text)
+	if got := atoi(t, `per answered call \((\d+) answered\)`, text); got != answered {
+		t.Errorf("cost per answered call counts %d calls, the outcomes %d", got, answered)
 	}
-	if c := regexp.MustCompile(`total\s+\$(\d+\.\d+)`).FindStringSubmatch(text); c == nil || c[1] == "0.00" && !strings.Contains(text, "node-hours") {
-		t.Errorf("no cost total in:\n%s", text)
+	if m := regexp.MustCompile(`cost +\$(\S+) for the fleet`).FindStringSubmatch(text); m == nil || m[1] == "0.00" {
+		t.Errorf("no cost in:\n%s", text)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the demo writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDemoEndsOnCtrlCAndTimeout: Ctrl-C mid-campaign and -timeout both end
+// the demo promptly with a partial summary, and its temporary working
+// folder is removed.
+func TestDemoEndsOnCtrlCAndTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the whole system twice")
+	}
+	agent := nodeAgent(t)
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		interrupt bool
+		title     string
+	}{
+		{"ctrl-c", nil, true, "Summary (interrupted after"},
+		{"timeout", []string{"-timeout", "10s"}, false, "Summary (stopped at -timeout after"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp) // where the demo makes its working folder
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var out syncBuffer
+			errc := make(chan error, 1)
+			go func() {
+				errc <- run(ctx, append([]string{"demo", "-contacts", "3000", "-calls", "40", "-agent-path", agent}, tc.args...), &out, io.Discard, func(string) string { return "" })
+			}()
+			if tc.interrupt {
+				for !regexp.MustCompile(`remaining +\d+`).MatchString(out.String()) { // a progress line: the campaign is dialling
+					select {
+					case err := <-errc:
+						t.Fatalf("demo ended early: %v\n%s", err, out.String())
+					case <-time.After(200 * time.Millisecond):
+					}
+				}
+				cancel()
+			}
+			var err error
+			select {
+			case err = <-errc:
+			case <-time.After(2 * time.Minute):
+				t.Fatalf("demo did not end:\n%s", out.String())
+			}
+			text := out.String()
+			if tc.interrupt && err != nil || !tc.interrupt && (err == nil || !strings.Contains(err.Error(), "not finished after 10s")) {
+				t.Errorf("err = %v", err)
+			}
+			if !strings.Contains(text, tc.title) || !strings.Contains(text, "remaining\n") || !strings.Contains(text, "nodes ") {
+				t.Errorf("no partial summary:\n%s", text)
+			}
+			if rem := atoi(t, `(\d+) remaining\n`, text); rem == 0 {
+				t.Errorf("a partial summary with nothing remaining:\n%s", text)
+			}
+			if left, _ := os.ReadDir(tmp); len(left) > 0 {
+				t.Errorf("the demo left %v in the temporary folder", left[0].Name())
+			}
+		})
 	}
 }

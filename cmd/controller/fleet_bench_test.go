@@ -64,7 +64,7 @@ func BenchmarkFleet(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- run(ctx, []string{"serve", "-db", dsn, "-listen", addr, "-memcached", mc.Addr,
+			done <- run(ctx, []string{"serve", "-data", dir, "-db", dsn, "-listen", addr, "-memcached", mc.Addr,
 				"-agent-path", agent, "-local-dir", filepath.Join(dir, fmt.Sprint(i)), "-audio", filepath.Join(dir, "audio"), "-tick", "1s",
 				"-log-level", "error"}, io.Discard, io.Discard, env)
 		}()

@@ -46,7 +46,7 @@ func TestTwoServesOnOnePostgres(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		s := &server{base: "http://" + addr, cancel: cancel, done: make(chan error, 1)}
 		go func() {
-			s.done <- run(ctx, []string{"serve", "-db", dsn, "-listen", addr,
+			s.done <- run(ctx, []string{"serve", "-data", dir, "-db", dsn, "-listen", addr,
 				"-agent-path", agent, "-local-dir", filepath.Join(dir, name), "-audio", filepath.Join(dir, "audio"), "-tick", "200ms"}, io.Discard, io.Discard,
 				func(k string) string { // secrets come from the environment, never flags
 					if k == "ELASTIDIAL_CLUSTER_SECRET" {

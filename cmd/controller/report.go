@@ -14,11 +14,12 @@ import (
 )
 
 func init() {
-	commands["report"] = command{summary: "print a report: controller report cost [-from T -to T -format table|csv|json]", run: report, flags: func(fs *flag.FlagSet) {
-		fs.String("from", "", "period start, RFC 3339 (default: 24 hours before -to)")
-		fs.String("to", "", "period end, RFC 3339 (default: now)")
-		fs.String("format", "table", "table, csv or json")
-	}}
+	commands["report"] = command{summary: "print what the fleet cost over a period: per hour, per campaign, per answered call",
+		args: "cost", config: []string{"config", "data", "db", "price-region", "instance-type"}, run: report, flags: func(fs *flag.FlagSet) {
+			fs.String("from", "", "period start, an RFC 3339 `TIME` such as 2026-11-22T09:00:00Z (default: 24 hours before -to)")
+			fs.String("to", "", "period end, an RFC 3339 `TIME` (default: now)")
+			fs.String("format", "table", "`FORMAT`: table, csv or json")
+		}}
 }
 
 // report prints what the fleet cost over a period, from the store the

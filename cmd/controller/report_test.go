@@ -16,7 +16,7 @@ func TestReportCost(t *testing.T) {
 	if err := run(context.Background(), []string{"report", "-db", db, "-format", "json", "cost"}, &out, io.Discard, env); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), `"Total"`) && !strings.Contains(out.String(), `"total"`) {
+	if !strings.Contains(out.String(), `"total"`) || !strings.Contains(out.String(), `"per_answered_call"`) {
 		t.Fatalf("json report: %s", out.String())
 	}
 	for _, tc := range []struct {

@@ -34,7 +34,7 @@ import (
 )
 
 func init() {
-	commands["serve"] = command{summary: "run the control center (dashboard, REST API, XML-RPC)", run: serve}
+	commands["serve"] = command{summary: "run the control center: dashboard, REST API, XML-RPC for nodes, scaler", run: serve}
 }
 
 // serve runs the control center until ctx ends: the dashboard, the REST
@@ -148,26 +148,18 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		return f.CheckColumns(columns)
 	}, DemandChanged: scaler.Wake, SignRecording: recordings.SignedPath}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", api.Handler())
-	mux.Handle("GET /api/v1/cost", api.Require(campaign.PermFleet, scaler.CostHandler(store)))
-	mux.Handle("GET /api/v1/fleet", api.Require(campaign.PermFleet, fleetHandler(scaler, cfg)))
 	hist := newHistory()
 	fleetHistory, campaignHistory := historyHandlers(hist)
-	mux.Handle("GET /api/v1/history", api.Require(campaign.PermFleet, fleetHistory))
-	mux.Handle("GET /api/v1/campaigns/{id}/history", api.Require(campaign.PermRead, campaignHistory))
-	audioAPI := http.NewServeMux() // reading the library is PermRead, changing it PermWrite
-	audioAPI.Handle("GET /", api.Require(campaign.PermRead, audio.Handler()))
-	audioAPI.Handle("GET /api/v1/audio/{set}/{name}", api.Require(campaign.PermRead, audio.PlayHandler()))
-	audioAPI.Handle("/", api.Require(campaign.PermWrite, audio.Handler()))
-	mux.Handle("/api/v1/audio", audioAPI)
-	mux.Handle("/api/v1/audio/", audioAPI)
+	mux.Handle("/api/v1/", api.Handler(controllerRoutes(controllerHandlers{
+		cost: scaler.CostHandler(store), fleet: fleetHandler(scaler, cfg), audio: audio.Handler(), audioPlay: audio.PlayHandler(),
+		recordings: recordings.Handler(), fleetHistory: fleetHistory, campaignHistory: campaignHistory,
+	})...))
 	mux.Handle("/audio/", audioHandler)
 	mux.Handle(speechPath, speechHandler)
 	// A node's request is read before it is authenticated (the method
 	// name is in the body), so its body gets a short deadline.
 	mux.Handle("/RPC2", httplimit.BodyDeadline(rpcServer, cfg.RPCBodyTimeout))
 	mux.Handle("PUT "+nodeapi.RecordingsPath, rpc.RecordingHandler(recordings, storage.MaxRecording+64<<10))
-	mux.Handle("GET /api/v1/recordings/", api.Require(campaign.PermResults, http.StripPrefix("/api/v1/recordings", recordings.Handler())))
 	mux.Handle("GET "+storage.SignedPrefix, recordings.SignedHandler())
 	mux.Handle("GET /metrics", metrics(reg, rpcServer, flows, store.ConfigStats()))
 	mux.Handle("/", web.Handler())
@@ -211,6 +203,31 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		return srv.Shutdown(shutdown)
 	})
 	return g.Wait()
+}
+
+// controllerRoutes are the REST routes the controller adds to the campaign
+// API: the fleet and its cost for ops, the audio library, and the calls'
+// recordings. Reading the audio library needs PermRead, changing it
+// PermWrite; the library's handler routes the three itself.
+// controllerHandlers are the handlers of the controller's own API routes.
+type controllerHandlers struct {
+	cost, fleet, audio, audioPlay, recordings, fleetHistory, campaignHistory http.Handler
+}
+
+// controllerRoutes are the API routes the controller adds to the campaign
+// API's: fleet, cost, history, the audio library and recordings.
+func controllerRoutes(h controllerHandlers) []httpapi.Route {
+	return []httpapi.Route{
+		{Pattern: "GET /api/v1/cost", Perm: campaign.PermFleet, Handler: h.cost},
+		{Pattern: "GET /api/v1/fleet", Perm: campaign.PermFleet, Handler: h.fleet},
+		{Pattern: "GET /api/v1/history", Perm: campaign.PermFleet, Handler: h.fleetHistory},
+		{Pattern: "GET /api/v1/campaigns/{id}/history", Perm: campaign.PermRead, Handler: h.campaignHistory},
+		{Pattern: "GET /api/v1/audio", Perm: campaign.PermRead, Handler: h.audio},
+		{Pattern: "GET /api/v1/audio/{set}/{name}", Perm: campaign.PermRead, Handler: h.audioPlay},
+		{Pattern: "POST /api/v1/audio/{set}", Perm: campaign.PermWrite, Handler: h.audio},
+		{Pattern: "DELETE /api/v1/audio/{set}/{name}", Perm: campaign.PermWrite, Handler: h.audio},
+		{Pattern: "GET /api/v1/recordings/{key...}", Perm: campaign.PermResults, Handler: http.StripPrefix("/api/v1/recordings", h.recordings)},
+	}
 }
 
 // promptUser answers which campaign's current flow plays a prompt, if any

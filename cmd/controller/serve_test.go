@@ -79,7 +79,7 @@ func startServe(t *testing.T, extra ...string) *served {
 		return ""
 	}
 	go func() {
-		done <- run(ctx, append([]string{"serve", "-db", db, "-listen", addr,
+		done <- run(ctx, append([]string{"serve", "-data", dir, "-db", db, "-listen", addr,
 			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-audio", filepath.Join(dir, "audio"), "-tick", "200ms"}, extra...), io.Discard, io.Discard, serveEnv)
 	}()
 	t.Cleanup(func() {

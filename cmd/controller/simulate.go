@@ -16,11 +16,12 @@ import (
 )
 
 func init() {
-	commands["simulate"] = command{summary: "replay demand traces through the scaler and compare costs", run: simulate, flags: func(fs *flag.FlagSet) {
-		fs.String("format", "table", "table or json")
-		fs.String("svg", "", "write a plot of each elastidial run into this folder")
-		fs.Uint64("seed", 1, "random seed for boot times and failures")
-	}}
+	commands["simulate"] = command{summary: "replay demand traces (shipped ones by name, or CSV files) through the scaler and compare costs",
+		args: "[TRACE...]", config: []string{"node-slots", "min-nodes", "max-nodes", "budget"}, run: simulate, flags: func(fs *flag.FlagSet) {
+			fs.String("format", "table", "`FORMAT`: table or json")
+			fs.String("svg", "", "write a plot of each elastidial run into this `DIR`")
+			fs.Uint64("seed", 1, "random `SEED` for boot times and failures")
+		}}
 }
 
 // simulate replays traces: the shipped ones by name, or CSV files.

@@ -17,11 +17,13 @@ import (
 
 func init() {
 	commands["token"] = command{
-		summary: "API tokens: controller token [-role R -campaigns IDS -expires D] NAME | list | revoke ID",
+		summary: "create an API token for the REST API (printed once), list them, or revoke one",
+		args:    "NAME | list | revoke ID",
+		config:  []string{"config", "data", "db"},
 		run:     token,
 		flags: func(fs *flag.FlagSet) {
-			fs.String("role", string(campaign.RoleAdmin), "the new token's role: admin, ops, manager or viewer")
-			fs.String("campaigns", "", "comma-separated campaign ids a manager or viewer token is limited to (empty: all)")
+			fs.String("role", string(campaign.RoleAdmin), "the new token's `ROLE`: admin, ops, manager or viewer")
+			fs.String("campaigns", "", "comma-separated campaign `IDS` a manager or viewer token is limited to (empty: all)")
 			fs.Duration("expires", 0, "the new token's lifetime, e.g. 720h (0: never)")
 		},
 	}

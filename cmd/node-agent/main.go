@@ -1,7 +1,8 @@
 // Command node-agent runs beside Asterisk on every node: it registers with
 // the controller, places leased calls over AMI, runs their IVR over FastAGI
 // and reports results. With -simulate it runs a simulated Asterisk
-// in-process, still over loopback sockets.
+// in-process, still over loopback sockets. 'node-agent -h' describes its
+// flags and environment.
 package main
 
 import (
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/elastidial/elastidial/agent"
 	"github.com/elastidial/elastidial/agent/asterisksim"
+	"github.com/elastidial/elastidial/internal/cli"
 	"github.com/elastidial/elastidial/nodeapi"
 	"github.com/elastidial/elastidial/storage"
 )
@@ -32,11 +35,47 @@ const version = "0.1.0"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv); err != nil {
+	err := run(ctx, os.Args[1:], os.Getenv)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		printHelp(os.Stdout)
+	default:
 		fmt.Fprintln(os.Stderr, "node-agent:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
+}
+
+// errUsage marks a bad command line.
+var errUsage = errors.New("run 'node-agent -h' for its flags")
+
+const description = `node-agent runs beside Asterisk on every elastidial node. It registers with
+the controller over XML-RPC, leases calls and places them through Asterisk's
+AMI, runs each call's IVR over FastAGI (answering the controller's steps),
+keeps results in a durable queue until the controller has them, uploads
+recordings, and drains when the controller or a spot notice says so.
+With -simulate it runs a simulated Asterisk in-process (loopback sockets),
+which is what 'controller demo' and the local cloud use.`
+
+// environment lists what the agent reads from its environment.
+const environment = `environment:
+  ELASTIDIAL_CLUSTER_SECRET  the secret nodes present to register (or -secret-file)
+  ELASTIDIAL_AMI_SECRET      the AMI user's secret (or -ami-secret-file)
+  ELASTIDIAL_<FLAG>          any flag, upper case with _ for -: ELASTIDIAL_CONTROLLER,
+                             ELASTIDIAL_CAPACITY, ELASTIDIAL_AGI_LISTEN, ...
+  Flags win over the environment. Secrets are never flags: ps shows command
+  lines to every local user.`
+
+// printHelp is -h: what the agent does, its flags, its environment.
+func printHelp(w io.Writer) {
+	fs, _ := flagSet(new(options))
+	fmt.Fprintf(w, "usage: node-agent [flags]\n\n%s\n\nflags:\n", description)
+	cli.PrintFlags(w, fs)
+	fmt.Fprintf(w, "\n%s\n", environment)
 }
 
 type options struct {
@@ -56,37 +95,51 @@ type options struct {
 	verbose                              bool
 }
 
-// parse reads flags, each with an ELASTIDIAL_<FLAG> environment fallback.
-func parse(args []string, getenv func(string) string) (options, error) {
-	var o options
+// flagSet declares the agent's flags into o.
+func flagSet(o *options) (*flag.FlagSet, *options) {
 	fs := flag.NewFlagSet("node-agent", flag.ContinueOnError)
-	fs.StringVar(&o.controller, "controller", "", "controller base URL (XML-RPC at URL/RPC2)")
-	fs.StringVar(&o.secretFile, "secret-file", "", "file holding the cluster secret (or env ELASTIDIAL_CLUSTER_SECRET)")
-	fs.StringVar(&o.instanceID, "instance-id", "", "instance id (default: from IMDSv2)")
-	fs.IntVar(&o.capacity, "capacity", 100, "concurrent call slots")
-	fs.StringVar(&o.amiAddr, "ami", "127.0.0.1:5038", "Asterisk AMI address")
-	fs.StringVar(&o.amiUser, "ami-user", "elastidial", "AMI user")
-	fs.StringVar(&o.amiSecretFile, "ami-secret-file", "", "file holding the AMI secret (or env ELASTIDIAL_AMI_SECRET)")
-	fs.StringVar(&o.agiAddr, "agi-listen", "127.0.0.1:4573", "FastAGI listen address")
-	fs.StringVar(&o.sounds, "sounds", "/var/lib/asterisk/sounds/elastidial", "campaign audio folder")
-	fs.StringVar(&o.speech, "speech", "", "synthesised speech folder, Asterisk's sounds/elastidial-tts (default: elastidial-tts beside -sounds)")
-	fs.StringVar(&o.state, "state", "/var/lib/elastidial", "state folder (durable result queue)")
-	fs.StringVar(&o.recordings, "recordings", agent.RecordingsDir, "folder Asterisk writes recordings into")
-	fs.StringVar(&o.trunksConf, "pjsip-trunks", agent.TrunksConf, `file the controller's trunks are written into (pjsip.conf includes it); "" keeps the first-boot trunk`)
-	fs.StringVar(&o.imds, "imds", "", `IMDS endpoint override, or "off"`)
-	fs.Float64Var(&o.cps, "cps", 10, "maximum originations per second")
+	fs.SetOutput(io.Discard) // main prints help and errors
+	fs.Usage = func() {}
+	fs.StringVar(&o.controller, "controller", "", "controller base `URL` (XML-RPC at URL/RPC2); required")
+	fs.StringVar(&o.secretFile, "secret-file", "", "`FILE` holding the cluster secret (or env ELASTIDIAL_CLUSTER_SECRET)")
+	fs.StringVar(&o.instanceID, "instance-id", "", "instance `ID` (default: from IMDSv2)")
+	fs.IntVar(&o.capacity, "capacity", 100, "concurrent call `SLOTS`")
+	fs.StringVar(&o.amiAddr, "ami", "127.0.0.1:5038", "Asterisk AMI `ADDR`")
+	fs.StringVar(&o.amiUser, "ami-user", "elastidial", "AMI `USER`")
+	fs.StringVar(&o.amiSecretFile, "ami-secret-file", "", "`FILE` holding the AMI secret (or env ELASTIDIAL_AMI_SECRET)")
+	fs.StringVar(&o.agiAddr, "agi-listen", "127.0.0.1:4573", "FastAGI listen `ADDR`")
+	fs.StringVar(&o.sounds, "sounds", "/var/lib/asterisk/sounds/elastidial", "campaign audio `DIR` (Asterisk's sounds/elastidial)")
+	fs.StringVar(&o.state, "state", "/var/lib/elastidial", "state `DIR` (the durable result queue)")
+	fs.StringVar(&o.speech, "speech", "", "synthesised speech `DIR`, Asterisk's sounds/elastidial-tts (default: elastidial-tts beside -sounds)")
+	fs.StringVar(&o.recordings, "recordings", agent.RecordingsDir, "`DIR` Asterisk writes recordings into")
+	fs.StringVar(&o.trunksConf, "pjsip-trunks", agent.TrunksConf, "`FILE` the controller's trunks are written into (pjsip.conf includes it); \"\" keeps the first-boot trunk")
+	fs.StringVar(&o.imds, "imds", "", "IMDS endpoint `URL` override, or \"off\"")
+	fs.Float64Var(&o.cps, "cps", 10, "maximum originations per second, `CPS`")
 	fs.BoolVar(&o.simulate, "simulate", false, "run a simulated Asterisk in-process")
-	fs.Uint64Var(&o.simSeed, "sim-seed", 1, "simulator: callee model seed")
-	fs.Float64Var(&o.simAnswer, "sim-answer", 0.7, "simulator: answer rate")
-	fs.Float64Var(&o.simBusy, "sim-busy", 0.1, "simulator: busy rate")
-	fs.Float64Var(&o.simNoAnswer, "sim-noanswer", 0.15, "simulator: no-answer rate")
-	fs.Float64Var(&o.simMachine, "sim-machine", 0.1, "simulator: answering-machine share of answered calls")
-	fs.Float64Var(&o.simHangup, "sim-hangup", 0.1, "simulator: share of answered calls hanging up mid-IVR")
+	fs.Uint64Var(&o.simSeed, "sim-seed", 1, "simulator: callee model `SEED`")
+	fs.Float64Var(&o.simAnswer, "sim-answer", 0.7, "simulator: answer rate, a `SHARE` from 0 to 1")
+	fs.Float64Var(&o.simBusy, "sim-busy", 0.1, "simulator: busy rate, a `SHARE`")
+	fs.Float64Var(&o.simNoAnswer, "sim-noanswer", 0.15, "simulator: no-answer rate, a `SHARE`")
+	fs.Float64Var(&o.simMachine, "sim-machine", 0.1, "simulator: answering-machine `SHARE` of answered calls")
+	fs.Float64Var(&o.simHangup, "sim-hangup", 0.1, "simulator: `SHARE` of answered calls hanging up mid-IVR")
 	fs.DurationVar(&o.simPrompt, "sim-prompt", 2*time.Second, "simulator: duration of one prompt")
 	fs.DurationVar(&o.simRingMax, "sim-ring", 6*time.Second, "simulator: longest ring time")
 	fs.BoolVar(&o.verbose, "v", false, "debug logging")
-	if err := fs.Parse(args); err != nil {
-		return o, err
+	return fs, o
+}
+
+// parse reads flags, each with an ELASTIDIAL_<FLAG> environment fallback.
+func parse(args []string, getenv func(string) string) (options, error) {
+	var o options
+	fs, _ := flagSet(&o)
+	if err := cli.Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, fmt.Errorf("%w; %w", err, errUsage)
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q: node-agent takes flags only; %w", fs.Arg(0), errUsage)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

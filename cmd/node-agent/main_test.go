@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/elastidial/elastidial/internal/cli"
 )
 
 func TestParseFlagsAndEnv(t *testing.T) {
@@ -48,5 +53,46 @@ func TestSecretsNeverFlags(t *testing.T) {
 	o, err = parse(nil, func(k string) string { return env[k] })
 	if err != nil || o.amiSecret != "from-env" {
 		t.Fatalf("AMI secret from the environment: %q %v", o.amiSecret, err)
+	}
+}
+
+// TestHelp: -h describes the agent, every flag with a placeholder naming
+// what it takes, and the environment it reads; it is not an error.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"-capacity", "5", "-h"}} {
+		if _, err := parse(args, func(string) string { return "" }); !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("%q: %v, want flag.ErrHelp", args, err)
+		}
+	}
+	var b bytes.Buffer
+	printHelp(&b)
+	help := b.String()
+	for _, want := range []string{"usage: node-agent [flags]", "registers with\nthe controller", "-controller URL", "-capacity SLOTS",
+		"-sim-answer SHARE", "-sim-ring DURATION", "ELASTIDIAL_CLUSTER_SECRET", "ELASTIDIAL_AMI_SECRET", "ELASTIDIAL_<FLAG>"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help lacks %q:\n%s", want, help)
+		}
+	}
+	fs, _ := flagSet(new(options))
+	fs.VisitAll(func(f *flag.Flag) {
+		if cli.Generic(f) {
+			t.Errorf("-%s: placeholder %q names a type, not what it takes", f.Name, cli.Placeholder(f))
+		}
+	})
+}
+
+func TestFlagsAnywhereAndStrayArguments(t *testing.T) {
+	env := map[string]string{"ELASTIDIAL_CLUSTER_SECRET": "s"}
+	o, err := parse([]string{"-simulate", "-controller", "http://ctl:8080", "-capacity=7"}, func(k string) string { return env[k] })
+	if err != nil || o.capacity != 7 || !o.simulate {
+		t.Fatalf("%+v %v", o, err)
+	}
+	_, err = parse([]string{"-controller", "http://ctl:8080", "serve"}, func(k string) string { return env[k] })
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), `unexpected argument "serve"`) {
+		t.Errorf("stray argument: %v", err)
+	}
+	_, err = parse([]string{"-colour", "red"}, func(k string) string { return env[k] })
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "-colour") {
+		t.Errorf("unknown flag: %v", err)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"time"
+
+	"github.com/elastidial/elastidial/internal/jsonhttp"
 )
 
 // Pricing prices instance time. EC2 bills Linux instances per second with a
@@ -87,34 +89,35 @@ type CallStats interface {
 
 // Report is the ops report on what the fleet cost over [From, To).
 type Report struct {
-	From, To           time.Time
-	Region             string
-	Total              float64 // $ billed in the period
-	NodeHours          float64
-	Instances          int     // instances that ran in the period
-	CostPerHourNow     float64 // $/h of the fleet running at To
-	PeakNodes          int     // most instances running at once
-	StaticPeakCost     float64 // PeakNodes held for the whole period
-	AnsweredCalls      int
-	ConnectedMinutes   float64
-	PerAnsweredCall    float64 // $; 0 when no call was answered
-	PerConnectedMinute float64
-	Hours              []Hour
-	Campaigns          []Campaign // attributed by call-seconds
+	From               time.Time  `json:"from"`
+	To                 time.Time  `json:"to"`
+	Region             string     `json:"region"`
+	Total              float64    `json:"total"` // $ billed in the period
+	NodeHours          float64    `json:"node_hours"`
+	Instances          int        `json:"instances"`         // instances that ran in the period
+	CostPerHourNow     float64    `json:"cost_per_hour_now"` // $/h of the fleet running at To
+	PeakNodes          int        `json:"peak_nodes"`        // most instances running at once
+	StaticPeakCost     float64    `json:"static_peak_cost"`  // PeakNodes held for the whole period
+	AnsweredCalls      int        `json:"answered_calls"`
+	ConnectedMinutes   float64    `json:"connected_minutes"`
+	PerAnsweredCall    float64    `json:"per_answered_call"` // $; 0 when no call was answered
+	PerConnectedMinute float64    `json:"per_connected_minute"`
+	Hours              []Hour     `json:"hours"`
+	Campaigns          []Campaign `json:"campaigns"` // attributed by call-seconds
 }
 
 // Hour is one hour of the period.
 type Hour struct {
-	Start time.Time
-	Cost  float64
-	Nodes float64 // mean instances running
+	Start time.Time `json:"start"`
+	Cost  float64   `json:"cost"`
+	Nodes float64   `json:"nodes"` // mean instances running
 }
 
 // Campaign is one campaign's share.
 type Campaign struct {
-	CampaignID  string
-	CallSeconds float64
-	Cost        float64
+	CampaignID  string  `json:"campaign_id"`
+	CallSeconds float64 `json:"call_seconds"`
+	Cost        float64 `json:"cost"`
 }
 
 // Node is one instance as billing sees it: its type, whether spot, and
@@ -244,6 +247,11 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
+// httpError answers in the REST API's error form.
+func httpError(w http.ResponseWriter, status int, msg string) {
+	jsonhttp.Write(w, status, map[string]string{"error": msg})
+}
+
 // WriteJSON renders r as indented JSON.
 func (r Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
@@ -313,7 +321,7 @@ func (r Report) WriteTable(w io.Writer) error {
 func Handler(fleet func(ctx context.Context) ([]Node, error), stats CallStats, pricing Pricing, now func() time.Time, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet {
-			http.Error(w, "cost report: GET only", http.StatusMethodNotAllowed)
+			httpError(w, http.StatusMethodNotAllowed, "cost report: GET only")
 			return
 		}
 		q := req.URL.Query()
@@ -322,30 +330,30 @@ func Handler(fleet func(ctx context.Context) ([]Node, error), stats CallStats, p
 		var err error
 		if v := q.Get("to"); v != "" {
 			if to, err = time.Parse(time.RFC3339, v); err != nil {
-				http.Error(w, fmt.Sprintf("cost report: query to=%q is not RFC 3339", v), http.StatusBadRequest)
+				httpError(w, http.StatusBadRequest, fmt.Sprintf("cost report: query to=%q is not RFC 3339", v))
 				return
 			}
 		}
 		if v := q.Get("from"); v != "" {
 			if from, err = time.Parse(time.RFC3339, v); err != nil {
-				http.Error(w, fmt.Sprintf("cost report: query from=%q is not RFC 3339", v), http.StatusBadRequest)
+				httpError(w, http.StatusBadRequest, fmt.Sprintf("cost report: query from=%q is not RFC 3339", v))
 				return
 			}
 		} else if q.Get("to") != "" {
 			from = to.Add(-24 * time.Hour)
 		}
 		if to.Sub(from) > 366*24*time.Hour {
-			http.Error(w, "cost report: period longer than a year", http.StatusBadRequest)
+			httpError(w, http.StatusBadRequest, "cost report: period longer than a year")
 			return
 		}
 		nodes, err := fleet(req.Context())
 		if err != nil {
-			http.Error(w, "cost report: "+err.Error(), http.StatusInternalServerError)
+			httpError(w, http.StatusInternalServerError, "cost report: "+err.Error())
 			return
 		}
 		r, err := Build(req.Context(), nodes, stats, pricing, from, to, now())
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			httpError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		switch q.Get("format") {
@@ -359,7 +367,7 @@ func Handler(fleet func(ctx context.Context) ([]Node, error), stats CallStats, p
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			err = r.WriteTable(w)
 		default:
-			http.Error(w, fmt.Sprintf("cost report: format %q is not json, csv or table", q.Get("format")), http.StatusBadRequest)
+			httpError(w, http.StatusBadRequest, fmt.Sprintf("cost report: format %q is not json, csv or table", q.Get("format")))
 			return
 		}
 		if err != nil {
