@@ -24,7 +24,7 @@ func (c *Controller) CostPerHour() float64 {
 	total := 0.0
 	for _, n := range c.nodes {
 		if !n.rec.RunningAt.IsZero() && n.rec.State != StateGone {
-			total += c.cfg.Pricing.Hourly(n.rec.Type, n.rec.Spot)
+			total += c.pricing.RunningHourly(n.rec.Type, n.rec.Spot)
 		}
 	}
 	return total
@@ -32,11 +32,29 @@ func (c *Controller) CostPerHour() float64 {
 
 // CostReport builds the report over [from, to) from the controller's records.
 func (c *Controller) CostReport(ctx context.Context, stats cost.CallStats, from, to time.Time) (cost.Report, error) {
-	return cost.Build(ctx, CostNodes(c.Nodes()), stats, c.cfg.Pricing, from, to, c.clock.Now())
+	return cost.Build(ctx, CostNodes(c.Nodes()), stats, c.Pricing(), from, to, c.clock.Now())
 }
 
 // CostHandler serves the report of this controller's nodes (cost.Handler).
 func (c *Controller) CostHandler(stats cost.CallStats) http.Handler {
 	fleet := func(context.Context) ([]cost.Node, error) { return CostNodes(c.Nodes()), nil }
-	return cost.Handler(fleet, stats, c.cfg.Pricing, c.clock.Now, c.log)
+	return cost.Handler(fleet, stats, c.Pricing, c.clock.Now, c.log)
+}
+
+// Pricing is the controller's price table now: the configured one with the
+// latest spot prices. The budget cap, CostPerHour and the cost report all
+// read it.
+func (c *Controller) Pricing() cost.Pricing {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pricing
+}
+
+// SetSpotPrices replaces the spot prices ($/h per instance type) of the
+// price table's region, as the cloud's price history reports them.
+// Configured spot prices stay for types the cloud did not price.
+func (c *Controller) SetSpotPrices(prices map[string]float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pricing = c.pricing.WithSpot(prices)
 }

@@ -51,7 +51,7 @@ type Options struct {
 	Clock             Clock                                     // real clock
 	Logger            *slog.Logger                              // slog.Default()
 	Metrics           *metrics.Scaler                           // nil = none
-	Pricing           cost.Pricing                              // price table for CostPerHour and reports
+	Pricing           cost.Pricing                              // the one price table: budget cap, CostPerHour and reports (SetSpotPrices updates its spot prices)
 	NewToken          func() string                             // launch idempotency tokens; random
 	// ReleaseNode, when set, is called for a node whose instance has
 	// ended (or that we terminated), so the calls it had leased return to
@@ -96,7 +96,8 @@ type Controller struct {
 	memory     Memory
 	lastDemand []CampaignView
 	lastPlan   Plan
-	toRelease  []string // ended nodes whose leases are not yet released
+	toRelease  []string     // ended nodes whose leases are not yet released
+	pricing    cost.Pricing // cfg.Pricing with the latest spot prices
 
 	audioMu sync.Mutex
 	audio   string
@@ -126,7 +127,11 @@ func New(ctx context.Context, cloud Cloud, demand DemandSource, store *Store, op
 	if opt.AudioVersionTTL <= 0 {
 		opt.AudioVersionTTL = 5 * time.Second
 	}
+	if err := opt.Pricing.Validate(); err != nil {
+		return nil, fmt.Errorf("new controller: %w", err)
+	}
 	opt.Pricing = opt.Pricing.WithDefaults()
+	opt.Plan.Pricing = opt.Pricing
 	if opt.Clock == nil {
 		opt.Clock = realClock{}
 	}
@@ -149,7 +154,7 @@ func New(ctx context.Context, cloud Cloud, demand DemandSource, store *Store, op
 		}
 	}
 	c := &Controller{cfg: opt, cloud: cloud, demand: demand, store: store, clock: opt.Clock, log: opt.Logger, nodes: map[string]*node{},
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), pricing: opt.Pricing}
 	if store != nil {
 		if err := c.refresh(ctx); err != nil {
 			return nil, fmt.Errorf("new controller: %w", err)
@@ -363,7 +368,9 @@ func (c *Controller) Tick(ctx context.Context) error {
 
 	obs := c.Observe()
 	obs.DemandStale = stale
-	p := c.cfg.Plan.Plan(obs, now)
+	pc := c.cfg.Plan
+	pc.Pricing = c.Pricing()
+	p := pc.Plan(obs, now)
 	c.mu.Lock()
 	c.memory, c.lastPlan = p.Memory, p
 	c.mu.Unlock()

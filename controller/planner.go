@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
+	"github.com/elastidial/elastidial/controller/cost"
 )
 
 // This file holds the scaling decision: Plan is a pure function of what the
@@ -131,9 +132,14 @@ type Config struct {
 	StruggleCPU           float64       // CPU share above which a node is struggling; 0.85
 	StruggleLoad          float64       // load1 above which a node is struggling; 0 = ignore
 	StruggleFactor        float64       // share of slots a struggling node keeps; 0.75
-	PricePerHour          float64       // one node, $/h, for the budget cap; 0.085
-	BudgetPerHour         float64       // cap on the fleet's $/h; 0 = none
-	MaxLaunchBatch        int           // nodes in one Launch call; 50
+	// Pricing is the controller's one price table (on-demand per region
+	// and type with the configured overrides, spot from the cloud's price
+	// history): the budget cap prices nodes with it. Default cost.Pricing{}.
+	Pricing        cost.Pricing
+	InstanceType   string  // type the next launch is priced as; Pricing.DefaultType
+	Spot           bool    // launches are spot (priced as spot)
+	BudgetPerHour  float64 // cap on the fleet's $/h; 0 = none
+	MaxLaunchBatch int     // nodes in one Launch call; 50
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -152,7 +158,8 @@ func (c Config) WithDefaults() Config {
 	c.SpotDrainTimeout = cmp.Or(c.SpotDrainTimeout, 2*time.Minute)
 	c.StruggleCPU = cmp.Or(c.StruggleCPU, 0.85)
 	c.StruggleFactor = cmp.Or(c.StruggleFactor, 0.75)
-	c.PricePerHour = cmp.Or(c.PricePerHour, 0.085)
+	c.Pricing = c.Pricing.WithDefaults()
+	c.InstanceType = cmp.Or(c.InstanceType, c.Pricing.DefaultType)
 	c.MaxLaunchBatch = cmp.Or(c.MaxLaunchBatch, 50)
 	return c
 }
@@ -174,10 +181,17 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: StruggleFactor %g outside 0..1", c.StruggleFactor)
 	case c.BudgetPerHour < 0:
 		return fmt.Errorf("config: BudgetPerHour %g is negative", c.BudgetPerHour)
-	case c.PricePerHour < 0:
-		return fmt.Errorf("config: PricePerHour %g is negative", c.PricePerHour)
+	}
+	if err := c.Pricing.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	return nil
+}
+
+// NodePrice is the $/h of one running node as the budget cap counts it:
+// the configured type, spot or on-demand, from the price table.
+func (c Config) NodePrice() float64 {
+	return c.Pricing.RunningHourly(c.InstanceType, c.Spot)
 }
 
 // ActionKind says what an Action does.
@@ -450,8 +464,8 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	// Budget: the most nodes the fleet may run. Draining and terminating
 	// nodes bill too, so they count.
 	maxNodes := cfg.MaxNodes
-	if cfg.BudgetPerHour > 0 && cfg.PricePerHour > 0 {
-		afford := int(math.Floor(cfg.BudgetPerHour/cfg.PricePerHour + 1e-9))
+	if price := cfg.NodePrice(); cfg.BudgetPerHour > 0 && price > 0 {
+		afford := int(math.Floor(cfg.BudgetPerHour/price + 1e-9))
 		if afford < maxNodes {
 			maxNodes = afford
 			p.BudgetLimited = true

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/elastidial/elastidial/controller/cost"
 )
 
 var t0 = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
@@ -109,10 +111,21 @@ func TestPlan(t *testing.T) {
 		{name: "batches split", cfg: Config{MaxLaunchBatch: 4},
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 900)}},
 			want: "launch 4; launch 4; launch 2"},
-		{name: "budget cap holds capacity down", cfg: Config{BudgetPerHour: 0.30, PricePerHour: 0.085},
+		{name: "budget cap holds capacity down", cfg: Config{BudgetPerHour: 0.30},
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: readyNodes("r", 90)},
 			want: "launch 2", reason: "budget cap $0.30/h"},
-		{name: "budget cap drains above it", cfg: Config{BudgetPerHour: 0.17, PricePerHour: 0.085},
+		{name: "budget cap prices from the configured table", cfg: Config{BudgetPerHour: 0.30,
+			Pricing: cost.Pricing{OnDemand: map[string]map[string]float64{"us-east-1": {"c6i.large": 0.15}}}},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: readyNodes("r", 90)},
+			want: "launch 1", reason: "budget cap $0.30/h"},
+		{name: "budget cap prices spot as spot", cfg: Config{BudgetPerHour: 0.30, Spot: true,
+			Pricing: cost.Pricing{}.WithSpot(map[string]float64{"c6i.large": 0.05})},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: readyNodes("r", 90)},
+			want: "launch 5", reason: "budget cap $0.30/h"},
+		{name: "budget cap counts a public IPv4", cfg: Config{BudgetPerHour: 0.26, Pricing: cost.Pricing{PublicIPv4: "auto"}},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: readyNodes("r", 90)},
+			want: "launch 1", reason: "budget cap $0.26/h"},
+		{name: "budget cap drains above it", cfg: Config{BudgetPerHour: 0.17},
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 400)}, Nodes: readyNodes("r", 90, 20, 95)},
 			want: "drain r1", reason: "above its cap"},
 		{name: "cancel drain before launching",

@@ -14,9 +14,11 @@ import (
 
 // CloudModel describes the simulated EC2.
 type CloudModel struct {
-	BootMedian      time.Duration // launch to agent registered; 45s
-	BootTail        time.Duration // about the 99th percentile; 2m
-	PricePerHour    float64       // on-demand $/h of one node; 0.085 (c6i.large, us-east-1)
+	BootMedian time.Duration // launch to agent registered; 45s
+	BootTail   time.Duration // about the 99th percentile; 2m
+	// PricePerHour is the $/h of one running node; Settings fills it from
+	// the price table (Settings.Pricing), the one the controller uses.
+	PricePerHour    float64
 	MinBilled       time.Duration // per-second billing with this minimum; 60s
 	LaunchesPerSec  int           // RunInstances calls allowed per second; 2
 	CapacityFailure float64       // chance a launch call fails with InsufficientInstanceCapacity; 0.01
@@ -27,7 +29,6 @@ type CloudModel struct {
 func (m CloudModel) withDefaults() CloudModel {
 	m.BootMedian = cmp.Or(m.BootMedian, 45*time.Second)
 	m.BootTail = cmp.Or(m.BootTail, 2*time.Minute)
-	m.PricePerHour = cmp.Or(m.PricePerHour, 0.085)
 	m.MinBilled = cmp.Or(m.MinBilled, time.Minute)
 	m.LaunchesPerSec = cmp.Or(m.LaunchesPerSec, 2)
 	m.CapacityFailure = cmp.Or(m.CapacityFailure, 0.01)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/elastidial/elastidial/controller"
+	"github.com/elastidial/elastidial/controller/cost"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
@@ -24,6 +25,11 @@ type Settings struct {
 	SampleEvery     time.Duration // series resolution for the plot; 1m
 	Cloud           CloudModel
 	Plan            controller.Config // elastidial's planner knobs
+	// Pricing is the price table every policy and the oracles are billed
+	// with, the controller's own (cost.Pricing; its default is AWS's
+	// us-east-1 list). InstanceType is the node type; Pricing.DefaultType.
+	Pricing      cost.Pricing
+	InstanceType string
 }
 
 func (s Settings) withDefaults() Settings {
@@ -31,9 +37,14 @@ func (s Settings) withDefaults() Settings {
 	s.MeanCallSeconds = cmp.Or(s.MeanCallSeconds, 60)
 	s.Tick = cmp.Or(s.Tick, 10*time.Second)
 	s.SampleEvery = cmp.Or(s.SampleEvery, time.Minute)
+	s.Pricing = s.Pricing.WithDefaults()
+	s.InstanceType = cmp.Or(s.InstanceType, s.Pricing.DefaultType)
+	if s.Cloud.PricePerHour == 0 {
+		s.Cloud.PricePerHour = s.Pricing.RunningHourly(s.InstanceType, false)
+	}
 	s.Cloud = s.Cloud.withDefaults()
 	s.Plan.SlotsPerNode = s.Slots
-	s.Plan.PricePerHour = s.Cloud.PricePerHour
+	s.Plan.Pricing, s.Plan.InstanceType = s.Pricing, s.InstanceType
 	s.Plan.MaxNodes = cmp.Or(s.Plan.MaxNodes, 1000)
 	return s
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
+	"github.com/elastidial/elastidial/controller/cost"
 )
 
 // Config is the controller's whole configuration. It is built in four
@@ -78,8 +79,24 @@ type Config struct {
 	// MinNodeLifetime: a younger node is never drained, so noisy demand
 	// does not launch and terminate nodes minutes apart. Default 10m.
 	MinNodeLifetime time.Duration
-	PriceRegion     string // price table region for cost reports. Default "us-east-1".
-	InstanceType    string // type priced in reports for the local cloud. Default "c6i.large".
+	PriceRegion     string // price table region: budget cap, planner and cost reports. Default "us-east-1".
+	InstanceType    string // type priced for the local cloud (EC2 prices its first ec2-instance-types). Default "c6i.large".
+	// Prices overrides on-demand prices, entry by entry, as comma-separated
+	// [region/]type=$/h, e.g. "c6i.large=0.09,eu-west-1/c5.large=0.1";
+	// a type without a region is in price-region. Default "" (AWS's list).
+	Prices string
+	// SpotPrices sets spot prices the same way; with cloud=ec2 and
+	// ec2-spot the price history of EC2 replaces them for the types it
+	// prices, refreshed every SpotPriceEvery. Default "".
+	SpotPrices     string
+	SpotPriceEvery time.Duration // Default 1h.
+	EBSPerGBMonth  float64       // root volume $ per GB-month (parked nodes bill it). Default 0.08 (gp3).
+	NodeVolumeGB   float64       // root volume of a node. Default 8.
+	IPv4PerHour    float64       // $/h of one public IPv4 address. Default 0.005.
+	// NodePublicIPv4 is the public address a node holds: none (behind
+	// NAT), auto (billed while running) or elastic (billed running and
+	// stopped). Default "none".
+	NodePublicIPv4 string
 
 	// CapDay and CapWeek bound the attempts to one number across all
 	// campaigns in any 24 hours and 7 days; 0 means no cap. Default 3 and 7.
@@ -118,6 +135,11 @@ func DefaultConfig() Config {
 		MinNodeLifetime:  10 * time.Minute,
 		PriceRegion:      "us-east-1",
 		InstanceType:     "c6i.large",
+		SpotPriceEvery:   time.Hour,
+		EBSPerGBMonth:    0.08,
+		NodeVolumeGB:     8,
+		IPv4PerHour:      0.005,
+		NodePublicIPv4:   "none",
 		LogLevel:         "info",
 		CapDay:           campaign.DefaultCaps.PerDay,
 		CapWeek:          campaign.DefaultCaps.PerWeek,
@@ -180,6 +202,13 @@ func (c *Config) fields() []field {
 		{"min-node-lifetime", "a younger node is never drained", &c.MinNodeLifetime},
 		{"price-region", "price table region", &c.PriceRegion},
 		{"instance-type", "instance type priced for the local cloud", &c.InstanceType},
+		{"prices", "on-demand price overrides: [region/]type=$/h,...", &c.Prices},
+		{"spot-prices", "spot prices: [region/]type=$/h,... (EC2's price history replaces them)", &c.SpotPrices},
+		{"spot-price-every", "how often EC2's spot price history is read", &c.SpotPriceEvery},
+		{"ebs-gb-month", "node root volume $ per GB-month", &c.EBSPerGBMonth},
+		{"node-volume-gb", "node root volume size in GB", &c.NodeVolumeGB},
+		{"ipv4-hour", "$/h of one public IPv4 address", &c.IPv4PerHour},
+		{"node-public-ipv4", "public IPv4 of a node: none, auto or elastic", &c.NodePublicIPv4},
 		{"cap-day", "attempts to one number across campaigns per 24 hours (0: no cap)", &c.CapDay},
 		{"cap-week", "attempts to one number across campaigns per 7 days (0: no cap)", &c.CapWeek},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},
@@ -439,10 +468,43 @@ func (c *Config) Validate() error {
 	if c.RPCBodyTimeout < 100*time.Millisecond {
 		bad("rpc-body-timeout", "%s: must be at least 100ms", c.RPCBodyTimeout)
 	}
+	if _, err := c.Pricing(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.SpotPriceEvery < time.Minute {
+		bad("spot-price-every", "%s: must be at least 1m", c.SpotPriceEvery)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log-level", "%q: want debug, info, warn or error", c.LogLevel)
 	}
 	return errors.Join(errs...)
+}
+
+// Pricing is the one price table built from the configuration; errors
+// name the field.
+func (c *Config) Pricing() (cost.Pricing, error) {
+	p := cost.Pricing{Region: c.PriceRegion, DefaultType: c.PricedType(), EBSPerGBMonth: c.EBSPerGBMonth,
+		VolumeGB: c.NodeVolumeGB, IPv4PerHour: c.IPv4PerHour, PublicIPv4: c.NodePublicIPv4}
+	var err error
+	if p.OnDemand, err = cost.ParseTable(c.Prices, c.PriceRegion); err != nil {
+		return p, fmt.Errorf("prices: %w", err)
+	}
+	if p.Spot, err = cost.ParseTable(c.SpotPrices, c.PriceRegion); err != nil {
+		return p, fmt.Errorf("spot-prices: %w", err)
+	}
+	if err := p.Validate(); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// PricedType is the instance type nodes are priced as: EC2's preferred
+// type, or instance-type for the local cloud.
+func (c *Config) PricedType() string {
+	if c.Cloud == "ec2" && len(c.EC2InstanceTypes) > 0 {
+		return c.EC2InstanceTypes[0]
+	}
+	return c.InstanceType
 }

@@ -128,3 +128,31 @@ func objectStore(ctx context.Context, cfg Config, where, publicURL string, secre
 	f := &storage.Folder{Dir: where, BaseURL: storage.URLBase(publicURL), Secret: secret}
 	return f, http.StripPrefix("/audio/", f.Handler()), nil
 }
+
+// spotPricer is a cloud that reports spot prices (ec2cloud).
+type spotPricer interface {
+	SpotPrices(ctx context.Context, types ...string) (map[string]float64, error)
+}
+
+// refreshSpotPrices feeds the scaler's price table with the cloud's spot
+// prices at once and every interval until ctx ends. A failed read keeps
+// the last prices (or the configured ones) and is logged.
+func refreshSpotPrices(ctx context.Context, sp spotPricer, scaler *controller.Controller, every time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if prices, err := sp.SpotPrices(ctx); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("read spot prices; keeping the last known", "err", err)
+			}
+		} else {
+			scaler.SetSpotPrices(prices)
+			log.Info("spot prices", "prices", prices)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

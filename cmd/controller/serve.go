@@ -20,7 +20,6 @@ import (
 	"github.com/elastidial/elastidial/campaign/httpapi"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/controller"
-	"github.com/elastidial/elastidial/controller/cost"
 	scalermetrics "github.com/elastidial/elastidial/controller/metrics"
 	"github.com/elastidial/elastidial/flow"
 	"github.com/elastidial/elastidial/internal/httplimit"
@@ -94,14 +93,19 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
+	pricing, err := cfg.Pricing()
+	if err != nil {
+		return err
+	}
 	scaler, err := controller.New(ctx, cloud, demandSource{store}, nodeStore, controller.Options{
 		Plan: controller.Config{SlotsPerNode: cfg.NodeSlots, MinNodes: cfg.MinNodes, MaxNodes: cfg.MaxNodes,
-			BudgetPerHour: cfg.BudgetPerH, ScaleInWindow: cfg.ScaleInWindow, MinLifetime: cfg.MinNodeLifetime},
+			BudgetPerHour: cfg.BudgetPerH, ScaleInWindow: cfg.ScaleInWindow, MinLifetime: cfg.MinNodeLifetime,
+			InstanceType: cfg.PricedType(), Spot: cfg.Cloud == "ec2" && cfg.EC2Spot},
 		Tick:         cfg.Tick,
 		AudioVersion: audio.Version, // a node is ready only with the current audio
 		Logger:       log.With("component", "scaler"),
 		Metrics:      cm,
-		Pricing:      cost.Pricing{Region: cfg.PriceRegion, DefaultType: cfg.InstanceType},
+		Pricing:      pricing,
 		RenewLeases:  store.RenewNode,
 		ReleaseNode: func(ctx context.Context, nodeID string) error {
 			n, err := store.ReleaseNode(ctx, nodeID, time.Now())
@@ -179,6 +183,9 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	})
 	g.Go(func() error { return reapLeases(ctx, store, scaler, log) })
 	g.Go(func() error { return scaler.Run(ctx) })
+	if sp, ok := cloud.(spotPricer); ok && cfg.EC2Spot {
+		g.Go(func() error { return refreshSpotPrices(ctx, sp, scaler, cfg.SpotPriceEvery, log) })
+	}
 	g.Go(func() error {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -16,17 +16,30 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
 
-// Pricing prices instance time. EC2 bills Linux instances per second with a
-// 60-second minimum, from running until terminated.
+// Pricing prices instance time, and the warm pool's stopped instances. It
+// is the one price table of the controller: the budget cap, the planner's
+// warm-pool sizing and the cost ledger all read it. EC2 bills Linux
+// instances per second with a 60-second minimum, from running until
+// stopped or terminated; a stopped instance bills only its volume (and an
+// Elastic IP, when one stays attached).
 type Pricing struct {
 	Region      string                        // us-east-1
 	DefaultType string                        // c6i.large; used for unknown types and the static reference
-	OnDemand    map[string]map[string]float64 // region → instance type → $/h; DefaultOnDemand
-	Spot        map[string]map[string]float64 // region → type → $/h for spot instances; on-demand when absent
+	OnDemand    map[string]map[string]float64 // region → instance type → $/h; DefaultOnDemand, entries overridden by the configuration
+	Spot        map[string]map[string]float64 // region → type → $/h for spot instances (DescribeSpotPriceHistory, or configured); on-demand when absent
+
+	EBSPerGBMonth float64 // $ per GB-month of the node's root volume; 0.08 (gp3, us-east-1)
+	VolumeGB      float64 // root volume size; 8
+	IPv4PerHour   float64 // $/h of one public IPv4 address; 0.005
+	// PublicIPv4 says which public address a node holds: "" or "none"
+	// (behind NAT), "auto" (auto-assigned: billed while running, released
+	// on stop), "elastic" (billed running and stopped).
+	PublicIPv4 string
 }
 
 // DefaultOnDemand holds Linux on-demand prices ($/hour) of common node types
@@ -40,17 +53,105 @@ var DefaultOnDemand = map[string]map[string]float64{
 	"eu-central-1": {"c6i.large": 0.097, "c6i.xlarge": 0.194, "c5.large": 0.097, "m6i.large": 0.115, "t3.medium": 0.048},
 }
 
-// WithDefaults fills the zero fields.
+// WithDefaults fills the zero fields. Configured on-demand prices override
+// the defaults entry by entry: a table naming one type keeps the others.
 func (p Pricing) WithDefaults() Pricing {
 	p.Region = cmp.Or(p.Region, "us-east-1")
 	p.DefaultType = cmp.Or(p.DefaultType, "c6i.large")
-	if p.OnDemand == nil {
-		p.OnDemand = DefaultOnDemand
-	}
+	p.OnDemand = Merge(DefaultOnDemand, p.OnDemand)
+	p.EBSPerGBMonth = cmp.Or(p.EBSPerGBMonth, 0.08)
+	p.VolumeGB = cmp.Or(p.VolumeGB, 8)
+	p.IPv4PerHour = cmp.Or(p.IPv4PerHour, 0.005)
 	return p
 }
 
-// Hourly is the $/h of one instance of type typ.
+// Merge returns base with every entry of over laid on it; neither is
+// changed.
+func Merge(base, over map[string]map[string]float64) map[string]map[string]float64 {
+	out := make(map[string]map[string]float64, len(base)+len(over))
+	for _, m := range []map[string]map[string]float64{base, over} {
+		for region, types := range m {
+			if out[region] == nil {
+				out[region] = map[string]float64{}
+			}
+			for t, v := range types {
+				out[region][t] = v
+			}
+		}
+	}
+	return out
+}
+
+// WithSpot returns p with the spot prices of its region replaced by
+// prices (instance type → $/h), as DescribeSpotPriceHistory reported
+// them. p's maps are not changed.
+func (p Pricing) WithSpot(prices map[string]float64) Pricing {
+	p.Spot = Merge(p.Spot, map[string]map[string]float64{cmp.Or(p.Region, "us-east-1"): prices})
+	return p
+}
+
+// Validate names the first field or entry that makes no sense.
+func (p Pricing) Validate() error {
+	for name, m := range map[string]map[string]map[string]float64{"prices": p.OnDemand, "spot-prices": p.Spot} {
+		for region, types := range m {
+			for t, v := range types {
+				if !(v > 0) || math.IsInf(v, 0) {
+					return fmt.Errorf("pricing: %s %s/%s = %g: want a positive $/hour", name, region, t, v)
+				}
+			}
+		}
+	}
+	switch {
+	case p.EBSPerGBMonth < 0 || math.IsNaN(p.EBSPerGBMonth):
+		return fmt.Errorf("pricing: ebs-gb-month %g is negative", p.EBSPerGBMonth)
+	case p.VolumeGB < 0 || math.IsNaN(p.VolumeGB):
+		return fmt.Errorf("pricing: node-volume-gb %g is negative", p.VolumeGB)
+	case p.IPv4PerHour < 0 || math.IsNaN(p.IPv4PerHour):
+		return fmt.Errorf("pricing: ipv4-hour %g is negative", p.IPv4PerHour)
+	}
+	switch p.PublicIPv4 {
+	case "", "none", "auto", "elastic":
+	default:
+		return fmt.Errorf("pricing: node-public-ipv4 %q: want none, auto or elastic", p.PublicIPv4)
+	}
+	return nil
+}
+
+// ParseTable reads price overrides written as comma-separated
+// [region/]type=$/h entries, e.g. "c6i.large=0.09,eu-west-1/c5.large=0.1";
+// an entry without a region is in region. Errors name the entry.
+func ParseTable(spec, region string) (map[string]map[string]float64, error) {
+	out := map[string]map[string]float64{}
+	for i, e := range strings.Split(spec, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(e, "=")
+		if !ok {
+			return nil, fmt.Errorf("price entry %d %q: want [region/]type=dollars-per-hour", i+1, e)
+		}
+		r, t := region, k
+		if a, b, ok := strings.Cut(k, "/"); ok {
+			r, t = a, b
+		}
+		r, t = strings.TrimSpace(r), strings.TrimSpace(t)
+		if r == "" || !strings.Contains(t, ".") {
+			return nil, fmt.Errorf("price entry %d %q: %q is not an instance type such as c6i.large", i+1, e, t)
+		}
+		price, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || !(price > 0) || math.IsInf(price, 0) {
+			return nil, fmt.Errorf("price entry %d %q: %q is not a positive $/hour", i+1, e, v)
+		}
+		if out[r] == nil {
+			out[r] = map[string]float64{}
+		}
+		out[r][t] = price
+	}
+	return out, nil
+}
+
+// Hourly is the $/h of one instance of type typ, the instance alone.
 func (p Pricing) Hourly(typ string, spot bool) float64 {
 	p = p.WithDefaults()
 	if typ == "" {
@@ -66,6 +167,31 @@ func (p Pricing) Hourly(typ string, spot bool) float64 {
 	}
 	return p.OnDemand[p.Region][p.DefaultType]
 }
+
+// RunningHourly is the $/h of one running node: the instance and, when it
+// holds one, its public IPv4 address.
+func (p Pricing) RunningHourly(typ string, spot bool) float64 {
+	p = p.WithDefaults()
+	v := p.Hourly(typ, spot)
+	if p.PublicIPv4 == "auto" || p.PublicIPv4 == "elastic" {
+		v += p.IPv4PerHour
+	}
+	return v
+}
+
+// StoppedHourly is the $/h of one node parked stopped in the warm pool:
+// its root volume, and an Elastic IP when one stays attached.
+func (p Pricing) StoppedHourly() float64 {
+	p = p.WithDefaults()
+	v := p.VolumeGB * p.EBSPerGBMonth / HoursPerMonth
+	if p.PublicIPv4 == "elastic" {
+		v += p.IPv4PerHour
+	}
+	return v
+}
+
+// HoursPerMonth is how AWS turns a monthly EBS price into an hourly one.
+const HoursPerMonth = 730
 
 // BilledSeconds is what EC2 bills for an instance running from start to end:
 // per second, at least 60.
@@ -158,7 +284,7 @@ func Build(ctx context.Context, recs []Node, stats CallStats, pricing Pricing, f
 		if !n.GoneAt.IsZero() && !n.GoneAt.After(from) || !n.RunningAt.Before(end) {
 			continue
 		}
-		price := pricing.Hourly(n.Type, n.Spot)
+		price := pricing.RunningHourly(n.Type, n.Spot)
 		if !n.RunningAt.After(end) && (n.GoneAt.IsZero() || n.GoneAt.After(end)) {
 			r.CostPerHourNow += price
 		}
@@ -309,8 +435,9 @@ func (r Report) WriteTable(w io.Writer) error {
 
 // Handler serves the cost report over HTTP: GET with optional query from,
 // to (RFC 3339; default the last 24 hours) and format (json, csv, table;
-// default json). fleet lists the nodes to price; now tells the time.
-func Handler(fleet func(ctx context.Context) ([]Node, error), stats CallStats, pricing Pricing, now func() time.Time, log *slog.Logger) http.Handler {
+// default json). fleet lists the nodes to price; pricing gives the price
+// table at the time of the request; now tells the time.
+func Handler(fleet func(ctx context.Context) ([]Node, error), stats CallStats, pricing func() Pricing, now func() time.Time, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet {
 			http.Error(w, "cost report: GET only", http.StatusMethodNotAllowed)
@@ -343,7 +470,7 @@ func Handler(fleet func(ctx context.Context) ([]Node, error), stats CallStats, p
 			http.Error(w, "cost report: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
-		r, err := Build(req.Context(), nodes, stats, pricing, from, to, now())
+		r, err := Build(req.Context(), nodes, stats, pricing(), from, to, now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

@@ -718,3 +718,31 @@ func codes(calls []ec2fake.Call) []string {
 	}
 	return out
 }
+
+// TestSpotPricesFromHistory: the price in effect now, per type, at its
+// dearest zone, through the real SDK and the fake's paginated history.
+func TestSpotPricesFromHistory(t *testing.T) {
+	e := newEnv(t, nil)
+	e.fake.SetSpotPrice("c6i.large", "us-east-1a", 0.05)
+	e.fake.SetSpotPrice("c6i.large", "us-east-1b", 0.04)
+	e.fake.SetSpotPrice("c5.large", "us-east-1a", 0.031)
+	e.fake.SetSpotPrice("m6i.large", "us-east-1a", 0.9) // not configured: not asked for
+	e.clock.Advance(time.Hour)
+	e.fake.SetSpotPrice("c6i.large", "us-east-1a", 0.032) // the old 0.05 is history now
+	for i := range 12 {                                   // later changes of c5.large in us-east-1b: the newest counts
+		e.clock.Advance(time.Minute)
+		e.fake.SetSpotPrice("c5.large", "us-east-1b", 0.03+float64(i)/1000)
+	}
+	got, err := e.cloud.SpotPrices(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"c6i.large": 0.04, "c5.large": 0.041}
+	if len(got) != len(want) || got["c6i.large"] != want["c6i.large"] || got["c5.large"] != want["c5.large"] {
+		t.Fatalf("spot prices %v, want %v", got, want)
+	}
+	e.fake.FailNext("DescribeSpotPriceHistory", ec2fake.Fault{Status: 403, Code: "UnauthorizedOperation", Message: "not allowed"})
+	if _, err := e.cloud.SpotPrices(context.Background()); code(err) != "UnauthorizedOperation" {
+		t.Fatalf("a refused history: %v", err)
+	}
+}

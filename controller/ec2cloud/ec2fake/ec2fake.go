@@ -1,7 +1,8 @@
 // Package ec2fake is an EC2 Query API server for tests and local demos. It
 // speaks the wire protocol the AWS SDK uses (form-encoded POST, Action and
 // Version=2016-11-15, XML answers, EC2's <Response><Errors> error format) for
-// RunInstances, DescribeInstances and TerminateInstances, keeps instance
+// RunInstances, DescribeInstances, TerminateInstances and
+// DescribeSpotPriceHistory, keeps instance
 // state under an injected clock, and can be told to misbehave the ways real
 // EC2 does: throttling, eventual consistency, insufficient capacity, slow
 // boots, one failing call.
@@ -65,6 +66,7 @@ type Server struct {
 	lag          time.Duration
 	noCapacity   map[string]bool
 	bootOverride map[string]time.Duration // instance type -> boot delay
+	spot         []spotPrice
 }
 
 // Call records one request the fake answered.
@@ -302,6 +304,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			body, f = s.describeInstances(p)
 		case "TerminateInstances":
 			body, f = s.terminateInstances(p)
+		case "DescribeSpotPriceHistory":
+			body, f = s.describeSpotPriceHistory(p)
 		default:
 			f = &Fault{http.StatusBadRequest, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service.", action)}
 		}
