@@ -54,14 +54,17 @@ func TestReadTraceErrors(t *testing.T) {
 }
 
 // TestEveryTraceKeepsTheInvariants runs the real scaler on every shipped
-// trace: no call dropped by scale-in, never cheaper than the oracle, and
-// the same result for the same seed.
+// trace: no call dropped by scale-in, never cheaper than the floor (the
+// true lower bound), and the same result for the same seed.
 func TestEveryTraceKeepsTheInvariants(t *testing.T) {
 	for name, gen := range Shipped {
 		t.Run(name, func(t *testing.T) {
 			tr := gen()
 			s := Settings{Cloud: CloudModel{Seed: 1}}
-			oracle := Oracle(tr, s)
+			oracle, floor := Oracle(tr, s), Floor(tr, s)
+			if floor.Cost > oracle.Cost {
+				t.Fatalf("floor %.2f above the realistic oracle %.2f", floor.Cost, oracle.Cost)
+			}
 			res, err := Run(tr, s, "elastidial")
 			if err != nil {
 				t.Fatal(err)
@@ -74,11 +77,11 @@ func TestEveryTraceKeepsTheInvariants(t *testing.T) {
 			if res.DroppedByScaleIn != 0 {
 				t.Errorf("dropped %g calls by scale-in", res.DroppedByScaleIn)
 			}
-			if res.Cost < oracle.Cost {
-				t.Errorf("cost %.2f below the oracle's %.2f: the bound is wrong", res.Cost, oracle.Cost)
+			if res.Cost < floor.Cost {
+				t.Errorf("cost %.2f below the floor's %.2f: the bound is wrong", res.Cost, floor.Cost)
 			}
-			t.Logf("%s: cost %.2f (%.2fx oracle %.2f), unserved %.3f%%, launches %d, short-lived %d, peak %d",
-				name, res.Cost, res.Cost/oracle.Cost, oracle.Cost, 100*res.UnservedShare, res.Launches, res.ShortLived, res.PeakNodes)
+			t.Logf("%s: cost %.2f (%.2fx oracle %.2f, %.2fx floor %.2f), unserved %.3f%%, launches %d, short-lived %d, peak %d",
+				name, res.Cost, res.Cost/oracle.Cost, oracle.Cost, res.Cost/floor.Cost, floor.Cost, 100*res.UnservedShare, res.Launches, res.ShortLived, res.PeakNodes)
 		})
 	}
 }
