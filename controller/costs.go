@@ -12,7 +12,12 @@ import (
 func CostNodes(recs []NodeRecord) []cost.Node {
 	out := make([]cost.Node, len(recs))
 	for i, r := range recs {
-		out[i] = cost.Node{Type: r.Type, Spot: r.Spot, RunningAt: r.RunningAt, GoneAt: r.GoneAt}
+		out[i] = cost.Node{Type: r.Type, Spot: r.Spot, RunningAt: r.RunningAt, GoneAt: r.GoneAt, StoppedSince: r.Warm.StoppedAt}
+		for _, st := range r.Warm.Stops {
+			if !st.From.IsZero() {
+				out[i].Stops = append(out[i].Stops, cost.Interval{From: st.From, To: st.To})
+			}
+		}
 	}
 	return out
 }
@@ -23,7 +28,11 @@ func (c *Controller) CostPerHour() float64 {
 	defer c.mu.Unlock()
 	total := 0.0
 	for _, n := range c.nodes {
-		if !n.rec.RunningAt.IsZero() && n.rec.State != StateGone {
+		switch {
+		case n.rec.RunningAt.IsZero() || n.rec.State == StateGone:
+		case !n.rec.Warm.StoppedAt.IsZero():
+			total += c.pricing.StoppedHourly()
+		default:
 			total += c.pricing.RunningHourly(n.rec.Type, n.rec.Spot)
 		}
 	}

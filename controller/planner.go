@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -31,6 +32,9 @@ const (
 	StateSyncing     NodeState = "syncing"     // heartbeating but not ready (audio, AMI, timing)
 	StateReady       NodeState = "ready"       // takes calls; the only state whose slots count
 	StateDraining    NodeState = "draining"    // takes no new calls; finishing its calls
+	StateParking     NodeState = "parking"     // drained for the warm pool; stop requested from the cloud
+	StateParked      NodeState = "parked"      // stopped in the warm pool: bills its volume only
+	StateResuming    NodeState = "resuming"    // started from the pool; its agent has not re-registered yet
 	StateTerminating NodeState = "terminating" // terminate requested from the cloud
 	StateGone        NodeState = "gone"        // the cloud no longer runs it
 )
@@ -39,7 +43,7 @@ const (
 // further decision.
 func (s NodeState) Coming() bool {
 	switch s {
-	case StateRequested, StatePending, StateBooting, StateRegistered, StateSyncing:
+	case StateRequested, StatePending, StateBooting, StateRegistered, StateSyncing, StateResuming:
 		return true
 	}
 	return false
@@ -78,6 +82,11 @@ type NodeView struct {
 	Load1       float64
 	NodeDrain   bool // the node reported it is draining (it got our command)
 	SpotNotice  bool
+	DrainReason DrainReason // set while draining
+
+	StoppedAt   time.Time // parking or parked: when the stop was asked
+	ResumedAt   time.Time // last started from the warm pool; deadlines count from it
+	StartFailed time.Time // the cloud last refused to start it
 
 	LaunchedAt    time.Time // requested (or first seen, for an adopted instance)
 	ReadyAt       time.Time // zero until ready
@@ -100,6 +109,10 @@ type DemandSample struct {
 // keeps it opaque: whatever Plan returned goes into the next Observed.
 type Memory struct {
 	Samples []DemandSample // oldest first, pruned to the stabilisation window
+	// Spikes are the unannounced rises within SpikeMemory that size the
+	// warm pool: a sliding-window maximum, so each is larger than every
+	// later one (oldest first).
+	Spikes []DemandSample
 }
 
 // Observed is everything the planner decides on.
@@ -140,6 +153,20 @@ type Config struct {
 	Spot           bool    // launches are spot (priced as spot)
 	BudgetPerHour  float64 // cap on the fleet's $/h; 0 = none
 	MaxLaunchBatch int     // nodes in one Launch call; 50
+
+	// The warm pool: nodes that booted and synced once, parked stopped
+	// (billing their volume only) and started on the next rise in a
+	// fraction of a boot. Its size follows the spike risk: the largest
+	// unannounced rise within SpikeMemory, in nodes, at least WarmPoolMin,
+	// at most WarmPoolMax, and no more than WarmPoolBudget (or the budget
+	// cap, which counts the pool) pays for at the stopped price.
+	WarmPool       bool          // park instead of terminate; needs a cloud that stops and starts (the loop checks)
+	WarmPoolMin    int           // parked nodes kept whatever the risk (ops' expected spike); 0
+	WarmPoolMax    int           // parked nodes at most; 20
+	WarmPoolBudget float64       // cap on the pool's own $/h; 0 = none beyond BudgetPerHour
+	SpikeMemory    time.Duration // how long an unannounced rise keeps the pool sized for it; 24h
+	Hibernate      bool          // park hibernated (RAM to the root volume) where the instance allows
+	StartRetry     time.Duration // a parked node the cloud refused to start is passed over this long; 1m
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -161,6 +188,9 @@ func (c Config) WithDefaults() Config {
 	c.Pricing = c.Pricing.WithDefaults()
 	c.InstanceType = cmp.Or(c.InstanceType, c.Pricing.DefaultType)
 	c.MaxLaunchBatch = cmp.Or(c.MaxLaunchBatch, 50)
+	c.WarmPoolMax = cmp.Or(c.WarmPoolMax, 20)
+	c.SpikeMemory = cmp.Or(c.SpikeMemory, 24*time.Hour)
+	c.StartRetry = cmp.Or(c.StartRetry, time.Minute)
 	return c
 }
 
@@ -181,6 +211,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: StruggleFactor %g outside 0..1", c.StruggleFactor)
 	case c.BudgetPerHour < 0:
 		return fmt.Errorf("config: BudgetPerHour %g is negative", c.BudgetPerHour)
+	case c.WarmPoolMin < 0 || c.WarmPoolMax < 0:
+		return fmt.Errorf("config: WarmPoolMin %d and WarmPoolMax %d must not be negative", c.WarmPoolMin, c.WarmPoolMax)
+	case c.WarmPoolMax > 0 && c.WarmPoolMin > c.WarmPoolMax:
+		return fmt.Errorf("config: WarmPoolMin %d above WarmPoolMax %d", c.WarmPoolMin, c.WarmPoolMax)
+	case c.WarmPoolBudget < 0:
+		return fmt.Errorf("config: WarmPoolBudget %g is negative", c.WarmPoolBudget)
 	}
 	if err := c.Pricing.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -204,6 +240,8 @@ const (
 	ActLaunch      ActionKind = "launch"       // Count: start this many nodes in one batch
 	ActDrain       ActionKind = "drain"        // NodeIDs: stop new calls, terminate when idle
 	ActCapacity    ActionKind = "capacity"     // NodeIDs[0] offers Count slots from now on
+	ActStart       ActionKind = "start"        // NodeIDs: start these parked nodes (before any launch)
+	ActStop        ActionKind = "stop"         // NodeIDs: park these drained nodes stopped
 )
 
 // Action is one step the loop carries out.
@@ -224,6 +262,8 @@ type Plan struct {
 	ReadySlots    int // usable slots of ready nodes
 	ComingSlots   int // slots of nodes on their way to ready
 	DesiredNodes  int // nodes the plan aims at once carried out
+	WarmTarget    int // parked nodes the pool aims at
+	Parked        int // parked (or parking) nodes once the plan is carried out
 	BudgetLimited bool
 	Reasons       []string // why capacity is held where it is (budget, max nodes, ...)
 	Memory        Memory
@@ -316,7 +356,7 @@ func Struggling(n NodeView, cfg Config) bool {
 func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	cfg = cfg.WithDefaults()
 	var p Plan
-	var terminate []string
+	var terminate, stop []string
 	terminated := map[string]bool{}
 	kill := func(id, why string) {
 		terminate = append(terminate, id)
@@ -327,8 +367,14 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	// 1. Lifecycle deadlines: these hold whatever the demand.
 	var ready, coming, draining []NodeView
 	alive := 0
+	var parked []NodeView
+	parking := 0
 	for _, n := range obs.Nodes {
+		// A node started from the pool gets its deadlines from the start.
 		age := now.Sub(n.LaunchedAt)
+		if n.ResumedAt.After(n.LaunchedAt) {
+			age = now.Sub(n.ResumedAt)
+		}
 		silent := !n.LastHeartbeat.IsZero() && now.Sub(n.LastHeartbeat) > cfg.HeartbeatDeadline
 		switch {
 		case n.State == StateGone:
@@ -336,6 +382,21 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		case n.State == StateTerminating:
 			alive++
 			continue
+		case n.State == StateParked:
+			parked = append(parked, n)
+			continue
+		case n.State == StateParking:
+			if !n.StoppedAt.IsZero() && now.Sub(n.StoppedAt) > cfg.DrainTimeout {
+				kill(n.ID, "stop for the warm pool did not finish")
+				continue
+			}
+			parking++
+			continue
+		case n.State == StateResuming:
+			if age > cfg.RegisterDeadline {
+				kill(n.ID, "no registration after a start from the warm pool")
+				continue
+			}
 		case n.State == StatePending || n.State == StateBooting:
 			if age > cfg.RegisterDeadline {
 				kill(n.ID, "no registration within deadline")
@@ -360,6 +421,10 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			case !n.DrainDeadline.IsZero() && !now.Before(n.DrainDeadline):
 				kill(n.ID, "drain deadline passed")
 				continue
+			case n.NodeDrain && n.ActiveCalls == 0 && n.Pending == 0 && !silent && n.DrainReason == DrainPark && cfg.WarmPool:
+				stop = append(stop, n.ID)
+				parking++
+				continue
 			case n.NodeDrain && n.ActiveCalls == 0 && n.Pending == 0 && !silent:
 				kill(n.ID, "drained")
 				continue
@@ -383,6 +448,9 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	}
 	if len(terminate) > 0 {
 		p.Actions = append(p.Actions, Action{Kind: ActTerminate, NodeIDs: terminate, Reason: "lifecycle deadline"})
+	}
+	if len(stop) > 0 {
+		p.Actions = append(p.Actions, Action{Kind: ActStop, NodeIDs: stop, Reason: "drained into the warm pool"})
 	}
 	var spotDrain []string
 	for _, n := range draining {
@@ -460,12 +528,39 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		p.Memory.Samples = append(p.Memory.Samples, DemandSample{At: now, Slots: p.WantedSlots, Calls: p.DemandCalls, Surprise: now0})
 	}
 	sort.Slice(p.Memory.Samples, func(i, j int) bool { return p.Memory.Samples[i].At.Before(p.Memory.Samples[j].At) })
+	// Spike risk: the largest unannounced rise within SpikeMemory.
+	for _, sp := range obs.Memory.Spikes {
+		if sp.At.Before(now) && now.Sub(sp.At) <= cfg.SpikeMemory {
+			p.Memory.Spikes = append(p.Memory.Spikes, sp)
+		}
+	}
+	if !obs.DemandStale && now0 > 0 {
+		for len(p.Memory.Spikes) > 0 && p.Memory.Spikes[len(p.Memory.Spikes)-1].Surprise <= now0 {
+			p.Memory.Spikes = p.Memory.Spikes[:len(p.Memory.Spikes)-1]
+		}
+		p.Memory.Spikes = append(p.Memory.Spikes, DemandSample{At: now, Surprise: now0})
+	}
+	risk := 0
+	if len(p.Memory.Spikes) > 0 {
+		risk = p.Memory.Spikes[0].Surprise
+	}
 
 	// Budget: the most nodes the fleet may run. Draining and terminating
 	// nodes bill too, so they count.
+	slot := cfg.SlotsPerNode
+	// The warm pool's size: the spike risk in nodes, within its limits
+	// and what its own budget pays for at the stopped price.
+	if cfg.WarmPool {
+		p.WarmTarget = min(max((risk+slot-1)/slot, cfg.WarmPoolMin), cfg.WarmPoolMax)
+		if sp := cfg.Pricing.StoppedHourly(); sp > 0 && cfg.WarmPoolBudget > 0 {
+			p.WarmTarget = min(p.WarmTarget, int(math.Floor(cfg.WarmPoolBudget/sp+1e-9)))
+		}
+	}
+	// The pool bills too: the budget cap pays for it first.
+	poolCost := float64(len(parked)+parking) * cfg.Pricing.StoppedHourly()
 	maxNodes := cfg.MaxNodes
 	if price := cfg.NodePrice(); cfg.BudgetPerHour > 0 && price > 0 {
-		afford := int(math.Floor(cfg.BudgetPerHour/price + 1e-9))
+		afford := int(math.Floor(max(cfg.BudgetPerHour-poolCost, 0)/price + 1e-9))
 		if afford < maxNodes {
 			maxNodes = afford
 			p.BudgetLimited = true
@@ -475,7 +570,16 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 
 	have := p.ReadySlots + p.ComingSlots
 	serving := len(ready) + len(coming)
-	slot := cfg.SlotsPerNode
+	poolHave := len(parked) + parking
+	for _, n := range draining {
+		if n.DrainReason == DrainPark {
+			poolHave++
+		}
+	}
+	// Starting parked nodes is the first answer to a shortfall; nodes the
+	// plan starts leave the pool.
+	sort.Slice(parked, func(i, j int) bool { return parked[i].ID < parked[j].ID })
+	started := 0
 
 	switch {
 	case serving > maxNodes:
@@ -527,6 +631,32 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			need = (p.WantedSlots - have + slot - 1) / slot
 		}
 		need = max(need, minNodes-serving)
+		var start []string
+		for _, n := range parked {
+			if need <= 0 || alive >= maxNodes {
+				break
+			}
+			if !n.StartFailed.IsZero() && now.Sub(n.StartFailed) < cfg.StartRetry {
+				continue // refused a moment ago (no capacity): launch instead
+			}
+			start = append(start, n.ID)
+			need--
+			alive++
+			serving++
+			have += NodeSlots(NodeView{Capacity: n.Capacity}, cfg)
+		}
+		if len(start) > 0 {
+			started = len(start)
+			rest := parked[:0:0]
+			for _, n := range parked {
+				if !slices.Contains(start, n.ID) {
+					rest = append(rest, n)
+				}
+			}
+			parked = rest
+			poolHave -= started
+			p.Actions = append(p.Actions, Action{Kind: ActStart, NodeIDs: start, Reason: fmt.Sprintf("want %d slots: start from the warm pool", p.WantedSlots)})
+		}
 		room := maxNodes - alive
 		if need > room {
 			if p.BudgetLimited && room < cfg.MaxNodes-alive {
@@ -561,19 +691,31 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		// capacity was reduced for CPU load holds less than a whole node's
 		// slots, and a surplus test in whole nodes would keep it (idle and
 		// billed) forever.
+		// A node parked in the warm pool is not ended: the churn guard
+		// (MinLifetime) does not hold it, since starting it again costs a
+		// warm start, not a launch.
 		target := max(p.WantedSlots, peak) + extra
 		readyHave := p.ReadySlots
 		sortEmptiest(ready)
-		var drain []string
+		var drain, park []string
 		for _, n := range ready {
 			s := NodeSlots(n, cfg)
-			if have-s < target || readyHave-s < target || serving-1 < minNodes || now.Sub(n.LaunchedAt) < cfg.MinLifetime {
+			toPool := cfg.WarmPool && poolHave < p.WarmTarget && !n.Spot && !n.ReadyAt.IsZero()
+			if have-s < target || readyHave-s < target || serving-1 < minNodes || (!toPool && now.Sub(n.LaunchedAt) < cfg.MinLifetime) {
 				continue
 			}
-			drain = append(drain, n.ID)
+			if toPool {
+				park = append(park, n.ID)
+				poolHave++
+			} else {
+				drain = append(drain, n.ID)
+			}
 			have -= s
 			readyHave -= s
 			serving--
+		}
+		if len(park) > 0 {
+			p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: park, Reason: fmt.Sprintf("surplus over %s: want %d slots; park for the warm pool of %d", cfg.ScaleInWindow, target, p.WarmTarget), Drain: DrainPark})
 		}
 		if len(drain) > 0 {
 			p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: drain, Reason: fmt.Sprintf("surplus over %s: want %d slots", cfg.ScaleInWindow, target), Drain: DrainSurplus})
@@ -582,7 +724,19 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	if len(spotDrain) > 0 {
 		p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: spotDrain, Reason: string(DrainSpot), Drain: DrainSpot})
 	}
+	// A pool above its target (the risk aged out, the budget fell, the
+	// pool switched off) ends its surplus, the longest parked first.
+	if rest := parked; len(rest) > p.WarmTarget {
+		sort.SliceStable(rest, func(i, j int) bool { return rest[i].StoppedAt.Before(rest[j].StoppedAt) })
+		var ids []string
+		for _, x := range rest[:len(rest)-p.WarmTarget] {
+			ids = append(ids, x.ID)
+		}
+		p.Actions = append(p.Actions, Action{Kind: ActTerminate, NodeIDs: ids, Reason: fmt.Sprintf("warm pool above its target of %d", p.WarmTarget)})
+		poolHave -= len(ids)
+	}
 	p.DesiredNodes = serving
+	p.Parked = poolHave
 	return p
 }
 

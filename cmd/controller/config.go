@@ -59,6 +59,21 @@ type Config struct {
 	EC2SecurityGroups []string
 	EC2Profile        string // instance profile name for nodes.
 	EC2Spot           bool   // request spot instances. Default false.
+	// EC2Hibernate launches nodes with hibernation configured, so the warm
+	// pool parks them hibernated (the root volume must be encrypted and
+	// hold the RAM). Default false: a plain stop.
+	EC2Hibernate bool
+
+	// The warm pool (ec2 only): surplus nodes that booted and synced once
+	// are parked stopped, billing their volume only, and started on the
+	// next unannounced rise instead of launching. Its size follows the
+	// largest such rise within SpikeMemory, between WarmPoolMin and
+	// WarmPoolMax, within WarmPoolBudget $/h (0: no cap but the budget).
+	WarmPool       bool          // Default true.
+	WarmPoolMin    int           // Default 0.
+	WarmPoolMax    int           // Default 20.
+	WarmPoolBudget float64       // Default 0.
+	SpikeMemory    time.Duration // Default 24h.
 
 	// The carrier trunk every node registers, handed to nodes in their user
 	// data (EC2 only; local nodes have a simulated Asterisk).
@@ -128,6 +143,9 @@ func DefaultConfig() Config {
 		LocalAGI:         "127.0.0.1:4573",
 		EC2Region:        "us-east-1",
 		EC2InstanceTypes: []string{"c6i.large"},
+		WarmPool:         true,
+		WarmPoolMax:      20,
+		SpikeMemory:      24 * time.Hour,
 		NodeSlots:        100,
 		MaxNodes:         50,
 		Tick:             5 * time.Second,
@@ -188,6 +206,12 @@ func (c *Config) fields() []field {
 		{"ec2-security-groups", "comma-separated security group ids", &c.EC2SecurityGroups},
 		{"ec2-profile", "node instance profile name", &c.EC2Profile},
 		{"ec2-spot", "launch spot instances", &c.EC2Spot},
+		{"ec2-hibernate", "launch nodes with hibernation configured; the warm pool parks them hibernated", &c.EC2Hibernate},
+		{"warm-pool", "park surplus nodes stopped and start them on the next rise", &c.WarmPool},
+		{"warm-pool-min", "parked nodes kept whatever the spike risk", &c.WarmPoolMin},
+		{"warm-pool-max", "parked nodes at most", &c.WarmPoolMax},
+		{"warm-pool-budget", "cap on the warm pool's own $/hour (0: none but the budget)", &c.WarmPoolBudget},
+		{"spike-memory", "how long an unannounced rise keeps the warm pool sized for it", &c.SpikeMemory},
 		{"trunk-name", "PJSIP endpoint name of the carrier trunk on nodes", &c.TrunkName},
 		{"trunk-host", "carrier SIP host nodes register to", &c.TrunkHost},
 		{"trunk-user", "carrier SIP user", &c.TrunkUser},
@@ -470,6 +494,15 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Pricing(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.WarmPoolMin < 0 || c.WarmPoolMax < c.WarmPoolMin {
+		bad("warm-pool-max", "%d: must be at least warm-pool-min (%d), which must not be negative", c.WarmPoolMax, c.WarmPoolMin)
+	}
+	if c.WarmPoolBudget < 0 {
+		bad("warm-pool-budget", "%g: must not be negative", c.WarmPoolBudget)
+	}
+	if c.SpikeMemory < time.Minute {
+		bad("spike-memory", "%s: must be at least 1m", c.SpikeMemory)
 	}
 	if c.SpotPriceEvery < time.Minute {
 		bad("spot-price-every", "%s: must be at least 1m", c.SpotPriceEvery)

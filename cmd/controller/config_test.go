@@ -58,6 +58,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{nil, map[string]string{"ELASTIDIAL_SPOT_PRICES": "eu-west-1/large=0.03"}, `spot-prices: price entry 1`},
 		{[]string{"-node-public-ipv4", "static"}, nil, "node-public-ipv4"},
 		{[]string{"-ebs-gb-month", "-0.1"}, nil, "ebs-gb-month"},
+		{[]string{"-warm-pool-min", "5", "-warm-pool-max", "2"}, nil, "warm-pool-max"},
+		{[]string{"-spike-memory", "1s"}, nil, "spike-memory"},
 	} {
 		_, err := load(t, tc.args, tc.env)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

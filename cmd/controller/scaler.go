@@ -63,7 +63,7 @@ func newCloud(ctx context.Context, cfg Config, publicURL string, secret []byte, 
 		return nil, nil, fmt.Errorf("ec2: %w", err)
 	}
 	ec := ec2cloud.Config{Region: cfg.EC2Region, ImageID: cfg.EC2AMI, InstanceTypes: cfg.EC2InstanceTypes, Subnets: cfg.EC2Subnets,
-		SecurityGroups: cfg.EC2SecurityGroups, InstanceProfile: cfg.EC2Profile, Spot: cfg.EC2Spot, Cluster: cfg.Cluster,
+		SecurityGroups: cfg.EC2SecurityGroups, InstanceProfile: cfg.EC2Profile, Spot: cfg.EC2Spot, Hibernate: cfg.EC2Hibernate, Cluster: cfg.Cluster,
 		Node: ec2cloud.NodeEnv{ControllerURL: publicURL, ClusterSecret: string(secret), Capacity: cfg.NodeSlots,
 			TrunkName: cfg.TrunkName, TrunkHost: cfg.TrunkHost, TrunkUser: cfg.TrunkUser, TrunkPassword: cfg.TrunkPassword}}
 	if t := cfg.EC2LaunchTemplate; strings.HasPrefix(t, "lt-") {

@@ -100,7 +100,9 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	scaler, err := controller.New(ctx, cloud, demandSource{store}, nodeStore, controller.Options{
 		Plan: controller.Config{SlotsPerNode: cfg.NodeSlots, MinNodes: cfg.MinNodes, MaxNodes: cfg.MaxNodes,
 			BudgetPerHour: cfg.BudgetPerH, ScaleInWindow: cfg.ScaleInWindow, MinLifetime: cfg.MinNodeLifetime,
-			InstanceType: cfg.PricedType(), Spot: cfg.Cloud == "ec2" && cfg.EC2Spot},
+			InstanceType: cfg.PricedType(), Spot: cfg.Cloud == "ec2" && cfg.EC2Spot,
+			WarmPool: cfg.WarmPool, WarmPoolMin: cfg.WarmPoolMin, WarmPoolMax: cfg.WarmPoolMax, WarmPoolBudget: cfg.WarmPoolBudget,
+			SpikeMemory: cfg.SpikeMemory, Hibernate: cfg.EC2Hibernate},
 		Tick:         cfg.Tick,
 		AudioVersion: audio.Version, // a node is ready only with the current audio
 		Logger:       log.With("component", "scaler"),

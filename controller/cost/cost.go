@@ -215,8 +215,10 @@ type CallStats interface {
 type Report struct {
 	From, To           time.Time
 	Region             string
-	Total              float64 // $ billed in the period
-	NodeHours          float64
+	Total              float64 // $ billed in the period, the warm pool included
+	NodeHours          float64 // running instance-hours
+	PoolCost           float64 // $ of the warm pool: nodes parked stopped (volumes, Elastic IPs)
+	ParkedHours        float64 // instance-hours parked stopped
 	Instances          int     // instances that ran in the period
 	CostPerHourNow     float64 // $/h of the fleet running at To
 	PeakNodes          int     // most instances running at once
@@ -250,6 +252,63 @@ type Node struct {
 	Spot      bool
 	RunningAt time.Time
 	GoneAt    time.Time
+	// Stops are the periods the instance was parked stopped in the warm
+	// pool; StoppedSince is the start of the stop under way (zero: none).
+	Stops        []Interval
+	StoppedSince time.Time
+}
+
+// Interval is a period [From, To).
+type Interval struct{ From, To time.Time }
+
+// stopsWithin is n's stops clipped to [from, to), the one under way
+// included.
+func (n Node) stopsWithin(from, to time.Time) []Interval {
+	all := n.Stops
+	if !n.StoppedSince.IsZero() {
+		all = append(all[:len(all):len(all)], Interval{n.StoppedSince, to})
+	}
+	var out []Interval
+	for _, st := range all {
+		a, b := maxTime(st.From, from), minTime(st.To, to)
+		if b.After(a) {
+			out = append(out, Interval{a, b})
+		}
+	}
+	return out
+}
+
+// cut removes st from the intervals ivs.
+func cut(ivs []Interval, st Interval) []Interval {
+	var out []Interval
+	for _, iv := range ivs {
+		if !st.From.Before(iv.To) || !st.To.After(iv.From) {
+			out = append(out, iv)
+			continue
+		}
+		if st.From.After(iv.From) {
+			out = append(out, Interval{iv.From, st.From})
+		}
+		if st.To.Before(iv.To) {
+			out = append(out, Interval{st.To, iv.To})
+		}
+	}
+	return out
+}
+
+// allocate spreads [from, to) at price over the hours it overlaps;
+// running time also counts as mean nodes.
+func allocate(hours []Hour, from, to time.Time, price float64, running bool) {
+	for i := range hours {
+		hs, he := hours[i].Start, hours[i].Start.Add(time.Hour)
+		ov := minTime(to, he).Sub(maxTime(from, hs)).Seconds()
+		if ov > 0 {
+			hours[i].Cost += ov / 3600 * price
+			if running {
+				hours[i].Nodes += ov / 3600
+			}
+		}
+	}
 }
 
 // Build prices recs over [from, to). stats may be nil (no
@@ -295,16 +354,30 @@ func Build(ctx context.Context, recs []Node, stats CallStats, pricing Pricing, f
 			secs = math.Max(secs, BilledSeconds(n.RunningAt, n.GoneAt))
 		}
 		r.Instances++
+		// Time parked in the warm pool bills the stopped price (volume,
+		// Elastic IP) instead of the instance's.
+		stopped := n.stopsWithin(start, stop)
+		if len(stopped) > 0 && !n.StoppedSince.IsZero() && !n.StoppedSince.After(end) && (n.GoneAt.IsZero() || n.GoneAt.After(end)) {
+			r.CostPerHourNow += pricing.StoppedHourly() - price
+		}
+		parkedSecs := 0.0
+		for _, st := range stopped {
+			d := st.To.Sub(st.From).Seconds()
+			parkedSecs += d
+			r.PoolCost += d / 3600 * pricing.StoppedHourly()
+			r.ParkedHours += d / 3600
+			allocate(r.Hours, st.From, st.To, pricing.StoppedHourly(), false)
+		}
+		secs -= parkedSecs
 		r.NodeHours += secs / 3600
 		r.Total += secs / 3600 * price
-		evs = append(evs, ev{start, 1}, ev{stop, -1})
-		for i := range r.Hours {
-			hs, he := r.Hours[i].Start, r.Hours[i].Start.Add(time.Hour)
-			ov := minTime(stop, he).Sub(maxTime(start, hs)).Seconds()
-			if ov > 0 {
-				r.Hours[i].Cost += ov / 3600 * price
-				r.Hours[i].Nodes += ov / 3600
-			}
+		running := []Interval{{From: start, To: stop}}
+		for _, st := range stopped {
+			running = cut(running, st)
+		}
+		for _, iv := range running {
+			evs = append(evs, ev{iv.From, 1}, ev{iv.To, -1})
+			allocate(r.Hours, iv.From, iv.To, price, true)
 		}
 		if extra := secs - stop.Sub(start).Seconds(); extra > 0 {
 			if i := int(start.Sub(from.Truncate(time.Hour)) / time.Hour); i >= 0 && i < len(r.Hours) {
@@ -312,6 +385,7 @@ func Build(ctx context.Context, recs []Node, stats CallStats, pricing Pricing, f
 			}
 		}
 	}
+	r.Total += r.PoolCost
 	sort.Slice(evs, func(i, j int) bool {
 		if !evs[i].at.Equal(evs[j].at) {
 			return evs[i].at.Before(evs[j].at)
@@ -390,6 +464,8 @@ func (r Report) WriteCSV(w io.Writer) error {
 		{"summary", "region", r.Region, ""},
 		{"summary", "total_usd", money(r.Total), ""},
 		{"summary", "node_hours", money(r.NodeHours), ""},
+		{"summary", "warm_pool_usd", money(r.PoolCost), ""},
+		{"summary", "parked_hours", money(r.ParkedHours), ""},
 		{"summary", "instances", strconv.Itoa(r.Instances), ""},
 		{"summary", "cost_per_hour_now_usd", money(r.CostPerHourNow), ""},
 		{"summary", "peak_nodes", strconv.Itoa(r.PeakNodes), ""},
@@ -416,6 +492,7 @@ func (r Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "period\t%s – %s (%s)\n", r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339), r.Region)
 	fmt.Fprintf(tw, "total\t$%.2f\t%.2f node-hours, %d instances\n", r.Total, r.NodeHours, r.Instances)
+	fmt.Fprintf(tw, "warm pool (parked)\t$%.4f\t%.2f parked node-hours\n", r.PoolCost, r.ParkedHours)
 	fmt.Fprintf(tw, "cost per hour now\t$%.4f\n", r.CostPerHourNow)
 	fmt.Fprintf(tw, "static peak (%d nodes)\t$%.2f\n", r.PeakNodes, r.StaticPeakCost)
 	fmt.Fprintf(tw, "per answered call\t$%.4f\t%d calls\n", r.PerAnsweredCall, r.AnsweredCalls)

@@ -102,7 +102,7 @@ func TestCostReport(t *testing.T) {
 	b.Reset()
 	r.WriteCSV(&b)
 	rows, err := csv.NewReader(&b).ReadAll()
-	if err != nil || len(rows) != 14+3+2 {
+	if err != nil || len(rows) != 16+3+2 {
 		t.Errorf("csv: %d rows, %v", len(rows), err)
 	}
 	b.Reset()
@@ -159,5 +159,36 @@ func TestPricingOverridesAndParse(t *testing.T) {
 	}
 	if err := (Pricing{PublicIPv4: "static"}).Validate(); err == nil {
 		t.Error("unknown public IPv4 kind accepted")
+	}
+}
+
+// TestWarmPoolBilledApart: time parked in the warm pool bills the stopped
+// price, shown apart, and not as running node-hours or peak nodes.
+func TestWarmPoolBilledApart(t *testing.T) {
+	h := time.Hour
+	nodes := []Node{
+		{Type: "c6i.large", RunningAt: t0, GoneAt: t0.Add(4 * h), Stops: []Interval{{t0.Add(h), t0.Add(3 * h)}}},
+		{Type: "c6i.large", RunningAt: t0.Add(2 * h), StoppedSince: t0.Add(150 * time.Minute)}, // parked now
+	}
+	r, err := Build(context.Background(), nodes, nil, Pricing{}, t0, t0.Add(4*h), t0.Add(4*h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := (Pricing{}).StoppedHourly()
+	parked := 2 + 1.5
+	if !near(r.ParkedHours, parked) || !near(r.PoolCost, parked*stopped) {
+		t.Errorf("pool %g h $%g, want %g h $%g", r.ParkedHours, r.PoolCost, parked, parked*stopped)
+	}
+	if !near(r.NodeHours, 2.5) || !near(r.Total, 2.5*0.085+parked*stopped) {
+		t.Errorf("running %g h, total $%g", r.NodeHours, r.Total)
+	}
+	if r.PeakNodes != 1 {
+		t.Errorf("peak %d: parked time counted as running", r.PeakNodes)
+	}
+	if !near(r.CostPerHourNow, stopped) {
+		t.Errorf("now %g $/h, want the parked node's %g", r.CostPerHourNow, stopped)
+	}
+	if !near(r.Hours[1].Cost, stopped) || !near(r.Hours[1].Nodes, 0) {
+		t.Errorf("hour 1 (parked): $%g, %g nodes", r.Hours[1].Cost, r.Hours[1].Nodes)
 	}
 }

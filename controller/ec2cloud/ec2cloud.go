@@ -37,10 +37,12 @@ type API interface {
 	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 	TerminateInstances(ctx context.Context, in *ec2.TerminateInstancesInput, opts ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
 	DescribeSpotPriceHistory(ctx context.Context, in *ec2.DescribeSpotPriceHistoryInput, opts ...func(*ec2.Options)) (*ec2.DescribeSpotPriceHistoryOutput, error)
+	StopInstances(ctx context.Context, in *ec2.StopInstancesInput, opts ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
+	StartInstances(ctx context.Context, in *ec2.StartInstancesInput, opts ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error)
 }
 
 var _ API = (*ec2.Client)(nil)
-var _ controller.Cloud = (*Cloud)(nil)
+var _ controller.WarmCloud = (*Cloud)(nil)
 
 // Tag keys every node carries (CONVENTIONS.md).
 const (
@@ -87,8 +89,13 @@ type Config struct {
 	SecurityGroups  []string // security group ids
 	InstanceProfile string   // name or ARN; empty: none (or the template's)
 	Spot            bool     // spot instead of on-demand
-	Cluster         string   // value of the elastidial:cluster tag; required
-	Node            NodeEnv  // user data
+	// Hibernate launches nodes with hibernation configured, so the warm
+	// pool can park them hibernated (their RAM on the root volume, which
+	// must be encrypted and large enough; the launch template or AMI sees
+	// to that). Spot nodes are never parked.
+	Hibernate bool
+	Cluster   string  // value of the elastidial:cluster tag; required
+	Node      NodeEnv // user data
 	// LaunchesPerSecond and LaunchBurst shape the client-side token bucket
 	// in front of RunInstances (EC2's own bucket: 2/s refill, burst 5).
 	// Defaults 2 and 5.
@@ -480,6 +487,9 @@ func (c *Cloud) runInput(req controller.LaunchRequest, token, typ, subnet string
 		} else {
 			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: aws.String(p)}
 		}
+	}
+	if c.cfg.Hibernate && !c.cfg.Spot {
+		in.HibernationOptions = &types.HibernationOptionsRequest{Configured: aws.Bool(true)}
 	}
 	if c.cfg.Spot {
 		in.InstanceMarketOptions = &types.InstanceMarketOptionsRequest{

@@ -746,3 +746,86 @@ func TestSpotPricesFromHistory(t *testing.T) {
 		t.Fatalf("a refused history: %v", err)
 	}
 }
+
+// TestWarmPoolStopStart: the real SDK against the fake: a hibernating stop
+// of a node launched with hibernation configured, each state with its own
+// lag, a plain stop when hibernation is not configured, a start that
+// fails for capacity, a start, and one-time spot refused.
+func TestWarmPoolStopStart(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, func(c *ec2cloud.Config) { c.Hibernate = true })
+	e.fake.StopDelay, e.fake.HibernateDelay, e.fake.StartDelay = 20*time.Second, 90*time.Second, 15*time.Second
+	got, err := e.cloud.Launch(ctx, controller.LaunchRequest{Count: 2, Token: "warm"})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("launch: %v %v", got, err)
+	}
+	a, b := got[0].ID, got[1].ID
+	if err := e.cloud.Stop(ctx, []string{a, b}, true); err != nil {
+		t.Fatal(err)
+	}
+	state := func(id string) string {
+		t.Helper()
+		list, err := e.cloud.Instances(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return byID(list)[id].State
+	}
+	e.clock.Advance(30 * time.Second)
+	if s := state(a); s != controller.InstanceStopping {
+		t.Fatalf("hibernating for 30 s: %s, want stopping (hibernation takes 90 s)", s)
+	}
+	if err := e.cloud.Start(ctx, []string{a}); code(err) != "IncorrectInstanceState" {
+		t.Fatalf("start while stopping: %v", err)
+	}
+	e.clock.Advance(time.Minute)
+	if s := state(a); s != controller.InstanceStopped {
+		t.Fatalf("after 90 s: %s", s)
+	}
+	if v := e.fake.Instances(); !v[0].Hibernation || !v[0].Hibernated {
+		t.Fatalf("fake: %+v", v[0])
+	}
+	if err := e.cloud.Stop(ctx, []string{a}, true); err != nil {
+		t.Fatalf("stop again is not an error: %v", err)
+	}
+	e.fake.NoCapacity("us-east-1a", true)
+	if err := e.cloud.Start(ctx, []string{a}); !errors.Is(err, ec2cloud.ErrNoCapacity) || code(err) != "InsufficientInstanceCapacity" {
+		t.Fatalf("start without capacity: %v", err)
+	}
+	e.fake.NoCapacity("us-east-1a", false)
+	if err := e.cloud.Start(ctx, []string{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	if s := state(a); s != controller.InstancePending {
+		t.Fatalf("just started: %s", s)
+	}
+	e.clock.Advance(15 * time.Second)
+	if s := state(a); s != controller.InstanceRunning {
+		t.Fatalf("15 s after start: %s", s)
+	}
+	if v := e.fake.Instances(); v[0].Starts != 1 {
+		t.Fatalf("starts %d", v[0].Starts)
+	}
+	if n := e.fake.CallCount("StopInstances") + e.fake.CallCount("StartInstances"); n != 5 {
+		t.Fatalf("%d stop/start calls, want 5", n)
+	}
+
+	// Launched without hibernation: the stop falls back to a plain one.
+	plain := newEnv(t, nil)
+	got, _ = plain.cloud.Launch(ctx, controller.LaunchRequest{Count: 1, Token: "plain"})
+	if err := plain.cloud.Stop(ctx, []string{got[0].ID}, true); err != nil {
+		t.Fatal(err)
+	}
+	if v := plain.fake.Instances(); v[0].Hibernated || v[0].State != "stopped" || plain.fake.CallCount("StopInstances") != 2 {
+		t.Fatalf("plain stop: %+v after %d calls", v[0], plain.fake.CallCount("StopInstances"))
+	}
+	// One-time spot instances cannot be stopped.
+	spot := newEnv(t, func(c *ec2cloud.Config) { c.Spot = true })
+	got, _ = spot.cloud.Launch(ctx, controller.LaunchRequest{Count: 1, Token: "spot"})
+	if err := spot.cloud.Stop(ctx, []string{got[0].ID}, false); code(err) != "UnsupportedOperation" {
+		t.Fatalf("stop spot: %v", err)
+	}
+	if err := e.cloud.Stop(ctx, []string{"not-an-id"}, false); !errors.Is(err, ec2cloud.ErrInvalidRequest) {
+		t.Fatalf("bad id: %v", err)
+	}
+}

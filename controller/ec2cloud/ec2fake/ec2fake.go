@@ -9,11 +9,16 @@
 //
 // Instance states follow EC2:
 //
-//	RunInstances ──► pending ──(BootDelay)──► running
-//	                    │                        │
-//	     TerminateInstances / Interrupt (spot)   │
+//	RunInstances ──► pending ──(BootDelay)──► running ──StopInstances──► stopping ──(StopDelay, HibernateDelay)──► stopped
+//	                    │  ▲                     │                                                               │
+//	                    │  └──(StartDelay)───────┼──────────────────────── StartInstances ◄──────────────────────┘
+//	     TerminateInstances / Interrupt (spot)   │   (any state but terminated)
 //	                    ▼                        ▼
 //	              shutting-down ──(ShutdownDelay)──► terminated
+//
+// A stop may hibernate (Hibernate=true) only an instance launched with
+// HibernationOptions.Configured; a one-time spot instance cannot be
+// stopped; a start can fail for capacity like a launch (NoCapacity).
 package ec2fake
 
 import (
@@ -50,6 +55,11 @@ type Server struct {
 	SubnetZones map[string]string
 	// Region names the region in private DNS names (default us-east-1).
 	Region string
+	// StopDelay is how long a stopped instance stays stopping (default
+	// 0); HibernateDelay the same for a hibernating one (RAM written to
+	// the root volume; default StopDelay). StartDelay is how long a
+	// started instance stays pending (default 0).
+	StopDelay, HibernateDelay, StartDelay time.Duration
 
 	mu        sync.Mutex
 	seq       int
@@ -97,6 +107,12 @@ type instance struct {
 	bootDelay, stopDelay                   time.Duration
 	stopAt                                 time.Time // zero: not terminating
 	reason                                 string
+
+	hibernation       bool          // launched with HibernationOptions.Configured
+	hibernated        bool          // the last stop hibernated
+	parkAt, resumeAt  time.Time     // last StopInstances / StartInstances; the later one rules
+	parkLag, startLag time.Duration // fixed when asked
+	starts            int
 }
 
 // New returns a fake with no instances.
@@ -217,7 +233,8 @@ func (s *Server) CallCount(action string) int {
 // InstanceView is the fake's own view of an instance, for assertions.
 type InstanceView struct {
 	ID, State, Type, Subnet, Zone, UserData, Token, Profile string
-	Spot                                                    bool
+	Spot, Hibernation, Hibernated                           bool
+	Starts                                                  int
 	Groups                                                  []string
 	Tags                                                    map[string]string
 }
@@ -233,6 +250,7 @@ func (s *Server) Instances() []InstanceView {
 		in := s.instances[id]
 		out = append(out, InstanceView{ID: in.id, State: in.state(now), Type: in.typ, Subnet: in.subnet,
 			Zone: in.zone, UserData: in.userData, Token: in.token, Profile: in.profile, Spot: in.spot,
+			Hibernation: in.hibernation, Hibernated: in.hibernated, Starts: in.starts,
 			Groups: in.groups, Tags: in.tags})
 	}
 	return out
@@ -244,6 +262,18 @@ func (in *instance) state(now time.Time) string {
 			return "terminated"
 		}
 		return "shutting-down"
+	}
+	if !in.parkAt.IsZero() && !in.resumeAt.After(in.parkAt) {
+		if now.Sub(in.parkAt) >= in.parkLag {
+			return "stopped"
+		}
+		return "stopping"
+	}
+	if !in.resumeAt.IsZero() {
+		if now.Sub(in.resumeAt) >= in.startLag {
+			return "running"
+		}
+		return "pending"
 	}
 	if now.Sub(in.launched) >= in.bootDelay {
 		return "running"
@@ -306,6 +336,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			body, f = s.terminateInstances(p)
 		case "DescribeSpotPriceHistory":
 			body, f = s.describeSpotPriceHistory(p)
+		case "StopInstances":
+			body, f = s.stopInstances(p)
+		case "StartInstances":
+			body, f = s.startInstances(p)
 		default:
 			f = &Fault{http.StatusBadRequest, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service.", action)}
 		}
@@ -452,7 +486,8 @@ func (s *Server) runInstances(p url.Values) (any, *Fault) {
 			privateIP: fmt.Sprintf("10.0.%d.%d", (s.seq/250)%250, s.seq%250+2),
 			publicIP:  fmt.Sprintf("198.51.%d.%d", (s.seq/250)%250, s.seq%250+2),
 			spot:      spot, token: p.Get("ClientToken"), userData: ud, groups: list(p, "SecurityGroupId"),
-			profile: profile, tags: copyTags(tags), launched: now, visibleAt: now.Add(s.lag), bootDelay: boot}
+			profile: profile, tags: copyTags(tags), launched: now, visibleAt: now.Add(s.lag), bootDelay: boot,
+			hibernation: p.Get("HibernationOptions.Configured") == "true"}
 		if image == "" {
 			in.imageID = "ami-fromtemplate"
 		}
