@@ -576,6 +576,22 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			poolHave++
 		}
 	}
+	// Filling the pool to its minimum: launched nodes boot and sync, then
+	// are parked as surplus once the window passes. Nodes already beyond
+	// the wish will be parked the same way and count.
+	// Nodes started from the pool still belong to it: they return when
+	// the rise they serve passes, so they are not replaced meanwhile.
+	fill := 0
+	if cfg.WarmPool {
+		spare := max(0, (have-p.WantedSlots)/slot)
+		lent := 0
+		for _, n := range append(ready, coming...) {
+			if !n.ResumedAt.IsZero() {
+				lent++
+			}
+		}
+		fill = max(0, min(p.WarmTarget, cfg.WarmPoolMin)-poolHave-spare-lent)
+	}
 	// Starting parked nodes is the first answer to a shortfall; nodes the
 	// plan starts leave the pool.
 	sort.Slice(parked, func(i, j int) bool { return parked[i].ID < parked[j].ID })
@@ -604,7 +620,8 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		}
 	case have < p.WantedSlots || serving < minNodes:
 		// 3. Scale out: drains first (warm, already paid for), fullest
-		// first, then one batched launch.
+		// first, then parked nodes, then one batched launch (with the
+		// nodes the pool's minimum still lacks).
 		sort.Slice(draining, func(i, j int) bool {
 			if draining[i].ActiveCalls != draining[j].ActiveCalls {
 				return draining[i].ActiveCalls > draining[j].ActiveCalls
@@ -647,6 +664,7 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		}
 		if len(start) > 0 {
 			started = len(start)
+			fill = max(0, fill-started)
 			rest := parked[:0:0]
 			for _, n := range parked {
 				if !slices.Contains(start, n.ID) {
@@ -657,6 +675,9 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			poolHave -= started
 			p.Actions = append(p.Actions, Action{Kind: ActStart, NodeIDs: start, Reason: fmt.Sprintf("want %d slots: start from the warm pool", p.WantedSlots)})
 		}
+		// The pool is not refilled during a shortfall: the nodes serving
+		// it are parked when it passes.
+		fill = 0
 		room := maxNodes - alive
 		if need > room {
 			if p.BudgetLimited && room < cfg.MaxNodes-alive {
@@ -723,6 +744,20 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	}
 	if len(spotDrain) > 0 {
 		p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: spotDrain, Reason: string(DrainSpot), Drain: DrainSpot})
+	}
+	if fill > 0 && alive+fill <= maxNodes {
+		// The pool's minimum, with nothing else to launch: nodes to boot,
+		// sync and park. Spare nodes (parked by the scale-in above) count.
+		parkedNow := 0
+		for _, a := range p.Actions {
+			if a.Kind == ActDrain && a.Drain == DrainPark {
+				parkedNow += len(a.NodeIDs)
+			}
+		}
+		if fill -= parkedNow; fill > 0 {
+			p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: fill, Reason: fmt.Sprintf("warm pool: %d more nodes to boot, sync and park", fill)})
+			alive += fill
+		}
 	}
 	// A pool above its target (the risk aged out, the budget fell, the
 	// pool switched off) ends its surplus, the longest parked first.

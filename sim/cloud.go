@@ -24,6 +24,19 @@ type CloudModel struct {
 	CapacityFailure float64       // chance a launch call fails with InsufficientInstanceCapacity; 0.01
 	FailuresPerHour float64       // chance per node-hour that a node dies; 0.002
 	Seed            uint64
+
+	// The warm pool. A start from stopped skips the first boot's
+	// provisioning: its time to agent registered is drawn like a boot's,
+	// log-normal with WarmMedian and WarmTail (default: the boot's ratio
+	// of tail to median), never under WarmMin.
+	WarmMedian   time.Duration // start to agent registered; 30s (hibernated: 10-15 s)
+	WarmTail     time.Duration // about the 99th percentile; WarmMedian × BootTail/BootMedian
+	WarmMin      time.Duration // 5s
+	StopLag      time.Duration // stop asked to stopped (billed running until then); 30s
+	StartFailure float64       // chance a start call fails with InsufficientInstanceCapacity; CapacityFailure
+	// StoppedPricePerHour is the $/h of a parked node (its volume);
+	// Settings fills it from the price table.
+	StoppedPricePerHour float64
 }
 
 func (m CloudModel) withDefaults() CloudModel {
@@ -33,15 +46,42 @@ func (m CloudModel) withDefaults() CloudModel {
 	m.LaunchesPerSec = cmp.Or(m.LaunchesPerSec, 2)
 	m.CapacityFailure = cmp.Or(m.CapacityFailure, 0.01)
 	m.FailuresPerHour = cmp.Or(m.FailuresPerHour, 0.002)
+	m.WarmMedian = cmp.Or(m.WarmMedian, 30*time.Second)
+	m.WarmTail = cmp.Or(m.WarmTail, time.Duration(float64(m.WarmMedian)*m.BootTail.Seconds()/m.BootMedian.Seconds()))
+	m.WarmMin = cmp.Or(m.WarmMin, 5*time.Second)
+	m.StopLag = cmp.Or(m.StopLag, 30*time.Second)
+	m.StartFailure = cmp.Or(m.StartFailure, m.CapacityFailure)
 	return m
+}
+
+// warmDelay draws a start-to-registered time for a parked node.
+func (m CloudModel) warmDelay(r *rand.Rand) time.Duration {
+	return lognormal(r, m.WarmMedian, m.WarmTail, m.WarmMin)
+}
+
+// lognormal draws a duration with the given median and 99th percentile,
+// never under floor.
+func lognormal(r *rand.Rand, median, tail, floor time.Duration) time.Duration {
+	sigma := math.Log(tail.Seconds()/median.Seconds()) / 2.326
+	d := median.Seconds() * math.Exp(sigma*r.NormFloat64())
+	return time.Duration(max(d, floor.Seconds()) * float64(time.Second))
+}
+
+// meanDelay is the expected value of lognormal(median, tail, floor),
+// integrated numerically: the floors' arithmetic uses it.
+func meanDelay(median, tail, floor time.Duration) float64 {
+	sigma := math.Log(tail.Seconds()/median.Seconds()) / 2.326
+	sum, dz := 0.0, 1e-3
+	for z := -8.0; z < 8; z += dz {
+		sum += max(median.Seconds()*math.Exp(sigma*z), floor.Seconds()) * math.Exp(-z*z/2) / math.Sqrt(2*math.Pi) * dz
+	}
+	return sum
 }
 
 // bootDelay draws a launch-to-registered time: log-normal with the given
 // median, its 99th percentile at BootTail, and never under 20 s.
 func (m CloudModel) bootDelay(r *rand.Rand) time.Duration {
-	sigma := math.Log(m.BootTail.Seconds()/m.BootMedian.Seconds()) / 2.326
-	d := m.BootMedian.Seconds() * math.Exp(sigma*r.NormFloat64())
-	return time.Duration(max(d, 20) * float64(time.Second))
+	return lognormal(r, m.BootMedian, m.BootTail, 20*time.Second)
 }
 
 // instance is one simulated EC2 instance with the node agent on it.
@@ -58,7 +98,17 @@ type instance struct {
 	calls    float64
 	draining bool
 	nextHB   time.Duration
+
+	// The warm pool.
+	parked    bool          // stop asked, not started since
+	stoppedAt time.Duration // when the stop completes (billing switches)
+	resumedAt time.Duration
+	stops     []span // completed stops, billed at the stopped price
+	poolFill  bool   // reference pool: stop once booted
 }
+
+// span is a period [from, to) of simulated time.
+type span struct{ from, to time.Duration }
 
 // cloud is the simulated EC2: it implements controller.Cloud on the
 // virtual clock.
@@ -74,9 +124,63 @@ type cloud struct {
 	launches, terminations, shortLived int
 	dropped, lost                      float64
 	throttled, insufficient            int
+	starts, startRefused               int
 }
 
-var _ controller.Cloud = (*cloud)(nil)
+var _ controller.WarmCloud = (*cloud)(nil)
+
+// Stop parks running instances: calls still on them are dropped (the
+// elastidial policy drains first); billing switches to the stopped price
+// once the stop completes.
+func (c *cloud) Stop(_ context.Context, ids []string, _ bool) error {
+	for _, id := range ids {
+		for _, in := range c.insts {
+			if in.id == id && !in.dead && !in.parked {
+				in.parked, in.stoppedAt = true, *c.now+c.m.StopLag
+				c.dropped += in.calls
+				in.calls, in.draining, in.nodeID = 0, false, ""
+			}
+		}
+	}
+	return nil
+}
+
+var errIncorrectState = errors.New("IncorrectInstanceState: the instance is not in a state from which it can be started")
+
+// Start starts parked instances; the agent registers again a warm start
+// later. A call may fail for capacity, as a launch may; starting one still
+// stopping fails as EC2's does.
+func (c *cloud) Start(_ context.Context, ids []string) error {
+	sec := *c.now / time.Second
+	if c.calls[sec] >= c.m.LaunchesPerSec {
+		c.throttled++
+		return errThrottled
+	}
+	c.calls[sec]++
+	if c.rng.Float64() < c.m.StartFailure {
+		c.startRefused++
+		return errInsufficient
+	}
+	var todo []*instance
+	for _, id := range ids {
+		for _, in := range c.insts {
+			if in.id != id || in.dead || !in.parked {
+				continue
+			}
+			if *c.now < in.stoppedAt {
+				return errIncorrectState
+			}
+			todo = append(todo, in)
+		}
+	}
+	for _, in := range todo {
+		in.stops = append(in.stops, span{in.stoppedAt, *c.now})
+		in.parked, in.resumedAt = false, *c.now
+		in.bootAt = *c.now + c.m.warmDelay(c.rng)
+		c.starts++
+	}
+	return nil
+}
 
 var (
 	errThrottled    = errors.New("RequestLimitExceeded: request limit exceeded")
@@ -152,11 +256,16 @@ func (c *cloud) view(ins []*instance) []controller.Instance {
 	out := make([]controller.Instance, len(ins))
 	for i, in := range ins {
 		state := controller.InstancePending
-		if *c.now-in.launchedAt >= 10*time.Second {
+		if *c.now-in.launchedAt >= 10*time.Second && *c.now-in.resumedAt >= 2*time.Second {
 			state = controller.InstanceRunning
 		}
-		if in.dead {
+		switch {
+		case in.dead:
 			state = controller.InstanceTerminated
+		case in.parked && *c.now < in.stoppedAt:
+			state = controller.InstanceStopping
+		case in.parked:
+			state = controller.InstanceStopped
 		}
 		out[i] = controller.Instance{ID: in.id, State: state, Type: "c6i.large", LaunchedAt: c.start.Add(in.launchedAt),
 			Tags: map[string]string{controller.TagCluster: "sim", controller.TagRole: "node", controller.TagLaunchToken: in.token}}
@@ -165,15 +274,31 @@ func (c *cloud) view(ins []*instance) []controller.Instance {
 }
 
 // cost is what every instance was billed up to end: per second, with the
-// minimum, from launch to termination.
-func (c *cloud) cost(end time.Duration) (dollars, nodeHours float64) {
+// minimum, from launch to termination, at the stopped price while parked.
+// pool is the parked part of dollars.
+func (c *cloud) cost(end time.Duration) (dollars, nodeHours, pool, parkedHours float64) {
 	for _, in := range c.insts {
 		stop := end
 		if in.dead {
 			stop = in.endedAt
 		}
-		d := max(stop-in.launchedAt, c.m.MinBilled)
+		var parked time.Duration
+		for _, s := range in.parkedSpans(stop) {
+			parked += s.to - s.from
+		}
+		d := max(stop-in.launchedAt, c.m.MinBilled) - parked
 		nodeHours += d.Hours()
+		parkedHours += parked.Hours()
 	}
-	return nodeHours * c.m.PricePerHour, nodeHours
+	pool = parkedHours * c.m.StoppedPricePerHour
+	return nodeHours*c.m.PricePerHour + pool, nodeHours, pool, parkedHours
+}
+
+// parkedSpans are the periods in was stopped, up to end.
+func (in *instance) parkedSpans(end time.Duration) []span {
+	out := append([]span(nil), in.stops...)
+	if in.parked && in.stoppedAt < end {
+		out = append(out, span{in.stoppedAt, end})
+	}
+	return out
 }
