@@ -48,6 +48,17 @@ type LaunchRequest struct {
 	Token string
 	// Tags are added to the cluster tag on every instance.
 	Tags map[string]string
+	// Zone is the availability zone to place them in when it has
+	// capacity; "" lets the cloud choose.
+	Zone string
+}
+
+// ZonedCloud is a Cloud that places launches in zones: the planner
+// spreads nodes across them.
+type ZonedCloud interface {
+	Cloud
+	// Zones lists the zones launches may use, in preference order.
+	Zones(ctx context.Context) ([]string, error)
 }
 
 // Instance states, as EC2 names them.

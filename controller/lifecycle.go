@@ -13,10 +13,11 @@ type DrainReason string
 
 // Why a node drains.
 const (
-	DrainSurplus DrainReason = "surplus"                  // demand fell below the fleet (scale-in)
-	DrainOverCap DrainReason = "over the node cap"        // the fleet exceeds MaxNodes or the budget
-	DrainSpot    DrainReason = "spot interruption notice" // the cloud takes the spot instance back
-	DrainPark    DrainReason = "park in the warm pool"    // surplus kept stopped for the next rise
+	DrainSurplus   DrainReason = "surplus"                       // demand fell below the fleet (scale-in)
+	DrainOverCap   DrainReason = "over the node cap"             // the fleet exceeds MaxNodes or the budget
+	DrainSpot      DrainReason = "spot interruption notice"      // the cloud takes the spot instance back
+	DrainPark      DrainReason = "park in the warm pool"         // surplus kept stopped for the next rise
+	DrainRebalance DrainReason = "spot rebalance recommendation" // replaced before its interruption notice
 )
 
 // ErrBadTransition: a state change the lifecycle diagram (registry.go)

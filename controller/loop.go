@@ -374,6 +374,13 @@ func (c *Controller) Tick(ctx context.Context) error {
 	obs.DemandStale = stale
 	pc := c.cfg.Plan
 	pc.Pricing = c.Pricing()
+	if zc, ok := c.cloud.(ZonedCloud); ok {
+		if zones, err := zc.Zones(ctx); err != nil {
+			c.log.Warn("zones of the cloud; launching anywhere this tick", "err", err)
+		} else {
+			pc.Zones = zones
+		}
+	}
 	p := pc.Plan(obs, now)
 	c.mu.Lock()
 	c.memory, c.lastPlan = p.Memory, p
@@ -404,7 +411,7 @@ func (c *Controller) Observe() Observed {
 	}
 	for _, in := range c.intents {
 		for i := byToken[in.Token]; i < in.Count; i++ {
-			obs.Nodes = append(obs.Nodes, NodeView{ID: fmt.Sprintf("%s#%d", in.Token, i), State: StateRequested, LaunchedAt: in.CreatedAt})
+			obs.Nodes = append(obs.Nodes, NodeView{ID: fmt.Sprintf("%s#%d", in.Token, i), State: StateRequested, LaunchedAt: in.CreatedAt, Zone: in.Zone})
 		}
 	}
 	// A stable order makes the plan (and the simulator) deterministic.
@@ -457,6 +464,9 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 			c.nodes[in.ID] = n
 		}
 		n.inCloud, n.missedAt, n.cloudState = true, time.Time{}, in.State
+		if n.rec.Zone == "" && in.Zone != "" {
+			n.rec.Zone = in.Zone
+		}
 		old := n.rec
 		if n.rec.State == StateGone && (in.State == InstancePending || in.State == InstanceRunning) {
 			// Thought gone (long unlisted) but alive after all: give it the
@@ -602,7 +612,7 @@ func (c *Controller) launch(ctx context.Context, in LaunchIntent, now time.Time)
 	if err := c.stillLeading(ctx); err != nil {
 		return fmt.Errorf("launch %d (token %s): %w", in.Count, in.Token, err)
 	}
-	insts, err := c.cloud.Launch(ctx, LaunchRequest{Count: in.Count, Token: in.Token,
+	insts, err := c.cloud.Launch(ctx, LaunchRequest{Count: in.Count, Token: in.Token, Zone: in.Zone,
 		Tags: map[string]string{TagRole: "node", TagLaunchToken: in.Token, "Name": "elastidial-node"}})
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -727,7 +737,7 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 			c.mu.Unlock()
 			c.log.Info("drain", "nodes", a.NodeIDs, "reason", a.Reason)
 		case ActLaunch:
-			in := LaunchIntent{Token: c.cfg.NewToken(), Count: a.Count, CreatedAt: now}
+			in := LaunchIntent{Token: c.cfg.NewToken(), Count: a.Count, CreatedAt: now, Zone: a.Zone}
 			if c.store != nil {
 				if err := c.store.AddIntent(ctx, c.fence, in); err != nil {
 					note(err)

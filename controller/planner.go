@@ -82,7 +82,9 @@ type NodeView struct {
 	Load1       float64
 	NodeDrain   bool // the node reported it is draining (it got our command)
 	SpotNotice  bool
+	Rebalance   bool        // EC2 recommends rebalancing this spot node: replace it before the notice
 	DrainReason DrainReason // set while draining
+	Zone        string      // availability zone
 
 	StoppedAt   time.Time // parking or parked: when the stop was asked
 	ResumedAt   time.Time // last started from the warm pool; deadlines count from it
@@ -167,6 +169,12 @@ type Config struct {
 	SpikeMemory    time.Duration // how long an unannounced rise keeps the pool sized for it; 24h
 	Hibernate      bool          // park hibernated (RAM to the root volume) where the instance allows
 	StartRetry     time.Duration // a parked node the cloud refused to start is passed over this long; 1m
+
+	// Zones are the availability zones launches spread across (the
+	// loop fills them from a ZonedCloud): each launch goes to the zone
+	// with the fewest serving nodes, each drain comes from the zone with
+	// the most, so zones stay within one node of each other.
+	Zones []string
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -251,6 +259,7 @@ type Action struct {
 	NodeIDs []string
 	Reason  string      // for logs
 	Drain   DrainReason // ActDrain: why, typed (the drain deadline depends on it)
+	Zone    string      // ActLaunch: the zone to place the nodes in; "" any
 }
 
 // Plan is the planner's answer for one tick.
@@ -365,7 +374,7 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	}
 
 	// 1. Lifecycle deadlines: these hold whatever the demand.
-	var ready, coming, draining []NodeView
+	var ready, coming, draining, atRisk []NodeView
 	alive := 0
 	var parked []NodeView
 	parking := 0
@@ -438,6 +447,11 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		case n.State == StateReady && n.SpotNotice:
 			// Handled below as a drain; it no longer counts as capacity.
 			draining = append(draining, n)
+		case n.State == StateReady && n.Rebalance:
+			// At elevated risk of interruption: it serves on, but counts
+			// as no capacity, so a replacement is launched now; it drains
+			// once the replacements are ready.
+			atRisk = append(atRisk, n)
 		case n.State == StateReady:
 			ready = append(ready, n)
 		case n.State == StateDraining:
@@ -649,18 +663,62 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		}
 		need = max(need, minNodes-serving)
 		var start []string
-		for _, n := range parked {
-			if need <= 0 || alive >= maxNodes {
-				break
-			}
-			if !n.StartFailed.IsZero() && now.Sub(n.StartFailed) < cfg.StartRetry {
-				continue // refused a moment ago (no capacity): launch instead
-			}
+		zc := zoneCounts(cfg.Zones, ready, coming)
+		startable := func(n NodeView) bool {
+			// A node the cloud refused a moment ago (no capacity) is
+			// passed over: launch instead.
+			return n.StartFailed.IsZero() || now.Sub(n.StartFailed) >= cfg.StartRetry
+		}
+		take := func(n NodeView) {
 			start = append(start, n.ID)
+			zc[n.Zone]++
 			need--
 			alive++
 			serving++
 			have += NodeSlots(NodeView{Capacity: n.Capacity}, cfg)
+		}
+		if len(cfg.Zones) == 0 {
+			for _, n := range parked {
+				if need <= 0 || alive >= maxNodes {
+					break
+				}
+				if startable(n) {
+					take(n)
+				}
+			}
+		} else {
+			// Each node wanted goes to the zone with the fewest: a
+			// parked node there starts, else that zone gets a launch
+			// (below), so a pool parked unevenly never skews the fleet.
+			reserved := map[string]int{}
+			chosen := map[string]bool{}
+			for need > 0 && alive < maxNodes {
+				z := cfg.Zones[0]
+				for _, x := range cfg.Zones[1:] {
+					if zc[x] < zc[z] {
+						z = x
+					}
+				}
+				found := false
+				for _, n := range parked {
+					if n.Zone == z && !chosen[n.ID] && startable(n) {
+						chosen[n.ID], found = true, true
+						take(n)
+						break
+					}
+				}
+				if !found {
+					reserved[z]++
+					zc[z]++
+					need--
+					alive++
+				}
+			}
+			for z, k := range reserved {
+				zc[z] -= k
+				need += k
+				alive -= k
+			}
 		}
 		if len(start) > 0 {
 			started = len(start)
@@ -688,13 +746,11 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			need = max(room, 0)
 		}
 		if need > 0 {
-			for need > 0 {
-				b := min(need, cfg.MaxLaunchBatch)
-				p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: b, Reason: fmt.Sprintf("want %d slots, have %d", p.WantedSlots, have)})
-				need -= b
-				alive += b
-				serving += b
+			for _, l := range spread(cfg, zc, need) {
+				p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: l.Count, Zone: l.Zone, Reason: fmt.Sprintf("want %d slots, have %d", p.WantedSlots, have)})
 			}
+			alive += need
+			serving += need
 		}
 	case have > p.WantedSlots && windowFull:
 		// 4. Scale in: only the surplus that lasted the whole window (the
@@ -719,12 +775,32 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		readyHave := p.ReadySlots
 		sortEmptiest(ready)
 		var drain, park []string
-		for _, n := range ready {
+		zc := zoneCounts(cfg.Zones, ready, coming)
+		picked := make([]bool, len(ready))
+		for {
+			// The emptiest eligible node of the fullest zone.
+			best := -1
+			for i, n := range ready {
+				s := NodeSlots(n, cfg)
+				toPool := cfg.WarmPool && poolHave < p.WarmTarget && !n.Spot && !n.ReadyAt.IsZero()
+				if picked[i] || have-s < target || readyHave-s < target || serving-1 < minNodes || (!toPool && now.Sub(n.LaunchedAt) < cfg.MinLifetime) {
+					continue
+				}
+				// In the fullest zone; with spot launches, on-demand nodes
+				// (a fallback when spot was short) go first: the fleet
+				// moves back to spot as it turns over.
+				if best < 0 || zc[n.Zone] > zc[ready[best].Zone] || zc[n.Zone] == zc[ready[best].Zone] && cfg.Spot && !n.Spot && ready[best].Spot {
+					best = i
+				}
+			}
+			if best < 0 {
+				break
+			}
+			picked[best] = true
+			n := ready[best]
+			zc[n.Zone]--
 			s := NodeSlots(n, cfg)
 			toPool := cfg.WarmPool && poolHave < p.WarmTarget && !n.Spot && !n.ReadyAt.IsZero()
-			if have-s < target || readyHave-s < target || serving-1 < minNodes || (!toPool && now.Sub(n.LaunchedAt) < cfg.MinLifetime) {
-				continue
-			}
 			if toPool {
 				park = append(park, n.ID)
 				poolHave++
@@ -745,6 +821,13 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	if len(spotDrain) > 0 {
 		p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: spotDrain, Reason: string(DrainSpot), Drain: DrainSpot})
 	}
+	if len(atRisk) > 0 && p.ReadySlots >= p.WantedSlots {
+		var ids []string
+		for _, n := range atRisk {
+			ids = append(ids, n.ID)
+		}
+		p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: ids, Reason: "replaced ahead of a likely spot interruption", Drain: DrainRebalance})
+	}
 	if fill > 0 && alive+fill <= maxNodes {
 		// The pool's minimum, with nothing else to launch: nodes to boot,
 		// sync and park. Spare nodes (parked by the scale-in above) count.
@@ -755,7 +838,9 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			}
 		}
 		if fill -= parkedNow; fill > 0 {
-			p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: fill, Reason: fmt.Sprintf("warm pool: %d more nodes to boot, sync and park", fill)})
+			for _, l := range spread(cfg, zoneCounts(cfg.Zones, ready, coming), fill) {
+				p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: l.Count, Zone: l.Zone, Reason: fmt.Sprintf("warm pool: %d more nodes to boot, sync and park", fill)})
+			}
 			alive += fill
 		}
 	}
@@ -773,6 +858,56 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	p.DesiredNodes = serving
 	p.Parked = poolHave
 	return p
+}
+
+// zoneCounts counts the serving nodes of each configured zone (nodes in
+// a zone not configured count under their own name).
+func zoneCounts(zones []string, groups ...[]NodeView) map[string]int {
+	c := make(map[string]int, len(zones))
+	for _, z := range zones {
+		c[z] = 0
+	}
+	for _, g := range groups {
+		for _, n := range g {
+			c[n.Zone]++
+		}
+	}
+	return c
+}
+
+// spread splits n launches into batches, each to the zone with the fewest
+// serving nodes at the time (ties in configuration order), at most
+// MaxLaunchBatch a batch. zc is updated. Without zones: batches for any
+// zone.
+func spread(cfg Config, zc map[string]int, n int) []Action {
+	var out []Action
+	if len(cfg.Zones) == 0 {
+		for n > 0 {
+			b := min(n, cfg.MaxLaunchBatch)
+			out = append(out, Action{Kind: ActLaunch, Count: b})
+			n -= b
+		}
+		return out
+	}
+	per := map[string]int{}
+	for range n {
+		best := cfg.Zones[0]
+		for _, z := range cfg.Zones[1:] {
+			if zc[z] < zc[best] {
+				best = z
+			}
+		}
+		zc[best]++
+		per[best]++
+	}
+	for _, z := range cfg.Zones {
+		for k := per[z]; k > 0; {
+			b := min(k, cfg.MaxLaunchBatch)
+			out = append(out, Action{Kind: ActLaunch, Count: b, Zone: z})
+			k -= b
+		}
+	}
+	return out
 }
 
 // sortEmptiest orders nodes by active calls, fewest first (ties by id, so

@@ -544,3 +544,71 @@ func TestPlanSpikeMemory(t *testing.T) {
 		t.Fatalf("after every rise aged out: target %d, %d spikes", p.WarmTarget, len(mem.Spikes))
 	}
 }
+
+// TestPlanZones: launches go to the zones with the fewest serving nodes,
+// drains come from the zone with the most, parked nodes start only where
+// the fleet is short (else that zone gets a launch).
+func TestPlanZones(t *testing.T) {
+	zoned := func(ns []NodeView, zones ...string) []NodeView {
+		for i := range ns {
+			ns[i].Zone = zones[i]
+		}
+		return ns
+	}
+	cfg := Config{Zones: []string{"a", "b", "c"}}
+	launches := func(p Plan) map[string]int {
+		m := map[string]int{}
+		for _, a := range p.Actions {
+			if a.Kind == ActLaunch {
+				m[a.Zone] += a.Count
+			}
+		}
+		return m
+	}
+	p := cfg.Plan(Observed{Campaigns: []CampaignView{camp("x", 590)}, Nodes: zoned(readyNodes("r", 90, 90, 90), "a", "a", "b")}, t0)
+	if got := launches(p); got["a"] != 1 || got["b"] != 1 || got["c"] != 2 {
+		t.Errorf("launches by zone %v, want a 1, b 1, c 2 (to 3, 2... within one)", got)
+	}
+	p = cfg.Plan(Observed{Campaigns: []CampaignView{camp("x", 150)}, Nodes: zoned(readyNodes("r", 0, 0, 50, 90), "b", "a", "a", "c"), Memory: fullWindow(150)}, t0)
+	if got := kinds(p); got != "drain r1,r0" {
+		t.Errorf("scale-in %q, want the emptiest node of the fullest zone (r1 in a), then the emptiest (r0)", got)
+	}
+	warm := Config{Zones: []string{"a", "b", "c"}, WarmPool: true}
+	nodes := append(zoned(readyNodes("r", 90, 90, 90), "a", "b", "c"), zoned(parkedNodes(3), "a", "a", "b")...)
+	p = warm.Plan(Observed{Campaigns: []CampaignView{camp("x", 560)}, Nodes: nodes, Memory: spikeMemory(300, 290)}, t0)
+	var started []string
+	for _, a := range p.Actions {
+		if a.Kind == ActStart {
+			started = a.NodeIDs
+		}
+	}
+	// Wanted 560+28 → 6 nodes: 3 more, one per zone: w0 (a), w2 (b), a
+	// launch in c (no parked node there).
+	if got := launches(p); strings.Join(started, ",") != "w0,w2" || got["c"] != 1 || len(got) != 1 {
+		t.Errorf("started %v, launched %v; want w0,w2 and one launch in c", started, got)
+	}
+}
+
+// TestPlanSpot: a rebalance recommendation launches a replacement at once
+// and drains the node once replacements are ready; at scale-in, on-demand
+// nodes (a spot fallback) go before spot ones.
+func TestPlanSpot(t *testing.T) {
+	cfg := Config{Spot: true}
+	nodes := readyNodes("r", 80, 80)
+	nodes[1].Rebalance, nodes[1].Spot = true, true
+	p := cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 160)}, Nodes: nodes, Memory: fullWindow(160)}, t0)
+	if got := kinds(p); got != "launch 1" {
+		t.Errorf("rebalance recommended: %q, want a replacement launched and nothing drained yet", got)
+	}
+	nodes = append(nodes, readyNodes("n", 0)...)
+	p = cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 160)}, Nodes: nodes, Memory: fullWindow(160)}, t0)
+	if got := kinds(p); got != "drain r1" || p.Actions[0].Drain != DrainRebalance {
+		t.Errorf("replacement ready: %q, want the at-risk node drained", got)
+	}
+	mixed := readyNodes("r", 0, 0, 90)
+	mixed[0].Spot, mixed[2].Spot = true, true
+	p = cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: mixed, Memory: fullWindow(90)}, t0)
+	if got := kinds(p); got != "drain r1,r0" {
+		t.Errorf("scale-in %q, want the on-demand node r1 first", got)
+	}
+}

@@ -329,7 +329,7 @@ func (n *node) view(since time.Time) NodeView {
 	v := NodeView{
 		ID: n.rec.ID, State: n.rec.State, Spot: n.rec.Spot, Capacity: n.rec.Capacity,
 		LaunchedAt: n.rec.LaunchedAt, ReadyAt: n.rec.ReadyAt, DrainDeadline: n.rec.DrainDeadline,
-		LastHeartbeat: n.rec.LastHeartbeat, DrainReason: n.rec.DrainReason,
+		LastHeartbeat: n.rec.LastHeartbeat, DrainReason: n.rec.DrainReason, Zone: n.rec.Zone,
 		StoppedAt: n.rec.Warm.StoppedAt, ResumedAt: n.rec.Warm.ResumedAt, StartFailed: n.rec.Warm.StartFailed,
 	}
 	if n.rec.State == StateParked || n.rec.State == StateParking || n.rec.State == StateResuming {
@@ -343,7 +343,7 @@ func (n *node) view(since time.Time) NodeView {
 		}
 		hb := n.rec.Load
 		v.ActiveCalls, v.Pending, v.CPU, v.Load1 = hb.ActiveCalls, hb.PendingResults, hb.CPU, hb.Load1
-		v.NodeDrain, v.SpotNotice = hb.Draining, hb.SpotNotice
+		v.NodeDrain, v.SpotNotice, v.Rebalance = hb.Draining, hb.SpotNotice, hb.Rebalance
 	} else if n.rec.State == StateDraining {
 		// Calls unknown: count as busy until it reports.
 		v.ActiveCalls = 1

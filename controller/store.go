@@ -58,6 +58,10 @@ type LaunchIntent struct {
 	Token     string
 	Count     int
 	CreatedAt time.Time
+	// Zone is where the plan wanted the nodes (a preference the cloud
+	// honours when it has capacity there). Not stored: a retry after a
+	// restart lands where the cloud has room.
+	Zone string
 }
 
 var schema = []string{

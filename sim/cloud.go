@@ -20,7 +20,8 @@ type CloudModel struct {
 	// the price table (Settings.Pricing), the one the controller uses.
 	PricePerHour    float64
 	MinBilled       time.Duration // per-second billing with this minimum; 60s
-	LaunchesPerSec  int           // RunInstances calls allowed per second; 2
+	LaunchesPerSec  int           // RunInstances (and StartInstances) calls refilled per second; 2
+	LaunchBurst     int           // calls the bucket holds, as EC2's request token bucket; 5
 	CapacityFailure float64       // chance a launch call fails with InsufficientInstanceCapacity; 0.01
 	FailuresPerHour float64       // chance per node-hour that a node dies; 0.002
 	Seed            uint64
@@ -37,6 +38,10 @@ type CloudModel struct {
 	// StoppedPricePerHour is the $/h of a parked node (its volume);
 	// Settings fills it from the price table.
 	StoppedPricePerHour float64
+	// Zones is how many availability zones launches may use; 3. A launch
+	// without a zone goes to the one with the fewest live nodes, as an
+	// Auto Scaling group balances its zones.
+	Zones int
 }
 
 func (m CloudModel) withDefaults() CloudModel {
@@ -44,6 +49,7 @@ func (m CloudModel) withDefaults() CloudModel {
 	m.BootTail = cmp.Or(m.BootTail, 2*time.Minute)
 	m.MinBilled = cmp.Or(m.MinBilled, time.Minute)
 	m.LaunchesPerSec = cmp.Or(m.LaunchesPerSec, 2)
+	m.LaunchBurst = cmp.Or(m.LaunchBurst, 5)
 	m.CapacityFailure = cmp.Or(m.CapacityFailure, 0.01)
 	m.FailuresPerHour = cmp.Or(m.FailuresPerHour, 0.002)
 	m.WarmMedian = cmp.Or(m.WarmMedian, 30*time.Second)
@@ -51,6 +57,7 @@ func (m CloudModel) withDefaults() CloudModel {
 	m.WarmMin = cmp.Or(m.WarmMin, 5*time.Second)
 	m.StopLag = cmp.Or(m.StopLag, 30*time.Second)
 	m.StartFailure = cmp.Or(m.StartFailure, m.CapacityFailure)
+	m.Zones = cmp.Or(m.Zones, 3)
 	return m
 }
 
@@ -105,6 +112,7 @@ type instance struct {
 	resumedAt time.Duration
 	stops     []span // completed stops, billed at the stopped price
 	poolFill  bool   // reference pool: stop once booted
+	zone      string
 }
 
 // span is a period [from, to) of simulated time.
@@ -119,7 +127,11 @@ type cloud struct {
 	start time.Time
 	insts []*instance
 	byTok map[string][]*instance
-	calls map[time.Duration]int // RunInstances calls per second
+	calls map[time.Duration]int // unused; kept for the zero value
+	// tokens is EC2's request bucket for RunInstances and StartInstances:
+	// LaunchBurst deep, LaunchesPerSec refilled each second.
+	tokens   float64
+	refilled time.Duration
 
 	launches, terminations, shortLived int
 	dropped, lost                      float64
@@ -127,7 +139,70 @@ type cloud struct {
 	starts, startRefused               int
 }
 
-var _ controller.WarmCloud = (*cloud)(nil)
+var (
+	_ controller.WarmCloud  = (*cloud)(nil)
+	_ controller.ZonedCloud = (*cloud)(nil)
+)
+
+// take spends one request token, refilling the bucket first.
+func (c *cloud) take() bool {
+	if c.refilled == 0 && c.tokens == 0 {
+		c.tokens = float64(c.m.LaunchBurst)
+	}
+	c.tokens = min(float64(c.m.LaunchBurst), c.tokens+(*c.now-c.refilled).Seconds()*float64(c.m.LaunchesPerSec))
+	c.refilled = *c.now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// Zones names the simulated zones.
+func (c *cloud) Zones(context.Context) ([]string, error) {
+	out := make([]string, c.m.Zones)
+	for i := range out {
+		out[i] = fmt.Sprintf("sim-%c", 'a'+i)
+	}
+	return out, nil
+}
+
+// zoneFor is where a launch without a zone goes: the zone with the fewest
+// live, running nodes.
+func (c *cloud) zoneFor() string {
+	zones, _ := c.Zones(context.Background())
+	n := map[string]int{}
+	for _, in := range c.insts {
+		if !in.dead && !in.parked {
+			n[in.zone]++
+		}
+	}
+	best := zones[0]
+	for _, z := range zones[1:] {
+		if n[z] < n[best] {
+			best = z
+		}
+	}
+	return best
+}
+
+// zoneSkew is the spread of serving nodes (booting or ready, neither
+// draining nor parked) across zones: the most in one zone less the fewest
+// in another.
+func (c *cloud) zoneSkew() int {
+	zones, _ := c.Zones(context.Background())
+	n := map[string]int{}
+	for _, in := range c.insts {
+		if !in.dead && !in.parked && !in.draining {
+			n[in.zone]++
+		}
+	}
+	lo, hi := n[zones[0]], n[zones[0]]
+	for _, z := range zones[1:] {
+		lo, hi = min(lo, n[z]), max(hi, n[z])
+	}
+	return hi - lo
+}
 
 // Stop parks running instances: calls still on them are dropped (the
 // elastidial policy drains first); billing switches to the stopped price
@@ -151,12 +226,10 @@ var errIncorrectState = errors.New("IncorrectInstanceState: the instance is not 
 // later. A call may fail for capacity, as a launch may; starting one still
 // stopping fails as EC2's does.
 func (c *cloud) Start(_ context.Context, ids []string) error {
-	sec := *c.now / time.Second
-	if c.calls[sec] >= c.m.LaunchesPerSec {
+	if !c.take() {
 		c.throttled++
 		return errThrottled
 	}
-	c.calls[sec]++
 	if c.rng.Float64() < c.m.StartFailure {
 		c.startRefused++
 		return errInsufficient
@@ -191,19 +264,21 @@ func (c *cloud) Launch(_ context.Context, req controller.LaunchRequest) ([]contr
 	if got, ok := c.byTok[req.Token]; ok && req.Token != "" {
 		return c.view(got), nil
 	}
-	sec := *c.now / time.Second
-	if c.calls[sec] >= c.m.LaunchesPerSec {
+	if !c.take() {
 		c.throttled++
 		return nil, errThrottled
 	}
-	c.calls[sec]++
 	if c.rng.Float64() < c.m.CapacityFailure {
 		c.insufficient++
 		return nil, errInsufficient
 	}
 	var out []*instance
 	for range req.Count {
-		in := &instance{id: fmt.Sprintf("i-%07d", len(c.insts)+1), token: req.Token, launchedAt: *c.now}
+		zone := req.Zone
+		if zone == "" {
+			zone = c.zoneFor()
+		}
+		in := &instance{id: fmt.Sprintf("i-%07d", len(c.insts)+1), token: req.Token, launchedAt: *c.now, zone: zone}
 		in.bootAt = *c.now + c.m.bootDelay(c.rng)
 		c.insts = append(c.insts, in)
 		out = append(out, in)
@@ -267,7 +342,7 @@ func (c *cloud) view(ins []*instance) []controller.Instance {
 		case in.parked:
 			state = controller.InstanceStopped
 		}
-		out[i] = controller.Instance{ID: in.id, State: state, Type: "c6i.large", LaunchedAt: c.start.Add(in.launchedAt),
+		out[i] = controller.Instance{ID: in.id, State: state, Type: "c6i.large", Zone: in.zone, LaunchedAt: c.start.Add(in.launchedAt),
 			Tags: map[string]string{controller.TagCluster: "sim", controller.TagRole: "node", controller.TagLaunchToken: in.token}}
 	}
 	return out

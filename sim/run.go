@@ -96,8 +96,12 @@ type Result struct {
 	// the rise's calls beyond the ready slots wait one mean warm start
 	// (as many nodes as are parked) or one mean boot (the rest), with
 	// detection and the calls' placement instant.
-	FloorUnservedShare float64  `json:"floor_unserved_share"`
-	Series             []Sample `json:"-"`
+	FloorUnservedShare float64 `json:"floor_unserved_share"`
+	// ZoneSkew is the largest spread of serving nodes (booting or ready,
+	// neither draining nor parked) across zones seen after any scaler
+	// pass: the most in one zone less the fewest in another.
+	ZoneSkew int      `json:"zone_skew"`
+	Series   []Sample `json:"-"`
 }
 
 // policy decides capacity each tick of a simulation.
@@ -190,6 +194,11 @@ func Run(t *Trace, s Settings, policyName string) (Result, error) {
 			}
 		}
 		w.res.PeakNodes = max(w.res.PeakNodes, alive)
+		if w.now%s.Tick == time.Second {
+			// After the tick's actions took effect (a launch lands in its
+			// zone, a drain ends in the next pass).
+			w.res.ZoneSkew = max(w.res.ZoneSkew, w.cloud.zoneSkew())
+		}
 		switch {
 		case w.now%s.Tick == 0:
 			if err := p.tick(w); err != nil {

@@ -75,6 +75,12 @@ func TestEveryTraceKeepsTheInvariants(t *testing.T) {
 			if !reflect.DeepEqual(res, again) {
 				t.Fatalf("same seed, different results:\n%+v\n%+v", res, again)
 			}
+			// Zones: launches go to the zone with the fewest nodes and
+			// drains come from the one with the most, so after every
+			// pass the zones hold within one node of each other.
+			if res.ZoneSkew > 1 {
+				t.Errorf("zones %d nodes apart at some tick, want at most 1", res.ZoneSkew)
+			}
 			if res.DroppedByScaleIn != 0 {
 				t.Errorf("dropped %g calls by scale-in", res.DroppedByScaleIn)
 			}

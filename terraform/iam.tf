@@ -60,7 +60,7 @@ data "aws_iam_policy_document" "controller" {
   }
   statement {
     sid       = "Describe"
-    actions   = ["ec2:DescribeInstances", "ec2:DescribeSpotPriceHistory"]
+    actions   = ["ec2:DescribeInstances", "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets"]
     resources = ["*"]
   }
   statement {

@@ -829,3 +829,64 @@ func TestWarmPoolStopStart(t *testing.T) {
 		t.Fatalf("bad id: %v", err)
 	}
 }
+
+// TestZonePlacement: the zones of the configured subnets, read once; a
+// launch for a zone goes to its subnet first and elsewhere when the zone
+// has no capacity.
+func TestZonePlacement(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	zones, err := e.cloud.Zones(ctx)
+	if err != nil || len(zones) != 2 || zones[0] != "us-east-1a" || zones[1] != "us-east-1b" {
+		t.Fatalf("zones %v %v", zones, err)
+	}
+	e.cloud.Zones(ctx)
+	if n := e.fake.CallCount("DescribeSubnets"); n != 1 {
+		t.Fatalf("%d DescribeSubnets calls, want 1 (cached)", n)
+	}
+	got, err := e.cloud.Launch(ctx, controller.LaunchRequest{Count: 2, Token: "zb", Zone: "us-east-1b"})
+	if err != nil || len(got) != 2 || got[0].Zone != "us-east-1b" {
+		t.Fatalf("launch for us-east-1b: %+v %v", got, err)
+	}
+	e.fake.NoCapacity("us-east-1b", true)
+	got, err = e.cloud.Launch(ctx, controller.LaunchRequest{Count: 1, Token: "zb2", Zone: "us-east-1b"})
+	if err != nil || len(got) != 1 || got[0].Zone != "us-east-1a" {
+		t.Fatalf("us-east-1b short of capacity: %+v %v", got, err)
+	}
+	bad := newEnv(t, func(c *ec2cloud.Config) { c.Subnets = []string{"subnet-a", "subnet-zzz"} })
+	if _, err := bad.cloud.Zones(ctx); code(err) != "InvalidSubnetID.NotFound" {
+		t.Fatalf("unknown subnet: %v", err)
+	}
+}
+
+// TestSpotFallback: no spot capacity in any subnet falls back to
+// on-demand, launches stay on-demand for SpotRetry, then spot again.
+func TestSpotFallback(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, func(c *ec2cloud.Config) { c.Spot, c.InstanceTypes = true, []string{"c6i.large"} })
+	e.fake.NoCapacity("spot", true)
+	got, err := e.cloud.Launch(ctx, controller.LaunchRequest{Count: 2, Token: "s1"})
+	if err != nil || len(got) != 2 || got[0].Spot {
+		t.Fatalf("fallback launch: %+v %v", got, err)
+	}
+	if n := e.fake.CallCount("RunInstances"); n != 3 {
+		t.Fatalf("%d RunInstances calls, want 2 spot (one per subnet) and 1 on-demand", n)
+	}
+	// A retry of the same launch repeats the on-demand request: no
+	// second batch.
+	if again, err := e.cloud.Launch(ctx, controller.LaunchRequest{Count: 2, Token: "s1"}); err != nil || again[0].ID != got[0].ID {
+		t.Fatalf("retry: %+v %v", again, err)
+	}
+	e.fake.NoCapacity("spot", false)
+	e.clock.Advance(5 * time.Minute)
+	if got, _ := e.cloud.Launch(ctx, controller.LaunchRequest{Count: 1, Token: "s2"}); got[0].Spot {
+		t.Fatal("spot tried again before SpotRetry")
+	}
+	e.clock.Advance(6 * time.Minute)
+	if got, err := e.cloud.Launch(ctx, controller.LaunchRequest{Count: 1, Token: "s3"}); err != nil || !got[0].Spot {
+		t.Fatalf("back to spot after SpotRetry: %+v %v", got, err)
+	}
+	if v := e.fake.Instances(); len(v) != 4 || v[0].Spot || !v[3].Spot {
+		t.Fatalf("fake: %+v", v)
+	}
+}

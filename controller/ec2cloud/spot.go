@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -61,4 +62,32 @@ func (c *Cloud) SpotPrices(ctx context.Context, types_ ...string) (map[string]fl
 		prices[k.typ] = max(prices[k.typ], v)
 	}
 	return prices, nil
+}
+
+// Zones lists the availability zones of the configured subnets, in their
+// order (DescribeSubnets, once): the scaler spreads launches across them.
+func (c *Cloud) Zones(ctx context.Context) ([]string, error) {
+	c.mu.Lock()
+	sz := c.subnetZone
+	c.mu.Unlock()
+	if sz == nil {
+		out, err := c.api.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: c.cfg.Subnets})
+		if err != nil {
+			return nil, fmt.Errorf("zones of the subnets: %w", err)
+		}
+		sz = map[string]string{}
+		for _, s := range out.Subnets {
+			sz[aws.ToString(s.SubnetId)] = aws.ToString(s.AvailabilityZone)
+		}
+		c.mu.Lock()
+		c.subnetZone = sz
+		c.mu.Unlock()
+	}
+	var zones []string
+	for _, s := range c.cfg.Subnets {
+		if z := sz[s]; z != "" && !slices.Contains(zones, z) {
+			zones = append(zones, z)
+		}
+	}
+	return zones, nil
 }

@@ -179,7 +179,8 @@ func (s *Server) VisibilityLag(d time.Duration) {
 
 // NoCapacity makes RunInstances answer InsufficientInstanceCapacity when the
 // request targets key: a subnet id, an availability zone, an instance type,
-// or "type/zone". on=false restores capacity.
+// "type/zone", or "spot" / "spot/zone" for spot requests alone. on=false
+// restores capacity.
 func (s *Server) NoCapacity(key string, on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -336,6 +337,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			body, f = s.terminateInstances(p)
 		case "DescribeSpotPriceHistory":
 			body, f = s.describeSpotPriceHistory(p)
+		case "DescribeSubnets":
+			body, f = s.describeSubnets(p)
 		case "StopInstances":
 			body, f = s.stopInstances(p)
 		case "StartInstances":
@@ -440,7 +443,12 @@ func (s *Server) runInstances(p url.Values) (any, *Fault) {
 	if az := p.Get("Placement.AvailabilityZone"); az != "" {
 		zone = az
 	}
-	for _, k := range []string{subnet, zone, typ, typ + "/" + zone} {
+	keys := []string{subnet, zone, typ, typ + "/" + zone}
+	if p.Get("InstanceMarketOptions.MarketType") == "spot" {
+		// "spot", "spot/<zone>": the spot pool alone is short.
+		keys = append(keys, "spot", "spot/"+zone)
+	}
+	for _, k := range keys {
 		if k != "" && s.noCapacity[k] {
 			return nil, &Fault{http.StatusInternalServerError, "InsufficientInstanceCapacity",
 				fmt.Sprintf("We currently do not have sufficient %s capacity in the Availability Zone you requested (%s).", typ, zone)}
