@@ -10,7 +10,7 @@ import (
 
 // describeSubnets answers with the zone of each subnet asked for (all of
 // SubnetZones when none is named); an unknown subnet fails the call as
-// EC2's does.
+// EC2's does. With no SubnetZones, every subnet is in us-east-1a.
 func (s *Server) describeSubnets(p url.Values) (any, *Fault) {
 	ids := list(p, "SubnetId")
 	if len(ids) == 0 {
@@ -33,6 +33,9 @@ func (s *Server) describeSubnets(p url.Values) (any, *Fault) {
 	out := resp{Xmlns: xmlns, RequestID: "fake-request"}
 	for _, id := range ids {
 		z, ok := s.SubnetZones[id]
+		if len(s.SubnetZones) == 0 {
+			z, ok = "us-east-1a", true // any subnet, as RunInstances takes it
+		}
 		if !ok {
 			return nil, &Fault{http.StatusBadRequest, "InvalidSubnetID.NotFound", fmt.Sprintf("The subnet ID '%s' does not exist", id)}
 		}
