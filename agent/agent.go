@@ -49,6 +49,13 @@ type SpotWatcher interface {
 	SpotNotice(ctx context.Context) (bool, error)
 }
 
+// RebalanceWatcher reports EC2's rebalance recommendation; a SpotWatcher
+// that also implements it (*IMDS does) has it passed on in heartbeats, so
+// the scaler replaces the node before its interruption notice.
+type RebalanceWatcher interface {
+	Rebalance(ctx context.Context) (bool, error)
+}
+
 // Config is everything the agent needs. Zero values take the documented
 // defaults.
 type Config struct {
@@ -113,6 +120,7 @@ type Agent struct {
 	capacity     int
 	draining     bool // asked by the controller
 	spot         bool // spot notice seen: drain for good
+	rebalance    bool // EC2 recommends rebalancing: told to the scaler, which replaces us
 	registered   bool
 	settled      bool // calls an earlier agent left in flight are ended and reported
 	timingOK     bool
@@ -421,7 +429,7 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	req := nodeapi.HeartbeatRequest{ActiveCalls: len(a.calls), Capacity: a.capacity, Load1: load,
 		CPU: a.cpu.sample(), AMIConnected: a.ami.Connected(), TimingOK: h.timing, ChannelOK: h.channel,
 		TrunkOK: h.trunk, AudioVersion: a.audioVersion,
-		Draining: a.draining || a.spot, SpotNotice: a.spot, PendingResults: a.cfg.Queue.Pending() + a.unqueued,
+		Draining: a.draining || a.spot, SpotNotice: a.spot, Rebalance: a.rebalance, PendingResults: a.cfg.Queue.Pending() + a.unqueued,
 		TrunksVersion: a.trunksVersion, TrunksUp: strings.Join(h.up, ","), TrunksDown: strings.Join(h.down, ",")}
 	a.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -543,6 +551,18 @@ func (a *Agent) spotLoop(ctx context.Context) error {
 		notice, err := a.cfg.Spot.SpotNotice(ctx)
 		if err != nil && ctx.Err() == nil {
 			a.log.Debug("spot check", "err", err)
+		}
+		if rw, ok := a.cfg.Spot.(RebalanceWatcher); ok && !notice {
+			if r, err := rw.Rebalance(ctx); err == nil && r {
+				a.mu.Lock()
+				first := !a.rebalance
+				a.rebalance = true
+				a.mu.Unlock()
+				if first {
+					a.log.Warn("spot rebalance recommendation: the scaler will replace this node")
+					a.poke(a.hbNow)
+				}
+			}
 		}
 		if notice {
 			a.mu.Lock()

@@ -114,6 +114,14 @@ func (m *IMDS) Identity(ctx context.Context) (Identity, error) {
 	return id, nil
 }
 
+// Rebalance reports whether EC2 recommends rebalancing this spot
+// instance (events/recommendations/rebalance exists): it is at elevated
+// risk of interruption, usually well before the two-minute notice.
+func (m *IMDS) Rebalance(ctx context.Context) (bool, error) {
+	_, ok, err := m.get(ctx, "events/recommendations/rebalance")
+	return ok, err
+}
+
 // SpotNotice reports whether EC2 has scheduled this spot instance's
 // interruption (spot/instance-action exists).
 func (m *IMDS) SpotNotice(ctx context.Context) (bool, error) {

@@ -8,7 +8,7 @@ import (
 )
 
 func TestIMDSv2(t *testing.T) {
-	spot := false
+	spot, rebalance := false, false
 	tokens := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/latest/api/token" {
@@ -26,6 +26,9 @@ func TestIMDSv2(t *testing.T) {
 		}
 		v := map[string]string{"/latest/meta-data/instance-id": "i-0abc", "/latest/meta-data/local-ipv4": "10.0.1.9",
 			"/latest/meta-data/placement/availability-zone": "eu-west-1a"}
+		if rebalance {
+			v["/latest/meta-data/events/recommendations/rebalance"] = `{"noticeTime":"2026-11-22T10:40:00Z"}`
+		}
 		if spot {
 			v["/latest/meta-data/spot/instance-action"] = `{"action":"terminate","time":"2026-11-22T11:00:00Z"}`
 		}
@@ -44,6 +47,13 @@ func TestIMDSv2(t *testing.T) {
 	}
 	if n, err := m.SpotNotice(ctx); n || err != nil {
 		t.Errorf("spot before notice: %v %v", n, err)
+	}
+	if r, err := m.Rebalance(ctx); r || err != nil {
+		t.Errorf("rebalance before the recommendation: %v %v", r, err)
+	}
+	rebalance = true
+	if r, err := m.Rebalance(ctx); !r || err != nil {
+		t.Errorf("rebalance recommendation: %v %v", r, err)
 	}
 	spot = true
 	if n, err := m.SpotNotice(ctx); !n || err != nil {

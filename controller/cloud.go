@@ -26,6 +26,20 @@ type Cloud interface {
 	Instances(ctx context.Context) ([]Instance, error)
 }
 
+// WarmCloud is a Cloud that can park instances stopped and start them
+// again: the warm pool. EC2 and the trace simulator implement it; a cloud
+// that does not (the local cloud) gets no pool and the planner launches.
+type WarmCloud interface {
+	Cloud
+	// Stop stops running instances, hibernating them when hibernate is
+	// set and the instance allows it (else a plain stop). Ids already
+	// stopping or stopped are not an error.
+	Stop(ctx context.Context, ids []string, hibernate bool) error
+	// Start starts stopped instances. It may fail for capacity as a
+	// launch can; ids already pending or running are not an error.
+	Start(ctx context.Context, ids []string) error
+}
+
 // LaunchRequest asks for Count identical nodes.
 type LaunchRequest struct {
 	Count int
@@ -34,6 +48,17 @@ type LaunchRequest struct {
 	Token string
 	// Tags are added to the cluster tag on every instance.
 	Tags map[string]string
+	// Zone is the availability zone to place them in when it has
+	// capacity; "" lets the cloud choose.
+	Zone string
+}
+
+// ZonedCloud is a Cloud that places launches in zones: the planner
+// spreads nodes across them.
+type ZonedCloud interface {
+	Cloud
+	// Zones lists the zones launches may use, in preference order.
+	Zones(ctx context.Context) ([]string, error)
 }
 
 // Instance states, as EC2 names them.

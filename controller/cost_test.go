@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/elastidial/elastidial/controller/cost"
 )
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
@@ -60,5 +62,33 @@ func TestCostHandler(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", nil))
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d", rec.Code)
+	}
+}
+
+// TestOnePriceTable: the configured table and the spot prices the cloud
+// reports reach the budget cap, CostPerHour and the cost report alike.
+func TestOnePriceTable(t *testing.T) {
+	clock := &manualClock{now: t0.Add(3 * time.Hour)}
+	c := newTestController(t, newFakeCloud(clock), &fakeDemand{}, nil, clock, func(o *Options) {
+		o.Pricing = cost.Pricing{OnDemand: map[string]map[string]float64{"us-east-1": {"c6i.large": 0.1}}}
+		o.Plan.Spot, o.Plan.BudgetPerHour = true, 1
+	})
+	c.nodes["od"] = &node{rec: NodeRecord{ID: "od", Type: "c6i.large", RunningAt: t0, State: StateReady}}
+	c.nodes["sp"] = &node{rec: NodeRecord{ID: "sp", Type: "c6i.large", Spot: true, RunningAt: t0, State: StateReady}}
+	if got := c.CostPerHour(); !near(got, 0.2) {
+		t.Errorf("before spot prices: %g $/h, want 0.2 (spot priced as the configured on-demand)", got)
+	}
+	c.SetSpotPrices(map[string]float64{"c6i.large": 0.04})
+	if got := c.CostPerHour(); !near(got, 0.14) {
+		t.Errorf("after spot prices: %g $/h, want 0.14", got)
+	}
+	r, err := c.CostReport(context.Background(), nil, t0, t0.Add(time.Hour))
+	if err != nil || !near(r.Total, 0.14) {
+		t.Errorf("report total %g (%v), want 0.14", r.Total, err)
+	}
+	pc := c.cfg.Plan
+	pc.Pricing = c.Pricing()
+	if got := pc.NodePrice(); !near(got, 0.04) {
+		t.Errorf("the budget cap prices a spot launch at %g, want 0.04", got)
 	}
 }

@@ -30,7 +30,7 @@ func newFakeCloud(clock Clock) *fakeCloud {
 	return &fakeCloud{clock: clock, insts: map[string]*Instance{}, tokens: map[string][]string{}, fail: map[string]error{}, lostReply: map[string]bool{}}
 }
 
-var _ Cloud = (*fakeCloud)(nil)
+var _ WarmCloud = (*fakeCloud)(nil)
 
 func (f *fakeCloud) failNext(method string) {
 	f.mu.Lock()
@@ -130,6 +130,53 @@ func (f *fakeCloud) Instances(ctx context.Context) ([]Instance, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// Stop stops running instances: they stay stopping until settle.
+func (f *fakeCloud) Stop(ctx context.Context, ids []string, hibernate bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("stop %v hibernate=%v", ids, hibernate))
+	if err, _ := f.takeFault("stop"); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if in := f.insts[id]; in != nil && (in.State == InstanceRunning || in.State == InstancePending) {
+			in.State = InstanceStopping
+		}
+	}
+	return nil
+}
+
+// Start starts stopped instances: pending until boot.
+func (f *fakeCloud) Start(ctx context.Context, ids []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("start %v", ids))
+	if err, _ := f.takeFault("start"); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		in := f.insts[id]
+		if in == nil {
+			return fmt.Errorf("start %s: no such instance", id)
+		}
+		if in.State == InstanceStopped {
+			in.State = InstancePending
+		}
+	}
+	return nil
+}
+
+// settle moves every stopping instance to stopped.
+func (f *fakeCloud) settle() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, in := range f.insts {
+		if in.State == InstanceStopping {
+			in.State = InstanceStopped
+		}
+	}
 }
 
 // boot moves every pending instance to running.

@@ -13,9 +13,11 @@ type DrainReason string
 
 // Why a node drains.
 const (
-	DrainSurplus DrainReason = "surplus"                  // demand fell below the fleet (scale-in)
-	DrainOverCap DrainReason = "over the node cap"        // the fleet exceeds MaxNodes or the budget
-	DrainSpot    DrainReason = "spot interruption notice" // the cloud takes the spot instance back
+	DrainSurplus   DrainReason = "surplus"                       // demand fell below the fleet (scale-in)
+	DrainOverCap   DrainReason = "over the node cap"             // the fleet exceeds MaxNodes or the budget
+	DrainSpot      DrainReason = "spot interruption notice"      // the cloud takes the spot instance back
+	DrainPark      DrainReason = "park in the warm pool"         // surplus kept stopped for the next rise
+	DrainRebalance DrainReason = "spot rebalance recommendation" // replaced before its interruption notice
 )
 
 // ErrBadTransition: a state change the lifecycle diagram (registry.go)
@@ -31,7 +33,10 @@ var next = map[NodeState][]NodeState{
 	StateRegistered:  {StateSyncing, StateReady, StateDraining, StateTerminating, StateGone},
 	StateSyncing:     {StateReady, StateDraining, StateTerminating, StateGone},
 	StateReady:       {StateSyncing, StateDraining, StateTerminating, StateGone},
-	StateDraining:    {StateSyncing, StateTerminating, StateGone},
+	StateDraining:    {StateSyncing, StateParking, StateTerminating, StateGone},
+	StateParking:     {StateParked, StateTerminating, StateGone},
+	StateParked:      {StateResuming, StateTerminating, StateGone},
+	StateResuming:    {StateRegistered, StateParked, StateTerminating, StateGone},
 	StateTerminating: {StateGone},
 	StateGone:        {StatePending}, // thought gone, but the cloud lists it alive
 }
@@ -69,6 +74,18 @@ func transition(r *NodeRecord, to NodeState, now time.Time, d Drain) error {
 	case from == StateDraining:
 		r.DrainReason, r.DrainDeadline = "", time.Time{}
 	}
+	switch {
+	case to == StateParking:
+		r.Warm.StoppedAt = now
+	case (from == StateParked || from == StateParking) && to != StateParked:
+		// Leaving the pool (started, or ended): the stop is over.
+		r.Warm.Stops = closeStop(r.Warm.Stops, r.Warm.StoppedAt, now)
+		r.Warm.StoppedAt = time.Time{}
+	}
+	if to == StateResuming {
+		r.Warm.ResumedAt = now
+		r.Warm.Starts++
+	}
 	switch to {
 	case StateGone:
 		r.GoneAt = now
@@ -79,4 +96,53 @@ func transition(r *NodeRecord, to NodeState, now time.Time, d Drain) error {
 	}
 	r.State = to
 	return nil
+}
+
+// WarmRecord is what the warm pool adds to a node's row: when its current
+// stop began, when it was last started again, and its stops so far (the
+// ledger bills those at the stopped price).
+type WarmRecord struct {
+	StoppedAt time.Time `json:"stopped_at,omitzero"` // zero unless parking or parked
+	ResumedAt time.Time `json:"resumed_at,omitzero"` // the last start from the pool
+	Starts    int       `json:"starts,omitempty"`
+	// StartFailed is when the cloud last refused to start it (capacity):
+	// the planner launches instead for a while.
+	StartFailed time.Time      `json:"start_failed,omitzero"`
+	Stops       [maxStops]Stop `json:"stops,omitzero"`
+}
+
+// Stop is one period an instance spent stopped.
+type Stop struct {
+	From time.Time `json:"from,omitzero"`
+	To   time.Time `json:"to,omitzero"`
+}
+
+// maxStops is how many stops a row keeps one by one; older ones are
+// folded into the first (billed at the stopped price all the same, as one
+// period from its start to the newer one's end, which can only overstate
+// the running time saved by a few seconds of start-up).
+const maxStops = 16
+
+// closeStop records the stop [from, to) in stops, folding the oldest two
+// when full. A zero from (a stop the controller never saw begin) records
+// nothing.
+func closeStop(stops [maxStops]Stop, from, to time.Time) [maxStops]Stop {
+	if from.IsZero() || !to.After(from) {
+		return stops
+	}
+	n := 0
+	for n < maxStops && !stops[n].From.IsZero() {
+		n++
+	}
+	if n == maxStops {
+		// Fold: keep the stopped time exact by turning the two oldest
+		// into one; the running time between them is billed as stopped,
+		// a slight under-statement noted above.
+		stops[0].To = stops[1].To
+		copy(stops[1:], stops[2:])
+		n--
+		stops[n] = Stop{}
+	}
+	stops[n] = Stop{From: from, To: to}
+	return stops
 }

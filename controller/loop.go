@@ -51,7 +51,7 @@ type Options struct {
 	Clock             Clock                                     // real clock
 	Logger            *slog.Logger                              // slog.Default()
 	Metrics           *metrics.Scaler                           // nil = none
-	Pricing           cost.Pricing                              // price table for CostPerHour and reports
+	Pricing           cost.Pricing                              // the one price table: budget cap, CostPerHour and reports (SetSpotPrices updates its spot prices)
 	NewToken          func() string                             // launch idempotency tokens; random
 	// ReleaseNode, when set, is called for a node whose instance has
 	// ended (or that we terminated), so the calls it had leased return to
@@ -96,7 +96,8 @@ type Controller struct {
 	memory     Memory
 	lastDemand []CampaignView
 	lastPlan   Plan
-	toRelease  []string // ended nodes whose leases are not yet released
+	toRelease  []string     // ended nodes whose leases are not yet released
+	pricing    cost.Pricing // cfg.Pricing with the latest spot prices
 
 	audioMu sync.Mutex
 	audio   string
@@ -114,6 +115,10 @@ func New(ctx context.Context, cloud Cloud, demand DemandSource, store *Store, op
 		return nil, fmt.Errorf("new controller: %w", err)
 	}
 	opt.Plan = opt.Plan.WithDefaults()
+	if _, ok := cloud.(WarmCloud); !ok {
+		// This cloud cannot stop and start instances: no warm pool.
+		opt.Plan.WarmPool = false
+	}
 	if opt.Tick <= 0 {
 		opt.Tick = 10 * time.Second
 	}
@@ -126,7 +131,11 @@ func New(ctx context.Context, cloud Cloud, demand DemandSource, store *Store, op
 	if opt.AudioVersionTTL <= 0 {
 		opt.AudioVersionTTL = 5 * time.Second
 	}
+	if err := opt.Pricing.Validate(); err != nil {
+		return nil, fmt.Errorf("new controller: %w", err)
+	}
 	opt.Pricing = opt.Pricing.WithDefaults()
+	opt.Plan.Pricing = opt.Pricing
 	if opt.Clock == nil {
 		opt.Clock = realClock{}
 	}
@@ -149,7 +158,7 @@ func New(ctx context.Context, cloud Cloud, demand DemandSource, store *Store, op
 		}
 	}
 	c := &Controller{cfg: opt, cloud: cloud, demand: demand, store: store, clock: opt.Clock, log: opt.Logger, nodes: map[string]*node{},
-		wake: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), pricing: opt.Pricing}
 	if store != nil {
 		if err := c.refresh(ctx); err != nil {
 			return nil, fmt.Errorf("new controller: %w", err)
@@ -363,7 +372,16 @@ func (c *Controller) Tick(ctx context.Context) error {
 
 	obs := c.Observe()
 	obs.DemandStale = stale
-	p := c.cfg.Plan.Plan(obs, now)
+	pc := c.cfg.Plan
+	pc.Pricing = c.Pricing()
+	if zc, ok := c.cloud.(ZonedCloud); ok {
+		if zones, err := zc.Zones(ctx); err != nil {
+			c.log.Warn("zones of the cloud; launching anywhere this tick", "err", err)
+		} else {
+			pc.Zones = zones
+		}
+	}
+	p := pc.Plan(obs, now)
 	c.mu.Lock()
 	c.memory, c.lastPlan = p.Memory, p
 	c.mu.Unlock()
@@ -393,7 +411,7 @@ func (c *Controller) Observe() Observed {
 	}
 	for _, in := range c.intents {
 		for i := byToken[in.Token]; i < in.Count; i++ {
-			obs.Nodes = append(obs.Nodes, NodeView{ID: fmt.Sprintf("%s#%d", in.Token, i), State: StateRequested, LaunchedAt: in.CreatedAt})
+			obs.Nodes = append(obs.Nodes, NodeView{ID: fmt.Sprintf("%s#%d", in.Token, i), State: StateRequested, LaunchedAt: in.CreatedAt, Zone: in.Zone})
 		}
 	}
 	// A stable order makes the plan (and the simulator) deterministic.
@@ -445,7 +463,10 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 			}
 			c.nodes[in.ID] = n
 		}
-		n.inCloud, n.missedAt = true, time.Time{}
+		n.inCloud, n.missedAt, n.cloudState = true, time.Time{}, in.State
+		if n.rec.Zone == "" && in.Zone != "" {
+			n.rec.Zone = in.Zone
+		}
 		old := n.rec
 		if n.rec.State == StateGone && (in.State == InstancePending || in.State == InstanceRunning) {
 			// Thought gone (long unlisted) but alive after all: give it the
@@ -465,7 +486,26 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 					firstErr = err
 				}
 			}
-		case InstanceShuttingDown, InstanceTerminated, InstanceStopping, InstanceStopped:
+		case InstanceStopping, InstanceStopped:
+			switch n.rec.State {
+			case StateParking:
+				if in.State == InstanceStopped {
+					if err := transition(&n.rec, StateParked, now, Drain{}); err != nil && firstErr == nil {
+						firstErr = err
+					}
+				}
+			case StateParked, StateResuming, StateTerminating, StateGone:
+				// Parked as planned; a start EC2 has not applied yet; ending.
+			default:
+				// Stopped without us (a stop from the console, a failed
+				// host): it serves no calls. Terminate it rather than leak
+				// a volume; the planner replaces it.
+				c.log.Warn("instance stopped without us: terminating", "node", in.ID, "state", in.State)
+				if err := transition(&n.rec, StateTerminating, now, Drain{}); err != nil && firstErr == nil {
+					firstErr = err
+				}
+			}
+		case InstanceShuttingDown, InstanceTerminated:
 			if n.rec.State != StateGone {
 				if n.rec.State != StateTerminating {
 					c.log.Warn("instance ended without us", "node", in.ID, "state", in.State)
@@ -572,7 +612,7 @@ func (c *Controller) launch(ctx context.Context, in LaunchIntent, now time.Time)
 	if err := c.stillLeading(ctx); err != nil {
 		return fmt.Errorf("launch %d (token %s): %w", in.Count, in.Token, err)
 	}
-	insts, err := c.cloud.Launch(ctx, LaunchRequest{Count: in.Count, Token: in.Token,
+	insts, err := c.cloud.Launch(ctx, LaunchRequest{Count: in.Count, Token: in.Token, Zone: in.Zone,
 		Tags: map[string]string{TagRole: "node", TagLaunchToken: in.Token, "Name": "elastidial-node"}})
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -697,7 +737,7 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 			c.mu.Unlock()
 			c.log.Info("drain", "nodes", a.NodeIDs, "reason", a.Reason)
 		case ActLaunch:
-			in := LaunchIntent{Token: c.cfg.NewToken(), Count: a.Count, CreatedAt: now}
+			in := LaunchIntent{Token: c.cfg.NewToken(), Count: a.Count, CreatedAt: now, Zone: a.Zone}
 			if c.store != nil {
 				if err := c.store.AddIntent(ctx, c.fence, in); err != nil {
 					note(err)
@@ -709,6 +749,69 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 			c.mu.Unlock()
 			c.log.Info("launch", "count", a.Count, "token", in.Token, "reason", a.Reason)
 			note(c.launch(ctx, in, now))
+		case ActStop:
+			c.mu.Lock()
+			var ids []string
+			for _, id := range a.NodeIDs {
+				n := c.nodes[id]
+				if n == nil {
+					continue
+				}
+				if err := transition(&n.rec, StateParking, now, Drain{}); err != nil {
+					note(err)
+					continue
+				}
+				if err := c.persist(ctx, n); err != nil {
+					note(err)
+					continue
+				}
+				ids = append(ids, id)
+				asked[id] = true
+			}
+			c.mu.Unlock()
+			if len(ids) > 0 {
+				c.log.Info("park in the warm pool", "nodes", ids, "hibernate", c.cfg.Plan.Hibernate)
+				note(c.stop(ctx, ids))
+			}
+		case ActStart:
+			c.mu.Lock()
+			var ids []string
+			for _, id := range a.NodeIDs {
+				n := c.nodes[id]
+				if n == nil {
+					continue
+				}
+				if err := transition(&n.rec, StateResuming, now, Drain{}); err != nil {
+					note(err)
+					continue
+				}
+				if err := c.persist(ctx, n); err != nil {
+					note(err)
+					continue
+				}
+				ids = append(ids, id)
+			}
+			c.mu.Unlock()
+			if len(ids) == 0 {
+				continue
+			}
+			c.log.Info("start from the warm pool", "nodes", ids, "reason", a.Reason)
+			if err := c.start(ctx, ids); err != nil {
+				note(err)
+				// Not started (capacity, a refused call): back to the pool,
+				// so the next plan launches instead of waiting for them.
+				c.mu.Lock()
+				for _, id := range ids {
+					if n := c.nodes[id]; n != nil && n.rec.State == StateResuming {
+						n.rec.Warm.Starts--
+						if terr := transition(&n.rec, StateParked, now, Drain{}); terr == nil {
+							n.rec.Warm.StoppedAt, n.rec.Warm.StartFailed = now, now
+							note(c.persist(ctx, n))
+						}
+					}
+				}
+				c.mu.Unlock()
+			}
 		case ActCapacity:
 			c.mu.Lock()
 			if n := c.nodes[a.NodeIDs[0]]; n != nil {
@@ -719,17 +822,25 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 	}
 	// Terminating nodes the cloud still runs (a crash after the state was
 	// stored, or a failed call) are asked again; Terminate is idempotent.
-	var again []string
+	// So are nodes still parking: Stop is idempotent too.
+	var again, stopAgain []string
 	c.mu.Lock()
 	for id, n := range c.nodes {
-		if n.rec.State == StateTerminating && n.inCloud && !asked[id] {
+		switch {
+		case n.rec.State == StateTerminating && n.inCloud && !asked[id]:
 			again = append(again, id)
+		case n.rec.State == StateParking && n.inCloud && !asked[id] && n.cloudState == InstanceRunning:
+			stopAgain = append(stopAgain, id)
 		}
 	}
 	c.mu.Unlock()
 	if len(again) > 0 && !errors.Is(firstErr, ErrFenced) {
 		sort.Strings(again)
 		note(c.terminate(ctx, again))
+	}
+	if len(stopAgain) > 0 && !errors.Is(firstErr, ErrFenced) {
+		sort.Strings(stopAgain)
+		note(c.stop(ctx, stopAgain))
 	}
 	// The capacity commands go out with the nodes' next heartbeats, which
 	// any controller may take: they live on the nodes' rows.
@@ -749,6 +860,37 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 		c.loseLead("fenced")
 	}
 	return firstErr
+}
+
+// stop parks ids in the warm pool (the cloud is a WarmCloud: the planner
+// parks nothing otherwise).
+func (c *Controller) stop(ctx context.Context, ids []string) error {
+	wc, ok := c.cloud.(WarmCloud)
+	if !ok {
+		return fmt.Errorf("stop %v: the cloud cannot stop instances", ids)
+	}
+	if err := c.stillLeading(ctx); err != nil {
+		return fmt.Errorf("stop %v: %w", ids, err)
+	}
+	if err := wc.Stop(ctx, ids, c.cfg.Plan.Hibernate); err != nil {
+		return fmt.Errorf("stop %v: %w", ids, err)
+	}
+	return nil
+}
+
+// start starts parked ids.
+func (c *Controller) start(ctx context.Context, ids []string) error {
+	wc, ok := c.cloud.(WarmCloud)
+	if !ok {
+		return fmt.Errorf("start %v: the cloud cannot start instances", ids)
+	}
+	if err := c.stillLeading(ctx); err != nil {
+		return fmt.Errorf("start %v: %w", ids, err)
+	}
+	if err := wc.Start(ctx, ids); err != nil {
+		return fmt.Errorf("start %v: %w", ids, err)
+	}
+	return nil
 }
 
 func (c *Controller) terminate(ctx context.Context, ids []string) error {

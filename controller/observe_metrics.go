@@ -12,7 +12,7 @@ func (c *Controller) observeMetrics(p Plan) {
 		return
 	}
 	counts := map[string]int{}
-	for _, s := range []NodeState{StateRequested, StatePending, StateBooting, StateRegistered, StateSyncing, StateReady, StateDraining, StateTerminating} {
+	for _, s := range []NodeState{StateRequested, StatePending, StateBooting, StateRegistered, StateSyncing, StateReady, StateDraining, StateParking, StateParked, StateResuming, StateTerminating} {
 		counts[string(s)] = 0
 	}
 	for _, v := range c.Observe().Nodes {

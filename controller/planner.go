@@ -4,10 +4,12 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
+	"github.com/elastidial/elastidial/controller/cost"
 )
 
 // This file holds the scaling decision: Plan is a pure function of what the
@@ -30,6 +32,9 @@ const (
 	StateSyncing     NodeState = "syncing"     // heartbeating but not ready (audio, AMI, timing)
 	StateReady       NodeState = "ready"       // takes calls; the only state whose slots count
 	StateDraining    NodeState = "draining"    // takes no new calls; finishing its calls
+	StateParking     NodeState = "parking"     // drained for the warm pool; stop requested from the cloud
+	StateParked      NodeState = "parked"      // stopped in the warm pool: bills its volume only
+	StateResuming    NodeState = "resuming"    // started from the pool; its agent has not re-registered yet
 	StateTerminating NodeState = "terminating" // terminate requested from the cloud
 	StateGone        NodeState = "gone"        // the cloud no longer runs it
 )
@@ -38,7 +43,7 @@ const (
 // further decision.
 func (s NodeState) Coming() bool {
 	switch s {
-	case StateRequested, StatePending, StateBooting, StateRegistered, StateSyncing:
+	case StateRequested, StatePending, StateBooting, StateRegistered, StateSyncing, StateResuming:
 		return true
 	}
 	return false
@@ -78,6 +83,13 @@ type NodeView struct {
 	Load1       float64
 	NodeDrain   bool // the node reported it is draining (it got our command)
 	SpotNotice  bool
+	Rebalance   bool        // EC2 recommends rebalancing this spot node: replace it before the notice
+	DrainReason DrainReason // set while draining
+	Zone        string      // availability zone
+
+	StoppedAt   time.Time // parking or parked: when the stop was asked
+	ResumedAt   time.Time // last started from the warm pool; deadlines count from it
+	StartFailed time.Time // the cloud last refused to start it
 
 	LaunchedAt    time.Time // requested (or first seen, for an adopted instance)
 	ReadyAt       time.Time // zero until ready
@@ -100,6 +112,10 @@ type DemandSample struct {
 // keeps it opaque: whatever Plan returned goes into the next Observed.
 type Memory struct {
 	Samples []DemandSample // oldest first, pruned to the stabilisation window
+	// Spikes are the unannounced rises within SpikeMemory that size the
+	// warm pool: a sliding-window maximum, so each is larger than every
+	// later one (oldest first).
+	Spikes []DemandSample
 }
 
 // Observed is everything the planner decides on.
@@ -132,9 +148,34 @@ type Config struct {
 	StruggleCPU           float64       // CPU share above which a node is struggling; 0.85
 	StruggleLoad          float64       // load1 above which a node is struggling; 0 = ignore
 	StruggleFactor        float64       // share of slots a struggling node keeps; 0.75
-	PricePerHour          float64       // one node, $/h, for the budget cap; 0.085
-	BudgetPerHour         float64       // cap on the fleet's $/h; 0 = none
-	MaxLaunchBatch        int           // nodes in one Launch call; 50
+	// Pricing is the controller's one price table (on-demand per region
+	// and type with the configured overrides, spot from the cloud's price
+	// history): the budget cap prices nodes with it. Default cost.Pricing{}.
+	Pricing        cost.Pricing
+	InstanceType   string  // type the next launch is priced as; Pricing.DefaultType
+	Spot           bool    // launches are spot (priced as spot)
+	BudgetPerHour  float64 // cap on the fleet's $/h; 0 = none
+	MaxLaunchBatch int     // nodes in one Launch call; 50
+
+	// The warm pool: nodes that booted and synced once, parked stopped
+	// (billing their volume only) and started on the next rise in a
+	// fraction of a boot. Its size follows the spike risk: the largest
+	// unannounced rise within SpikeMemory, in nodes, at least WarmPoolMin,
+	// at most WarmPoolMax, and no more than WarmPoolBudget (or the budget
+	// cap, which counts the pool) pays for at the stopped price.
+	WarmPool       bool          // park instead of terminate; needs a cloud that stops and starts (the loop checks)
+	WarmPoolMin    int           // parked nodes kept whatever the risk (ops' expected spike); 0
+	WarmPoolMax    int           // parked nodes at most; 20
+	WarmPoolBudget float64       // cap on the pool's own $/h; 0 = none beyond BudgetPerHour
+	SpikeMemory    time.Duration // how long an unannounced rise keeps the pool sized for it; 24h
+	Hibernate      bool          // park hibernated (RAM to the root volume) where the instance allows
+	StartRetry     time.Duration // a parked node the cloud refused to start is passed over this long; 1m
+
+	// Zones are the availability zones launches spread across (the
+	// loop fills them from a ZonedCloud): each launch goes to the zone
+	// with the fewest serving nodes, each drain comes from the zone with
+	// the most, so zones stay within one node of each other.
+	Zones []string
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -153,8 +194,12 @@ func (c Config) WithDefaults() Config {
 	c.SpotDrainTimeout = cmp.Or(c.SpotDrainTimeout, 2*time.Minute)
 	c.StruggleCPU = cmp.Or(c.StruggleCPU, 0.85)
 	c.StruggleFactor = cmp.Or(c.StruggleFactor, 0.75)
-	c.PricePerHour = cmp.Or(c.PricePerHour, 0.085)
+	c.Pricing = c.Pricing.WithDefaults()
+	c.InstanceType = cmp.Or(c.InstanceType, c.Pricing.DefaultType)
 	c.MaxLaunchBatch = cmp.Or(c.MaxLaunchBatch, 50)
+	c.WarmPoolMax = cmp.Or(c.WarmPoolMax, 20)
+	c.SpikeMemory = cmp.Or(c.SpikeMemory, 24*time.Hour)
+	c.StartRetry = cmp.Or(c.StartRetry, time.Minute)
 	return c
 }
 
@@ -175,10 +220,23 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: StruggleFactor %g outside 0..1", c.StruggleFactor)
 	case c.BudgetPerHour < 0:
 		return fmt.Errorf("config: BudgetPerHour %g is negative", c.BudgetPerHour)
-	case c.PricePerHour < 0:
-		return fmt.Errorf("config: PricePerHour %g is negative", c.PricePerHour)
+	case c.WarmPoolMin < 0 || c.WarmPoolMax < 0:
+		return fmt.Errorf("config: WarmPoolMin %d and WarmPoolMax %d must not be negative", c.WarmPoolMin, c.WarmPoolMax)
+	case c.WarmPoolMax > 0 && c.WarmPoolMin > c.WarmPoolMax:
+		return fmt.Errorf("config: WarmPoolMin %d above WarmPoolMax %d", c.WarmPoolMin, c.WarmPoolMax)
+	case c.WarmPoolBudget < 0:
+		return fmt.Errorf("config: WarmPoolBudget %g is negative", c.WarmPoolBudget)
+	}
+	if err := c.Pricing.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
 	}
 	return nil
+}
+
+// NodePrice is the $/h of one running node as the budget cap counts it:
+// the configured type, spot or on-demand, from the price table.
+func (c Config) NodePrice() float64 {
+	return c.Pricing.RunningHourly(c.InstanceType, c.Spot)
 }
 
 // ActionKind says what an Action does.
@@ -191,6 +249,8 @@ const (
 	ActLaunch      ActionKind = "launch"       // Count: start this many nodes in one batch
 	ActDrain       ActionKind = "drain"        // NodeIDs: stop new calls, terminate when idle
 	ActCapacity    ActionKind = "capacity"     // NodeIDs[0] offers Count slots from now on
+	ActStart       ActionKind = "start"        // NodeIDs: start these parked nodes (before any launch)
+	ActStop        ActionKind = "stop"         // NodeIDs: park these drained nodes stopped
 )
 
 // Action is one step the loop carries out.
@@ -200,6 +260,7 @@ type Action struct {
 	NodeIDs []string
 	Reason  string      // for logs
 	Drain   DrainReason // ActDrain: why, typed (the drain deadline depends on it)
+	Zone    string      // ActLaunch: the zone to place the nodes in; "" any
 }
 
 // Plan is the planner's answer for one tick.
@@ -211,6 +272,8 @@ type Plan struct {
 	ReadySlots    int // usable slots of ready nodes
 	ComingSlots   int // slots of nodes on their way to ready
 	DesiredNodes  int // nodes the plan aims at once carried out
+	WarmTarget    int // parked nodes the pool aims at
+	Parked        int // parked (or parking) nodes once the plan is carried out
 	BudgetLimited bool
 	Reasons       []string // why capacity is held where it is (budget, max nodes, ...)
 	// Shares is the fleet's slots, once the plan is carried out, as the
@@ -357,7 +420,7 @@ func Struggling(n NodeView, cfg Config) bool {
 func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	cfg = cfg.WithDefaults()
 	var p Plan
-	var terminate []string
+	var terminate, stop []string
 	terminated := map[string]bool{}
 	kill := func(id, why string) {
 		terminate = append(terminate, id)
@@ -366,10 +429,16 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	}
 
 	// 1. Lifecycle deadlines: these hold whatever the demand.
-	var ready, coming, draining []NodeView
+	var ready, coming, draining, atRisk []NodeView
 	alive := 0
+	var parked []NodeView
+	parking := 0
 	for _, n := range obs.Nodes {
+		// A node started from the pool gets its deadlines from the start.
 		age := now.Sub(n.LaunchedAt)
+		if n.ResumedAt.After(n.LaunchedAt) {
+			age = now.Sub(n.ResumedAt)
+		}
 		silent := !n.LastHeartbeat.IsZero() && now.Sub(n.LastHeartbeat) > cfg.HeartbeatDeadline
 		switch {
 		case n.State == StateGone:
@@ -377,6 +446,21 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		case n.State == StateTerminating:
 			alive++
 			continue
+		case n.State == StateParked:
+			parked = append(parked, n)
+			continue
+		case n.State == StateParking:
+			if !n.StoppedAt.IsZero() && now.Sub(n.StoppedAt) > cfg.DrainTimeout {
+				kill(n.ID, "stop for the warm pool did not finish")
+				continue
+			}
+			parking++
+			continue
+		case n.State == StateResuming:
+			if age > cfg.RegisterDeadline {
+				kill(n.ID, "no registration after a start from the warm pool")
+				continue
+			}
 		case n.State == StatePending || n.State == StateBooting:
 			if age > cfg.RegisterDeadline {
 				kill(n.ID, "no registration within deadline")
@@ -401,6 +485,10 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			case !n.DrainDeadline.IsZero() && !now.Before(n.DrainDeadline):
 				kill(n.ID, "drain deadline passed")
 				continue
+			case n.NodeDrain && n.ActiveCalls == 0 && n.Pending == 0 && !silent && n.DrainReason == DrainPark && cfg.WarmPool:
+				stop = append(stop, n.ID)
+				parking++
+				continue
 			case n.NodeDrain && n.ActiveCalls == 0 && n.Pending == 0 && !silent:
 				kill(n.ID, "drained")
 				continue
@@ -414,6 +502,11 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		case n.State == StateReady && n.SpotNotice:
 			// Handled below as a drain; it no longer counts as capacity.
 			draining = append(draining, n)
+		case n.State == StateReady && n.Rebalance:
+			// At elevated risk of interruption: it serves on, but counts
+			// as no capacity, so a replacement is launched now; it drains
+			// once the replacements are ready.
+			atRisk = append(atRisk, n)
 		case n.State == StateReady:
 			ready = append(ready, n)
 		case n.State == StateDraining:
@@ -424,6 +517,9 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	}
 	if len(terminate) > 0 {
 		p.Actions = append(p.Actions, Action{Kind: ActTerminate, NodeIDs: terminate, Reason: "lifecycle deadline"})
+	}
+	if len(stop) > 0 {
+		p.Actions = append(p.Actions, Action{Kind: ActStop, NodeIDs: stop, Reason: "drained into the warm pool"})
 	}
 	var spotDrain []string
 	for _, n := range draining {
@@ -501,12 +597,39 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		p.Memory.Samples = append(p.Memory.Samples, DemandSample{At: now, Slots: p.WantedSlots, Calls: p.DemandCalls, Surprise: now0})
 	}
 	sort.Slice(p.Memory.Samples, func(i, j int) bool { return p.Memory.Samples[i].At.Before(p.Memory.Samples[j].At) })
+	// Spike risk: the largest unannounced rise within SpikeMemory.
+	for _, sp := range obs.Memory.Spikes {
+		if sp.At.Before(now) && now.Sub(sp.At) <= cfg.SpikeMemory {
+			p.Memory.Spikes = append(p.Memory.Spikes, sp)
+		}
+	}
+	if !obs.DemandStale && now0 > 0 {
+		for len(p.Memory.Spikes) > 0 && p.Memory.Spikes[len(p.Memory.Spikes)-1].Surprise <= now0 {
+			p.Memory.Spikes = p.Memory.Spikes[:len(p.Memory.Spikes)-1]
+		}
+		p.Memory.Spikes = append(p.Memory.Spikes, DemandSample{At: now, Surprise: now0})
+	}
+	risk := 0
+	if len(p.Memory.Spikes) > 0 {
+		risk = p.Memory.Spikes[0].Surprise
+	}
 
 	// Budget: the most nodes the fleet may run. Draining and terminating
 	// nodes bill too, so they count.
+	slot := cfg.SlotsPerNode
+	// The warm pool's size: the spike risk in nodes, within its limits
+	// and what its own budget pays for at the stopped price.
+	if cfg.WarmPool {
+		p.WarmTarget = min(max((risk+slot-1)/slot, cfg.WarmPoolMin), cfg.WarmPoolMax)
+		if sp := cfg.Pricing.StoppedHourly(); sp > 0 && cfg.WarmPoolBudget > 0 {
+			p.WarmTarget = min(p.WarmTarget, int(math.Floor(cfg.WarmPoolBudget/sp+1e-9)))
+		}
+	}
+	// The pool bills too: the budget cap pays for it first.
+	poolCost := float64(len(parked)+parking) * cfg.Pricing.StoppedHourly()
 	maxNodes := cfg.MaxNodes
-	if cfg.BudgetPerHour > 0 && cfg.PricePerHour > 0 {
-		afford := int(math.Floor(cfg.BudgetPerHour/cfg.PricePerHour + 1e-9))
+	if price := cfg.NodePrice(); cfg.BudgetPerHour > 0 && price > 0 {
+		afford := int(math.Floor(max(cfg.BudgetPerHour-poolCost, 0)/price + 1e-9))
 		if afford < maxNodes {
 			maxNodes = afford
 			p.BudgetLimited = true
@@ -516,7 +639,32 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 
 	have := p.ReadySlots + p.ComingSlots
 	serving := len(ready) + len(coming)
-	slot := cfg.SlotsPerNode
+	poolHave := len(parked) + parking
+	for _, n := range draining {
+		if n.DrainReason == DrainPark {
+			poolHave++
+		}
+	}
+	// Filling the pool to its minimum: launched nodes boot and sync, then
+	// are parked as surplus once the window passes. Nodes already beyond
+	// the wish will be parked the same way and count.
+	// Nodes started from the pool still belong to it: they return when
+	// the rise they serve passes, so they are not replaced meanwhile.
+	fill := 0
+	if cfg.WarmPool {
+		spare := max(0, (have-p.WantedSlots)/slot)
+		lent := 0
+		for _, n := range append(ready, coming...) {
+			if !n.ResumedAt.IsZero() {
+				lent++
+			}
+		}
+		fill = max(0, min(p.WarmTarget, cfg.WarmPoolMin)-poolHave-spare-lent)
+	}
+	// Starting parked nodes is the first answer to a shortfall; nodes the
+	// plan starts leave the pool.
+	sort.Slice(parked, func(i, j int) bool { return parked[i].ID < parked[j].ID })
+	started := 0
 
 	switch {
 	case serving > maxNodes:
@@ -541,7 +689,8 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		}
 	case have < p.WantedSlots || serving < minNodes:
 		// 3. Scale out: drains first (warm, already paid for), fullest
-		// first, then one batched launch.
+		// first, then parked nodes, then one batched launch (with the
+		// nodes the pool's minimum still lacks).
 		sort.Slice(draining, func(i, j int) bool {
 			if draining[i].ActiveCalls != draining[j].ActiveCalls {
 				return draining[i].ActiveCalls > draining[j].ActiveCalls
@@ -568,6 +717,80 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			need = (p.WantedSlots - have + slot - 1) / slot
 		}
 		need = max(need, minNodes-serving)
+		var start []string
+		zc := zoneCounts(cfg.Zones, ready, coming)
+		startable := func(n NodeView) bool {
+			// A node the cloud refused a moment ago (no capacity) is
+			// passed over: launch instead.
+			return n.StartFailed.IsZero() || now.Sub(n.StartFailed) >= cfg.StartRetry
+		}
+		take := func(n NodeView) {
+			start = append(start, n.ID)
+			zc[n.Zone]++
+			need--
+			alive++
+			serving++
+			have += NodeSlots(NodeView{Capacity: n.Capacity}, cfg)
+		}
+		if len(cfg.Zones) == 0 {
+			for _, n := range parked {
+				if need <= 0 || alive >= maxNodes {
+					break
+				}
+				if startable(n) {
+					take(n)
+				}
+			}
+		} else {
+			// Each node wanted goes to the zone with the fewest: a
+			// parked node there starts, else that zone gets a launch
+			// (below), so a pool parked unevenly never skews the fleet.
+			reserved := map[string]int{}
+			chosen := map[string]bool{}
+			for need > 0 && alive < maxNodes {
+				z := cfg.Zones[0]
+				for _, x := range cfg.Zones[1:] {
+					if zc[x] < zc[z] {
+						z = x
+					}
+				}
+				found := false
+				for _, n := range parked {
+					if n.Zone == z && !chosen[n.ID] && startable(n) {
+						chosen[n.ID], found = true, true
+						take(n)
+						break
+					}
+				}
+				if !found {
+					reserved[z]++
+					zc[z]++
+					need--
+					alive++
+				}
+			}
+			for z, k := range reserved {
+				zc[z] -= k
+				need += k
+				alive -= k
+			}
+		}
+		if len(start) > 0 {
+			started = len(start)
+			fill = max(0, fill-started)
+			rest := parked[:0:0]
+			for _, n := range parked {
+				if !slices.Contains(start, n.ID) {
+					rest = append(rest, n)
+				}
+			}
+			parked = rest
+			poolHave -= started
+			p.Actions = append(p.Actions, Action{Kind: ActStart, NodeIDs: start, Reason: fmt.Sprintf("want %d slots: start from the warm pool", p.WantedSlots)})
+		}
+		// The pool is not refilled during a shortfall: the nodes serving
+		// it are parked when it passes.
+		fill = 0
 		room := maxNodes - alive
 		if need > room {
 			if p.BudgetLimited && room < cfg.MaxNodes-alive {
@@ -578,13 +801,11 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			need = max(room, 0)
 		}
 		if need > 0 {
-			for need > 0 {
-				b := min(need, cfg.MaxLaunchBatch)
-				p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: b, Reason: fmt.Sprintf("want %d slots, have %d", p.WantedSlots, have)})
-				need -= b
-				alive += b
-				serving += b
+			for _, l := range spread(cfg, zc, need) {
+				p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: l.Count, Zone: l.Zone, Reason: fmt.Sprintf("want %d slots, have %d", p.WantedSlots, have)})
 			}
+			alive += need
+			serving += need
 		}
 	case have > p.WantedSlots && windowFull:
 		// 4. Scale in: only the surplus that lasted the whole window (the
@@ -602,19 +823,51 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		// capacity was reduced for CPU load holds less than a whole node's
 		// slots, and a surplus test in whole nodes would keep it (idle and
 		// billed) forever.
+		// A node parked in the warm pool is not ended: the churn guard
+		// (MinLifetime) does not hold it, since starting it again costs a
+		// warm start, not a launch.
 		target := max(p.WantedSlots, peak) + extra
 		readyHave := p.ReadySlots
 		sortEmptiest(ready)
-		var drain []string
-		for _, n := range ready {
-			s := NodeSlots(n, cfg)
-			if have-s < target || readyHave-s < target || serving-1 < minNodes || now.Sub(n.LaunchedAt) < cfg.MinLifetime {
-				continue
+		var drain, park []string
+		zc := zoneCounts(cfg.Zones, ready, coming)
+		picked := make([]bool, len(ready))
+		for {
+			// The emptiest eligible node of the fullest zone.
+			best := -1
+			for i, n := range ready {
+				s := NodeSlots(n, cfg)
+				toPool := cfg.WarmPool && poolHave < p.WarmTarget && !n.Spot && !n.ReadyAt.IsZero()
+				if picked[i] || have-s < target || readyHave-s < target || serving-1 < minNodes || (!toPool && now.Sub(n.LaunchedAt) < cfg.MinLifetime) {
+					continue
+				}
+				// In the fullest zone; with spot launches, on-demand nodes
+				// (a fallback when spot was short) go first: the fleet
+				// moves back to spot as it turns over.
+				if best < 0 || zc[n.Zone] > zc[ready[best].Zone] || zc[n.Zone] == zc[ready[best].Zone] && cfg.Spot && !n.Spot && ready[best].Spot {
+					best = i
+				}
 			}
-			drain = append(drain, n.ID)
+			if best < 0 {
+				break
+			}
+			picked[best] = true
+			n := ready[best]
+			zc[n.Zone]--
+			s := NodeSlots(n, cfg)
+			toPool := cfg.WarmPool && poolHave < p.WarmTarget && !n.Spot && !n.ReadyAt.IsZero()
+			if toPool {
+				park = append(park, n.ID)
+				poolHave++
+			} else {
+				drain = append(drain, n.ID)
+			}
 			have -= s
 			readyHave -= s
 			serving--
+		}
+		if len(park) > 0 {
+			p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: park, Reason: fmt.Sprintf("surplus over %s: want %d slots; park for the warm pool of %d", cfg.ScaleInWindow, target, p.WarmTarget), Drain: DrainPark})
 		}
 		if len(drain) > 0 {
 			p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: drain, Reason: fmt.Sprintf("surplus over %s: want %d slots", cfg.ScaleInWindow, target), Drain: DrainSurplus})
@@ -623,6 +876,40 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	if len(spotDrain) > 0 {
 		p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: spotDrain, Reason: string(DrainSpot), Drain: DrainSpot})
 	}
+	if len(atRisk) > 0 && p.ReadySlots >= p.WantedSlots {
+		var ids []string
+		for _, n := range atRisk {
+			ids = append(ids, n.ID)
+		}
+		p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: ids, Reason: "replaced ahead of a likely spot interruption", Drain: DrainRebalance})
+	}
+	if fill > 0 && alive+fill <= maxNodes {
+		// The pool's minimum, with nothing else to launch: nodes to boot,
+		// sync and park. Spare nodes (parked by the scale-in above) count.
+		parkedNow := 0
+		for _, a := range p.Actions {
+			if a.Kind == ActDrain && a.Drain == DrainPark {
+				parkedNow += len(a.NodeIDs)
+			}
+		}
+		if fill -= parkedNow; fill > 0 {
+			for _, l := range spread(cfg, zoneCounts(cfg.Zones, ready, coming), fill) {
+				p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: l.Count, Zone: l.Zone, Reason: fmt.Sprintf("warm pool: %d more nodes to boot, sync and park", fill)})
+			}
+			alive += fill
+		}
+	}
+	// A pool above its target (the risk aged out, the budget fell, the
+	// pool switched off) ends its surplus, the longest parked first.
+	if rest := parked; len(rest) > p.WarmTarget {
+		sort.SliceStable(rest, func(i, j int) bool { return rest[i].StoppedAt.Before(rest[j].StoppedAt) })
+		var ids []string
+		for _, x := range rest[:len(rest)-p.WarmTarget] {
+			ids = append(ids, x.ID)
+		}
+		p.Actions = append(p.Actions, Action{Kind: ActTerminate, NodeIDs: ids, Reason: fmt.Sprintf("warm pool above its target of %d", p.WarmTarget)})
+		poolHave -= len(ids)
+	}
 	p.DesiredNodes = serving
 	p.Shares = Shares(obs.Campaigns, serving*slot, now, cfg)
 	for _, c := range obs.Campaigns {
@@ -630,7 +917,58 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			p.Reasons = append(p.Reasons, fmt.Sprintf("campaign %s (priority %d) gets %d of the %d slots it wants: higher priorities first", c.ID, c.Priority, p.Shares[c.ID], d))
 		}
 	}
+	p.Parked = poolHave
 	return p
+}
+
+// zoneCounts counts the serving nodes of each configured zone (nodes in
+// a zone not configured count under their own name).
+func zoneCounts(zones []string, groups ...[]NodeView) map[string]int {
+	c := make(map[string]int, len(zones))
+	for _, z := range zones {
+		c[z] = 0
+	}
+	for _, g := range groups {
+		for _, n := range g {
+			c[n.Zone]++
+		}
+	}
+	return c
+}
+
+// spread splits n launches into batches, each to the zone with the fewest
+// serving nodes at the time (ties in configuration order), at most
+// MaxLaunchBatch a batch. zc is updated. Without zones: batches for any
+// zone.
+func spread(cfg Config, zc map[string]int, n int) []Action {
+	var out []Action
+	if len(cfg.Zones) == 0 {
+		for n > 0 {
+			b := min(n, cfg.MaxLaunchBatch)
+			out = append(out, Action{Kind: ActLaunch, Count: b})
+			n -= b
+		}
+		return out
+	}
+	per := map[string]int{}
+	for range n {
+		best := cfg.Zones[0]
+		for _, z := range cfg.Zones[1:] {
+			if zc[z] < zc[best] {
+				best = z
+			}
+		}
+		zc[best]++
+		per[best]++
+	}
+	for _, z := range cfg.Zones {
+		for k := per[z]; k > 0; {
+			b := min(k, cfg.MaxLaunchBatch)
+			out = append(out, Action{Kind: ActLaunch, Count: b, Zone: z})
+			k -= b
+		}
+	}
+	return out
 }
 
 // sortEmptiest orders nodes by active calls, fewest first (ties by id, so

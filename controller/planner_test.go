@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/elastidial/elastidial/controller/cost"
 )
 
 var t0 = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
@@ -109,10 +111,21 @@ func TestPlan(t *testing.T) {
 		{name: "batches split", cfg: Config{MaxLaunchBatch: 4},
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 900)}},
 			want: "launch 4; launch 4; launch 2"},
-		{name: "budget cap holds capacity down", cfg: Config{BudgetPerHour: 0.30, PricePerHour: 0.085},
+		{name: "budget cap holds capacity down", cfg: Config{BudgetPerHour: 0.30},
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: readyNodes("r", 90)},
 			want: "launch 2", reason: "budget cap $0.30/h"},
-		{name: "budget cap drains above it", cfg: Config{BudgetPerHour: 0.17, PricePerHour: 0.085},
+		{name: "budget cap prices from the configured table", cfg: Config{BudgetPerHour: 0.30,
+			Pricing: cost.Pricing{OnDemand: map[string]map[string]float64{"us-east-1": {"c6i.large": 0.15}}}},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: readyNodes("r", 90)},
+			want: "launch 1", reason: "budget cap $0.30/h"},
+		{name: "budget cap prices spot as spot", cfg: Config{BudgetPerHour: 0.30, Spot: true,
+			Pricing: cost.Pricing{}.WithSpot(map[string]float64{"c6i.large": 0.05})},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: readyNodes("r", 90)},
+			want: "launch 5", reason: "budget cap $0.30/h"},
+		{name: "budget cap counts a public IPv4", cfg: Config{BudgetPerHour: 0.26, Pricing: cost.Pricing{PublicIPv4: "auto"}},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: readyNodes("r", 90)},
+			want: "launch 1", reason: "budget cap $0.26/h"},
+		{name: "budget cap drains above it", cfg: Config{BudgetPerHour: 0.17},
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 400)}, Nodes: readyNodes("r", 90, 20, 95)},
 			want: "drain r1", reason: "above its cap"},
 		{name: "cancel drain before launching",
@@ -416,5 +429,186 @@ func TestPlanStrugglingNodesStillScaleIn(t *testing.T) {
 		if got := kinds(p); got != tc.want {
 			t.Errorf("%s: got %q, want %q (reasons %q)", tc.name, got, tc.want, p.Reasons)
 		}
+	}
+}
+
+// parkedNodes returns n parked nodes "w0".. stopped at the given times.
+func parkedNodes(n int) []NodeView {
+	var ns []NodeView
+	for i := range n {
+		ns = append(ns, NodeView{ID: fmt.Sprintf("w%d", i), State: StateParked, LaunchedAt: t0.Add(-3 * time.Hour),
+			ReadyAt: t0.Add(-170 * time.Minute), StoppedAt: t0.Add(-time.Duration(n-i) * time.Minute)})
+	}
+	return ns
+}
+
+// spikeMemory is planner memory holding an unannounced rise of calls an
+// hour ago, and a steady window since.
+func spikeMemory(calls, w int) Memory {
+	m := fullWindow(w)
+	m.Spikes = []DemandSample{{At: t0.Add(-time.Hour), Surprise: calls}}
+	return m
+}
+
+func TestPlanWarmPool(t *testing.T) {
+	pool := Config{WarmPool: true}
+	for _, tc := range []struct {
+		name        string
+		cfg         Config
+		obs         Observed
+		want        string
+		warm, after int
+	}{
+		{name: "start parked nodes before launching", cfg: pool,
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 500)}, Nodes: append(readyNodes("r", 90), parkedNodes(3)...), Memory: spikeMemory(300, 90)},
+			want: "start w0,w1,w2; launch 2", warm: 5, after: 0},
+		{name: "no pool: parked nodes are ended", cfg: Config{},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: append(readyNodes("r", 90), parkedNodes(2)...), Memory: fullWindow(90)},
+			want: "terminate w0,w1", warm: 0, after: 0},
+		{name: "surplus is parked while the pool is short of the risk", cfg: pool,
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: readyNodes("r", 90, 0, 0, 0), Memory: spikeMemory(250, 90)},
+			want: "drain r1,r2,r3", warm: 3, after: 3},
+		{name: "surplus beyond the pool's target is ended", cfg: pool,
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: append(readyNodes("r", 90, 0, 0), parkedNodes(1)...), Memory: spikeMemory(200, 90)},
+			want: "drain r1; drain r2", warm: 2, after: 2},
+		{name: "parking ignores the churn guard", cfg: Config{WarmPool: true, MinLifetime: 24 * time.Hour},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: readyNodes("r", 90, 0), Memory: spikeMemory(100, 90)},
+			want: "drain r1", warm: 1, after: 1},
+		{name: "a drained parking node is stopped", cfg: pool,
+			obs: Observed{Campaigns: []CampaignView{camp("a", 90)}, Memory: spikeMemory(100, 90), Nodes: append(readyNodes("r", 90),
+				NodeView{ID: "d", State: StateDraining, DrainReason: DrainPark, NodeDrain: true, LaunchedAt: t0.Add(-time.Hour), ReadyAt: t0.Add(-time.Hour), LastHeartbeat: t0, DrainDeadline: t0.Add(time.Minute)})},
+			want: "stop d", warm: 1, after: 1},
+		{name: "the pool shrinks when the risk ages out", cfg: Config{WarmPool: true, SpikeMemory: 30 * time.Minute},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: append(readyNodes("r", 90), parkedNodes(2)...), Memory: spikeMemory(200, 90)},
+			want: "terminate w0,w1", warm: 0, after: 0},
+		{name: "WarmPoolMin holds a pool without risk", cfg: Config{WarmPool: true, WarmPoolMin: 2},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: append(readyNodes("r", 90), parkedNodes(3)...), Memory: fullWindow(90)},
+			want: "terminate w0", warm: 2, after: 2},
+		{name: "WarmPoolMin is filled by launching nodes to park", cfg: Config{WarmPool: true, WarmPoolMin: 2},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: append(readyNodes("r", 90), parkedNodes(0)...), Memory: fullWindow(90)},
+			want: "launch 2", warm: 2, after: 0},
+		{name: "spare nodes count toward the fill", cfg: Config{WarmPool: true, WarmPoolMin: 2},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: readyNodes("r", 90, 0), Memory: fullWindow(90)},
+			want: "drain r1", warm: 2, after: 1},
+		{name: "the pool's own budget caps it", cfg: Config{WarmPool: true, WarmPoolBudget: 0.002},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: append(readyNodes("r", 90), parkedNodes(3)...), Memory: spikeMemory(500, 90)},
+			want: "terminate w0", warm: 2, after: 2},
+		{name: "the budget cap pays for the pool first", cfg: Config{WarmPool: true, BudgetPerHour: 0.17 + 20*0.0009},
+			obs:  Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: append(readyNodes("r", 90), parkedNodes(20)...), Memory: spikeMemory(2000, 90)},
+			want: "start w0", warm: 20, after: 19},
+		{name: "a resumed node's deadlines count from its start", cfg: pool,
+			obs: Observed{Campaigns: []CampaignView{camp("a", 90)}, Memory: spikeMemory(100, 90), Nodes: []NodeView{
+				{ID: "s", State: StateSyncing, LaunchedAt: t0.Add(-5 * time.Hour), ResumedAt: t0.Add(-time.Minute), LastHeartbeat: t0}}},
+			want: "", warm: 1, after: 0},
+		{name: "a start that never registers is ended", cfg: pool,
+			obs: Observed{Campaigns: []CampaignView{camp("a", 90)}, Memory: spikeMemory(100, 90), Nodes: append(readyNodes("r", 90),
+				NodeView{ID: "s", State: StateResuming, LaunchedAt: t0.Add(-5 * time.Hour), ResumedAt: t0.Add(-6 * time.Minute)})},
+			want: "terminate s", warm: 1, after: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.cfg.Plan(tc.obs, t0)
+			if got := kinds(p); got != tc.want {
+				t.Errorf("actions: got %q, want %q (reasons %q)", got, tc.want, p.Reasons)
+			}
+			if p.WarmTarget != tc.warm || p.Parked != tc.after {
+				t.Errorf("pool target %d, parked after %d; want %d, %d", p.WarmTarget, p.Parked, tc.warm, tc.after)
+			}
+		})
+	}
+}
+
+// TestPlanSpikeMemory: an unannounced rise sizes the pool, a later smaller
+// one does not shrink it, and it ages out after SpikeMemory.
+func TestPlanSpikeMemory(t *testing.T) {
+	cfg := Config{WarmPool: true, SpikeMemory: time.Hour}
+	var mem Memory
+	now := t0
+	step := func(calls int, d time.Duration) Plan {
+		now = now.Add(d)
+		p := cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", calls)}, Memory: mem}, now)
+		mem = p.Memory
+		return p
+	}
+	step(300, 0)
+	if p := step(1500, 10*time.Second); p.WarmTarget != 12 {
+		t.Fatalf("after a rise of 1,200 calls: target %d, want 12", p.WarmTarget)
+	}
+	step(300, 20*time.Minute)
+	if p := step(800, 10*time.Second); p.WarmTarget != 12 || len(mem.Spikes) != 2 {
+		t.Fatalf("a smaller rise: target %d (want 12), %d spikes kept", p.WarmTarget, len(mem.Spikes))
+	}
+	if p := step(800, 45*time.Minute); p.WarmTarget != 5 {
+		t.Fatalf("after the big rise aged out: target %d, want 5", p.WarmTarget)
+	}
+	if p := step(800, 2*time.Hour); p.WarmTarget != 0 || len(mem.Spikes) != 0 {
+		t.Fatalf("after every rise aged out: target %d, %d spikes", p.WarmTarget, len(mem.Spikes))
+	}
+}
+
+// TestPlanZones: launches go to the zones with the fewest serving nodes,
+// drains come from the zone with the most, parked nodes start only where
+// the fleet is short (else that zone gets a launch).
+func TestPlanZones(t *testing.T) {
+	zoned := func(ns []NodeView, zones ...string) []NodeView {
+		for i := range ns {
+			ns[i].Zone = zones[i]
+		}
+		return ns
+	}
+	cfg := Config{Zones: []string{"a", "b", "c"}}
+	launches := func(p Plan) map[string]int {
+		m := map[string]int{}
+		for _, a := range p.Actions {
+			if a.Kind == ActLaunch {
+				m[a.Zone] += a.Count
+			}
+		}
+		return m
+	}
+	p := cfg.Plan(Observed{Campaigns: []CampaignView{camp("x", 590)}, Nodes: zoned(readyNodes("r", 90, 90, 90), "a", "a", "b")}, t0)
+	if got := launches(p); got["a"] != 1 || got["b"] != 1 || got["c"] != 2 {
+		t.Errorf("launches by zone %v, want a 1, b 1, c 2 (to 3, 2... within one)", got)
+	}
+	p = cfg.Plan(Observed{Campaigns: []CampaignView{camp("x", 150)}, Nodes: zoned(readyNodes("r", 0, 0, 50, 90), "b", "a", "a", "c"), Memory: fullWindow(150)}, t0)
+	if got := kinds(p); got != "drain r1,r0" {
+		t.Errorf("scale-in %q, want the emptiest node of the fullest zone (r1 in a), then the emptiest (r0)", got)
+	}
+	warm := Config{Zones: []string{"a", "b", "c"}, WarmPool: true}
+	nodes := append(zoned(readyNodes("r", 90, 90, 90), "a", "b", "c"), zoned(parkedNodes(3), "a", "a", "b")...)
+	p = warm.Plan(Observed{Campaigns: []CampaignView{camp("x", 560)}, Nodes: nodes, Memory: spikeMemory(300, 290)}, t0)
+	var started []string
+	for _, a := range p.Actions {
+		if a.Kind == ActStart {
+			started = a.NodeIDs
+		}
+	}
+	// Wanted 560+28 → 6 nodes: 3 more, one per zone: w0 (a), w2 (b), a
+	// launch in c (no parked node there).
+	if got := launches(p); strings.Join(started, ",") != "w0,w2" || got["c"] != 1 || len(got) != 1 {
+		t.Errorf("started %v, launched %v; want w0,w2 and one launch in c", started, got)
+	}
+}
+
+// TestPlanSpot: a rebalance recommendation launches a replacement at once
+// and drains the node once replacements are ready; at scale-in, on-demand
+// nodes (a spot fallback) go before spot ones.
+func TestPlanSpot(t *testing.T) {
+	cfg := Config{Spot: true}
+	nodes := readyNodes("r", 80, 80)
+	nodes[1].Rebalance, nodes[1].Spot = true, true
+	p := cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 160)}, Nodes: nodes, Memory: fullWindow(160)}, t0)
+	if got := kinds(p); got != "launch 1" {
+		t.Errorf("rebalance recommended: %q, want a replacement launched and nothing drained yet", got)
+	}
+	nodes = append(nodes, readyNodes("n", 0)...)
+	p = cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 160)}, Nodes: nodes, Memory: fullWindow(160)}, t0)
+	if got := kinds(p); got != "drain r1" || p.Actions[0].Drain != DrainRebalance {
+		t.Errorf("replacement ready: %q, want the at-risk node drained", got)
+	}
+	mixed := readyNodes("r", 0, 0, 90)
+	mixed[0].Spot, mixed[2].Spot = true, true
+	p = cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: mixed, Memory: fullWindow(90)}, t0)
+	if got := kinds(p); got != "drain r1,r0" {
+		t.Errorf("scale-in %q, want the on-demand node r1 first", got)
 	}
 }

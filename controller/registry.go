@@ -38,15 +38,18 @@ var (
 	// ErrStaleEpoch: the node registered again since its token was issued
 	// (another process, or the same agent restarted); register again.
 	ErrStaleEpoch = errors.New("node token is from an earlier registration")
+	// ErrNodeParked: the node is being stopped for the warm pool.
+	ErrNodeParked = errors.New("node parked in the warm pool")
 )
 
 // node is the registry's cached entry: the record (the database's row
 // when there is a store) and what only the leader's loop keeps.
 type node struct {
-	rec      NodeRecord
-	capCmd   int  // capacity command the last plan chose
-	inCloud  bool // listed by the last Instances call
-	missedAt time.Time
+	rec        NodeRecord
+	capCmd     int    // capacity command the last plan chose
+	inCloud    bool   // listed by the last Instances call
+	cloudState string // its state in that list
+	missedAt   time.Time
 }
 
 // The registry lives in the database when there is a store, so any
@@ -148,7 +151,14 @@ func (c *Controller) Register(ctx context.Context, req nodeapi.RegisterRequest) 
 		switch r.State {
 		case StateTerminating, StateGone:
 			return false, ErrNodeGone
-		case StatePending, StateBooting:
+		case StateParking, StateParked:
+			// Stopping (or stopped) for the warm pool: not serving until
+			// the scaler starts it.
+			return false, ErrNodeParked
+		case StatePending, StateBooting, StateResuming:
+			// StateResuming: started from the warm pool, the agent
+			// registers again (a new epoch) and re-syncs its audio before
+			// it is ready.
 			if err := transition(r, StateRegistered, now, Drain{}); err != nil {
 				return false, err
 			}
@@ -205,9 +215,15 @@ func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.H
 			return false, err
 		}
 		switch r.State {
-		case StateTerminating, StateGone:
-			// Told to drain; its calls are ending with it.
+		case StateTerminating, StateGone, StateParking, StateParked:
+			// Told to drain; its calls are ending with it (or it is being
+			// stopped for the warm pool).
 			return false, nil
+		case StateResuming:
+			// Started from the warm pool: a hibernated agent wakes up and
+			// heartbeats on its old token. It registers again (a new
+			// epoch), as a rebooted one does, and re-syncs from there.
+			return false, fmt.Errorf("started from the warm pool: %w", ErrStaleEpoch)
 		case StatePending, StateBooting:
 			// Heartbeat before register can follow a controller restart that
 			// lost nothing but timing; treat it as registration.
@@ -230,6 +246,12 @@ func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.H
 				if r.ReadyAt.IsZero() {
 					r.ReadyAt = now
 				}
+				if r.State != StateReady && r.Warm.Starts > 0 && !r.Warm.ResumedAt.IsZero() && r.Warm.ResumedAt.After(r.ReadyAt) {
+					// How long a start from the warm pool takes to serve:
+					// what ops compare with -warm in the simulator.
+					c.log.Info("ready after a warm start", "node", nodeID, "seconds", now.Sub(r.Warm.ResumedAt).Seconds())
+					r.ReadyAt = now
+				}
 			}
 			if err := transition(r, to, now, Drain{}); err != nil {
 				return false, err
@@ -242,7 +264,7 @@ func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.H
 	}
 	resp.Capacity = rec.CapacityCmd
 	switch rec.State {
-	case StateDraining, StateTerminating, StateGone:
+	case StateDraining, StateTerminating, StateGone, StateParking, StateParked:
 		resp.Drain = true
 	}
 	if c.cfg.RenewLeases != nil && rec.State != StateTerminating && rec.State != StateGone {
@@ -313,7 +335,13 @@ func (n *node) view(since time.Time) NodeView {
 	v := NodeView{
 		ID: n.rec.ID, State: n.rec.State, Spot: n.rec.Spot, Capacity: n.rec.Capacity,
 		LaunchedAt: n.rec.LaunchedAt, ReadyAt: n.rec.ReadyAt, DrainDeadline: n.rec.DrainDeadline,
-		LastHeartbeat: n.rec.LastHeartbeat,
+		LastHeartbeat: n.rec.LastHeartbeat, DrainReason: n.rec.DrainReason, Zone: n.rec.Zone,
+		StoppedAt: n.rec.Warm.StoppedAt, ResumedAt: n.rec.Warm.ResumedAt, StartFailed: n.rec.Warm.StartFailed,
+	}
+	if n.rec.State == StateParked || n.rec.State == StateParking || n.rec.State == StateResuming {
+		// The last heartbeat is from before the stop: no silence to judge.
+		v.LastHeartbeat = time.Time{}
+		return v
 	}
 	if !v.LastHeartbeat.IsZero() {
 		if v.LastHeartbeat.Before(since) {
@@ -321,7 +349,7 @@ func (n *node) view(since time.Time) NodeView {
 		}
 		hb := n.rec.Load
 		v.ActiveCalls, v.Pending, v.CPU, v.Load1 = hb.ActiveCalls, hb.PendingResults, hb.CPU, hb.Load1
-		v.NodeDrain, v.SpotNotice = hb.Draining, hb.SpotNotice
+		v.NodeDrain, v.SpotNotice, v.Rebalance = hb.Draining, hb.SpotNotice, hb.Rebalance
 	} else if n.rec.State == StateDraining {
 		// Calls unknown: count as busy until it reports.
 		v.ActiveCalls = 1

@@ -49,6 +49,8 @@ type NodeRecord struct {
 	Load          nodeapi.HeartbeatRequest // the last heartbeat
 	CapacityCmd   int                      // slots the leader tells the node to offer; 0 = unchanged
 	Rev           int64                    // row revision: every write must name the one it read
+
+	Warm WarmRecord // the warm pool's times: stops and starts
 }
 
 // LaunchIntent is a launch asked for and not yet recorded as done.
@@ -56,6 +58,10 @@ type LaunchIntent struct {
 	Token     string
 	Count     int
 	CreatedAt time.Time
+	// Zone is where the plan wanted the nodes (a preference the cloud
+	// honours when it has capacity there). Not stored: a retry after a
+	// restart lands where the cloud has room.
+	Zone string
 }
 
 var schema = []string{
@@ -96,6 +102,7 @@ var nodeColumns = []struct{ name, def string }{
 	{"last_hb", "BIGINT NOT NULL DEFAULT 0"},
 	{"load", "TEXT NOT NULL DEFAULT ''"},
 	{"cap_cmd", "INTEGER NOT NULL DEFAULT 0"},
+	{"warm", "TEXT NOT NULL DEFAULT ''"}, // the warm pool (issue 19): WarmRecord as JSON
 }
 
 // Errors of fenced and revisioned writes.
@@ -210,19 +217,23 @@ func (s *Store) PutNode(ctx context.Context, n NodeRecord) error {
 	if err != nil {
 		return fmt.Errorf("put node %s: %w", n.ID, err)
 	}
+	warm, err := json.Marshal(n.Warm)
+	if err != nil {
+		return fmt.Errorf("put node %s: %w", n.ID, err)
+	}
 	_, err = s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_nodes
 		(id, state, launch_token, instance_type, zone, spot, private_ip, capacity,
-		 launched_at, running_at, ready_at, drain_deadline, drain_reason, gone_at, epoch, last_hb, load, cap_cmd, rev)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)
+		 launched_at, running_at, ready_at, drain_deadline, drain_reason, gone_at, epoch, last_hb, load, cap_cmd, warm, rev)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)
 		ON CONFLICT (id) DO UPDATE SET state=excluded.state, launch_token=excluded.launch_token,
 		 instance_type=excluded.instance_type, zone=excluded.zone, spot=excluded.spot,
 		 private_ip=excluded.private_ip, capacity=excluded.capacity, launched_at=excluded.launched_at,
 		 running_at=excluded.running_at, ready_at=excluded.ready_at, drain_deadline=excluded.drain_deadline,
 		 drain_reason=excluded.drain_reason, gone_at=excluded.gone_at, epoch=excluded.epoch, last_hb=excluded.last_hb,
-		 load=excluded.load, cap_cmd=excluded.cap_cmd, rev=elastidial_nodes.rev+1`),
+		 load=excluded.load, cap_cmd=excluded.cap_cmd, warm=excluded.warm, rev=elastidial_nodes.rev+1`),
 		n.ID, string(n.State), n.LaunchToken, n.Type, n.Zone, b2i(n.Spot), n.PrivateIP, n.Capacity,
 		unixNano(n.LaunchedAt), unixNano(n.RunningAt), unixNano(n.ReadyAt), unixNano(n.DrainDeadline), string(n.DrainReason), unixNano(n.GoneAt),
-		n.Epoch, unixNano(n.LastHeartbeat), string(load), n.CapacityCmd)
+		n.Epoch, unixNano(n.LastHeartbeat), string(load), n.CapacityCmd, string(warm))
 	if err != nil {
 		return fmt.Errorf("put node %s: %w", n.ID, err)
 	}
@@ -251,25 +262,29 @@ func (s *Store) SaveNode(ctx context.Context, f Fence, n *NodeRecord) error {
 	if err != nil {
 		return fmt.Errorf("save node %s: %w", n.ID, err)
 	}
+	warm, err := json.Marshal(n.Warm)
+	if err != nil {
+		return fmt.Errorf("save node %s: %w", n.ID, err)
+	}
 	cond, fargs := fenceCond(f)
 	vals := []any{string(n.State), n.LaunchToken, n.Type, n.Zone, b2i(n.Spot), n.PrivateIP, n.Capacity,
 		unixNano(n.LaunchedAt), unixNano(n.RunningAt), unixNano(n.ReadyAt), unixNano(n.DrainDeadline), string(n.DrainReason), unixNano(n.GoneAt),
-		n.Epoch, unixNano(n.LastHeartbeat), string(load), n.CapacityCmd}
+		n.Epoch, unixNano(n.LastHeartbeat), string(load), n.CapacityCmd, string(warm)}
 	var res sql.Result
 	if n.Rev == 0 {
 		args := append(append([]any{n.ID}, vals...), fargs...)
 		res, err = s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_nodes
 			(id, state, launch_token, instance_type, zone, spot, private_ip, capacity,
-			 launched_at, running_at, ready_at, drain_deadline, drain_reason, gone_at, epoch, last_hb, load, cap_cmd, rev)
+			 launched_at, running_at, ready_at, drain_deadline, drain_reason, gone_at, epoch, last_hb, load, cap_cmd, warm, rev)
 			SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER),
 			 CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT),
-			 CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS INTEGER), 1
+			 CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS TEXT), 1
 			WHERE `+cond+` ON CONFLICT (id) DO NOTHING`), args...)
 	} else {
 		args := append(append(vals, n.ID, n.Rev), fargs...)
 		res, err = s.db.ExecContext(ctx, s.q(`UPDATE elastidial_nodes SET state=?, launch_token=?, instance_type=?, zone=?,
 			 spot=?, private_ip=?, capacity=?, launched_at=?, running_at=?, ready_at=?, drain_deadline=?, drain_reason=?,
-			 gone_at=?, epoch=?, last_hb=?, load=?, cap_cmd=?, rev=rev+1
+			 gone_at=?, epoch=?, last_hb=?, load=?, cap_cmd=?, warm=?, rev=rev+1
 			WHERE id=? AND rev=? AND `+cond), args...)
 	}
 	if err != nil {
@@ -305,16 +320,21 @@ func (s *Store) checkFence(ctx context.Context, f Fence) error {
 }
 
 const nodeSelect = `SELECT id, state, launch_token, instance_type, zone, spot, private_ip, capacity,
-		launched_at, running_at, ready_at, drain_deadline, drain_reason, gone_at, epoch, last_hb, load, cap_cmd, rev FROM elastidial_nodes`
+		launched_at, running_at, ready_at, drain_deadline, drain_reason, gone_at, epoch, last_hb, load, cap_cmd, warm, rev FROM elastidial_nodes`
 
 func scanNode(sc interface{ Scan(...any) error }) (NodeRecord, error) {
 	var n NodeRecord
-	var state, load, drain string
+	var state, load, drain, warm string
 	var spot int
 	var la, ra, rd, dd, ga, hb int64
 	if err := sc.Scan(&n.ID, &state, &n.LaunchToken, &n.Type, &n.Zone, &spot, &n.PrivateIP, &n.Capacity,
-		&la, &ra, &rd, &dd, &drain, &ga, &n.Epoch, &hb, &load, &n.CapacityCmd, &n.Rev); err != nil {
+		&la, &ra, &rd, &dd, &drain, &ga, &n.Epoch, &hb, &load, &n.CapacityCmd, &warm, &n.Rev); err != nil {
 		return n, err
+	}
+	if warm != "" {
+		if err := json.Unmarshal([]byte(warm), &n.Warm); err != nil {
+			return n, fmt.Errorf("node %s: warm pool record: %w", n.ID, err)
+		}
 	}
 	n.State, n.Spot, n.DrainReason = NodeState(state), spot != 0, DrainReason(drain)
 	n.LaunchedAt, n.RunningAt, n.ReadyAt, n.DrainDeadline, n.GoneAt = fromNano(la), fromNano(ra), fromNano(rd), fromNano(dd), fromNano(ga)

@@ -52,6 +52,8 @@ func TestStoreContract(t *testing.T) {
 			t.Fatal(err)
 		}
 		n.State = StateTerminating
+		n.Warm = WarmRecord{StoppedAt: at.Add(2 * time.Hour), ResumedAt: at.Add(time.Hour), Starts: 1}
+		n.Warm.Stops[0] = Stop{From: at.Add(10 * time.Minute), To: at.Add(time.Hour)}
 		if err := s.PutNode(ctx, n); err != nil {
 			t.Fatal(err)
 		}

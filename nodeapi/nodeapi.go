@@ -84,6 +84,7 @@ type HeartbeatRequest struct {
 	AudioVersion   string  `xmlrpc:"audio_version"`
 	Draining       bool    `xmlrpc:"draining"`
 	SpotNotice     bool    `xmlrpc:"spot_notice"`     // EC2 announced a spot interruption
+	Rebalance      bool    `xmlrpc:"rebalance"`       // EC2 recommends rebalancing: this spot instance is at elevated risk of interruption
 	PendingResults int     `xmlrpc:"pending_results"` // results queued locally, not yet delivered
 	TrunksVersion  string  `xmlrpc:"trunks_version"`  // the trunk configuration the node applied ("" none)
 	// Trunks Asterisk finds reachable (OPTIONS answered, or registered),

@@ -9,11 +9,12 @@ import (
 )
 
 // Policies are the simulated policies, in report order.
-var Policies = []string{"elastidial", "reactive", "static"}
+var Policies = []string{"elastidial", "elastidial-cold", "reactive", "reactive-warm", "static"}
 
-// Compare runs every policy on a trace and puts the oracle first.
+// Compare runs every policy on a trace and puts the two oracles first: the
+// floor (a true lower bound) and the realistic oracle (median boots).
 func Compare(t *Trace, s Settings) ([]Result, error) {
-	out := []Result{Oracle(t, s)}
+	out := []Result{Floor(t, s), Oracle(t, s)}
 	for _, p := range Policies {
 		r, err := Run(t, s, p)
 		if err != nil {
@@ -25,23 +26,28 @@ func Compare(t *Trace, s Settings) ([]Result, error) {
 }
 
 // WriteTable prints results as an aligned table, cost also as a multiple
-// of the oracle's.
+// of the realistic oracle's and of the floor's.
 func WriteTable(w io.Writer, rs []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "trace\tpolicy\tcost $\t× oracle\tnode-hours\tunserved\tdropped by scale-in\tlost to failures\tlaunches\tterminations\tlaunch→terminate <10m\tpeak nodes\t")
-	oracle := map[string]float64{}
+	fmt.Fprintln(tw, "trace\tpolicy\tcost $\t× oracle\t× floor\tnode-hours\twarm pool $\twarm starts\tunserved\tunserved floor\tdropped by scale-in\tlost to failures\tlaunches\tterminations\tlaunch→terminate <10m\tpeak nodes\t")
+	oracle, floor := map[string]float64{}, map[string]float64{}
 	for _, r := range rs {
-		if r.Policy == "oracle" {
+		switch r.Policy {
+		case "oracle":
 			oracle[r.Trace] = r.Cost
+		case "floor":
+			floor[r.Trace] = r.Cost
 		}
 	}
-	for _, r := range rs {
-		ratio := "-"
-		if o := oracle[r.Trace]; o > 0 {
-			ratio = fmt.Sprintf("%.2f", r.Cost/o)
+	ratio := func(c, o float64) string {
+		if o > 0 {
+			return fmt.Sprintf("%.2f", c/o)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%.1f\t%.2f%%\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t\n", r.Trace, r.Policy, r.Cost, ratio, r.NodeHours,
-			100*r.UnservedShare, r.DroppedByScaleIn, r.LostToFailures, r.Launches, r.Terminations, r.ShortLived, r.PeakNodes)
+		return "-"
+	}
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%.1f\t%.3f\t%d\t%.2f%%\t%.2f%%\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t\n", r.Trace, r.Policy, r.Cost, ratio(r.Cost, oracle[r.Trace]), ratio(r.Cost, floor[r.Trace]), r.NodeHours,
+			r.PoolCost, r.Starts, 100*r.UnservedShare, 100*r.FloorUnservedShare, r.DroppedByScaleIn, r.LostToFailures, r.Launches, r.Terminations, r.ShortLived, r.PeakNodes)
 	}
 	return tw.Flush()
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/elastidial/elastidial/controller"
+	"github.com/elastidial/elastidial/controller/cost"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
@@ -24,6 +25,16 @@ type Settings struct {
 	SampleEvery     time.Duration // series resolution for the plot; 1m
 	Cloud           CloudModel
 	Plan            controller.Config // elastidial's planner knobs
+	// Pricing is the price table every policy and the oracles are billed
+	// with, the controller's own (cost.Pricing; its default is AWS's
+	// us-east-1 list). InstanceType is the node type; Pricing.DefaultType.
+	Pricing      cost.Pricing
+	InstanceType string
+	// WarmPool is the warm pool ops configure, in nodes: elastidial's
+	// minimum (it sizes the pool from the spike risk above it) and the
+	// reference warm pool's fixed size. 0: elastidial sizes from risk
+	// alone and the reference keeps the trace's largest unannounced rise.
+	WarmPool int
 }
 
 func (s Settings) withDefaults() Settings {
@@ -31,9 +42,17 @@ func (s Settings) withDefaults() Settings {
 	s.MeanCallSeconds = cmp.Or(s.MeanCallSeconds, 60)
 	s.Tick = cmp.Or(s.Tick, 10*time.Second)
 	s.SampleEvery = cmp.Or(s.SampleEvery, time.Minute)
+	s.Pricing = s.Pricing.WithDefaults()
+	s.InstanceType = cmp.Or(s.InstanceType, s.Pricing.DefaultType)
+	if s.Cloud.PricePerHour == 0 {
+		s.Cloud.PricePerHour = s.Pricing.RunningHourly(s.InstanceType, false)
+	}
+	if s.Cloud.StoppedPricePerHour == 0 {
+		s.Cloud.StoppedPricePerHour = s.Pricing.StoppedHourly()
+	}
 	s.Cloud = s.Cloud.withDefaults()
 	s.Plan.SlotsPerNode = s.Slots
-	s.Plan.PricePerHour = s.Cloud.PricePerHour
+	s.Plan.Pricing, s.Plan.InstanceType = s.Pricing, s.InstanceType
 	s.Plan.MaxNodes = cmp.Or(s.Plan.MaxNodes, 1000)
 	return s
 }
@@ -50,22 +69,39 @@ type Sample struct {
 
 // Result is what one policy did on one trace.
 type Result struct {
-	Trace            string   `json:"trace"`
-	Policy           string   `json:"policy"`
-	Cost             float64  `json:"cost"`
-	NodeHours        float64  `json:"node_hours"`
-	DemandCallSec    float64  `json:"demand_call_seconds"`
-	UnservedCallSec  float64  `json:"unserved_call_seconds"`
-	UnservedShare    float64  `json:"unserved_share"`
-	DroppedByScaleIn float64  `json:"dropped_by_scale_in"`
-	LostToFailures   float64  `json:"lost_to_failures"`
-	Launches         int      `json:"launches"`
-	Terminations     int      `json:"terminations"`
-	ShortLived       int      `json:"launch_then_terminate_10m"`
-	Throttled        int      `json:"launch_calls_throttled"`
-	Refused          int      `json:"launch_calls_refused"`
-	PeakNodes        int      `json:"peak_nodes"`
-	Series           []Sample `json:"-"`
+	Trace            string  `json:"trace"`
+	Policy           string  `json:"policy"`
+	Cost             float64 `json:"cost"`
+	NodeHours        float64 `json:"node_hours"`
+	DemandCallSec    float64 `json:"demand_call_seconds"`
+	UnservedCallSec  float64 `json:"unserved_call_seconds"`
+	UnservedShare    float64 `json:"unserved_share"`
+	DroppedByScaleIn float64 `json:"dropped_by_scale_in"`
+	LostToFailures   float64 `json:"lost_to_failures"`
+	Launches         int     `json:"launches"`
+	Terminations     int     `json:"terminations"`
+	ShortLived       int     `json:"launch_then_terminate_10m"`
+	Throttled        int     `json:"launch_calls_throttled"`
+	Refused          int     `json:"launch_calls_refused"`
+	PeakNodes        int     `json:"peak_nodes"`
+	// The warm pool: its own cost (parked nodes' volumes, part of Cost),
+	// parked node-hours, starts from it, and its size.
+	PoolCost      float64 `json:"warm_pool_cost"`
+	ParkedHours   float64 `json:"parked_node_hours"`
+	Starts        int     `json:"warm_starts"`
+	StartsRefused int     `json:"warm_starts_refused"`
+	WarmMedian    float64 `json:"warm_start_median_seconds"`
+	// FloorUnservedShare is the unserved share no policy holding the same
+	// ready capacity and parked pool at each unannounced rise could beat:
+	// the rise's calls beyond the ready slots wait one mean warm start
+	// (as many nodes as are parked) or one mean boot (the rest), with
+	// detection and the calls' placement instant.
+	FloorUnservedShare float64 `json:"floor_unserved_share"`
+	// ZoneSkew is the largest spread of serving nodes (booting or ready,
+	// neither draining nor parked) across zones seen after any scaler
+	// pass: the most in one zone less the fewest in another.
+	ZoneSkew int      `json:"zone_skew"`
+	Series   []Sample `json:"-"`
 }
 
 // policy decides capacity each tick of a simulation.
@@ -103,13 +139,17 @@ func Run(t *Trace, s Settings, policyName string) (Result, error) {
 	var p policy
 	switch policyName {
 	case "elastidial":
+		p = &elastidial{warm: true}
+	case "elastidial-cold":
 		p = &elastidial{}
 	case "reactive":
 		p = &reactive{}
+	case "reactive-warm":
+		p = &reactive{warm: true, pool: refPool(t, s)}
 	case "static":
 		p = &static{}
 	default:
-		return Result{}, fmt.Errorf("unknown policy %q: want elastidial, reactive or static", policyName)
+		return Result{}, fmt.Errorf("unknown policy %q: want elastidial, elastidial-cold, reactive, reactive-warm or static", policyName)
 	}
 	w := &world{s: s, t: t, start: Epoch, demand: newDemand(t),
 		rng: rand.New(rand.NewPCG(s.Cloud.Seed, 1)), res: Result{Trace: t.Name, Policy: p.name()}}
@@ -119,15 +159,27 @@ func Run(t *Trace, s Settings, policyName string) (Result, error) {
 	}
 	failPerSec := s.Cloud.FailuresPerHour / 3600
 	events := map[time.Duration]bool{}
+	surprise := map[time.Duration]bool{}
 	for _, c := range t.Changes {
 		events[c.At], events[c.Announced] = true, true
+		if c.Announced >= c.At {
+			surprise[c.At] = true
+		}
 	}
+	eWarm := meanDelay(s.Cloud.WarmMedian, s.Cloud.WarmTail, s.Cloud.WarmMin)
+	eBoot := meanDelay(s.Cloud.BootMedian, s.Cloud.BootTail, 20*time.Second)
+	floorSec, prevWanted := 0.0, 0
+	w.res.WarmMedian = s.Cloud.WarmMedian.Seconds()
 	wk, _ := p.(waker)
 	for w.now = 0; w.now <= t.End; w.now += time.Second {
 		wanted := w.demand.advance(w.now)
+		if surprise[w.now] && wanted > prevWanted {
+			w.floorRise(wanted, eWarm, eBoot, &floorSec)
+		}
+		prevWanted = wanted
 		alive := 0
 		for _, in := range w.cloud.insts {
-			if in.dead {
+			if in.dead || in.parked {
 				continue
 			}
 			alive++
@@ -142,6 +194,11 @@ func Run(t *Trace, s Settings, policyName string) (Result, error) {
 			}
 		}
 		w.res.PeakNodes = max(w.res.PeakNodes, alive)
+		if w.now%s.Tick == time.Second {
+			// After the tick's actions took effect (a launch lands in its
+			// zone, a drain ends in the next pass).
+			w.res.ZoneSkew = max(w.res.ZoneSkew, w.cloud.zoneSkew())
+		}
 		switch {
 		case w.now%s.Tick == 0:
 			if err := p.tick(w); err != nil {
@@ -159,9 +216,11 @@ func Run(t *Trace, s Settings, policyName string) (Result, error) {
 			w.sample(wanted, served)
 		}
 	}
-	w.res.Cost, w.res.NodeHours = w.cloud.cost(t.End)
+	w.res.Cost, w.res.NodeHours, w.res.PoolCost, w.res.ParkedHours = w.cloud.cost(t.End)
+	w.res.Starts, w.res.StartsRefused = w.cloud.starts, w.cloud.startRefused
 	if w.res.DemandCallSec > 0 {
 		w.res.UnservedShare = w.res.UnservedCallSec / w.res.DemandCallSec
+		w.res.FloorUnservedShare = floorSec / w.res.DemandCallSec
 	}
 	w.res.DroppedByScaleIn = math.Round(w.cloud.dropped)
 	w.res.LostToFailures = math.Round(w.cloud.lost)
@@ -172,7 +231,45 @@ func Run(t *Trace, s Settings, policyName string) (Result, error) {
 
 // takesCalls reports whether an instance's agent is up and not draining.
 func (w *world) takesCalls(in *instance) bool {
-	return !in.dead && !in.draining && w.now >= in.bootAt
+	return !in.dead && !in.draining && !in.parked && w.now >= in.bootAt
+}
+
+// floorRise adds to *floorSec the call-seconds an unannounced rise to
+// wanted leaves unserved at best: the calls beyond the ready slots wait a
+// mean warm start for as many nodes as are parked and startable, a mean
+// boot for the rest.
+func (w *world) floorRise(wanted int, eWarm, eBoot float64, floorSec *float64) {
+	ready, parked := 0, 0
+	for _, in := range w.cloud.insts {
+		switch {
+		case w.takesCalls(in):
+			ready += w.s.Slots
+		case !in.dead && in.parked && w.now >= in.stoppedAt:
+			parked++
+		}
+	}
+	short := max(0, wanted-ready)
+	warm := min(short, parked*w.s.Slots)
+	*floorSec += float64(warm)*eWarm + float64(short-warm)*eBoot
+}
+
+// refPool is the reference warm pool's size: Settings.WarmPool, or the
+// largest unannounced rise of the trace in nodes (what ops who know their
+// spikes would configure).
+func refPool(t *Trace, s Settings) int {
+	if s.WarmPool > 0 {
+		return s.WarmPool
+	}
+	d := newDemand(t)
+	prev, most := 0, 0
+	for _, c := range t.Changes {
+		now := d.advance(c.At)
+		if c.Announced >= c.At && now > prev {
+			most = max(most, (now-prev+s.Slots-1)/s.Slots)
+		}
+		prev = now
+	}
+	return most
 }
 
 // place puts new calls on nodes with free slots, as dialer.next does, up
@@ -199,9 +296,13 @@ func (w *world) place(wanted float64) float64 {
 }
 
 func (w *world) sample(wanted int, served float64) {
-	ready, nodes := 0, 0
+	ready, nodes, parked := 0, 0, 0
 	for _, in := range w.cloud.insts {
-		if in.dead {
+		switch {
+		case in.dead:
+			continue
+		case in.parked && w.now >= in.stoppedAt:
+			parked++
 			continue
 		}
 		nodes++
@@ -209,16 +310,23 @@ func (w *world) sample(wanted int, served float64) {
 			ready += w.s.Slots
 		}
 	}
-	w.res.Series = append(w.res.Series, Sample{At: w.now, Demand: wanted, Ready: ready, Nodes: nodes, CostPerH: float64(nodes) * w.s.Cloud.PricePerHour, ServedNow: served})
+	w.res.Series = append(w.res.Series, Sample{At: w.now, Demand: wanted, Ready: ready, Nodes: nodes,
+		CostPerH: float64(nodes)*w.s.Cloud.PricePerHour + float64(parked)*w.s.Cloud.StoppedPricePerHour, ServedNow: served})
 }
 
 // --- elastidial: the real controller ---------------------------------------------
 
 type elastidial struct {
-	c *controller.Controller
+	c    *controller.Controller
+	warm bool // with its warm pool (the default); elastidial-cold without
 }
 
-func (*elastidial) name() string { return "elastidial" }
+func (e *elastidial) name() string {
+	if e.warm {
+		return "elastidial"
+	}
+	return "elastidial-cold"
+}
 
 type worldClock struct{ w *world }
 
@@ -251,8 +359,16 @@ func (d worldDemand) Demand(context.Context, time.Time) ([]controller.Demand, er
 }
 
 func (e *elastidial) start(w *world) error {
+	plan := w.s.Plan
+	plan.WarmPool = e.warm
+	if e.warm {
+		// The pool ops configure, the same as the reference warm pool's;
+		// the planner grows it with the spike risk above that.
+		plan.WarmPoolMin = refPool(w.t, w.s)
+		plan.WarmPoolMax = max(plan.WarmPoolMax, plan.WarmPoolMin, 20)
+	}
 	c, err := controller.New(context.Background(), w.cloud, worldDemand{w}, nil, controller.Options{
-		Plan: w.s.Plan, Tick: w.s.Tick, HeartbeatInterval: w.s.Tick, Clock: worldClock{w},
+		Plan: plan, Tick: w.s.Tick, Pricing: w.s.Pricing, HeartbeatInterval: w.s.Tick, Clock: worldClock{w},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	e.c = c
@@ -263,7 +379,7 @@ func (e *elastidial) tick(w *world) error {
 	ctx := context.Background()
 	// Agents that finished booting register, then every agent heartbeats.
 	for _, in := range w.cloud.insts {
-		if in.dead || w.now < in.bootAt {
+		if in.dead || in.parked || w.now < in.bootAt {
 			continue
 		}
 		if in.nodeID == "" {
@@ -301,20 +417,65 @@ func (e *elastidial) wake(*world) error {
 // whom to terminate by the default termination policy: one launch
 // template, so the instances closest to their next billing hour, ties at
 // random.
-type reactive struct{ lastOut, lastIn time.Duration }
+//
+// With pool > 0 it is "reactive-warm": the same group with an EC2 Auto
+// Scaling warm pool of that many stopped instances, as ops would deploy
+// it: new pool instances boot, initialise and stop; a scale-out starts
+// pool instances first and launches the rest; a scale-in returns
+// instances to the pool (ReuseOnScaleIn) up to its size and terminates
+// the rest; the pool is replenished by launches.
+type reactive struct {
+	lastOut, lastIn time.Duration
+	warm            bool
+	pool            int
+}
 
-func (*reactive) name() string { return "reactive" }
+func (r *reactive) name() string {
+	if r.warm {
+		return "reactive-warm"
+	}
+	return "reactive"
+}
 
 func (r *reactive) start(w *world) error {
 	_, err := w.cloud.Launch(context.Background(), controller.LaunchRequest{Count: 1})
 	return err
 }
 
+// launchPool launches n instances into the warm pool: they take no calls
+// and are stopped once booted.
+func (r *reactive) launchPool(w *world, n int) {
+	got, err := w.cloud.Launch(context.Background(), controller.LaunchRequest{Count: n})
+	if err != nil {
+		return
+	}
+	for _, g := range got {
+		for _, in := range w.cloud.insts {
+			if in.id == g.ID {
+				in.poolFill, in.draining = true, true
+			}
+		}
+	}
+}
+
 func (r *reactive) tick(w *world) error {
-	var alive []*instance
+	ctx := context.Background()
+	var alive, parked []*instance
+	filling := 0
 	load := 0.0
 	for _, in := range w.cloud.insts {
-		if !in.dead {
+		switch {
+		case in.dead:
+		case in.poolFill && w.now >= in.bootAt:
+			// Initialised: stop it into the pool.
+			in.poolFill = false
+			w.cloud.Stop(ctx, []string{in.id}, false)
+			filling++
+		case in.poolFill:
+			filling++
+		case in.parked:
+			parked = append(parked, in)
+		default:
 			alive = append(alive, in)
 			load += in.calls
 		}
@@ -322,19 +483,49 @@ func (r *reactive) tick(w *world) error {
 	desired := max(1, int(math.Ceil(load/(0.7*float64(w.s.Slots)))))
 	switch {
 	case desired > len(alive) && w.now-r.lastOut >= time.Minute:
-		if _, err := w.cloud.Launch(context.Background(), controller.LaunchRequest{Count: desired - len(alive)}); err == nil {
-			r.lastOut = w.now
+		n := desired - len(alive)
+		var start []string
+		for _, in := range parked {
+			if len(start) < n && w.now >= in.stoppedAt {
+				start = append(start, in.id)
+			}
+		}
+		if len(start) > 0 {
+			if err := w.cloud.Start(ctx, start); err == nil {
+				n -= len(start)
+				r.lastOut = w.now
+			}
+		}
+		if n > 0 {
+			if _, err := w.cloud.Launch(ctx, controller.LaunchRequest{Count: n}); err == nil {
+				r.lastOut = w.now
+			}
 		}
 	case desired < len(alive) && w.now-r.lastIn >= 5*time.Minute && w.now-r.lastOut >= 5*time.Minute:
 		toHour := func(in *instance) time.Duration { return time.Hour - (w.now-in.launchedAt)%time.Hour }
 		w.rng.Shuffle(len(alive), func(i, j int) { alive[i], alive[j] = alive[j], alive[i] })
 		slices.SortStableFunc(alive, func(a, b *instance) int { return cmp.Compare(toHour(a), toHour(b)) })
-		var ids []string
+		var stop, term []string
+		room := r.pool - len(parked) - filling
 		for _, in := range alive[:len(alive)-desired] {
-			ids = append(ids, in.id)
+			if len(stop) < room {
+				stop = append(stop, in.id)
+			} else {
+				term = append(term, in.id)
+			}
 		}
-		w.cloud.Terminate(context.Background(), ids)
+		if len(stop) > 0 {
+			w.cloud.Stop(ctx, stop, false)
+		}
+		if len(term) > 0 {
+			w.cloud.Terminate(ctx, term)
+		}
 		r.lastIn = w.now
+	default:
+		// Replenish the pool.
+		if short := r.pool - len(parked) - filling; short > 0 {
+			r.launchPool(w, short)
+		}
 	}
 	return nil
 }

@@ -49,8 +49,8 @@ data "aws_iam_policy_document" "controller" {
     }
   }
   statement {
-    sid       = "TerminateOwnNodes"
-    actions   = ["ec2:TerminateInstances"]
+    sid       = "TerminateStopStartOwnNodes"
+    actions   = ["ec2:TerminateInstances", "ec2:StopInstances", "ec2:StartInstances"]
     resources = ["arn:aws:ec2:${var.region}:*:instance/*"]
     condition {
       test     = "StringEquals"
@@ -60,7 +60,7 @@ data "aws_iam_policy_document" "controller" {
   }
   statement {
     sid       = "Describe"
-    actions   = ["ec2:DescribeInstances"]
+    actions   = ["ec2:DescribeInstances", "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets"]
     resources = ["*"]
   }
   statement {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
+	"github.com/elastidial/elastidial/controller/cost"
 	"github.com/elastidial/elastidial/internal/cli"
 )
 
@@ -80,6 +81,21 @@ type Config struct {
 	EC2SecurityGroups []string
 	EC2Profile        string // instance profile name for nodes.
 	EC2Spot           bool   // request spot instances. Default false.
+	// EC2Hibernate launches nodes with hibernation configured, so the warm
+	// pool parks them hibernated (the root volume must be encrypted and
+	// hold the RAM). Default false: a plain stop.
+	EC2Hibernate bool
+
+	// The warm pool (ec2 only): surplus nodes that booted and synced once
+	// are parked stopped, billing their volume only, and started on the
+	// next unannounced rise instead of launching. Its size follows the
+	// largest such rise within SpikeMemory, between WarmPoolMin and
+	// WarmPoolMax, within WarmPoolBudget $/h (0: no cap but the budget).
+	WarmPool       bool          // Default true.
+	WarmPoolMin    int           // Default 0.
+	WarmPoolMax    int           // Default 20.
+	WarmPoolBudget float64       // Default 0.
+	SpikeMemory    time.Duration // Default 24h.
 
 	// The carrier trunk every node registers, handed to nodes in their user
 	// data (EC2 only; local nodes have a simulated Asterisk).
@@ -100,8 +116,24 @@ type Config struct {
 	// MinNodeLifetime: a younger node is never drained, so noisy demand
 	// does not launch and terminate nodes minutes apart. Default 10m.
 	MinNodeLifetime time.Duration
-	PriceRegion     string // price table region for cost reports. Default "us-east-1".
-	InstanceType    string // type priced in reports for the local cloud. Default "c6i.large".
+	PriceRegion     string // price table region: budget cap, planner and cost reports. Default "us-east-1".
+	InstanceType    string // type priced for the local cloud (EC2 prices its first ec2-instance-types). Default "c6i.large".
+	// Prices overrides on-demand prices, entry by entry, as comma-separated
+	// [region/]type=$/h, e.g. "c6i.large=0.09,eu-west-1/c5.large=0.1";
+	// a type without a region is in price-region. Default "" (AWS's list).
+	Prices string
+	// SpotPrices sets spot prices the same way; with cloud=ec2 and
+	// ec2-spot the price history of EC2 replaces them for the types it
+	// prices, refreshed every SpotPriceEvery. Default "".
+	SpotPrices     string
+	SpotPriceEvery time.Duration // Default 1h.
+	EBSPerGBMonth  float64       // root volume $ per GB-month (parked nodes bill it). Default 0.08 (gp3).
+	NodeVolumeGB   float64       // root volume of a node. Default 8.
+	IPv4PerHour    float64       // $/h of one public IPv4 address. Default 0.005.
+	// NodePublicIPv4 is the public address a node holds: none (behind
+	// NAT), auto (billed while running) or elastic (billed running and
+	// stopped). Default "none".
+	NodePublicIPv4 string
 
 	// CapDay and CapWeek bound the attempts to one number across all
 	// campaigns in any 24 hours and 7 days; 0 means no cap. Default 3 and 7.
@@ -130,6 +162,9 @@ func DefaultConfig() Config {
 		LocalAGI:         "127.0.0.1:4573",
 		EC2Region:        "us-east-1",
 		EC2InstanceTypes: []string{"c6i.large"},
+		WarmPool:         true,
+		WarmPoolMax:      20,
+		SpikeMemory:      24 * time.Hour,
 		NodeSlots:        100,
 		MaxNodes:         50,
 		Tick:             5 * time.Second,
@@ -137,6 +172,11 @@ func DefaultConfig() Config {
 		MinNodeLifetime:  10 * time.Minute,
 		PriceRegion:      "us-east-1",
 		InstanceType:     "c6i.large",
+		SpotPriceEvery:   time.Hour,
+		EBSPerGBMonth:    0.08,
+		NodeVolumeGB:     8,
+		IPv4PerHour:      0.005,
+		NodePublicIPv4:   "none",
 		LogLevel:         "info",
 		CapDay:           campaign.DefaultCaps.PerDay,
 		CapWeek:          campaign.DefaultCaps.PerWeek,
@@ -193,6 +233,12 @@ func (c *Config) fields() []field {
 		{"ec2-security-groups", "SG_IDS", "comma-separated security group ids", &c.EC2SecurityGroups},
 		{"ec2-profile", "NAME", "node instance profile name", &c.EC2Profile},
 		{"ec2-spot", "", "launch spot instances", &c.EC2Spot},
+		{"ec2-hibernate", "", "launch nodes with hibernation configured; the warm pool parks them hibernated", &c.EC2Hibernate},
+		{"warm-pool", "", "park surplus nodes stopped and start them on the next rise", &c.WarmPool},
+		{"warm-pool-min", "NODES", "parked nodes kept whatever the spike risk", &c.WarmPoolMin},
+		{"warm-pool-max", "NODES", "parked nodes at most", &c.WarmPoolMax},
+		{"warm-pool-budget", "USD_PER_HOUR", "cap on the warm pool's own $/hour (0: none but the budget)", &c.WarmPoolBudget},
+		{"spike-memory", "DURATION", "how long an unannounced rise keeps the warm pool sized for it", &c.SpikeMemory},
 		{"trunk-name", "ENDPOINT", "PJSIP endpoint name of the carrier trunk on nodes", &c.TrunkName},
 		{"trunk-host", "HOST", "carrier SIP host nodes register to", &c.TrunkHost},
 		{"trunk-user", "USER", "carrier SIP user", &c.TrunkUser},
@@ -207,6 +253,13 @@ func (c *Config) fields() []field {
 		{"min-node-lifetime", "DURATION", "a younger node is never drained", &c.MinNodeLifetime},
 		{"price-region", "REGION", "price table region", &c.PriceRegion},
 		{"instance-type", "TYPE", "instance type priced for the local cloud", &c.InstanceType},
+		{"prices", "[REGION/]TYPE=USD,...", "on-demand price overrides: [region/]type=$/h,...", &c.Prices},
+		{"spot-prices", "[REGION/]TYPE=USD,...", "spot prices: [region/]type=$/h,... (EC2's price history replaces them)", &c.SpotPrices},
+		{"spot-price-every", "DURATION", "how often EC2's spot price history is read", &c.SpotPriceEvery},
+		{"ebs-gb-month", "USD", "node root volume $ per GB-month", &c.EBSPerGBMonth},
+		{"node-volume-gb", "GB", "node root volume size in GB", &c.NodeVolumeGB},
+		{"ipv4-hour", "USD", "$/h of one public IPv4 address", &c.IPv4PerHour},
+		{"node-public-ipv4", "none|auto|elastic", "public IPv4 of a node: none, auto or elastic", &c.NodePublicIPv4},
 		{"cap-day", "ATTEMPTS", "attempts to one number across campaigns per 24 hours (0: no cap)", &c.CapDay},
 		{"cap-week", "ATTEMPTS", "attempts to one number across campaigns per 7 days (0: no cap)", &c.CapWeek},
 		{"log-level", "LEVEL", "debug, info, warn or error", &c.LogLevel},
@@ -545,10 +598,52 @@ func (c *Config) Validate() error {
 	if c.RPCBodyTimeout < 100*time.Millisecond {
 		bad("rpc-body-timeout", "%s: must be at least 100ms", c.RPCBodyTimeout)
 	}
+	if _, err := c.Pricing(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.WarmPoolMin < 0 || c.WarmPoolMax < c.WarmPoolMin {
+		bad("warm-pool-max", "%d: must be at least warm-pool-min (%d), which must not be negative", c.WarmPoolMax, c.WarmPoolMin)
+	}
+	if c.WarmPoolBudget < 0 {
+		bad("warm-pool-budget", "%g: must not be negative", c.WarmPoolBudget)
+	}
+	if c.SpikeMemory < time.Minute {
+		bad("spike-memory", "%s: must be at least 1m", c.SpikeMemory)
+	}
+	if c.SpotPriceEvery < time.Minute {
+		bad("spot-price-every", "%s: must be at least 1m", c.SpotPriceEvery)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("log-level", "%q: want debug, info, warn or error", c.LogLevel)
 	}
 	return errors.Join(errs...)
+}
+
+// Pricing is the one price table built from the configuration; errors
+// name the field.
+func (c *Config) Pricing() (cost.Pricing, error) {
+	p := cost.Pricing{Region: c.PriceRegion, DefaultType: c.PricedType(), EBSPerGBMonth: c.EBSPerGBMonth,
+		VolumeGB: c.NodeVolumeGB, IPv4PerHour: c.IPv4PerHour, PublicIPv4: c.NodePublicIPv4}
+	var err error
+	if p.OnDemand, err = cost.ParseTable(c.Prices, c.PriceRegion); err != nil {
+		return p, fmt.Errorf("prices: %w", err)
+	}
+	if p.Spot, err = cost.ParseTable(c.SpotPrices, c.PriceRegion); err != nil {
+		return p, fmt.Errorf("spot-prices: %w", err)
+	}
+	if err := p.Validate(); err != nil {
+		return p, err
+	}
+	return p, nil
+}
+
+// PricedType is the instance type nodes are priced as: EC2's preferred
+// type, or instance-type for the local cloud.
+func (c *Config) PricedType() string {
+	if c.Cloud == "ec2" && len(c.EC2InstanceTypes) > 0 {
+		return c.EC2InstanceTypes[0]
+	}
+	return c.InstanceType
 }

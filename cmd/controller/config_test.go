@@ -53,6 +53,13 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{[]string{"-log-level", "loud"}, nil, "log-level"},
 		{[]string{"-cap-day", "-1"}, nil, "cap-day"},
 		{nil, map[string]string{"ELASTIDIAL_CAP_WEEK": "-2"}, "cap-week"},
+		{[]string{"-prices", "c6i.large=0.09,c5.large"}, nil, `prices: price entry 2 "c5.large"`},
+		{[]string{"-prices", "c6i.large=-1"}, nil, `prices: price entry 1 "c6i.large=-1"`},
+		{nil, map[string]string{"ELASTIDIAL_SPOT_PRICES": "eu-west-1/large=0.03"}, `spot-prices: price entry 1`},
+		{[]string{"-node-public-ipv4", "static"}, nil, "node-public-ipv4"},
+		{[]string{"-ebs-gb-month", "-0.1"}, nil, "ebs-gb-month"},
+		{[]string{"-warm-pool-min", "5", "-warm-pool-max", "2"}, nil, "warm-pool-max"},
+		{[]string{"-spike-memory", "1s"}, nil, "spike-memory"},
 	} {
 		_, err := load(t, tc.args, tc.env)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -51,7 +51,11 @@ func report(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer,
 	if err != nil {
 		return err
 	}
-	r, err := cost.Build(ctx, controller.CostNodes(recs), store, cost.Pricing{Region: cfg.PriceRegion, DefaultType: cfg.InstanceType}, from, to, now)
+	pricing, err := cfg.Pricing()
+	if err != nil {
+		return err
+	}
+	r, err := cost.Build(ctx, controller.CostNodes(recs), store, pricing, from, to, now)
 	if err != nil {
 		return err
 	}

@@ -63,7 +63,7 @@ func newCloud(ctx context.Context, cfg Config, publicURL string, secret []byte, 
 		return nil, nil, fmt.Errorf("ec2: %w", err)
 	}
 	ec := ec2cloud.Config{Region: cfg.EC2Region, ImageID: cfg.EC2AMI, InstanceTypes: cfg.EC2InstanceTypes, Subnets: cfg.EC2Subnets,
-		SecurityGroups: cfg.EC2SecurityGroups, InstanceProfile: cfg.EC2Profile, Spot: cfg.EC2Spot, Cluster: cfg.Cluster,
+		SecurityGroups: cfg.EC2SecurityGroups, InstanceProfile: cfg.EC2Profile, Spot: cfg.EC2Spot, Hibernate: cfg.EC2Hibernate, Cluster: cfg.Cluster,
 		Node: ec2cloud.NodeEnv{ControllerURL: publicURL, ClusterSecret: string(secret), Capacity: cfg.NodeSlots,
 			TrunkName: cfg.TrunkName, TrunkHost: cfg.TrunkHost, TrunkUser: cfg.TrunkUser, TrunkPassword: cfg.TrunkPassword}}
 	if t := cfg.EC2LaunchTemplate; strings.HasPrefix(t, "lt-") {
@@ -127,4 +127,32 @@ func objectStore(ctx context.Context, cfg Config, where, publicURL string, secre
 	}
 	f := &storage.Folder{Dir: where, BaseURL: storage.URLBase(publicURL), Secret: secret}
 	return f, http.StripPrefix("/audio/", f.Handler()), nil
+}
+
+// spotPricer is a cloud that reports spot prices (ec2cloud).
+type spotPricer interface {
+	SpotPrices(ctx context.Context, types ...string) (map[string]float64, error)
+}
+
+// refreshSpotPrices feeds the scaler's price table with the cloud's spot
+// prices at once and every interval until ctx ends. A failed read keeps
+// the last prices (or the configured ones) and is logged.
+func refreshSpotPrices(ctx context.Context, sp spotPricer, scaler *controller.Controller, every time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if prices, err := sp.SpotPrices(ctx); err != nil {
+			if ctx.Err() == nil {
+				log.Warn("read spot prices; keeping the last known", "err", err)
+			}
+		} else {
+			scaler.SetSpotPrices(prices)
+			log.Info("spot prices", "prices", prices)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/campaign/webhook"
 	"github.com/elastidial/elastidial/controller"
-	"github.com/elastidial/elastidial/controller/cost"
 	scalermetrics "github.com/elastidial/elastidial/controller/metrics"
 	"github.com/elastidial/elastidial/flow"
 	"github.com/elastidial/elastidial/internal/httplimit"
@@ -97,14 +96,21 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	if err != nil {
 		return err
 	}
+	pricing, err := cfg.Pricing()
+	if err != nil {
+		return err
+	}
 	scaler, err := controller.New(ctx, cloud, demandSource{store}, nodeStore, controller.Options{
 		Plan: controller.Config{SlotsPerNode: cfg.NodeSlots, MinNodes: cfg.MinNodes, MaxNodes: cfg.MaxNodes,
-			BudgetPerHour: cfg.BudgetPerH, ScaleInWindow: cfg.ScaleInWindow, MinLifetime: cfg.MinNodeLifetime},
+			BudgetPerHour: cfg.BudgetPerH, ScaleInWindow: cfg.ScaleInWindow, MinLifetime: cfg.MinNodeLifetime,
+			InstanceType: cfg.PricedType(), Spot: cfg.Cloud == "ec2" && cfg.EC2Spot,
+			WarmPool: cfg.WarmPool, WarmPoolMin: cfg.WarmPoolMin, WarmPoolMax: cfg.WarmPoolMax, WarmPoolBudget: cfg.WarmPoolBudget,
+			SpikeMemory: cfg.SpikeMemory, Hibernate: cfg.EC2Hibernate},
 		Tick:         cfg.Tick,
 		AudioVersion: audio.Version, // a node is ready only with the current audio
 		Logger:       log.With("component", "scaler"),
 		Metrics:      cm,
-		Pricing:      cost.Pricing{Region: cfg.PriceRegion, DefaultType: cfg.InstanceType},
+		Pricing:      pricing,
 		RenewLeases:  store.RenewNode,
 		ReleaseNode: func(ctx context.Context, nodeID string) error {
 			n, err := store.ReleaseNode(ctx, nodeID, time.Now())
@@ -196,6 +202,9 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	// Every controller delivers result webhooks; the outbox's leases
 	// share the work between them.
 	g.Go(func() error { return (&webhook.Sender{Outbox: store, Log: log.With("component", "webhook")}).Run(ctx) })
+	if sp, ok := cloud.(spotPricer); ok && cfg.EC2Spot {
+		g.Go(func() error { return refreshSpotPrices(ctx, sp, scaler, cfg.SpotPriceEvery, log) })
+	}
 	g.Go(func() error {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/elastidial/elastidial/sim"
 )
@@ -21,12 +23,17 @@ func init() {
 			fs.String("format", "table", "`FORMAT`: table or json")
 			fs.String("svg", "", "write a plot of each elastidial run into this `DIR`")
 			fs.Uint64("seed", 1, "random `SEED` for boot times and failures")
+			fs.String("warm", "", "warm-pool sweep: comma-separated warm-start `MEDIANS`, e.g. 10s,20s,30s,45s (each trace, beside its floor and the reference warm pool)")
 		}}
 }
 
 // simulate replays traces: the shipped ones by name, or CSV files.
 //
-//	controller simulate [-format table|json] [-svg DIR] [-seed N] [TRACE...]
+//	controller simulate [-format table|json] [-svg DIR] [-seed N] [-warm 10s,20s,...] [TRACE...]
+//
+// The warm pool ops configure is -warm-pool-min (0: each trace's largest
+// unannounced rise, what ops who know their spikes would set); the
+// reference warm pool gets the same size.
 func simulate(_ context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer, _ *slog.Logger) error {
 	format := fs.Lookup("format").Value.String()
 	svgDir := fs.Lookup("svg").Value.String()
@@ -38,9 +45,28 @@ func simulate(_ context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer,
 	if len(names) == 0 {
 		names = []string{"ramp-day", "diurnal-week", "spikes", "noisy", "election-50h"}
 	}
-	s := sim.Settings{Slots: cfg.NodeSlots, Cloud: sim.CloudModel{Seed: seed}}
+	var medians []time.Duration
+	if v := fs.Lookup("warm").Value.String(); v != "" {
+		for _, f := range strings.Split(v, ",") {
+			d, err := time.ParseDuration(strings.TrimSpace(f))
+			if err != nil || d <= 0 {
+				return fmt.Errorf("simulate: -warm %q: %q is not a positive duration such as 15s", v, f)
+			}
+			medians = append(medians, d)
+		}
+	}
+	pricing, err := cfg.Pricing()
+	if err != nil {
+		return err
+	}
+	s := sim.Settings{Slots: cfg.NodeSlots, Cloud: sim.CloudModel{Seed: seed}, Pricing: pricing, InstanceType: cfg.PricedType(), WarmPool: cfg.WarmPoolMin}
 	s.Plan.MinNodes, s.Plan.MaxNodes, s.Plan.BudgetPerHour = cfg.MinNodes, cfg.MaxNodes, cfg.BudgetPerH
 	var all []sim.Result
+	type sweep struct {
+		Rows      []sim.WarmRow `json:"rows"`
+		BreakEven float64       `json:"break_even_seconds"`
+	}
+	var sweeps []sweep
 	for _, n := range names {
 		tr, err := loadTrace(n)
 		if err != nil {
@@ -51,6 +77,13 @@ func simulate(_ context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer,
 			return fmt.Errorf("simulate %s: %w", n, err)
 		}
 		all = append(all, rs...)
+		if len(medians) > 0 {
+			rows, be, err := sim.WarmSweep(tr, s, medians)
+			if err != nil {
+				return fmt.Errorf("simulate %s: warm sweep: %w", n, err)
+			}
+			sweeps = append(sweeps, sweep{rows, be.Seconds()})
+		}
 		if svgDir != "" {
 			for _, r := range rs {
 				if r.Policy != "elastidial" {
@@ -71,9 +104,26 @@ func simulate(_ context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer,
 		}
 	}
 	if format == "json" {
+		if len(medians) > 0 {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(struct {
+				Results []sim.Result `json:"results"`
+				Warm    []sweep      `json:"warm_sweep"`
+			}{all, sweeps})
+		}
 		return sim.WriteJSON(stdout, all)
 	}
-	return sim.WriteTable(stdout, all)
+	if err := sim.WriteTable(stdout, all); err != nil {
+		return err
+	}
+	for _, sw := range sweeps {
+		fmt.Fprintln(stdout)
+		if err := sim.WriteSweep(stdout, sw.Rows, time.Duration(sw.BreakEven*float64(time.Second))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func loadTrace(name string) (*sim.Trace, error) {

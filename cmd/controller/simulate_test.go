@@ -25,15 +25,25 @@ func TestSimulateCommand(t *testing.T) {
 		Cost    float64
 		Dropped float64 `json:"dropped_by_scale_in"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &rs); err != nil || len(rs) != 4 || rs[0].Policy != "oracle" || rs[1].Policy != "elastidial" {
+	if err := json.Unmarshal(out.Bytes(), &rs); err != nil || len(rs) != 7 || rs[0].Policy != "floor" || rs[1].Policy != "oracle" || rs[2].Policy != "elastidial" {
 		t.Fatalf("json: %v %s", err, out.String())
 	}
-	if rs[1].Dropped != 0 || rs[1].Cost < rs[0].Cost {
-		t.Fatalf("elastidial %+v vs oracle %+v", rs[1], rs[0])
+	if rs[2].Dropped != 0 || rs[2].Cost < rs[0].Cost || rs[0].Cost > rs[1].Cost {
+		t.Fatalf("elastidial %+v vs floor %+v and oracle %+v", rs[2], rs[0], rs[1])
 	}
 	svg, err := os.ReadFile(filepath.Join(dir, "mine.csv.svg"))
 	if err != nil || !strings.Contains(string(svg), "<polyline") {
 		t.Fatalf("svg: %v", err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"simulate", "-warm", "10s,45s", trace}, &out, io.Discard, env); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "warm start median") || !strings.Contains(out.String(), "reactive-warm") {
+		t.Fatalf("warm sweep table:\n%s", out.String())
+	}
+	if err := run(context.Background(), []string{"simulate", "-warm", "soon", trace}, io.Discard, io.Discard, env); err == nil || !strings.Contains(err.Error(), "-warm") {
+		t.Fatalf("bad -warm: %v", err)
 	}
 	err = run(context.Background(), []string{"simulate", "nowhere.csv"}, io.Discard, io.Discard, env)
 	if err == nil || !strings.Contains(err.Error(), "neither a shipped trace") {

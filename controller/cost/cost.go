@@ -16,19 +16,32 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/elastidial/elastidial/internal/jsonhttp"
 )
 
-// Pricing prices instance time. EC2 bills Linux instances per second with a
-// 60-second minimum, from running until terminated.
+// Pricing prices instance time, and the warm pool's stopped instances. It
+// is the one price table of the controller: the budget cap, the planner's
+// warm-pool sizing and the cost ledger all read it. EC2 bills Linux
+// instances per second with a 60-second minimum, from running until
+// stopped or terminated; a stopped instance bills only its volume (and an
+// Elastic IP, when one stays attached).
 type Pricing struct {
 	Region      string                        // us-east-1
 	DefaultType string                        // c6i.large; used for unknown types and the static reference
-	OnDemand    map[string]map[string]float64 // region → instance type → $/h; DefaultOnDemand
-	Spot        map[string]map[string]float64 // region → type → $/h for spot instances; on-demand when absent
+	OnDemand    map[string]map[string]float64 // region → instance type → $/h; DefaultOnDemand, entries overridden by the configuration
+	Spot        map[string]map[string]float64 // region → type → $/h for spot instances (DescribeSpotPriceHistory, or configured); on-demand when absent
+
+	EBSPerGBMonth float64 // $ per GB-month of the node's root volume; 0.08 (gp3, us-east-1)
+	VolumeGB      float64 // root volume size; 8
+	IPv4PerHour   float64 // $/h of one public IPv4 address; 0.005
+	// PublicIPv4 says which public address a node holds: "" or "none"
+	// (behind NAT), "auto" (auto-assigned: billed while running, released
+	// on stop), "elastic" (billed running and stopped).
+	PublicIPv4 string
 }
 
 // DefaultOnDemand holds Linux on-demand prices ($/hour) of common node types
@@ -42,17 +55,105 @@ var DefaultOnDemand = map[string]map[string]float64{
 	"eu-central-1": {"c6i.large": 0.097, "c6i.xlarge": 0.194, "c5.large": 0.097, "m6i.large": 0.115, "t3.medium": 0.048},
 }
 
-// WithDefaults fills the zero fields.
+// WithDefaults fills the zero fields. Configured on-demand prices override
+// the defaults entry by entry: a table naming one type keeps the others.
 func (p Pricing) WithDefaults() Pricing {
 	p.Region = cmp.Or(p.Region, "us-east-1")
 	p.DefaultType = cmp.Or(p.DefaultType, "c6i.large")
-	if p.OnDemand == nil {
-		p.OnDemand = DefaultOnDemand
-	}
+	p.OnDemand = Merge(DefaultOnDemand, p.OnDemand)
+	p.EBSPerGBMonth = cmp.Or(p.EBSPerGBMonth, 0.08)
+	p.VolumeGB = cmp.Or(p.VolumeGB, 8)
+	p.IPv4PerHour = cmp.Or(p.IPv4PerHour, 0.005)
 	return p
 }
 
-// Hourly is the $/h of one instance of type typ.
+// Merge returns base with every entry of over laid on it; neither is
+// changed.
+func Merge(base, over map[string]map[string]float64) map[string]map[string]float64 {
+	out := make(map[string]map[string]float64, len(base)+len(over))
+	for _, m := range []map[string]map[string]float64{base, over} {
+		for region, types := range m {
+			if out[region] == nil {
+				out[region] = map[string]float64{}
+			}
+			for t, v := range types {
+				out[region][t] = v
+			}
+		}
+	}
+	return out
+}
+
+// WithSpot returns p with the spot prices of its region replaced by
+// prices (instance type → $/h), as DescribeSpotPriceHistory reported
+// them. p's maps are not changed.
+func (p Pricing) WithSpot(prices map[string]float64) Pricing {
+	p.Spot = Merge(p.Spot, map[string]map[string]float64{cmp.Or(p.Region, "us-east-1"): prices})
+	return p
+}
+
+// Validate names the first field or entry that makes no sense.
+func (p Pricing) Validate() error {
+	for name, m := range map[string]map[string]map[string]float64{"prices": p.OnDemand, "spot-prices": p.Spot} {
+		for region, types := range m {
+			for t, v := range types {
+				if !(v > 0) || math.IsInf(v, 0) {
+					return fmt.Errorf("pricing: %s %s/%s = %g: want a positive $/hour", name, region, t, v)
+				}
+			}
+		}
+	}
+	switch {
+	case p.EBSPerGBMonth < 0 || math.IsNaN(p.EBSPerGBMonth):
+		return fmt.Errorf("pricing: ebs-gb-month %g is negative", p.EBSPerGBMonth)
+	case p.VolumeGB < 0 || math.IsNaN(p.VolumeGB):
+		return fmt.Errorf("pricing: node-volume-gb %g is negative", p.VolumeGB)
+	case p.IPv4PerHour < 0 || math.IsNaN(p.IPv4PerHour):
+		return fmt.Errorf("pricing: ipv4-hour %g is negative", p.IPv4PerHour)
+	}
+	switch p.PublicIPv4 {
+	case "", "none", "auto", "elastic":
+	default:
+		return fmt.Errorf("pricing: node-public-ipv4 %q: want none, auto or elastic", p.PublicIPv4)
+	}
+	return nil
+}
+
+// ParseTable reads price overrides written as comma-separated
+// [region/]type=$/h entries, e.g. "c6i.large=0.09,eu-west-1/c5.large=0.1";
+// an entry without a region is in region. Errors name the entry.
+func ParseTable(spec, region string) (map[string]map[string]float64, error) {
+	out := map[string]map[string]float64{}
+	for i, e := range strings.Split(spec, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(e, "=")
+		if !ok {
+			return nil, fmt.Errorf("price entry %d %q: want [region/]type=dollars-per-hour", i+1, e)
+		}
+		r, t := region, k
+		if a, b, ok := strings.Cut(k, "/"); ok {
+			r, t = a, b
+		}
+		r, t = strings.TrimSpace(r), strings.TrimSpace(t)
+		if r == "" || !strings.Contains(t, ".") {
+			return nil, fmt.Errorf("price entry %d %q: %q is not an instance type such as c6i.large", i+1, e, t)
+		}
+		price, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || !(price > 0) || math.IsInf(price, 0) {
+			return nil, fmt.Errorf("price entry %d %q: %q is not a positive $/hour", i+1, e, v)
+		}
+		if out[r] == nil {
+			out[r] = map[string]float64{}
+		}
+		out[r][t] = price
+	}
+	return out, nil
+}
+
+// Hourly is the $/h of one instance of type typ, the instance alone.
 func (p Pricing) Hourly(typ string, spot bool) float64 {
 	p = p.WithDefaults()
 	if typ == "" {
@@ -68,6 +169,31 @@ func (p Pricing) Hourly(typ string, spot bool) float64 {
 	}
 	return p.OnDemand[p.Region][p.DefaultType]
 }
+
+// RunningHourly is the $/h of one running node: the instance and, when it
+// holds one, its public IPv4 address.
+func (p Pricing) RunningHourly(typ string, spot bool) float64 {
+	p = p.WithDefaults()
+	v := p.Hourly(typ, spot)
+	if p.PublicIPv4 == "auto" || p.PublicIPv4 == "elastic" {
+		v += p.IPv4PerHour
+	}
+	return v
+}
+
+// StoppedHourly is the $/h of one node parked stopped in the warm pool:
+// its root volume, and an Elastic IP when one stays attached.
+func (p Pricing) StoppedHourly() float64 {
+	p = p.WithDefaults()
+	v := p.VolumeGB * p.EBSPerGBMonth / HoursPerMonth
+	if p.PublicIPv4 == "elastic" {
+		v += p.IPv4PerHour
+	}
+	return v
+}
+
+// HoursPerMonth is how AWS turns a monthly EBS price into an hourly one.
+const HoursPerMonth = 730
 
 // BilledSeconds is what EC2 bills for an instance running from start to end:
 // per second, at least 60.
@@ -92,8 +218,10 @@ type Report struct {
 	From               time.Time  `json:"from"`
 	To                 time.Time  `json:"to"`
 	Region             string     `json:"region"`
-	Total              float64    `json:"total"` // $ billed in the period
-	NodeHours          float64    `json:"node_hours"`
+	Total              float64    `json:"total"`             // $ billed in the period, the warm pool included
+	NodeHours          float64    `json:"node_hours"`        // running instance-hours
+	PoolCost           float64    `json:"pool_cost"`         // $ of the warm pool: nodes parked stopped (volumes, Elastic IPs)
+	ParkedHours        float64    `json:"parked_hours"`      // instance-hours parked stopped
 	Instances          int        `json:"instances"`         // instances that ran in the period
 	CostPerHourNow     float64    `json:"cost_per_hour_now"` // $/h of the fleet running at To
 	PeakNodes          int        `json:"peak_nodes"`        // most instances running at once
@@ -127,6 +255,63 @@ type Node struct {
 	Spot      bool
 	RunningAt time.Time
 	GoneAt    time.Time
+	// Stops are the periods the instance was parked stopped in the warm
+	// pool; StoppedSince is the start of the stop under way (zero: none).
+	Stops        []Interval
+	StoppedSince time.Time
+}
+
+// Interval is a period [From, To).
+type Interval struct{ From, To time.Time }
+
+// stopsWithin is n's stops clipped to [from, to), the one under way
+// included.
+func (n Node) stopsWithin(from, to time.Time) []Interval {
+	all := n.Stops
+	if !n.StoppedSince.IsZero() {
+		all = append(all[:len(all):len(all)], Interval{n.StoppedSince, to})
+	}
+	var out []Interval
+	for _, st := range all {
+		a, b := maxTime(st.From, from), minTime(st.To, to)
+		if b.After(a) {
+			out = append(out, Interval{a, b})
+		}
+	}
+	return out
+}
+
+// cut removes st from the intervals ivs.
+func cut(ivs []Interval, st Interval) []Interval {
+	var out []Interval
+	for _, iv := range ivs {
+		if !st.From.Before(iv.To) || !st.To.After(iv.From) {
+			out = append(out, iv)
+			continue
+		}
+		if st.From.After(iv.From) {
+			out = append(out, Interval{iv.From, st.From})
+		}
+		if st.To.Before(iv.To) {
+			out = append(out, Interval{st.To, iv.To})
+		}
+	}
+	return out
+}
+
+// allocate spreads [from, to) at price over the hours it overlaps;
+// running time also counts as mean nodes.
+func allocate(hours []Hour, from, to time.Time, price float64, running bool) {
+	for i := range hours {
+		hs, he := hours[i].Start, hours[i].Start.Add(time.Hour)
+		ov := minTime(to, he).Sub(maxTime(from, hs)).Seconds()
+		if ov > 0 {
+			hours[i].Cost += ov / 3600 * price
+			if running {
+				hours[i].Nodes += ov / 3600
+			}
+		}
+	}
 }
 
 // Build prices recs over [from, to). stats may be nil (no
@@ -161,7 +346,7 @@ func Build(ctx context.Context, recs []Node, stats CallStats, pricing Pricing, f
 		if !n.GoneAt.IsZero() && !n.GoneAt.After(from) || !n.RunningAt.Before(end) {
 			continue
 		}
-		price := pricing.Hourly(n.Type, n.Spot)
+		price := pricing.RunningHourly(n.Type, n.Spot)
 		if !n.RunningAt.After(end) && (n.GoneAt.IsZero() || n.GoneAt.After(end)) {
 			r.CostPerHourNow += price
 		}
@@ -172,16 +357,30 @@ func Build(ctx context.Context, recs []Node, stats CallStats, pricing Pricing, f
 			secs = math.Max(secs, BilledSeconds(n.RunningAt, n.GoneAt))
 		}
 		r.Instances++
+		// Time parked in the warm pool bills the stopped price (volume,
+		// Elastic IP) instead of the instance's.
+		stopped := n.stopsWithin(start, stop)
+		if len(stopped) > 0 && !n.StoppedSince.IsZero() && !n.StoppedSince.After(end) && (n.GoneAt.IsZero() || n.GoneAt.After(end)) {
+			r.CostPerHourNow += pricing.StoppedHourly() - price
+		}
+		parkedSecs := 0.0
+		for _, st := range stopped {
+			d := st.To.Sub(st.From).Seconds()
+			parkedSecs += d
+			r.PoolCost += d / 3600 * pricing.StoppedHourly()
+			r.ParkedHours += d / 3600
+			allocate(r.Hours, st.From, st.To, pricing.StoppedHourly(), false)
+		}
+		secs -= parkedSecs
 		r.NodeHours += secs / 3600
 		r.Total += secs / 3600 * price
-		evs = append(evs, ev{start, 1}, ev{stop, -1})
-		for i := range r.Hours {
-			hs, he := r.Hours[i].Start, r.Hours[i].Start.Add(time.Hour)
-			ov := minTime(stop, he).Sub(maxTime(start, hs)).Seconds()
-			if ov > 0 {
-				r.Hours[i].Cost += ov / 3600 * price
-				r.Hours[i].Nodes += ov / 3600
-			}
+		running := []Interval{{From: start, To: stop}}
+		for _, st := range stopped {
+			running = cut(running, st)
+		}
+		for _, iv := range running {
+			evs = append(evs, ev{iv.From, 1}, ev{iv.To, -1})
+			allocate(r.Hours, iv.From, iv.To, price, true)
 		}
 		if extra := secs - stop.Sub(start).Seconds(); extra > 0 {
 			if i := int(start.Sub(from.Truncate(time.Hour)) / time.Hour); i >= 0 && i < len(r.Hours) {
@@ -189,6 +388,7 @@ func Build(ctx context.Context, recs []Node, stats CallStats, pricing Pricing, f
 			}
 		}
 	}
+	r.Total += r.PoolCost
 	sort.Slice(evs, func(i, j int) bool {
 		if !evs[i].at.Equal(evs[j].at) {
 			return evs[i].at.Before(evs[j].at)
@@ -272,6 +472,8 @@ func (r Report) WriteCSV(w io.Writer) error {
 		{"summary", "region", r.Region, ""},
 		{"summary", "total_usd", money(r.Total), ""},
 		{"summary", "node_hours", money(r.NodeHours), ""},
+		{"summary", "warm_pool_usd", money(r.PoolCost), ""},
+		{"summary", "parked_hours", money(r.ParkedHours), ""},
 		{"summary", "instances", strconv.Itoa(r.Instances), ""},
 		{"summary", "cost_per_hour_now_usd", money(r.CostPerHourNow), ""},
 		{"summary", "peak_nodes", strconv.Itoa(r.PeakNodes), ""},
@@ -298,6 +500,7 @@ func (r Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "period\t%s – %s (%s)\n", r.From.UTC().Format(time.RFC3339), r.To.UTC().Format(time.RFC3339), r.Region)
 	fmt.Fprintf(tw, "total\t$%.2f\t%.2f node-hours, %d instances\n", r.Total, r.NodeHours, r.Instances)
+	fmt.Fprintf(tw, "warm pool (parked)\t$%.4f\t%.2f parked node-hours\n", r.PoolCost, r.ParkedHours)
 	fmt.Fprintf(tw, "cost per hour now\t$%.4f\n", r.CostPerHourNow)
 	fmt.Fprintf(tw, "static peak (%d nodes)\t$%.2f\n", r.PeakNodes, r.StaticPeakCost)
 	fmt.Fprintf(tw, "per answered call\t$%.4f\t%d calls\n", r.PerAnsweredCall, r.AnsweredCalls)
@@ -317,8 +520,9 @@ func (r Report) WriteTable(w io.Writer) error {
 
 // Handler serves the cost report over HTTP: GET with optional query from,
 // to (RFC 3339; default the last 24 hours) and format (json, csv, table;
-// default json). fleet lists the nodes to price; now tells the time.
-func Handler(fleet func(ctx context.Context) ([]Node, error), stats CallStats, pricing Pricing, now func() time.Time, log *slog.Logger) http.Handler {
+// default json). fleet lists the nodes to price; pricing gives the price
+// table at the time of the request; now tells the time.
+func Handler(fleet func(ctx context.Context) ([]Node, error), stats CallStats, pricing func() Pricing, now func() time.Time, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet {
 			httpError(w, http.StatusMethodNotAllowed, "cost report: GET only")
@@ -351,7 +555,7 @@ func Handler(fleet func(ctx context.Context) ([]Node, error), stats CallStats, p
 			httpError(w, http.StatusInternalServerError, "cost report: "+err.Error())
 			return
 		}
-		r, err := Build(req.Context(), nodes, stats, pricing, from, to, now())
+		r, err := Build(req.Context(), nodes, stats, pricing(), from, to, now())
 		if err != nil {
 			httpError(w, http.StatusBadRequest, err.Error())
 			return

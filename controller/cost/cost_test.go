@@ -102,7 +102,7 @@ func TestCostReport(t *testing.T) {
 	b.Reset()
 	r.WriteCSV(&b)
 	rows, err := csv.NewReader(&b).ReadAll()
-	if err != nil || len(rows) != 14+3+2 {
+	if err != nil || len(rows) != 16+3+2 {
 		t.Errorf("csv: %d rows, %v", len(rows), err)
 	}
 	b.Reset()
@@ -116,10 +116,79 @@ func TestCostReport(t *testing.T) {
 // naming the cause, not an empty report.
 func TestHandlerFleetError(t *testing.T) {
 	fleet := func(context.Context) ([]Node, error) { return nil, errors.New("database down") }
-	h := Handler(fleet, nil, Pricing{}, func() time.Time { return t0 }, slog.New(slog.DiscardHandler))
+	h := Handler(fleet, nil, func() Pricing { return Pricing{} }, func() time.Time { return t0 }, slog.New(slog.DiscardHandler))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
 	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "database down") {
 		t.Errorf("%d %q", rec.Code, rec.Body.String())
+	}
+}
+
+func TestPricingOverridesAndParse(t *testing.T) {
+	over, err := ParseTable("c6i.large=0.1, eu-west-1/c5.large=0.2", "us-east-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Pricing{OnDemand: over}
+	if got := p.Hourly("c6i.large", false); got != 0.1 {
+		t.Errorf("overridden c6i.large %g", got)
+	}
+	if got := p.Hourly("m6i.large", false); got != 0.096 {
+		t.Errorf("an override of one type lost the others: m6i.large %g", got)
+	}
+	if got := (Pricing{Region: "eu-west-1", OnDemand: over}).Hourly("c5.large", false); got != 0.2 {
+		t.Errorf("eu-west-1 c5.large %g", got)
+	}
+	if DefaultOnDemand["us-east-1"]["c6i.large"] != 0.085 {
+		t.Error("an override changed the defaults")
+	}
+	for _, bad := range []string{"c6i.large", "c6i.large=abc", "c6i.large=0", "large=0.1", "/c6i.large=0.1"} {
+		if _, err := ParseTable(bad, "us-east-1"); err == nil || !strings.Contains(err.Error(), "price entry 1") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+	// A parked node bills its 8 GB gp3 volume: 8 × 0.08 / 730.
+	if got := (Pricing{}).StoppedHourly(); !near(got, 8*0.08/730) {
+		t.Errorf("stopped %g", got)
+	}
+	if got := (Pricing{PublicIPv4: "elastic"}).StoppedHourly(); !near(got, 8*0.08/730+0.005) {
+		t.Errorf("stopped with an Elastic IP %g", got)
+	}
+	if got := (Pricing{PublicIPv4: "auto"}).RunningHourly("c6i.large", false); !near(got, 0.09) {
+		t.Errorf("running with a public IPv4 %g", got)
+	}
+	if err := (Pricing{PublicIPv4: "static"}).Validate(); err == nil {
+		t.Error("unknown public IPv4 kind accepted")
+	}
+}
+
+// TestWarmPoolBilledApart: time parked in the warm pool bills the stopped
+// price, shown apart, and not as running node-hours or peak nodes.
+func TestWarmPoolBilledApart(t *testing.T) {
+	h := time.Hour
+	nodes := []Node{
+		{Type: "c6i.large", RunningAt: t0, GoneAt: t0.Add(4 * h), Stops: []Interval{{t0.Add(h), t0.Add(3 * h)}}},
+		{Type: "c6i.large", RunningAt: t0.Add(2 * h), StoppedSince: t0.Add(150 * time.Minute)}, // parked now
+	}
+	r, err := Build(context.Background(), nodes, nil, Pricing{}, t0, t0.Add(4*h), t0.Add(4*h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := (Pricing{}).StoppedHourly()
+	parked := 2 + 1.5
+	if !near(r.ParkedHours, parked) || !near(r.PoolCost, parked*stopped) {
+		t.Errorf("pool %g h $%g, want %g h $%g", r.ParkedHours, r.PoolCost, parked, parked*stopped)
+	}
+	if !near(r.NodeHours, 2.5) || !near(r.Total, 2.5*0.085+parked*stopped) {
+		t.Errorf("running %g h, total $%g", r.NodeHours, r.Total)
+	}
+	if r.PeakNodes != 1 {
+		t.Errorf("peak %d: parked time counted as running", r.PeakNodes)
+	}
+	if !near(r.CostPerHourNow, stopped) {
+		t.Errorf("now %g $/h, want the parked node's %g", r.CostPerHourNow, stopped)
+	}
+	if !near(r.Hours[1].Cost, stopped) || !near(r.Hours[1].Nodes, 0) {
+		t.Errorf("hour 1 (parked): $%g, %g nodes", r.Hours[1].Cost, r.Hours[1].Nodes)
 	}
 }

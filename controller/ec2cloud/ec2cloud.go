@@ -36,10 +36,17 @@ type API interface {
 	RunInstances(ctx context.Context, in *ec2.RunInstancesInput, opts ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error)
 	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 	TerminateInstances(ctx context.Context, in *ec2.TerminateInstancesInput, opts ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
+	DescribeSpotPriceHistory(ctx context.Context, in *ec2.DescribeSpotPriceHistoryInput, opts ...func(*ec2.Options)) (*ec2.DescribeSpotPriceHistoryOutput, error)
+	StopInstances(ctx context.Context, in *ec2.StopInstancesInput, opts ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
+	StartInstances(ctx context.Context, in *ec2.StartInstancesInput, opts ...func(*ec2.Options)) (*ec2.StartInstancesOutput, error)
+	DescribeSubnets(ctx context.Context, in *ec2.DescribeSubnetsInput, opts ...func(*ec2.Options)) (*ec2.DescribeSubnetsOutput, error)
 }
 
 var _ API = (*ec2.Client)(nil)
-var _ controller.Cloud = (*Cloud)(nil)
+var (
+	_ controller.WarmCloud  = (*Cloud)(nil)
+	_ controller.ZonedCloud = (*Cloud)(nil)
+)
 
 // Tag keys every node carries (CONVENTIONS.md).
 const (
@@ -86,8 +93,17 @@ type Config struct {
 	SecurityGroups  []string // security group ids
 	InstanceProfile string   // name or ARN; empty: none (or the template's)
 	Spot            bool     // spot instead of on-demand
-	Cluster         string   // value of the elastidial:cluster tag; required
-	Node            NodeEnv  // user data
+	// SpotRetry is how long launches stay on-demand after spot had no
+	// capacity in any subnet for any type; then spot is tried again.
+	// Default 10 minutes.
+	SpotRetry time.Duration
+	// Hibernate launches nodes with hibernation configured, so the warm
+	// pool can park them hibernated (their RAM on the root volume, which
+	// must be encrypted and large enough; the launch template or AMI sees
+	// to that). Spot nodes are never parked.
+	Hibernate bool
+	Cluster   string  // value of the elastidial:cluster tag; required
+	Node      NodeEnv // user data
 	// LaunchesPerSecond and LaunchBurst shape the client-side token bucket
 	// in front of RunInstances (EC2's own bucket: 2/s refill, burst 5).
 	// Defaults 2 and 5.
@@ -228,6 +244,15 @@ type Cloud struct {
 	// doomed: ids Terminate could not find because EC2 did not show them
 	// yet; terminated as soon as they appear.
 	doomed map[string]bool
+	// subnetZone: each configured subnet's availability zone, read once
+	// with DescribeSubnets.
+	subnetZone map[string]string
+	// onDemandUntil: spot had no capacity anywhere; launch on-demand
+	// until then (capacity-type fallback), spot again after.
+	onDemandUntil time.Time
+	// market: per launch token, whether it fell back to on-demand, so a
+	// retry repeats the same request.
+	market map[string]bool
 }
 
 type unseenInstance struct {
@@ -259,11 +284,14 @@ func New(cfg Config, api API, log *slog.Logger, clock Clock) (*Cloud, error) {
 	if cfg.PendingGrace == 0 {
 		cfg.PendingGrace = 5 * time.Minute
 	}
+	if cfg.SpotRetry == 0 {
+		cfg.SpotRetry = 10 * time.Minute
+	}
 	if cfg.LaunchTemplateVersion == "" {
 		cfg.LaunchTemplateVersion = "$Default"
 	}
 	return &Cloud{api: api, cfg: cfg, log: log, clock: clock, tokens: float64(cfg.LaunchBurst), refilled: clock.Now(),
-		unseen: map[string]unseenInstance{}, choice: map[string][2]string{}, doomed: map[string]bool{}}, nil
+		unseen: map[string]unseenInstance{}, choice: map[string][2]string{}, doomed: map[string]bool{}, market: map[string]bool{}}, nil
 }
 
 // RetryOptions tune the SDK retryer NewAPI installs.
@@ -360,7 +388,39 @@ const maxClientToken = 64
 
 // Launch starts up to req.Count nodes in one RunInstances call, moving to
 // the next subnet and then the next instance type when EC2 has no capacity.
+// With Spot, a request that finds no spot capacity anywhere falls back to
+// on-demand, and launches stay on-demand for SpotRetry before spot is
+// tried again (the scaler drains on-demand nodes first at scale-in, so the
+// fleet moves back to spot as it turns over).
 func (c *Cloud) Launch(ctx context.Context, req controller.LaunchRequest) ([]controller.Instance, error) {
+	if !c.cfg.Spot {
+		return c.launch(ctx, req, false)
+	}
+	c.mu.Lock()
+	onDemand, known := c.market[req.Token]
+	if !known {
+		onDemand = c.clock.Now().Before(c.onDemandUntil)
+	}
+	c.mu.Unlock()
+	if !onDemand {
+		got, err := c.launch(ctx, req, true)
+		if !errors.Is(err, ErrNoCapacity) {
+			return got, err
+		}
+		c.log.Warn("no spot capacity in any subnet: falling back to on-demand", "retry_spot_after", c.cfg.SpotRetry)
+		c.mu.Lock()
+		c.onDemandUntil = c.clock.Now().Add(c.cfg.SpotRetry)
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	if req.Token != "" {
+		c.market[req.Token] = true
+	}
+	c.mu.Unlock()
+	return c.launch(ctx, req, false)
+}
+
+func (c *Cloud) launch(ctx context.Context, req controller.LaunchRequest, spot bool) ([]controller.Instance, error) {
 	if req.Count < 1 {
 		return nil, fmt.Errorf("launch %d instances: %w: count must be positive", req.Count, ErrInvalidRequest)
 	}
@@ -389,8 +449,27 @@ func (c *Cloud) Launch(ctx context.Context, req controller.LaunchRequest) ([]con
 		attempts = append(attempts, attempt{ch[0], ch[1]})
 	}
 	c.mu.Unlock()
+	// The subnets of the zone asked for first, then the others in their
+	// configured order (insufficient capacity moves on).
+	subnets := c.cfg.Subnets
+	if req.Zone != "" {
+		c.mu.Lock()
+		sz := c.subnetZone
+		c.mu.Unlock()
+		subnets = slices.Clone(subnets)
+		slices.SortStableFunc(subnets, func(a, b string) int {
+			ia, ib := sz[a] == req.Zone, sz[b] == req.Zone
+			switch {
+			case ia && !ib:
+				return -1
+			case ib && !ia:
+				return 1
+			}
+			return 0
+		})
+	}
 	for _, t := range types_ {
-		for _, s := range c.cfg.Subnets {
+		for _, s := range subnets {
 			attempts = append(attempts, attempt{t, s})
 		}
 	}
@@ -399,7 +478,7 @@ func (c *Cloud) Launch(ctx context.Context, req controller.LaunchRequest) ([]con
 		if err := c.waitLaunchToken(ctx); err != nil {
 			return nil, fmt.Errorf("launch: %w", err)
 		}
-		out, err := c.api.RunInstances(ctx, c.runInput(req, token, a.typ, a.subnet))
+		out, err := c.api.RunInstances(ctx, c.runInput(req, token, a.typ, a.subnet, spot))
 		code := errorCode(err)
 		switch {
 		case err == nil:
@@ -426,7 +505,7 @@ func (c *Cloud) Launch(ctx context.Context, req controller.LaunchRequest) ([]con
 	return nil, fmt.Errorf("launch %d: %w: %w", req.Count, ErrNoCapacity, errors.Join(errs...))
 }
 
-func (c *Cloud) runInput(req controller.LaunchRequest, token, typ, subnet string) *ec2.RunInstancesInput {
+func (c *Cloud) runInput(req controller.LaunchRequest, token, typ, subnet string, spot bool) *ec2.RunInstancesInput {
 	tags := []types.Tag{
 		{Key: aws.String(TagCluster), Value: aws.String(c.cfg.Cluster)},
 		{Key: aws.String(TagRole), Value: aws.String("node")},
@@ -480,7 +559,10 @@ func (c *Cloud) runInput(req controller.LaunchRequest, token, typ, subnet string
 			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Name: aws.String(p)}
 		}
 	}
-	if c.cfg.Spot {
+	if c.cfg.Hibernate && !spot {
+		in.HibernationOptions = &types.HibernationOptionsRequest{Configured: aws.Bool(true)}
+	}
+	if spot {
 		in.InstanceMarketOptions = &types.InstanceMarketOptionsRequest{
 			MarketType:  types.MarketTypeSpot,
 			SpotOptions: &types.SpotMarketOptions{SpotInstanceType: types.SpotInstanceTypeOneTime, InstanceInterruptionBehavior: types.InstanceInterruptionBehaviorTerminate},

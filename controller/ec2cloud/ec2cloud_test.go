@@ -718,3 +718,175 @@ func codes(calls []ec2fake.Call) []string {
 	}
 	return out
 }
+
+// TestSpotPricesFromHistory: the price in effect now, per type, at its
+// dearest zone, through the real SDK and the fake's paginated history.
+func TestSpotPricesFromHistory(t *testing.T) {
+	e := newEnv(t, nil)
+	e.fake.SetSpotPrice("c6i.large", "us-east-1a", 0.05)
+	e.fake.SetSpotPrice("c6i.large", "us-east-1b", 0.04)
+	e.fake.SetSpotPrice("c5.large", "us-east-1a", 0.031)
+	e.fake.SetSpotPrice("m6i.large", "us-east-1a", 0.9) // not configured: not asked for
+	e.clock.Advance(time.Hour)
+	e.fake.SetSpotPrice("c6i.large", "us-east-1a", 0.032) // the old 0.05 is history now
+	for i := range 12 {                                   // later changes of c5.large in us-east-1b: the newest counts
+		e.clock.Advance(time.Minute)
+		e.fake.SetSpotPrice("c5.large", "us-east-1b", 0.03+float64(i)/1000)
+	}
+	got, err := e.cloud.SpotPrices(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"c6i.large": 0.04, "c5.large": 0.041}
+	if len(got) != len(want) || got["c6i.large"] != want["c6i.large"] || got["c5.large"] != want["c5.large"] {
+		t.Fatalf("spot prices %v, want %v", got, want)
+	}
+	e.fake.FailNext("DescribeSpotPriceHistory", ec2fake.Fault{Status: 403, Code: "UnauthorizedOperation", Message: "not allowed"})
+	if _, err := e.cloud.SpotPrices(context.Background()); code(err) != "UnauthorizedOperation" {
+		t.Fatalf("a refused history: %v", err)
+	}
+}
+
+// TestWarmPoolStopStart: the real SDK against the fake: a hibernating stop
+// of a node launched with hibernation configured, each state with its own
+// lag, a plain stop when hibernation is not configured, a start that
+// fails for capacity, a start, and one-time spot refused.
+func TestWarmPoolStopStart(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, func(c *ec2cloud.Config) { c.Hibernate = true })
+	e.fake.StopDelay, e.fake.HibernateDelay, e.fake.StartDelay = 20*time.Second, 90*time.Second, 15*time.Second
+	got, err := e.cloud.Launch(ctx, controller.LaunchRequest{Count: 2, Token: "warm"})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("launch: %v %v", got, err)
+	}
+	a, b := got[0].ID, got[1].ID
+	if err := e.cloud.Stop(ctx, []string{a, b}, true); err != nil {
+		t.Fatal(err)
+	}
+	state := func(id string) string {
+		t.Helper()
+		list, err := e.cloud.Instances(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return byID(list)[id].State
+	}
+	e.clock.Advance(30 * time.Second)
+	if s := state(a); s != controller.InstanceStopping {
+		t.Fatalf("hibernating for 30 s: %s, want stopping (hibernation takes 90 s)", s)
+	}
+	if err := e.cloud.Start(ctx, []string{a}); code(err) != "IncorrectInstanceState" {
+		t.Fatalf("start while stopping: %v", err)
+	}
+	e.clock.Advance(time.Minute)
+	if s := state(a); s != controller.InstanceStopped {
+		t.Fatalf("after 90 s: %s", s)
+	}
+	if v := e.fake.Instances(); !v[0].Hibernation || !v[0].Hibernated {
+		t.Fatalf("fake: %+v", v[0])
+	}
+	if err := e.cloud.Stop(ctx, []string{a}, true); err != nil {
+		t.Fatalf("stop again is not an error: %v", err)
+	}
+	e.fake.NoCapacity("us-east-1a", true)
+	if err := e.cloud.Start(ctx, []string{a}); !errors.Is(err, ec2cloud.ErrNoCapacity) || code(err) != "InsufficientInstanceCapacity" {
+		t.Fatalf("start without capacity: %v", err)
+	}
+	e.fake.NoCapacity("us-east-1a", false)
+	if err := e.cloud.Start(ctx, []string{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	if s := state(a); s != controller.InstancePending {
+		t.Fatalf("just started: %s", s)
+	}
+	e.clock.Advance(15 * time.Second)
+	if s := state(a); s != controller.InstanceRunning {
+		t.Fatalf("15 s after start: %s", s)
+	}
+	if v := e.fake.Instances(); v[0].Starts != 1 {
+		t.Fatalf("starts %d", v[0].Starts)
+	}
+	if n := e.fake.CallCount("StopInstances") + e.fake.CallCount("StartInstances"); n != 5 {
+		t.Fatalf("%d stop/start calls, want 5", n)
+	}
+
+	// Launched without hibernation: the stop falls back to a plain one.
+	plain := newEnv(t, nil)
+	got, _ = plain.cloud.Launch(ctx, controller.LaunchRequest{Count: 1, Token: "plain"})
+	if err := plain.cloud.Stop(ctx, []string{got[0].ID}, true); err != nil {
+		t.Fatal(err)
+	}
+	if v := plain.fake.Instances(); v[0].Hibernated || v[0].State != "stopped" || plain.fake.CallCount("StopInstances") != 2 {
+		t.Fatalf("plain stop: %+v after %d calls", v[0], plain.fake.CallCount("StopInstances"))
+	}
+	// One-time spot instances cannot be stopped.
+	spot := newEnv(t, func(c *ec2cloud.Config) { c.Spot = true })
+	got, _ = spot.cloud.Launch(ctx, controller.LaunchRequest{Count: 1, Token: "spot"})
+	if err := spot.cloud.Stop(ctx, []string{got[0].ID}, false); code(err) != "UnsupportedOperation" {
+		t.Fatalf("stop spot: %v", err)
+	}
+	if err := e.cloud.Stop(ctx, []string{"not-an-id"}, false); !errors.Is(err, ec2cloud.ErrInvalidRequest) {
+		t.Fatalf("bad id: %v", err)
+	}
+}
+
+// TestZonePlacement: the zones of the configured subnets, read once; a
+// launch for a zone goes to its subnet first and elsewhere when the zone
+// has no capacity.
+func TestZonePlacement(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	zones, err := e.cloud.Zones(ctx)
+	if err != nil || len(zones) != 2 || zones[0] != "us-east-1a" || zones[1] != "us-east-1b" {
+		t.Fatalf("zones %v %v", zones, err)
+	}
+	e.cloud.Zones(ctx)
+	if n := e.fake.CallCount("DescribeSubnets"); n != 1 {
+		t.Fatalf("%d DescribeSubnets calls, want 1 (cached)", n)
+	}
+	got, err := e.cloud.Launch(ctx, controller.LaunchRequest{Count: 2, Token: "zb", Zone: "us-east-1b"})
+	if err != nil || len(got) != 2 || got[0].Zone != "us-east-1b" {
+		t.Fatalf("launch for us-east-1b: %+v %v", got, err)
+	}
+	e.fake.NoCapacity("us-east-1b", true)
+	got, err = e.cloud.Launch(ctx, controller.LaunchRequest{Count: 1, Token: "zb2", Zone: "us-east-1b"})
+	if err != nil || len(got) != 1 || got[0].Zone != "us-east-1a" {
+		t.Fatalf("us-east-1b short of capacity: %+v %v", got, err)
+	}
+	bad := newEnv(t, func(c *ec2cloud.Config) { c.Subnets = []string{"subnet-a", "subnet-zzz"} })
+	if _, err := bad.cloud.Zones(ctx); code(err) != "InvalidSubnetID.NotFound" {
+		t.Fatalf("unknown subnet: %v", err)
+	}
+}
+
+// TestSpotFallback: no spot capacity in any subnet falls back to
+// on-demand, launches stay on-demand for SpotRetry, then spot again.
+func TestSpotFallback(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, func(c *ec2cloud.Config) { c.Spot, c.InstanceTypes = true, []string{"c6i.large"} })
+	e.fake.NoCapacity("spot", true)
+	got, err := e.cloud.Launch(ctx, controller.LaunchRequest{Count: 2, Token: "s1"})
+	if err != nil || len(got) != 2 || got[0].Spot {
+		t.Fatalf("fallback launch: %+v %v", got, err)
+	}
+	if n := e.fake.CallCount("RunInstances"); n != 3 {
+		t.Fatalf("%d RunInstances calls, want 2 spot (one per subnet) and 1 on-demand", n)
+	}
+	// A retry of the same launch repeats the on-demand request: no
+	// second batch.
+	if again, err := e.cloud.Launch(ctx, controller.LaunchRequest{Count: 2, Token: "s1"}); err != nil || again[0].ID != got[0].ID {
+		t.Fatalf("retry: %+v %v", again, err)
+	}
+	e.fake.NoCapacity("spot", false)
+	e.clock.Advance(5 * time.Minute)
+	if got, _ := e.cloud.Launch(ctx, controller.LaunchRequest{Count: 1, Token: "s2"}); got[0].Spot {
+		t.Fatal("spot tried again before SpotRetry")
+	}
+	e.clock.Advance(6 * time.Minute)
+	if got, err := e.cloud.Launch(ctx, controller.LaunchRequest{Count: 1, Token: "s3"}); err != nil || !got[0].Spot {
+		t.Fatalf("back to spot after SpotRetry: %+v %v", got, err)
+	}
+	if v := e.fake.Instances(); len(v) != 4 || v[0].Spot || !v[3].Spot {
+		t.Fatalf("fake: %+v", v)
+	}
+}

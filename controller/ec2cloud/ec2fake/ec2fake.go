@@ -1,18 +1,24 @@
 // Package ec2fake is an EC2 Query API server for tests and local demos. It
 // speaks the wire protocol the AWS SDK uses (form-encoded POST, Action and
 // Version=2016-11-15, XML answers, EC2's <Response><Errors> error format) for
-// RunInstances, DescribeInstances and TerminateInstances, keeps instance
+// RunInstances, DescribeInstances, TerminateInstances and
+// DescribeSpotPriceHistory, keeps instance
 // state under an injected clock, and can be told to misbehave the ways real
 // EC2 does: throttling, eventual consistency, insufficient capacity, slow
 // boots, one failing call.
 //
 // Instance states follow EC2:
 //
-//	RunInstances ──► pending ──(BootDelay)──► running
-//	                    │                        │
-//	     TerminateInstances / Interrupt (spot)   │
+//	RunInstances ──► pending ──(BootDelay)──► running ──StopInstances──► stopping ──(StopDelay, HibernateDelay)──► stopped
+//	                    │  ▲                     │                                                               │
+//	                    │  └──(StartDelay)───────┼──────────────────────── StartInstances ◄──────────────────────┘
+//	     TerminateInstances / Interrupt (spot)   │   (any state but terminated)
 //	                    ▼                        ▼
 //	              shutting-down ──(ShutdownDelay)──► terminated
+//
+// A stop may hibernate (Hibernate=true) only an instance launched with
+// HibernationOptions.Configured; a one-time spot instance cannot be
+// stopped; a start can fail for capacity like a launch (NoCapacity).
 package ec2fake
 
 import (
@@ -49,6 +55,11 @@ type Server struct {
 	SubnetZones map[string]string
 	// Region names the region in private DNS names (default us-east-1).
 	Region string
+	// StopDelay is how long a stopped instance stays stopping (default
+	// 0); HibernateDelay the same for a hibernating one (RAM written to
+	// the root volume; default StopDelay). StartDelay is how long a
+	// started instance stays pending (default 0).
+	StopDelay, HibernateDelay, StartDelay time.Duration
 
 	mu        sync.Mutex
 	seq       int
@@ -65,6 +76,7 @@ type Server struct {
 	lag          time.Duration
 	noCapacity   map[string]bool
 	bootOverride map[string]time.Duration // instance type -> boot delay
+	spot         []spotPrice
 }
 
 // Call records one request the fake answered.
@@ -95,6 +107,12 @@ type instance struct {
 	bootDelay, stopDelay                   time.Duration
 	stopAt                                 time.Time // zero: not terminating
 	reason                                 string
+
+	hibernation       bool          // launched with HibernationOptions.Configured
+	hibernated        bool          // the last stop hibernated
+	parkAt, resumeAt  time.Time     // last StopInstances / StartInstances; the later one rules
+	parkLag, startLag time.Duration // fixed when asked
+	starts            int
 }
 
 // New returns a fake with no instances.
@@ -161,7 +179,8 @@ func (s *Server) VisibilityLag(d time.Duration) {
 
 // NoCapacity makes RunInstances answer InsufficientInstanceCapacity when the
 // request targets key: a subnet id, an availability zone, an instance type,
-// or "type/zone". on=false restores capacity.
+// "type/zone", or "spot" / "spot/zone" for spot requests alone. on=false
+// restores capacity.
 func (s *Server) NoCapacity(key string, on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -215,7 +234,8 @@ func (s *Server) CallCount(action string) int {
 // InstanceView is the fake's own view of an instance, for assertions.
 type InstanceView struct {
 	ID, State, Type, Subnet, Zone, UserData, Token, Profile string
-	Spot                                                    bool
+	Spot, Hibernation, Hibernated                           bool
+	Starts                                                  int
 	Groups                                                  []string
 	Tags                                                    map[string]string
 }
@@ -231,6 +251,7 @@ func (s *Server) Instances() []InstanceView {
 		in := s.instances[id]
 		out = append(out, InstanceView{ID: in.id, State: in.state(now), Type: in.typ, Subnet: in.subnet,
 			Zone: in.zone, UserData: in.userData, Token: in.token, Profile: in.profile, Spot: in.spot,
+			Hibernation: in.hibernation, Hibernated: in.hibernated, Starts: in.starts,
 			Groups: in.groups, Tags: in.tags})
 	}
 	return out
@@ -242,6 +263,18 @@ func (in *instance) state(now time.Time) string {
 			return "terminated"
 		}
 		return "shutting-down"
+	}
+	if !in.parkAt.IsZero() && !in.resumeAt.After(in.parkAt) {
+		if now.Sub(in.parkAt) >= in.parkLag {
+			return "stopped"
+		}
+		return "stopping"
+	}
+	if !in.resumeAt.IsZero() {
+		if now.Sub(in.resumeAt) >= in.startLag {
+			return "running"
+		}
+		return "pending"
 	}
 	if now.Sub(in.launched) >= in.bootDelay {
 		return "running"
@@ -302,6 +335,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			body, f = s.describeInstances(p)
 		case "TerminateInstances":
 			body, f = s.terminateInstances(p)
+		case "DescribeSpotPriceHistory":
+			body, f = s.describeSpotPriceHistory(p)
+		case "DescribeSubnets":
+			body, f = s.describeSubnets(p)
+		case "StopInstances":
+			body, f = s.stopInstances(p)
+		case "StartInstances":
+			body, f = s.startInstances(p)
 		default:
 			f = &Fault{http.StatusBadRequest, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service.", action)}
 		}
@@ -402,7 +443,12 @@ func (s *Server) runInstances(p url.Values) (any, *Fault) {
 	if az := p.Get("Placement.AvailabilityZone"); az != "" {
 		zone = az
 	}
-	for _, k := range []string{subnet, zone, typ, typ + "/" + zone} {
+	keys := []string{subnet, zone, typ, typ + "/" + zone}
+	if p.Get("InstanceMarketOptions.MarketType") == "spot" {
+		// "spot", "spot/<zone>": the spot pool alone is short.
+		keys = append(keys, "spot", "spot/"+zone)
+	}
+	for _, k := range keys {
 		if k != "" && s.noCapacity[k] {
 			return nil, &Fault{http.StatusInternalServerError, "InsufficientInstanceCapacity",
 				fmt.Sprintf("We currently do not have sufficient %s capacity in the Availability Zone you requested (%s).", typ, zone)}
@@ -448,7 +494,8 @@ func (s *Server) runInstances(p url.Values) (any, *Fault) {
 			privateIP: fmt.Sprintf("10.0.%d.%d", (s.seq/250)%250, s.seq%250+2),
 			publicIP:  fmt.Sprintf("198.51.%d.%d", (s.seq/250)%250, s.seq%250+2),
 			spot:      spot, token: p.Get("ClientToken"), userData: ud, groups: list(p, "SecurityGroupId"),
-			profile: profile, tags: copyTags(tags), launched: now, visibleAt: now.Add(s.lag), bootDelay: boot}
+			profile: profile, tags: copyTags(tags), launched: now, visibleAt: now.Add(s.lag), bootDelay: boot,
+			hibernation: p.Get("HibernationOptions.Configured") == "true"}
 		if image == "" {
 			in.imageID = "ami-fromtemplate"
 		}
