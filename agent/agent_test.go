@@ -135,7 +135,14 @@ func TestControllerOutageResultsSurviveRestart(t *testing.T) {
 	}, 20*time.Millisecond)
 	r.ctl.set(func(f *fakeController) { f.resultDown = true })
 	r.ctl.add(lease("o1", "+3000"), lease("o2", "+3001"))
-	eventually(t, 10*time.Second, "two results queued", func() bool { return r.agent.Status().Pending == 2 })
+	// Both calls ended and both results pending. Pending alone is not
+	// enough: while a result is being written it counts both as queued
+	// and as not yet queued (it errs high, never low, so that a draining
+	// node never reports itself empty too soon).
+	eventually(t, 10*time.Second, "two results queued", func() bool {
+		st := r.agent.Status()
+		return st.ActiveCalls == 0 && st.Pending == 2
+	})
 	// The agent restarts while the controller is still unreachable.
 	r.stopAgent()
 	r.ctl.set(func(f *fakeController) { f.resultDown = false })
