@@ -372,7 +372,9 @@ func BenchmarkLease(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	s.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 1000000, MaxCPS: 1e9})
+	if err := s.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 1000000, MaxCPS: campaign.MaxCPS}); err != nil {
+		b.Fatal(err)
+	}
 	const contacts = 20_000
 	leased := 0
 	for i := 0; b.Loop(); i++ {

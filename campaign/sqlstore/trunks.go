@@ -297,6 +297,13 @@ func (s *Store) Failover(ctx context.Context, nodeID, callID, token string, caus
 	next := ""
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		next = ""
+		if s.postgres {
+			// Leasing's lock: a failover locks trunk rows in another
+			// order than a lease may, and must not deadlock with it.
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7140001)`); err != nil {
+				return fmt.Errorf("failover lock: %w", err)
+			}
+		}
 		var campaignID, state, leaseToken, owner, trunk string
 		var attempts int
 		err := tx.QueryRowContext(ctx, s.q(`SELECT campaign_id, state, attempts, COALESCE(lease_token, ''), COALESCE(lease_node, ''), COALESCE(lease_trunk, '') FROM contacts WHERE id = ?`), contactID).
