@@ -691,7 +691,9 @@ func (a *Agent) originateTry(ctx context.Context, c nodeapi.Call, try int) {
 	}
 	cs := &callState{lease: c, try: try, chanID: channelID(c.CallID, try), actionID: a.ami.NewActionID(), started: time.Now()}
 	a.mu.Lock()
-	if _, dup := a.calls[c.CallID]; dup {
+	// A failover's try replaces the finished try before it, which kept
+	// the call's slot meanwhile.
+	if old, dup := a.calls[c.CallID]; dup && (try == 0 || !old.finished) {
 		a.mu.Unlock()
 		log.Error("lease for a call already in progress ignored")
 		return
@@ -1045,12 +1047,19 @@ func (a *Agent) failoverLocked(cs *callState) bool {
 			a.mu.Unlock()
 			return
 		}
-		delete(a.calls, cs.lease.CallID) // originateTry tracks the next try
-		a.mu.Unlock()
+		a.mu.Unlock() // the finished try holds the slot until originateTry replaces it
 		a.log.Info("congested: failing over to the next trunk", "call", cs.lease.CallID, "cause", cs.cause, "from", cs.lease.Trunk, "to", resp.Trunk)
 		next := cs.lease
 		next.Trunk = resp.Trunk
 		a.originateTry(ctx, next, cs.try+1)
+		a.mu.Lock()
+		if a.calls[cs.lease.CallID] == cs {
+			// Not dialled (the lease expired meanwhile, or was refused):
+			// free the slot; the controller ends the lease.
+			delete(a.calls, cs.lease.CallID)
+			a.poke(a.slotFree)
+		}
+		a.mu.Unlock()
 	}()
 	return true
 }

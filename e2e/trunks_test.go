@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/elastidial/elastidial/internal/realasterisk"
 )
 
 // trunk is a trunk as GET /trunks shows it.
@@ -57,8 +59,8 @@ func TestTrunksAtRuntimeOnRealAsterisk(t *testing.T) {
 		return cp.ID
 	}
 	// A first call on the first-boot trunk brings the node up and holds
-	// it (06 rings, unanswered, for 100 s) while trunks are added.
-	first := campaign("first-boot trunk", []string{"carrier"}, "06", 100)
+	// it (06 rings, unanswered, for 240 s) while trunks are added.
+	first := campaign("first-boot trunk", []string{"carrier"}, "06", 240)
 	waitFor(t, s, 2*time.Minute, "the node ringing on its first-boot trunk", func() bool {
 		var st struct {
 			InProgress int `json:"in_progress"`
@@ -110,6 +112,23 @@ func TestTrunksAtRuntimeOnRealAsterisk(t *testing.T) {
 	if len(st2.Failovers) != 0 {
 		t.Errorf("failovers on the direct campaign: %v", st2.Failovers)
 	}
+	// A trunk whose carrier does not answer OPTIONS: out of rotation,
+	// and the API says why; pointed at a carrier that answers, it is
+	// back (the node rewrites and reloads its configuration again).
+	dead := "127.0.0.1:" + fmt.Sprint(realasterisk.FreePort(t))
+	s.json("PUT", "/trunks/spare", map[string]any{"max_channels": 10, "max_cps": 5, "host": dead}, nil)
+	waitFor(t, s, 90*time.Second, "the spare trunk out of rotation", func() bool {
+		x, _ := s.trunk("spare")
+		return !x.Health.Up && x.Health.Unreachable == 1
+	})
+	if x, _ := s.trunk("spare"); !strings.Contains(x.Health.Reason, "unreachable") {
+		t.Errorf("spare trunk's health: %+v", x.Health)
+	}
+	s.json("PUT", "/trunks/spare", map[string]any{"max_channels": 10, "max_cps": 5, "host": c.Host, "username": c.SecondUser, "password": c.Password}, nil)
+	waitFor(t, s, 90*time.Second, "the spare trunk back in rotation", func() bool {
+		x, _ := s.trunk("spare")
+		return x.Health.Up && x.Health.Reachable == 1
+	})
 	if !strings.Contains(s.logs(), `"to":"second"`) && !strings.Contains(s.logs(), "to=second") {
 		t.Errorf("agent log does not show the failover to second")
 	}

@@ -83,6 +83,7 @@ func (a *API) Routes() []Route {
 		r("GET /api/v1/whoami", "", a.whoami),
 		r("GET /api/v1/trunks", campaign.PermRead, a.listTrunks),
 		r("PUT /api/v1/trunks/{name}", campaign.PermTrunks, a.putTrunk),
+		r("DELETE /api/v1/trunks/{name}", campaign.PermTrunks, a.deleteTrunk),
 		r("GET /api/v1/campaigns", campaign.PermRead, a.listCampaigns),
 		r("POST /api/v1/campaigns", campaign.PermAllCamps, a.requirePerm(campaign.PermWrite, a.createCampaign)),
 		r("GET /api/v1/campaigns/{id}", campaign.PermRead, a.getCampaign),
@@ -316,6 +317,15 @@ func (a *API) putTrunk(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a.fail(w, r, fmt.Errorf("trunk %q: %w", t.Name, campaign.ErrNotFound))
+}
+
+func (a *API) deleteTrunk(w http.ResponseWriter, r *http.Request) {
+	if err := a.Store.DeleteTrunk(r.Context(), r.PathValue("name")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.demandChanged()
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (a *API) listCampaigns(w http.ResponseWriter, r *http.Request) {

@@ -366,3 +366,29 @@ func TestPriorityPreemption(t *testing.T) {
 		t.Fatalf("emergency demand met: %s %v", byCampaign(l3), err)
 	}
 }
+
+func TestDeleteTrunk(t *testing.T) {
+	c, s := newAPI(t)
+	c.json("PUT", "/api/v1/trunks/a", map[string]any{"max_channels": 10, "max_cps": 10}, 200, nil)
+	c.json("PUT", "/api/v1/trunks/b", map[string]any{"max_channels": 10, "max_cps": 10, "host": "b.example"}, 200, nil)
+	id := runningCampaign(t, c, map[string]any{"name": "Uses b", "trunks": []string{"a", "b"}, "caller_id": "+14155550100", "target": 5}, 1)
+	if status, body := c.do("DELETE", "/api/v1/trunks/b", "", nil); status != 409 || !strings.Contains(string(body), id) {
+		t.Fatalf("delete a trunk in use: %d %s", status, body)
+	}
+	if status, _ := c.do("DELETE", "/api/v1/trunks/nope", "", nil); status != 404 {
+		t.Fatalf("delete an unknown trunk: %d", status)
+	}
+	v1, _, _ := s.TrunkConfig(context.Background())
+	c.json("POST", "/api/v1/campaigns/"+id+"/stop", nil, 200, nil)
+	if status, body := c.do("DELETE", "/api/v1/trunks/b", "", nil); status != 204 {
+		t.Fatalf("delete: %d %s", status, body)
+	}
+	if v2, ts, _ := s.TrunkConfig(context.Background()); v2 == v1 || len(ts) != 0 {
+		t.Fatalf("node configuration after the delete: %q %v", v2, ts)
+	}
+	var ts []campaign.Trunk
+	c.json("GET", "/api/v1/trunks", nil, 200, &ts)
+	if len(ts) != 1 || ts[0].Name != "a" {
+		t.Fatalf("trunks: %+v", ts)
+	}
+}

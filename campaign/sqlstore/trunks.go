@@ -51,6 +51,50 @@ func (s *Store) PutTrunk(ctx context.Context, t campaign.Trunk) error {
 	})
 }
 
+// DeleteTrunk removes a trunk that no campaign has first in its group,
+// and no campaign still to complete has in its group at all; nodes drop
+// it with their next configuration.
+func (s *Store) DeleteTrunk(ctx context.Context, name string) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		// A campaign's first trunk is kept for its records, even once it
+		// completed; a running one may not lose any trunk of its group.
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT doc FROM campaigns WHERE status <> ? OR trunk = ?`), campaign.StatusCompleted, name)
+		if err != nil {
+			return fmt.Errorf("delete trunk: %w", err)
+		}
+		var users []string
+		for rows.Next() {
+			var doc string
+			var c campaign.Campaign
+			if err := rows.Scan(&doc); err != nil {
+				rows.Close()
+				return fmt.Errorf("delete trunk: %w", err)
+			}
+			if json.Unmarshal([]byte(doc), &c) == nil && slices.Contains(c.Group(), name) {
+				users = append(users, c.ID)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("delete trunk: %w", err)
+		}
+		if len(users) > 0 {
+			return fmt.Errorf("%w: trunk %q is in the group of campaign(s) %v; take it out of them first", campaign.ErrConflict, name, users)
+		}
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM trunks WHERE name = ?`), name)
+		if err != nil {
+			return fmt.Errorf("delete trunk: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("trunk %q: %w", name, campaign.ErrNotFound)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM trunk_qualify WHERE trunk = ?`), name); err != nil {
+			return fmt.Errorf("delete trunk: %w", err)
+		}
+		return nil
+	})
+}
+
 // Trunks lists the trunks by name, with their health now and their
 // passwords (for nodes; the API blanks them).
 func (s *Store) Trunks(ctx context.Context) ([]campaign.Trunk, error) {
@@ -297,6 +341,13 @@ func (s *Store) Failover(ctx context.Context, nodeID, callID, token string, caus
 	next := ""
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		next = ""
+		if s.postgres {
+			// Leasing's lock: a failover locks trunk rows in another
+			// order than a lease may, and must not deadlock with it.
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7140001)`); err != nil {
+				return fmt.Errorf("failover lock: %w", err)
+			}
+		}
 		var campaignID, state, leaseToken, owner, trunk string
 		var attempts int
 		err := tx.QueryRowContext(ctx, s.q(`SELECT campaign_id, state, attempts, COALESCE(lease_token, ''), COALESCE(lease_node, ''), COALESCE(lease_trunk, '') FROM contacts WHERE id = ?`), contactID).

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -80,5 +81,24 @@ func TestTrunkContract(t *testing.T) {
 			t.Fatalf("lease with a out: %s", count(got))
 		}
 		_ = routine
+	})
+}
+
+func TestDeleteTrunkKeepsCampaignRecords(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		c := setup(t, s, 1, nil) // on "carrier"
+		if _, err := s.SetStatus(ctx, c.ID, campaign.StatusCompleted, noonNY); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteTrunk(ctx, "carrier"); err == nil || !errors.Is(err, campaign.ErrConflict) {
+			t.Fatalf("deleted the first trunk of a completed campaign: %v", err)
+		}
+		if err := s.PutTrunk(ctx, campaign.Trunk{Name: "spare", MaxChannels: 1, MaxCPS: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteTrunk(ctx, "spare"); err != nil {
+			t.Fatal(err)
+		}
 	})
 }

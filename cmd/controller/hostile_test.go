@@ -236,6 +236,28 @@ func TestHostileNodeStepsAnotherNodesCall(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Fault(5)") {
 		t.Fatalf("another node's result: %v", err)
 	}
+	// Nor move it to another trunk; and its own node only for a
+	// congestion cause.
+	var fo nodeapi.FailoverResponse
+	err = rpc(tokens[1], nodeapi.MethodFailover, nodeapi.FailoverRequest{CallID: c.CallID, Token: c.Token, Cause: 34}, &fo)
+	if err == nil || !strings.Contains(err.Error(), "Fault(5)") {
+		t.Fatalf("another node's failover: %v", err)
+	}
+	err = rpc(tokens[0], nodeapi.MethodFailover, nodeapi.FailoverRequest{CallID: c.CallID, Token: c.Token, Cause: 17}, &fo)
+	if err == nil || !strings.Contains(err.Error(), "not a congestion cause") {
+		t.Fatalf("failover of a busy call: %v", err)
+	}
+	if err := rpc(tokens[0], nodeapi.MethodFailover, nodeapi.FailoverRequest{CallID: c.CallID, Token: c.Token, Cause: 34}, &fo); err != nil || fo.Trunk != "" {
+		t.Fatalf("failover in a group of one: %+v %v", fo, err)
+	}
+	// Trunk credentials go to registered nodes only.
+	var tr nodeapi.TrunksResponse
+	if err := rpc("forged", nodeapi.MethodTrunks, nodeapi.TrunksRequest{}, &tr); err == nil || !strings.Contains(err.Error(), "Fault(1)") {
+		t.Fatalf("node.trunks with a forged token: %v", err)
+	}
+	if err := rpc(tokens[0], nodeapi.MethodTrunks, nodeapi.TrunksRequest{}, &tr); err != nil || tr.Version != "" || len(tr.Trunks) != 0 {
+		t.Fatalf("node.trunks: %+v %v", tr, err)
+	}
 	if err := rpc(tokens[0], nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: c.CampaignID, FlowVersion: c.FlowVersion, Input: nodeapi.InputStart}, &step); err != nil {
 		t.Fatalf("the leasing node's step: %v", err)
 	}

@@ -88,8 +88,12 @@ func (d dialer) Failover(ctx context.Context, nodeID string, r nodeapi.FailoverR
 
 var _ xmlrpc.Failover = dialer{}
 
-// trunks serves nodes the trunk configuration from the campaign store.
-type trunks struct{ store *sqlstore.Store }
+// trunks serves nodes the trunk configuration from the campaign store;
+// the credentials in it only to a known node of its current registration.
+type trunks struct {
+	store *sqlstore.Store
+	nodes nodeChecker
+}
 
 var _ xmlrpc.Trunks = trunks{}
 
@@ -99,6 +103,9 @@ func (t trunks) Version(ctx context.Context) (string, error) {
 }
 
 func (t trunks) Trunks(ctx context.Context) (nodeapi.TrunksResponse, error) {
+	if _, err := t.nodes.CheckNode(ctx, xmlrpc.NodeID(ctx)); err != nil {
+		return nodeapi.TrunksResponse{}, nodeFault(err)
+	}
 	v, ts, err := t.store.TrunkConfig(ctx)
 	if err != nil {
 		return nodeapi.TrunksResponse{}, err

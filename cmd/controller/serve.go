@@ -130,7 +130,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		audio.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
 		store.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
 	}
-	rpc := &xmlrpc.Service{Secret: secret, Nodes: nodes{scaler, store}, Dialer: dialer{store, scaler}, Flows: flows, Audio: audio, Trunks: trunks{store}}
+	rpc := &xmlrpc.Service{Secret: secret, Nodes: nodes{scaler, store}, Dialer: dialer{store, scaler}, Flows: flows, Audio: audio, Trunks: trunks{store, scaler}}
 	speechHandler, err := speechRenderer(ctx, cfg, rpc, publicURL, secret)
 	if err != nil {
 		return err
