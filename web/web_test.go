@@ -107,8 +107,13 @@ func TestDashboardCampaignJourney(t *testing.T) {
 		t.Fatalf("editing shows Saturday until %q", v)
 	}
 	d.Type("#new-campaign [name=name]", "Flu shots 2026")
+	d.Script(`document.querySelector("#new-campaign [name=start_at]").value = "2026-03-10T09:30"`) // the date picker's value
 	d.Click("#campaign-submit")
 	d.WaitText("#detail-name", "Flu shots 2026")
+	d.WaitText("#detail-summary", "starts")
+	if c, _ := store.Campaign(ctx, c.ID); c.StartAt == nil || !c.StartAt.Equal(time.Date(2026, 3, 10, 9, 30, 0, 0, time.Local)) || c.Weekdays["sat"].End != 840 {
+		t.Fatalf("after editing: start %v, Saturday %+v", c.StartAt, c.Weekdays["sat"])
+	}
 	d.WaitText("#campaigns tbody", "Flu shots 2026")
 
 	list := filepath.Join(t.TempDir(), "list.csv")
