@@ -242,8 +242,26 @@ func TestDashboardFollowsTheRole(t *testing.T) {
 	d.Click("#login-form button")
 	d.Must("#view-campaigns:not([hidden])")
 	d.WaitText("#whoami", "wallboard (viewer)")
-	for _, css := range []string{"#tab-ops", "#new-campaign", "#trunk-form", "#audio-form", "#upload", "#save-flow", "#download-results", "#edit-campaign"} {
+	for _, css := range []string{"#tab-ops", "#new-campaign", "#trunk-form", "#audio-form", "#upload", "#save-flow", "#download-results", "#edit-campaign",
+		"#result-search", ".flow-tools", ".actions"} {
 		d.Must(css + "[hidden]")
 	}
 	d.Must("#tab-trunks:not([hidden])")
+
+	// Ops run the fleet and may start and stop campaigns, but see no
+	// contact data and change no campaign.
+	opsToken, _, err := store.CreateAPIToken(ctx, campaign.Token{Name: "night shift", Role: campaign.RoleOps}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Click("#logout")
+	d.Type("#token", opsToken)
+	d.Click("#login-form button")
+	d.WaitText("#whoami", "night shift (ops)")
+	for _, css := range []string{"#tab-ops", ".actions", "#trunk-form"} {
+		d.Must(css + ":not([hidden])")
+	}
+	for _, css := range []string{"#result-search", "#download-results", "#new-campaign-box", ".flow-tools", "#upload"} {
+		d.Must(css + "[hidden]")
+	}
 }
