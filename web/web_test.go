@@ -17,6 +17,7 @@ import (
 	"github.com/elastidial/elastidial/flow/examples"
 	"github.com/elastidial/elastidial/internal/browser"
 	"github.com/elastidial/elastidial/internal/history"
+	"github.com/elastidial/elastidial/storage"
 )
 
 // TestDashboardCampaignJourney drives the dashboard in headless Chromium
@@ -43,6 +44,8 @@ func TestDashboardCampaignJourney(t *testing.T) {
 		ring.Add(time.Now(), v)
 	}
 	mux.Handle("GET /api/v1/campaigns/{id}/history", api.Require(campaign.PermRead, history.CampaignHandler(ring, time.Now)))
+	recordings := &storage.Recordings{Store: &storage.Folder{Dir: t.TempDir()}}
+	mux.Handle("GET /api/v1/recordings/", api.Require(campaign.PermResults, http.StripPrefix("/api/v1/recordings", recordings.Handler())))
 	mux.Handle("/", Handler())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -150,9 +153,12 @@ func TestDashboardCampaignJourney(t *testing.T) {
 	sample()
 	// One callee confirms, the other line is busy.
 	at := noonNY.Add(time.Minute)
+	if err := recordings.Put(ctx, "calls/flu-0101.wav", storage.Tone(300, 1.2)); err != nil {
+		t.Fatal(err)
+	}
 	for i, r := range []campaign.Result{
 		{CallID: ls[0].CallID, Token: ls[0].Token, Disposition: campaign.Answered, Cause: 16, StartedAt: noonNY, AnsweredAt: noonNY.Add(5 * time.Second), EndedAt: at,
-			Path: []string{"hello", "menu", "confirm"}, Tags: map[string]string{"result": "confirmed"}},
+			Path: []string{"hello", "menu", "confirm"}, Tags: map[string]string{"result": "confirmed"}, Recording: "calls/flu-0101.wav"},
 		{CallID: ls[1].CallID, Token: ls[1].Token, Disposition: campaign.Busy, Cause: 17, StartedAt: noonNY, EndedAt: noonNY.Add(3 * time.Second)},
 	} {
 		if ok, err := store.Record(ctx, "node-1", r, at); !ok || err != nil {
@@ -175,6 +181,13 @@ func TestDashboardCampaignJourney(t *testing.T) {
 	d.Click("#result-search button")
 	d.WaitText("#result-count", "1 matching attempts (2 in all)")
 	d.WaitText("#results tbody", "confirmed")
+	d.Click("#results tbody button.play") // the callee's recording, played in the page
+	d.WaitFor("the recording to load in the player", func() bool {
+		v, _ := d.Eval(`const a = document.querySelector("#results audio"); return a ? a.duration : 0`).(float64)
+		return v > 1.15 && v < 1.25
+	})
+	time.Sleep(2500 * time.Millisecond) // a refresh of the live view
+	d.Must("#results audio")
 	d.Type("#result-q", "")
 	d.Click(`#result-disposition option[value=busy]`)
 	d.Click("#result-search button")

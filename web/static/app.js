@@ -255,8 +255,9 @@ async function refresh(withFlow) {
   const h = await history(`/campaigns/${id}/history`, "#campaign-range");
   chart("campaign").set(h.times, [h.values.in_progress || [], h.values.answered || [], h.values.attempts || []], h.from, h.to);
   await liveStats(c, st, h);
-  // Results follow along unless someone is typing a search.
-  if (!withFlow && !$("#result-search").contains(document.activeElement)) searchResults(false).catch(() => {});
+  // Results follow along unless someone is typing a search or listening
+  // to a recording (a redraw would cut the player off).
+  if (!withFlow && !$("#result-search").contains(document.activeElement) && !$("#results audio")) searchResults(false).catch(() => {});
 }
 
 function fillCounts(sel, counts) {
