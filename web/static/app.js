@@ -220,6 +220,7 @@ async function loadCampaigns() {
 
 async function select(id) {
   state.selected = id;
+  slow.outcomesAt = 0;
   $("#detail").hidden = false;
   $("#import-report").replaceChildren();
   $("#flow-result").textContent = "";
@@ -257,7 +258,7 @@ async function refresh(withFlow) {
   await liveStats(c, st, h);
   // Results follow along unless someone is typing a search or listening
   // to a recording (a redraw would cut the player off).
-  if (!withFlow && !$("#result-search").contains(document.activeElement) && !$("#results audio")) searchResults(false).catch(() => {});
+  if (!withFlow && Date.now() - slow.resultsAt > slow.every && !$("#result-search").contains(document.activeElement) && !$("#results audio")) searchResults(false).catch(() => {});
 }
 
 function fillCounts(sel, counts) {
