@@ -45,6 +45,8 @@ func TestDashboardCampaignJourney(t *testing.T) {
 		ring.Add(time.Now(), v)
 	}
 	mux.Handle("GET /api/v1/campaigns/{id}/history", api.Require(campaign.PermRead, history.CampaignHandler(ring, time.Now)))
+	recordings := &storage.Recordings{Store: &storage.Folder{Dir: t.TempDir()}}
+	mux.Handle("GET /api/v1/recordings/", api.Require(campaign.PermResults, http.StripPrefix("/api/v1/recordings", recordings.Handler())))
 	mux.Handle("/", Handler())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -109,8 +111,13 @@ func TestDashboardCampaignJourney(t *testing.T) {
 		t.Fatalf("editing shows Saturday until %q", v)
 	}
 	d.Type("#new-campaign [name=name]", "Flu shots 2026")
+	d.Script(`document.querySelector("#new-campaign [name=start_at]").value = "2026-03-10T09:30"`) // the date picker's value
 	d.Click("#campaign-submit")
 	d.WaitText("#detail-name", "Flu shots 2026")
+	d.WaitText("#detail-summary", "starts")
+	if c, _ := store.Campaign(ctx, c.ID); c.StartAt == nil || !c.StartAt.Equal(time.Date(2026, 3, 10, 9, 30, 0, 0, time.Local)) || c.Weekdays["sat"].End != 840 {
+		t.Fatalf("after editing: start %v, Saturday %+v", c.StartAt, c.Weekdays["sat"])
+	}
 	d.WaitText("#campaigns tbody", "Flu shots 2026")
 
 	list := filepath.Join(t.TempDir(), "list.csv")
@@ -147,9 +154,12 @@ func TestDashboardCampaignJourney(t *testing.T) {
 	sample()
 	// One callee confirms, the other line is busy.
 	at := noonNY.Add(time.Minute)
+	if err := recordings.Put(ctx, "calls/flu-0101.wav", storage.Tone(300, 1.2)); err != nil {
+		t.Fatal(err)
+	}
 	for i, r := range []campaign.Result{
 		{CallID: ls[0].CallID, Token: ls[0].Token, Disposition: campaign.Answered, Cause: 16, StartedAt: noonNY, AnsweredAt: noonNY.Add(5 * time.Second), EndedAt: at,
-			Path: []string{"hello", "menu", "confirm"}, Tags: map[string]string{"result": "confirmed"}},
+			Path: []string{"hello", "menu", "confirm"}, Tags: map[string]string{"result": "confirmed"}, Recording: "calls/flu-0101.wav"},
 		{CallID: ls[1].CallID, Token: ls[1].Token, Disposition: campaign.Busy, Cause: 17, StartedAt: noonNY, EndedAt: noonNY.Add(3 * time.Second)},
 	} {
 		if ok, err := store.Record(ctx, "node-1", r, at); !ok || err != nil {
@@ -172,6 +182,13 @@ func TestDashboardCampaignJourney(t *testing.T) {
 	d.Click("#result-search button")
 	d.WaitText("#result-count", "1 matching attempts (2 in all)")
 	d.WaitText("#results tbody", "confirmed")
+	d.Click("#results tbody button.play") // the callee's recording, played in the page
+	d.WaitFor("the recording to load in the player", func() bool {
+		v, _ := d.Eval(`const a = document.querySelector("#results audio"); return a ? a.duration : 0`).(float64)
+		return v > 1.15 && v < 1.25
+	})
+	time.Sleep(2500 * time.Millisecond) // a refresh of the live view
+	d.Must("#results audio")
 	d.Type("#result-q", "")
 	d.Click(`#result-disposition option[value=busy]`)
 	d.Click("#result-search button")
@@ -239,10 +256,28 @@ func TestDashboardFollowsTheRole(t *testing.T) {
 	d.Click("#login-form button")
 	d.Must("#view-campaigns:not([hidden])")
 	d.WaitText("#whoami", "wallboard (viewer)")
-	for _, css := range []string{"#tab-ops", "#new-campaign", "#trunk-form", "#audio-form", "#upload", "#save-flow", "#download-results", "#edit-campaign"} {
+	for _, css := range []string{"#tab-ops", "#new-campaign", "#trunk-form", "#audio-form", "#upload", "#save-flow", "#download-results", "#edit-campaign",
+		"#result-search", ".flow-tools", ".actions"} {
 		d.Must(css + "[hidden]")
 	}
 	d.Must("#tab-trunks:not([hidden])")
+
+	// Ops run the fleet and may start and stop campaigns, but see no
+	// contact data and change no campaign.
+	opsToken, _, err := store.CreateAPIToken(ctx, campaign.Token{Name: "night shift", Role: campaign.RoleOps}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Click("#logout")
+	d.Type("#token", opsToken)
+	d.Click("#login-form button")
+	d.WaitText("#whoami", "night shift (ops)")
+	for _, css := range []string{"#tab-ops", ".actions", "#trunk-form"} {
+		d.Must(css + ":not([hidden])")
+	}
+	for _, css := range []string{"#result-search", "#download-results", "#new-campaign-box", ".flow-tools", "#upload"} {
+		d.Must(css + "[hidden]")
+	}
 }
 
 // TestDashboardListsRecordings: a campaign manager opens a campaign and

@@ -132,4 +132,14 @@ func TestOpsDashboard(t *testing.T) {
 	if n := browser.PNGPixels(t, png, browser.Blue); n < 50 {
 		t.Errorf("the ops screenshot shows %d pixels of the demand line", n)
 	}
+	// On a phone: the same view, nothing wider than the screen.
+	d.Resize(500, 1000)
+	d.WaitFor("the charts to shrink to the screen", func() bool {
+		w, _ := d.Eval(`return [document.documentElement.scrollWidth, document.documentElement.clientWidth, document.querySelector("#ops-chart canvas").width / devicePixelRatio]`).([]any)
+		return len(w) == 3 && w[0].(float64) <= w[1].(float64) && w[2].(float64) <= w[1].(float64)
+	})
+	d.Screenshot(browser.ScreenshotDir(), "phone-ops")
+	if errs := d.ConsoleErrors("/api/v1/audio/prompts - Failed to load resource: the server responded with a status of 422"); len(errs) > 0 { // the MP3 refused on purpose
+		t.Errorf("console errors: %q", errs)
+	}
 }

@@ -82,8 +82,12 @@ type Series struct {
 // maxPoints equal time buckets, each showing the mean of its samples; an
 // empty bucket is left out rather than drawn as zero.
 func (r *Ring) Range(from, to time.Time, maxPoints int, prefix string, names []string) Series {
+	keys := make([]string, len(names))
+	for k, n := range names {
+		keys[k] = prefix + n
+	}
 	r.mu.Lock()
-	var picked []sample
+	picked := make([]sample, 0, r.len())
 	for i := 0; i < r.len(); i++ {
 		s := r.at(i)
 		if !s.at.Before(from) && !s.at.After(to) {
@@ -93,25 +97,35 @@ func (r *Ring) Range(from, to time.Time, maxPoints int, prefix string, names []s
 	r.mu.Unlock()
 
 	out := Series{From: from.Unix(), To: to.Unix(), Times: []int64{}, Values: map[string][]*float64{}}
-	for _, n := range names {
-		out.Values[n] = []*float64{}
-	}
-	if maxPoints < 1 || len(picked) <= maxPoints {
-		for _, s := range picked {
-			out.Times = append(out.Times, s.at.Unix())
-			for _, n := range names {
-				out.Values[n] = append(out.Values[n], value(s.values, prefix+n))
-			}
+	cols := make([][]*float64, len(names))
+	done := func() Series {
+		for k, n := range names {
+			out.Values[n] = cols[k]
 		}
 		return out
+	}
+	if maxPoints < 1 || len(picked) <= maxPoints {
+		for k := range cols {
+			cols[k] = make([]*float64, 0, len(picked))
+		}
+		for _, s := range picked {
+			out.Times = append(out.Times, s.at.Unix())
+			for k, key := range keys {
+				cols[k] = append(cols[k], value(s.values, key))
+			}
+		}
+		return done()
+	}
+	for k := range cols {
+		cols[k] = make([]*float64, 0, maxPoints)
 	}
 	step := to.Sub(from) / time.Duration(maxPoints)
 	if step <= 0 {
 		step = time.Second
 	}
 	out.Step = step.Seconds()
-	sums := make(map[string]float64, len(names))
-	counts := make(map[string]int, len(names))
+	sums := make([]float64, len(names))
+	counts := make([]int, len(names))
 	var bucket int64 = -1
 	var atSum float64
 	var atN int
@@ -120,14 +134,14 @@ func (r *Ring) Range(from, to time.Time, maxPoints int, prefix string, names []s
 			return
 		}
 		out.Times = append(out.Times, int64(math.Round(atSum/float64(atN))))
-		for _, n := range names {
-			if counts[n] == 0 {
-				out.Values[n] = append(out.Values[n], nil)
+		for k := range keys {
+			if counts[k] == 0 {
+				cols[k] = append(cols[k], nil)
 			} else {
-				v := sums[n] / float64(counts[n])
-				out.Values[n] = append(out.Values[n], &v)
+				v := sums[k] / float64(counts[k])
+				cols[k] = append(cols[k], &v)
 			}
-			sums[n], counts[n] = 0, 0
+			sums[k], counts[k] = 0, 0
 		}
 		atSum, atN = 0, 0
 	}
@@ -139,15 +153,15 @@ func (r *Ring) Range(from, to time.Time, maxPoints int, prefix string, names []s
 		}
 		atSum += float64(s.at.Unix())
 		atN++
-		for _, n := range names {
-			if v, ok := s.values[prefix+n]; ok {
-				sums[n] += v
-				counts[n]++
+		for k, key := range keys {
+			if v, ok := s.values[key]; ok {
+				sums[k] += v
+				counts[k]++
 			}
 		}
 	}
 	flush()
-	return out
+	return done()
 }
 
 func value(m map[string]float64, name string) *float64 {

@@ -46,10 +46,16 @@ async function history(path, rangeSel) {
 }
 
 async function api(method, path, body, contentType) {
+  if (!state.token) throw new Error("Signed out.");
   const headers = { Authorization: "Bearer " + state.token };
   if (body !== undefined && contentType) headers["Content-Type"] = contentType;
   const resp = await fetch("/api/v1" + path, { method, headers, body });
-  if (resp.status === 401) { signOut(); throw new Error("Your token was refused; sign in again."); }
+  if (resp.status === 401) {
+    // Everything stops at once: no tab keeps polling with a dead token.
+    // Several polls may be refused at once: the first says why.
+    signOut(state.me ? "Your session ended: the token expired or was revoked. Sign in again." : undefined);
+    throw new Error("Your token was refused; sign in again.");
+  }
   const text = await resp.text();
   let data = text;
   if ((resp.headers.get("Content-Type") || "").startsWith("application/json")) data = JSON.parse(text);
@@ -65,18 +71,38 @@ function el(tag, text, attrs) {
   return e;
 }
 
+// background runs a load whose failure belongs on the page, not in the
+// console.
+function background(p) {
+  return p.catch((e) => { if (state.me) $("#page-error").textContent = e.message; });
+}
+
+const can = (perm) => !!state.me && state.me.perms.includes(perm);
+
+function stopPolling() {
+  for (const k of ["timer", "opsTimer", "trunkTimer"]) { clearInterval(state[k]); state[k] = null; }
+}
+
 function show(view) {
+  // Signed out, or a tab this role may not open: nothing loads.
+  if (!state.me || $("#tab-" + view).hidden) return;
+  stopPolling();
+  $("#page-error").textContent = "";
   for (const v of document.querySelectorAll(".view")) v.hidden = v.id !== "view-" + view;
   for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t.dataset.view === view);
-  if (view === "campaigns") { loadCampaigns(); fillFormChoices().catch(() => {}); }
-  if (view === "trunks") loadTrunks();
-  clearInterval(state.trunkTimer);
-  if (view === "trunks") state.trunkTimer = setInterval(() => loadTrunks().catch(() => {}), 5000);
-  if (view === "audio") loadAudio();
-  clearInterval(state.opsTimer);
+  if (view === "campaigns") {
+    background(loadCampaigns());
+    background(fillFormChoices());
+    if (state.selected) state.timer = setInterval(() => background(refresh(false)), 2000);
+  }
+  if (view === "trunks") {
+    background(loadTrunks());
+    state.trunkTimer = setInterval(() => background(loadTrunks()), 5000);
+  }
+  if (view === "audio") background(loadAudio());
   if (view === "ops") {
-    loadOps();
-    state.opsTimer = setInterval(() => loadOps().catch(() => {}), 2000);
+    background(loadOps());
+    state.opsTimer = setInterval(() => background(loadOps()), 2000);
   }
 }
 
@@ -140,12 +166,19 @@ async function loadOps() {
   }
 }
 
-function signOut() {
+function signOut(why) {
+  stopPolling();
   localStorage.removeItem("elastidial-token");
   state.token = "";
+  state.me = null;
+  state.selected = null;
+  $("#detail").hidden = true;
   $("#login").hidden = false;
   $("#logout").hidden = true;
+  $("#tabs").hidden = true;
   $("#whoami").textContent = "";
+  $("#page-error").textContent = "";
+  if (why !== undefined) $("#login-error").textContent = why;
   for (const v of document.querySelectorAll(".view")) v.hidden = true;
 }
 
@@ -163,6 +196,8 @@ async function signIn(token) {
     e.hidden = !e.dataset.perm.split(" ").every((p) => me.perms.includes(p));
   }
   state.perms = me.perms;
+  state.me = me;
+  $("#tabs").hidden = false;
   $("#whoami").textContent = `${me.name} (${me.role}${me.campaigns ? ", " + me.campaigns.length + " campaigns" : ""})`;
   localStorage.setItem("elastidial-token", token);
   $("#login").hidden = true;
@@ -179,22 +214,23 @@ async function loadCampaigns() {
     const tr = el("tr", undefined, { "data-id": c.id });
     tr.append(el("td", c.name), el("td", c.status), el("td", String(c.target)), el("td", c.flow_version ? "v" + c.flow_version : "none"));
     if (state.selected === c.id) tr.classList.add("selected");
-    tr.addEventListener("click", () => select(c.id));
+    tr.addEventListener("click", () => background(select(c.id)));
     body.append(tr);
   }
 }
 
 async function select(id) {
   state.selected = id;
+  slow.outcomesAt = 0;
   $("#detail").hidden = false;
   $("#import-report").replaceChildren();
   $("#flow-result").textContent = "";
   $("#action-error").textContent = "";
   await refresh(true);
-  loadCampaigns();
+  background(loadCampaigns());
   searchResults(true).catch((e) => { $("#result-count").textContent = e.message; });
   clearInterval(state.timer);
-  state.timer = setInterval(() => refresh(false).catch(() => {}), 2000);
+  state.timer = setInterval(() => background(refresh(false)), 2000);
 }
 
 async function refresh(withFlow) {
@@ -222,8 +258,9 @@ async function refresh(withFlow) {
   const h = await history(`/campaigns/${id}/history`, "#campaign-range");
   chart("campaign").set(h.times, [h.values.in_progress || [], h.values.answered || [], h.values.attempts || []], h.from, h.to);
   await liveStats(c, st, h);
-  // Results follow along unless someone is typing a search.
-  if (!withFlow && !$("#result-search").contains(document.activeElement)) searchResults(false).catch(() => {});
+  // Results follow along unless someone is typing a search or listening
+  // to a recording (a redraw would cut the player off).
+  if (!withFlow && Date.now() - slow.resultsAt > slow.every && !$("#result-search").contains(document.activeElement) && !$("#results audio")) searchResults(false).catch(() => {});
 }
 
 // loadRecordings lists the campaign's latest recordings with signed links
@@ -441,7 +478,7 @@ function formObject(form) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("#login-form").addEventListener("submit", (ev) => { ev.preventDefault(); signIn($("#token").value.trim()); });
-  $("#logout").addEventListener("click", signOut);
+  $("#logout").addEventListener("click", () => signOut(""));
   for (const t of document.querySelectorAll(".tab")) t.addEventListener("click", () => show(t.dataset.view));
   for (const b of document.querySelectorAll("[data-action]")) b.addEventListener("click", () => act(b.dataset.action));
   $("#upload").addEventListener("submit", upload);
@@ -480,5 +517,5 @@ document.addEventListener("DOMContentLoaded", () => {
       $("#trunk-error").textContent = e.message;
     }
   });
-  if (state.token) signIn(state.token); else signOut();
+  if (state.token) signIn(state.token); else signOut("");
 });

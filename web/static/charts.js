@@ -106,6 +106,7 @@ class TimeChart {
     this.range = from !== undefined ? [from, to] : null;
     this.data = [times, ...columns];
     this.box.dataset.points = String(times.length);
+    if (from !== undefined) this.box.dataset.span = String(to - from);
     if (this.plot) this.plot.setData(this.data);
     else this.fit();
   }

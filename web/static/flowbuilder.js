@@ -77,19 +77,36 @@ function flowProblems(f) {
   return ps;
 }
 
-// layout puts states in rows by their distance from the start.
+// layout puts each state in the row below every state leading to it
+// (longest path from the start; a loop back is drawn as such), so the
+// call reads top to bottom.
 function layout(f) {
-  const level = {}, rows = [];
-  const queue = f.states[f.start] ? [f.start] : [];
-  if (queue.length) level[f.start] = 0;
-  while (queue.length) {
-    const n = queue.shift();
-    (rows[level[n]] ||= []).push(n);
-    for (const [, t] of edges(f.states[n])) if (f.states[t] && level[t] === undefined) { level[t] = level[n] + 1; queue.push(t); }
+  const names = Object.keys(f.states), level = {};
+  if (f.states[f.start]) level[f.start] = 0;
+  for (let round = 0; round < names.length; round++) {
+    let moved = false;
+    for (const n of names) {
+      if (level[n] === undefined) continue;
+      for (const [, t] of edges(f.states[n])) {
+        if (!f.states[t] || t === f.start || level[n] + 1 >= names.length) continue;
+        if (level[t] === undefined || level[t] < level[n] + 1) { level[t] = level[n] + 1; moved = true; }
+      }
+    }
+    if (!moved) break;
   }
-  const lost = Object.keys(f.states).filter((n) => level[n] === undefined);
-  if (lost.length) { for (const n of lost) level[n] = rows.length; rows.push(lost); }
-  return { level, rows };
+  const rows = [];
+  for (const n of names) if (level[n] !== undefined) (rows[level[n]] ||= []).push(n);
+  const compact = rows.filter(Boolean);
+  const lost = names.filter((n) => level[n] === undefined);
+  if (lost.length) compact.push(lost);
+  return { rows: compact };
+}
+
+// arrows merges a state's transitions to the same target into one arrow.
+function arrows(s) {
+  const by = new Map();
+  for (const [label, t] of edges(s)) by.set(t, by.has(t) ? [by.get(t), label].filter(Boolean).join(", ") : label);
+  return [...by.entries()].map(([t, label]) => [label, t]);
 }
 
 function svg(tag, attrs, text) {
@@ -122,7 +139,7 @@ function drawFlow() {
   const bad = new Set(flowProblems(f).map((p) => p.state));
   // Edges first, under the boxes.
   for (const [n, s] of Object.entries(f.states)) {
-    const out = edges(s);
+    const out = arrows(s);
     out.forEach(([label, t], i) => {
       if (!pos[t]) return;
       const a = pos[n], b = pos[t];
@@ -389,6 +406,11 @@ function editState(n) {
   tools.append(start, document.createTextNode(" "), del);
   form.append(tools);
   $("#state-form").replaceChildren(form);
+  // A role that may not change flows sees the state, not the controls.
+  if (!can("write")) {
+    for (const c of form.querySelectorAll("input, select, button:not(.play)")) c.disabled = true;
+    tools.hidden = true;
+  }
 }
 
 function addState() {

@@ -12,8 +12,17 @@ function duration(sec) {
 
 // liveStats fills the rates, outcomes and ETA from the campaign's stats,
 // outcomes and history (h: its attempts over the picked range).
+// Outcomes and results read every attempt of the campaign on the server,
+// so the live view asks for them at most every 5 s.
+const slow = { every: 5000, outcomes: null, outcomesAt: 0, outcomesFor: "", resultsAt: 0 };
+
 async function liveStats(c, st, h) {
-  const o = await api("GET", `/campaigns/${c.id}/outcomes`);
+  if (slow.outcomesFor !== c.id || Date.now() - slow.outcomesAt > slow.every) {
+    slow.outcomes = await api("GET", `/campaigns/${c.id}/outcomes`);
+    slow.outcomesAt = Date.now();
+    slow.outcomesFor = c.id;
+  }
+  const o = slow.outcomes;
   $("#stat-answer-rate").textContent = pct(o.answered, o.attempts);
   const contacts = Object.values(st.contacts || {}).reduce((a, b) => a + b, 0);
   const open = (st.contacts.pending || 0) + (st.contacts.leased || 0);
@@ -59,6 +68,7 @@ const results = { offset: 0, limit: 25 };
 async function searchResults(reset) {
   if (!state.selected || $("#result-search").hidden) return;
   if (reset) results.offset = 0;
+  slow.resultsAt = Date.now();
   const q = new URLSearchParams({ q: $("#result-q").value, disposition: $("#result-disposition").value, limit: results.limit, offset: results.offset });
   const page = await api("GET", `/campaigns/${state.selected}/results?${q}`);
   $("#result-count").textContent = page.matched
