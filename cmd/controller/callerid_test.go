@@ -64,8 +64,15 @@ func TestCallerIDReachesTheNode(t *testing.T) {
 		return kolo.Response(b).Unmarshal(reply)
 	}
 	var reg nodeapi.RegisterResponse
-	if err := rpc("test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: fleet.Nodes[0].ID, Capacity: 10}, &reg); err != nil {
-		t.Fatalf("register: %v", err)
+	// The fleet may show the node before the cloud lists it.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		err := rpc("test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: fleet.Nodes[0].ID, Capacity: 10}, &reg)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("register: %v", err)
+		}
 	}
 	var manifest nodeapi.ManifestResponse
 	rpc(reg.Token, nodeapi.MethodManifest, nodeapi.ManifestRequest{}, &manifest)
