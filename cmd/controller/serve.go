@@ -122,7 +122,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		store.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
 	}
 	rpc := &xmlrpc.Service{Secret: secret, Nodes: nodes{scaler}, Dialer: dialer{store, scaler}, Flows: flows, Audio: audio}
-	speechHandler, err := speechRenderer(ctx, cfg, rpc, publicURL, secret)
+	speechHandler, err := speechRenderer(ctx, cfg, rpc, publicURL, secret, log)
 	if err != nil {
 		return err
 	}
