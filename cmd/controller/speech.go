@@ -47,7 +47,7 @@ func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, public
 		if err != nil {
 			return nil, fmt.Errorf("polly: %w", err)
 		}
-		engine = polly.New(awsCfg, polly.Options{Engine: cfg.PollyEngine})
+		engine = polly.New(awsCfg, polly.Options{Engine: cfg.PollyEngine, Endpoint: cfg.PollyEndpoint})
 	}
 	var store speech.Store
 	handler := http.NotFoundHandler()
