@@ -2,26 +2,33 @@ package e2e
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// speechFlow speaks the contact's name by text-to-speech, branches on a
-// field, says a date with SAY DATETIME in the contact's language, gathers
-// a PIN ended by '#' into a variable and checks it against the contact's.
+// speechFlow looks the contact up in a CRM, speaks the contact's name by
+// text-to-speech, branches on the plan the CRM answered, says a date with
+// SAY DATETIME in the contact's language, gathers a PIN ended by '#' into
+// a variable, checks it against the contact's and posts the outcome back
+// to the CRM.
 const speechFlow = `{
   "name": "e2e speech",
-  "start": "hello",
+  "start": "lookup",
   "language": "{{lang}}",
   "states": {
+    "lookup": {"http": {"method": "GET", "url": "CRM/customers/{{phone}}", "timeout_ms": 2000, "vars": {"plan": "plan"}},
+               "next": "hello", "failed": "hello"},
     "hello": {"say": "Hello {{name}}. This is a reminder of your appointment on", "next": "plan", "failed": "speech_failed"},
     "plan": {"branch": [{"value": "{{plan}}", "op": "eq", "arg": "gold", "goto": "gold"}], "next": "due"},
     "gold": {"set": {"plan": "gold"}, "next": "due"},
@@ -32,8 +39,10 @@ const speechFlow = `{
       "on": {"*": "check"}, "timeout": "no_pin", "failed": "speech_failed"
     },
     "check": {"branch": [{"value": "{{entered}}", "op": "eq", "arg": "{{pin}}", "goto": "ok"}], "next": "wrong"},
-    "ok": {"set": {"result": "verified", "entered": "{{entered}}"}, "next": "thanks"},
-    "wrong": {"set": {"result": "wrong_pin", "entered": "{{entered}}"}, "next": "thanks"},
+    "ok": {"set": {"result": "verified", "entered": "{{entered}}"}, "next": "report"},
+    "wrong": {"set": {"result": "wrong_pin", "entered": "{{entered}}"}, "next": "report"},
+    "report": {"http": {"method": "POST", "url": "CRM/outcomes", "params": {"phone": "{{phone}}", "entered": "{{entered}}"}},
+               "next": "thanks", "failed": "thanks"},
     "thanks": {"say": "Thank you. Goodbye.", "next": "bye", "failed": "bye"},
     "no_pin": {"set": {"result": "no_pin"}, "next": "bye"},
     "speech_failed": {"set": {"result": "speech_failed"}, "next": "bye"},
@@ -48,13 +57,36 @@ const speechFlow = `{
 // stock sounds, and gathers a PIN the callee keys ending with '#'. The
 // callee records what it hears, so the test knows speech reached it.
 func TestSpeechFlowOnRealAsterisk(t *testing.T) {
-	s := start(t)
 	region, prefix := numbering(time.Now())
+	var mu sync.Mutex
+	var posted []map[string]string
+	crm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == "GET" && r.URL.Path == "/customers/"+prefix+"16":
+			w.Write([]byte(`{"plan": "gold"}`))
+		case r.Method == "GET" && r.URL.Path == "/customers/"+prefix+"17":
+			w.Write([]byte(`{"plan": "basic"}`))
+		case r.Method == "POST" && r.URL.Path == "/outcomes":
+			var m map[string]string
+			json.NewDecoder(r.Body).Decode(&m)
+			mu.Lock()
+			posted = append(posted, m)
+			mu.Unlock()
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer crm.Close()
+	flowDoc := strings.ReplaceAll(speechFlow, "CRM", crm.URL)
+	// The CRM is on loopback: the operator allows it (the default refuses
+	// every address that is not public).
+	s := startWith(t, 20, "-flow-http-allow", "127.0.0.0/8")
 	s.json("PUT", "/trunks/carrier", map[string]any{"max_channels": 10, "max_cps": 5}, nil)
 	var c struct{ ID string }
 	s.json("POST", "/campaigns", map[string]any{"name": "speech", "trunk": "carrier", "caller_id": "+14155550100",
 		"target": 5, "max_cps": 2, "ring_seconds": 8, "max_attempts": 1}, &c)
-	s.api("PUT", "/campaigns/"+c.ID+"/flow", "application/json", strings.NewReader(speechFlow), nil)
+	s.api("PUT", "/campaigns/"+c.ID+"/flow", "application/json", strings.NewReader(flowDoc), nil)
 
 	// A list without the pin column is refused at start, the column named.
 	s.api("POST", "/campaigns/"+c.ID+"/contacts?region="+region, "text/csv",
@@ -65,10 +97,10 @@ func TestSpeechFlowOnRealAsterisk(t *testing.T) {
 	}
 	s.json("POST", "/campaigns", map[string]any{"name": "speech2", "trunk": "carrier", "caller_id": "+14155550100",
 		"target": 5, "max_cps": 2, "ring_seconds": 8, "max_attempts": 1}, &c)
-	s.api("PUT", "/campaigns/"+c.ID+"/flow", "application/json", strings.NewReader(speechFlow), nil)
+	s.api("PUT", "/campaigns/"+c.ID+"/flow", "application/json", strings.NewReader(flowDoc), nil)
 	var rep struct{ Imported int }
 	s.api("POST", "/campaigns/"+c.ID+"/contacts?region="+region, "text/csv", strings.NewReader(fmt.Sprintf(
-		"phone,name,plan,due,lang,pin\n%s16,Ann,gold,2026-12-24,en,4321\n%s17,Bob,basic,2027-01-05,en,9999\n", prefix, prefix)), &rep)
+		"phone,name,due,lang,pin\n%s16,Ann,2026-12-24,en,4321\n%s17,Bob,2027-01-05,en,9999\n", prefix, prefix)), &rep)
 	if rep.Imported != 2 {
 		t.Fatalf("imported %d of 2", rep.Imported)
 	}
@@ -107,6 +139,13 @@ func TestSpeechFlowOnRealAsterisk(t *testing.T) {
 			t.Errorf("%s: the callee heard %.1f s of sound in its first 12 s; want the name and the date spoken", tc.digits, sp)
 		}
 	}
+	// The outcomes reached the CRM.
+	mu.Lock()
+	slices.SortFunc(posted, func(a, b map[string]string) int { return strings.Compare(a["phone"], b["phone"]) })
+	if len(posted) != 2 || posted[0]["phone"] != prefix+"16" || posted[0]["entered"] != "4321" || posted[1]["phone"] != prefix+"17" {
+		t.Errorf("posted to the CRM: %v", posted)
+	}
+	mu.Unlock()
 	// Four distinct sentences (two greetings, the PIN prompt, the
 	// goodbye): four renderings in the store and on the node.
 	stored, _ := filepath.Glob(filepath.Join(s.dir, "speech", "tts", "*.wav"))

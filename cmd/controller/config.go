@@ -42,10 +42,11 @@ type Config struct {
 	S3Endpoint string // custom S3 endpoint for S3-compatible stores. Default "" (AWS).
 	S3Region   string // region of the audio bucket. Default "us-east-1".
 
-	TTS         string // speech engine for flows' say states: "flite" (local), "polly" or "off". Default "flite".
-	Speech      string // rendered speech: a folder, or "s3://bucket/prefix" apart from the audio. Default: the audio's location + "-speech".
-	PollyEngine string // Polly engine: neural, standard, generative or long-form. Default "neural".
-	PollyRegion string // Polly's region. Default: s3-region.
+	TTS           string // speech engine for flows' say states: "flite" (local), "polly" or "off". Default "flite".
+	Speech        string // rendered speech: a folder, or "s3://bucket/prefix" apart from the audio. Default: the audio's location + "-speech".
+	PollyEngine   string // Polly engine: neural, standard, generative or long-form. Default "neural".
+	PollyRegion   string // Polly's region. Default: s3-region.
+	PollyEndpoint string // custom Polly endpoint (a VPC endpoint, or tests). Default "" (AWS).
 	// FlowHTTPAllow lists networks (CIDR) flows' http states may reach
 	// although not public, e.g. a CRM inside the VPC. Default none.
 	FlowHTTPAllow []string
@@ -212,6 +213,7 @@ func (c *Config) fields() []field {
 		{"speech", "DIR|S3URL", "rendered speech: folder or s3://bucket/prefix, not inside the audio library (default: the audio's + \"-speech\")", &c.Speech},
 		{"polly-engine", "ENGINE", "Polly engine: neural, standard, generative or long-form", &c.PollyEngine},
 		{"polly-region", "REGION", "Polly region (default: s3-region)", &c.PollyRegion},
+		{"polly-endpoint", "URL", "custom Polly endpoint", &c.PollyEndpoint},
 		{"flow-http-allow", "CIDRS", "comma-separated networks (CIDR) flows' http states may reach although not public", &c.FlowHTTPAllow},
 		{"cluster", "NAME", "cluster name", &c.Cluster},
 		{"cluster-secret", "SECRET", "secret nodes present to register", &c.ClusterSecret},

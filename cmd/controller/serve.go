@@ -131,7 +131,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		store.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
 	}
 	rpc := &xmlrpc.Service{Secret: secret, Nodes: nodes{scaler, store}, Dialer: dialer{store, scaler}, Flows: flows, Audio: audio, Trunks: trunks{store, scaler}}
-	speechHandler, err := speechRenderer(ctx, cfg, rpc, publicURL, secret)
+	speechHandler, err := speechRenderer(ctx, cfg, rpc, publicURL, secret, log)
 	if err != nil {
 		return err
 	}

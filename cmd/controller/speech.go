@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/elastidial/elastidial/flow/flowhttp"
+	"github.com/elastidial/elastidial/nodeapi"
 	"github.com/elastidial/elastidial/speech"
 	"github.com/elastidial/elastidial/speech/polly"
 	"github.com/elastidial/elastidial/storage"
@@ -34,7 +36,7 @@ func flowHTTP(cfg Config) *flowhttp.Client {
 	return c
 }
 
-func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, publicURL string, secret []byte) (http.Handler, error) {
+func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, publicURL string, secret []byte, log *slog.Logger) (http.Handler, error) {
 	rpc.HTTP = flowHTTP(cfg)
 	if cfg.TTS == "off" {
 		return http.NotFoundHandler(), nil
@@ -45,7 +47,7 @@ func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, public
 		if err != nil {
 			return nil, fmt.Errorf("polly: %w", err)
 		}
-		engine = polly.New(awsCfg, polly.Options{Engine: cfg.PollyEngine})
+		engine = polly.New(awsCfg, polly.Options{Engine: cfg.PollyEngine, Endpoint: cfg.PollyEndpoint})
 	}
 	var store speech.Store
 	handler := http.NotFoundHandler()
@@ -68,6 +70,21 @@ func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, public
 		f := &storage.Folder{Dir: where, BaseURL: strings.TrimSuffix(publicURL, "/") + speechPath, Secret: secret}
 		store, handler = f, http.StripPrefix(speechPath, f.Handler())
 	}
-	rpc.Speech = &speech.Renderer{Engine: engine, Store: store}
+	rpc.Speech = loggedSpeech{&speech.Renderer{Engine: engine, Store: store}, log.With("component", "speech", "engine", engine.Name())}
 	return handler, nil
+}
+
+// loggedSpeech logs what could not be rendered: the call hears the
+// flow's failed branch instead, and the operator should know why.
+type loggedSpeech struct {
+	r   *speech.Renderer
+	log *slog.Logger
+}
+
+func (l loggedSpeech) Render(ctx context.Context, voice, language, text string) (nodeapi.AudioFile, error) {
+	f, err := l.r.Render(ctx, voice, language, text)
+	if err != nil && ctx.Err() == nil {
+		l.log.Warn("speech not rendered; the step fails", "voice", voice, "language", language, "chars", len(text), "err", err)
+	}
+	return f, err
 }

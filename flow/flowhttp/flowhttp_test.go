@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,11 +30,12 @@ const crmFlow = `{"start": "lookup", "states": {
   "bye": {"hangup": true}}}`
 
 func TestHTTPStepAgainstACRM(t *testing.T) {
+	var mu sync.Mutex
 	var posted map[string]string
-	slow := false
+	var slow atomic.Bool
 	crm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case slow:
+		case slow.Load():
 			time.Sleep(time.Second)
 		case r.Method == "GET" && r.URL.EscapedPath() == "/customers/A%2F1%20x":
 			if r.URL.Query().Get("phone") != "+14155550100" || r.URL.Query().Get("src") != "a&b=c" {
@@ -42,7 +45,9 @@ func TestHTTPStepAgainstACRM(t *testing.T) {
 			w.Write([]byte(`{"customer": {"tier": "gold"}, "balance": 12.5}`))
 			return
 		case r.Method == "POST" && r.URL.Path == "/outcomes":
+			mu.Lock()
 			json.NewDecoder(r.Body).Decode(&posted)
+			mu.Unlock()
 			w.WriteHeader(204)
 			return
 		}
@@ -69,17 +74,19 @@ func TestHTTPStepAgainstACRM(t *testing.T) {
 	if o.Tags["result"] != "gold" || o.Tags["owed"] != "12.5" || o.Tags["missing"] != "" || o.Vars["tier"] != "gold" {
 		t.Fatalf("lookup: %+v", o)
 	}
+	mu.Lock()
 	if posted["account"] != "A/1 x" || posted["tier"] != "gold" {
 		t.Fatalf("posted %v", posted)
 	}
+	mu.Unlock()
 	// The CRM times out: the fallback branch, within the step.
-	slow = true
+	slow.Store(true)
 	start := time.Now()
 	o = run(loopback)
 	if o.Tags["result"] != "crm_down" || !strings.Contains(o.Tags["http_error"], "deadline") || time.Since(start) > 900*time.Millisecond {
 		t.Fatalf("timeout: %+v after %v", o, time.Since(start))
 	}
-	slow = false
+	slow.Store(false)
 	// The default client never reaches loopback: the fallback, and why.
 	o = run(&flowhttp.Client{})
 	if o.Tags["result"] != "crm_down" || !strings.Contains(o.Tags["http_error"], "127.0.0.1 is not a public address") {
