@@ -135,7 +135,9 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		return cmp.Or(listErr, err)
 	}, DemandChanged: scaler.Wake}
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", api.Handler(controllerRoutes(scaler.CostHandler(store), fleetHandler(scaler, cfg), audio.Handler(), recordings.Handler())...))
+	apiHandler := api.Handler(controllerRoutes(scaler.CostHandler(store), fleetHandler(scaler, cfg), audio.Handler(), recordings.Handler())...)
+	mux.Handle("/api/v1/", apiHandler)
+	mux.Handle("/api/v1", apiHandler) // a JSON 404 too, not the dashboard's
 	mux.Handle("/audio/", audioHandler)
 	// A node's request is read before it is authenticated (the method
 	// name is in the body), so its body gets a short deadline.
