@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"reflect"
 	"slices"
@@ -134,13 +135,7 @@ func (a *API) patchCampaign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	known := campaignFields()
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range patch {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(patch)) {
 		if why, ok := readOnly[k]; ok {
 			a.fail(w, r, &campaign.FieldError{Field: k, Reason: "cannot be patched: it " + why})
 			return

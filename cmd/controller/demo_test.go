@@ -17,9 +17,18 @@ import (
 
 var (
 	agentOnce sync.Once
+	agentDir  string // removed by TestMain
 	agentBin  string
 	agentErr  error
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if agentDir != "" {
+		os.RemoveAll(agentDir)
+	}
+	os.Exit(code)
+}
 
 // nodeAgent builds the node-agent once per test binary.
 func nodeAgent(t *testing.T) string {
@@ -30,7 +39,7 @@ func nodeAgent(t *testing.T) string {
 			agentErr = err
 			return
 		}
-		agentBin = filepath.Join(dir, "node-agent")
+		agentDir, agentBin = dir, filepath.Join(dir, "node-agent")
 		if out, err := exec.Command("go", "build", "-o", agentBin, "github.com/elastidial/elastidial/cmd/node-agent").CombinedOutput(); err != nil {
 			agentErr = err
 			agentBin = string(out)

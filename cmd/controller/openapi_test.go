@@ -161,6 +161,7 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 	for _, tc := range []struct{ method, path, want string }{
 		{"GET", "/api/v1/campaign", `"error": "no such endpoint: GET /api/v1/campaign`},
+		{"GET", "/api/v1", `"error": "no such endpoint: GET /api/v1 `},
 		{"POST", "/api/v1/fleet", `"error": "POST is not allowed on /api/v1/fleet; allowed: GET, HEAD"`},
 		{"GET", "/api/v1/cost?format=xml", `"error": "cost report: format \"xml\" is not json, csv or table"`},
 	} {

@@ -156,10 +156,12 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	mux := http.NewServeMux()
 	hist := newHistory()
 	fleetHistory, campaignHistory := historyHandlers(hist)
-	mux.Handle("/api/v1/", api.Handler(controllerRoutes(controllerHandlers{
+	apiHandler := api.Handler(controllerRoutes(controllerHandlers{
 		cost: scaler.CostHandler(store), fleet: fleetHandler(scaler, cfg), audio: audio.Handler(), audioPlay: audio.PlayHandler(),
 		recordings: recordings.Handler(), fleetHistory: fleetHistory, campaignHistory: campaignHistory,
-	})...))
+	})...)
+	mux.Handle("/api/v1/", apiHandler)
+	mux.Handle("/api/v1", apiHandler) // a JSON 404 too, not the dashboard's
 	mux.Handle("/audio/", audioHandler)
 	mux.Handle(speechPath, speechHandler)
 	// A node's request is read before it is authenticated (the method

@@ -17,7 +17,8 @@ func TestSimulateCommand(t *testing.T) {
 	os.WriteFile(trace, []byte("seconds,campaign,calls,announced_seconds\n0,a,0,\n600,a,450,0\n4200,a,0,\n7200,,,\n"), 0o644)
 	dir := t.TempDir()
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"simulate", "-svg", dir, "-format", "json", trace}, &out, io.Discard, env); err != nil {
+	// Flags after the trace, as the README writes them.
+	if err := run(context.Background(), []string{"simulate", trace, "-svg", dir, "-format", "json"}, &out, io.Discard, env); err != nil {
 		t.Fatal(err)
 	}
 	var rs []struct {
