@@ -654,9 +654,11 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	if cfg.WarmPool {
 		spare := max(0, (have-p.WantedSlots)/slot)
 		lent := 0
-		for _, n := range append(ready, coming...) {
-			if !n.ResumedAt.IsZero() {
-				lent++
+		for _, g := range [][]NodeView{ready, coming} {
+			for _, n := range g {
+				if !n.ResumedAt.IsZero() {
+					lent++
+				}
 			}
 		}
 		fill = max(0, min(p.WarmTarget, cfg.WarmPoolMin)-poolHave-spare-lent)
@@ -689,8 +691,7 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		}
 	case have < p.WantedSlots || serving < minNodes:
 		// 3. Scale out: drains first (warm, already paid for), fullest
-		// first, then parked nodes, then one batched launch (with the
-		// nodes the pool's minimum still lacks).
+		// first, then parked nodes, then launches (a batch per zone).
 		sort.Slice(draining, func(i, j int) bool {
 			if draining[i].ActiveCalls != draining[j].ActiveCalls {
 				return draining[i].ActiveCalls > draining[j].ActiveCalls
