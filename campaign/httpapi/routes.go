@@ -154,6 +154,11 @@ func (a *API) patchCampaign(w http.ResponseWriter, r *http.Request) {
 		if err := json.Unmarshal(cur, &doc); err != nil {
 			return err
 		}
+		if _, group := patch["trunks"]; !group && len(c.Trunks) <= 1 {
+			// A campaign on one trunk: its group follows the trunk a
+			// patch names. A longer group changes only by naming it.
+			delete(doc, "trunks")
+		}
 		for k, v := range patch {
 			if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
 				delete(doc, k) // back to the default
