@@ -47,9 +47,9 @@ func TestCostHandler(t *testing.T) {
 	}{
 		{"?format=csv&from=2026-11-22T09:00:00Z&to=2026-11-22T12:00:00Z", "total_usd,0.3414", 200},
 		{"?format=table", "per connected minute", 200},
-		{"", `"PeakNodes": 2`, 200},
-		{"?format=xml", "format \"xml\"", 400},
-		{"?from=yesterday", "from=\"yesterday\"", 400},
+		{"", `"peak_nodes": 2`, 200},
+		{"?format=xml", `format \"xml\"`, 400}, // JSON errors: the quotes escaped
+		{"?from=yesterday", `from=\"yesterday\"`, 400},
 		{"?from=2026-11-22T12:00:00Z&to=2026-11-22T09:00:00Z", "not after", 400},
 	} {
 		rec := httptest.NewRecorder()

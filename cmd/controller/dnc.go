@@ -20,28 +20,21 @@ import (
 )
 
 func init() {
-	commands["dnc"] = command{summary: "load a do-not-call file (a national registry's download) into a list: controller dnc import -source S -version V -reason R FILE|-", run: dncCommand, flags: func(fs *flag.FlagSet) {
-		fs.String("list", "", "a campaign id for its own list; default the internal list every campaign honours")
-		fs.String("source", "", "where the numbers come from, e.g. us-ftc, uk-tps (required)")
-		fs.String("version", "", "the registry download's date or release (required for the internal list)")
-		fs.String("reason", "", "why the list is changed, kept with the import and in the audit log (required)")
-		fs.String("region", "US", "the country of numbers written without a country code (GB for the TPS)")
-		fs.String("actor", "", "who runs the import, for the record; default cli:<login name>")
-	}}
+	commands["dnc"] = command{summary: "load a do-not-call file (a national registry's download) into a list",
+		args: "import FILE... | -", config: []string{"config", "data", "db"}, run: dncCommand, flags: func(fs *flag.FlagSet) {
+			fs.String("list", "", "a campaign `ID` for its own list; default the internal list every campaign honours")
+			fs.String("source", "", "`SOURCE` of the numbers, e.g. us-ftc, uk-tps (required)")
+			fs.String("version", "", "the registry download's date or `RELEASE` (required for the internal list)")
+			fs.String("reason", "", "`WHY` the list is changed, kept with the import and in the audit log (required)")
+			fs.String("region", "US", "`COUNTRY` of numbers written without a country code (GB for the TPS)")
+			fs.String("actor", "", "`WHO` runs the import, for the record; default cli:<login name>")
+		}}
 }
 
 // dncCommand streams a do-not-call file into a list, as the API's POST
 // /api/v1/dnc does, and records it in the audit log.
 func dncCommand(ctx context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer, _ *slog.Logger) error {
 	args := fs.Args()
-	if len(args) > 1 { // flags after the verb: dnc import -source ... FILE
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		args = append(args[:1], fs.Args()...)
-		// A -db after the verb must be the store used, not the default.
-		cfg.DB = fs.Lookup("db").Value.String()
-	}
 	if len(args) < 2 || args[0] != "import" {
 		return errors.New("dnc: want 'controller dnc import -source S -version V -reason R FILE...' (FILE - for standard input; .zip and .gz files are read inside)")
 	}
