@@ -869,6 +869,39 @@ func (f *Flow) action(s *State, get func(string) (string, bool)) nodeapi.Action 
 	return a
 }
 
+// Spoken is the speech a call to a contact with these fields may hear
+// whatever it answers: the speak actions (and gather prompts given as
+// text) of every state whose text, voice and language name contact fields
+// only. A controller can render them before the call reaches them.
+func (f *Flow) Spoken(fields map[string]string) []nodeapi.Action {
+	known := func(ts ...string) bool {
+		for _, t := range ts {
+			for _, m := range templateRE.FindAllStringSubmatch(t, -1) {
+				if _, ok := fields[m[1]]; !ok {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	get := lookup(fields, nil)
+	var out []nodeapi.Action
+	for _, name := range slices.Sorted(maps.Keys(f.States)) {
+		s := f.States[name]
+		text := s.Say
+		if s.Gather != nil {
+			text = s.Gather.Say
+		}
+		if text == "" || !known(text, f.Voice, f.Language) {
+			continue
+		}
+		if a := f.action(s, get); a.Text != "" && (a.Kind == nodeapi.ActionSpeak || a.Kind == nodeapi.ActionGather) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func (s *State) action(get func(string) (string, bool)) nodeapi.Action {
 	switch {
 	case len(s.Play) > 0:

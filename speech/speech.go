@@ -8,12 +8,14 @@ package speech
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"time"
 
@@ -57,10 +59,16 @@ type Renderer struct {
 	// Known bounds the in-memory index of renderings already stored;
 	// default 100000 (about 15 MB).
 	Known int
+	// Limit bounds the syntheses running at once (a local engine runs on
+	// the controller's cores); default the number of CPUs. Renderings
+	// beyond it wait their turn.
+	Limit int
 
-	group singleflight.Group
-	mu    sync.Mutex
-	known map[string]storage.Object
+	group   singleflight.Group
+	semOnce sync.Once
+	sem     chan struct{}
+	mu      sync.Mutex
+	known   map[string]storage.Object
 	// Syntheses counts calls to the engine (a test reads it).
 	syntheses int
 }
@@ -90,11 +98,22 @@ func (r *Renderer) Render(ctx context.Context, voice, language, text string) (no
 	obj, ok := r.known[key]
 	r.mu.Unlock()
 	if !ok {
-		v, err, _ := r.group.Do(key, func() (any, error) { return r.load(ctx, key, voice, language, text) })
-		if err != nil {
-			return nodeapi.AudioFile{}, err
+		// The rendering outlives a caller that stops waiting (a call step
+		// has seconds): it lands in the store for the next caller.
+		ch := r.group.DoChan(key, func() (any, error) {
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renderTimeout)
+			defer cancel()
+			return r.load(lctx, key, voice, language, text)
+		})
+		select {
+		case res := <-ch:
+			if res.Err != nil {
+				return nodeapi.AudioFile{}, res.Err
+			}
+			obj = res.Val.(storage.Object)
+		case <-ctx.Done():
+			return nodeapi.AudioFile{}, ctx.Err()
 		}
-		obj = v.(storage.Object)
 	}
 	ttl := r.URLTTL
 	if ttl <= 0 {
@@ -105,6 +124,23 @@ func (r *Renderer) Render(ctx context.Context, voice, language, text string) (no
 		return nodeapi.AudioFile{}, fmt.Errorf("speech: sign %s: %w", key, err)
 	}
 	return nodeapi.AudioFile{Name: key[len("tts/"):], Size: obj.Size, SHA256: obj.SHA256, URL: u}, nil
+}
+
+// renderTimeout bounds one rendering, whoever waits for it.
+const renderTimeout = time.Minute
+
+// Prefetch renders text in the background, so that a call reaching it
+// later finds it ready; errors are left for that call's Render to meet.
+func (r *Renderer) Prefetch(voice, language, text string) {
+	if text == "" || len(text) > MaxText {
+		return
+	}
+	r.mu.Lock()
+	_, ok := r.known[Key(r.Engine.Name(), voice, language, text)]
+	r.mu.Unlock()
+	if !ok {
+		go r.Render(context.Background(), voice, language, text)
+	}
 }
 
 // load finds a rendering in the store (another controller, or this one
@@ -120,6 +156,13 @@ func (r *Renderer) load(ctx context.Context, key, voice, language, text string) 
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return storage.Object{}, fmt.Errorf("speech: read %s: %w", key, err)
 	}
+	r.semOnce.Do(func() { r.sem = make(chan struct{}, cmp.Or(r.Limit, runtime.NumCPU())) })
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return storage.Object{}, ctx.Err()
+	}
+	defer func() { <-r.sem }()
 	r.mu.Lock()
 	r.syntheses++
 	r.mu.Unlock()

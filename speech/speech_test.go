@@ -158,3 +158,64 @@ func BenchmarkRender(b *testing.B) {
 	b.ReportMetric(float64(synth.Microseconds()), "synth-µs")
 	b.ReportMetric(float64(synth)/float64(cached), "synth/cached")
 }
+
+// gated is flite held until the test opens the gate, counting syntheses
+// running at once: a controller whose cores are busy.
+type gated struct {
+	speech.Flite
+	gate          chan struct{}
+	mu            sync.Mutex
+	running, most int
+}
+
+func (g *gated) Synthesize(ctx context.Context, voice, language, text string) ([]byte, error) {
+	g.mu.Lock()
+	g.running++
+	g.most = max(g.most, g.running)
+	g.mu.Unlock()
+	defer func() { g.mu.Lock(); g.running--; g.mu.Unlock() }()
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.Flite.Synthesize(ctx, voice, language, text)
+}
+
+// A caller that cannot wait (a call step has seconds) gets its deadline
+// back, while the rendering goes on into the store for the next caller;
+// renderings prefetched for many calls run at most Limit at a time.
+func TestRenderOutlivesAnImpatientCaller(t *testing.T) {
+	needFlite(t)
+	g := &gated{gate: make(chan struct{})}
+	r := &speech.Renderer{Engine: g, Store: folder(t), Limit: 2}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := r.Render(ctx, "", "en", "Hello Ada."); err == nil {
+		t.Fatal("rendered although the engine is held")
+	}
+	for _, name := range []string{"Ben", "Cy", "Dee", "Eve"} {
+		r.Prefetch("", "en", "Hello "+name+".")
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(g.gate)
+	f, err := r.Render(context.Background(), "", "en", "Hello Ada.")
+	if err != nil || f.Size < 1000 {
+		t.Fatalf("after the gate opened: %+v %v", f, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for r.Syntheses() < 5 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := r.Render(context.Background(), "", "en", "Hello Eve."); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Syntheses(); n != 5 {
+		t.Errorf("%d syntheses for 5 sentences", n)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.most > 2 {
+		t.Errorf("%d syntheses at once, limit 2", g.most)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/elastidial/elastidial/flow"
 	"github.com/elastidial/elastidial/nodeapi"
@@ -306,6 +307,7 @@ func (s *Service) result(ctx context.Context, params []any) (any, error) {
 }
 
 func (s *Service) step(ctx context.Context, params []any) (any, error) {
+	began := time.Now()
 	var req nodeapi.StepRequest
 	if err := Params(params, &req); err != nil {
 		return nil, err
@@ -328,8 +330,14 @@ func (s *Service) step(ctx context.Context, params []any) (any, error) {
 	if err != nil {
 		return nil, faultf(nodeapi.FaultInvalidParams, "%v", err)
 	}
+	if p, ok := s.Speech.(Prefetcher); ok && req.Input == nodeapi.InputStart {
+		// Render what the call may say while it plays its first states.
+		for _, a := range fl.Spoken(req.Fields) {
+			p.Prefetch(a.Voice, a.Language, a.Text)
+		}
+	}
 	action := o.Action
-	if err := s.speak(ctx, &action); err != nil {
+	if err := s.speak(ctx, &action, began); err != nil {
 		return nil, err
 	}
 	if o.Tags == nil {
@@ -350,19 +358,40 @@ type Speech interface {
 	Render(ctx context.Context, voice, language, text string) (nodeapi.AudioFile, error)
 }
 
+// Prefetcher is a Speech that can render ahead of need, in the
+// background (speech.Renderer).
+type Prefetcher interface {
+	Prefetch(voice, language, text string)
+}
+
+// SpeechWait bounds how long a step waits for a rendering, and
+// StepBudget what a whole step may take of the node's 5-second wait.
+const (
+	SpeechWait = 2500 * time.Millisecond
+	StepBudget = 4500 * time.Millisecond
+)
+
 // speak turns an action's text to speak into audio for the node: a
 // speak action, or a gather prompt given as text. Text the engine
-// cannot render (none configured, or it failed) leaves the action with
-// no audio, which the node reports as a failed step: the flow's failed
-// branch runs, and the call never hears silence in place of a sentence.
-func (s *Service) speak(ctx context.Context, a *nodeapi.Action) error {
+// cannot render in time (none configured, it failed, or it is still
+// being made: began is when the step began) leaves the action with no
+// audio, which the node reports as a failed step: the flow's failed
+// branch runs, and the call never hears silence in place of a sentence,
+// nor is it cut off waiting.
+func (s *Service) speak(ctx context.Context, a *nodeapi.Action, began time.Time) error {
 	if a.Kind != nodeapi.ActionSpeak && !(a.Kind == nodeapi.ActionGather && a.Text != "") {
 		return nil
 	}
 	if a.Text == "" || s.Speech == nil {
 		return nil
 	}
-	f, err := s.Speech.Render(ctx, a.Voice, a.Language, a.Text)
+	deadline := time.Now().Add(SpeechWait)
+	if end := began.Add(StepBudget); end.Before(deadline) {
+		deadline = end
+	}
+	rctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	f, err := s.Speech.Render(rctx, a.Voice, a.Language, a.Text)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
