@@ -433,8 +433,14 @@ func (c *ivrCall) action(ctx context.Context, act nodeapi.Action) (string, strin
 		}
 		// An absolute path in the recordings folder (a relative name would
 		// land under sounds/, in a folder nothing creates): Asterisk writes
-		// it, the result queue uploads it and then removes it.
-		name := filepath.Join(c.a.cfg.Recordings, cmp.Or(act.Target, c.lease.CallID))
+		// it, the result queue uploads it and then removes it. The call's
+		// id leads the name: every call of a campaign runs the same flow,
+		// and two on one node must never write, upload or remove each
+		// other's file.
+		name := filepath.Join(c.a.cfg.Recordings, c.lease.CallID)
+		if act.Target != "" {
+			name += "-" + act.Target
+		}
 		out.recording = name + ".wav"
 		_, failed, err := c.run(ctx, "RECORD FILE", name, "wav", "#", strconv.Itoa(secs*1000))
 		if err != nil {
