@@ -214,8 +214,16 @@ func TestHostileNodeStepsAnotherNodesCall(t *testing.T) {
 	tokens := make([]string, 2)
 	for i := range tokens {
 		var reg nodeapi.RegisterResponse
-		if err := rpc("test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: fleet.Nodes[i].ID, Capacity: 1}, &reg); err != nil {
-			t.Fatalf("register %s: %v", fleet.Nodes[i].ID, err)
+		// The fleet may show a node before the cloud lists it; the agent
+		// retries its register, as this does.
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			err := rpc("test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: fleet.Nodes[i].ID, Capacity: 1}, &reg)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("register %s: %v", fleet.Nodes[i].ID, err)
+			}
 		}
 		tokens[i] = reg.Token
 	}
