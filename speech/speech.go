@@ -67,8 +67,15 @@ type Renderer struct {
 	group   singleflight.Group
 	semOnce sync.Once
 	sem     chan struct{}
-	mu      sync.Mutex
-	known   map[string]storage.Object
+	// Renderings run on a context of their own, so that they outlive a
+	// caller that stops waiting; Close ends them.
+	bgOnce sync.Once
+	bg     context.Context
+	stop   context.CancelFunc
+	closed bool // guarded by mu
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	known  map[string]storage.Object
 	// Syntheses counts calls to the engine (a test reads it).
 	syntheses int
 }
@@ -101,7 +108,16 @@ func (r *Renderer) Render(ctx context.Context, voice, language, text string) (no
 		// The rendering outlives a caller that stops waiting (a call step
 		// has seconds): it lands in the store for the next caller.
 		ch := r.group.DoChan(key, func() (any, error) {
-			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), renderTimeout)
+			r.bgOnce.Do(func() { r.bg, r.stop = context.WithCancel(context.Background()) })
+			r.mu.Lock()
+			if r.closed {
+				r.mu.Unlock()
+				return storage.Object{}, ErrClosed
+			}
+			r.wg.Add(1)
+			r.mu.Unlock()
+			defer r.wg.Done()
+			lctx, cancel := context.WithTimeout(r.bg, renderTimeout)
 			defer cancel()
 			return r.load(lctx, key, voice, language, text)
 		})
@@ -124,6 +140,21 @@ func (r *Renderer) Render(ctx context.Context, voice, language, text string) (no
 		return nodeapi.AudioFile{}, fmt.Errorf("speech: sign %s: %w", key, err)
 	}
 	return nodeapi.AudioFile{Name: key[len("tts/"):], Size: obj.Size, SHA256: obj.SHA256, URL: u}, nil
+}
+
+// ErrClosed is returned by a Renderer after Close.
+var ErrClosed = errors.New("speech: renderer closed")
+
+// Close ends the renderings in progress (a local engine's processes and
+// their temporary files with them) and waits for them; later renderings
+// fail with ErrClosed.
+func (r *Renderer) Close() {
+	r.bgOnce.Do(func() { r.bg, r.stop = context.WithCancel(context.Background()) })
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.stop()
+	r.wg.Wait()
 }
 
 // renderTimeout bounds one rendering, whoever waits for it.

@@ -3,6 +3,7 @@ package speech_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -214,8 +215,22 @@ func TestRenderOutlivesAnImpatientCaller(t *testing.T) {
 		t.Errorf("%d syntheses for 5 sentences", n)
 	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	if g.most > 2 {
 		t.Errorf("%d syntheses at once, limit 2", g.most)
+	}
+	g.mu.Unlock()
+	// Close ends what is left (a controller shutting down): nothing new
+	// starts, and a held synthesis is stopped with its temporary files.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	r = &speech.Renderer{Engine: &gated{gate: make(chan struct{})}, Store: folder(t)}
+	r.Prefetch("", "en", "Goodbye Ada.")
+	time.Sleep(100 * time.Millisecond)
+	r.Close()
+	if _, err := r.Render(context.Background(), "", "en", "Hello Fay."); !errors.Is(err, speech.ErrClosed) {
+		t.Errorf("after Close: %v", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("Close left %s behind", left[0].Name())
 	}
 }

@@ -131,7 +131,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		store.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
 	}
 	rpc := &xmlrpc.Service{Secret: secret, Nodes: nodes{scaler, store}, Dialer: dialer{store, scaler}, Flows: flows, Audio: audio, Trunks: trunks{store, scaler}}
-	speechHandler, err := speechRenderer(ctx, cfg, rpc, publicURL, secret, log)
+	speechHandler, closeSpeech, err := speechRenderer(ctx, cfg, rpc, publicURL, secret, log)
 	if err != nil {
 		return err
 	}
@@ -211,22 +211,22 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return srv.Shutdown(shutdown)
+		err := srv.Shutdown(shutdown)
+		closeSpeech() // renderings still running end with their files
+		return err
 	})
 	return g.Wait()
 }
 
-// controllerRoutes are the REST routes the controller adds to the campaign
-// API: the fleet and its cost for ops, the audio library, and the calls'
-// recordings. Reading the audio library needs PermRead, changing it
-// PermWrite; the library's handler routes the three itself.
 // controllerHandlers are the handlers of the controller's own API routes.
 type controllerHandlers struct {
 	cost, fleet, audio, audioPlay, recordings, fleetHistory, campaignHistory http.Handler
 }
 
-// controllerRoutes are the API routes the controller adds to the campaign
-// API's: fleet, cost, history, the audio library and recordings.
+// controllerRoutes are the REST routes the controller adds to the campaign
+// API: the fleet, its cost and history for ops, the audio library (reading
+// needs PermRead, changing it PermWrite; its handler routes the methods
+// itself), and the calls' recordings.
 func controllerRoutes(h controllerHandlers) []httpapi.Route {
 	return []httpapi.Route{
 		{Pattern: "GET /api/v1/cost", Perm: campaign.PermFleet, Handler: h.cost},

@@ -36,16 +36,16 @@ func flowHTTP(cfg Config) *flowhttp.Client {
 	return c
 }
 
-func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, publicURL string, secret []byte, log *slog.Logger) (http.Handler, error) {
+func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, publicURL string, secret []byte, log *slog.Logger) (http.Handler, func(), error) {
 	rpc.HTTP = flowHTTP(cfg)
 	if cfg.TTS == "off" {
-		return http.NotFoundHandler(), nil
+		return http.NotFoundHandler(), func() {}, nil
 	}
 	var engine speech.Engine = &speech.Flite{}
 	if cfg.TTS == "polly" {
 		awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cmp.Or(cfg.PollyRegion, cfg.S3Region)))
 		if err != nil {
-			return nil, fmt.Errorf("polly: %w", err)
+			return nil, nil, fmt.Errorf("polly: %w", err)
 		}
 		engine = polly.New(awsCfg, polly.Options{Engine: cfg.PollyEngine, Endpoint: cfg.PollyEndpoint})
 	}
@@ -56,22 +56,23 @@ func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, public
 		bucket, prefix, _ := strings.Cut(rest, "/")
 		awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(cfg.S3Region))
 		if err != nil {
-			return nil, fmt.Errorf("speech store: %w", err)
+			return nil, nil, fmt.Errorf("speech store: %w", err)
 		}
 		st, err := s3store.New(awsCfg, s3store.Options{Bucket: bucket, Prefix: prefix, Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3Endpoint != ""})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		store = st
 	} else {
 		if err := os.MkdirAll(where, 0o755); err != nil {
-			return nil, fmt.Errorf("speech folder: %w", err)
+			return nil, nil, fmt.Errorf("speech folder: %w", err)
 		}
 		f := &storage.Folder{Dir: where, BaseURL: strings.TrimSuffix(publicURL, "/") + speechPath, Secret: secret}
 		store, handler = f, http.StripPrefix(speechPath, f.Handler())
 	}
-	rpc.Speech = loggedSpeech{&speech.Renderer{Engine: engine, Store: store}, log.With("component", "speech", "engine", engine.Name())}
-	return handler, nil
+	r := &speech.Renderer{Engine: engine, Store: store}
+	rpc.Speech = loggedSpeech{r, log.With("component", "speech", "engine", engine.Name())}
+	return handler, r.Close, nil
 }
 
 // loggedSpeech logs what could not be rendered: the call hears the
@@ -80,6 +81,9 @@ type loggedSpeech struct {
 	r   *speech.Renderer
 	log *slog.Logger
 }
+
+// Prefetch renders ahead of need (xmlrpc.Prefetcher).
+func (l loggedSpeech) Prefetch(voice, language, text string) { l.r.Prefetch(voice, language, text) }
 
 func (l loggedSpeech) Render(ctx context.Context, voice, language, text string) (nodeapi.AudioFile, error) {
 	f, err := l.r.Render(ctx, voice, language, text)
