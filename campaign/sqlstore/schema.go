@@ -107,6 +107,13 @@ var migrations = []struct {
 	{sqlite: `ALTER TABLE api_tokens ADD COLUMN campaigns TEXT NOT NULL DEFAULT ''`},
 	{sqlite: `ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0`},
 	{sqlite: `ALTER TABLE api_tokens ADD COLUMN revoked_at BIGINT NOT NULL DEFAULT 0`},
+	// Leasing takes due contacts ORDER BY next_at, id. SQLite's index
+	// holds the rowid (id) after its columns, so contacts_due gives that
+	// order; PostgreSQL's does not, and sorted every pending contact of the
+	// campaign for each batch (a batch of 50 from 20,000 contacts cost
+	// 9 ms). With id in the index both read the batch off its front.
+	{sqlite: `CREATE INDEX contacts_due_id ON contacts (campaign_id, next_at, id) WHERE state = 'pending'`},
+	{sqlite: `DROP INDEX contacts_due`},
 }
 
 const complianceTable = `CREATE TABLE compliance (
