@@ -98,30 +98,45 @@ func (s *Store) addLive(ctx context.Context, tx *sql.Tx, campaignID, trunk strin
 
 func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, nodeID string, want int, dials map[string][]time.Time, now time.Time) ([]campaign.Lease, error) {
 	var refused []refusal
-	var t campaign.Trunk
-	lock := ""
+	// One statement reads the trunk, the live counters and the pacing
+	// buckets. On PostgreSQL it locks the trunk row, which serialises
+	// leasing per trunk across controllers, and the two live rows (an
+	// upsert that changes nothing and returns the latest count), so the
+	// counts are exact and live rows are locked before the compliance
+	// head, in the order Record takes them.
+	ck, tk := "c:"+c.ID, "t:"+c.Trunk
+	q := `SELECT t.name, t.max_channels, t.max_cps,
+		COALESCE((SELECT n FROM live WHERE key = ?), 0), COALESCE((SELECT n FROM live WHERE key = ?), 0),
+		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?),
+		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?)
+		FROM trunks t WHERE t.name = ?`
 	if s.postgres {
-		lock = " FOR UPDATE" // serialises leasing per trunk across controllers
+		q = `WITH counted AS (INSERT INTO live (key, n) VALUES (?, 0), (?, 0)
+			ON CONFLICT (key) DO UPDATE SET n = live.n RETURNING key, n)
+		SELECT t.name, t.max_channels, t.max_cps,
+		COALESCE((SELECT n FROM counted WHERE key = ?), 0), COALESCE((SELECT n FROM counted WHERE key = ?), 0),
+		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?),
+		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?)
+		FROM trunks t WHERE t.name = ? FOR UPDATE OF t`
 	}
-	err := tx.QueryRowContext(ctx, s.q(`SELECT name, max_channels, max_cps FROM trunks WHERE name = ?`+lock), c.Trunk).Scan(&t.Name, &t.MaxChannels, &t.MaxCPS)
+	args := []any{ck, tk, ck, ck, tk, tk, c.Trunk}
+	if s.postgres {
+		args = append([]any{ck, tk}, args...)
+	}
+	var t campaign.Trunk
+	var liveC, liveT int
+	var cTok, tTok sql.NullFloat64
+	var cAt, tAt sql.NullInt64
+	err := tx.QueryRowContext(ctx, s.q(q), args...).
+		Scan(&t.Name, &t.MaxChannels, &t.MaxCPS, &liveC, &liveT, &cTok, &cAt, &tTok, &tAt)
 	if err != nil {
 		return nil, fmt.Errorf("lease %s: trunk %s: %w", c.ID, c.Trunk, err)
 	}
-	// On PostgreSQL the trunk row lock above makes these counts exact.
-	ck, tk := "c:"+c.ID, "t:"+t.Name
-	live, err := s.counters(ctx, tx, `SELECT key, n FROM live WHERE key IN (?, ?)`, ck, tk)
-	if err != nil {
-		return nil, err
-	}
-	n := min(want, c.Target-int(live[ck]), t.MaxChannels-int(live[tk]))
+	n := min(want, c.Target-liveC, t.MaxChannels-liveT)
 	if n <= 0 {
 		return nil, nil
 	}
-	buckets, err := s.buckets(ctx, tx, now, ck, c.MaxCPS, tk, t.MaxCPS)
-	if err != nil {
-		return nil, err
-	}
-	campTokens, trunkTokens := buckets[ck], buckets[tk]
+	campTokens, trunkTokens := refill(cTok, cAt, c.MaxCPS, now), refill(tTok, tAt, t.MaxCPS, now)
 	n = min(n, int(campTokens), int(trunkTokens))
 	if n <= 0 {
 		return nil, nil
@@ -133,7 +148,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if len(open) == 0 {
 		return nil, nil
 	}
-	args := []any{c.ID, ms(now)}
+	args = []any{c.ID, ms(now)}
 	for _, g := range open {
 		args = append(args, g)
 	}
@@ -177,11 +192,8 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	for i, p := range cands {
 		phones[i] = p.phone
 	}
-	dnc, err := s.onDNC(ctx, tx, c.ID, phones)
+	dnc, err := s.leaseFacts(ctx, tx, c.ID, phones, dials, now)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.loadDials(ctx, tx, dials, phones, now); err != nil {
 		return nil, err
 	}
 	var picks []pick
@@ -229,12 +241,22 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 			Expires: expires, Fields: fields,
 		})
 	}
+	used := float64(len(out))
+	if s.postgres && len(picks) <= 1000 {
+		phones := make([]string, len(picks))
+		for i, p := range picks {
+			phones[i] = p.phone
+		}
+		if err := s.leaseWritesPG(ctx, tx, c.ID, t.Name, args, phones, calls, evidence, campTokens-used, trunkTokens-used, now); err != nil {
+			return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+		}
+		return out, nil
+	}
 	if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = 'leased', attempts = attempts + 1,
 		lease_token = CAST(? AS TEXT) || CAST(id AS TEXT), lease_node = ?, lease_trunk = ?, leased_at = ?, lease_expires = ?
 		WHERE id IN (`+placeholders(len(picks))+`)`), args...); err != nil {
 		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
 	}
-	used := float64(len(out))
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO pacing (key, tokens, at_ms) VALUES (?, ?, ?), (?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms`), ck, campTokens-used, ms(now), tk, trunkTokens-used, ms(now)); err != nil {
 		return nil, fmt.Errorf("pacing: %w", err)
@@ -259,6 +281,129 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		return nil, err
 	}
 	return out, nil
+}
+
+// leaseWritesPG writes what a lease decided on PostgreSQL in two round
+// trips rather than eight: the campaign's compliance head is locked and
+// read, then one statement of data-modifying CTEs marks the contacts
+// (update args as the generic path builds them: token prefix, node,
+// trunk, leased at, expires, contact ids), moves the pacing buckets and
+// the live counters, logs the dials and appends the compliance records.
+// Every part touches a different table, so their order within the
+// statement does not matter.
+func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID, trunk string, update []any, phones, calls []string, evidence []any, campTokens, trunkTokens float64, now time.Time) error {
+	var prev string
+	if err := tx.QueryRowContext(ctx, `INSERT INTO compliance_heads (campaign_id, hash) VALUES ($1, '')
+		ON CONFLICT (campaign_id) DO UPDATE SET hash = compliance_heads.hash RETURNING hash`, campaignID).Scan(&prev); err != nil {
+		return fmt.Errorf("compliance record: %w", err)
+	}
+	args := append(make([]any, 0, len(update)+16+9*len(phones)), update...)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	var b strings.Builder
+	b.WriteString(`WITH leased AS (UPDATE contacts SET state = 'leased', attempts = attempts + 1,
+		lease_token = CAST($1 AS TEXT) || CAST(id AS TEXT), lease_node = $2, lease_trunk = $3, leased_at = $4, lease_expires = $5
+		WHERE id IN (`)
+	for i := 5; i < len(update); i++ {
+		if i > 5 {
+			b.WriteByte(',')
+		}
+		b.WriteString("$" + strconv.Itoa(i+1))
+	}
+	ck, tk, at := "c:"+campaignID, "t:"+trunk, ms(now)
+	fmt.Fprintf(&b, `)),
+	pace AS (INSERT INTO pacing (key, tokens, at_ms) VALUES (%s, %s, %s), (%s, %s, %s)
+		ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms),
+	counted AS (INSERT INTO live (key, n) VALUES (%s, %s), (%s, %s) ON CONFLICT (key) DO UPDATE SET n = live.n + excluded.n),
+	logged AS (INSERT INTO dials (phone, at_ms) VALUES `,
+		arg(ck), arg(campTokens), arg(at), arg(tk), arg(trunkTokens), arg(at),
+		arg(ck), arg(len(phones)), arg(tk), arg(len(phones)))
+	atArg := arg(at)
+	for i, p := range phones {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "(%s, %s)", arg(p), atArg)
+	}
+	b.WriteString(`),
+	chain AS (INSERT INTO compliance (campaign_id, call_id, kind, at, doc, prev, hash) VALUES `)
+	campArg, kindArg := arg(campaignID), arg("dial")
+	for i, d := range evidence {
+		doc, err := json.Marshal(d)
+		if err != nil {
+			return fmt.Errorf("compliance record: %w", err)
+		}
+		h := chainHash(prev, campaignID, calls[i], "dial", at, doc)
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "(%s, %s, %s, %s, %s, %s, %s)", campArg, arg(calls[i]), kindArg, atArg, arg(string(doc)), arg(prev), arg(h))
+		prev = h
+	}
+	fmt.Fprintf(&b, `)
+	UPDATE compliance_heads SET hash = %s WHERE campaign_id = %s`, arg(prev), campArg)
+	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		return err
+	}
+	return nil
+}
+
+// refill is what a pacing bucket holds at now: what it held at its last
+// use, refilled at rate per second up to a burst of one second's worth
+// (a full bucket if it was never used).
+func refill(have sql.NullFloat64, at sql.NullInt64, rate float64, now time.Time) float64 {
+	burst := math.Max(1, rate)
+	if !have.Valid || !at.Valid {
+		return burst
+	}
+	elapsed := math.Max(0, float64(ms(now)-at.Int64)/1000)
+	return math.Min(burst, have.Float64+elapsed*rate)
+}
+
+// leaseFacts reads in one query what the rules engine needs of phones
+// beyond the contact row: which are on the internal or the campaign's
+// do-not-call list (returned, phone → list), and the last week's dials of
+// those dials does not hold yet, across every campaign (added to dials).
+func (s *Store) leaseFacts(ctx context.Context, tx *sql.Tx, campaignID string, phones []string, dials map[string][]time.Time, now time.Time) (map[string]string, error) {
+	out := map[string]string{}
+	if len(phones) == 0 {
+		return out, nil
+	}
+	args := dncArgs(campaignID, phones)
+	q := `SELECT phone, 'internal', 0 FROM dnc WHERE phone IN (` + placeholders(len(phones)) + `)
+		UNION ALL SELECT phone, 'campaign', 0 FROM campaign_dnc WHERE campaign_id = ? AND phone IN (` + placeholders(len(phones)) + `)`
+	var want int
+	for _, p := range phones {
+		if _, ok := dials[p]; !ok {
+			dials[p] = nil
+			args = append(args, p)
+			want++
+		}
+	}
+	if want > 0 {
+		q += ` UNION ALL SELECT phone, '', at_ms FROM dials WHERE phone IN (` + placeholders(want) + `) AND at_ms > ?`
+		args = append(args, ms(now.Add(-7*24*time.Hour)))
+	}
+	rows, err := tx.QueryContext(ctx, s.q(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("check dnc and frequency caps: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var phone, list string
+		var at int64
+		if err := rows.Scan(&phone, &list, &at); err != nil {
+			return nil, fmt.Errorf("check dnc and frequency caps: %w", err)
+		}
+		if list != "" {
+			out[phone] = list
+		} else {
+			dials[phone] = append(dials[phone], fromMS(at))
+		}
+	}
+	return out, rows.Err()
 }
 
 // refusal is a contact the rules engine refused at lease time.
@@ -286,58 +431,6 @@ func (s *Store) refuse(ctx context.Context, tx *sql.Tx, rs []refusal) error {
 		}
 	}
 	return nil
-}
-
-// loadDials adds to dials the last week's attempts of the phones it does
-// not hold yet, across every campaign.
-func (s *Store) loadDials(ctx context.Context, tx *sql.Tx, dials map[string][]time.Time, phones []string, now time.Time) error {
-	var want []any
-	for _, p := range phones {
-		if _, ok := dials[p]; !ok {
-			dials[p] = nil
-			want = append(want, p)
-		}
-	}
-	if len(want) == 0 {
-		return nil
-	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT phone, at_ms FROM dials WHERE phone IN (`+placeholders(len(want))+`) AND at_ms > ?`), append(want, ms(now.Add(-7*24*time.Hour)))...)
-	if err != nil {
-		return fmt.Errorf("frequency caps: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var p string
-		var at int64
-		if err := rows.Scan(&p, &at); err != nil {
-			return fmt.Errorf("frequency caps: %w", err)
-		}
-		dials[p] = append(dials[p], fromMS(at))
-	}
-	return rows.Err()
-}
-
-// buckets returns the call-rate tokens available now in two buckets, each
-// refilled at its rate per second up to a burst of one second's worth.
-func (s *Store) buckets(ctx context.Context, tx *sql.Tx, now time.Time, k1 string, r1 float64, k2 string, r2 float64) (map[string]float64, error) {
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT key, tokens, at_ms FROM pacing WHERE key IN (?, ?)`), k1, k2)
-	if err != nil {
-		return nil, fmt.Errorf("pacing: %w", err)
-	}
-	defer rows.Close()
-	rate := map[string]float64{k1: r1, k2: r2}
-	out := map[string]float64{k1: math.Max(1, r1), k2: math.Max(1, r2)}
-	for rows.Next() {
-		var k string
-		var have float64
-		var at int64
-		if err := rows.Scan(&k, &have, &at); err != nil {
-			return nil, fmt.Errorf("pacing: %w", err)
-		}
-		elapsed := math.Max(0, float64(ms(now)-at)/1000)
-		out[k] = math.Min(math.Max(1, rate[k]), have+elapsed*rate[k])
-	}
-	return out, rows.Err()
 }
 
 // callID names attempt n of a contact.

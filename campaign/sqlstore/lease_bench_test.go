@@ -195,3 +195,80 @@ func concurrently(n int, fn func(w int) error) error {
 	close(errs)
 	return <-errs
 }
+
+// TestLeasingAndRecordingConcurrently: nodes lease while others record
+// results of the same campaign and trunk; both take the live counters and
+// the compliance head, so on PostgreSQL a lock taken out of order shows
+// as a deadlock error here, and a lost update as a wrong live count.
+func TestLeasingAndRecordingConcurrently(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		c := setup(t, s, 3000, func(c *campaign.Campaign) { c.Target = 100_000; c.MaxCPS = campaign.MaxCPS })
+		leases := make(chan campaign.Lease, 3000)
+		var tick atomic.Int64
+		var leased, recorded atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// The trunk's 1,000 channels fill up until results come in.
+				for deadline := time.Now().Add(time.Minute); leased.Load() < 3000 && time.Now().Before(deadline); {
+					got, err := s.Lease(ctx, fmt.Sprint("n", w), 20, noonNY.Add(time.Duration(tick.Add(1))*time.Second))
+					if err != nil {
+						errs <- fmt.Errorf("lease: %w", err)
+						return
+					}
+					leased.Add(int64(len(got)))
+					for _, l := range got {
+						leases <- l
+					}
+				}
+			}()
+		}
+		var rg sync.WaitGroup
+		for range 4 {
+			rg.Add(1)
+			go func() {
+				defer rg.Done()
+				for l := range leases {
+					owner, err := leaseNode(ctx, s, l)
+					if err == nil {
+						_, err = s.Record(ctx, owner, campaign.Result{CallID: l.CallID, Token: l.Token, Disposition: campaign.Answered}, noonNY.Add(time.Hour))
+					}
+					if err != nil {
+						errs <- fmt.Errorf("record: %w", err)
+						return
+					}
+					recorded.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		close(leases)
+		rg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		st, err := s.Stats(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leased.Load() < 3000 || recorded.Load() != leased.Load() || st.Contacts[campaign.ContactLeased] != 0 {
+			t.Fatalf("leased %d, recorded %d, contacts %v", leased.Load(), recorded.Load(), st.Contacts)
+		}
+		var live int
+		if err := s.db.QueryRowContext(ctx, s.q(`SELECT n FROM live WHERE key = ?`), "c:"+c.ID).Scan(&live); err != nil || live != 0 {
+			t.Fatalf("live calls = %d (%v), want 0 once every result is in", live, err)
+		}
+	})
+}
+
+// leaseNode is the node holding a lease.
+func leaseNode(ctx context.Context, s *Store, l campaign.Lease) (string, error) {
+	var node string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT lease_node FROM contacts WHERE lease_token = ?`), l.Token).Scan(&node)
+	return node, err
+}
