@@ -100,29 +100,21 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	var refused []refusal
 	// One statement reads the trunk, the live counters and the pacing
 	// buckets. On PostgreSQL it locks the trunk row, which serialises
-	// leasing per trunk across controllers, and the two live rows (an
-	// upsert that changes nothing and returns the latest count), so the
-	// counts are exact and live rows are locked before the compliance
-	// head, in the order Record takes them.
+	// leasing per trunk across controllers, so these counts are exact
+	// but for results coming in, which only lower them. The live rows are
+	// not locked here: every result takes them, so the lease takes them
+	// last (liveAndChain).
 	ck, tk := "c:"+c.ID, "t:"+c.Trunk
+	lock := ""
+	if s.postgres {
+		lock = " FOR UPDATE OF t"
+	}
 	q := `SELECT t.name, t.max_channels, t.max_cps,
 		COALESCE((SELECT n FROM live WHERE key = ?), 0), COALESCE((SELECT n FROM live WHERE key = ?), 0),
 		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?),
 		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?)
-		FROM trunks t WHERE t.name = ?`
-	if s.postgres {
-		q = `WITH counted AS (INSERT INTO live (key, n) VALUES (?, 0), (?, 0)
-			ON CONFLICT (key) DO UPDATE SET n = live.n RETURNING key, n)
-		SELECT t.name, t.max_channels, t.max_cps,
-		COALESCE((SELECT n FROM counted WHERE key = ?), 0), COALESCE((SELECT n FROM counted WHERE key = ?), 0),
-		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?),
-		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?)
-		FROM trunks t WHERE t.name = ? FOR UPDATE OF t`
-	}
+		FROM trunks t WHERE t.name = ?` + lock
 	args := []any{ck, tk, ck, ck, tk, tk, c.Trunk}
-	if s.postgres {
-		args = append([]any{ck, tk}, args...)
-	}
 	var t campaign.Trunk
 	var liveC, liveT int
 	var cTok, tTok sql.NullFloat64
@@ -284,18 +276,17 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 }
 
 // leaseWritesPG writes what a lease decided on PostgreSQL in two round
-// trips rather than eight: the campaign's compliance head is locked and
-// read, then one statement of data-modifying CTEs marks the contacts
-// (update args as the generic path builds them: token prefix, node,
-// trunk, leased at, expires, contact ids), moves the pacing buckets and
-// the live counters, logs the dials and appends the compliance records.
-// Every part touches a different table, so their order within the
-// statement does not matter.
+// trips rather than eight. The first takes the hot rows, in the order
+// every writer takes them: the live counters (moved up by the batch),
+// then the campaign's compliance head (locked and read). The second, one
+// statement of data-modifying CTEs, marks the contacts (update holds the
+// generic path's arguments: token prefix, node, trunk, leased at,
+// expires, contact ids), moves the pacing buckets, logs the dials and
+// appends the compliance records; each part touches its own table.
 func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID, trunk string, update []any, phones, calls []string, evidence []any, campTokens, trunkTokens float64, now time.Time) error {
-	var prev string
-	if err := tx.QueryRowContext(ctx, `INSERT INTO compliance_heads (campaign_id, hash) VALUES ($1, '')
-		ON CONFLICT (campaign_id) DO UPDATE SET hash = compliance_heads.hash RETURNING hash`, campaignID).Scan(&prev); err != nil {
-		return fmt.Errorf("compliance record: %w", err)
+	prev, err := s.liveAndHeadPG(ctx, tx, campaignID, trunk, len(phones))
+	if err != nil {
+		return err
 	}
 	args := append(make([]any, 0, len(update)+16+9*len(phones)), update...)
 	arg := func(v any) string {
@@ -316,10 +307,8 @@ func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID, trunk
 	fmt.Fprintf(&b, `)),
 	pace AS (INSERT INTO pacing (key, tokens, at_ms) VALUES (%s, %s, %s), (%s, %s, %s)
 		ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms),
-	counted AS (INSERT INTO live (key, n) VALUES (%s, %s), (%s, %s) ON CONFLICT (key) DO UPDATE SET n = live.n + excluded.n),
 	logged AS (INSERT INTO dials (phone, at_ms) VALUES `,
-		arg(ck), arg(campTokens), arg(at), arg(tk), arg(trunkTokens), arg(at),
-		arg(ck), arg(len(phones)), arg(tk), arg(len(phones)))
+		arg(ck), arg(campTokens), arg(at), arg(tk), arg(trunkTokens), arg(at))
 	atArg := arg(at)
 	for i, p := range phones {
 		if i > 0 {
@@ -330,17 +319,8 @@ func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID, trunk
 	b.WriteString(`),
 	chain AS (INSERT INTO compliance (campaign_id, call_id, kind, at, doc, prev, hash) VALUES `)
 	campArg, kindArg := arg(campaignID), arg("dial")
-	for i, d := range evidence {
-		doc, err := json.Marshal(d)
-		if err != nil {
-			return fmt.Errorf("compliance record: %w", err)
-		}
-		h := chainHash(prev, campaignID, calls[i], "dial", at, doc)
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "(%s, %s, %s, %s, %s, %s, %s)", campArg, arg(calls[i]), kindArg, atArg, arg(string(doc)), arg(prev), arg(h))
-		prev = h
+	if err := chainValuesPG(&b, arg, campArg, kindArg, atArg, campaignID, "dial", at, calls, evidence, &prev); err != nil {
+		return err
 	}
 	fmt.Fprintf(&b, `)
 	UPDATE compliance_heads SET hash = %s WHERE campaign_id = %s`, arg(prev), campArg)
@@ -508,14 +488,11 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 			r.CallID, contactID, campaignID, trunk, nodeID, token, attempt, ms(started), ms(r.AnsweredAt), ms(ended), r.Disposition, r.Cause, string(path), string(tags), r.Recording); err != nil {
 			return fmt.Errorf("record result: %w", err)
 		}
-		if err := s.addLive(ctx, tx, campaignID, trunk, -1); err != nil {
-			return err
-		}
 		became, err := s.settle(ctx, tx, &c, contactID, token, r.Disposition, attempt, r.Tags, now)
 		if err != nil {
 			return err
 		}
-		if err := s.appendCompliance(ctx, tx, campaignID, "result", now, []string{r.CallID}, []any{ResultRecord{
+		if err := s.liveAndChain(ctx, tx, campaignID, trunk, -1, "result", now, []string{r.CallID}, []any{ResultRecord{
 			CallID: r.CallID, Disposition: r.Disposition, Cause: r.Cause, Path: orEmpty(r.Path), Tags: orEmptyMap(r.Tags), EndedAt: ended.UTC(), State: became,
 		}}); err != nil {
 			return err
