@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -53,11 +52,13 @@ func chainHash(prev, campaignID, callID, kind string, at int64, doc []byte) stri
 }
 
 // appendCompliance adds records to a campaign's chain within tx. On
-// PostgreSQL the chain's head row is locked, so appends to one campaign
-// are serialised across controllers.
+// PostgreSQL they wait in compliance_pending for the linker (chain.go).
 func (s *Store) appendCompliance(ctx context.Context, tx *sql.Tx, campaignID, kind string, at time.Time, callIDs []string, docs []any) error {
 	if len(docs) == 0 {
 		return nil
+	}
+	if s.postgres {
+		return s.pendingCompliance(ctx, tx, campaignID, kind, at, callIDs, docs)
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO compliance_heads (campaign_id, hash) VALUES (?, '') ON CONFLICT (campaign_id) DO NOTHING`), campaignID); err != nil {
 		return fmt.Errorf("compliance record: %w", err)
@@ -107,73 +108,16 @@ func (s *Store) appendCompliance(ctx context.Context, tx *sql.Tx, campaignID, ki
 	return nil
 }
 
-// liveAndChain ends a transaction's writes with its two hot rows: it moves
-// the live counters of a campaign and its trunk by delta, then appends
-// records to the campaign's compliance chain. Every lease and every result
-// of a campaign takes both rows, so they are taken last, live first (the
-// order every writer keeps, or two deadlock), and on PostgreSQL in two
-// statements, so they are held for two round trips and the commit.
-func (s *Store) liveAndChain(ctx context.Context, tx *sql.Tx, campaignID, trunk string, delta int, kind string, at time.Time, callIDs []string, docs []any) error {
-	if !s.postgres {
-		if err := s.addLive(ctx, tx, campaignID, trunk, delta); err != nil {
-			return err
-		}
-		return s.appendCompliance(ctx, tx, campaignID, kind, at, callIDs, docs)
-	}
-	prev, err := s.liveAndHeadPG(ctx, tx, campaignID, trunk, delta)
-	if err != nil {
-		return err
-	}
-	var b strings.Builder
-	args := make([]any, 0, 8+5*len(docs))
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	campArg, kindArg, atArg := arg(campaignID), arg(kind), arg(ms(at))
-	if err := chainValuesPG(&b, arg, campArg, kindArg, atArg, campaignID, kind, ms(at), callIDs, docs, &prev); err != nil {
-		return err
-	}
-	q := `WITH chain AS (INSERT INTO compliance (campaign_id, call_id, kind, at, doc, prev, hash) VALUES ` + b.String() + `)
-		UPDATE compliance_heads SET hash = ` + arg(prev) + ` WHERE campaign_id = ` + campArg
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("compliance record: %w", err)
-	}
-	return nil
-}
-
-// liveAndHeadPG moves the live counters by delta, then locks and reads
-// the campaign's compliance head, in that order, in one statement: the
-// head's insert reads a count of the counters' upsert, so that runs first.
-func (s *Store) liveAndHeadPG(ctx context.Context, tx *sql.Tx, campaignID, trunk string, delta int) (string, error) {
+// complianceHeadPG locks and reads a campaign's compliance head in one
+// statement, making it if the campaign has none yet.
+func (s *Store) complianceHeadPG(ctx context.Context, tx *sql.Tx, campaignID string) (string, error) {
 	var prev string
-	err := tx.QueryRowContext(ctx, `WITH counted AS (INSERT INTO live (key, n) VALUES ($1, $3), ($2, $3)
-			ON CONFLICT (key) DO UPDATE SET n = live.n + excluded.n RETURNING 1)
-		INSERT INTO compliance_heads (campaign_id, hash) SELECT $4, '' FROM (SELECT count(*) FROM counted) AS c
-		ON CONFLICT (campaign_id) DO UPDATE SET hash = compliance_heads.hash RETURNING hash`,
-		"c:"+campaignID, "t:"+trunk, delta, campaignID).Scan(&prev)
+	err := tx.QueryRowContext(ctx, `INSERT INTO compliance_heads (campaign_id, hash) VALUES ($1, '')
+		ON CONFLICT (campaign_id) DO UPDATE SET hash = compliance_heads.hash RETURNING hash`, campaignID).Scan(&prev)
 	if err != nil {
-		return "", fmt.Errorf("live calls and compliance record: %w", err)
+		return "", fmt.Errorf("compliance record: %w", err)
 	}
 	return prev, nil
-}
-
-// chainValuesPG writes the VALUES rows of compliance records linked from
-// *prev, and leaves *prev at the last record's hash.
-func chainValuesPG(b *strings.Builder, arg func(any) string, campArg, kindArg, atArg, campaignID, kind string, at int64, callIDs []string, docs []any, prev *string) error {
-	for i, d := range docs {
-		doc, err := json.Marshal(d)
-		if err != nil {
-			return fmt.Errorf("compliance record: %w", err)
-		}
-		h := chainHash(*prev, campaignID, callIDs[i], kind, at, doc)
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(b, "(%s, %s, %s, %s, %s, %s, %s)", campArg, arg(callIDs[i]), kindArg, atArg, arg(string(doc)), arg(*prev), arg(h))
-		*prev = h
-	}
-	return nil
 }
 
 // ErrChainBroken is returned by VerifyCompliance when a campaign's
@@ -182,6 +126,9 @@ var ErrChainBroken = errors.New("compliance record altered")
 
 // ComplianceRecords streams a campaign's chain in order.
 func (s *Store) ComplianceRecords(ctx context.Context, campaignID string, fn func(ComplianceRecord) error) error {
+	if err := s.LinkCompliance(ctx); err != nil {
+		return err
+	}
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT seq, call_id, kind, at, doc, prev, hash FROM compliance WHERE campaign_id = ? ORDER BY seq`), campaignID)
 	if err != nil {
 		return fmt.Errorf("read compliance record: %w", err)
@@ -205,6 +152,9 @@ func (s *Store) ComplianceRecords(ctx context.Context, campaignID string, fn fun
 // VerifyCompliance recomputes a campaign's chain and returns how many
 // records it holds, or ErrChainBroken naming the first record at fault.
 func (s *Store) VerifyCompliance(ctx context.Context, campaignID string) (int, error) {
+	if err := s.LinkCompliance(ctx); err != nil {
+		return 0, err
+	}
 	var head string
 	err := s.db.QueryRowContext(ctx, s.q(`SELECT hash FROM compliance_heads WHERE campaign_id = ?`), campaignID).Scan(&head)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -241,6 +191,9 @@ func (s *Store) ExportCompliance(ctx context.Context, campaignID string, w io.Wr
 
 // ComplianceCampaigns lists the campaigns that have a compliance record.
 func (s *Store) ComplianceCampaigns(ctx context.Context) ([]string, error) {
+	if err := s.LinkCompliance(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT campaign_id FROM compliance_heads ORDER BY campaign_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list compliance records: %w", err)

@@ -65,6 +65,9 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 		}
 		return nil
 	})
+	if err == nil && len(out) > 0 {
+		s.wakeLinker()
+	}
 	return out, err
 }
 
@@ -87,34 +90,27 @@ func (s *Store) counters(ctx context.Context, tx *sql.Tx, query string, args ...
 	return out, rows.Err()
 }
 
-// addLive moves the live counters of a campaign and its trunk by delta.
-func (s *Store) addLive(ctx context.Context, tx *sql.Tx, campaignID, trunk string, delta int) error {
-	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO live (key, n) VALUES (?, ?), (?, ?) ON CONFLICT (key) DO UPDATE SET n = live.n + excluded.n`), "c:"+campaignID, delta, "t:"+trunk, delta)
-	if err != nil {
-		return fmt.Errorf("live calls: %w", err)
-	}
-	return nil
-}
-
 func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, nodeID string, want int, dials map[string][]time.Time, now time.Time) ([]campaign.Lease, error) {
 	var refused []refusal
-	// One statement reads the trunk, the live counters and the pacing
+	// One statement reads the trunk, the live calls of the campaign and
+	// of the trunk (contacts leased: a result ends one by settling its
+	// contact, so no row is updated by every result) and the pacing
 	// buckets. On PostgreSQL it locks the trunk row, which serialises
-	// leasing per trunk across controllers, so these counts are exact
-	// but for results coming in, which only lower them. The live rows are
-	// not locked here: every result takes them, so the lease takes them
-	// last (liveAndChain).
+	// leasing per trunk across controllers; leases run one at a time
+	// (the advisory lock, taken by an earlier statement, so this one's
+	// snapshot sees every earlier lease), so the counts are exact.
 	ck, tk := "c:"+c.ID, "t:"+c.Trunk
 	lock := ""
 	if s.postgres {
 		lock = " FOR UPDATE OF t"
 	}
 	q := `SELECT t.name, t.max_channels, t.max_cps,
-		COALESCE((SELECT n FROM live WHERE key = ?), 0), COALESCE((SELECT n FROM live WHERE key = ?), 0),
+		(SELECT count(*) FROM contacts WHERE state = 'leased' AND campaign_id = ?),
+		(SELECT count(*) FROM contacts WHERE state = 'leased' AND lease_trunk = ?),
 		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?),
 		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?)
 		FROM trunks t WHERE t.name = ?` + lock
-	args := []any{ck, tk, ck, ck, tk, tk, c.Trunk}
+	args := []any{c.ID, c.Trunk, ck, ck, tk, tk, c.Trunk}
 	var t campaign.Trunk
 	var liveC, liveT int
 	var cTok, tTok sql.NullFloat64
@@ -253,9 +249,6 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms`), ck, campTokens-used, ms(now), tk, trunkTokens-used, ms(now)); err != nil {
 		return nil, fmt.Errorf("pacing: %w", err)
 	}
-	if err := s.addLive(ctx, tx, c.ID, t.Name, len(out)); err != nil {
-		return nil, err
-	}
 	var b strings.Builder
 	b.WriteString(`INSERT INTO dials (phone, at_ms) VALUES `)
 	args = args[:0]
@@ -275,19 +268,13 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	return out, nil
 }
 
-// leaseWritesPG writes what a lease decided on PostgreSQL in two round
-// trips rather than eight. The first takes the hot rows, in the order
-// every writer takes them: the live counters (moved up by the batch),
-// then the campaign's compliance head (locked and read). The second, one
-// statement of data-modifying CTEs, marks the contacts (update holds the
-// generic path's arguments: token prefix, node, trunk, leased at,
-// expires, contact ids), moves the pacing buckets, logs the dials and
-// appends the compliance records; each part touches its own table.
+// leaseWritesPG writes what a lease decided on PostgreSQL in one round
+// trip rather than eight: one statement of data-modifying CTEs marks the
+// contacts (update holds the generic path's arguments: token prefix,
+// node, trunk, leased at, expires, contact ids), moves the pacing
+// buckets, logs the dials and leaves the compliance records for the
+// linker (chain.go); each part touches its own table.
 func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID, trunk string, update []any, phones, calls []string, evidence []any, campTokens, trunkTokens float64, now time.Time) error {
-	prev, err := s.liveAndHeadPG(ctx, tx, campaignID, trunk, len(phones))
-	if err != nil {
-		return err
-	}
 	args := append(make([]any, 0, len(update)+16+9*len(phones)), update...)
 	arg := func(v any) string {
 		args = append(args, v)
@@ -316,14 +303,19 @@ func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID, trunk
 		}
 		fmt.Fprintf(&b, "(%s, %s)", arg(p), atArg)
 	}
-	b.WriteString(`),
-	chain AS (INSERT INTO compliance (campaign_id, call_id, kind, at, doc, prev, hash) VALUES `)
+	b.WriteString(`)
+	INSERT INTO compliance_pending (campaign_id, kind, at, call_id, doc) VALUES `)
 	campArg, kindArg := arg(campaignID), arg("dial")
-	if err := chainValuesPG(&b, arg, campArg, kindArg, atArg, campaignID, "dial", at, calls, evidence, &prev); err != nil {
-		return err
+	for i, d := range evidence {
+		doc, err := json.Marshal(d)
+		if err != nil {
+			return fmt.Errorf("compliance record: %w", err)
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "(%s, %s, %s, %s, %s)", campArg, kindArg, atArg, arg(calls[i]), arg(string(doc)))
 	}
-	fmt.Fprintf(&b, `)
-	UPDATE compliance_heads SET hash = %s WHERE campaign_id = %s`, arg(prev), campArg)
 	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
 		return err
 	}
@@ -492,7 +484,7 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 		if err != nil {
 			return err
 		}
-		if err := s.liveAndChain(ctx, tx, campaignID, trunk, -1, "result", now, []string{r.CallID}, []any{ResultRecord{
+		if err := s.appendCompliance(ctx, tx, campaignID, "result", now, []string{r.CallID}, []any{ResultRecord{
 			CallID: r.CallID, Disposition: r.Disposition, Cause: r.Cause, Path: orEmpty(r.Path), Tags: orEmptyMap(r.Tags), EndedAt: ended.UTC(), State: became,
 		}}); err != nil {
 			return err
@@ -500,6 +492,9 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 		recorded = true
 		return nil
 	})
+	if recorded && err == nil {
+		s.wakeLinker()
+	}
 	return recorded, err
 }
 
@@ -605,9 +600,6 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 				callID(d.contact, d.attempt), d.contact, d.campaign, d.trunk, d.node, d.token, d.attempt, d.leasedAt, d.expires, ms(now), campaign.CutOff); err != nil {
 				return fmt.Errorf("expire lease: %w", err)
 			}
-			if err := s.addLive(ctx, tx, d.campaign, d.trunk, -1); err != nil {
-				return err
-			}
 			state, err := s.settle(ctx, tx, c, d.contact, d.token, campaign.CutOff, d.attempt, nil, now)
 			if err != nil {
 				return err
@@ -622,5 +614,8 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 		}
 		return nil
 	})
+	if n > 0 && err == nil {
+		s.wakeLinker()
+	}
 	return n, err
 }

@@ -159,10 +159,18 @@ func BenchmarkFleet(b *testing.B) {
 	}
 	for _, n := range fleet.Nodes[:nodes] {
 		wg.Go(func() {
+			// A controller that has not yet listed the instance refuses
+			// it; the agent tries again, as here.
 			var reg nodeapi.RegisterResponse
-			if err := rpc("bench-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: n.ID, Capacity: slots}, &reg); err != nil {
-				fail(fmt.Errorf("register %s: %w", n.ID, err))
-				return
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+				err := rpc("bench-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: n.ID, Capacity: slots}, &reg)
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					fail(fmt.Errorf("register %s: %w", n.ID, err))
+					return
+				}
 			}
 			var active atomic.Int64
 			var calls sync.WaitGroup
