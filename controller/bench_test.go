@@ -23,15 +23,13 @@ func benchWorld() ([]CampaignView, []NodeView) {
 	return cs, ns
 }
 
-// BenchmarkPlan is the pure planner at 1,000 nodes and 200 campaigns.
-func BenchmarkPlan(b *testing.B) {
-	cs, ns := benchWorld()
-	cfg := Config{MaxNodes: 1000}
-	mem := fullWindow(50000)
-	b.ReportAllocs()
-	for b.Loop() {
-		cfg.Plan(Observed{Campaigns: cs, Nodes: ns, Memory: mem}, t0)
-	}
+// t0 is the tests' "now".
+var t0 = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+
+// fullWindow is planner memory saying the wish has been w slots for the
+// whole stabilisation window, with no unannounced rise in it.
+func fullWindow(w int) Memory {
+	return Memory{Samples: []DemandSample{{At: t0.Add(-6 * time.Minute), Slots: w, Calls: w}, {At: t0.Add(-time.Minute), Slots: w, Calls: w}}}
 }
 
 type benchDemand []Demand

@@ -6,18 +6,6 @@ import (
 	"time"
 )
 
-// DrainReason says why a node drains. It is typed, not free text, because
-// the loop branches on it: a spot notice drains within SpotDrainTimeout,
-// any other reason within DrainTimeout. It is stored in the node's row.
-type DrainReason string
-
-// Why a node drains.
-const (
-	DrainSurplus DrainReason = "surplus"                  // demand fell below the fleet (scale-in)
-	DrainOverCap DrainReason = "over the node cap"        // the fleet exceeds MaxNodes or the budget
-	DrainSpot    DrainReason = "spot interruption notice" // the cloud takes the spot instance back
-)
-
 // ErrBadTransition: a state change the lifecycle diagram (registry.go)
 // does not allow. It is a bug in the caller; the record is left unchanged.
 var ErrBadTransition = errors.New("node state change not in the lifecycle")

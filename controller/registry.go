@@ -10,7 +10,7 @@ import (
 )
 
 // The node lifecycle. The registry moves a node along the upper line on
-// what the cloud and the node report; the planner's deadlines (planner.go)
+// what the cloud and the node report; the planner's deadlines (package planner)
 // send it to terminating; the loop carries that out and sees it gone.
 //
 //	requested ─► pending ─► booting ─► registered ─► syncing ─► ready ◄──► draining ─► terminating ─► gone
