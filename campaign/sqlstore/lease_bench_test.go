@@ -287,3 +287,122 @@ func leaseNode(ctx context.Context, s *Store, l campaign.Lease) (string, error) 
 	err := s.db.QueryRowContext(ctx, s.q(`SELECT lease_node FROM contacts WHERE lease_token = ?`), l.Token).Scan(&node)
 	return node, err
 }
+
+// TestFailoverLeasingAndRecordingConcurrently: nodes lease a campaign
+// over a group of two small trunks while others move congested calls to
+// the second trunk (Failover) and record results. Live calls are counted
+// from leased contacts, so at no committed moment may a trunk hold more
+// calls than its channels (sampled throughout), no lock order may
+// deadlock (PostgreSQL), and every call ends with a dial and a result in
+// the compliance record.
+func TestFailoverLeasingAndRecordingConcurrently(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		limits := map[string]int{"a": 8, "b": 12}
+		for name, n := range limits {
+			if err := s.PutTrunk(ctx, campaign.Trunk{Name: name, MaxChannels: n, MaxCPS: campaign.MaxCPS}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const total = 400
+		c := setup(t, s, total, func(c *campaign.Campaign) {
+			c.Trunk, c.Trunks, c.Target, c.MaxCPS = "", []string{"a", "b"}, 100_000, campaign.MaxCPS
+		})
+		leases := make(chan campaign.Lease, total)
+		var tick atomic.Int64
+		var leased, recorded, moved atomic.Int64
+		errs := make(chan error, 16)
+		stop := make(chan struct{})
+		var sampler sync.WaitGroup
+		sampler.Add(1)
+		go func() {
+			defer sampler.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+				calls, err := s.TrunkCalls(ctx)
+				if err != nil {
+					errs <- fmt.Errorf("trunk calls: %w", err)
+					return
+				}
+				for name, n := range limits {
+					if calls[name] > n {
+						errs <- fmt.Errorf("trunk %s holds %d calls, more than its %d channels", name, calls[name], n)
+						return
+					}
+				}
+			}
+		}()
+		var wg sync.WaitGroup
+		for w := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for deadline := time.Now().Add(2 * time.Minute); leased.Load() < total && time.Now().Before(deadline); {
+					got, err := s.Lease(ctx, fmt.Sprint("n", w), 5, noonNY.Add(time.Duration(tick.Add(1))*time.Second))
+					if err != nil {
+						errs <- fmt.Errorf("lease: %w", err)
+						return
+					}
+					if len(got) == 0 {
+						// The trunks are full: let results come in
+						// rather than run the clock past calling hours.
+						time.Sleep(2 * time.Millisecond)
+					}
+					leased.Add(int64(len(got)))
+					for _, l := range got {
+						leases <- l
+					}
+				}
+			}()
+		}
+		var rg sync.WaitGroup
+		for range 3 {
+			rg.Add(1)
+			go func() {
+				defer rg.Done()
+				for l := range leases {
+					owner, err := leaseNode(ctx, s, l)
+					if err == nil && l.Trunk == "a" {
+						// Congested on a: onto b if it has room.
+						var next string
+						next, err = s.Failover(ctx, owner, l.CallID, l.Token, 34, noonNY.Add(time.Duration(tick.Load())*time.Second))
+						if next != "" {
+							moved.Add(1)
+						}
+					}
+					if err == nil {
+						// A carrier's answer that is not congestion keeps a in rotation.
+						_, err = s.Record(ctx, owner, campaign.Result{CallID: l.CallID, Token: l.Token, Disposition: campaign.Busy, Cause: 17}, noonNY.Add(time.Duration(tick.Load())*time.Second))
+					}
+					if err != nil {
+						errs <- fmt.Errorf("failover or record: %w", err)
+						return
+					}
+					recorded.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		close(leases)
+		rg.Wait()
+		close(stop)
+		sampler.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if leased.Load() < total || recorded.Load() != leased.Load() || moved.Load() == 0 {
+			t.Fatalf("leased %d, recorded %d, moved to b %d", leased.Load(), recorded.Load(), moved.Load())
+		}
+		if calls, err := s.TrunkCalls(ctx); err != nil || calls["a"]+calls["b"] != 0 {
+			t.Fatalf("calls left on the trunks: %v %v", calls, err)
+		}
+		if n, err := s.VerifyCompliance(ctx, c.ID); err != nil || n != int(2*leased.Load()) {
+			t.Fatalf("compliance record: %d records, %v; want %d (a dial and a result per call)", n, err, 2*leased.Load())
+		}
+	})
+}
