@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -90,27 +91,43 @@ func (s *Store) counters(ctx context.Context, tx *sql.Tx, query string, args ...
 	return out, rows.Err()
 }
 
+// liveShards spreads each live count over this many rows.
+const liveShards = 16
+
+// addLive moves the live counts of a campaign and its trunk by delta, on
+// one shard. Rows are taken campaign then trunk ("c:" sorts before "t:"),
+// the order of every writer.
+func (s *Store) addLive(ctx context.Context, tx *sql.Tx, campaignID, trunk string, shard int64, delta int) error {
+	shard %= liveShards
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO live_shards (key, shard, n) VALUES (?, ?, ?), (?, ?, ?)
+		ON CONFLICT (key, shard) DO UPDATE SET n = live_shards.n + excluded.n`), "c:"+campaignID, shard, delta, "t:"+trunk, shard, delta)
+	if err != nil {
+		return fmt.Errorf("live calls: %w", err)
+	}
+	return nil
+}
+
 func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, nodeID string, want int, dials map[string][]time.Time, now time.Time) ([]campaign.Lease, error) {
 	var refused []refusal
 	// One statement reads the trunk, the live calls of the campaign and
-	// of the trunk (contacts leased: a result ends one by settling its
-	// contact, so no row is updated by every result) and the pacing
-	// buckets. On PostgreSQL it locks the trunk row, which serialises
-	// leasing per trunk across controllers; leases run one at a time
-	// (the advisory lock, taken by an earlier statement, so this one's
-	// snapshot sees every earlier lease), so the counts are exact.
+	// of the trunk (summed over their shards) and the pacing buckets. On
+	// PostgreSQL it locks the trunk row, which serialises leasing per
+	// trunk across controllers; leases run one at a time (the advisory
+	// lock, taken by an earlier statement, so this one's snapshot sees
+	// every earlier lease), so the counts are exact but for results
+	// coming in, which only lower them.
 	ck, tk := "c:"+c.ID, "t:"+c.Trunk
 	lock := ""
 	if s.postgres {
 		lock = " FOR UPDATE OF t"
 	}
 	q := `SELECT t.name, t.max_channels, t.max_cps,
-		(SELECT count(*) FROM contacts WHERE state = 'leased' AND campaign_id = ?),
-		(SELECT count(*) FROM contacts WHERE state = 'leased' AND lease_trunk = ?),
+		COALESCE((SELECT sum(n) FROM live_shards WHERE key = ?), 0),
+		COALESCE((SELECT sum(n) FROM live_shards WHERE key = ?), 0),
 		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?),
 		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?)
 		FROM trunks t WHERE t.name = ?` + lock
-	args := []any{c.ID, c.Trunk, ck, ck, tk, tk, c.Trunk}
+	args := []any{ck, tk, ck, ck, tk, tk, c.Trunk}
 	var t campaign.Trunk
 	var liveC, liveT int
 	var cTok, tTok sql.NullFloat64
@@ -249,6 +266,9 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms`), ck, campTokens-used, ms(now), tk, trunkTokens-used, ms(now)); err != nil {
 		return nil, fmt.Errorf("pacing: %w", err)
 	}
+	if err := s.addLive(ctx, tx, c.ID, t.Name, picks[0].id, len(out)); err != nil {
+		return nil, err
+	}
 	var b strings.Builder
 	b.WriteString(`INSERT INTO dials (phone, at_ms) VALUES `)
 	args = args[:0]
@@ -291,11 +311,15 @@ func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID, trunk
 		b.WriteString("$" + strconv.Itoa(i+1))
 	}
 	ck, tk, at := "c:"+campaignID, "t:"+trunk, ms(now)
+	shard := update[5].(int64) % liveShards // the first contact's
 	fmt.Fprintf(&b, `)),
 	pace AS (INSERT INTO pacing (key, tokens, at_ms) VALUES (%s, %s, %s), (%s, %s, %s)
 		ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms),
+	counted AS (INSERT INTO live_shards (key, shard, n) VALUES (%s, %s, %s), (%s, %s, %s)
+		ON CONFLICT (key, shard) DO UPDATE SET n = live_shards.n + excluded.n),
 	logged AS (INSERT INTO dials (phone, at_ms) VALUES `,
-		arg(ck), arg(campTokens), arg(at), arg(tk), arg(trunkTokens), arg(at))
+		arg(ck), arg(campTokens), arg(at), arg(tk), arg(trunkTokens), arg(at),
+		arg(ck), arg(shard), arg(len(phones)), arg(tk), arg(shard), arg(len(phones)))
 	atArg := arg(at)
 	for i, p := range phones {
 		if i > 0 {
@@ -489,6 +513,10 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 		}}); err != nil {
 			return err
 		}
+		// Last: the live count's shard row is shared with other results.
+		if err := s.addLive(ctx, tx, campaignID, trunk, contactID, -1); err != nil {
+			return err
+		}
 		recorded = true
 		return nil
 	})
@@ -585,6 +613,7 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 			return fmt.Errorf("expired leases: %w", err)
 		}
 		camps := map[string]*campaign.Campaign{}
+		ended := map[string]int{} // live count key → calls ended
 		for _, d := range ds {
 			c, ok := camps[d.campaign]
 			if !ok {
@@ -610,7 +639,32 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 			}}); err != nil {
 				return err
 			}
+			ended["c:"+d.campaign]++
+			ended["t:"+d.trunk]++
 			n++
+		}
+		// The live counts last, in one statement taking their rows in
+		// key order, the order of every writer.
+		if len(ended) == 0 {
+			return nil
+		}
+		keys := make([]string, 0, len(ended))
+		for k := range ended {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		var b strings.Builder
+		args := make([]any, 0, 2*len(keys))
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?, 0, ?)")
+			args = append(args, k, -ended[k])
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO live_shards (key, shard, n) VALUES `+b.String()+`
+			ON CONFLICT (key, shard) DO UPDATE SET n = live_shards.n + excluded.n`), args...); err != nil {
+			return fmt.Errorf("live calls: %w", err)
 		}
 		return nil
 	})

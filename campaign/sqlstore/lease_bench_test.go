@@ -199,7 +199,7 @@ func concurrently(n int, fn func(w int) error) error {
 // TestLeasingAndRecordingConcurrently: nodes lease while others record
 // results of the same campaign and trunk; both take the live counters and
 // the compliance head, so on PostgreSQL a lock taken out of order shows
-// as a deadlock error here.
+// as a deadlock error here, and a lost update as a wrong live count.
 func TestLeasingAndRecordingConcurrently(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
@@ -258,6 +258,10 @@ func TestLeasingAndRecordingConcurrently(t *testing.T) {
 		}
 		if leased.Load() < 3000 || recorded.Load() != leased.Load() || st.Contacts[campaign.ContactLeased] != 0 {
 			t.Fatalf("leased %d, recorded %d, contacts %v", leased.Load(), recorded.Load(), st.Contacts)
+		}
+		var live int
+		if err := s.db.QueryRowContext(ctx, s.q(`SELECT COALESCE(SUM(n), 0) FROM live_shards WHERE key IN (?, ?)`), "c:"+c.ID, "t:carrier").Scan(&live); err != nil || live != 0 {
+			t.Fatalf("live calls = %d (%v), want 0 once every result is in", live, err)
 		}
 		if s.postgres {
 			// The process's linker chains the records with no reader
