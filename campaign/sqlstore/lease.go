@@ -98,6 +98,45 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 	return out, err
 }
 
+// liveShards spreads each live count over this many rows: every lease
+// and every result of a campaign moved the same two rows, so results
+// queued on them; counting leased contacts instead took each lease
+// through all of them. A lease adds to one shard, a result takes from its
+// contact's, leasing sums them.
+const liveShards = 16
+
+// addLive moves live counts (key → delta: "c:<campaign>", "t:<trunk>")
+// on one shard, in one statement taking the rows in key order ("c:"
+// sorts before "t:"), the order of every writer.
+func (s *Store) addLive(ctx context.Context, tx *sql.Tx, deltas map[string]int, shard int64) error {
+	b, args := liveValues(deltas, shard%liveShards, "?")
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO live_shards (key, shard, n) VALUES `+b+`
+		ON CONFLICT (key, shard) DO UPDATE SET n = live_shards.n + excluded.n`), args...); err != nil {
+		return fmt.Errorf("live calls: %w", err)
+	}
+	return nil
+}
+
+// liveValues is the VALUES rows of deltas on shard in key order, with
+// param making each placeholder (given the argument's 1-based number).
+func liveValues(deltas map[string]int, shard int64, param string) (string, []any) {
+	keys := make([]string, 0, len(deltas))
+	for k := range deltas {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	args := make([]any, 0, 3*len(keys))
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		args = append(args, k, shard, deltas[k])
+		b.WriteString("(" + param + ", " + param + ", " + param + ")")
+	}
+	return b.String(), args
+}
+
 // leaseCampaign leases up to want contacts of c on the trunks of group
 // (in failover order: each takes what the ones before it had no room
 // for). starved names the trunks of the group it wanted more of while
@@ -107,17 +146,17 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if len(group) == 0 {
 		return nil, nil, nil
 	}
-	// One statement reads the campaign's live calls (its contacts leased:
-	// a result ends one by settling its contact, so no row is updated by
-	// every result) and its pacing bucket. Leases run one at a time (the
+	// One statement reads the campaign's live calls (summed over their
+	// shards) and its pacing bucket. Leases run one at a time (the
 	// advisory lock, taken by an earlier statement, so this one's snapshot
-	// sees every earlier lease), so the count is exact.
+	// sees every earlier lease), so the count is exact but for results
+	// coming in, which only lower it.
 	ck := "c:" + c.ID
 	var liveC int
 	var cTok sql.NullFloat64
 	var cAt sql.NullInt64
-	err := tx.QueryRowContext(ctx, s.q(`SELECT (SELECT count(*) FROM contacts WHERE state = 'leased' AND campaign_id = ?),
-		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?)`), c.ID, ck, ck).Scan(&liveC, &cTok, &cAt)
+	err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE((SELECT sum(n) FROM live_shards WHERE key = ?), 0),
+		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?)`), ck, ck, ck).Scan(&liveC, &cTok, &cAt)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lease %s: live calls: %w", c.ID, err)
 	}
@@ -274,6 +313,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	left := map[string]float64{ck: campTokens - float64(len(picks))}
 	rest := picks
 	var marks []trunkMark
+	live := map[string]int{ck: len(picks)} // the live counts added, on the first contact's shard
 	for _, r := range rooms {
 		if !r.up || len(rest) == 0 {
 			continue
@@ -297,6 +337,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		}
 		marks = append(marks, m)
 		left["t:"+r.t.Name] = r.tokens - float64(k)
+		live["t:"+r.t.Name] = k
 	}
 	if len(rest) > 0 {
 		return nil, nil, fmt.Errorf("lease %s: %d contacts picked beyond the trunks' room", c.ID, len(rest))
@@ -307,7 +348,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	}
 	mark := leaseMark{batch: batch + "-", node: nodeID, at: ms(now), expires: ms(expires)}
 	if s.postgres && len(picks) <= 1000 {
-		if err := s.leaseWritesPG(ctx, tx, c.ID, mark, marks, left, phones, usedNow, uses, calls, evidence); err != nil {
+		if err := s.leaseWritesPG(ctx, tx, c.ID, mark, marks, left, live, picks[0].id, phones, usedNow, uses, calls, evidence); err != nil {
 			return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 		}
 		return out, starved, nil
@@ -328,6 +369,9 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		}
 	}
 	if err := s.spend(ctx, tx, now, left); err != nil {
+		return nil, nil, err
+	}
+	if err := s.addLive(ctx, tx, live, picks[0].id); err != nil {
 		return nil, nil, err
 	}
 	var b strings.Builder
@@ -367,10 +411,11 @@ type trunkMark struct {
 // leaseWritesPG writes what a lease decided on PostgreSQL in one round
 // trip rather than one per table and trunk: one statement of
 // data-modifying CTEs marks the contacts of each trunk, moves the pacing
-// buckets (left: key → tokens left), logs the dials, counts the pool
+// buckets (left: key → tokens left), adds the live counts (live, on
+// shard's shard, in key order), logs the dials, counts the pool
 // caller IDs used today and leaves the compliance records for the linker
 // (chain.go). Each part touches its own rows.
-func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID string, mark leaseMark, marks []trunkMark, left map[string]float64, phones []string, usedNow map[string]bool, uses map[string]int, calls []string, evidence []any) error {
+func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID string, mark leaseMark, marks []trunkMark, left map[string]float64, live map[string]int, shard int64, phones []string, usedNow map[string]bool, uses map[string]int, calls []string, evidence []any) error {
 	args := make([]any, 0, 16+4*len(phones)+3*len(left)+3*len(usedNow))
 	arg := func(v any) string {
 		args = append(args, v)
@@ -403,7 +448,14 @@ func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID string
 		}
 		fmt.Fprintf(&b, "(%s, %s, %s)", arg(k), arg(left[k]), at)
 	}
+	vals, largs := liveValues(live, shard%liveShards, "%s")
+	ps := make([]any, len(largs))
+	for i, v := range largs {
+		ps[i] = arg(v)
+	}
 	b.WriteString(` ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms),
+	counted AS (INSERT INTO live_shards (key, shard, n) VALUES ` + fmt.Sprintf(vals, ps...) + `
+		ON CONFLICT (key, shard) DO UPDATE SET n = live_shards.n + excluded.n),
 	logged AS (INSERT INTO dials (phone, at_ms) VALUES `)
 	for i, p := range phones {
 		if i > 0 {
@@ -682,6 +734,10 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 		}}); err != nil {
 			return err
 		}
+		// Last: the live count's shard rows are shared with other results.
+		if err := s.addLive(ctx, tx, map[string]int{"c:" + campaignID: -1, "t:" + trunk: -1}, contactID); err != nil {
+			return err
+		}
 		recorded = true
 		return nil
 	})
@@ -792,6 +848,7 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 			return fmt.Errorf("expired leases: %w", err)
 		}
 		camps := map[string]*campaign.Campaign{}
+		ended := map[string]int{} // live count key → calls ended
 		for _, d := range ds {
 			c, ok := camps[d.campaign]
 			if !ok {
@@ -821,9 +878,16 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 			}}); err != nil {
 				return err
 			}
+			ended["c:"+d.campaign]--
+			ended["t:"+d.trunk]--
 			n++
 		}
-		return nil
+		// The live counts last, in one statement taking their rows in
+		// key order, the order of every writer.
+		if len(ended) == 0 {
+			return nil
+		}
+		return s.addLive(ctx, tx, ended, 0)
 	})
 	if n > 0 && err == nil {
 		s.wakeLinker()

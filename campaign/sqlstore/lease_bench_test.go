@@ -199,7 +199,7 @@ func concurrently(n int, fn func(w int) error) error {
 // TestLeasingAndRecordingConcurrently: nodes lease while others record
 // results of the same campaign and trunk; both take the live counters and
 // the compliance head, so on PostgreSQL a lock taken out of order shows
-// as a deadlock error here.
+// as a deadlock error here, and a lost update as a wrong live count.
 func TestLeasingAndRecordingConcurrently(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
@@ -264,6 +264,10 @@ func TestLeasingAndRecordingConcurrently(t *testing.T) {
 		if leased.Load() < 3000 || recorded.Load() != leased.Load() || st.Contacts[campaign.ContactLeased] != 0 {
 			t.Fatalf("leased %d, recorded %d, contacts %v", leased.Load(), recorded.Load(), st.Contacts)
 		}
+		var live int
+		if err := s.db.QueryRowContext(ctx, s.q(`SELECT COALESCE(SUM(n), 0) FROM live_shards WHERE key IN (?, ?)`), "c:"+c.ID, "t:carrier").Scan(&live); err != nil || live != 0 {
+			t.Fatalf("live calls = %d (%v), want 0 once every result is in", live, err)
+		}
 		if s.postgres {
 			// The process's linker chains the records with no reader
 			// asking.
@@ -295,11 +299,10 @@ func leaseNode(ctx context.Context, s *Store, l campaign.Lease) (string, error) 
 
 // TestFailoverLeasingAndRecordingConcurrently: nodes lease a campaign
 // over a group of two small trunks while others move congested calls to
-// the second trunk (Failover) and record results. Live calls are counted
-// from leased contacts, so at no committed moment may a trunk hold more
-// calls than its channels (sampled throughout), no lock order may
-// deadlock (PostgreSQL), and every call ends with a dial and a result in
-// the compliance record.
+// the second trunk (Failover) and record results. At no committed moment
+// may a trunk's live count exceed its channels (sampled throughout); no
+// lock order may deadlock (PostgreSQL); the counts return to zero; and
+// every call ends with a dial and a result in the compliance record.
 func TestFailoverLeasingAndRecordingConcurrently(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()

@@ -69,9 +69,9 @@ var migrations = []struct {
 		PRIMARY KEY (import_id, line))`},
 	{sqlite: `CREATE TABLE api_tokens (hash TEXT PRIMARY KEY, name TEXT NOT NULL, created_at BIGINT NOT NULL)`},
 	{sqlite: `CREATE TABLE pacing (key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, at_ms BIGINT NOT NULL)`},
-	// live counted leased contacts per campaign ("c:<id>") and trunk
+	// live counts leased contacts per campaign ("c:<id>") and trunk
 	// ("t:<name>"), kept in step with leases so leasing need not count
-	// them; dropped below.
+	// them; sharded below (live_shards).
 	{sqlite: `CREATE TABLE live (key TEXT PRIMARY KEY, n INTEGER NOT NULL)`},
 	// revision counts a campaign's updates: caches of its dialing
 	// configuration key on it, so an update is seen at once.
@@ -178,12 +178,13 @@ var migrations = []struct {
 	// 9 ms). With id in the index both read the batch off its front.
 	{sqlite: `CREATE INDEX contacts_due_id ON contacts (campaign_id, next_at, id) WHERE state = 'pending'`},
 	{sqlite: `DROP INDEX contacts_due`},
-	// Live calls are counted from leased contacts rather than kept in
-	// live: every result of a campaign updated the same two live rows, so
-	// results queued on them (646 ms a result at 100 a second on
-	// PostgreSQL in the fleet benchmark).
-	{sqlite: `CREATE INDEX contacts_live ON contacts (campaign_id) WHERE state = 'leased'`},
-	{sqlite: `CREATE INDEX contacts_live_trunk ON contacts (lease_trunk) WHERE state = 'leased'`},
+	// live was one row per campaign and per trunk, updated by every lease
+	// and every result: results queued on the campaign's row (646 ms a
+	// result at 100 a second on PostgreSQL in the fleet benchmark). Now
+	// each count is spread over shards (a result moves the shard of its
+	// contact) and leasing sums them.
+	{sqlite: `CREATE TABLE live_shards (key TEXT NOT NULL, shard INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (key, shard))`},
+	{sqlite: `INSERT INTO live_shards (key, shard, n) SELECT key, 0, n FROM live`},
 	{sqlite: `DROP TABLE live`},
 	// Compliance records waiting to be linked into their chain (chain.go;
 	// PostgreSQL only).

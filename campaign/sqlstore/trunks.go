@@ -207,9 +207,8 @@ type trunkRoom struct {
 }
 
 // rooms reads the trunks of a group, in order, with their room now, in
-// one statement: each trunk's limits and health, its live calls (its
-// contacts leased: a result ends one by settling its contact, so no row
-// is updated by every result) and its pacing bucket. On PostgreSQL each
+// one statement: each trunk's limits and health, its live calls (summed
+// over their shards) and its pacing bucket. On PostgreSQL each
 // trunk row is locked (in name order), which serialises leasing per trunk
 // across controllers. The callers hold the leasing lock, taken by an
 // earlier statement (Lease, Failover), so this statement's snapshot sees
@@ -229,7 +228,7 @@ func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, qual map[
 		args[i] = name
 	}
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT t.name, t.max_channels, t.max_cps, t.congestion_run, t.paused_until,
-		(SELECT count(*) FROM contacts WHERE state = 'leased' AND lease_trunk = t.name), p.tokens, p.at_ms
+		COALESCE((SELECT sum(n) FROM live_shards WHERE key = 't:' || t.name), 0), p.tokens, p.at_ms
 		FROM trunks t LEFT JOIN pacing p ON p.key = 't:' || t.name
 		WHERE t.name IN (`+placeholders(len(group))+`) ORDER BY t.name`+lock), args...)
 	if err != nil {
@@ -362,6 +361,9 @@ func (s *Store) Failover(ctx context.Context, nodeID, callID, token string, caus
 			return fmt.Errorf("failover: %w", err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET lease_trunk = ? WHERE id = ? AND lease_token = ?`), next, contactID, token); err != nil {
+			return fmt.Errorf("failover: %w", err)
+		}
+		if err := s.addLive(ctx, tx, map[string]int{"t:" + trunk: -1, "t:" + next: 1}, contactID); err != nil {
 			return fmt.Errorf("failover: %w", err)
 		}
 		return s.spend(ctx, tx, now, map[string]float64{"t:" + next: rooms[slices.IndexFunc(rooms, func(r trunkRoom) bool { return r.t.Name == next })].tokens - 1})

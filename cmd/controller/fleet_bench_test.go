@@ -66,14 +66,20 @@ func BenchmarkFleet(b *testing.B) {
 	dir := b.TempDir()
 	agent := filepath.Join(dir, "idle-agent")
 	os.WriteFile(agent, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755)
+	// Several controllers share the local cloud's folder and one public
+	// address (the load balancer's), as the README says: whichever leads
+	// sees the same node processes, so a change of leader under load
+	// (leases are renewed by tick) does not lose the fleet.
+	addrs := []string{fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))}
 	var bases []string
 	for i := range 2 {
-		addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
+		addr := addrs[i]
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
 			done <- run(ctx, []string{"serve", "-db", dsn, "-listen", addr, "-memcached", mc.Addr,
-				"-agent-path", agent, "-local-dir", filepath.Join(dir, fmt.Sprint(i)), "-audio", filepath.Join(dir, "audio"), "-tick", "1s",
+				"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-public-url", "http://" + addrs[0],
+				"-audio", filepath.Join(dir, "audio"), "-tick", "1s",
 				"-log-level", "error"}, io.Discard, io.Discard, env)
 		}()
 		b.Cleanup(func() { cancel(); <-done })

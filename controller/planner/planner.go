@@ -368,27 +368,80 @@ func Struggling(n NodeView, cfg Config) bool {
 // Plan is the planner: what to do now, given obs. Zero fields of cfg take
 // their defaults.
 func (cfg Config) Plan(obs Observed, now time.Time) Plan {
-	cfg = cfg.WithDefaults()
-	var p Plan
+	t := &tick{cfg: cfg.WithDefaults(), obs: obs, now: now}
+	t.deadlines()
+	t.demand()
+	t.remember()
+	t.budget()
+	switch {
+	case t.serving > t.maxNodes:
+		t.overCap()
+	case t.have < t.p.WantedSlots || t.serving < t.minNodes:
+		t.scaleOut()
+	case t.have > t.p.WantedSlots && t.windowFull:
+		t.scaleIn()
+	}
+	if len(t.spotDrain) > 0 {
+		t.p.Actions = append(t.p.Actions, Action{Kind: ActDrain, NodeIDs: t.spotDrain, Reason: string(DrainSpot), Drain: DrainSpot})
+	}
+	t.p.DesiredNodes = t.serving
+	t.shares()
+	return t.p
+}
+
+// shares is the last step: the fleet's slots once the plan is carried
+// out, split by priority as leasing will, and a reason for each campaign
+// that gets less than it wants.
+func (t *tick) shares() {
+	p := &t.p
+	p.Shares = Shares(t.obs.Campaigns, t.serving*t.cfg.SlotsPerNode, t.now, t.cfg)
+	for _, c := range t.obs.Campaigns {
+		if d := CampaignDemand(c, t.now, t.cfg); p.Shares[c.ID] < d {
+			p.Reasons = append(p.Reasons, fmt.Sprintf("campaign %s (priority %d) gets %d of the %d slots it wants: higher priorities first", c.ID, c.Priority, p.Shares[c.ID], d))
+		}
+	}
+}
+
+// tick is one Plan call's working state, built up by its steps in order:
+// deadlines, demand, remember, budget, then one of overCap, scaleOut or
+// scaleIn, then shares.
+type tick struct {
+	cfg Config
+	obs Observed
+	now time.Time
+	p   Plan
+
+	// deadlines
+	ready, coming, draining []NodeView
+	alive                   int      // nodes billed (not gone, not ended this tick)
+	spotDrain               []string // ready nodes with a spot notice
+	// demand
+	dueNow int // demand without BootLead
+	// remember
+	peak, extra int  // the window's peak wish; headroom granted
+	windowFull  bool // the memory covers the whole scale-in window
+	// budget
+	maxNodes, minNodes int
+	have, serving      int // slots and nodes ready or coming
+}
+
+// deadlines is step 1: lifecycle deadlines, which hold whatever the
+// demand; it sorts the surviving nodes into ready, coming and draining.
+func (t *tick) deadlines() {
+	cfg, now := t.cfg, t.now
 	var terminate []string
-	terminated := map[string]bool{}
 	kill := func(id, why string) {
 		terminate = append(terminate, id)
-		terminated[id] = true
-		p.Reasons = append(p.Reasons, fmt.Sprintf("terminate %s: %s", id, why))
+		t.p.Reasons = append(t.p.Reasons, fmt.Sprintf("terminate %s: %s", id, why))
 	}
-
-	// 1. Lifecycle deadlines: these hold whatever the demand.
-	var ready, coming, draining []NodeView
-	alive := 0
-	for _, n := range obs.Nodes {
+	for _, n := range t.obs.Nodes {
 		age := now.Sub(n.LaunchedAt)
 		silent := !n.LastHeartbeat.IsZero() && now.Sub(n.LastHeartbeat) > cfg.HeartbeatDeadline
 		switch {
 		case n.State == StateGone:
 			continue
 		case n.State == StateTerminating:
-			alive++
+			t.alive++
 			continue
 		case n.State == StatePending || n.State == StateBooting:
 			if age > cfg.RegisterDeadline {
@@ -422,51 +475,54 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 				// cannot see; only the drain deadline ends it.
 			}
 		}
-		alive++
+		t.alive++
 		switch {
 		case n.State == StateReady && n.SpotNotice:
-			// Handled below as a drain; it no longer counts as capacity.
-			draining = append(draining, n)
+			// Drained below; it no longer counts as capacity.
+			t.draining = append(t.draining, n)
+			t.spotDrain = append(t.spotDrain, n.ID)
 		case n.State == StateReady:
-			ready = append(ready, n)
+			t.ready = append(t.ready, n)
 		case n.State == StateDraining:
-			draining = append(draining, n)
+			t.draining = append(t.draining, n)
 		case n.State.Coming():
-			coming = append(coming, n)
+			t.coming = append(t.coming, n)
 		}
 	}
 	if len(terminate) > 0 {
-		p.Actions = append(p.Actions, Action{Kind: ActTerminate, NodeIDs: terminate, Reason: "lifecycle deadline"})
+		t.p.Actions = append(t.p.Actions, Action{Kind: ActTerminate, NodeIDs: terminate, Reason: "lifecycle deadline"})
 	}
-	var spotDrain []string
-	for _, n := range draining {
-		if n.State == StateReady && n.SpotNotice {
-			spotDrain = append(spotDrain, n.ID)
-		}
-	}
+}
 
-	// 2. Demand and capacity in slots.
-	p.DemandCalls = TotalDemand(obs.Campaigns, now, cfg)
+// demand is step 2: demand and capacity in slots; a struggling ready
+// node offers fewer.
+func (t *tick) demand() {
+	cfg := t.cfg
+	t.p.DemandCalls = TotalDemand(t.obs.Campaigns, t.now, cfg)
 	due := cfg
 	due.BootLead = 0
-	dueNow := TotalDemand(obs.Campaigns, now, due)
-	for _, n := range ready {
+	t.dueNow = TotalDemand(t.obs.Campaigns, t.now, due)
+	for _, n := range t.ready {
 		s := NodeSlots(n, cfg)
-		p.ReadySlots += s
+		t.p.ReadySlots += s
 		if Struggling(n, cfg) {
-			p.Actions = append(p.Actions, Action{Kind: ActCapacity, Count: s, NodeIDs: []string{n.ID}, Reason: "struggling"})
+			t.p.Actions = append(t.p.Actions, Action{Kind: ActCapacity, Count: s, NodeIDs: []string{n.ID}, Reason: "struggling"})
 		}
 	}
-	for _, n := range coming {
-		p.ComingSlots += NodeSlots(NodeView{Capacity: n.Capacity}, cfg)
+	for _, n := range t.coming {
+		t.p.ComingSlots += NodeSlots(NodeView{Capacity: n.Capacity}, cfg)
 	}
+}
 
-	// Remember this tick's wish and prune the window. The newest sample
-	// older than the window is kept too: it proves the window is covered
-	// whatever the tick interval. A tick whose demand is stale (the
-	// campaign tier did not answer) adds no sample and never scales in.
+// remember is step 3: it adds this tick's wish to the memory, prunes the
+// window and decides the headroom. The newest sample older than the
+// window is kept too: it proves the window is covered whatever the tick
+// interval. A tick whose demand is stale (the campaign tier did not
+// answer) adds no sample and never scales in.
+func (t *tick) remember() {
+	cfg, now, obs, p := t.cfg, t.now, t.obs, &t.p
 	var older, last *DemandSample
-	peak, surprise := 0, 0
+	surprise := 0
 	for i, s := range obs.Memory.Samples {
 		switch {
 		case !s.At.Before(now):
@@ -478,7 +534,7 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			}
 		default:
 			p.Memory.Samples = append(p.Memory.Samples, s)
-			peak = max(peak, s.Slots)
+			t.peak = max(t.peak, s.Slots)
 			surprise = max(surprise, s.Surprise)
 		}
 		if last == nil || s.At.After(last.At) {
@@ -491,159 +547,153 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	// ahead (a scheduled start, counted through BootLead) is held exactly:
 	// a spare node on it would be billed for hours and never used. With no
 	// memory (a first tick, a restart) all of today's demand is a surprise.
-	now0 := dueNow
+	now0 := t.dueNow
 	if last != nil {
-		now0 = max(dueNow-last.Calls, 0)
+		now0 = max(t.dueNow-last.Calls, 0)
 	}
 	if !obs.DemandStale {
 		surprise = max(surprise, now0)
 	}
-	extra := min(int(math.Ceil(float64(p.DemandCalls)*cfg.Headroom)), surprise)
-	p.WantedSlots = p.DemandCalls + extra
-	peak = max(peak, p.WantedSlots)
-	windowFull := older != nil
+	t.extra = min(int(math.Ceil(float64(p.DemandCalls)*cfg.Headroom)), surprise)
+	p.WantedSlots = p.DemandCalls + t.extra
+	t.peak = max(t.peak, p.WantedSlots)
+	t.windowFull = older != nil
 	for _, s := range p.Memory.Samples {
-		windowFull = windowFull || now.Sub(s.At) >= cfg.ScaleInWindow
+		t.windowFull = t.windowFull || now.Sub(s.At) >= cfg.ScaleInWindow
 	}
 	if older != nil {
 		p.Memory.Samples = append(p.Memory.Samples, *older)
 	}
 	if obs.DemandStale {
-		windowFull = false
+		t.windowFull = false
 	} else {
 		p.Memory.Samples = append(p.Memory.Samples, DemandSample{At: now, Slots: p.WantedSlots, Calls: p.DemandCalls, Surprise: now0})
 	}
 	sort.Slice(p.Memory.Samples, func(i, j int) bool { return p.Memory.Samples[i].At.Before(p.Memory.Samples[j].At) })
+}
 
-	// Budget: the most nodes the fleet may run. Draining and terminating
-	// nodes bill too, so they count.
-	maxNodes := cfg.MaxNodes
+// budget is step 4: the most nodes the fleet may run. Draining and
+// terminating nodes bill too, so they count.
+func (t *tick) budget() {
+	cfg := t.cfg
+	t.maxNodes = cfg.MaxNodes
 	if cfg.BudgetPerHour > 0 && cfg.PricePerHour > 0 {
 		afford := int(math.Floor(cfg.BudgetPerHour/cfg.PricePerHour + 1e-9))
-		if afford < maxNodes {
-			maxNodes = afford
-			p.BudgetLimited = true
+		if afford < t.maxNodes {
+			t.maxNodes = afford
+			t.p.BudgetLimited = true
 		}
 	}
-	minNodes := min(cfg.MinNodes, maxNodes)
+	t.minNodes = min(cfg.MinNodes, t.maxNodes)
+	t.have = t.p.ReadySlots + t.p.ComingSlots
+	t.serving = len(t.ready) + len(t.coming)
+}
 
-	have := p.ReadySlots + p.ComingSlots
-	serving := len(ready) + len(coming)
+// overCap drains the emptiest nodes at once, whatever the demand, when
+// the fleet is over its cap (budget lowered, or max nodes).
+func (t *tick) overCap() {
+	if t.p.BudgetLimited {
+		t.p.Reasons = append(t.p.Reasons, fmt.Sprintf("budget cap $%.2f/h: fleet above its cap of %d nodes", t.cfg.BudgetPerHour, t.maxNodes))
+	} else {
+		t.p.Reasons = append(t.p.Reasons, fmt.Sprintf("fleet above its cap of %d nodes", t.maxNodes))
+	}
+	sortEmptiest(t.ready)
+	var drain []string
+	for _, n := range t.ready {
+		if t.serving <= t.maxNodes {
+			break
+		}
+		drain = append(drain, n.ID)
+		t.serving--
+	}
+	if len(drain) > 0 {
+		t.p.Actions = append(t.p.Actions, Action{Kind: ActDrain, NodeIDs: drain, Reason: "over the node cap", Drain: DrainOverCap})
+	}
+}
+
+// scaleOut cancels drains first (warm, already paid for), fullest first,
+// then launches what is still missing in batches.
+func (t *tick) scaleOut() {
+	cfg, now, p := t.cfg, t.now, &t.p
+	draining := t.draining
+	sort.Slice(draining, func(i, j int) bool {
+		if draining[i].ActiveCalls != draining[j].ActiveCalls {
+			return draining[i].ActiveCalls > draining[j].ActiveCalls
+		}
+		return draining[i].ID < draining[j].ID
+	})
+	var cancel []string
+	for _, n := range draining {
+		if t.have >= p.WantedSlots && t.serving >= t.minNodes {
+			break
+		}
+		if n.SpotNotice || n.State != StateDraining || n.LastHeartbeat.IsZero() || now.Sub(n.LastHeartbeat) > cfg.HeartbeatDeadline {
+			continue
+		}
+		cancel = append(cancel, n.ID)
+		t.have += NodeSlots(n, cfg)
+		t.serving++
+	}
+	if len(cancel) > 0 {
+		p.Actions = append(p.Actions, Action{Kind: ActCancelDrain, NodeIDs: cancel, Reason: "demand returned"})
+	}
 	slot := cfg.SlotsPerNode
-
-	switch {
-	case serving > maxNodes:
-		// Over the cap (budget lowered, or max nodes): drain the emptiest
-		// nodes at once, whatever the demand.
-		if p.BudgetLimited {
-			p.Reasons = append(p.Reasons, fmt.Sprintf("budget cap $%.2f/h: fleet above its cap of %d nodes", cfg.BudgetPerHour, maxNodes))
+	need := 0
+	if t.have < p.WantedSlots {
+		need = (p.WantedSlots - t.have + slot - 1) / slot
+	}
+	need = max(need, t.minNodes-t.serving)
+	room := t.maxNodes - t.alive
+	if need > room {
+		if p.BudgetLimited && room < cfg.MaxNodes-t.alive {
+			p.Reasons = append(p.Reasons, fmt.Sprintf("budget cap $%.2f/h holds the fleet at %d nodes; %d more wanted", cfg.BudgetPerHour, t.maxNodes, need-max(room, 0)))
 		} else {
-			p.Reasons = append(p.Reasons, fmt.Sprintf("fleet above its cap of %d nodes", maxNodes))
+			p.Reasons = append(p.Reasons, fmt.Sprintf("max nodes %d reached; %d more wanted", t.maxNodes, need-max(room, 0)))
 		}
-		sortEmptiest(ready)
-		var drain []string
-		for _, n := range ready {
-			if serving <= maxNodes {
-				break
-			}
-			drain = append(drain, n.ID)
-			serving--
-		}
-		if len(drain) > 0 {
-			p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: drain, Reason: "over the node cap", Drain: DrainOverCap})
-		}
-	case have < p.WantedSlots || serving < minNodes:
-		// 3. Scale out: drains first (warm, already paid for), fullest
-		// first, then one batched launch.
-		sort.Slice(draining, func(i, j int) bool {
-			if draining[i].ActiveCalls != draining[j].ActiveCalls {
-				return draining[i].ActiveCalls > draining[j].ActiveCalls
-			}
-			return draining[i].ID < draining[j].ID
-		})
-		var cancel []string
-		for _, n := range draining {
-			if have >= p.WantedSlots && serving >= minNodes {
-				break
-			}
-			if n.SpotNotice || n.State != StateDraining || n.LastHeartbeat.IsZero() || now.Sub(n.LastHeartbeat) > cfg.HeartbeatDeadline {
-				continue
-			}
-			cancel = append(cancel, n.ID)
-			have += NodeSlots(n, cfg)
-			serving++
-		}
-		if len(cancel) > 0 {
-			p.Actions = append(p.Actions, Action{Kind: ActCancelDrain, NodeIDs: cancel, Reason: "demand returned"})
-		}
-		need := 0
-		if have < p.WantedSlots {
-			need = (p.WantedSlots - have + slot - 1) / slot
-		}
-		need = max(need, minNodes-serving)
-		room := maxNodes - alive
-		if need > room {
-			if p.BudgetLimited && room < cfg.MaxNodes-alive {
-				p.Reasons = append(p.Reasons, fmt.Sprintf("budget cap $%.2f/h holds the fleet at %d nodes; %d more wanted", cfg.BudgetPerHour, maxNodes, need-max(room, 0)))
-			} else {
-				p.Reasons = append(p.Reasons, fmt.Sprintf("max nodes %d reached; %d more wanted", maxNodes, need-max(room, 0)))
-			}
-			need = max(room, 0)
-		}
-		if need > 0 {
-			for need > 0 {
-				b := min(need, cfg.MaxLaunchBatch)
-				p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: b, Reason: fmt.Sprintf("want %d slots, have %d", p.WantedSlots, have)})
-				need -= b
-				alive += b
-				serving += b
-			}
-		}
-	case have > p.WantedSlots && windowFull:
-		// 4. Scale in: only the surplus that lasted the whole window (the
-		// peak wish over it), never below min, never a young node: with a
-		// 60 s billing minimum, ending it sooner saves nothing.
-		// Ready slots alone must still cover the wish: coming nodes are
-		// not serving yet, and draining a ready node for them would leave
-		// calls unplaced until they boot.
-		// Hysteresis: after a drain the fleet must still hold the peak plus
-		// the headroom once more, so demand wobbling around a node boundary
-		// does not drain a node one tick and launch it again the next.
-		// Demand that did not rise unannounced within the window does not
-		// wobble: it gets no hysteresis, as it gets no headroom.
-		// The test is per node, on the slots it really counts: a node whose
-		// capacity was reduced for CPU load holds less than a whole node's
-		// slots, and a surplus test in whole nodes would keep it (idle and
-		// billed) forever.
-		target := max(p.WantedSlots, peak) + extra
-		readyHave := p.ReadySlots
-		sortEmptiest(ready)
-		var drain []string
-		for _, n := range ready {
-			s := NodeSlots(n, cfg)
-			if have-s < target || readyHave-s < target || serving-1 < minNodes || now.Sub(n.LaunchedAt) < cfg.MinLifetime {
-				continue
-			}
-			drain = append(drain, n.ID)
-			have -= s
-			readyHave -= s
-			serving--
-		}
-		if len(drain) > 0 {
-			p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: drain, Reason: fmt.Sprintf("surplus over %s: want %d slots", cfg.ScaleInWindow, target), Drain: DrainSurplus})
-		}
+		need = max(room, 0)
 	}
-	if len(spotDrain) > 0 {
-		p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: spotDrain, Reason: string(DrainSpot), Drain: DrainSpot})
+	for need > 0 {
+		b := min(need, cfg.MaxLaunchBatch)
+		p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: b, Reason: fmt.Sprintf("want %d slots, have %d", p.WantedSlots, t.have)})
+		need -= b
+		t.alive += b
+		t.serving += b
 	}
-	p.DesiredNodes = serving
-	p.Shares = Shares(obs.Campaigns, serving*slot, now, cfg)
-	for _, c := range obs.Campaigns {
-		if d := CampaignDemand(c, now, cfg); p.Shares[c.ID] < d {
-			p.Reasons = append(p.Reasons, fmt.Sprintf("campaign %s (priority %d) gets %d of the %d slots it wants: higher priorities first", c.ID, c.Priority, p.Shares[c.ID], d))
+}
+
+// scaleIn drains only the surplus that lasted the whole window (the peak
+// wish over it), never below min, never a young node: with a 60 s billing
+// minimum, ending it sooner saves nothing.
+//
+// Ready slots alone must still cover the wish: coming nodes are not
+// serving yet, and draining a ready node for them would leave calls
+// unplaced until they boot. Hysteresis: after a drain the fleet must still
+// hold the peak plus the headroom once more, so demand wobbling around a
+// node boundary does not drain a node one tick and launch it again the
+// next. Demand that did not rise unannounced within the window does not
+// wobble: it gets no hysteresis, as it gets no headroom. The test is per
+// node, on the slots it really counts: a node whose capacity was reduced
+// for CPU load holds less than a whole node's slots, and a surplus test in
+// whole nodes would keep it (idle and billed) forever.
+func (t *tick) scaleIn() {
+	cfg := t.cfg
+	target := max(t.p.WantedSlots, t.peak) + t.extra
+	readyHave := t.p.ReadySlots
+	sortEmptiest(t.ready)
+	var drain []string
+	for _, n := range t.ready {
+		s := NodeSlots(n, cfg)
+		if t.have-s < target || readyHave-s < target || t.serving-1 < t.minNodes || t.now.Sub(n.LaunchedAt) < cfg.MinLifetime {
+			continue
 		}
+		drain = append(drain, n.ID)
+		t.have -= s
+		readyHave -= s
+		t.serving--
 	}
-	return p
+	if len(drain) > 0 {
+		t.p.Actions = append(t.p.Actions, Action{Kind: ActDrain, NodeIDs: drain, Reason: fmt.Sprintf("surplus over %s: want %d slots", cfg.ScaleInWindow, target), Drain: DrainSurplus})
+	}
 }
 
 // sortEmptiest orders nodes by active calls, fewest first (ties by id, so
