@@ -194,16 +194,28 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if len(open) == 0 {
 		return nil, starved, nil
 	}
-	args := []any{c.ID, ms(now)}
+	// The candidates come with the facts the rules engine needs beyond
+	// the contact row, in the same statement: whether the number is on
+	// the internal or the campaign's do-not-call list, and its dials of
+	// the last week across every campaign.
+	agg := "group_concat(at_ms)"
+	if s.postgres {
+		agg = "string_agg(CAST(at_ms AS TEXT), ',')"
+	}
+	args := []any{ms(now.Add(-7 * 24 * time.Hour)), c.ID, ms(now)}
 	for _, g := range open {
 		args = append(args, g)
 	}
 	args = append(args, n)
 	skip := ""
 	if s.postgres {
-		skip = " FOR UPDATE SKIP LOCKED"
+		skip = " FOR UPDATE OF contacts SKIP LOCKED"
 	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, phone, fields, attempts, round_base, zgroup, next_at, caller_id FROM contacts
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, phone, fields, attempts, round_base, zgroup, next_at, caller_id,
+		EXISTS (SELECT 1 FROM dnc WHERE dnc.phone = contacts.phone),
+		EXISTS (SELECT 1 FROM campaign_dnc WHERE campaign_dnc.campaign_id = contacts.campaign_id AND campaign_dnc.phone = contacts.phone),
+		COALESCE((SELECT `+agg+` FROM dials WHERE dials.phone = contacts.phone AND dials.at_ms > ?), '')
+		FROM contacts
 		WHERE campaign_id = ? AND state = 'pending' AND next_at <= ? AND zgroup IN (`+placeholders(len(open))+`)
 		ORDER BY next_at, id LIMIT ?`+skip), args...)
 	if err != nil {
@@ -221,13 +233,33 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		cid      campaign.CallerIDChoice
 	}
 	var cands []pick
+	dnc := map[string]string{}
 	for rows.Next() {
 		var p pick
-		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts, &p.base, &p.group, &p.nextAt, &p.callerID); err != nil {
+		var internal, own bool
+		var recent string
+		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts, &p.base, &p.group, &p.nextAt, &p.callerID, &internal, &own, &recent); err != nil {
 			rows.Close()
 			return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 		}
 		cands = append(cands, p)
+		switch {
+		case own:
+			dnc[p.phone] = "campaign"
+		case internal:
+			dnc[p.phone] = "internal"
+		}
+		// A number already seen by this lease (another campaign's
+		// contact) keeps what it holds: its dials from the database and
+		// the ones this lease made, which the database now holds too.
+		if _, seen := dials[p.phone]; !seen {
+			dials[p.phone] = nil
+			for _, at := range strings.Split(recent, ",") {
+				if v, err := strconv.ParseInt(at, 10, 64); err == nil {
+					dials[p.phone] = append(dials[p.phone], fromMS(v))
+				}
+			}
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -236,15 +268,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if len(cands) == 0 {
 		return nil, starved, nil
 	}
-	// The store fetches the facts; the rules engine decides each contact.
-	phones := make([]string, len(cands))
-	for i, p := range cands {
-		phones[i] = p.phone
-	}
-	dnc, err := s.leaseFacts(ctx, tx, c.ID, phones, dials, now)
-	if err != nil {
-		return nil, nil, err
-	}
+	// The store fetched the facts; the rules engine decides each contact.
 	uses, err := s.callerIDUses(ctx, tx, c.CallerIDPool, now)
 	if err != nil {
 		return nil, nil, err
@@ -342,7 +366,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if len(rest) > 0 {
 		return nil, nil, fmt.Errorf("lease %s: %d contacts picked beyond the trunks' room", c.ID, len(rest))
 	}
-	phones = make([]string, len(picks))
+	phones := make([]string, len(picks))
 	for i, p := range picks {
 		phones[i] = p.phone
 	}
@@ -512,50 +536,6 @@ func refill(have sql.NullFloat64, at sql.NullInt64, rate float64, now time.Time)
 	}
 	elapsed := math.Max(0, float64(ms(now)-at.Int64)/1000)
 	return math.Min(burst, have.Float64+elapsed*rate)
-}
-
-// leaseFacts reads in one query what the rules engine needs of phones
-// beyond the contact row: which are on the internal or the campaign's
-// do-not-call list (returned, phone → list), and the last week's dials of
-// those dials does not hold yet, across every campaign (added to dials).
-func (s *Store) leaseFacts(ctx context.Context, tx *sql.Tx, campaignID string, phones []string, dials map[string][]time.Time, now time.Time) (map[string]string, error) {
-	out := map[string]string{}
-	if len(phones) == 0 {
-		return out, nil
-	}
-	args := dncArgs(campaignID, phones)
-	q := `SELECT phone, 'internal', 0 FROM dnc WHERE phone IN (` + placeholders(len(phones)) + `)
-		UNION ALL SELECT phone, 'campaign', 0 FROM campaign_dnc WHERE campaign_id = ? AND phone IN (` + placeholders(len(phones)) + `)`
-	var want int
-	for _, p := range phones {
-		if _, ok := dials[p]; !ok {
-			dials[p] = nil
-			args = append(args, p)
-			want++
-		}
-	}
-	if want > 0 {
-		q += ` UNION ALL SELECT phone, '', at_ms FROM dials WHERE phone IN (` + placeholders(want) + `) AND at_ms > ?`
-		args = append(args, ms(now.Add(-7*24*time.Hour)))
-	}
-	rows, err := tx.QueryContext(ctx, s.q(q), args...)
-	if err != nil {
-		return nil, fmt.Errorf("check dnc and frequency caps: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var phone, list string
-		var at int64
-		if err := rows.Scan(&phone, &list, &at); err != nil {
-			return nil, fmt.Errorf("check dnc and frequency caps: %w", err)
-		}
-		if list != "" {
-			out[phone] = list
-		} else {
-			dials[phone] = append(dials[phone], fromMS(at))
-		}
-	}
-	return out, rows.Err()
 }
 
 // utcDay numbers the UTC day of t, the period of a pool caller ID's cap.
