@@ -102,14 +102,17 @@ type Config struct {
 	// TrunksConf.
 	TrunksConf string
 	Log        *slog.Logger
+	// Clock is the agent's time; default the real clock.
+	Clock Clock
 }
 
 // Agent is the node agent. Build it with New and start it with Run.
 type Agent struct {
-	cfg Config
-	log *slog.Logger
-	ami *ami.Client
-	cpu cpuMeter
+	cfg   Config
+	clock Clock
+	log   *slog.Logger
+	ami   *ami.Client
+	cpu   cpuMeter
 
 	inflight inflight
 
@@ -189,6 +192,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Capacity == 0 {
 		cfg.Capacity = 100
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
 	if cfg.CPS <= 0 {
 		cfg.CPS = 10
 	}
@@ -220,7 +226,8 @@ func New(cfg Config) (*Agent, error) {
 		cfg.Queue.Log = cfg.Log
 	}
 	a := &Agent{
-		cfg: cfg, log: cfg.Log,
+		clock: cfg.Clock,
+		cfg:   cfg, log: cfg.Log,
 		cpu:       cpuMeter{path: cfg.Proc + "/stat"},
 		inflight:  inflight{dir: cfg.InflightDir},
 		calls:     map[string]*callState{},
@@ -391,7 +398,7 @@ func (a *Agent) register(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(backoff):
+		case <-a.clock.After(backoff):
 		}
 		backoff = min(backoff*2, 30*time.Second)
 	}
@@ -411,7 +418,7 @@ func (a *Agent) controlLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-a.hbNow:
-		case <-time.After(every):
+		case <-a.clock.After(every):
 		}
 	}
 }
@@ -577,7 +584,7 @@ func (a *Agent) spotLoop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(a.cfg.SpotEvery):
+		case <-a.clock.After(a.cfg.SpotEvery):
 		}
 	}
 }
@@ -595,7 +602,7 @@ func (a *Agent) free() int {
 
 func (a *Agent) dialLoop(ctx context.Context) error {
 	interval := time.Duration(float64(time.Second) / a.cfg.CPS)
-	next := time.Now()
+	next := a.clock.Now()
 	for {
 		got := 0
 		if n := a.free(); n > 0 {
@@ -628,14 +635,14 @@ func (a *Agent) dialLoop(ctx context.Context) error {
 				a.log.Error("dialer.next answered more calls than free slots", "free", n, "got", len(resp.Calls))
 			}
 			for _, c := range resp.Calls {
-				if d := time.Until(next); d > 0 {
+				if d := next.Sub(a.clock.Now()); d > 0 {
 					select {
 					case <-ctx.Done():
 						return nil
-					case <-time.After(d):
+					case <-a.clock.After(d):
 					}
 				}
-				next = time.Now().Add(interval)
+				next = a.clock.Now().Add(interval)
 				a.originate(ctx, c)
 				got++
 			}
@@ -651,9 +658,9 @@ func (a *Agent) dialLoop(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(a.cfg.Poll / 4):
+			case <-a.clock.After(a.cfg.Poll / 4):
 			}
-		case <-time.After(a.cfg.Poll):
+		case <-a.clock.After(a.cfg.Poll):
 		}
 	}
 }
@@ -676,10 +683,10 @@ func (a *Agent) originateTry(ctx context.Context, c nodeapi.Call, try int) {
 	log := a.log.With("call", c.CallID)
 	if c.CallID == "" || c.Number == "" || c.Trunk == "" || strings.ContainsAny(c.CallID+c.Number+c.Trunk+c.Token+c.CallerID, "\r\n,") {
 		log.Error("lease refused: bad call id, number, trunk or caller id", "number", c.Number, "trunk", c.Trunk)
-		a.record(c, time.Now(), nodeapi.DispFailed)
+		a.record(c, a.clock.Now(), nodeapi.DispFailed)
 		return
 	}
-	if c.LeaseExpires != 0 && time.Now().Unix() >= c.LeaseExpires {
+	if c.LeaseExpires != 0 && a.clock.Now().Unix() >= c.LeaseExpires {
 		// Dialling now could make a second live attempt once the controller
 		// re-leases the contact.
 		log.Warn("lease already expired: not dialling", "expired", c.LeaseExpires)
@@ -689,7 +696,7 @@ func (a *Agent) originateTry(ctx context.Context, c nodeapi.Call, try int) {
 	if timeout <= 0 {
 		timeout = 30
 	}
-	cs := &callState{lease: c, try: try, chanID: channelID(c.CallID, try), actionID: a.ami.NewActionID(), started: time.Now()}
+	cs := &callState{lease: c, try: try, chanID: channelID(c.CallID, try), actionID: a.ami.NewActionID(), started: a.clock.Now()}
 	a.mu.Lock()
 	// A failover's try replaces the finished try before it, which kept
 	// the call's slot meanwhile.
@@ -738,7 +745,7 @@ func (a *Agent) originateTry(ctx context.Context, c nodeapi.Call, try int) {
 	}
 	// Safety net: if neither an outcome nor an AGI session ever arrives
 	// (events lost while AMI was down), give the slot back.
-	time.AfterFunc(time.Duration(timeout)*time.Second+30*time.Second, func() {
+	a.clock.AfterFunc(time.Duration(timeout)*time.Second+30*time.Second, func() {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if !cs.finished && !cs.haveResp && !cs.agiStarted {
@@ -757,7 +764,7 @@ func originateMayHaveRun(err error) bool {
 
 // record queues a result for a call that was never placed.
 func (a *Agent) record(c nodeapi.Call, started time.Time, disp string) {
-	r := nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: disp, StartedAt: started.Unix(), EndedAt: time.Now().Unix()}
+	r := nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: disp, StartedAt: started.Unix(), EndedAt: a.clock.Now().Unix()}
 	if err := a.cfg.Queue.Put(r); err != nil {
 		a.log.Error("result lost: queue", "call", c.CallID, "err", err)
 	}
@@ -784,14 +791,14 @@ func (a *Agent) onEvent(m ami.Message) {
 		cs.haveResp = true
 		cs.reason, _ = strconv.Atoi(m.Get("Reason"))
 		if cs.reason == reasonAnswered && cs.answeredAt.IsZero() {
-			cs.answeredAt = time.Now()
+			cs.answeredAt = a.clock.Now()
 		}
 		a.maybeFinishLocked(cs)
 		if !cs.finished && !cs.agiStarted && cs.reason != reasonAnswered {
 			// Reason 0 or 1 says only "not answered": the Hangup event's
 			// cause, which may still be on its way, says why (and is
 			// reported with any Reason).
-			time.AfterFunc(a.cfg.CauseWait, func() {
+			a.clock.AfterFunc(a.cfg.CauseWait, func() {
 				a.mu.Lock()
 				defer a.mu.Unlock()
 				if !cs.finished && !cs.agiStarted {
@@ -829,7 +836,7 @@ func (a *Agent) onEvent(m ami.Message) {
 		if !cs.finished && !cs.agiStarted {
 			// Answered per OriginateResponse but AGI not (yet) connected,
 			// or the OriginateResponse is still on its way.
-			time.AfterFunc(a.cfg.AnswerGrace, func() {
+			a.clock.AfterFunc(a.cfg.AnswerGrace, func() {
 				a.mu.Lock()
 				defer a.mu.Unlock()
 				if !cs.finished && !cs.agiStarted {
@@ -889,7 +896,7 @@ func (a *Agent) onAMIConnect(ctx context.Context) {
 			live[u] = true
 		}
 	}
-	cutoff := time.Now().Add(-2 * time.Second)
+	cutoff := a.clock.Now().Add(-2 * time.Second)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for id, cs := range a.calls {
@@ -976,7 +983,7 @@ func (a *Agent) finishLocked(cs *callState, why string) {
 		delete(a.byChannel, cs.channel)
 	}
 	r := nodeapi.ResultRequest{CallID: cs.lease.CallID, Token: cs.lease.Token, Cause: cs.cause,
-		StartedAt: cs.started.Unix(), EndedAt: time.Now().Unix(), Path: cs.ivr.path, Tags: cs.ivr.tags,
+		StartedAt: cs.started.Unix(), EndedAt: a.clock.Now().Unix(), Path: cs.ivr.path, Tags: cs.ivr.tags,
 		Recording: cs.ivr.recording}
 	answered := cs.agiStarted || (cs.haveResp && cs.reason == 4)
 	switch {

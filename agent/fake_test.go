@@ -256,6 +256,7 @@ type rig struct {
 	simErr chan error
 	spot   *fakeSpot
 	rpcURL string // when set, the agent reaches ctl through the real XML-RPC client
+	clock  Clock  // the agent's clock; nil is the real one
 }
 
 type fakeSpot struct {
@@ -321,7 +322,7 @@ func (r *rig) start(agiLn net.Listener, amiAddr string) {
 		AGIListener: agiLn, Queue: &Queue{Dir: filepath.Join(r.state, "results")},
 		Identity: Identity{InstanceID: "i-test", PrivateIP: "10.0.0.5"}, Capacity: 10, CPS: 200,
 		Poll: 20 * time.Millisecond, AnswerGrace: 300 * time.Millisecond, Spot: r.spot, SpotEvery: 50 * time.Millisecond, Log: testLog(r.t),
-		Recordings: filepath.Join(r.sim.Sounds, "recordings"), Speech: &storage.Syncer{Dir: filepath.Join(r.sim.Sounds, "elastidial-tts")}})
+		Recordings: filepath.Join(r.sim.Sounds, "recordings"), Speech: &storage.Syncer{Dir: filepath.Join(r.sim.Sounds, "elastidial-tts")}, Clock: r.clock})
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 type IMDS struct {
 	Endpoint string // default http://169.254.169.254
 	HTTP     *http.Client
+	Clock    Clock // default the real clock; the token is renewed by it
 
 	token   string
 	expires time.Time
@@ -22,6 +23,13 @@ type IMDS struct {
 // Identity is what the agent registers with.
 type Identity struct {
 	InstanceID, PrivateIP, PublicIP, Zone string
+}
+
+func (m *IMDS) now() time.Time {
+	if m.Clock == nil {
+		return time.Now()
+	}
+	return m.Clock.Now()
 }
 
 func (m *IMDS) client() *http.Client {
@@ -39,7 +47,7 @@ func (m *IMDS) endpoint() string {
 }
 
 func (m *IMDS) refresh(ctx context.Context) error {
-	if m.token != "" && time.Now().Before(m.expires) {
+	if m.token != "" && m.now().Before(m.expires) {
 		return nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, m.endpoint()+"/latest/api/token", nil)
@@ -57,7 +65,7 @@ func (m *IMDS) refresh(ctx context.Context) error {
 		return fmt.Errorf("imds token: http %s", res.Status)
 	}
 	m.token = strings.TrimSpace(string(b))
-	m.expires = time.Now().Add(6*time.Hour - time.Minute)
+	m.expires = m.now().Add(6*time.Hour - time.Minute)
 	return nil
 }
 

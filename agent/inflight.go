@@ -148,8 +148,8 @@ func (a *Agent) settleOrphans(ctx context.Context, channels []ami.Message) error
 		cancel()
 	}
 	// Wait until Asterisk has let go of every one of them.
-	deadline := time.Now().Add(30 * time.Second)
-	for len(hangup) > 0 && time.Now().Before(deadline) {
+	deadline := a.clock.Now().Add(30 * time.Second)
+	for len(hangup) > 0 && a.clock.Now().Before(deadline) {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, list, err := a.ami.List(cctx, ami.M("Action", "CoreShowChannels"))
 		cancel()
@@ -167,7 +167,7 @@ func (a *Agent) settleOrphans(ctx context.Context, channels []ami.Message) error
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
-			case <-time.After(200 * time.Millisecond):
+			case <-a.clock.After(200 * time.Millisecond):
 			}
 		}
 	}
@@ -177,7 +177,7 @@ func (a *Agent) settleOrphans(ctx context.Context, channels []ami.Message) error
 	// Only now, with Asterisk holding none of them, may their contacts be
 	// dialled again: report them.
 	for _, r := range settled {
-		r.EndedAt = time.Now().Unix()
+		r.EndedAt = a.clock.Now().Unix()
 		if err := a.cfg.Queue.Put(r); err != nil {
 			return fmt.Errorf("orphaned call %s: %w", r.CallID, err)
 		}

@@ -69,7 +69,7 @@ func (a *Agent) handleAGI(ctx context.Context, s *agi.Session) {
 	if cs != nil {
 		cs.agiStarted = true
 		if cs.answeredAt.IsZero() {
-			cs.answeredAt = time.Now()
+			cs.answeredAt = a.clock.Now()
 		}
 	}
 	a.mu.Unlock()
@@ -85,7 +85,7 @@ func (a *Agent) handleAGI(ctx context.Context, s *agi.Session) {
 	a.maybeFinishLocked(cs)
 	a.mu.Unlock()
 	// The Hangup event normally follows at once; do not wait forever for it.
-	time.AfterFunc(a.cfg.AnswerGrace, func() {
+	a.clock.AfterFunc(a.cfg.AnswerGrace, func() {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		a.finishLocked(cs, "no Hangup event after AGI")
@@ -188,7 +188,7 @@ func (a *Agent) step(ctx context.Context, req nodeapi.StepRequest) (nodeapi.Step
 		select {
 		case <-ctx.Done():
 			return resp, ctx.Err()
-		case <-time.After(wait):
+		case <-a.clock.After(wait):
 		}
 		wait *= 2
 	}

@@ -52,11 +52,13 @@ func chainHash(prev, campaignID, callID, kind string, at int64, doc []byte) stri
 }
 
 // appendCompliance adds records to a campaign's chain within tx. On
-// PostgreSQL the chain's head row is locked, so appends to one campaign
-// are serialised across controllers.
+// PostgreSQL they wait in compliance_pending for the linker (chain.go).
 func (s *Store) appendCompliance(ctx context.Context, tx *sql.Tx, campaignID, kind string, at time.Time, callIDs []string, docs []any) error {
 	if len(docs) == 0 {
 		return nil
+	}
+	if s.postgres {
+		return s.pendingCompliance(ctx, tx, campaignID, kind, at, callIDs, docs)
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO compliance_heads (campaign_id, hash) VALUES (?, '') ON CONFLICT (campaign_id) DO NOTHING`), campaignID); err != nil {
 		return fmt.Errorf("compliance record: %w", err)
@@ -106,12 +108,27 @@ func (s *Store) appendCompliance(ctx context.Context, tx *sql.Tx, campaignID, ki
 	return nil
 }
 
+// complianceHeadPG locks and reads a campaign's compliance head in one
+// statement, making it if the campaign has none yet.
+func (s *Store) complianceHeadPG(ctx context.Context, tx *sql.Tx, campaignID string) (string, error) {
+	var prev string
+	err := tx.QueryRowContext(ctx, `INSERT INTO compliance_heads (campaign_id, hash) VALUES ($1, '')
+		ON CONFLICT (campaign_id) DO UPDATE SET hash = compliance_heads.hash RETURNING hash`, campaignID).Scan(&prev)
+	if err != nil {
+		return "", fmt.Errorf("compliance record: %w", err)
+	}
+	return prev, nil
+}
+
 // ErrChainBroken is returned by VerifyCompliance when a campaign's
 // compliance record was altered.
 var ErrChainBroken = errors.New("compliance record altered")
 
 // ComplianceRecords streams a campaign's chain in order.
 func (s *Store) ComplianceRecords(ctx context.Context, campaignID string, fn func(ComplianceRecord) error) error {
+	if err := s.LinkCompliance(ctx); err != nil {
+		return err
+	}
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT seq, call_id, kind, at, doc, prev, hash FROM compliance WHERE campaign_id = ? ORDER BY seq`), campaignID)
 	if err != nil {
 		return fmt.Errorf("read compliance record: %w", err)
@@ -135,6 +152,9 @@ func (s *Store) ComplianceRecords(ctx context.Context, campaignID string, fn fun
 // VerifyCompliance recomputes a campaign's chain and returns how many
 // records it holds, or ErrChainBroken naming the first record at fault.
 func (s *Store) VerifyCompliance(ctx context.Context, campaignID string) (int, error) {
+	if err := s.LinkCompliance(ctx); err != nil {
+		return 0, err
+	}
 	var head string
 	err := s.db.QueryRowContext(ctx, s.q(`SELECT hash FROM compliance_heads WHERE campaign_id = ?`), campaignID).Scan(&head)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -171,6 +191,9 @@ func (s *Store) ExportCompliance(ctx context.Context, campaignID string, w io.Wr
 
 // ComplianceCampaigns lists the campaigns that have a compliance record.
 func (s *Store) ComplianceCampaigns(ctx context.Context) ([]string, error) {
+	if err := s.LinkCompliance(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT campaign_id FROM compliance_heads ORDER BY campaign_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list compliance records: %w", err)

@@ -92,35 +92,49 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 		}
 		return nil
 	})
+	if err == nil && len(out) > 0 {
+		s.wakeLinker()
+	}
 	return out, err
 }
 
-// counters reads key → value rows.
-func (s *Store) counters(ctx context.Context, tx *sql.Tx, query string, args ...any) (map[string]float64, error) {
-	rows, err := tx.QueryContext(ctx, s.q(query), args...)
-	if err != nil {
-		return nil, fmt.Errorf("counters: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]float64{}
-	for rows.Next() {
-		var k string
-		var v float64
-		if err := rows.Scan(&k, &v); err != nil {
-			return nil, fmt.Errorf("counters: %w", err)
-		}
-		out[k] = v
-	}
-	return out, rows.Err()
-}
+// liveShards spreads each live count over this many rows: every lease
+// and every result of a campaign moved the same two rows, so results
+// queued on them; counting leased contacts instead took each lease
+// through all of them. A lease adds to one shard, a result takes from its
+// contact's, leasing sums them.
+const liveShards = 16
 
-// addLive moves the live counters of a campaign and its trunk by delta.
-func (s *Store) addLive(ctx context.Context, tx *sql.Tx, campaignID, trunk string, delta int) error {
-	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO live (key, n) VALUES (?, ?), (?, ?) ON CONFLICT (key) DO UPDATE SET n = live.n + excluded.n`), "c:"+campaignID, delta, "t:"+trunk, delta)
-	if err != nil {
+// addLive moves live counts (key → delta: "c:<campaign>", "t:<trunk>")
+// on one shard, in one statement taking the rows in key order ("c:"
+// sorts before "t:"), the order of every writer.
+func (s *Store) addLive(ctx context.Context, tx *sql.Tx, deltas map[string]int, shard int64) error {
+	b, args := liveValues(deltas, shard%liveShards, "?")
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO live_shards (key, shard, n) VALUES `+b+`
+		ON CONFLICT (key, shard) DO UPDATE SET n = live_shards.n + excluded.n`), args...); err != nil {
 		return fmt.Errorf("live calls: %w", err)
 	}
 	return nil
+}
+
+// liveValues is the VALUES rows of deltas on shard in key order, with
+// param making each placeholder (given the argument's 1-based number).
+func liveValues(deltas map[string]int, shard int64, param string) (string, []any) {
+	keys := make([]string, 0, len(deltas))
+	for k := range deltas {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	args := make([]any, 0, 3*len(keys))
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		args = append(args, k, shard, deltas[k])
+		b.WriteString("(" + param + ", " + param + ", " + param + ")")
+	}
+	return b.String(), args
 }
 
 // leaseCampaign leases up to want contacts of c on the trunks of group
@@ -132,10 +146,19 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if len(group) == 0 {
 		return nil, nil, nil
 	}
+	// One statement reads the campaign's live calls (summed over their
+	// shards) and its pacing bucket. Leases run one at a time (the
+	// advisory lock, taken by an earlier statement, so this one's snapshot
+	// sees every earlier lease), so the count is exact but for results
+	// coming in, which only lower it.
 	ck := "c:" + c.ID
-	live, err := s.counters(ctx, tx, `SELECT key, n FROM live WHERE key = ?`, ck)
+	var liveC int
+	var cTok sql.NullFloat64
+	var cAt sql.NullInt64
+	err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE((SELECT sum(n) FROM live_shards WHERE key = ?), 0),
+		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?)`), ck, ck, ck).Scan(&liveC, &cTok, &cAt)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("lease %s: live calls: %w", c.ID, err)
 	}
 	target := c.Target
 	if c.Transfers {
@@ -145,7 +168,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 			return nil, nil, err
 		}
 	}
-	n := min(want, target-int(live[ck]))
+	n := min(want, target-liveC)
 	if n <= 0 {
 		return nil, nil, nil
 	}
@@ -153,11 +176,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if err != nil {
 		return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 	}
-	buckets, err := s.buckets(ctx, tx, now, map[string]float64{ck: c.MaxCPS})
-	if err != nil {
-		return nil, nil, err
-	}
-	campTokens := buckets[ck]
+	campTokens := refill(cTok, cAt, c.MaxCPS, now)
 	n = min(n, int(campTokens))
 	if n <= 0 {
 		return nil, nil, nil
@@ -175,16 +194,28 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if len(open) == 0 {
 		return nil, starved, nil
 	}
-	args := []any{c.ID, ms(now)}
+	// The candidates come with the facts the rules engine needs beyond
+	// the contact row, in the same statement: whether the number is on
+	// the internal or the campaign's do-not-call list, and its dials of
+	// the last week across every campaign.
+	agg := "group_concat(at_ms)"
+	if s.postgres {
+		agg = "string_agg(CAST(at_ms AS TEXT), ',')"
+	}
+	args := []any{ms(now.Add(-7 * 24 * time.Hour)), c.ID, ms(now)}
 	for _, g := range open {
 		args = append(args, g)
 	}
 	args = append(args, n)
 	skip := ""
 	if s.postgres {
-		skip = " FOR UPDATE SKIP LOCKED"
+		skip = " FOR UPDATE OF contacts SKIP LOCKED"
 	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, phone, fields, attempts, round_base, zgroup, next_at, caller_id FROM contacts
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, phone, fields, attempts, round_base, zgroup, next_at, caller_id,
+		EXISTS (SELECT 1 FROM dnc WHERE dnc.phone = contacts.phone),
+		EXISTS (SELECT 1 FROM campaign_dnc WHERE campaign_dnc.campaign_id = contacts.campaign_id AND campaign_dnc.phone = contacts.phone),
+		COALESCE((SELECT `+agg+` FROM dials WHERE dials.phone = contacts.phone AND dials.at_ms > ?), '')
+		FROM contacts
 		WHERE campaign_id = ? AND state = 'pending' AND next_at <= ? AND zgroup IN (`+placeholders(len(open))+`)
 		ORDER BY next_at, id LIMIT ?`+skip), args...)
 	if err != nil {
@@ -202,13 +233,33 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		cid      campaign.CallerIDChoice
 	}
 	var cands []pick
+	dnc := map[string]string{}
 	for rows.Next() {
 		var p pick
-		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts, &p.base, &p.group, &p.nextAt, &p.callerID); err != nil {
+		var internal, own bool
+		var recent string
+		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts, &p.base, &p.group, &p.nextAt, &p.callerID, &internal, &own, &recent); err != nil {
 			rows.Close()
 			return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 		}
 		cands = append(cands, p)
+		switch {
+		case own:
+			dnc[p.phone] = "campaign"
+		case internal:
+			dnc[p.phone] = "internal"
+		}
+		// A number already seen by this lease (another campaign's
+		// contact) keeps what it holds: its dials from the database and
+		// the ones this lease made, which the database now holds too.
+		if _, seen := dials[p.phone]; !seen {
+			dials[p.phone] = nil
+			for _, at := range strings.Split(recent, ",") {
+				if v, err := strconv.ParseInt(at, 10, 64); err == nil {
+					dials[p.phone] = append(dials[p.phone], fromMS(v))
+				}
+			}
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -217,18 +268,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if len(cands) == 0 {
 		return nil, starved, nil
 	}
-	// The store fetches the facts; the rules engine decides each contact.
-	phones := make([]string, len(cands))
-	for i, p := range cands {
-		phones[i] = p.phone
-	}
-	dnc, err := s.onDNC(ctx, tx, c.ID, phones)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := s.loadDials(ctx, tx, dials, phones, now); err != nil {
-		return nil, nil, err
-	}
+	// The store fetched the facts; the rules engine decides each contact.
 	uses, err := s.callerIDUses(ctx, tx, c.CallerIDPool, now)
 	if err != nil {
 		return nil, nil, err
@@ -289,13 +329,15 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	}
 	expires := now.Add(s.LeaseTTL)
 	out := make([]campaign.Lease, 0, len(picks))
-	// The lease lives on the contact row: one statement per trunk marks
-	// the batch. A lease token is a random batch prefix and the contact
-	// id, unique per attempt; the call id names the contact and the
-	// attempt. Each trunk takes what the ones before it had no room for.
+	// The lease lives on the contact row. A lease token is a random batch
+	// prefix and the contact id, unique per attempt; the call id names the
+	// contact and the attempt. Each trunk takes what the ones before it
+	// had no room for.
 	batch := randomID(16)
 	left := map[string]float64{ck: campTokens - float64(len(picks))}
 	rest := picks
+	var marks []trunkMark
+	live := map[string]int{ck: len(picks)} // the live counts added, on the first contact's shard
 	for _, r := range rooms {
 		if !r.up || len(rest) == 0 {
 			continue
@@ -306,10 +348,9 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		}
 		mine := rest[:k]
 		rest = rest[k:]
-		args = make([]any, 0, len(mine)+5)
-		args = append(args, batch+"-", nodeID, r.t.Name, ms(now), ms(expires))
+		m := trunkMark{trunk: r.t.Name}
 		for _, p := range mine {
-			args = append(args, p.id)
+			m.ids = append(m.ids, p.id)
 			var fields map[string]string
 			_ = json.Unmarshal([]byte(p.fields), &fields)
 			out = append(out, campaign.Lease{
@@ -318,31 +359,54 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 				Expires: expires, Fields: fields,
 			})
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = 'leased', attempts = attempts + 1,
-			lease_token = CAST(? AS TEXT) || CAST(id AS TEXT), lease_node = ?, lease_trunk = ?, leased_at = ?, lease_expires = ?
-			WHERE id IN (`+placeholders(len(mine))+`)`), args...); err != nil {
-			return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
-		}
+		marks = append(marks, m)
 		left["t:"+r.t.Name] = r.tokens - float64(k)
-		if err := s.addLive(ctx, tx, c.ID, r.t.Name, k); err != nil {
-			return nil, nil, err
-		}
+		live["t:"+r.t.Name] = k
 	}
 	if len(rest) > 0 {
 		return nil, nil, fmt.Errorf("lease %s: %d contacts picked beyond the trunks' room", c.ID, len(rest))
 	}
+	phones := make([]string, len(picks))
+	for i, p := range picks {
+		phones[i] = p.phone
+	}
+	mark := leaseMark{batch: batch + "-", node: nodeID, at: ms(now), expires: ms(expires)}
+	if s.postgres && len(picks) <= 1000 {
+		if err := s.leaseWritesPG(ctx, tx, c.ID, mark, marks, left, live, picks[0].id, phones, usedNow, uses, calls, evidence); err != nil {
+			return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
+		}
+		return out, starved, nil
+	}
+	// Elsewhere (SQLite, or a batch too large for one statement's
+	// parameters) one statement per trunk marks the batch, and one per
+	// table writes the rest.
+	for _, m := range marks {
+		args = make([]any, 0, len(m.ids)+5)
+		args = append(args, mark.batch, mark.node, m.trunk, mark.at, mark.expires)
+		for _, id := range m.ids {
+			args = append(args, id)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = 'leased', attempts = attempts + 1,
+			lease_token = CAST(? AS TEXT) || CAST(id AS TEXT), lease_node = ?, lease_trunk = ?, leased_at = ?, lease_expires = ?
+			WHERE id IN (`+placeholders(len(m.ids))+`)`), args...); err != nil {
+			return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
+		}
+	}
 	if err := s.spend(ctx, tx, now, left); err != nil {
+		return nil, nil, err
+	}
+	if err := s.addLive(ctx, tx, live, picks[0].id); err != nil {
 		return nil, nil, err
 	}
 	var b strings.Builder
 	b.WriteString(`INSERT INTO dials (phone, at_ms) VALUES `)
 	args = args[:0]
-	for i, p := range picks {
+	for i, p := range phones {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		b.WriteString("(?, ?)")
-		args = append(args, p.phone, ms(now))
+		args = append(args, p, ms(now))
 	}
 	if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
 		return nil, nil, fmt.Errorf("log dials: %w", err)
@@ -354,6 +418,124 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		return nil, nil, err
 	}
 	return out, starved, nil
+}
+
+// leaseMark is what every contact of a lease's batch is marked with.
+type leaseMark struct {
+	batch, node string // token prefix, node
+	at, expires int64  // leased at, expires (ms)
+}
+
+// trunkMark is the contacts of a batch leased on one trunk.
+type trunkMark struct {
+	trunk string
+	ids   []int64
+}
+
+// leaseWritesPG writes what a lease decided on PostgreSQL in one round
+// trip rather than one per table and trunk: one statement of
+// data-modifying CTEs marks the contacts of each trunk, moves the pacing
+// buckets (left: key → tokens left), adds the live counts (live, on
+// shard's shard, in key order), logs the dials, counts the pool
+// caller IDs used today and leaves the compliance records for the linker
+// (chain.go). Each part touches its own rows.
+func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID string, mark leaseMark, marks []trunkMark, left map[string]float64, live map[string]int, shard int64, phones []string, usedNow map[string]bool, uses map[string]int, calls []string, evidence []any) error {
+	args := make([]any, 0, 16+4*len(phones)+3*len(left)+3*len(usedNow))
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	var b strings.Builder
+	b.WriteString("WITH ")
+	prefix, node, at, expires := arg(mark.batch), arg(mark.node), arg(mark.at), arg(mark.expires)
+	for i, m := range marks {
+		fmt.Fprintf(&b, `leased%d AS (UPDATE contacts SET state = 'leased', attempts = attempts + 1,
+		lease_token = CAST(%s AS TEXT) || CAST(id AS TEXT), lease_node = %s, lease_trunk = %s, leased_at = %s, lease_expires = %s
+		WHERE id IN (`, i, prefix, node, arg(m.trunk), at, expires)
+		for j, id := range m.ids {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(arg(id))
+		}
+		b.WriteString(")),\n")
+	}
+	keys := make([]string, 0, len(left))
+	for k := range left {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b.WriteString(`pace AS (INSERT INTO pacing (key, tokens, at_ms) VALUES `)
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "(%s, %s, %s)", arg(k), arg(left[k]), at)
+	}
+	vals, largs := liveValues(live, shard%liveShards, "%s")
+	ps := make([]any, len(largs))
+	for i, v := range largs {
+		ps[i] = arg(v)
+	}
+	b.WriteString(` ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms),
+	counted AS (INSERT INTO live_shards (key, shard, n) VALUES ` + fmt.Sprintf(vals, ps...) + `
+		ON CONFLICT (key, shard) DO UPDATE SET n = live_shards.n + excluded.n),
+	logged AS (INSERT INTO dials (phone, at_ms) VALUES `)
+	for i, p := range phones {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "(%s, %s)", arg(p), at)
+	}
+	b.WriteString(")")
+	if len(usedNow) > 0 {
+		// The leasing transaction is serialised, so the counts read are
+		// current (saveCallerIDUses).
+		nums := make([]string, 0, len(usedNow))
+		for n := range usedNow {
+			nums = append(nums, n)
+		}
+		slices.Sort(nums)
+		day := arg(utcDay(time.UnixMilli(mark.at)))
+		b.WriteString(`,
+	cids AS (INSERT INTO caller_id_uses (caller_id, day, n) VALUES `)
+		for i, n := range nums {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "(%s, %s, %s)", arg(n), day, arg(uses[n]))
+		}
+		b.WriteString(` ON CONFLICT (caller_id, day) DO UPDATE SET n = excluded.n)`)
+	}
+	b.WriteString(`
+	INSERT INTO compliance_pending (campaign_id, kind, at, call_id, doc) VALUES `)
+	campArg, kindArg := arg(campaignID), arg("dial")
+	for i, d := range evidence {
+		doc, err := json.Marshal(d)
+		if err != nil {
+			return fmt.Errorf("compliance record: %w", err)
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "(%s, %s, %s, %s, %s)", campArg, kindArg, at, arg(calls[i]), arg(string(doc)))
+	}
+	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		return err
+	}
+	return nil
+}
+
+// refill is what a pacing bucket holds at now: what it held at its last
+// use, refilled at rate per second up to a burst of one second's worth
+// (a full bucket if it was never used).
+func refill(have sql.NullFloat64, at sql.NullInt64, rate float64, now time.Time) float64 {
+	burst := math.Max(1, rate)
+	if !have.Valid || !at.Valid {
+		return burst
+	}
+	elapsed := math.Max(0, float64(ms(now)-at.Int64)/1000)
+	return math.Min(burst, have.Float64+elapsed*rate)
 }
 
 // utcDay numbers the UTC day of t, the period of a pool caller ID's cap.
@@ -424,63 +606,6 @@ func (s *Store) refuse(ctx context.Context, tx *sql.Tx, rs []refusal) error {
 		}
 	}
 	return nil
-}
-
-// loadDials adds to dials the last week's attempts of the phones it does
-// not hold yet, across every campaign.
-func (s *Store) loadDials(ctx context.Context, tx *sql.Tx, dials map[string][]time.Time, phones []string, now time.Time) error {
-	var want []any
-	for _, p := range phones {
-		if _, ok := dials[p]; !ok {
-			dials[p] = nil
-			want = append(want, p)
-		}
-	}
-	if len(want) == 0 {
-		return nil
-	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT phone, at_ms FROM dials WHERE phone IN (`+placeholders(len(want))+`) AND at_ms > ?`), append(want, ms(now.Add(-7*24*time.Hour)))...)
-	if err != nil {
-		return fmt.Errorf("frequency caps: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var p string
-		var at int64
-		if err := rows.Scan(&p, &at); err != nil {
-			return fmt.Errorf("frequency caps: %w", err)
-		}
-		dials[p] = append(dials[p], fromMS(at))
-	}
-	return rows.Err()
-}
-
-// buckets returns the call-rate tokens available now in the buckets of
-// rates (key → refill per second), each up to a burst of one second's
-// worth.
-func (s *Store) buckets(ctx context.Context, tx *sql.Tx, now time.Time, rates map[string]float64) (map[string]float64, error) {
-	keys := make([]any, 0, len(rates))
-	out := map[string]float64{}
-	for k, r := range rates {
-		keys = append(keys, k)
-		out[k] = math.Max(1, r)
-	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT key, tokens, at_ms FROM pacing WHERE key IN (`+placeholders(len(keys))+`)`), keys...)
-	if err != nil {
-		return nil, fmt.Errorf("pacing: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k string
-		var have float64
-		var at int64
-		if err := rows.Scan(&k, &have, &at); err != nil {
-			return nil, fmt.Errorf("pacing: %w", err)
-		}
-		elapsed := math.Max(0, float64(ms(now)-at)/1000)
-		out[k] = math.Min(math.Max(1, rates[k]), have+elapsed*rates[k])
-	}
-	return out, rows.Err()
 }
 
 // callID names attempt n of a contact.
@@ -558,17 +683,6 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 			r.CallID, contactID, campaignID, trunk, nodeID, token, attempt, ms(started), ms(r.AnsweredAt), ms(ended), r.Disposition, r.Cause, string(path), string(tags), r.Recording); err != nil {
 			return fmt.Errorf("record result: %w", err)
 		}
-		if err := s.addLive(ctx, tx, campaignID, trunk, -1); err != nil {
-			return err
-		}
-		if err := s.noteCause(ctx, tx, trunk, r.Cause, !r.AnsweredAt.IsZero() || r.Disposition == campaign.Answered || r.Disposition == campaign.Machine, now); err != nil {
-			return err
-		}
-		if r.Disposition == campaign.Answered {
-			if err := s.countAnswer(ctx, tx, &c, campaign.Abandoned(r.Disposition, r.Tags), now); err != nil {
-				return err
-			}
-		}
 		became, k, err := s.settle(ctx, tx, &c, contactID, token, r.Disposition, attempt, r.Tags, now)
 		if err != nil {
 			return err
@@ -582,14 +696,34 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 		if err := s.enqueueAttempt(ctx, tx, &c, ev, k, now); err != nil {
 			return err
 		}
+		// The rows every result of a campaign or a trunk may update come
+		// last, so they are held for the shortest time: the campaign's
+		// abandonment counts, then the trunk's health (the order the
+		// lease takes them in: pacedTarget, then rooms). On PostgreSQL
+		// the compliance record only waits for the linker (chain.go).
+		if r.Disposition == campaign.Answered {
+			if err := s.countAnswer(ctx, tx, &c, campaign.Abandoned(r.Disposition, r.Tags), now); err != nil {
+				return err
+			}
+		}
+		if err := s.noteCause(ctx, tx, trunk, r.Cause, !r.AnsweredAt.IsZero() || r.Disposition == campaign.Answered || r.Disposition == campaign.Machine, now); err != nil {
+			return err
+		}
 		if err := s.appendCompliance(ctx, tx, campaignID, "result", now, []string{r.CallID}, []any{ResultRecord{
 			CallID: r.CallID, Disposition: r.Disposition, Cause: r.Cause, Path: orEmpty(r.Path), Tags: orEmptyMap(r.Tags), EndedAt: ended.UTC(), State: became,
 		}}); err != nil {
 			return err
 		}
+		// Last: the live count's shard rows are shared with other results.
+		if err := s.addLive(ctx, tx, map[string]int{"c:" + campaignID: -1, "t:" + trunk: -1}, contactID); err != nil {
+			return err
+		}
 		recorded = true
 		return nil
 	})
+	if recorded && err == nil {
+		s.wakeLinker()
+	}
 	return recorded, err
 }
 
@@ -694,6 +828,7 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 			return fmt.Errorf("expired leases: %w", err)
 		}
 		camps := map[string]*campaign.Campaign{}
+		ended := map[string]int{} // live count key → calls ended
 		for _, d := range ds {
 			c, ok := camps[d.campaign]
 			if !ok {
@@ -709,9 +844,6 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 				callID(d.contact, d.attempt), d.contact, d.campaign, d.trunk, d.node, d.token, d.attempt, d.leasedAt, d.expires, ms(now), campaign.CutOff); err != nil {
 				return fmt.Errorf("expire lease: %w", err)
 			}
-			if err := s.addLive(ctx, tx, d.campaign, d.trunk, -1); err != nil {
-				return err
-			}
 			state, k, err := s.settle(ctx, tx, c, d.contact, d.token, campaign.CutOff, d.attempt, nil, now)
 			if err != nil {
 				return err
@@ -726,9 +858,19 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 			}}); err != nil {
 				return err
 			}
+			ended["c:"+d.campaign]--
+			ended["t:"+d.trunk]--
 			n++
 		}
-		return nil
+		// The live counts last, in one statement taking their rows in
+		// key order, the order of every writer.
+		if len(ended) == 0 {
+			return nil
+		}
+		return s.addLive(ctx, tx, ended, 0)
 	})
+	if n > 0 && err == nil {
+		s.wakeLinker()
+	}
 	return n, err
 }

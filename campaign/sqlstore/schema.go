@@ -70,7 +70,8 @@ var migrations = []struct {
 	{sqlite: `CREATE TABLE api_tokens (hash TEXT PRIMARY KEY, name TEXT NOT NULL, created_at BIGINT NOT NULL)`},
 	{sqlite: `CREATE TABLE pacing (key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL, at_ms BIGINT NOT NULL)`},
 	// live counts leased contacts per campaign ("c:<id>") and trunk
-	// ("t:<name>"), kept in step with leases so leasing need not count them.
+	// ("t:<name>"), kept in step with leases so leasing need not count
+	// them; sharded below (live_shards).
 	{sqlite: `CREATE TABLE live (key TEXT PRIMARY KEY, n INTEGER NOT NULL)`},
 	// revision counts a campaign's updates: caches of its dialing
 	// configuration key on it, so an update is seen at once.
@@ -170,6 +171,24 @@ var migrations = []struct {
 	// counting across rounds: it names the calls.
 	{sqlite: `ALTER TABLE contacts ADD COLUMN round_base INTEGER NOT NULL DEFAULT 0`},
 	{sqlite: `ALTER TABLE contacts ADD COLUMN recycles INTEGER NOT NULL DEFAULT 0`},
+	// Leasing takes due contacts ORDER BY next_at, id. SQLite's index
+	// holds the rowid (id) after its columns, so contacts_due gives that
+	// order; PostgreSQL's does not, and sorted every pending contact of the
+	// campaign for each batch (a batch of 50 from 20,000 contacts cost
+	// 9 ms). With id in the index both read the batch off its front.
+	{sqlite: `CREATE INDEX contacts_due_id ON contacts (campaign_id, next_at, id) WHERE state = 'pending'`},
+	{sqlite: `DROP INDEX contacts_due`},
+	// live was one row per campaign and per trunk, updated by every lease
+	// and every result: results queued on the campaign's row (646 ms a
+	// result at 100 a second on PostgreSQL in the fleet benchmark). Now
+	// each count is spread over shards (a result moves the shard of its
+	// contact) and leasing sums them.
+	{sqlite: `CREATE TABLE live_shards (key TEXT NOT NULL, shard INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (key, shard))`},
+	{sqlite: `INSERT INTO live_shards (key, shard, n) SELECT key, 0, n FROM live`},
+	{sqlite: `DROP TABLE live`},
+	// Compliance records waiting to be linked into their chain (chain.go;
+	// PostgreSQL only).
+	{sqlite: pendingTable, postgres: strings.Replace(pendingTable, "seq INTEGER PRIMARY KEY", "seq BIGSERIAL PRIMARY KEY", 1)},
 }
 
 // outboxTable holds one row per webhook delivery: pending until the
@@ -191,6 +210,14 @@ const outboxTable = `CREATE TABLE webhook_outbox (
 		last_error TEXT NOT NULL DEFAULT '',
 		url TEXT NOT NULL DEFAULT '',
 		done_at BIGINT NOT NULL DEFAULT 0)`
+
+const pendingTable = `CREATE TABLE compliance_pending (
+		seq INTEGER PRIMARY KEY,
+		campaign_id TEXT NOT NULL,
+		kind TEXT NOT NULL,
+		at BIGINT NOT NULL,
+		call_id TEXT NOT NULL,
+		doc TEXT NOT NULL)`
 
 const complianceTable = `CREATE TABLE compliance (
 		seq INTEGER PRIMARY KEY,

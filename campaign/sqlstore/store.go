@@ -53,6 +53,11 @@ type Store struct {
 	// in production) between the process and the database.
 	Cache   Cache
 	configs configCache
+
+	// The compliance linker (chain.go), PostgreSQL only.
+	linkKick chan struct{}
+	linkStop context.CancelFunc
+	linkDone sync.WaitGroup
 }
 
 // Open opens (creating if needed) the store at dsn: a postgres:// URL or
@@ -95,6 +100,13 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	if s.postgres {
+		lctx, stop := context.WithCancel(context.Background())
+		s.linkKick, s.linkStop = make(chan struct{}, 1), stop
+		s.linkDone.Add(1)
+		go s.linker(lctx)
+		s.wakeLinker() // records a crashed process left pending
+	}
 	return s, nil
 }
 
@@ -120,7 +132,13 @@ func privateFiles(path string) error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.linkStop != nil {
+		s.linkStop()
+		s.linkDone.Wait()
+	}
+	return s.db.Close()
+}
 
 // DB exposes the database for packages that keep their own tables in it.
 func (s *Store) DB() *sql.DB { return s.db }

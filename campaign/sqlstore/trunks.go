@@ -250,54 +250,59 @@ type trunkRoom struct {
 	tokens float64 // calls it may start now
 }
 
-// rooms reads the trunks of a group, in order, with their room now. On
-// PostgreSQL each trunk row is locked, which serialises leasing per trunk
-// across controllers and makes the counts exact.
+// rooms reads the trunks of a group, in order, with their room now, in
+// one statement: each trunk's limits and health, its live calls (summed
+// over their shards) and its pacing bucket. On PostgreSQL each
+// trunk row is locked (in name order), which serialises leasing per trunk
+// across controllers. The callers hold the leasing lock, taken by an
+// earlier statement (Lease, Failover), so this statement's snapshot sees
+// every lease and failover before it and the counts are exact.
 // qual is the nodes' qualify counts (Store.qualify), read once per
 // transaction.
 func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, qual map[string][2]int, now time.Time) ([]trunkRoom, error) {
+	if len(group) == 0 {
+		return nil, nil
+	}
 	lock := ""
 	if s.postgres {
-		lock = " FOR UPDATE"
+		lock = " FOR UPDATE OF t"
+	}
+	args := make([]any, len(group))
+	for i, name := range group {
+		args[i] = name
+	}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT t.name, t.max_channels, t.max_cps, t.congestion_run, t.paused_until,
+		COALESCE((SELECT sum(n) FROM live_shards WHERE key = 't:' || t.name), 0), p.tokens, p.at_ms
+		FROM trunks t LEFT JOIN pacing p ON p.key = 't:' || t.name
+		WHERE t.name IN (`+placeholders(len(group))+`) ORDER BY t.name`+lock), args...)
+	if err != nil {
+		return nil, fmt.Errorf("trunks: %w", err)
+	}
+	defer rows.Close()
+	byName := map[string]trunkRoom{}
+	for rows.Next() {
+		var r trunkRoom
+		var run, live int
+		var paused int64
+		var tok sql.NullFloat64
+		var at sql.NullInt64
+		if err := rows.Scan(&r.t.Name, &r.t.MaxChannels, &r.t.MaxCPS, &run, &paused, &live, &tok, &at); err != nil {
+			return nil, fmt.Errorf("trunks: %w", err)
+		}
+		q := qual[r.t.Name]
+		r.up = campaign.TrunkHealthOf(run, fromMS(paused), q[0], q[1], now).Up
+		r.room = max(0, r.t.MaxChannels-live)
+		r.tokens = refill(tok, at, r.t.MaxCPS, now)
+		byName[r.t.Name] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("trunks: %w", err)
 	}
 	out := make([]trunkRoom, 0, len(group))
 	for _, name := range group {
-		var r trunkRoom
-		var run int
-		var paused int64
-		err := tx.QueryRowContext(ctx, s.q(`SELECT name, max_channels, max_cps, congestion_run, paused_until FROM trunks WHERE name = ?`+lock), name).
-			Scan(&r.t.Name, &r.t.MaxChannels, &r.t.MaxCPS, &run, &paused)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // deleted under the campaign: nothing goes out on it
+		if r, ok := byName[name]; ok { // a trunk deleted under the campaign takes nothing
+			out = append(out, r)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("trunk %s: %w", name, err)
-		}
-		q := qual[name]
-		r.up = campaign.TrunkHealthOf(run, fromMS(paused), q[0], q[1], now).Up
-		out = append(out, r)
-	}
-	keys := make([]any, 0, len(out))
-	rates := map[string]float64{}
-	for _, r := range out {
-		keys = append(keys, "t:"+r.t.Name)
-		rates["t:"+r.t.Name] = r.t.MaxCPS
-	}
-	if len(out) == 0 {
-		return out, nil
-	}
-	live, err := s.counters(ctx, tx, `SELECT key, n FROM live WHERE key IN (`+placeholders(len(keys))+`)`, keys...)
-	if err != nil {
-		return nil, err
-	}
-	tokens, err := s.buckets(ctx, tx, now, rates)
-	if err != nil {
-		return nil, err
-	}
-	for i := range out {
-		k := "t:" + out[i].t.Name
-		out[i].room = max(0, out[i].t.MaxChannels-int(live[k]))
-		out[i].tokens = tokens[k]
 	}
 	return out, nil
 }
@@ -342,10 +347,10 @@ func (s *Store) Failover(ctx context.Context, nodeID, callID, token string, caus
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		next = ""
 		if s.postgres {
-			// Leasing's lock: a failover locks trunk rows in another
-			// order than a lease may, and must not deadlock with it.
+			// A failover adds a live call to the next trunk: it takes
+			// the leasing lock, so that rooms counts exactly (Lease).
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7140001)`); err != nil {
-				return fmt.Errorf("failover lock: %w", err)
+				return fmt.Errorf("failover: %w", err)
 			}
 		}
 		var campaignID, state, leaseToken, owner, trunk string
@@ -402,7 +407,7 @@ func (s *Store) Failover(ctx context.Context, nodeID, callID, token string, caus
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET lease_trunk = ? WHERE id = ? AND lease_token = ?`), next, contactID, token); err != nil {
 			return fmt.Errorf("failover: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO live (key, n) VALUES (?, -1), (?, 1) ON CONFLICT (key) DO UPDATE SET n = live.n + excluded.n`), "t:"+trunk, "t:"+next); err != nil {
+		if err := s.addLive(ctx, tx, map[string]int{"t:" + trunk: -1, "t:" + next: 1}, contactID); err != nil {
 			return fmt.Errorf("failover: %w", err)
 		}
 		return s.spend(ctx, tx, now, map[string]float64{"t:" + next: rooms[slices.IndexFunc(rooms, func(r trunkRoom) bool { return r.t.Name == next })].tokens - 1})

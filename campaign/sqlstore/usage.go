@@ -7,9 +7,9 @@ import (
 )
 
 // TrunkCalls returns the calls in progress on each trunk (leases held),
-// from the same counters leasing checks the trunk's limit against.
+// from the same counts leasing checks the trunk's limit against.
 func (s *Store) TrunkCalls(ctx context.Context) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT key, n FROM live WHERE key LIKE 't:%'`))
+	rows, err := s.db.QueryContext(ctx, `SELECT key, COALESCE(SUM(n), 0) FROM live_shards WHERE key LIKE 't:%' GROUP BY key`)
 	if err != nil {
 		return nil, fmt.Errorf("trunk calls: %w", err)
 	}
