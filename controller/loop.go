@@ -683,25 +683,10 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 		}
 		switch a.Kind {
 		case ActTerminate:
-			var ids []string
-			c.mu.Lock()
-			for _, id := range a.NodeIDs {
-				n := c.nodes[id]
-				if n == nil {
-					continue
-				}
-				if err := transition(&n.rec, StateTerminating, now, Drain{}); err != nil {
-					note(err)
-					continue
-				}
-				if err := c.persist(ctx, n); err != nil {
-					note(err)
-					continue
-				}
-				ids = append(ids, id)
+			ids := c.moveNodes(ctx, a.NodeIDs, StateTerminating, now, note)
+			for _, id := range ids {
 				asked[id] = true
 			}
-			c.mu.Unlock()
 			if len(ids) > 0 {
 				c.log.Info("terminate", "nodes", ids, "reason", a.Reason)
 				note(c.terminate(ctx, ids))
@@ -750,48 +735,16 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 			c.log.Info("launch", "count", a.Count, "token", in.Token, "reason", a.Reason)
 			note(c.launch(ctx, in, now))
 		case ActStop:
-			c.mu.Lock()
-			var ids []string
-			for _, id := range a.NodeIDs {
-				n := c.nodes[id]
-				if n == nil {
-					continue
-				}
-				if err := transition(&n.rec, StateParking, now, Drain{}); err != nil {
-					note(err)
-					continue
-				}
-				if err := c.persist(ctx, n); err != nil {
-					note(err)
-					continue
-				}
-				ids = append(ids, id)
+			ids := c.moveNodes(ctx, a.NodeIDs, StateParking, now, note)
+			for _, id := range ids {
 				asked[id] = true
 			}
-			c.mu.Unlock()
 			if len(ids) > 0 {
 				c.log.Info("park in the warm pool", "nodes", ids, "hibernate", c.cfg.Plan.Hibernate)
 				note(c.stop(ctx, ids))
 			}
 		case ActStart:
-			c.mu.Lock()
-			var ids []string
-			for _, id := range a.NodeIDs {
-				n := c.nodes[id]
-				if n == nil {
-					continue
-				}
-				if err := transition(&n.rec, StateResuming, now, Drain{}); err != nil {
-					note(err)
-					continue
-				}
-				if err := c.persist(ctx, n); err != nil {
-					note(err)
-					continue
-				}
-				ids = append(ids, id)
-			}
-			c.mu.Unlock()
+			ids := c.moveNodes(ctx, a.NodeIDs, StateResuming, now, note)
 			if len(ids) == 0 {
 				continue
 			}
@@ -901,4 +854,29 @@ func (c *Controller) terminate(ctx context.Context, ids []string) error {
 		return fmt.Errorf("terminate %v: %w", ids, err)
 	}
 	return nil
+}
+
+// moveNodes moves each node of ids the controller knows to state to and
+// stores it, returning the ids moved; a refused transition or a failed
+// write goes to note and leaves that node out.
+func (c *Controller) moveNodes(ctx context.Context, ids []string, to NodeState, now time.Time, note func(error)) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var moved []string
+	for _, id := range ids {
+		n := c.nodes[id]
+		if n == nil {
+			continue
+		}
+		if err := transition(&n.rec, to, now, Drain{}); err != nil {
+			note(err)
+			continue
+		}
+		if err := c.persist(ctx, n); err != nil {
+			note(err)
+			continue
+		}
+		moved = append(moved, id)
+	}
+	return moved
 }

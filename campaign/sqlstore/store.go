@@ -279,33 +279,13 @@ func (s *Store) groupExists(ctx context.Context, tx *sql.Tx, group []string) err
 }
 
 // UpdateCampaign replaces a campaign's settings; the id, status, flow
-// version and creation time are kept.
+// version and creation time are kept (ModifyCampaign with the whole
+// campaign as the change).
 func (s *Store) UpdateCampaign(ctx context.Context, c campaign.Campaign, now time.Time) (campaign.Campaign, error) {
-	var out campaign.Campaign
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		old, err := s.campaignTx(ctx, tx, c.ID)
-		if err != nil {
-			return err
-		}
-		c.Status, c.FlowVersion, c.CreatedAt, c.UpdatedAt, c.Transfers = old.Status, old.FlowVersion, old.CreatedAt, now.UTC(), old.Transfers
-		c.Defaults()
-		if err := c.Validate(); err != nil {
-			return err
-		}
-		if err := s.groupExists(ctx, tx, c.Trunks); err != nil {
-			return err
-		}
-		secret, err := s.webhookSecret(ctx, tx, &c)
-		if err != nil {
-			return err
-		}
-		if err := s.storeSecret(ctx, tx, c.ID, secret); err != nil {
-			return err
-		}
-		out = c
-		return s.saveCampaign(ctx, tx, c)
-	})
-	return out, err
+	return s.ModifyCampaign(ctx, c.ID, func(cur *campaign.Campaign) error {
+		*cur = c
+		return nil
+	}, now)
 }
 
 // ModifyCampaign applies change to the stored campaign and saves it, in one
