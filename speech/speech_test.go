@@ -219,6 +219,9 @@ func TestRenderOutlivesAnImpatientCaller(t *testing.T) {
 		t.Errorf("%d syntheses at once, limit 2", g.most)
 	}
 	g.mu.Unlock()
+	// The first renderer's last writes may still be landing in its folder;
+	// Close waits for them, so the folder can be removed.
+	r.Close()
 	// Close ends what is left (a controller shutting down): nothing new
 	// starts, and a held synthesis is stopped with its temporary files.
 	tmp := t.TempDir()
