@@ -189,6 +189,9 @@ var migrations = []struct {
 	// Compliance records waiting to be linked into their chain (chain.go;
 	// PostgreSQL only).
 	{sqlite: pendingTable, postgres: strings.Replace(pendingTable, "seq INTEGER PRIMARY KEY", "seq BIGSERIAL PRIMARY KEY", 1)},
+	// The dashboard's chart samples (history.go), one row per sample taken
+	// by the scaler leader, so every controller serves the same past.
+	{sqlite: `CREATE TABLE history (at BIGINT PRIMARY KEY, doc TEXT NOT NULL)`},
 }
 
 // outboxTable holds one row per webhook delivery: pending until the

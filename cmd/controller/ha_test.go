@@ -156,6 +156,31 @@ func TestTwoServesOnOnePostgres(t *testing.T) {
 		}
 	}
 
+	// Both chart the same past: the leader's samples, from the database
+	// (a follower has no plan of its own to sample, so its demand would
+	// read 0).
+	mostDemand := func(s *server) float64 {
+		_, body := call(s, "GET", "/api/v1/history?last=10m&points=2000", "")
+		var h struct{ Values map[string][]*float64 }
+		if err := json.Unmarshal([]byte(body), &h); err != nil {
+			t.Fatalf("history from %s: %v: %s", s.base, err, body)
+		}
+		most := 0.0
+		for _, v := range h.Values["demand_calls"] {
+			if v != nil {
+				most = max(most, *v)
+			}
+		}
+		return most
+	}
+	deadline = time.Now().Add(15 * time.Second) // samples are 5 s apart
+	for mostDemand(a) < 250 || mostDemand(b) < 250 {
+		if time.Now().After(deadline) {
+			t.Fatalf("history shows a demand of at most %v and %v calls, want 250 on both", mostDemand(a), mostDemand(b))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
 	// The leader stops (and resigns); the other takes over.
 	leader, follower := a, b
 	if metric(b, "elastidial_scaler_leader") == 1 {
@@ -168,5 +193,13 @@ func TestTwoServesOnOnePostgres(t *testing.T) {
 			t.Fatal("the follower never took over")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// A controller started now shows the past from before it started.
+	c := start("c")
+	defer stop(c)
+	for deadline := time.Now().Add(5 * time.Second); mostDemand(c) < 250; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a new controller's history shows a demand of at most %v calls, want the 250 from before it started", mostDemand(c))
+		}
 	}
 }

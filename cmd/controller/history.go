@@ -23,17 +23,49 @@ var fleetSeries = []string{"demand_calls", "wanted_slots", "ready_slots", "comin
 
 func newHistory() *history.Ring { return history.New(int(historyKeep / historyEvery)) }
 
-// sampleHistory records the fleet and every campaign that is not a draft
-// or completed, every historyEvery, until ctx ends.
+// sampleHistory keeps the charts' samples in the store: the scaler leader
+// takes one of the fleet and every campaign that is not a draft or
+// completed every historyEvery (a follower has no plan of its own to
+// sample), and every controller reads new samples from the store into its
+// ring, which serves the charts. So every controller behind a load
+// balancer shows the same past, and a restart keeps it.
 func sampleHistory(ctx context.Context, ring *history.Ring, store *sqlstore.Store, scaler *controller.Controller, log *slog.Logger) error {
 	t := time.NewTicker(historyEvery)
 	defer t.Stop()
+	newest := time.Now().Add(-historyKeep)
 	for {
-		ring.Add(time.Now(), takeSample(ctx, store, scaler, log))
+		if scaler.Leading() {
+			if err := store.AddHistory(ctx, time.Now(), takeSample(ctx, store, scaler, log), historyKeep); err != nil && ctx.Err() == nil {
+				log.Warn("history: sample not stored", "err", err)
+			}
+		}
+		newest = loadHistory(ctx, ring, store, newest, log)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+	}
+}
+
+// loadHistory adds to ring the stored samples taken after after and
+// returns the newest one's time.
+func loadHistory(ctx context.Context, ring *history.Ring, store *sqlstore.Store, after time.Time, log *slog.Logger) time.Time {
+	const page = 2000
+	for {
+		got, err := store.HistorySince(ctx, after, page)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("history: samples not read", "err", err)
+			}
+			return after
+		}
+		for _, h := range got {
+			ring.Add(h.At, h.Values)
+			after = h.At
+		}
+		if len(got) < page {
+			return after
 		}
 	}
 }

@@ -3,8 +3,9 @@
 // back over a time range at a resolution a chart can draw. The page then
 // shows the same past whatever tab or browser opens it.
 //
-// It is memory only: a restarted controller starts a new history (the
-// cost report, kept in SQL, covers the longer past).
+// The ring is each controller's copy of the samples the scaler leader
+// stores in the database (the controller's serve command keeps it up to
+// date), so every controller serves the same past and a restart keeps it.
 package history
 
 import (
