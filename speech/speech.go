@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,13 +35,18 @@ type Engine interface {
 	Synthesize(ctx context.Context, voice, language, text string) ([]byte, error)
 }
 
-// Store is where rendered speech is kept: a storage.Folder or an S3
-// store, apart from the campaign audio library (whose manifest every node
-// syncs before it takes calls).
+// Store is where rendered speech is kept: an unindexed storage.Folder or
+// S3 store (one file per sentence: an index rewritten by every rendering
+// would grow with every contact's name), apart from the campaign audio
+// library (whose manifest every node syncs before it takes calls). List
+// and Delete serve the retention sweep, which needs each object's
+// modification time.
 type Store interface {
 	Put(ctx context.Context, key string, data []byte) (storage.Object, error)
 	Get(ctx context.Context, key string) (io.ReadCloser, error)
 	URL(ctx context.Context, key string, ttl time.Duration) (string, error)
+	List(ctx context.Context) ([]storage.Object, error)
+	Delete(ctx context.Context, key string) error
 }
 
 // MaxText bounds the text of one rendering (Polly's limit for one
@@ -63,6 +69,14 @@ type Renderer struct {
 	// the controller's cores); default the number of CPUs. Renderings
 	// beyond it wait their turn.
 	Limit int
+	// Keep is how long a rendering no call has asked for is kept: its
+	// text holds contact fields (names, dates, amounts), so it should not
+	// outlive its use. Sweep deletes renderings older than Keep; a
+	// rendering in use is rewritten every Keep/4, so one handed to a node
+	// is never swept from under it. 0 keeps them for ever.
+	Keep time.Duration
+	// Clock is time.Now when nil (a test sets it).
+	Clock func() time.Time
 
 	group   singleflight.Group
 	semOnce sync.Once
@@ -75,7 +89,7 @@ type Renderer struct {
 	closed bool // guarded by mu
 	wg     sync.WaitGroup
 	mu     sync.Mutex
-	known  map[string]storage.Object
+	known  map[string]known
 	// Syntheses counts calls to the engine (a test reads it).
 	syntheses int
 }
@@ -101,9 +115,7 @@ func (r *Renderer) Render(ctx context.Context, voice, language, text string) (no
 		return nodeapi.AudioFile{}, fmt.Errorf("%w: %d characters; want 1 to %d", ErrText, len(text), MaxText)
 	}
 	key := Key(r.Engine.Name(), voice, language, text)
-	r.mu.Lock()
-	obj, ok := r.known[key]
-	r.mu.Unlock()
+	obj, ok := r.lookup(key)
 	if !ok {
 		// The rendering outlives a caller that stops waiting (a call step
 		// has seconds): it lands in the store for the next caller.
@@ -166,21 +178,27 @@ func (r *Renderer) Prefetch(voice, language, text string) {
 	if text == "" || len(text) > MaxText {
 		return
 	}
-	r.mu.Lock()
-	_, ok := r.known[Key(r.Engine.Name(), voice, language, text)]
-	r.mu.Unlock()
-	if !ok {
+	if _, ok := r.lookup(Key(r.Engine.Name(), voice, language, text)); !ok {
 		go r.Render(context.Background(), voice, language, text)
 	}
 }
 
 // load finds a rendering in the store (another controller, or this one
-// before a restart, may have made it) or synthesises and stores it.
+// before a restart, may have made it) or synthesises and stores it. One
+// found is written again when renderings are swept, so that it counts as
+// new: its age in the store is unknown, and it is about to be used.
 func (r *Renderer) load(ctx context.Context, key, voice, language, text string) (storage.Object, error) {
 	if rc, err := r.Store.Get(ctx, key); err == nil {
 		data, rerr := io.ReadAll(io.LimitReader(rc, storage.MaxAudioBytes+1))
 		rc.Close()
 		if rerr == nil && len(data) > 44 {
+			if r.Keep > 0 {
+				obj, err := r.Store.Put(ctx, key, data)
+				if err != nil {
+					return storage.Object{}, fmt.Errorf("speech: keep %s: %w", key, err)
+				}
+				return r.remember(key, obj), nil
+			}
 			sum := sha256.Sum256(data)
 			return r.remember(key, storage.Object{Key: key, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}), nil
 		}
@@ -213,6 +231,32 @@ func (r *Renderer) load(ctx context.Context, key, voice, language, text string) 
 	return r.remember(key, obj), nil
 }
 
+// known is a rendering this Renderer stored or found, and when.
+type known struct {
+	obj storage.Object
+	at  time.Time
+}
+
+func (r *Renderer) now() time.Time {
+	if r.Clock != nil {
+		return r.Clock()
+	}
+	return time.Now()
+}
+
+// lookup is the rendering of key this Renderer knows to be in the store:
+// with a sweep, only one stored or found less than Keep/4 ago.
+func (r *Renderer) lookup(key string) (storage.Object, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k, ok := r.known[key]
+	if ok && r.Keep > 0 && r.now().Sub(k.at) >= r.Keep/4 {
+		delete(r.known, key)
+		return storage.Object{}, false
+	}
+	return k.obj, ok
+}
+
 func (r *Renderer) remember(key string, o storage.Object) storage.Object {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -221,10 +265,34 @@ func (r *Renderer) remember(key string, o storage.Object) storage.Object {
 		limit = 100000
 	}
 	if r.known == nil || len(r.known) >= limit {
-		r.known = map[string]storage.Object{} // start over; the store still has them
+		r.known = map[string]known{} // start over; the store still has them
 	}
-	r.known[key] = o
+	r.known[key] = known{obj: o, at: r.now()}
 	return o
+}
+
+// Sweep deletes the renderings stored more than Keep before now, and
+// returns how many. Any controller may sweep a shared store: one in use
+// was rewritten less than Keep/4 ago (see lookup and load).
+func (r *Renderer) Sweep(ctx context.Context, now time.Time) (int, error) {
+	if r.Keep <= 0 {
+		return 0, nil
+	}
+	objs, err := r.Store.List(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("speech: sweep: %w", err)
+	}
+	n := 0
+	for _, o := range objs {
+		if !strings.HasPrefix(o.Key, "tts/") || o.Modified.IsZero() || !o.Modified.Before(now.Add(-r.Keep)) {
+			continue
+		}
+		if err := r.Store.Delete(ctx, o.Key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return n, fmt.Errorf("speech: sweep %s: %w", o.Key, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // to8k turns a 16 kHz mono WAV (which storage.Prepare keeps as it is)

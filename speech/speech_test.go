@@ -23,7 +23,7 @@ import (
 
 // folder is a speech store served over HTTP as the controller serves it.
 func folder(t *testing.T) *storage.Folder {
-	f := &storage.Folder{Dir: t.TempDir(), Secret: []byte("speech-secret")}
+	f := &storage.Folder{Dir: t.TempDir(), Secret: []byte("speech-secret"), Unindexed: true}
 	srv := httptest.NewServer(http.StripPrefix("/speech/", f.Handler()))
 	t.Cleanup(srv.Close)
 	f.BaseURL = srv.URL + "/speech/"
@@ -235,5 +235,76 @@ func TestRenderOutlivesAnImpatientCaller(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(tmp); len(left) > 0 {
 		t.Errorf("Close left %s behind", left[0].Name())
+	}
+}
+
+// Renderings hold contact fields, so they are deleted once no call has
+// asked for them in Keep; one in use is rewritten, so the sweep never
+// takes a file a node was just handed, and one swept is synthesised again
+// when a call asks for it.
+func TestRenderingsSweptAfterKeep(t *testing.T) {
+	needFlite(t)
+	ctx := context.Background()
+	store := folder(t)
+	now := time.Now()
+	r := &speech.Renderer{Engine: &speech.Flite{}, Store: store, Keep: 4 * time.Hour, Clock: func() time.Time { return now }}
+	defer r.Close()
+	for _, text := range []string{"Hello Ann.", "Hello Ben."} {
+		if _, err := r.Render(ctx, "", "en", text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Five hours on: both files are older than Keep.
+	now = now.Add(5 * time.Hour)
+	old := time.Now().Add(-5 * time.Hour)
+	age := func(key string) {
+		if err := os.Chtimes(filepath.Join(store.Dir, filepath.FromSlash(key)), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	age(speech.Key("flite", "", "en", "Hello Ann."))
+	age(speech.Key("flite", "", "en", "Hello Ben."))
+	// Not a rendering: the sweep leaves it alone.
+	if err := os.WriteFile(filepath.Join(store.Dir, "notes.txt"), []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(filepath.Join(store.Dir, "notes.txt"), old, old)
+
+	// A call asks for Ann's again: found in the store and rewritten.
+	if _, err := r.Render(ctx, "", "en", "Hello Ann."); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Syntheses(); n != 2 {
+		t.Fatalf("%d syntheses, want 2 (Ann's was in the store)", n)
+	}
+	n, err := r.Sweep(ctx, time.Now())
+	if err != nil || n != 1 {
+		t.Fatalf("sweep deleted %d, %v; want Ben's alone", n, err)
+	}
+	if _, err := store.Get(ctx, speech.Key("flite", "", "en", "Hello Ann.")); err != nil {
+		t.Fatalf("Ann's rendering, in use, was swept: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(store.Dir, "notes.txt")); err != nil {
+		t.Fatalf("the sweep deleted a file that is not a rendering: %v", err)
+	}
+	// Ben's is asked for again: synthesised anew, and fetchable.
+	f, err := r.Render(ctx, "", "en", "Hello Ben.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Syntheses(); n != 3 {
+		t.Fatalf("%d syntheses, want 3", n)
+	}
+	resp, err := http.Get(f.URL)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("rendering swept and made again: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	// Keep 0 keeps everything.
+	forever := &speech.Renderer{Engine: &speech.Flite{}, Store: store}
+	age(speech.Key("flite", "", "en", "Hello Ben."))
+	if n, err := forever.Sweep(ctx, time.Now()); n != 0 || err != nil {
+		t.Fatalf("with Keep 0 the sweep deleted %d, %v", n, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -29,6 +30,12 @@ type Folder struct {
 	BaseURL string // e.g. http://controller:8080/audio/
 	Secret  []byte
 	Now     func() time.Time // time.Now when nil
+	// Unindexed keeps no index: Put and Delete cost the same however many
+	// files there are (the index is rewritten whole by each), and List
+	// walks the folder, giving each file's size and modification time but
+	// no SHA-256. For stores that are written far more than listed, such as
+	// rendered speech, one file per sentence.
+	Unindexed bool
 
 	mu sync.Mutex
 }
@@ -98,6 +105,13 @@ func (f *Folder) Put(_ context.Context, key string, data []byte) (Object, error)
 	}
 	sum := sha256.Sum256(data)
 	o := Object{Key: key, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	if f.Unindexed {
+		if err := writeAtomic(f.path(key), data); err != nil {
+			return Object{}, fmt.Errorf("store %s: %w", key, err)
+		}
+		o.Modified = f.now()
+		return o, nil
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := writeAtomic(f.path(key), data); err != nil {
@@ -128,6 +142,13 @@ func (f *Folder) Delete(_ context.Context, key string) error {
 	if err := CheckKey(key); err != nil {
 		return err
 	}
+	if f.Unindexed {
+		err := os.Remove(f.path(key))
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: %w", key, ErrNotFound)
+		}
+		return err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx, err := f.readIndex()
@@ -144,8 +165,11 @@ func (f *Folder) Delete(_ context.Context, key string) error {
 	return os.Remove(f.path(key))
 }
 
-// List returns the indexed files.
+// List returns the indexed files, or every file of an unindexed folder.
 func (f *Folder) List(context.Context) ([]Object, error) {
+	if f.Unindexed {
+		return f.walk()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	idx, err := f.readIndex()
@@ -217,4 +241,38 @@ func URLBase(controller string) string {
 		return strings.TrimSuffix(controller, "/") + "/audio/"
 	}
 	return u
+}
+
+// walk lists an unindexed folder's files (not the temporary ones of
+// writes in progress), without their SHA-256.
+func (f *Folder) walk() ([]Object, error) {
+	out := []Object{}
+	err := filepath.WalkDir(f.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil // removed meanwhile, or no folder yet
+			}
+			return err
+		}
+		if d.IsDir() || strings.HasPrefix(d.Name(), ".") {
+			return nil
+		}
+		info, err := d.Info()
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(f.Dir, path)
+		if err != nil {
+			return err
+		}
+		out = append(out, Object{Key: filepath.ToSlash(rel), Size: info.Size(), Modified: info.ModTime()})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", f.Dir, err)
+	}
+	return out, nil
 }

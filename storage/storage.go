@@ -27,6 +27,10 @@ type Object struct {
 	Key    string `json:"key"` // "set/name.ext"
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"` // hex
+	// Modified is when the object was last written, as an unindexed
+	// store's List gives it (a retention sweep's question); zero
+	// elsewhere.
+	Modified time.Time `json:"-"`
 }
 
 // Store keeps the bytes. Keys are already checked by the library.

@@ -42,11 +42,12 @@ type Config struct {
 	S3Endpoint string // custom S3 endpoint for S3-compatible stores. Default "" (AWS).
 	S3Region   string // region of the audio bucket. Default "us-east-1".
 
-	TTS           string // speech engine for flows' say states: "flite" (local), "polly" or "off". Default "flite".
-	Speech        string // rendered speech: a folder, or "s3://bucket/prefix" apart from the audio. Default: the audio's location + "-speech".
-	PollyEngine   string // Polly engine: neural, standard, generative or long-form. Default "neural".
-	PollyRegion   string // Polly's region. Default: s3-region.
-	PollyEndpoint string // custom Polly endpoint (a VPC endpoint, or tests). Default "" (AWS).
+	TTS           string        // speech engine for flows' say states: "flite" (local), "polly" or "off". Default "flite".
+	Speech        string        // rendered speech: a folder, or "s3://bucket/prefix" apart from the audio. Default: the audio's location + "-speech".
+	SpeechKeep    time.Duration // how long a rendering no call asks for is kept (it holds contact fields); 0 for ever. Default 168h.
+	PollyEngine   string        // Polly engine: neural, standard, generative or long-form. Default "neural".
+	PollyRegion   string        // Polly's region. Default: s3-region.
+	PollyEndpoint string        // custom Polly endpoint (a VPC endpoint, or tests). Default "" (AWS).
 	// FlowHTTPAllow lists networks (CIDR) flows' http states may reach
 	// although not public, e.g. a CRM inside the VPC. Default none.
 	FlowHTTPAllow []string
@@ -174,6 +175,7 @@ func DefaultConfig() Config {
 		PriceRegion:      "us-east-1",
 		InstanceType:     "c6i.large",
 		SpotPriceEvery:   time.Hour,
+		SpeechKeep:       7 * 24 * time.Hour,
 		EBSPerGBMonth:    0.08,
 		NodeVolumeGB:     8,
 		IPv4PerHour:      0.005,
@@ -211,6 +213,7 @@ func (c *Config) fields() []field {
 		{"s3-region", "REGION", "audio bucket region", &c.S3Region},
 		{"tts", "ENGINE", "speech engine for say states: flite, polly or off", &c.TTS},
 		{"speech", "DIR|S3URL", "rendered speech: folder or s3://bucket/prefix, not inside the audio library (default: the audio's + \"-speech\")", &c.Speech},
+		{"speech-keep", "DURATION", "delete renderings no call asked for in this long (they hold contact fields); 0 keeps them", &c.SpeechKeep},
 		{"polly-engine", "ENGINE", "Polly engine: neural, standard, generative or long-form", &c.PollyEngine},
 		{"polly-region", "REGION", "Polly region (default: s3-region)", &c.PollyRegion},
 		{"polly-endpoint", "URL", "custom Polly endpoint", &c.PollyEndpoint},
@@ -551,6 +554,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TTS != "off" && c.Speech != "" && (c.Speech == c.Audio || strings.HasPrefix(c.Speech, strings.TrimSuffix(c.Audio, "/")+"/")) {
 		bad("speech", "%q: want a folder or s3://bucket/prefix outside the audio library %q (every node would sync every sentence)", c.Speech, c.Audio)
+	}
+	if c.SpeechKeep != 0 && c.SpeechKeep < time.Hour {
+		bad("speech-keep", "%s: want 0 (keep) or at least 1h (a rendering handed to a node must outlive its 15-minute link)", c.SpeechKeep)
 	}
 	switch c.Cloud {
 	case "local":

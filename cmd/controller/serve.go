@@ -131,7 +131,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		store.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
 	}
 	rpc := &xmlrpc.Service{Secret: secret, Nodes: nodes{scaler, store}, Dialer: dialer{store, scaler}, Flows: flows, Audio: audio, Trunks: trunks{store, scaler}}
-	speechHandler, closeSpeech, err := speechRenderer(ctx, cfg, rpc, publicURL, secret, log)
+	speechHandler, renderer, err := speechRenderer(ctx, cfg, rpc, publicURL, secret, log)
 	if err != nil {
 		return err
 	}
@@ -201,6 +201,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	g.Go(func() error { return scaler.Run(ctx) })
 	g.Go(func() error { return sampleHistory(ctx, hist, store, scaler, log.With("component", "history")) })
 	g.Go(func() error { return sweepRecordings(ctx, recordings, store, log) })
+	g.Go(func() error { return sweepSpeech(ctx, renderer, scaler.Leading, log.With("component", "speech")) })
 	// Every controller delivers result webhooks; the outbox's leases
 	// share the work between them.
 	g.Go(func() error { return (&webhook.Sender{Outbox: store, Log: log.With("component", "webhook")}).Run(ctx) })
@@ -212,7 +213,9 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := srv.Shutdown(shutdown)
-		closeSpeech() // renderings still running end with their files
+		if renderer != nil {
+			renderer.Close() // renderings still running end with their files
+		}
 		return err
 	})
 	return g.Wait()

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 
@@ -36,10 +37,10 @@ func flowHTTP(cfg Config) *flowhttp.Client {
 	return c
 }
 
-func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, publicURL string, secret []byte, log *slog.Logger) (http.Handler, func(), error) {
+func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, publicURL string, secret []byte, log *slog.Logger) (http.Handler, *speech.Renderer, error) {
 	rpc.HTTP = flowHTTP(cfg)
 	if cfg.TTS == "off" {
-		return http.NotFoundHandler(), func() {}, nil
+		return http.NotFoundHandler(), nil, nil
 	}
 	var engine speech.Engine = &speech.Flite{}
 	if cfg.TTS == "polly" {
@@ -58,7 +59,7 @@ func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, public
 		if err != nil {
 			return nil, nil, fmt.Errorf("speech store: %w", err)
 		}
-		st, err := s3store.New(awsCfg, s3store.Options{Bucket: bucket, Prefix: prefix, Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3Endpoint != ""})
+		st, err := s3store.New(awsCfg, s3store.Options{Bucket: bucket, Prefix: prefix, Endpoint: cfg.S3Endpoint, PathStyle: cfg.S3Endpoint != "", Unindexed: true})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -67,12 +68,39 @@ func speechRenderer(ctx context.Context, cfg Config, rpc *xmlrpc.Service, public
 		if err := os.MkdirAll(where, 0o755); err != nil {
 			return nil, nil, fmt.Errorf("speech folder: %w", err)
 		}
-		f := &storage.Folder{Dir: where, BaseURL: strings.TrimSuffix(publicURL, "/") + speechPath, Secret: secret}
+		f := &storage.Folder{Dir: where, BaseURL: strings.TrimSuffix(publicURL, "/") + speechPath, Secret: secret, Unindexed: true}
 		store, handler = f, http.StripPrefix(speechPath, f.Handler())
 	}
-	r := &speech.Renderer{Engine: engine, Store: store}
+	r := &speech.Renderer{Engine: engine, Store: store, Keep: cfg.SpeechKeep}
 	rpc.Speech = loggedSpeech{r, log.With("component", "speech", "engine", engine.Name())}
-	return handler, r.Close, nil
+	return handler, r, nil
+}
+
+// sweepSpeech deletes renderings past -speech-keep every hour, on the
+// scaler leader only (one sweeper for a shared store; any may, safely).
+func sweepSpeech(ctx context.Context, r *speech.Renderer, leading func() bool, log *slog.Logger) error {
+	if r == nil || r.Keep <= 0 {
+		return nil
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if !leading() {
+			continue
+		}
+		n, err := r.Sweep(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			log.Warn("speech retention", "err", err)
+		}
+		if n > 0 {
+			log.Info("renderings past their retention deleted", "renderings", n)
+		}
+	}
 }
 
 // loggedSpeech logs what could not be rendered: the call hears the

@@ -41,6 +41,7 @@ type Store struct {
 	presign *s3.PresignClient
 	bucket  string
 	prefix  string // "" or ending in "/"
+	plain   bool   // Options.Unindexed
 
 	mu sync.Mutex
 }
@@ -53,6 +54,13 @@ type Options struct {
 	Prefix    string // e.g. "audio/"
 	Endpoint  string // custom endpoint for S3-compatible stores; "" for AWS
 	PathStyle bool   // path-style addressing (most S3-compatible stores)
+	// Unindexed keeps no index object: Put and Delete are one request
+	// each however many objects there are (the index is rewritten whole
+	// by each, and two controllers writing it at once lose entries), and
+	// List pages through the bucket, giving each object's size and
+	// LastModified but no SHA-256. For rendered speech, one object per
+	// sentence.
+	Unindexed bool
 }
 
 // New builds the store from an AWS config.
@@ -74,7 +82,7 @@ func New(cfg aws.Config, o Options) (*Store, error) {
 	if prefix != "" {
 		prefix += "/"
 	}
-	return &Store{api: client, presign: s3.NewPresignClient(client), bucket: o.Bucket, prefix: prefix}, nil
+	return &Store{api: client, presign: s3.NewPresignClient(client), bucket: o.Bucket, prefix: prefix, plain: o.Unindexed}, nil
 }
 
 const indexKey = ".index.json"
@@ -153,12 +161,22 @@ func (s *Store) Put(ctx context.Context, key string, data []byte) (storage.Objec
 	}
 	sum := sha256.Sum256(data)
 	o := storage.Object{Key: key, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	put := func() error {
+		_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(key)), Body: bytes.NewReader(data),
+			ContentLength: aws.Int64(int64(len(data))), ContentType: aws.String("application/octet-stream"), Metadata: map[string]string{"sha256": o.SHA256}})
+		if err != nil {
+			return fmt.Errorf("store %s: %w", key, err)
+		}
+		return nil
+	}
+	if s.plain {
+		o.Modified = time.Now()
+		return o, put()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(key)), Body: bytes.NewReader(data),
-		ContentLength: aws.Int64(int64(len(data))), ContentType: aws.String("application/octet-stream"), Metadata: map[string]string{"sha256": o.SHA256}})
-	if err != nil {
-		return storage.Object{}, fmt.Errorf("store %s: %w", key, err)
+	if err := put(); err != nil {
+		return storage.Object{}, err
 	}
 	idx, err := s.index(ctx)
 	if err != nil {
@@ -189,6 +207,13 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := storage.CheckKey(key); err != nil {
 		return err
 	}
+	if s.plain {
+		// S3 answers a delete of a missing key with success, as here.
+		if _, err := s.api.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: aws.String(s.key(key))}); err != nil {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	idx, err := s.index(ctx)
@@ -205,8 +230,11 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return s.writeIndex(ctx, idx)
 }
 
-// List returns the indexed files.
+// List returns the indexed files, or every object of an unindexed store.
 func (s *Store) List(ctx context.Context) ([]storage.Object, error) {
+	if s.plain {
+		return s.walk(ctx)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	idx, err := s.index(ctx)
@@ -227,4 +255,24 @@ func (s *Store) URL(ctx context.Context, key string, ttl time.Duration) (string,
 		return "", fmt.Errorf("presign %s: %w", key, err)
 	}
 	return req.URL, nil
+}
+
+// walk pages through an unindexed store's objects.
+func (s *Store) walk(ctx context.Context) ([]storage.Object, error) {
+	out := []storage.Object{}
+	p := s3.NewListObjectsV2Paginator(s.api, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list s3://%s/%s: %w", s.bucket, s.prefix, err)
+		}
+		for _, o := range page.Contents {
+			k := strings.TrimPrefix(aws.ToString(o.Key), s.prefix)
+			if storage.CheckKey(k) != nil {
+				continue
+			}
+			out = append(out, storage.Object{Key: k, Size: aws.ToInt64(o.Size), Modified: aws.ToTime(o.LastModified)})
+		}
+	}
+	return out, nil
 }

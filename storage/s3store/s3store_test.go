@@ -177,3 +177,120 @@ func BenchmarkSyncS3(b *testing.B) {
 		}
 	}
 }
+
+// TestUnindexedStores: rendered speech is one object per sentence, so its
+// stores keep no index. Put, Get, signed URLs and Delete work as in the
+// indexed ones; List gives sizes and modification times, which the
+// retention sweep needs.
+func TestUnindexedStores(t *testing.T) {
+	fake := s3fake.New("audio-bucket")
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	s3st, err := New(awsConfig(), Options{Bucket: "audio-bucket", Prefix: "prod/speech", Endpoint: srv.URL, PathStyle: true, Unindexed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	folder := newFolder(t)
+	folder.Unindexed = true
+	before := time.Now().Add(-time.Minute)
+	for name, st := range map[string]storage.Store{"folder": folder, "s3": s3st} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			data := bytes.Repeat([]byte{0xD5}, 8000)
+			o, err := st.Put(ctx, "tts/0123abcd.wav", data)
+			if err != nil || o.Size != 8000 || len(o.SHA256) != 64 {
+				t.Fatalf("put: %+v %v", o, err)
+			}
+			if _, err := st.Put(ctx, "tts/4567ef01.wav", []byte{1, 2, 3}); err != nil {
+				t.Fatal(err)
+			}
+			objs, err := st.List(ctx)
+			sort.Slice(objs, func(i, j int) bool { return objs[i].Key < objs[j].Key })
+			if err != nil || len(objs) != 2 || objs[0].Key != "tts/0123abcd.wav" || objs[0].Size != 8000 || objs[0].Modified.Before(before) {
+				t.Fatalf("list: %+v %v", objs, err)
+			}
+			u, err := st.URL(ctx, "tts/0123abcd.wav", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.Get(u)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("signed URL %s: %v %v", u, resp, err)
+			}
+			resp.Body.Close()
+			if _, err := st.Put(ctx, "../escape.wav", data); !errors.Is(err, storage.ErrBadName) {
+				t.Fatalf("path trick: %v", err)
+			}
+			if err := st.Delete(ctx, "tts/4567ef01.wav"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Get(ctx, "tts/4567ef01.wav"); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("deleted file: %v", err)
+			}
+			if objs, _ := st.List(ctx); len(objs) != 1 {
+				t.Fatalf("after delete: %+v", objs)
+			}
+		})
+	}
+	// Nothing but the renderings was written: no index.
+	if entries, _ := os.ReadDir(folder.Dir); len(entries) != 1 || entries[0].Name() != "tts" {
+		t.Errorf("folder holds %v", entries)
+	}
+	if _, err := s3st.Get(context.Background(), ".index.json"); !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrBadName) {
+		t.Errorf("an index was written: %v", err)
+	}
+}
+
+// BenchmarkSpeechPut stores one more rendering in a folder that holds
+// 2,000, indexed and unindexed, against the floor measured in the same
+// run: the durable write of the file alone (temporary file, sync,
+// rename), which any store must do.
+func BenchmarkSpeechPut(b *testing.B) {
+	const held = 2000
+	data := bytes.Repeat([]byte{0xD5}, 16000) // two seconds at 8 kHz
+	ctx := context.Background()
+	fill := func(f *storage.Folder) {
+		for i := range held {
+			if _, err := f.Put(ctx, fmt.Sprintf("tts/%08d.wav", i), data[:100]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	per := map[string]time.Duration{}
+	run := func(name string, put func(i int) error) {
+		b.Run(name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				if err := put(held + i); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			per[name] = b.Elapsed() / time.Duration(b.N)
+		})
+	}
+	dir := b.TempDir()
+	run("floor", func(i int) error {
+		tmp, err := os.CreateTemp(dir, ".tmp-*")
+		if err != nil {
+			return err
+		}
+		tmp.Write(data)
+		tmp.Sync()
+		tmp.Close()
+		return os.Rename(tmp.Name(), fmt.Sprintf("%s/%08d.wav", dir, i))
+	})
+	for _, unindexed := range []bool{false, true} {
+		f := &storage.Folder{Dir: b.TempDir(), Unindexed: unindexed}
+		fill(f)
+		name := map[bool]string{false: "indexed", true: "unindexed"}[unindexed]
+		run(name, func(i int) error {
+			_, err := f.Put(ctx, fmt.Sprintf("tts/%08d.wav", i), data)
+			return err
+		})
+	}
+	if per["floor"] > 0 {
+		fmt.Printf("speech Put with %d renderings held: indexed %v (%.1f× floor), unindexed %v (%.2f× floor); floor (durable write of the file) %v\n",
+			held, per["indexed"], float64(per["indexed"])/float64(per["floor"]), per["unindexed"], float64(per["unindexed"])/float64(per["floor"]), per["floor"])
+	}
+}
