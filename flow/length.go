@@ -5,22 +5,16 @@ import (
 	"maps"
 	"math"
 	"slices"
+
+	"github.com/elastidial/elastidial/campaign"
 )
 
 // Length is the longest a call can spend in a flow, from the answer to
-// the hangup, along the flow's longest path. The scaler keeps a campaign
-// whose calls may outlast a spot instance's two-minute interruption
-// notice off spot nodes: a reclaimed node would cut them off.
-type Length struct {
-	// Seconds is the bound when the flow is bounded.
-	Seconds float64 `json:"seconds"`
-	// Unbounded: some path has no bound (a loop a caller can go round,
-	// a transfer to people, a prompt of unknown length, a bound beyond
-	// MaxLengthSeconds).
-	Unbounded bool `json:"unbounded"`
-	// Why names the state that makes the flow unbounded.
-	Why string `json:"why,omitempty"`
-}
+// the hangup, along the flow's longest path: Seconds, or Unbounded with
+// Why naming the state. The scaler keeps a campaign whose calls may
+// outlast a spot instance's two-minute interruption notice off spot
+// nodes (campaign.Campaign.OffSpot): a reclaimed node would cut them off.
+type Length = campaign.FlowLength
 
 // MaxLengthSeconds is the longest bound reported; a longer one (from
 // values no validated flow has) is Unbounded.
