@@ -17,7 +17,7 @@ import (
 func TestSpotNodeGetsNoLongCalls(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		s.SpotCallLimit = 105 * time.Second // two minutes less a margin
+		s.SpotCallLimit = 105 * time.Second             // two minutes less a margin
 		s.Caps = campaign.Caps{PerDay: 10, PerWeek: 10} // setup gives every campaign the same numbers
 		s.NodeSpot = func(_ context.Context, id string) (bool, error) {
 			switch id {

@@ -135,7 +135,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		// on-demand nodes only.
 		store.SpotCallLimit, store.NodeSpot = cfg.SpotCallLimit, scaler.NodeSpot
 	}
-		rpc := &xmlrpc.Service{Secret: secret, Nodes: nodes{scaler, store}, Dialer: dialer{store, scaler}, Flows: flows, Audio: audio, Trunks: trunks{store, scaler}}
+	rpc := &xmlrpc.Service{Secret: secret, Nodes: nodes{scaler, store}, Dialer: dialer{store, scaler}, Flows: flows, Audio: audio, Trunks: trunks{store, scaler}}
 	speechHandler, closeSpeech, err := speechRenderer(ctx, cfg, rpc, publicURL, secret, log)
 	if err != nil {
 		return err
