@@ -172,6 +172,10 @@ type Campaign struct {
 	// Transfers is set by the store when the campaign's flow has a
 	// transfer state: it is then paced (Pace). Read-only.
 	Transfers bool `json:"transfers"`
+	// FlowLength is the longest call of the current flow (flow.Length),
+	// set by the store when a flow is saved; nil for a flow saved before
+	// lengths were computed. Read-only.
+	FlowLength *FlowLength `json:"flow_length,omitempty"`
 	// Webhook, when set, receives every finished attempt (webhook.go).
 	Webhook *Webhook `json:"webhook,omitempty"`
 	// RecordingRetentionDays: recordings older than this are deleted,
@@ -543,6 +547,43 @@ type Demand struct {
 	Active            int        // leases outstanding
 	AvgAttemptSeconds float64    // observed mean attempt duration; 0 = the scaler's default
 	Upcoming          []Upcoming // demand known to start soon
+	// OnDemand: the campaign's calls may outlast a spot node's
+	// interruption notice (Campaign.OffSpot), so only on-demand nodes
+	// lease them.
+	OnDemand bool
+}
+
+// FlowLength is the longest a call can spend in a flow, from the answer to
+// the hangup (flow.Length computes it; the flow package names it
+// flow.Length).
+type FlowLength struct {
+	// Seconds is the bound when the flow is bounded.
+	Seconds float64 `json:"seconds"`
+	// Unbounded: some path has no bound (a loop a caller can go round,
+	// a transfer to people, a prompt of unknown length).
+	Unbounded bool `json:"unbounded"`
+	// Why names the state that makes the flow unbounded.
+	Why string `json:"why,omitempty"`
+}
+
+// OffSpot reports whether the campaign's calls may last longer than limit
+// (a spot node's two-minute interruption notice less a margin): its ring
+// time plus its flow's longest call. Such calls are kept off spot nodes,
+// which would cut them off when reclaimed. A flow whose length is not
+// known (saved before lengths were computed) counts as long; a campaign
+// with no flow yet rings only. limit 0 keeps nothing off spot.
+func (c *Campaign) OffSpot(limit time.Duration) bool {
+	if limit <= 0 {
+		return false
+	}
+	call := float64(c.RingSeconds)
+	if c.FlowVersion > 0 {
+		if c.FlowLength == nil || c.FlowLength.Unbounded {
+			return true
+		}
+		call += c.FlowLength.Seconds
+	}
+	return call > limit.Seconds()
 }
 
 // Upcoming is demand known to start soon: a scheduled campaign start or a

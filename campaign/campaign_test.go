@@ -76,3 +76,27 @@ func TestValidateRefusesRetryingInvalidNumbers(t *testing.T) {
 		t.Errorf("retry rules for new dispositions refused: %v", err)
 	}
 }
+
+// TestOffSpot: ring time plus the flow's longest call against the limit;
+// a flow of unknown or unbounded length is long; no flow rings only.
+func TestOffSpot(t *testing.T) {
+	limit := 105 * time.Second
+	for _, tc := range []struct {
+		name  string
+		c     Campaign
+		limit time.Duration
+		want  bool
+	}{
+		{"fits", Campaign{RingSeconds: 30, FlowVersion: 1, FlowLength: &FlowLength{Seconds: 75}}, limit, false},
+		{"a second over", Campaign{RingSeconds: 30, FlowVersion: 1, FlowLength: &FlowLength{Seconds: 75.5}}, limit, true},
+		{"unbounded", Campaign{RingSeconds: 30, FlowVersion: 1, FlowLength: &FlowLength{Unbounded: true}}, limit, true},
+		{"length unknown", Campaign{RingSeconds: 30, FlowVersion: 2}, limit, true},
+		{"no flow yet", Campaign{RingSeconds: 30}, limit, false},
+		{"long ring alone", Campaign{RingSeconds: 120}, limit, true},
+		{"no limit", Campaign{RingSeconds: 30, FlowVersion: 1, FlowLength: &FlowLength{Unbounded: true}}, 0, false},
+	} {
+		if got := tc.c.OffSpot(tc.limit); got != tc.want {
+			t.Errorf("%s: OffSpot = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

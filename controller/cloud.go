@@ -51,6 +51,10 @@ type LaunchRequest struct {
 	// Zone is the availability zone to place them in when it has
 	// capacity; "" lets the cloud choose.
 	Zone string
+	// OnDemand launches on-demand instances from a cloud that launches
+	// spot: for calls that may outlast a spot interruption notice, or
+	// while spot is short.
+	OnDemand bool
 }
 
 // ZonedCloud is a Cloud that places launches in zones: the planner

@@ -6,5 +6,5 @@ package controller
 func viewOf(d Demand) CampaignView {
 	return CampaignView{ID: d.CampaignID, Priority: d.Priority, Target: d.Target, Callable: d.Callable, Active: d.Active,
 		MaxCPS: d.MaxCPS, Trunk: d.Trunk, TrunkChannels: d.TrunkChannels, TrunkCPS: d.TrunkCPS,
-		AvgAttemptSeconds: d.AvgAttemptSeconds, Upcoming: d.Upcoming}
+		AvgAttemptSeconds: d.AvgAttemptSeconds, Upcoming: d.Upcoming, OnDemand: d.OnDemand}
 }

@@ -20,6 +20,8 @@ func TestViewOfCarriesEveryField(t *testing.T) {
 			f.SetString(dv.Type().Field(i).Name)
 		case reflect.Int:
 			f.SetInt(int64(i + 1))
+		case reflect.Bool:
+			f.SetBool(true)
 		case reflect.Float64:
 			f.SetFloat(float64(i) + 0.5)
 		case reflect.Slice:

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -94,6 +96,7 @@ type Controller struct {
 	nodes      map[string]*node
 	intents    []LaunchIntent
 	memory     Memory
+	short      Shortage // what launches taught about capacity; in the store with one
 	lastDemand []CampaignView
 	lastPlan   Plan
 	toRelease  []string     // ended nodes whose leases are not yet released
@@ -179,8 +182,13 @@ func (c *Controller) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	short, err := c.store.Shortage(ctx)
+	if err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.short = short
 	for _, r := range recs {
 		if n := c.nodes[r.ID]; n != nil {
 			n.rec = r
@@ -398,7 +406,7 @@ func (c *Controller) Tick(ctx context.Context) error {
 func (c *Controller) Observe() Observed {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	obs := Observed{Campaigns: c.lastDemand, Memory: c.memory, Nodes: make([]NodeView, 0, len(c.nodes)+8)}
+	obs := Observed{Campaigns: c.lastDemand, Memory: c.memory, Short: c.short, Nodes: make([]NodeView, 0, len(c.nodes)+8)}
 	byToken := map[string]int{}
 	for _, n := range c.nodes {
 		if n.rec.State == StateGone {
@@ -411,7 +419,8 @@ func (c *Controller) Observe() Observed {
 	}
 	for _, in := range c.intents {
 		for i := byToken[in.Token]; i < in.Count; i++ {
-			obs.Nodes = append(obs.Nodes, NodeView{ID: fmt.Sprintf("%s#%d", in.Token, i), State: StateRequested, LaunchedAt: in.CreatedAt, Zone: in.Zone})
+			obs.Nodes = append(obs.Nodes, NodeView{ID: fmt.Sprintf("%s#%d", in.Token, i), State: StateRequested, LaunchedAt: in.CreatedAt, Zone: in.Zone,
+				Spot: c.cfg.Plan.Spot && !in.OnDemand})
 		}
 	}
 	// A stable order makes the plan (and the simulator) deterministic.
@@ -612,11 +621,11 @@ func (c *Controller) launch(ctx context.Context, in LaunchIntent, now time.Time)
 	if err := c.stillLeading(ctx); err != nil {
 		return fmt.Errorf("launch %d (token %s): %w", in.Count, in.Token, err)
 	}
-	insts, err := c.cloud.Launch(ctx, LaunchRequest{Count: in.Count, Token: in.Token, Zone: in.Zone,
+	insts, err := c.cloud.Launch(ctx, LaunchRequest{Count: in.Count, Token: in.Token, Zone: in.Zone, OnDemand: in.OnDemand,
 		Tags: map[string]string{TagRole: "node", TagLaunchToken: in.Token, "Name": "elastidial-node"}})
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var firstErr error
+	firstErr := c.learn(ctx, in, insts, now)
 	for _, inst := range insts {
 		n := c.nodes[inst.ID]
 		if n == nil {
@@ -650,6 +659,43 @@ func (c *Controller) launch(ctx context.Context, in LaunchIntent, now time.Time)
 		return fmt.Errorf("launch %d (token %s): %w", in.Count, in.Token, err)
 	}
 	return firstErr
+}
+
+// learn records what a launch's answer taught about the cloud's capacity:
+// spot asked and on-demand given (the cloud fell back: spot is short), or
+// a zone asked and another given (that zone is short). The shortage is
+// stored under the fence before it is used, so a new leader resumes it;
+// entries expire after SpotRetry and ZoneRetry. The caller holds c.mu.
+func (c *Controller) learn(ctx context.Context, in LaunchIntent, insts []Instance, now time.Time) error {
+	sh := c.short.Live(now)
+	if sh.Zones != nil {
+		sh.Zones = maps.Clone(sh.Zones)
+	}
+	var why []string
+	if c.cfg.Plan.Spot && !in.OnDemand && slices.ContainsFunc(insts, func(i Instance) bool { return !i.Spot }) {
+		sh.SpotUntil = now.Add(c.cfg.Plan.SpotRetry)
+		why = append(why, "no spot capacity: launches on-demand until "+sh.SpotUntil.Format(time.RFC3339))
+	}
+	if in.Zone != "" && slices.ContainsFunc(insts, func(i Instance) bool { return i.Zone != "" && i.Zone != in.Zone }) {
+		if sh.Zones == nil {
+			sh.Zones = map[string]time.Time{}
+		}
+		sh.Zones[in.Zone] = now.Add(c.cfg.Plan.ZoneRetry)
+		why = append(why, "zone "+in.Zone+" short of capacity: launches avoid it until "+sh.Zones[in.Zone].Format(time.RFC3339))
+	}
+	if sh.Equal(c.short) {
+		return nil
+	}
+	if c.store != nil {
+		if err := c.store.SaveShortage(ctx, c.fence, sh); err != nil {
+			return fmt.Errorf("launch %s: record the capacity shortage: %w", in.Token, err)
+		}
+	}
+	for _, w := range why {
+		c.log.Warn("capacity shortage", "token", in.Token, "what", w)
+	}
+	c.short = sh
+	return nil
 }
 
 // act carries out a plan. Each state change is stored before the cloud is
@@ -722,7 +768,7 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 			c.mu.Unlock()
 			c.log.Info("drain", "nodes", a.NodeIDs, "reason", a.Reason)
 		case ActLaunch:
-			in := LaunchIntent{Token: c.cfg.NewToken(), Count: a.Count, CreatedAt: now, Zone: a.Zone}
+			in := LaunchIntent{Token: c.cfg.NewToken(), Count: a.Count, CreatedAt: now, Zone: a.Zone, OnDemand: a.OnDemand}
 			if c.store != nil {
 				if err := c.store.AddIntent(ctx, c.fence, in); err != nil {
 					note(err)

@@ -69,6 +69,10 @@ type CampaignView struct {
 	TrunkCPS          float64 // 0 = unlimited
 	AvgAttemptSeconds float64 // observed mean attempt duration; 0 = Config.DefaultAttemptSeconds
 	Upcoming          []Upcoming
+	// OnDemand: its calls may outlast a spot node's interruption notice,
+	// so only on-demand nodes lease them; with spot launches the plan
+	// keeps enough on-demand nodes for its demand.
+	OnDemand bool
 }
 
 // NodeView is one node as the planner sees it.
@@ -127,6 +131,55 @@ type Observed struct {
 	// observation (the campaign tier did not answer): the planner still
 	// replaces failed nodes and scales out, but never scales in on it.
 	DemandStale bool
+	// Short is what the cloud's answers taught about its capacity.
+	Short Shortage
+}
+
+// Shortage is what launches taught about the cloud's capacity: spot had
+// none anywhere (launches go on-demand until SpotUntil, then spot is
+// tried again), and zones that had none (launches avoid each until its
+// time). The loop records it from the cloud's answers and keeps it in the
+// store under the leader's fence, so that a new leader resumes it rather
+// than retrying a short zone or spot at once.
+type Shortage struct {
+	SpotUntil time.Time
+	Zones     map[string]time.Time // zone → short until
+}
+
+// SpotShort reports whether launches should be on-demand at now.
+func (s Shortage) SpotShort(now time.Time) bool { return now.Before(s.SpotUntil) }
+
+// ZoneShort reports whether launches should avoid zone z at now.
+func (s Shortage) ZoneShort(z string, now time.Time) bool { return now.Before(s.Zones[z]) }
+
+// Live returns s without the entries expired at now.
+func (s Shortage) Live(now time.Time) Shortage {
+	out := Shortage{}
+	if s.SpotShort(now) {
+		out.SpotUntil = s.SpotUntil
+	}
+	for z, t := range s.Zones {
+		if now.Before(t) {
+			if out.Zones == nil {
+				out.Zones = map[string]time.Time{}
+			}
+			out.Zones[z] = t
+		}
+	}
+	return out
+}
+
+// Equal reports whether two shortages hold the same facts.
+func (s Shortage) Equal(o Shortage) bool {
+	if !s.SpotUntil.Equal(o.SpotUntil) || len(s.Zones) != len(o.Zones) {
+		return false
+	}
+	for z, t := range s.Zones {
+		if u, ok := o.Zones[z]; !ok || !u.Equal(t) {
+			return false
+		}
+	}
+	return true
 }
 
 // Config are the scaling knobs. Zero fields take the default noted beside
@@ -145,6 +198,8 @@ type Config struct {
 	HeartbeatDeadline     time.Duration // silence after which a node is unhealthy; 45s
 	DrainTimeout          time.Duration // a draining node is terminated at this age of its drain; 15m
 	SpotDrainTimeout      time.Duration // EC2 gives two minutes; 2m
+	SpotRetry             time.Duration // after a launch found no spot capacity, launches are on-demand this long; 10m
+	ZoneRetry             time.Duration // after a launch found no capacity in its zone, launches avoid it this long; 10m
 	StruggleCPU           float64       // CPU share above which a node is struggling; 0.85
 	StruggleLoad          float64       // load1 above which a node is struggling; 0 = ignore
 	StruggleFactor        float64       // share of slots a struggling node keeps; 0.75
@@ -192,6 +247,8 @@ func (c Config) WithDefaults() Config {
 	c.HeartbeatDeadline = cmp.Or(c.HeartbeatDeadline, 45*time.Second)
 	c.DrainTimeout = cmp.Or(c.DrainTimeout, 15*time.Minute)
 	c.SpotDrainTimeout = cmp.Or(c.SpotDrainTimeout, 2*time.Minute)
+	c.SpotRetry = cmp.Or(c.SpotRetry, 10*time.Minute)
+	c.ZoneRetry = cmp.Or(c.ZoneRetry, 10*time.Minute)
 	c.StruggleCPU = cmp.Or(c.StruggleCPU, 0.85)
 	c.StruggleFactor = cmp.Or(c.StruggleFactor, 0.75)
 	c.Pricing = c.Pricing.WithDefaults()
@@ -261,6 +318,9 @@ type Action struct {
 	Reason  string      // for logs
 	Drain   DrainReason // ActDrain: why, typed (the drain deadline depends on it)
 	Zone    string      // ActLaunch: the zone to place the nodes in; "" any
+	// OnDemand (ActLaunch, with spot launches): launch on-demand nodes,
+	// for calls that may outlast a spot notice or while spot is short.
+	OnDemand bool
 }
 
 // Plan is the planner's answer for one tick.
@@ -275,6 +335,7 @@ type Plan struct {
 	WarmTarget    int // parked nodes the pool aims at
 	Parked        int // parked (or parking) nodes once the plan is carried out
 	BudgetLimited bool
+	OnDemandNodes int      // with spot launches: on-demand nodes kept for calls that may outlast a spot notice
 	Reasons       []string // why capacity is held where it is (budget, max nodes, ...)
 	// Shares is the fleet's slots, once the plan is carried out, as the
 	// campaigns will get them: higher priority first (leasing serves
@@ -639,6 +700,50 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 
 	have := p.ReadySlots + p.ComingSlots
 	serving := len(ready) + len(coming)
+	// Calls that may outlast a spot node's interruption notice are leased
+	// to on-demand nodes only: with spot launches, the fleet keeps enough
+	// on-demand nodes for those campaigns' demand (they serve the others
+	// too, so the total is unchanged).
+	odWant, odHave := 0, 0
+	if cfg.Spot {
+		calls := 0
+		for _, c := range obs.Campaigns {
+			if c.OnDemand {
+				calls += CampaignDemand(c, now, cfg)
+			}
+		}
+		odWant = (min(calls, p.DemandCalls) + slot - 1) / slot
+		for _, g := range [][]NodeView{ready, coming} {
+			for _, n := range g {
+				if !n.Spot {
+					odHave++
+				}
+			}
+		}
+	}
+	p.OnDemandNodes = odWant
+	// Spot found short lately: every launch is on-demand until then.
+	spotShort := cfg.Spot && obs.Short.SpotShort(now)
+	// Launches avoid zones found short of capacity lately (all zones
+	// stay in play when every one is short).
+	lz := cfg
+	lz.Zones = nil
+	for _, z := range cfg.Zones {
+		if !obs.Short.ZoneShort(z, now) {
+			lz.Zones = append(lz.Zones, z)
+		}
+	}
+	if len(lz.Zones) == 0 {
+		lz.Zones = cfg.Zones
+	}
+	if spotShort {
+		p.Reasons = append(p.Reasons, fmt.Sprintf("spot short of capacity until %s: launches are on-demand", obs.Short.SpotUntil.Format(time.RFC3339)))
+	}
+	for _, z := range cfg.Zones {
+		if obs.Short.ZoneShort(z, now) {
+			p.Reasons = append(p.Reasons, fmt.Sprintf("zone %s short of capacity until %s: launches avoid it", z, obs.Short.Zones[z].Format(time.RFC3339)))
+		}
+	}
 	poolHave := len(parked) + parking
 	for _, n := range draining {
 		if n.DrainReason == DrainPark {
@@ -689,7 +794,7 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		if len(drain) > 0 {
 			p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: drain, Reason: "over the node cap", Drain: DrainOverCap})
 		}
-	case have < p.WantedSlots || serving < minNodes:
+	case have < p.WantedSlots || serving < minNodes || odHave < odWant:
 		// 3. Scale out: drains first (warm, already paid for), fullest
 		// first, then parked nodes, then launches (a batch per zone).
 		sort.Slice(draining, func(i, j int) bool {
@@ -700,15 +805,22 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		})
 		var cancel []string
 		for _, n := range draining {
-			if have >= p.WantedSlots && serving >= minNodes {
+			enough := have >= p.WantedSlots && serving >= minNodes
+			if enough && odHave >= odWant {
 				break
 			}
 			if n.SpotNotice || n.State != StateDraining || n.LastHeartbeat.IsZero() || now.Sub(n.LastHeartbeat) > cfg.HeartbeatDeadline {
 				continue
 			}
+			if enough && n.Spot {
+				continue // short of on-demand nodes only: a spot node does not help
+			}
 			cancel = append(cancel, n.ID)
 			have += NodeSlots(n, cfg)
 			serving++
+			if !n.Spot {
+				odHave++
+			}
 		}
 		if len(cancel) > 0 {
 			p.Actions = append(p.Actions, Action{Kind: ActCancelDrain, NodeIDs: cancel, Reason: "demand returned"})
@@ -717,7 +829,7 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 		if have < p.WantedSlots {
 			need = (p.WantedSlots - have + slot - 1) / slot
 		}
-		need = max(need, minNodes-serving)
+		need = max(need, minNodes-serving, odWant-odHave)
 		var start []string
 		zc := zoneCounts(cfg.Zones, ready, coming)
 		startable := func(n NodeView) bool {
@@ -732,8 +844,11 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			alive++
 			serving++
 			have += NodeSlots(NodeView{Capacity: n.Capacity}, cfg)
+			if !n.Spot {
+				odHave++
+			}
 		}
-		if len(cfg.Zones) == 0 {
+		if len(lz.Zones) == 0 {
 			for _, n := range parked {
 				if need <= 0 || alive >= maxNodes {
 					break
@@ -749,8 +864,8 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			reserved := map[string]int{}
 			chosen := map[string]bool{}
 			for need > 0 && alive < maxNodes {
-				z := cfg.Zones[0]
-				for _, x := range cfg.Zones[1:] {
+				z := lz.Zones[0]
+				for _, x := range lz.Zones[1:] {
 					if zc[x] < zc[z] {
 						z = x
 					}
@@ -802,7 +917,17 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			need = max(room, 0)
 		}
 		if need > 0 {
-			for _, l := range spread(cfg, zc, need) {
+			// On-demand nodes for the long calls first, then spot (all
+			// on-demand while spot is short).
+			od := min(need, max(odWant-odHave, 0))
+			if spotShort {
+				od = need
+			}
+			for _, l := range spread(lz, zc, od) {
+				p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: l.Count, Zone: l.Zone, OnDemand: cfg.Spot,
+					Reason: fmt.Sprintf("want %d slots, have %d; %d on-demand nodes for calls that may outlast a spot notice, have %d", p.WantedSlots, have, odWant, odHave)})
+			}
+			for _, l := range spread(lz, zc, need-od) {
 				p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: l.Count, Zone: l.Zone, Reason: fmt.Sprintf("want %d slots, have %d", p.WantedSlots, have)})
 			}
 			alive += need
@@ -842,6 +967,9 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 				if picked[i] || have-s < target || readyHave-s < target || serving-1 < minNodes || (!toPool && now.Sub(n.LaunchedAt) < cfg.MinLifetime) {
 					continue
 				}
+				if cfg.Spot && !n.Spot && odHave-1 < odWant {
+					continue // the on-demand nodes the long calls need stay
+				}
 				// In the fullest zone; with spot launches, on-demand nodes
 				// (a fallback when spot was short) go first: the fleet
 				// moves back to spot as it turns over.
@@ -866,6 +994,9 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			have -= s
 			readyHave -= s
 			serving--
+			if !n.Spot {
+				odHave--
+			}
 		}
 		if len(park) > 0 {
 			p.Actions = append(p.Actions, Action{Kind: ActDrain, NodeIDs: park, Reason: fmt.Sprintf("surplus over %s: want %d slots; park for the warm pool of %d", cfg.ScaleInWindow, target, p.WarmTarget), Drain: DrainPark})
@@ -894,8 +1025,9 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			}
 		}
 		if fill -= parkedNow; fill > 0 {
-			for _, l := range spread(cfg, zoneCounts(cfg.Zones, ready, coming), fill) {
-				p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: l.Count, Zone: l.Zone, Reason: fmt.Sprintf("warm pool: %d more nodes to boot, sync and park", fill)})
+			// On-demand: a spot node is never parked.
+			for _, l := range spread(lz, zoneCounts(cfg.Zones, ready, coming), fill) {
+				p.Actions = append(p.Actions, Action{Kind: ActLaunch, Count: l.Count, Zone: l.Zone, OnDemand: cfg.Spot, Reason: fmt.Sprintf("warm pool: %d more nodes to boot, sync and park", fill)})
 			}
 			alive += fill
 		}

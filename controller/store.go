@@ -62,6 +62,9 @@ type LaunchIntent struct {
 	// honours when it has capacity there). Not stored: a retry after a
 	// restart lands where the cloud has room.
 	Zone string
+	// OnDemand: launched on-demand from a cloud that launches spot (the
+	// plan's Action.OnDemand); stored, so a retry asks for the same.
+	OnDemand bool
 }
 
 var schema = []string{
@@ -92,6 +95,12 @@ var schema = []string{
 		holder TEXT NOT NULL,
 		token BIGINT NOT NULL,
 		expires BIGINT NOT NULL)`,
+	// What launches taught about the cloud's capacity (Shortage), as
+	// JSON in one row, written under the leader's fence: a new leader
+	// resumes it (issue 19).
+	`CREATE TABLE IF NOT EXISTS elastidial_shortage (
+		name TEXT PRIMARY KEY,
+		doc TEXT NOT NULL)`,
 }
 
 // nodeColumns are added to elastidial_nodes after its first release: the
@@ -103,6 +112,11 @@ var nodeColumns = []struct{ name, def string }{
 	{"load", "TEXT NOT NULL DEFAULT ''"},
 	{"cap_cmd", "INTEGER NOT NULL DEFAULT 0"},
 	{"warm", "TEXT NOT NULL DEFAULT ''"}, // the warm pool (issue 19): WarmRecord as JSON
+}
+
+// launchColumns are added to elastidial_launches after its first release.
+var launchColumns = []struct{ name, def string }{
+	{"on_demand", "INTEGER NOT NULL DEFAULT 0"}, // LaunchIntent.OnDemand (issue 19)
 }
 
 // Errors of fenced and revisioned writes.
@@ -157,18 +171,23 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("create tables: %w", err)
 		}
 	}
-	for _, c := range nodeColumns {
-		var have int
-		q := `SELECT COUNT(*) FROM pragma_table_info('elastidial_nodes') WHERE name = ?`
-		if s.postgres {
-			q = `SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'elastidial_nodes' AND column_name = $1`
-		}
-		if err := tx.QueryRowContext(ctx, q, c.name).Scan(&have); err != nil {
-			return fmt.Errorf("add column %s: %w", c.name, err)
-		}
-		if have == 0 {
-			if _, err := tx.ExecContext(ctx, `ALTER TABLE elastidial_nodes ADD COLUMN `+c.name+` `+c.def); err != nil {
-				return fmt.Errorf("add column %s: %w", c.name, err)
+	for _, t := range []struct {
+		table string
+		cols  []struct{ name, def string }
+	}{{"elastidial_nodes", nodeColumns}, {"elastidial_launches", launchColumns}} {
+		for _, c := range t.cols {
+			var have int
+			q := `SELECT COUNT(*) FROM pragma_table_info('` + t.table + `') WHERE name = ?`
+			if s.postgres {
+				q = `SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '` + t.table + `' AND column_name = $1`
+			}
+			if err := tx.QueryRowContext(ctx, q, c.name).Scan(&have); err != nil {
+				return fmt.Errorf("add column %s.%s: %w", t.table, c.name, err)
+			}
+			if have == 0 {
+				if _, err := tx.ExecContext(ctx, `ALTER TABLE `+t.table+` ADD COLUMN `+c.name+` `+c.def); err != nil {
+					return fmt.Errorf("add column %s.%s: %w", t.table, c.name, err)
+				}
 			}
 		}
 	}
@@ -387,9 +406,13 @@ func (s *Store) AddIntent(ctx context.Context, f Fence, in LaunchIntent) error {
 		return fmt.Errorf("add launch intent: token %q count %d", in.Token, in.Count)
 	}
 	cond, fargs := fenceCond(f)
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_launches (token, count, created_at, done)
-		SELECT CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), 0 WHERE `+cond),
-		append([]any{in.Token, in.Count, unixNano(in.CreatedAt)}, fargs...)...)
+	onDemand := 0
+	if in.OnDemand {
+		onDemand = 1
+	}
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_launches (token, count, created_at, done, on_demand)
+		SELECT CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), 0, CAST(? AS INTEGER) WHERE `+cond),
+		append([]any{in.Token, in.Count, unixNano(in.CreatedAt), onDemand}, fargs...)...)
 	if err != nil {
 		return fmt.Errorf("add launch intent %s: %w", in.Token, err)
 	}
@@ -451,7 +474,7 @@ func (s *Store) Resign(ctx context.Context, f Fence) error {
 
 // OpenIntents lists launches asked for and not finished, oldest first.
 func (s *Store) OpenIntents(ctx context.Context) ([]LaunchIntent, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT token, count, created_at FROM elastidial_launches WHERE done=0 ORDER BY created_at, token`)
+	rows, err := s.db.QueryContext(ctx, `SELECT token, count, created_at, on_demand FROM elastidial_launches WHERE done=0 ORDER BY created_at, token`)
 	if err != nil {
 		return nil, fmt.Errorf("list launch intents: %w", err)
 	}
@@ -459,15 +482,72 @@ func (s *Store) OpenIntents(ctx context.Context) ([]LaunchIntent, error) {
 	var out []LaunchIntent
 	for rows.Next() {
 		var in LaunchIntent
-		var at int64
-		if err := rows.Scan(&in.Token, &in.Count, &at); err != nil {
+		var at, onDemand int64
+		if err := rows.Scan(&in.Token, &in.Count, &at, &onDemand); err != nil {
 			return nil, fmt.Errorf("list launch intents: %w", err)
 		}
-		in.CreatedAt = fromNano(at)
+		in.CreatedAt, in.OnDemand = fromNano(at), onDemand != 0
 		out = append(out, in)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list launch intents: %w", err)
 	}
 	return out, nil
+}
+
+// shortageDoc is Shortage as stored.
+type shortageDoc struct {
+	SpotUntil int64            `json:"spot_until,omitempty"` // Unix ns
+	Zones     map[string]int64 `json:"zones,omitempty"`      // zone → Unix ns
+}
+
+// Shortage reads what the leaders recorded about the cloud's capacity
+// (the zero Shortage when nothing is).
+func (s *Store) Shortage(ctx context.Context) (Shortage, error) {
+	var doc string
+	err := s.db.QueryRowContext(ctx, `SELECT doc FROM elastidial_shortage WHERE name = 'capacity'`).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Shortage{}, nil
+	}
+	if err != nil {
+		return Shortage{}, fmt.Errorf("read capacity shortage: %w", err)
+	}
+	var d shortageDoc
+	if err := json.Unmarshal([]byte(doc), &d); err != nil {
+		return Shortage{}, fmt.Errorf("read capacity shortage: %w", err)
+	}
+	out := Shortage{SpotUntil: fromNano(d.SpotUntil)}
+	for z, t := range d.Zones {
+		if out.Zones == nil {
+			out.Zones = map[string]time.Time{}
+		}
+		out.Zones[z] = fromNano(t)
+	}
+	return out, nil
+}
+
+// SaveShortage records what launches taught about the cloud's capacity,
+// only while f is the current leadership (ErrFenced otherwise).
+func (s *Store) SaveShortage(ctx context.Context, f Fence, sh Shortage) error {
+	d := shortageDoc{SpotUntil: unixNano(sh.SpotUntil)}
+	for z, t := range sh.Zones {
+		if d.Zones == nil {
+			d.Zones = map[string]int64{}
+		}
+		d.Zones[z] = unixNano(t)
+	}
+	doc, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("save capacity shortage: %w", err)
+	}
+	cond, fargs := fenceCond(f)
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_shortage (name, doc) SELECT 'capacity', CAST(? AS TEXT) WHERE `+cond+`
+		ON CONFLICT (name) DO UPDATE SET doc = excluded.doc`), append([]any{string(doc)}, fargs...)...)
+	if err != nil {
+		return fmt.Errorf("save capacity shortage: %w", err)
+	}
+	if k, _ := res.RowsAffected(); k != 1 {
+		return fmt.Errorf("save capacity shortage: %w", ErrFenced)
+	}
+	return nil
 }

@@ -1,12 +1,14 @@
 package storage
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/elastidial/elastidial/internal/jsonhttp"
@@ -185,4 +187,39 @@ func (l *Library) PlayHandler() http.Handler {
 		w.Header().Set("Content-Disposition", fmt.Sprintf("inline; filename=%q", strings.TrimSuffix(path.Base(key), path.Ext(key))+".wav"))
 		w.Write(wav)
 	})
+}
+
+// Seconds is a prompt's ("set/name", no extension) length: the longest of
+// its playable formats in the library (a node may play any of them). The
+// scaler bounds a flow's calls with it (flow.Length).
+func (l *Library) Seconds(ctx context.Context, prompt string) (float64, error) {
+	objs, _, err := l.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	longest, found := 0.0, false
+	for _, ext := range Playable {
+		key := prompt + ext
+		if _, ok := slices.BinarySearchFunc(objs, key, func(o Object, k string) int { return strings.Compare(o.Key, k) }); !ok {
+			continue
+		}
+		rc, err := l.Store.Get(ctx, key)
+		if err != nil {
+			return 0, fmt.Errorf("length of %s: %w", key, err)
+		}
+		data, err := io.ReadAll(io.LimitReader(rc, MaxAudioBytes+1))
+		rc.Close()
+		if err != nil {
+			return 0, fmt.Errorf("length of %s: %w", key, err)
+		}
+		in, err := Describe(key, data)
+		if err != nil {
+			return 0, fmt.Errorf("length of %s: %w", key, err)
+		}
+		longest, found = max(longest, in.Seconds), true
+	}
+	if !found {
+		return 0, fmt.Errorf("length of prompt %s: %w", prompt, ErrNotFound)
+	}
+	return longest, nil
 }

@@ -40,6 +40,10 @@ type API struct {
 	// ValidateFlow checks a flow document before it is saved; nil accepts
 	// any JSON object.
 	ValidateFlow func(ctx context.Context, doc []byte) error
+	// FlowLength computes a valid flow's longest call (flow.Length with
+	// the audio library's prompt lengths), shown on the campaign and used
+	// to keep long calls off spot nodes; nil leaves it unknown.
+	FlowLength func(ctx context.Context, doc []byte) (campaign.FlowLength, error)
 	// CheckColumns checks the campaign's flow against its dial lists'
 	// columns when it is started or resumed (flow.CheckColumns); nil
 	// skips the check. A campaign with no list imported yet is not
@@ -396,12 +400,28 @@ func (a *API) putFlow(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	v, err := a.Store.SaveFlow(r.Context(), r.PathValue("id"), raw, a.now())
+	var length *campaign.FlowLength
+	if a.FlowLength != nil {
+		l, err := a.FlowLength(r.Context(), raw)
+		if err != nil {
+			a.fail(w, r, fmt.Errorf("flow length: %w", err))
+			return
+		}
+		length = &l
+	}
+	v, err := a.Store.SaveFlowLength(r.Context(), r.PathValue("id"), raw, length, a.now())
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	jsonhttp.Write(w, http.StatusOK, map[string]int{"flow_version": v})
+	a.demandChanged() // the campaign may now need on-demand nodes, or no longer
+	jsonhttp.Write(w, http.StatusOK, putFlowReply{FlowVersion: v, FlowLength: length})
+}
+
+// putFlowReply answers PUT /campaigns/{id}/flow.
+type putFlowReply struct {
+	FlowVersion int                  `json:"flow_version"`
+	FlowLength  *campaign.FlowLength `json:"flow_length,omitempty"`
 }
 
 func (a *API) getFlow(w http.ResponseWriter, r *http.Request) {

@@ -236,11 +236,13 @@ func TestDemandChangedWakesScaler(t *testing.T) {
 	step("read", 2)
 	c.json("POST", "/api/v1/campaigns/"+camp.ID+"/start", nil, 409, nil)
 	step("refused start", 2)
+	// A new flow may move the campaign's calls on or off spot nodes.
 	c.json("PUT", "/api/v1/campaigns/"+camp.ID+"/flow", map[string]any{"start": "hello"}, 200, nil)
+	step("flow", 3)
 	c.json("POST", "/api/v1/campaigns/"+camp.ID+"/start", nil, 200, nil)
-	step("start", 3)
+	step("start", 4)
 	c.json("PUT", "/api/v1/campaigns/"+camp.ID, map[string]any{"name": "R", "trunk": "carrier", "caller_id": "+14155550100", "target": 500}, 200, nil)
-	step("target raised", 4)
+	step("target raised", 5)
 }
 
 // TestDialListRequestCap: a dial-list body over the cap is refused with
@@ -266,4 +268,35 @@ func TestDialListRequestCap(t *testing.T) {
 	if status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("dnc over the cap: %d %s", status, body)
 	}
+}
+
+// TestFlowLengthShown: the flow's longest call, computed when it is saved,
+// is in the save's answer and on the campaign; PATCH refuses it by name.
+func TestFlowLengthShown(t *testing.T) {
+	c, _ := newAPI(t, func(a *API) {
+		a.FlowLength = func(_ context.Context, doc []byte) (campaign.FlowLength, error) {
+			if strings.Contains(string(doc), "loop") {
+				return campaign.FlowLength{Unbounded: true, Why: `state "loop": goes back to "loop"`}, nil
+			}
+			return campaign.FlowLength{Seconds: 42.5}, nil
+		}
+	})
+	c.json("PUT", "/api/v1/trunks/carrier", map[string]any{"max_channels": 120, "max_cps": 10}, 200, nil)
+	var camp struct{ ID string }
+	c.json("POST", "/api/v1/campaigns", map[string]any{"name": "R", "trunk": "carrier", "caller_id": "+14155550100", "target": 50}, 201, &camp)
+	var saved struct {
+		FlowVersion int                  `json:"flow_version"`
+		FlowLength  *campaign.FlowLength `json:"flow_length"`
+	}
+	c.json("PUT", "/api/v1/campaigns/"+camp.ID+"/flow", map[string]any{"start": "hello"}, 200, &saved)
+	if saved.FlowVersion != 1 || saved.FlowLength == nil || saved.FlowLength.Seconds != 42.5 {
+		t.Fatalf("save: %+v", saved)
+	}
+	c.json("PUT", "/api/v1/campaigns/"+camp.ID+"/flow", map[string]any{"start": "loop"}, 200, nil)
+	var got campaign.Campaign
+	c.json("GET", "/api/v1/campaigns/"+camp.ID, nil, 200, &got)
+	if got.FlowLength == nil || !got.FlowLength.Unbounded || !strings.Contains(got.FlowLength.Why, "loop") {
+		t.Fatalf("campaign: %+v", got.FlowLength)
+	}
+	c.json("PATCH", "/api/v1/campaigns/"+camp.ID, map[string]any{"flow_length": map[string]any{"seconds": 1}}, 400, nil)
 }

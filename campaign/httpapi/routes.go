@@ -106,6 +106,7 @@ var readOnly = map[string]string{
 	"created_at":   "is kept by the controller",
 	"updated_at":   "is kept by the controller",
 	"transfers":    "follows the flow: set when it has a transfer state",
+	"flow_length":  "follows the flow: its longest call, computed when it is saved",
 }
 
 // campaignFields are the JSON names of campaign.Campaign's fields.

@@ -42,6 +42,9 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 	if err != nil || len(running) == 0 {
 		return nil, err
 	}
+	if running, err = s.forNode(ctx, nodeID, running); err != nil || len(running) == 0 {
+		return nil, err
+	}
 	var out []campaign.Lease
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		out = out[:0]

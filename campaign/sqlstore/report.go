@@ -92,7 +92,8 @@ func (s *Store) Demand(ctx context.Context, now time.Time) ([]campaign.Demand, e
 			}
 			c.Target = min(c.Target, max(1, int(pace)))
 		}
-		d := campaign.Demand{CampaignID: c.ID, Priority: c.Priority, Target: c.Target, MaxCPS: c.MaxCPS, Trunk: c.Trunk, AvgAttemptSeconds: 30}
+		d := campaign.Demand{CampaignID: c.ID, Priority: c.Priority, Target: c.Target, MaxCPS: c.MaxCPS, Trunk: c.Trunk, AvgAttemptSeconds: 30,
+			OnDemand: c.OffSpot(s.SpotCallLimit)}
 		// The group's room is that of all its trunks: one out of rotation
 		// for a while is no reason to scale the fleet in.
 		for _, name := range c.Group() {

@@ -54,6 +54,15 @@ type Store struct {
 	Cache   Cache
 	configs configCache
 
+	// SpotCallLimit is the longest call a spot node may carry: a
+	// campaign whose calls may last longer (Campaign.OffSpot) is leased
+	// to on-demand nodes only, and its Demand says so. 0 keeps nothing
+	// off spot.
+	SpotCallLimit time.Duration
+	// NodeSpot reports whether a node is a spot instance (the scaler's
+	// registry); nil when no node is.
+	NodeSpot func(ctx context.Context, nodeID string) (bool, error)
+
 	// The compliance linker (chain.go), PostgreSQL only.
 	linkKick chan struct{}
 	linkStop context.CancelFunc
@@ -236,7 +245,7 @@ func (s *Store) CreateCampaign(ctx context.Context, c campaign.Campaign, now tim
 	c.Defaults()
 	c.ID = "c_" + randomID(6)
 	c.Status = campaign.StatusDraft
-	c.FlowVersion, c.Transfers = 0, false
+	c.FlowVersion, c.Transfers, c.FlowLength = 0, false, nil
 	c.CreatedAt, c.UpdatedAt = now.UTC(), now.UTC()
 	if err := c.Validate(); err != nil {
 		return c, err
@@ -309,6 +318,7 @@ func (s *Store) ModifyCampaign(ctx context.Context, id string, change func(*camp
 			return err
 		}
 		c.ID, c.Status, c.FlowVersion, c.CreatedAt, c.UpdatedAt, c.Transfers = old.ID, old.Status, old.FlowVersion, old.CreatedAt, now.UTC(), old.Transfers
+		c.FlowLength = old.FlowLength
 		c.Defaults()
 		if err := c.Validate(); err != nil {
 			return err
@@ -449,8 +459,16 @@ func (s *Store) campaigns(ctx context.Context, query string, args ...any) ([]cam
 
 // SaveFlow stores a new version of a campaign's flow document (already
 // validated by the caller) and makes it current. Old versions are kept:
-// calls in flight use the version they were leased with.
+// calls in flight use the version they were leased with. Its length is
+// unknown: on a fleet with spot nodes, the campaign's calls go to
+// on-demand nodes only (SaveFlowLength knows better).
 func (s *Store) SaveFlow(ctx context.Context, id string, doc []byte, now time.Time) (int, error) {
+	return s.SaveFlowLength(ctx, id, doc, nil, now)
+}
+
+// SaveFlowLength is SaveFlow with the flow's longest call (flow.Length),
+// which decides whether the campaign's calls may go to spot nodes.
+func (s *Store) SaveFlowLength(ctx context.Context, id string, doc []byte, length *campaign.FlowLength, now time.Time) (int, error) {
 	var version int
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		c, err := s.campaignTx(ctx, tx, id)
@@ -460,6 +478,7 @@ func (s *Store) SaveFlow(ctx context.Context, id string, doc []byte, now time.Ti
 		c.FlowVersion++
 		c.UpdatedAt = now.UTC()
 		c.Transfers = flowTransfers(doc)
+		c.FlowLength = length
 		version = c.FlowVersion
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO flows (campaign_id, version, doc, created_at) VALUES (?, ?, ?, ?)`), id, version, string(doc), ms(now)); err != nil {
 			return fmt.Errorf("save flow: %w", err)

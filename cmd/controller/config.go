@@ -87,6 +87,13 @@ type Config struct {
 	// pool parks them hibernated (the root volume must be encrypted and
 	// hold the RAM). Default false: a plain stop.
 	EC2Hibernate bool
+	// SpotCallLimit is the longest call a spot node may carry (with
+	// ec2-spot): a campaign whose ring time plus its flow's longest call
+	// (flow.Length) may exceed it is dialled from on-demand nodes only,
+	// and the scaler keeps enough of those for it. Default 1m45s: EC2's
+	// two-minute interruption notice less a 15 s margin. 0: no campaign
+	// is kept off spot.
+	SpotCallLimit time.Duration
 
 	// The warm pool (ec2 only): surplus nodes that booted and synced once
 	// are parked stopped, billing their volume only, and started on the
@@ -167,6 +174,7 @@ func DefaultConfig() Config {
 		WarmPool:         true,
 		WarmPoolMax:      20,
 		SpikeMemory:      24 * time.Hour,
+		SpotCallLimit:    105 * time.Second,
 		NodeSlots:        100,
 		MaxNodes:         50,
 		Tick:             5 * time.Second,
@@ -238,6 +246,7 @@ func (c *Config) fields() []field {
 		{"ec2-security-groups", "SG_IDS", "comma-separated security group ids", &c.EC2SecurityGroups},
 		{"ec2-profile", "NAME", "node instance profile name", &c.EC2Profile},
 		{"ec2-spot", "", "launch spot instances", &c.EC2Spot},
+		{"spot-call-limit", "DURATION", "longest call a spot node may carry (ring plus the flow's longest path); longer campaigns use on-demand nodes (0: none kept off spot)", &c.SpotCallLimit},
 		{"ec2-hibernate", "", "launch nodes with hibernation configured; the warm pool parks them hibernated", &c.EC2Hibernate},
 		{"warm-pool", "", "park surplus nodes stopped and start them on the next rise", &c.WarmPool},
 		{"warm-pool-min", "NODES", "parked nodes kept whatever the spike risk", &c.WarmPoolMin},
@@ -617,6 +626,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SpikeMemory < time.Minute {
 		bad("spike-memory", "%s: must be at least 1m", c.SpikeMemory)
+	}
+	if c.SpotCallLimit < 0 || c.SpotCallLimit > 2*time.Minute {
+		bad("spot-call-limit", "%s: want 0 to 2m (EC2's interruption notice)", c.SpotCallLimit)
 	}
 	if c.SpotPriceEvery < time.Minute {
 		bad("spot-price-every", "%s: must be at least 1m", c.SpotPriceEvery)

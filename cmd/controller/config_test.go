@@ -60,6 +60,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{[]string{"-ebs-gb-month", "-0.1"}, nil, "ebs-gb-month"},
 		{[]string{"-warm-pool-min", "5", "-warm-pool-max", "2"}, nil, "warm-pool-max"},
 		{[]string{"-spike-memory", "1s"}, nil, "spike-memory"},
+		{[]string{"-spot-call-limit", "3m"}, nil, "spot-call-limit"},
+		{nil, map[string]string{"ELASTIDIAL_SPOT_CALL_LIMIT": "-1s"}, "spot-call-limit"},
 	} {
 		_, err := load(t, tc.args, tc.env)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -130,6 +130,11 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		audio.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
 		store.Cache = xmlrpc.MemcacheTTL{Client: flows.Memcache}
 	}
+	if cfg.Cloud == "ec2" && cfg.EC2Spot {
+		// Calls that may outlast a spot node's interruption notice go to
+		// on-demand nodes only.
+		store.SpotCallLimit, store.NodeSpot = cfg.SpotCallLimit, scaler.NodeSpot
+	}
 	rpc := &xmlrpc.Service{Secret: secret, Nodes: nodes{scaler, store}, Dialer: dialer{store, scaler}, Flows: flows, Audio: audio, Trunks: trunks{store, scaler}}
 	speechHandler, renderer, err := speechRenderer(ctx, cfg, rpc, publicURL, secret, log)
 	if err != nil {
@@ -146,6 +151,20 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 			return ok
 		})
 		return cmp.Or(listErr, err)
+	}, FlowLength: func(ctx context.Context, doc []byte) (campaign.FlowLength, error) {
+		f, err := flow.Parse(doc)
+		if err != nil {
+			return campaign.FlowLength{}, err
+		}
+		var listErr error
+		l := f.Length(flow.Timing{Prompt: func(prompt string) (float64, bool) {
+			sec, err := audio.Seconds(ctx, prompt)
+			if err != nil && !errors.Is(err, storage.ErrNotFound) {
+				listErr = cmp.Or(listErr, err)
+			}
+			return sec, err == nil
+		}})
+		return l, listErr
 	}, CheckColumns: func(doc []byte, columns []string) error {
 		f, err := flow.Parse(doc)
 		if err != nil {

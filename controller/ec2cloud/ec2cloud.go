@@ -391,9 +391,12 @@ const maxClientToken = 64
 // With Spot, a request that finds no spot capacity anywhere falls back to
 // on-demand, and launches stay on-demand for SpotRetry before spot is
 // tried again (the scaler drains on-demand nodes first at scale-in, so the
-// fleet moves back to spot as it turns over).
+// fleet moves back to spot as it turns over). req.OnDemand launches
+// on-demand at once (the scaler asks so for calls that may outlast a spot
+// notice, and while it knows spot is short, a fact it keeps in its store
+// so that a new leader knows it too).
 func (c *Cloud) Launch(ctx context.Context, req controller.LaunchRequest) ([]controller.Instance, error) {
-	if !c.cfg.Spot {
+	if !c.cfg.Spot || req.OnDemand {
 		return c.launch(ctx, req, false)
 	}
 	c.mu.Lock()

@@ -890,3 +890,21 @@ func TestSpotFallback(t *testing.T) {
 		t.Fatalf("fake: %+v", v)
 	}
 }
+
+// TestOnDemandRequest: a request the scaler marks OnDemand (calls that
+// may outlast a spot notice, or spot known short) launches on-demand at
+// once from a spot cloud, in one call; others stay spot.
+func TestOnDemandRequest(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, func(c *ec2cloud.Config) { c.Spot, c.InstanceTypes = true, []string{"c6i.large"} })
+	got, err := e.cloud.Launch(ctx, controller.LaunchRequest{Count: 2, Token: "od1", OnDemand: true})
+	if err != nil || len(got) != 2 || got[0].Spot || got[1].Spot {
+		t.Fatalf("on-demand launch: %+v %v", got, err)
+	}
+	if n := e.fake.CallCount("RunInstances"); n != 1 {
+		t.Fatalf("%d RunInstances calls, want 1 on-demand", n)
+	}
+	if got, err := e.cloud.Launch(ctx, controller.LaunchRequest{Count: 1, Token: "s1"}); err != nil || !got[0].Spot {
+		t.Fatalf("spot launch: %+v %v", got, err)
+	}
+}

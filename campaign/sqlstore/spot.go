@@ -1,0 +1,32 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/elastidial/elastidial/campaign"
+)
+
+// forNode keeps the campaigns node may lease for: a spot node, which EC2
+// reclaims two minutes after its notice, gets no campaign whose calls may
+// outlast SpotCallLimit (campaign.Campaign.OffSpot). The scaler keeps
+// on-demand nodes for those (campaign.Demand.OnDemand).
+func (s *Store) forNode(ctx context.Context, nodeID string, cs []campaign.Campaign) ([]campaign.Campaign, error) {
+	if s.SpotCallLimit <= 0 || s.NodeSpot == nil {
+		return cs, nil
+	}
+	spot, err := s.NodeSpot(ctx, nodeID)
+	if err != nil {
+		return nil, fmt.Errorf("lease: capacity type of node %s: %w", nodeID, err)
+	}
+	if !spot {
+		return cs, nil
+	}
+	out := make([]campaign.Campaign, 0, len(cs))
+	for _, c := range cs {
+		if !c.OffSpot(s.SpotCallLimit) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
