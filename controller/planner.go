@@ -136,6 +136,7 @@ type Config struct {
 	MinNodes              int           // nodes kept even with no demand; 0
 	MaxNodes              int           // hard cap on live instances; 50
 	Headroom              float64       // extra share of slots kept above demand that rose unannounced within ScaleInWindow; 0.05
+	SpareNodes            int           // nodes kept above any demand, so a node that fails leaves no call unserved while it is replaced; 0
 	DefaultAttemptSeconds float64       // attempt duration when a campaign has none observed; 30
 	ScaleInWindow         time.Duration // surplus must last this long before a drain; 5m
 	MinLifetime           time.Duration // a node younger than this is not drained: no launch-then-terminate churn; 10m
@@ -221,6 +222,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: MaxNodes %d is negative", c.MaxNodes)
 	case c.MaxNodes > 0 && c.MinNodes > c.MaxNodes:
 		return fmt.Errorf("config: MinNodes %d above MaxNodes %d", c.MinNodes, c.MaxNodes)
+	case c.SpareNodes < 0:
+		return fmt.Errorf("config: SpareNodes %d is negative", c.SpareNodes)
 	case c.Headroom < 0 || c.Headroom > 10:
 		return fmt.Errorf("config: Headroom %g outside 0..10", c.Headroom)
 	case c.StruggleFactor < 0 || c.StruggleFactor > 1:
@@ -592,6 +595,9 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	}
 	extra := min(int(math.Ceil(float64(p.DemandCalls)*cfg.Headroom)), surprise)
 	p.WantedSlots = p.DemandCalls + extra
+	if p.DemandCalls > 0 {
+		p.WantedSlots += cfg.SpareNodes * cfg.SlotsPerNode
+	}
 	peak = max(peak, p.WantedSlots)
 	windowFull := older != nil
 	for _, s := range p.Memory.Samples {

@@ -641,3 +641,20 @@ func TestPlanStartHedge(t *testing.T) {
 		t.Errorf("StartHedge 1.5: err %v, want one naming StartHedge", err)
 	}
 }
+
+// TestPlanSpareNodes: SpareNodes are kept above any demand (none without
+// demand), so a node that fails is absorbed while its replacement boots.
+func TestPlanSpareNodes(t *testing.T) {
+	cfg := Config{SpareNodes: 1}
+	p := cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 150)}, Nodes: readyNodes("r", 90, 60), Memory: fullWindow(250)}, t0)
+	if got := kinds(p); got != "launch 1" || p.WantedSlots != 250 {
+		t.Errorf("150 calls on 2 nodes with 1 spare: %q, wanted %d slots; want launch 1, 250", got, p.WantedSlots)
+	}
+	p = cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 0)}, Nodes: readyNodes("r", 0), Memory: fullWindow(0)}, t0)
+	if got := kinds(p); got != "drain r0" || p.WantedSlots != 0 {
+		t.Errorf("no demand: %q, wanted %d slots; want the node drained, no spare", got, p.WantedSlots)
+	}
+	if err := (Config{SpareNodes: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "SpareNodes") {
+		t.Errorf("SpareNodes -1: err %v, want one naming SpareNodes", err)
+	}
+}
