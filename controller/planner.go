@@ -189,6 +189,7 @@ type Config struct {
 	MinNodes              int           // nodes kept even with no demand; 0
 	MaxNodes              int           // hard cap on live instances; 50
 	Headroom              float64       // extra share of slots kept above demand that rose unannounced within ScaleInWindow; 0.05
+	SpareNodes            int           // nodes kept above any demand, so a node that fails leaves no call unserved while it is replaced; 0
 	DefaultAttemptSeconds float64       // attempt duration when a campaign has none observed; 30
 	ScaleInWindow         time.Duration // surplus must last this long before a drain; 5m
 	MinLifetime           time.Duration // a node younger than this is not drained: no launch-then-terminate churn; 10m
@@ -225,6 +226,12 @@ type Config struct {
 	SpikeMemory    time.Duration // how long an unannounced rise keeps the pool sized for it; 24h
 	Hibernate      bool          // park hibernated (RAM to the root volume) where the instance allows
 	StartRetry     time.Duration // a parked node the cloud refused to start is passed over this long; 1m
+	// StartHedge is the share of nodes a start from the pool asks for
+	// beyond the shortfall, rounded up: warm starts have a long tail, so
+	// the shortfall is met by the fastest and the slowest come back to
+	// the pool as surplus. The pool holds that share more than the risk
+	// (and WarmPoolMin) too. 0.2; negative: none.
+	StartHedge float64
 
 	// Zones are the availability zones launches spread across (the
 	// loop fills them from a ZonedCloud): each launch goes to the zone
@@ -257,6 +264,7 @@ func (c Config) WithDefaults() Config {
 	c.WarmPoolMax = cmp.Or(c.WarmPoolMax, 20)
 	c.SpikeMemory = cmp.Or(c.SpikeMemory, 24*time.Hour)
 	c.StartRetry = cmp.Or(c.StartRetry, time.Minute)
+	c.StartHedge = cmp.Or(c.StartHedge, 0.2)
 	return c
 }
 
@@ -271,6 +279,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: MaxNodes %d is negative", c.MaxNodes)
 	case c.MaxNodes > 0 && c.MinNodes > c.MaxNodes:
 		return fmt.Errorf("config: MinNodes %d above MaxNodes %d", c.MinNodes, c.MaxNodes)
+	case c.SpareNodes < 0:
+		return fmt.Errorf("config: SpareNodes %d is negative", c.SpareNodes)
 	case c.Headroom < 0 || c.Headroom > 10:
 		return fmt.Errorf("config: Headroom %g outside 0..10", c.Headroom)
 	case c.StruggleFactor < 0 || c.StruggleFactor > 1:
@@ -283,6 +293,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config: WarmPoolMin %d above WarmPoolMax %d", c.WarmPoolMin, c.WarmPoolMax)
 	case c.WarmPoolBudget < 0:
 		return fmt.Errorf("config: WarmPoolBudget %g is negative", c.WarmPoolBudget)
+	case c.StartHedge > 1:
+		return fmt.Errorf("config: StartHedge %g above 1", c.StartHedge)
 	}
 	if err := c.Pricing.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -644,6 +656,9 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	}
 	extra := min(int(math.Ceil(float64(p.DemandCalls)*cfg.Headroom)), surprise)
 	p.WantedSlots = p.DemandCalls + extra
+	if p.DemandCalls > 0 {
+		p.WantedSlots += cfg.SpareNodes * cfg.SlotsPerNode
+	}
 	peak = max(peak, p.WantedSlots)
 	windowFull := older != nil
 	for _, s := range p.Memory.Samples {
@@ -680,8 +695,12 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 	slot := cfg.SlotsPerNode
 	// The warm pool's size: the spike risk in nodes, within its limits
 	// and what its own budget pays for at the stopped price.
+	// hedged is n nodes and the StartHedge share more, for the tail.
+	hedged := func(n int) int { return n + int(math.Ceil(max(cfg.StartHedge, 0)*float64(n)-1e-9)) }
+	poolMin := 0
 	if cfg.WarmPool {
-		p.WarmTarget = min(max((risk+slot-1)/slot, cfg.WarmPoolMin), cfg.WarmPoolMax)
+		poolMin = min(hedged(cfg.WarmPoolMin), cfg.WarmPoolMax)
+		p.WarmTarget = min(max(hedged((risk+slot-1)/slot), poolMin), cfg.WarmPoolMax)
 		if sp := cfg.Pricing.StoppedHourly(); sp > 0 && cfg.WarmPoolBudget > 0 {
 			p.WarmTarget = min(p.WarmTarget, int(math.Floor(cfg.WarmPoolBudget/sp+1e-9)))
 		}
@@ -766,7 +785,7 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 				}
 			}
 		}
-		fill = max(0, min(p.WarmTarget, cfg.WarmPoolMin)-poolHave-spare-lent)
+		fill = max(0, min(p.WarmTarget, poolMin)-poolHave-spare-lent)
 	}
 	// Starting parked nodes is the first answer to a shortfall; nodes the
 	// plan starts leave the pool.
@@ -830,6 +849,13 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 			need = (p.WantedSlots - have + slot - 1) / slot
 		}
 		need = max(need, minNodes-serving, odWant-odHave)
+		// Starts are hedged: the pool's nodes beyond the shortfall are
+		// started too (never launched for): the fastest serve it.
+		hedge := 0
+		if len(parked) > 0 && need > 0 {
+			hedge = hedged(need) - need
+			need += hedge
+		}
 		var start []string
 		zc := zoneCounts(cfg.Zones, ready, coming)
 		startable := func(n NodeView) bool {
@@ -891,6 +917,7 @@ func (cfg Config) Plan(obs Observed, now time.Time) Plan {
 				alive -= k
 			}
 		}
+		need = max(0, need-hedge) // what is left to launch
 		if len(start) > 0 {
 			started = len(start)
 			fill = max(0, fill-started)

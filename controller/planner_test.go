@@ -451,7 +451,7 @@ func spikeMemory(calls, w int) Memory {
 }
 
 func TestPlanWarmPool(t *testing.T) {
-	pool := Config{WarmPool: true}
+	pool := Config{StartHedge: -1, WarmPool: true}
 	for _, tc := range []struct {
 		name        string
 		cfg         Config
@@ -471,29 +471,29 @@ func TestPlanWarmPool(t *testing.T) {
 		{name: "surplus beyond the pool's target is ended", cfg: pool,
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: append(readyNodes("r", 90, 0, 0), parkedNodes(1)...), Memory: spikeMemory(200, 90)},
 			want: "drain r1; drain r2", warm: 2, after: 2},
-		{name: "parking ignores the churn guard", cfg: Config{WarmPool: true, MinLifetime: 24 * time.Hour},
+		{name: "parking ignores the churn guard", cfg: Config{StartHedge: -1, WarmPool: true, MinLifetime: 24 * time.Hour},
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: readyNodes("r", 90, 0), Memory: spikeMemory(100, 90)},
 			want: "drain r1", warm: 1, after: 1},
 		{name: "a drained parking node is stopped", cfg: pool,
 			obs: Observed{Campaigns: []CampaignView{camp("a", 90)}, Memory: spikeMemory(100, 90), Nodes: append(readyNodes("r", 90),
 				NodeView{ID: "d", State: StateDraining, DrainReason: DrainPark, NodeDrain: true, LaunchedAt: t0.Add(-time.Hour), ReadyAt: t0.Add(-time.Hour), LastHeartbeat: t0, DrainDeadline: t0.Add(time.Minute)})},
 			want: "stop d", warm: 1, after: 1},
-		{name: "the pool shrinks when the risk ages out", cfg: Config{WarmPool: true, SpikeMemory: 30 * time.Minute},
+		{name: "the pool shrinks when the risk ages out", cfg: Config{StartHedge: -1, WarmPool: true, SpikeMemory: 30 * time.Minute},
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: append(readyNodes("r", 90), parkedNodes(2)...), Memory: spikeMemory(200, 90)},
 			want: "terminate w0,w1", warm: 0, after: 0},
-		{name: "WarmPoolMin holds a pool without risk", cfg: Config{WarmPool: true, WarmPoolMin: 2},
+		{name: "WarmPoolMin holds a pool without risk", cfg: Config{StartHedge: -1, WarmPool: true, WarmPoolMin: 2},
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: append(readyNodes("r", 90), parkedNodes(3)...), Memory: fullWindow(90)},
 			want: "terminate w0", warm: 2, after: 2},
-		{name: "WarmPoolMin is filled by launching nodes to park", cfg: Config{WarmPool: true, WarmPoolMin: 2},
+		{name: "WarmPoolMin is filled by launching nodes to park", cfg: Config{StartHedge: -1, WarmPool: true, WarmPoolMin: 2},
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: append(readyNodes("r", 90), parkedNodes(0)...), Memory: fullWindow(90)},
 			want: "launch 2", warm: 2, after: 0},
-		{name: "spare nodes count toward the fill", cfg: Config{WarmPool: true, WarmPoolMin: 2},
+		{name: "spare nodes count toward the fill", cfg: Config{StartHedge: -1, WarmPool: true, WarmPoolMin: 2},
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: readyNodes("r", 90, 0), Memory: fullWindow(90)},
 			want: "drain r1", warm: 2, after: 1},
-		{name: "the pool's own budget caps it", cfg: Config{WarmPool: true, WarmPoolBudget: 0.002},
+		{name: "the pool's own budget caps it", cfg: Config{StartHedge: -1, WarmPool: true, WarmPoolBudget: 0.002},
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: append(readyNodes("r", 90), parkedNodes(3)...), Memory: spikeMemory(500, 90)},
 			want: "terminate w0", warm: 2, after: 2},
-		{name: "the budget cap pays for the pool first", cfg: Config{WarmPool: true, BudgetPerHour: 0.17 + 20*0.0009},
+		{name: "the budget cap pays for the pool first", cfg: Config{StartHedge: -1, WarmPool: true, BudgetPerHour: 0.17 + 20*0.0009},
 			obs:  Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: append(readyNodes("r", 90), parkedNodes(20)...), Memory: spikeMemory(2000, 90)},
 			want: "start w0", warm: 20, after: 19},
 		{name: "a resumed node's deadlines count from its start", cfg: pool,
@@ -520,7 +520,7 @@ func TestPlanWarmPool(t *testing.T) {
 // TestPlanSpikeMemory: an unannounced rise sizes the pool, a later smaller
 // one does not shrink it, and it ages out after SpikeMemory.
 func TestPlanSpikeMemory(t *testing.T) {
-	cfg := Config{WarmPool: true, SpikeMemory: time.Hour}
+	cfg := Config{StartHedge: -1, WarmPool: true, SpikeMemory: time.Hour}
 	var mem Memory
 	now := t0
 	step := func(calls int, d time.Duration) Plan {
@@ -573,7 +573,7 @@ func TestPlanZones(t *testing.T) {
 	if got := kinds(p); got != "drain r1,r0" {
 		t.Errorf("scale-in %q, want the emptiest node of the fullest zone (r1 in a), then the emptiest (r0)", got)
 	}
-	warm := Config{Zones: []string{"a", "b", "c"}, WarmPool: true}
+	warm := Config{Zones: []string{"a", "b", "c"}, WarmPool: true, StartHedge: -1}
 	nodes := append(zoned(readyNodes("r", 90, 90, 90), "a", "b", "c"), zoned(parkedNodes(3), "a", "a", "b")...)
 	p = warm.Plan(Observed{Campaigns: []CampaignView{camp("x", 560)}, Nodes: nodes, Memory: spikeMemory(300, 290)}, t0)
 	var started []string
@@ -610,5 +610,51 @@ func TestPlanSpot(t *testing.T) {
 	p = cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 90)}, Nodes: mixed, Memory: fullWindow(90)}, t0)
 	if got := kinds(p); got != "drain r1,r0" {
 		t.Errorf("scale-in %q, want the on-demand node r1 first", got)
+	}
+}
+
+// TestPlanStartHedge: a start from the pool asks for StartHedge more nodes
+// than the shortfall (rounded up), from the pool only: the fastest serve
+// it, the slowest come back as surplus. The pool holds the hedge too.
+func TestPlanStartHedge(t *testing.T) {
+	cfg := Config{WarmPool: true, StartHedge: 0.2}
+	// Wanted 1,000+50 → 11 nodes: 10 more, 2 hedged; the pool has 12.
+	p := cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: append(readyNodes("r", 90), parkedNodes(12)...), Memory: spikeMemory(1000, 90)}, t0)
+	if got := kinds(p); got != "start w0,w1,w10,w11,w2,w3,w4,w5,w6,w7,w8,w9" {
+		t.Errorf("actions %q, want all 12 parked nodes started (10 + 2 hedged), no launch", got)
+	}
+	if p.WarmTarget != 12 {
+		t.Errorf("pool target %d for a risk of 10 nodes, want 12 (10 + 20%%)", p.WarmTarget)
+	}
+	// A pool short of the need: the hedge is never launched for.
+	p = cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: append(readyNodes("r", 90), parkedNodes(4)...), Memory: spikeMemory(1000, 90)}, t0)
+	if got := kinds(p); got != "start w0,w1,w2,w3; launch 6" {
+		t.Errorf("actions %q, want 4 started and the 6 short launched", got)
+	}
+	// No hedge: exactly the shortfall.
+	cfg.StartHedge = -1
+	p = cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 1000)}, Nodes: append(readyNodes("r", 90), parkedNodes(12)...), Memory: spikeMemory(1000, 90)}, t0)
+	if got := kinds(p); got != "start w0,w1,w10,w11,w2,w3,w4,w5,w6,w7" {
+		t.Errorf("without a hedge: %q, want the 10 short started", got)
+	}
+	if err := (Config{StartHedge: 1.5}).Validate(); err == nil || !strings.Contains(err.Error(), "StartHedge") {
+		t.Errorf("StartHedge 1.5: err %v, want one naming StartHedge", err)
+	}
+}
+
+// TestPlanSpareNodes: SpareNodes are kept above any demand (none without
+// demand), so a node that fails is absorbed while its replacement boots.
+func TestPlanSpareNodes(t *testing.T) {
+	cfg := Config{SpareNodes: 1}
+	p := cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 150)}, Nodes: readyNodes("r", 90, 60), Memory: fullWindow(250)}, t0)
+	if got := kinds(p); got != "launch 1" || p.WantedSlots != 250 {
+		t.Errorf("150 calls on 2 nodes with 1 spare: %q, wanted %d slots; want launch 1, 250", got, p.WantedSlots)
+	}
+	p = cfg.Plan(Observed{Campaigns: []CampaignView{camp("a", 0)}, Nodes: readyNodes("r", 0), Memory: fullWindow(0)}, t0)
+	if got := kinds(p); got != "drain r0" || p.WantedSlots != 0 {
+		t.Errorf("no demand: %q, wanted %d slots; want the node drained, no spare", got, p.WantedSlots)
+	}
+	if err := (Config{SpareNodes: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "SpareNodes") {
+		t.Errorf("SpareNodes -1: err %v, want one naming SpareNodes", err)
 	}
 }

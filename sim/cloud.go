@@ -74,17 +74,6 @@ func lognormal(r *rand.Rand, median, tail, floor time.Duration) time.Duration {
 	return time.Duration(max(d, floor.Seconds()) * float64(time.Second))
 }
 
-// meanDelay is the expected value of lognormal(median, tail, floor),
-// integrated numerically: the floors' arithmetic uses it.
-func meanDelay(median, tail, floor time.Duration) float64 {
-	sigma := math.Log(tail.Seconds()/median.Seconds()) / 2.326
-	sum, dz := 0.0, 1e-3
-	for z := -8.0; z < 8; z += dz {
-		sum += max(median.Seconds()*math.Exp(sigma*z), floor.Seconds()) * math.Exp(-z*z/2) / math.Sqrt(2*math.Pi) * dz
-	}
-	return sum
-}
-
 // bootDelay draws a launch-to-registered time: log-normal with the given
 // median, its 99th percentile at BootTail, and never under 20 s.
 func (m CloudModel) bootDelay(r *rand.Rand) time.Duration {
@@ -113,6 +102,13 @@ type instance struct {
 	stops     []span // completed stops, billed at the stopped price
 	poolFill  bool   // reference pool: stop once booted
 	zone      string
+
+	// For the unserved floor: when the node was last asked for (a launch
+	// or a start), whether it has taken calls since, and whether it took
+	// them in the last second.
+	askedAt        time.Duration
+	servedSinceAsk bool
+	took           bool
 }
 
 // span is a period [from, to) of simulated time.
@@ -132,6 +128,7 @@ type cloud struct {
 	// LaunchBurst deep, LaunchesPerSec refilled each second.
 	tokens   float64
 	refilled time.Duration
+	bucketed bool // the bucket was filled at the first call
 
 	launches, terminations, shortLived int
 	dropped, lost                      float64
@@ -146,8 +143,8 @@ var (
 
 // take spends one request token, refilling the bucket first.
 func (c *cloud) take() bool {
-	if c.refilled == 0 && c.tokens == 0 {
-		c.tokens = float64(c.m.LaunchBurst)
+	if !c.bucketed {
+		c.tokens, c.refilled, c.bucketed = float64(c.m.LaunchBurst), *c.now, true
 	}
 	c.tokens = min(float64(c.m.LaunchBurst), c.tokens+(*c.now-c.refilled).Seconds()*float64(c.m.LaunchesPerSec))
 	c.refilled = *c.now
@@ -249,6 +246,7 @@ func (c *cloud) Start(_ context.Context, ids []string) error {
 	for _, in := range todo {
 		in.stops = append(in.stops, span{in.stoppedAt, *c.now})
 		in.parked, in.resumedAt = false, *c.now
+		in.askedAt, in.servedSinceAsk = *c.now, false
 		in.bootAt = *c.now + c.m.warmDelay(c.rng)
 		c.starts++
 	}
@@ -278,7 +276,7 @@ func (c *cloud) Launch(_ context.Context, req controller.LaunchRequest) ([]contr
 		if zone == "" {
 			zone = c.zoneFor()
 		}
-		in := &instance{id: fmt.Sprintf("i-%07d", len(c.insts)+1), token: req.Token, launchedAt: *c.now, zone: zone}
+		in := &instance{id: fmt.Sprintf("i-%07d", len(c.insts)+1), token: req.Token, launchedAt: *c.now, askedAt: *c.now, zone: zone}
 		in.bootAt = *c.now + c.m.bootDelay(c.rng)
 		c.insts = append(c.insts, in)
 		out = append(out, in)
@@ -348,25 +346,40 @@ func (c *cloud) view(ins []*instance) []controller.Instance {
 	return out
 }
 
-// cost is what every instance was billed up to end: per second, with the
-// minimum, from launch to termination, at the stopped price while parked.
-// pool is the parked part of dollars.
-func (c *cloud) cost(end time.Duration) (dollars, nodeHours, pool, parkedHours float64) {
+// cost is what every instance was billed from 0 up to end: per second,
+// from launch to termination, at the stopped price while parked, with the
+// billing minimum for instances launched from 0 on. pool is the parked
+// part of dollars. lead is what the same instances were billed before 0
+// (Settings.Lead), the minimum included for those launched then.
+func (c *cloud) cost(end time.Duration) (dollars, nodeHours, pool, parkedHours, lead float64) {
 	for _, in := range c.insts {
 		stop := end
 		if in.dead {
 			stop = in.endedAt
 		}
-		var parked time.Duration
+		var parked, parkedBefore time.Duration
 		for _, s := range in.parkedSpans(stop) {
-			parked += s.to - s.from
+			parked += overlap(s.from, s.to, 0, end)
+			parkedBefore += overlap(s.from, s.to, in.launchedAt, 0)
 		}
-		d := max(stop-in.launchedAt, c.m.MinBilled) - parked
+		run := overlap(in.launchedAt, stop, 0, end)
+		if in.launchedAt >= 0 {
+			run = max(run, c.m.MinBilled)
+		} else {
+			before := max(overlap(in.launchedAt, stop, in.launchedAt, 0), c.m.MinBilled) - parkedBefore
+			lead += before.Hours()*c.m.PricePerHour + parkedBefore.Hours()*c.m.StoppedPricePerHour
+		}
+		d := run - parked
 		nodeHours += d.Hours()
 		parkedHours += parked.Hours()
 	}
 	pool = parkedHours * c.m.StoppedPricePerHour
-	return nodeHours*c.m.PricePerHour + pool, nodeHours, pool, parkedHours
+	return nodeHours*c.m.PricePerHour + pool, nodeHours, pool, parkedHours, lead
+}
+
+// overlap is the length of [a, b) within [from, to).
+func overlap(a, b, from, to time.Duration) time.Duration {
+	return max(0, min(b, to)-max(a, from))
 }
 
 // parkedSpans are the periods in was stopped, up to end.

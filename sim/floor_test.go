@@ -111,3 +111,34 @@ func TestSpikesUnservedFloor(t *testing.T) {
 		t.Errorf("elastidial leaves %.2f%% unserved, more than 10%% above the %.2f%% of launching on the rise", 100*res.UnservedShare, 100*unserved(boot, 0))
 	}
 }
+
+// TestUnservedFloorIsABound: the floor of a run is what the run's own
+// nodes, each asked for at the instant of an unannounced rise, would have
+// left unserved. A hand-made stretch: 1,000 calls from 0, one node up at
+// the rise, nodes coming 10 s, 20 s (asked 5 s late: counts as 15 s) and
+// 30 s later; demand drops to 150 at 40 s. A later announced rise to
+// 2,000 counts only up to the rise's level.
+func TestUnservedFloorIsABound(t *testing.T) {
+	f := &floorPeriod{at: 100 * time.Second, level: 1000, up: 1,
+		delays: []time.Duration{10 * time.Second, 15 * time.Second, 30 * time.Second}}
+	for i := range 60 {
+		switch {
+		case i < 40:
+			f.record(1000)
+		case i < 50:
+			f.record(150)
+		default:
+			f.record(2000)
+		}
+	}
+	// Seconds 0-9: 900 short; 10-14: 800; 15-29: 700; 30-39: 600; then
+	// 150 calls on 4 nodes, and 2,000 counted as 1,000 on 4 nodes: 600.
+	want := 10*900.0 + 5*800 + 15*700 + 10*600 + 10*0 + 10*600
+	if got := f.close(100); got != want {
+		t.Errorf("floor %.0f call-seconds, want %.0f", got, want)
+	}
+	var none *floorPeriod
+	if got := none.close(100); got != 0 {
+		t.Errorf("no unannounced rise: floor %.0f, want 0", got)
+	}
+}

@@ -29,7 +29,7 @@ func Compare(t *Trace, s Settings) ([]Result, error) {
 // of the realistic oracle's and of the floor's.
 func WriteTable(w io.Writer, rs []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "trace\tpolicy\tcost $\t× oracle\t× floor\tnode-hours\twarm pool $\twarm starts\tunserved\tunserved floor\tdropped by scale-in\tlost to failures\tlaunches\tterminations\tlaunch→terminate <10m\tpeak nodes\t")
+	fmt.Fprintln(tw, "trace\tpolicy\tcost $\t× oracle\t× floor\tnode-hours\twarm pool $\tlead $\twarm starts\tunserved\tunserved floor\tdropped by scale-in\tlost to failures\tlaunches\tterminations\tlaunch→terminate <10m\tpeak nodes\t")
 	oracle, floor := map[string]float64{}, map[string]float64{}
 	for _, r := range rs {
 		switch r.Policy {
@@ -46,8 +46,8 @@ func WriteTable(w io.Writer, rs []Result) error {
 		return "-"
 	}
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%.1f\t%.3f\t%d\t%.2f%%\t%.2f%%\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t\n", r.Trace, r.Policy, r.Cost, ratio(r.Cost, oracle[r.Trace]), ratio(r.Cost, floor[r.Trace]), r.NodeHours,
-			r.PoolCost, r.Starts, 100*r.UnservedShare, 100*r.FloorUnservedShare, r.DroppedByScaleIn, r.LostToFailures, r.Launches, r.Terminations, r.ShortLived, r.PeakNodes)
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%s\t%s\t%.1f\t%.3f\t%.3f\t%d\t%.2f%%\t%.2f%%\t%.0f\t%.0f\t%d\t%d\t%d\t%d\t\n", r.Trace, r.Policy, r.Cost, ratio(r.Cost, oracle[r.Trace]), ratio(r.Cost, floor[r.Trace]), r.NodeHours,
+			r.PoolCost, r.LeadCost, r.Starts, 100*r.UnservedShare, 100*r.FloorUnservedShare, r.DroppedByScaleIn, r.LostToFailures, r.Launches, r.Terminations, r.ShortLived, r.PeakNodes)
 	}
 	return tw.Flush()
 }

@@ -35,6 +35,12 @@ type Settings struct {
 	// reference warm pool's fixed size. 0: elastidial sizes from risk
 	// alone and the reference keeps the trace's largest unannounced rise.
 	WarmPool int
+	// Lead is how long every policy runs before the trace begins, with
+	// no demand: a controller (or an Auto Scaling group) is deployed
+	// before its first campaign, so its warm pool is filled when the
+	// trace starts. What the lead costs is reported apart (LeadCost).
+	// 30m; a negative Lead starts the policies with the trace.
+	Lead time.Duration
 }
 
 func (s Settings) withDefaults() Settings {
@@ -42,6 +48,7 @@ func (s Settings) withDefaults() Settings {
 	s.MeanCallSeconds = cmp.Or(s.MeanCallSeconds, 60)
 	s.Tick = cmp.Or(s.Tick, 10*time.Second)
 	s.SampleEvery = cmp.Or(s.SampleEvery, time.Minute)
+	s.Lead = cmp.Or(s.Lead, 30*time.Minute)
 	s.Pricing = s.Pricing.WithDefaults()
 	s.InstanceType = cmp.Or(s.InstanceType, s.Pricing.DefaultType)
 	if s.Cloud.PricePerHour == 0 {
@@ -91,12 +98,18 @@ type Result struct {
 	Starts        int     `json:"warm_starts"`
 	StartsRefused int     `json:"warm_starts_refused"`
 	WarmMedian    float64 `json:"warm_start_median_seconds"`
-	// FloorUnservedShare is the unserved share no policy holding the same
-	// ready capacity and parked pool at each unannounced rise could beat:
-	// the rise's calls beyond the ready slots wait one mean warm start
-	// (as many nodes as are parked) or one mean boot (the rest), with
-	// detection and the calls' placement instant.
+	// FloorUnservedShare is the unserved share the run could not have
+	// beaten with the same machines: from each unannounced rise to the
+	// next, demand up to the rise's level is served only by the nodes
+	// up (or draining) at the rise and by the nodes the run brought up
+	// afterwards, each as if asked for at the instant of the rise, with
+	// the warm start or boot it really took (see floorPeriod). A true
+	// lower bound of this run, whatever its luck: what separates the run
+	// from it is the time the policy took to ask.
 	FloorUnservedShare float64 `json:"floor_unserved_share"`
+	// LeadCost is what the policy spent in the lead before the trace
+	// (Settings.Lead), filling its warm pool; not part of Cost.
+	LeadCost float64 `json:"lead_cost"`
 	// ZoneSkew is the largest spread of serving nodes (booting or ready,
 	// neither draining nor parked) across zones seen after any scaler
 	// pass: the most in one zone less the fewest in another.
@@ -154,6 +167,7 @@ func Run(t *Trace, s Settings, policyName string) (Result, error) {
 	w := &world{s: s, t: t, start: Epoch, demand: newDemand(t),
 		rng: rand.New(rand.NewPCG(s.Cloud.Seed, 1)), res: Result{Trace: t.Name, Policy: p.name()}}
 	w.cloud = &cloud{m: s.Cloud, rng: rand.New(rand.NewPCG(s.Cloud.Seed, 2)), now: &w.now, start: w.start, byTok: map[string][]*instance{}, calls: map[time.Duration]int{}}
+	w.now = -max(s.Lead, 0)
 	if err := p.start(w); err != nil {
 		return Result{}, err
 	}
@@ -166,15 +180,18 @@ func Run(t *Trace, s Settings, policyName string) (Result, error) {
 			surprise[c.At] = true
 		}
 	}
-	eWarm := meanDelay(s.Cloud.WarmMedian, s.Cloud.WarmTail, s.Cloud.WarmMin)
-	eBoot := meanDelay(s.Cloud.BootMedian, s.Cloud.BootTail, 20*time.Second)
-	floorSec, prevWanted := 0.0, 0
+	var floorSec float64
+	var period *floorPeriod
+	prevWanted := 0
 	w.res.WarmMedian = s.Cloud.WarmMedian.Seconds()
 	wk, _ := p.(waker)
-	for w.now = 0; w.now <= t.End; w.now += time.Second {
+	// The lead runs the policy from -Lead with no demand (the trace's
+	// first change is at 0 or later): nothing is counted but the zones.
+	for ; w.now <= t.End; w.now += time.Second {
 		wanted := w.demand.advance(w.now)
 		if surprise[w.now] && wanted > prevWanted {
-			w.floorRise(wanted, eWarm, eBoot, &floorSec)
+			floorSec += period.close(s.Slots)
+			period = w.openPeriod(wanted)
 		}
 		prevWanted = wanted
 		alive := 0
@@ -193,7 +210,9 @@ func Run(t *Trace, s Settings, policyName string) (Result, error) {
 				in.calls = 0
 			}
 		}
-		w.res.PeakNodes = max(w.res.PeakNodes, alive)
+		if w.now >= 0 {
+			w.res.PeakNodes = max(w.res.PeakNodes, alive)
+		}
 		if w.now%s.Tick == time.Second {
 			// After the tick's actions took effect (a launch lands in its
 			// zone, a drain ends in the next pass).
@@ -209,14 +228,24 @@ func Run(t *Trace, s Settings, policyName string) (Result, error) {
 				return Result{}, err
 			}
 		}
+		w.arrivals(period)
 		served := w.place(float64(wanted))
+		if w.now < 0 {
+			continue
+		}
 		w.res.DemandCallSec += float64(wanted)
-		w.res.UnservedCallSec += math.Max(0, float64(wanted)-served)
+		// Calls are fractional as they end; a gap under a millionth of a
+		// call is their rounding, not a call unserved.
+		if gap := float64(wanted) - served; gap > 1e-6 {
+			w.res.UnservedCallSec += gap
+		}
+		period.record(wanted)
 		if w.now%s.SampleEvery == 0 {
 			w.sample(wanted, served)
 		}
 	}
-	w.res.Cost, w.res.NodeHours, w.res.PoolCost, w.res.ParkedHours = w.cloud.cost(t.End)
+	floorSec += period.close(s.Slots)
+	w.res.Cost, w.res.NodeHours, w.res.PoolCost, w.res.ParkedHours, w.res.LeadCost = w.cloud.cost(t.End)
 	w.res.Starts, w.res.StartsRefused = w.cloud.starts, w.cloud.startRefused
 	if w.res.DemandCallSec > 0 {
 		w.res.UnservedShare = w.res.UnservedCallSec / w.res.DemandCallSec
@@ -234,23 +263,77 @@ func (w *world) takesCalls(in *instance) bool {
 	return !in.dead && !in.draining && !in.parked && w.now >= in.bootAt
 }
 
-// floorRise adds to *floorSec the call-seconds an unannounced rise to
-// wanted leaves unserved at best: the calls beyond the ready slots wait a
-// mean warm start for as many nodes as are parked and startable, a mean
-// boot for the rest.
-func (w *world) floorRise(wanted int, eWarm, eBoot float64, floorSec *float64) {
-	ready, parked := 0, 0
+// floorPeriod is the stretch from one unannounced rise (at) to the next,
+// for the run's unserved floor. Calls can only be on nodes that took
+// calls at some moment, so at every second of the stretch the run serves
+// at most the slots of the nodes up or draining at the rise (up) and of
+// the nodes that came up since. Each of those came up after a delay from
+// when it was asked for (a launch, a start; a drain cancelled: none); had
+// every one been asked for at the instant of the rise it could not have
+// come sooner than that delay after it. So the demand of the stretch, up
+// to the rise's level (later announced demand could have been met ahead),
+// beyond up plus the nodes whose delay had passed, is unserved in this
+// run whatever the policy decided: a true lower bound of the run, with
+// its own luck in warm starts and boots.
+type floorPeriod struct {
+	at     time.Duration
+	level  int
+	up     int
+	wanted []int           // demand at each second from at
+	delays []time.Duration // of the nodes that came up since at
+}
+
+// openPeriod starts a stretch at an unannounced rise to wanted.
+func (w *world) openPeriod(wanted int) *floorPeriod {
+	f := &floorPeriod{at: w.now, level: wanted}
 	for _, in := range w.cloud.insts {
-		switch {
-		case w.takesCalls(in):
-			ready += w.s.Slots
-		case !in.dead && in.parked && w.now >= in.stoppedAt:
-			parked++
+		if !in.dead && !in.parked && w.now >= in.bootAt && (w.takesCalls(in) || in.draining) {
+			f.up++
 		}
 	}
-	short := max(0, wanted-ready)
-	warm := min(short, parked*w.s.Slots)
-	*floorSec += float64(warm)*eWarm + float64(short-warm)*eBoot
+	return f
+}
+
+// arrivals notes the nodes that take calls from this second on, with the
+// delay since they were asked for, counted from the period's rise at the
+// earliest.
+func (w *world) arrivals(f *floorPeriod) {
+	for _, in := range w.cloud.insts {
+		took := w.takesCalls(in)
+		if took && !in.took && f != nil {
+			asked := in.askedAt
+			if in.servedSinceAsk {
+				asked = w.now // a cancelled drain: it could have served at once
+			}
+			f.delays = append(f.delays, w.now-max(asked, f.at))
+		}
+		if took {
+			in.servedSinceAsk = true
+		}
+		in.took = took
+	}
+}
+
+func (f *floorPeriod) record(wanted int) {
+	if f != nil {
+		f.wanted = append(f.wanted, wanted)
+	}
+}
+
+// close returns the stretch's unserved call-seconds at best.
+func (f *floorPeriod) close(slots int) float64 {
+	if f == nil {
+		return 0
+	}
+	slices.Sort(f.delays)
+	sum, k := 0.0, 0
+	for i, wanted := range f.wanted {
+		for k < len(f.delays) && f.delays[k] <= time.Duration(i)*time.Second {
+			k++
+		}
+		sum += float64(max(0, min(wanted, f.level)-slots*(f.up+k)))
+	}
+	return sum
 }
 
 // refPool is the reference warm pool's size: Settings.WarmPool, or the
@@ -438,6 +521,8 @@ func (r *reactive) name() string {
 }
 
 func (r *reactive) start(w *world) error {
+	// No cooldown is running when the group is created.
+	r.lastOut, r.lastIn = w.now-time.Hour, w.now-time.Hour
 	_, err := w.cloud.Launch(context.Background(), controller.LaunchRequest{Count: 1})
 	return err
 }

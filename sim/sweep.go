@@ -70,7 +70,7 @@ func WriteSweep(w io.Writer, rows []WarmRow, breakEven time.Duration) error {
 	fmt.Fprintln(tw, "trace\twarm start median\tunserved\tfloor\tcost $\t× oracle\tpool $\t$ per saved call-min\treactive+warm pool unserved\treactive+warm pool cost $\tno pool unserved\tno pool cost $\t")
 	for _, r := range rows {
 		e := r.Elastidial
-		fmt.Fprintf(tw, "%s\t%.0f s\t%.2f%%\t%.2f%%\t%.2f\t%.2f\t%.3f\t%.5f\t%.2f%%\t%.2f\t%.2f%%\t%.2f\t\n", r.Trace, r.WarmMedian,
+		fmt.Fprintf(tw, "%s\t%.0f s\t%.3f%%\t%.3f%%\t%.2f\t%.3f\t%.3f\t%.5f\t%.2f%%\t%.2f\t%.2f%%\t%.2f\t\n", r.Trace, r.WarmMedian,
 			100*e.UnservedShare, 100*e.FloorUnservedShare, e.Cost, e.Cost/r.Oracle, e.PoolCost, r.PerSavedMinute,
 			100*r.Reference.UnservedShare, r.Reference.Cost, 100*r.Cold.UnservedShare, r.Cold.Cost)
 	}
