@@ -97,7 +97,7 @@ func TestCallerIDReachesTheNode(t *testing.T) {
 		t.Fatalf("caller IDs handed to the node %v; want the contact's own %s, the pool's %s once, the campaign's %s", got, own, pool, cid)
 	}
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"compliance", "export", "-db", srv.db, "-campaign", camp.ID}, &out, io.Discard, func(string) string { return "" }); err != nil {
+	if err := run(context.Background(), []string{"compliance", "export", "-db", srv.db, "-campaign", camp.ID}, &out, io.Discard, bareEnv(t)); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{`"caller_id_source":"contact"`, `"caller_id_source":"pool"`, `"caller_id_source":"campaign"`} {

@@ -25,7 +25,7 @@ import (
 // stops the other takes over.
 func TestTwoServesOnOnePostgres(t *testing.T) {
 	dsn := testenv.PostgresDSN(t)
-	env := func(string) string { return "" }
+	env := bareEnv(t)
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"token", "-db", dsn, "ops"}, &out, io.Discard, env); err != nil {
 		t.Fatal(err)

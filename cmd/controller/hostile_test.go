@@ -91,7 +91,7 @@ func TestHostileRPCBodyHeld(t *testing.T) {
 // line; a revoked token is refused by the running controller at once.
 func TestTokenCommand(t *testing.T) {
 	srv := startServe(t)
-	env := func(string) string { return "" }
+	env := bareEnv(t)
 	tok := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := run(context.Background(), append([]string{"token", "-db", srv.db}, args...), &out, io.Discard, env)

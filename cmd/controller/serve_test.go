@@ -59,7 +59,7 @@ func silence(rate int, seconds float64) []byte {
 func startServe(t *testing.T, extra ...string) *served {
 	t.Helper()
 	db := filepath.Join(t.TempDir(), "e2e.db")
-	env := func(string) string { return "" }
+	env := bareEnv(t)
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"token", "-db", db, "ops"}, &out, io.Discard, env); err != nil {
 		t.Fatal(err)
@@ -301,11 +301,11 @@ func TestServeEndToEnd(t *testing.T) {
 
 func TestUnknownCommandAndUsage(t *testing.T) {
 	var errOut bytes.Buffer
-	err := run(context.Background(), []string{"launch-rockets"}, io.Discard, &errOut, func(string) string { return "" })
+	err := run(context.Background(), []string{"launch-rockets"}, io.Discard, &errOut, bareEnv(t))
 	if err == nil || !strings.Contains(err.Error(), `unknown command "launch-rockets"`) || !strings.Contains(errOut.String(), "serve") {
 		t.Fatalf("err = %v, usage = %s", err, errOut.String())
 	}
-	if err := run(context.Background(), []string{"token", "-db", filepath.Join(t.TempDir(), "x.db")}, io.Discard, io.Discard, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "NAME") {
+	if err := run(context.Background(), []string{"token", "-db", filepath.Join(t.TempDir(), "x.db")}, io.Discard, io.Discard, bareEnv(t)); err == nil || !strings.Contains(err.Error(), "NAME") {
 		t.Fatalf("token without name: %v", err)
 	}
 }
