@@ -48,6 +48,67 @@ func (s *served) upload(set, name string, data []byte) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// rpc calls an XML-RPC method at /RPC2 as a node would: cred is the
+// cluster secret (to register) or the node's token. A fault is the error;
+// a failed request ends the test.
+func (s *served) rpc(t testing.TB, cred, method string, arg, reply any) error {
+	t.Helper()
+	body, _ := kolo.EncodeMethodCall(method, arg)
+	req, _ := http.NewRequest("POST", s.base+"/RPC2", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+cred)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if err := kolo.Response(b).Err(); err != nil {
+		return err
+	}
+	return kolo.Response(b).Unmarshal(reply)
+}
+
+// waitNodes waits until the fleet shows n launched nodes and returns their
+// instance IDs. A launch the cloud has not answered yet shows as a node
+// "requested" under its launch token, an ID no agent will ever register
+// with: those are not counted.
+func (s *served) waitNodes(t testing.TB, n int, within time.Duration) []string {
+	t.Helper()
+	var ids []string
+	for deadline := time.Now().Add(within); len(ids) < n; time.Sleep(100 * time.Millisecond) {
+		var fleet struct{ Nodes []struct{ ID, State string } }
+		_, body := s.call("GET", "/api/v1/fleet", "")
+		json.Unmarshal([]byte(body), &fleet)
+		ids = ids[:0]
+		for _, node := range fleet.Nodes {
+			if node.State != "requested" {
+				ids = append(ids, node.ID)
+			}
+		}
+		if len(ids) < n && time.Now().After(deadline) {
+			t.Fatalf("fleet shows %d launched nodes after %s, want %d: %+v", len(ids), within, n, fleet)
+		}
+	}
+	return ids
+}
+
+// register registers the node of a launched instance; the agent retries
+// while register refuses it (an instance the cloud does not list yet), as
+// this does.
+func (s *served) register(t testing.TB, instance string, capacity int) nodeapi.RegisterResponse {
+	t.Helper()
+	var reg nodeapi.RegisterResponse
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		err := s.rpc(t, "test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: instance, Capacity: capacity}, &reg)
+		if err == nil {
+			return reg
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("register %s: %v", instance, err)
+		}
+	}
+}
+
 // silence is a WAV of PCM 16-bit mono silence.
 func silence(rate int, seconds float64) []byte {
 	return storage.EncodeWAV(rate, make([]int16, int(float64(rate)*seconds)))
@@ -132,7 +193,7 @@ func startServe(t *testing.T, extra ...string) *served {
 // make a token, serve, and drive the REST API over real HTTP.
 func TestServeEndToEnd(t *testing.T) {
 	srv := startServe(t)
-	base, call := srv.base, srv.call
+	call := srv.call
 	if code, body := call("PUT", "/api/v1/trunks/carrier", `{"max_channels":120,"max_cps":20}`); code != 200 {
 		t.Fatalf("trunk: %d %s", code, body)
 	}
@@ -186,27 +247,12 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	// The node the scaler launched, speaking XML-RPC through the agent's
 	// client library.
-	var fleet struct{ Nodes []struct{ ID string } }
-	_, body = call("GET", "/api/v1/fleet", "")
-	if json.Unmarshal([]byte(body), &fleet); len(fleet.Nodes) != 1 {
-		t.Fatalf("fleet: %s", body)
+	nodes := srv.waitNodes(t, 1, 10*time.Second)
+	if len(nodes) != 1 {
+		t.Fatalf("fleet: %v, want the one node launched", nodes)
 	}
-	nodeID := fleet.Nodes[0].ID
-	rpcAs := func(cred, method string, arg, reply any) error {
-		body, _ := kolo.EncodeMethodCall(method, arg)
-		req, _ := http.NewRequest("POST", base+"/RPC2", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+cred)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if err := kolo.Response(b).Err(); err != nil {
-			return err
-		}
-		return kolo.Response(b).Unmarshal(reply)
-	}
+	nodeID := nodes[0]
+	rpcAs := func(cred, method string, arg, reply any) error { return srv.rpc(t, cred, method, arg, reply) }
 	// Unknown nodes and tokens of an earlier registration get the fault
 	// that makes an agent register again, not an internal error.
 	var hb nodeapi.HeartbeatResponse
@@ -227,21 +273,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if err := rpcAs(first, nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{}, &hb); err == nil || !strings.Contains(err.Error(), "Fault(2)") {
 		t.Fatalf("heartbeat with the token of an earlier registration: %+v %v", hb, err)
 	}
-	node := func(method string, arg, reply any) error {
-		body, _ := kolo.EncodeMethodCall(method, arg)
-		req, _ := http.NewRequest("POST", base+"/RPC2", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+reg.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if err := kolo.Response(b).Err(); err != nil {
-			return err
-		}
-		return kolo.Response(b).Unmarshal(reply)
-	}
+	node := func(method string, arg, reply any) error { return srv.rpc(t, reg.Token, method, arg, reply) }
 	// A node without the campaign's audio gets no calls, only the version
 	// to sync; holding it, it gets the call.
 	var next nodeapi.NextResponse
