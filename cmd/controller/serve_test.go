@@ -139,9 +139,17 @@ func startServe(t *testing.T, extra ...string) *served {
 		}
 		return ""
 	}
+	// serve's log is shown when the test fails: what it warned of (a
+	// rendering that failed, a node refused) is most of a flake's story.
+	var log syncBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("serve's log:\n%s", log.String())
+		}
+	})
 	go func() {
 		done <- run(ctx, append([]string{"serve", "-data", dir, "-db", db, "-listen", addr,
-			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-audio", filepath.Join(dir, "audio"), "-tick", "200ms"}, extra...), io.Discard, io.Discard, serveEnv)
+			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-audio", filepath.Join(dir, "audio"), "-tick", "200ms"}, extra...), io.Discard, &log, serveEnv)
 	}()
 	t.Cleanup(func() {
 		cancel()
