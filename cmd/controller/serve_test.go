@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +29,11 @@ import (
 type served struct {
 	base, token, db string
 	call            func(method, path, body string) (int, string)
+
+	t       *testing.T
+	cancel  context.CancelFunc
+	done    chan error
+	stopped bool
 }
 
 // upload sends an audio file to the library through the REST API.
@@ -119,20 +126,35 @@ func silence(rate int, seconds float64) []byte {
 // the node themselves over XML-RPC.
 func startServe(t *testing.T, extra ...string) *served {
 	t.Helper()
-	db := filepath.Join(t.TempDir(), "e2e.db")
-	env := bareEnv(t)
+	return newCluster(t, filepath.Join(t.TempDir(), "e2e.db")).serve(t, "nodes", extra...)
+}
+
+// cluster is what the serves of one test share: a store with an ops
+// token, and a data folder with the stand-in agent the local cloud runs
+// (a process that idles).
+type cluster struct{ db, tok, dir, agent string }
+
+func newCluster(t *testing.T, db string) *cluster {
+	t.Helper()
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"token", "-db", db, "ops"}, &out, io.Discard, env); err != nil {
+	if err := run(context.Background(), []string{"token", "-db", db, "ops"}, &out, io.Discard, bareEnv(t)); err != nil {
 		t.Fatal(err)
 	}
-	tok := strings.TrimSpace(out.String())
+	c := &cluster{db: db, tok: strings.TrimSpace(out.String()), dir: t.TempDir()}
+	c.agent = filepath.Join(c.dir, "idle-agent")
+	if err := os.WriteFile(c.agent, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
 
+// serve runs `controller serve` on a free port until the test ends (or
+// stop); its local nodes live in the folder name.
+func (c *cluster) serve(t *testing.T, name string, extra ...string) *served {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	dir := t.TempDir()
-	agent := filepath.Join(dir, "idle-agent")
-	os.WriteFile(agent, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	s := &served{base: "http://" + addr, token: c.tok, db: c.db, t: t, cancel: cancel, done: make(chan error, 1)}
 	serveEnv := func(k string) string { // secrets come from the environment, never flags
 		if k == "ELASTIDIAL_CLUSTER_SECRET" {
 			return "test-secret"
@@ -144,45 +166,35 @@ func startServe(t *testing.T, extra ...string) *served {
 	var log syncBuffer
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("serve's log:\n%s", log.String())
+			t.Logf("serve %s's log:\n%s", name, log.String())
 		}
 	})
 	go func() {
-		done <- run(ctx, append([]string{"serve", "-data", dir, "-db", db, "-listen", addr,
-			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-audio", filepath.Join(dir, "audio"), "-tick", "200ms"}, extra...), io.Discard, &log, serveEnv)
+		s.done <- run(ctx, append([]string{"serve", "-data", c.dir, "-db", c.db, "-listen", addr,
+			"-agent-path", c.agent, "-local-dir", filepath.Join(c.dir, name), "-audio", filepath.Join(c.dir, "audio"), "-tick", "200ms"}, extra...), io.Discard, &log, serveEnv)
 	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-	base := "http://" + addr
-	deadline := time.Now().Add(10 * time.Second)
+	t.Cleanup(s.stop)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get(base + "/healthz")
+		resp, err := http.Get(s.base + "/healthz")
 		if err == nil && resp.StatusCode == 200 {
 			resp.Body.Close()
 			break
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("serve ended: %v", err)
+		case err := <-s.done:
+			s.stopped = true
+			t.Fatalf("serve %s ended: %v", name, err)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("controller did not come up: %v", err)
+			t.Fatalf("serve %s did not come up: %v", name, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	call := func(method, path, body string) (int, string) {
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
+	s.call = func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, s.base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+s.token)
 		if strings.HasPrefix(body, "{") {
 			req.Header.Set("Content-Type", "application/json")
 		}
@@ -194,7 +206,36 @@ func startServe(t *testing.T, extra ...string) *served {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	return &served{base: base, token: tok, db: db, call: call}
+	return s
+}
+
+// stop ends serve as ops would (its context, as SIGTERM does) and waits
+// for it to return, once.
+func (s *served) stop() {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			s.t.Errorf("serve returned %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		s.t.Error("serve did not stop")
+	}
+}
+
+// metric reads one unlabelled metric from /metrics; 0 when absent.
+func (s *served) metric(name string) float64 {
+	_, body := s.call("GET", "/metrics", "")
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
 }
 
 // TestServeEndToEnd runs the binary's own entry point the way ops would:
