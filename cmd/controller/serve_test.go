@@ -83,17 +83,24 @@ func (s *served) waitNodes(t testing.TB, n int, within time.Duration) []string {
 	t.Helper()
 	var ids []string
 	for deadline := time.Now().Add(within); len(ids) < n; time.Sleep(100 * time.Millisecond) {
-		var fleet struct{ Nodes []struct{ ID, State string } }
 		_, body := s.call("GET", "/api/v1/fleet", "")
-		json.Unmarshal([]byte(body), &fleet)
-		ids = ids[:0]
-		for _, node := range fleet.Nodes {
-			if node.State != "requested" {
-				ids = append(ids, node.ID)
-			}
-		}
+		ids = launched(body)
 		if len(ids) < n && time.Now().After(deadline) {
-			t.Fatalf("fleet shows %d launched nodes after %s, want %d: %+v", len(ids), within, n, fleet)
+			t.Fatalf("fleet shows %d launched nodes after %s, want %d: %s", len(ids), within, n, body)
+		}
+	}
+	return ids
+}
+
+// launched returns the instance IDs of the nodes a GET /api/v1/fleet
+// body shows, leaving out the launches the cloud has not answered yet.
+func launched(fleetBody string) []string {
+	var fleet struct{ Nodes []struct{ ID, State string } }
+	json.Unmarshal([]byte(fleetBody), &fleet)
+	var ids []string
+	for _, node := range fleet.Nodes {
+		if node.State != "requested" {
+			ids = append(ids, node.ID)
 		}
 	}
 	return ids
