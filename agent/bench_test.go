@@ -26,6 +26,7 @@ import (
 	"github.com/kolo/xmlrpc"
 
 	"github.com/elastidial/elastidial/agent/asterisksim"
+	"github.com/elastidial/elastidial/internal/testenv"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 	case "agent":
 		os.Exit(benchAgent())
 	}
-	os.Exit(m.Run())
+	os.Exit(testenv.RunInTree(m))
 }
 
 func benchSim() int {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/elastidial/elastidial/internal/testclock"
 )
 
 // benchWorld is 1,000 ready nodes and 200 campaigns over 40 trunks.
@@ -48,7 +50,7 @@ func BenchmarkTick(b *testing.B) {
 		ds[i] = Demand{CampaignID: c.ID, Target: c.Target, Callable: c.Callable, Active: c.Active, MaxCPS: c.MaxCPS, Trunk: c.Trunk,
 			TrunkChannels: c.TrunkChannels, TrunkCPS: c.TrunkCPS, AvgAttemptSeconds: c.AvgAttemptSeconds, Upcoming: c.Upcoming}
 	}
-	clock := &manualClock{now: t0}
+	clock := testclock.New(t0)
 	cloud := newFakeCloud(clock)
 	c, err := New(context.Background(), cloud, ds, nil, Options{Plan: Config{MaxNodes: 1000}, Clock: clock, Logger: quiet})
 	if err != nil {

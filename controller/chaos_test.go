@@ -17,6 +17,7 @@ import (
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/importer"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/internal/testenv"
 	"github.com/elastidial/elastidial/nodeapi"
 )
@@ -114,7 +115,7 @@ type chaosCall struct {
 type chaosWorld struct {
 	t     *testing.T
 	rng   *rand.Rand
-	clock *manualClock
+	clock *testclock.Clock
 	cloud *fakeCloud
 	dsn   string
 	camp  string
@@ -315,7 +316,7 @@ func TestChaosThreeControllersOnPostgres(t *testing.T) {
 	}
 	dsn := testenv.PostgresDSN(t)
 	ctx := context.Background()
-	clock := &manualClock{now: time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC))
 	// ELASTIDIAL_CHAOS_SEED explores other runs; the default is fixed so a
 	// failure reproduces.
 	seed := uint64(15)
@@ -461,7 +462,7 @@ func TestChaosThreeControllersOnPostgres(t *testing.T) {
 				}
 			}
 		}
-		clock.advance(time.Second)
+		clock.Add(time.Second)
 		if step > 600 && len(w.cloud.live()) == 0 && len(w.live) == 0 {
 			break // every contact called, the fleet back to zero
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/elastidial/elastidial/controller/cost"
+	"github.com/elastidial/elastidial/internal/testclock"
 )
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
@@ -35,7 +36,7 @@ func costRecords() []NodeRecord {
 }
 
 func TestCostHandler(t *testing.T) {
-	clock := &manualClock{now: t0.Add(3 * time.Hour)}
+	clock := testclock.New(t0.Add(3 * time.Hour))
 	c := newTestController(t, newFakeCloud(clock), &fakeDemand{}, nil, clock)
 	for _, r := range costRecords() {
 		c.nodes[r.ID] = &node{rec: r}
@@ -68,7 +69,7 @@ func TestCostHandler(t *testing.T) {
 // TestOnePriceTable: the configured table and the spot prices the cloud
 // reports reach the budget cap, CostPerHour and the cost report alike.
 func TestOnePriceTable(t *testing.T) {
-	clock := &manualClock{now: t0.Add(3 * time.Hour)}
+	clock := testclock.New(t0.Add(3 * time.Hour))
 	c := newTestController(t, newFakeCloud(clock), &fakeDemand{}, nil, clock, func(o *Options) {
 		o.Pricing = cost.Pricing{OnDemand: map[string]map[string]float64{"us-east-1": {"c6i.large": 0.1}}}
 		o.Plan.Spot, o.Plan.BudgetPerHour = true, 1

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
@@ -98,7 +99,7 @@ func TestCrashNoLeakNoDrop(t *testing.T) {
 
 func crashRun(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 99))
-	clock := &manualClock{now: t0}
+	clock := testclock.New(t0)
 	fc := newFakeCloud(clock)
 	agents := map[string]*simAgent{}
 	var dropped []string
@@ -128,7 +129,7 @@ func crashRun(t *testing.T, seed uint64) {
 		restarts++
 	}
 	step := func() {
-		clock.advance(10 * time.Second)
+		clock.Add(10 * time.Second)
 		fc.boot()
 		for _, id := range fc.live() {
 			a := agents[id]

@@ -236,21 +236,3 @@ func (d *fakeDemand) Demand(ctx context.Context, now time.Time) ([]Demand, error
 	}
 	return []Demand{{CampaignID: "c1", Target: d.target, Callable: 1 << 20}}, nil
 }
-
-// manualClock is a clock the test moves.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/elastidial/elastidial/controller/metrics"
+	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
@@ -34,7 +35,7 @@ func (p *pausingDemand) Demand(ctx context.Context, now time.Time) ([]Demand, er
 func TestOneLeaderActs(t *testing.T) {
 	stores(t, func(t *testing.T, open func() *Store) {
 		ctx := context.Background()
-		clock := &manualClock{now: t0}
+		clock := testclock.New(t0)
 		cloud := newFakeCloud(clock)
 		d := &fakeDemand{target: 250}
 		a := newTestController(t, cloud, d, open(), clock)
@@ -55,7 +56,7 @@ func TestOneLeaderActs(t *testing.T) {
 					}
 				}
 			}
-			clock.advance(5 * time.Second)
+			clock.Add(5 * time.Second)
 		}
 		if !a.Leading() || b.Leading() {
 			t.Fatalf("leading: a %v, b %v; want a only", a.Leading(), b.Leading())
@@ -78,7 +79,7 @@ func TestOneLeaderActs(t *testing.T) {
 func TestPausedLeaderIsFenced(t *testing.T) {
 	stores(t, func(t *testing.T, open func() *Store) {
 		ctx := context.Background()
-		clock := &manualClock{now: t0}
+		clock := testclock.New(t0)
 		cloud := newFakeCloud(clock)
 		d := &fakeDemand{target: 0}
 		pd := &pausingDemand{fakeDemand: d}
@@ -101,7 +102,7 @@ func TestPausedLeaderIsFenced(t *testing.T) {
 		go func() { done <- a.Tick(ctx) }()
 		<-pd.paused // a holds its leadership, inside the tick
 
-		clock.advance(a.cfg.LeaderTTL + time.Second)
+		clock.Add(a.cfg.LeaderTTL + time.Second)
 		mustTick(t, b) // b takes over and launches
 		if !b.Leading() {
 			t.Fatal("b did not take over an expired leadership")
@@ -128,7 +129,7 @@ func TestPausedLeaderIsFenced(t *testing.T) {
 			t.Fatalf("leadership losses = %v, want 1", got)
 		}
 		// And it stays a follower while b renews.
-		clock.advance(5 * time.Second)
+		clock.Add(5 * time.Second)
 		mustTick(t, b)
 		mustTick(t, a)
 		if a.Leading() || cloud.launched != launched {
@@ -201,7 +202,7 @@ func TestFencedWrites(t *testing.T) {
 func TestFailoverKeepsTheFleet(t *testing.T) {
 	stores(t, func(t *testing.T, open func() *Store) {
 		ctx := context.Background()
-		clock := &manualClock{now: t0}
+		clock := testclock.New(t0)
 		cloud := newFakeCloud(clock)
 		d := &fakeDemand{target: 250}
 		a := newTestController(t, cloud, d, open(), clock)
@@ -217,7 +218,7 @@ func TestFailoverKeepsTheFleet(t *testing.T) {
 		launched := cloud.launched
 		// a dies (no resign). Nodes heartbeat to b.
 		for i := 0; i < 10; i++ {
-			clock.advance(5 * time.Second)
+			clock.Add(5 * time.Second)
 			for _, id := range cloud.live() {
 				if _, err := b.Heartbeat(ctx, id, readyHB(80)); err != nil {
 					t.Fatal(err)
@@ -247,7 +248,7 @@ func TestFailoverKeepsTheFleet(t *testing.T) {
 func TestNodeEpochsAndGoneNodes(t *testing.T) {
 	stores(t, func(t *testing.T, open func() *Store) {
 		ctx := context.Background()
-		clock := &manualClock{now: t0}
+		clock := testclock.New(t0)
 		cloud := newFakeCloud(clock)
 		c := newTestController(t, cloud, &fakeDemand{target: 50}, open(), clock)
 		mustTick(t, c)

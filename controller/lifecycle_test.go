@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
@@ -260,7 +261,7 @@ func TestAdoptOrTerminateOrphans(t *testing.T) {
 // fleet is neither drained nor grown, however long it lasts.
 func TestDemandOutageHoldsFleet(t *testing.T) {
 	ctx := context.Background()
-	clock := &manualClock{now: t0}
+	clock := testclock.New(t0)
 	cloud := newFakeCloud(clock)
 	d := &fakeDemand{target: 150}
 	c := newTestController(t, cloud, d, nil, clock)
@@ -271,7 +272,7 @@ func TestDemandOutageHoldsFleet(t *testing.T) {
 	}
 	d.err = errors.New("campaign store down")
 	for i := 0; i < 60; i++ {
-		clock.advance(10 * time.Second)
+		clock.Add(10 * time.Second)
 		for _, id := range cloud.live() {
 			c.Heartbeat(ctx, id, readyHB(0))
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/elastidial/elastidial/controller/metrics"
+	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
@@ -24,7 +25,7 @@ func TestMetrics(t *testing.T) {
 	if _, err := metrics.New(reg); err == nil {
 		t.Error("second registration on one registry accepted")
 	}
-	clock := &manualClock{now: t0}
+	clock := testclock.New(t0)
 	cloud := newFakeCloud(clock)
 	c, err := New(context.Background(), cloud, &fakeDemand{target: 150}, nil, Options{Clock: clock, Logger: quiet, Metrics: m})
 	if err != nil {
@@ -32,7 +33,7 @@ func TestMetrics(t *testing.T) {
 	}
 	mustTick(t, c)
 	cloud.boot()
-	clock.advance(10 * time.Second)
+	clock.Add(10 * time.Second)
 	mustTick(t, c)
 	got := gather(t, reg)
 	for k, v := range map[string]float64{
@@ -50,7 +51,7 @@ func TestMetrics(t *testing.T) {
 // and change nothing.
 func TestHostileNodeInput(t *testing.T) {
 	ctx := context.Background()
-	clock := &manualClock{now: t0}
+	clock := testclock.New(t0)
 	cloud := newFakeCloud(clock)
 	c := newTestController(t, cloud, &fakeDemand{target: 50}, nil, clock)
 	mustTick(t, c)
@@ -109,7 +110,7 @@ func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 func TestMetricsEndpoint(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m, _ := metrics.New(reg)
-	clock := &manualClock{now: t0}
+	clock := testclock.New(t0)
 	c, _ := New(context.Background(), newFakeCloud(clock), &fakeDemand{target: 50}, nil, Options{Clock: clock, Logger: quiet, Metrics: m})
 	mustTick(t, c)
 	rec := httptest.NewRecorder()

@@ -11,6 +11,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
+	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/internal/testenv"
 	"github.com/elastidial/elastidial/nodeapi"
 )
@@ -95,7 +96,7 @@ func TestOpenStoreBadDriver(t *testing.T) {
 func TestRestart(t *testing.T) {
 	stores(t, func(t *testing.T, open func() *Store) {
 		ctx := context.Background()
-		clock := &manualClock{now: t0}
+		clock := testclock.New(t0)
 		cloud := newFakeCloud(clock)
 		d := &fakeDemand{target: 250}
 		c := newTestController(t, cloud, d, open(), clock)
@@ -107,7 +108,7 @@ func TestRestart(t *testing.T) {
 		}
 		d.set(150)
 		for i := 0; i < 32; i++ {
-			clock.advance(10 * time.Second)
+			clock.Add(10 * time.Second)
 			for _, id := range cloud.live() {
 				c.Heartbeat(ctx, id, readyHB(50))
 			}
@@ -131,7 +132,7 @@ func TestRestart(t *testing.T) {
 
 		// The dead controller's leadership expires before c2 may act.
 		c2 := newTestController(t, cloud, d, open(), clock)
-		clock.advance(c.cfg.LeaderTTL + time.Second)
+		clock.Add(c.cfg.LeaderTTL + time.Second)
 		for _, id := range cloud.live() {
 			c2.Heartbeat(ctx, id, readyHB(50))
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
@@ -19,7 +20,7 @@ import (
 // parked time at the stopped price.
 func TestWarmPoolLifecycle(t *testing.T) {
 	ctx := context.Background()
-	clock := &manualClock{now: t0}
+	clock := testclock.New(t0)
 	cloud := newFakeCloud(clock)
 	d := &fakeDemand{target: 100}
 	store := openStore(t, "sqlite", filepath.Join(t.TempDir(), "nodes.db"))
@@ -57,7 +58,7 @@ func TestWarmPoolLifecycle(t *testing.T) {
 	}
 	tick := func() {
 		t.Helper()
-		clock.advance(10 * time.Second)
+		clock.Add(10 * time.Second)
 		if err := c.Tick(ctx); err != nil {
 			t.Fatalf("tick: %v", err)
 		}
@@ -105,7 +106,7 @@ func TestWarmPoolLifecycle(t *testing.T) {
 	// The manifest changed while they were parked: a resumed node must
 	// re-sync before it counts.
 	audio = "v2"
-	clock.advance(time.Hour)
+	clock.Add(time.Hour)
 	serve("v2")
 	d.set(400)
 	tick()
@@ -159,7 +160,7 @@ func TestWarmPoolLifecycle(t *testing.T) {
 // the pool and the next plan launches.
 func TestWarmPoolStartFails(t *testing.T) {
 	ctx := context.Background()
-	clock := &manualClock{now: t0}
+	clock := testclock.New(t0)
 	cloud := newFakeCloud(clock)
 	d := &fakeDemand{target: 100}
 	c := newTestController(t, cloud, d, nil, clock, func(o *Options) { o.Plan.WarmPool = true })
@@ -173,7 +174,7 @@ func TestWarmPoolStartFails(t *testing.T) {
 	if got := states(c)["i-park"]; got != StateParked {
 		t.Fatalf("after a refused start: %s, want parked", got)
 	}
-	clock.advance(10 * time.Second)
+	clock.Add(10 * time.Second)
 	if err := c.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -4,15 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/httpapi"
-	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/flow"
 	"github.com/elastidial/elastidial/internal/browser"
 	"github.com/elastidial/elastidial/internal/history"
@@ -25,11 +22,7 @@ import (
 // graph drawn, the JSON one click away, and the flow saved.
 func TestFlowBuilder(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "web.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := newStore(t)
 	token, _ := store.CreateToken(ctx, "manager", time.Now())
 	if err := store.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 10, MaxCPS: 5}); err != nil {
 		t.Fatal(err)
@@ -53,14 +46,8 @@ func TestFlowBuilder(t *testing.T) {
 	mux.Handle("GET /api/v1/audio/{set}/{name}", api.Require(campaign.PermRead, audio.PlayHandler()))
 	mux.Handle("GET /api/v1/campaigns/{id}/history", api.Require(campaign.PermRead, history.CampaignHandler(history.New(10), time.Now)))
 	mux.Handle("/", Handler())
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-
-	d := browser.Start(t)
-	d.Resize(1280, 1100)
-	d.Open(srv.URL)
-	d.Type("#token", token)
-	d.Click("#login-form button")
+	d := openDashboard(t, serve(t, mux), 1280, 1100)
+	signIn(d, token)
 	d.Click(`#campaigns tr[data-id="` + c.ID + `"]`)
 	d.WaitText("#detail-name", "Dental reminders")
 	d.WaitText("#flow-graph", "No states yet")

@@ -3,8 +3,6 @@ package web
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,12 +27,9 @@ type guarded struct {
 
 func newGuarded(t *testing.T) *guarded {
 	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "web.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	store := newStore(t)
 	g := &guarded{store: store}
+	var err error
 	store.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 30, MaxCPS: 5})
 	g.campaign, err = store.CreateCampaign(ctx, campaign.Campaign{Name: "Flu shots", Trunk: "carrier", CallerID: "+14155550100", Target: 5}, time.Now())
 	if err != nil {
@@ -58,7 +53,7 @@ func newGuarded(t *testing.T) *guarded {
 	}
 	mux.Handle("GET /api/v1/campaigns/{id}/history", api.Require(campaign.PermRead, history.CampaignHandler(ring, time.Now)))
 	mux.Handle("/", Handler())
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	g.url = serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &status{ResponseWriter: w, code: 200}
 		mux.ServeHTTP(rec, r)
 		if len(r.URL.Path) > 8 && r.URL.Path[:8] == "/api/v1/" {
@@ -68,8 +63,6 @@ func newGuarded(t *testing.T) *guarded {
 			}
 		}
 	}))
-	t.Cleanup(srv.Close)
-	g.url = srv.URL
 	return g
 }
 
@@ -90,9 +83,7 @@ func TestSignInGuardsEveryTab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := browser.Start(t)
-	d.Resize(1280, 1000)
-	d.Open(g.url)
+	d := openDashboard(t, g.url, 1280, 1000)
 	d.Must("#login:not([hidden])")
 	d.Must("#tabs[hidden]")
 	// Even forced from the console, a tab does not load while signed out.
@@ -105,8 +96,7 @@ func TestSignInGuardsEveryTab(t *testing.T) {
 	}
 	d.Must("#view-campaigns[hidden]")
 
-	d.Type("#token", tok)
-	d.Click("#login-form button")
+	signIn(d, tok)
 	d.WaitText("#whoami", "maria (manager)")
 	d.Must("#tab-ops[hidden]") // a manager has no fleet permission
 	before := g.requests.Load()
@@ -144,9 +134,7 @@ func TestDashboardAtPhoneWidth(t *testing.T) {
 	ctx := context.Background()
 	g := newGuarded(t)
 	tok, _ := g.store.CreateToken(ctx, "admin", time.Now())
-	d := browser.Start(t)
-	d.Resize(500, 1000)
-	d.Open(g.url)
+	d := openDashboard(t, g.url, 500, 1000)
 	fits := func(where string) {
 		t.Helper()
 		w, _ := d.Eval(`return [document.documentElement.scrollWidth, document.documentElement.clientWidth]`).([]any)
@@ -155,8 +143,7 @@ func TestDashboardAtPhoneWidth(t *testing.T) {
 		}
 	}
 	fits("sign-in")
-	d.Type("#token", tok)
-	d.Click("#login-form button")
+	signIn(d, tok)
 	d.Click(`#campaigns tr[data-id="` + g.campaign.ID + `"]`)
 	d.WaitText("#detail-name", "Flu shots")
 	// The range picker sets the time axis; the last five minutes fill

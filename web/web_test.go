@@ -27,11 +27,7 @@ import (
 // campaign and watch calls in progress appear without reloading.
 func TestDashboardCampaignJourney(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "web.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := newStore(t)
 	token, _ := store.CreateToken(ctx, "manager", time.Now())
 	mux := http.NewServeMux()
 	api := &httpapi.API{Store: store, ValidateFlow: func(_ context.Context, doc []byte) error { return flow.Check(doc, nil) }}
@@ -48,17 +44,10 @@ func TestDashboardCampaignJourney(t *testing.T) {
 	recordings := &storage.Recordings{Store: &storage.Folder{Dir: t.TempDir()}}
 	mux.Handle("GET /api/v1/recordings/", api.Require(campaign.PermResults, http.StripPrefix("/api/v1/recordings", recordings.Handler())))
 	mux.Handle("/", Handler())
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-
-	d := browser.Start(t)
-	d.Resize(1280, 1100)
-	d.Open(srv.URL)
-	d.Type("#token", "edt_wrong")
-	d.Click("#login-form button")
+	d := openDashboard(t, serve(t, mux), 1280, 1100)
+	signIn(d, "edt_wrong")
 	d.WaitText("#login-error", "refused")
-	d.Type("#token", token)
-	d.Click("#login-form button")
+	signIn(d, token)
 	d.Must("#view-campaigns:not([hidden])")
 
 	d.Click("#tab-trunks")
@@ -226,11 +215,7 @@ func TestDashboardCampaignJourney(t *testing.T) {
 // role may not use; the page forbids being framed by another site.
 func TestDashboardFollowsTheRole(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "web.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := newStore(t)
 	token, _, err := store.CreateAPIToken(ctx, campaign.Token{Name: "wallboard", Role: campaign.RoleViewer}, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -238,10 +223,8 @@ func TestDashboardFollowsTheRole(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", (&httpapi.API{Store: store}).Handler())
 	mux.Handle("/", Handler())
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-
-	resp, err := http.Get(srv.URL + "/")
+	url := serve(t, mux)
+	resp, err := http.Get(url + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,10 +233,8 @@ func TestDashboardFollowsTheRole(t *testing.T) {
 		t.Fatalf("the dashboard may be framed: CSP %q, X-Frame-Options %q", csp, resp.Header.Get("X-Frame-Options"))
 	}
 
-	d := browser.Start(t)
-	d.Open(srv.URL)
-	d.Type("#token", token)
-	d.Click("#login-form button")
+	d := openDashboard(t, url, 0, 0)
+	signIn(d, token)
 	d.Must("#view-campaigns:not([hidden])")
 	d.WaitText("#whoami", "wallboard (viewer)")
 	for _, css := range []string{"#tab-ops", "#new-campaign", "#trunk-form", "#audio-form", "#upload", "#save-flow", "#download-results", "#edit-campaign",
@@ -269,8 +250,7 @@ func TestDashboardFollowsTheRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Click("#logout")
-	d.Type("#token", opsToken)
-	d.Click("#login-form button")
+	signIn(d, opsToken)
 	d.WaitText("#whoami", "night shift (ops)")
 	for _, css := range []string{"#tab-ops", ".actions", "#trunk-form"} {
 		d.Must(css + ":not([hidden])")
@@ -285,11 +265,7 @@ func TestDashboardFollowsTheRole(t *testing.T) {
 // without the API token.
 func TestDashboardListsRecordings(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "web.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := newStore(t)
 	noonNY := time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
 	token, _ := store.CreateToken(ctx, "manager", time.Now())
 	store.PutTrunk(ctx, campaign.Trunk{Name: "carrier", MaxChannels: 10, MaxCPS: 10})
@@ -318,13 +294,8 @@ func TestDashboardListsRecordings(t *testing.T) {
 	mux.Handle("/api/v1/", (&httpapi.API{Store: store, SignRecording: rec.SignedPath}).Handler())
 	mux.Handle("GET "+storage.SignedPrefix, rec.SignedHandler())
 	mux.Handle("/", Handler())
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-
-	d := browser.Start(t)
-	d.Open(srv.URL)
-	d.Type("#token", token)
-	d.Click("#login-form button")
+	d := openDashboard(t, serve(t, mux), 0, 0)
+	signIn(d, token)
 	d.Click(`#campaigns tr[data-id="` + c.ID + `"]`)
 	d.WaitText("#recordings", ls[0].CallID)
 	d.WaitText("#recordings", "+12125550101")
@@ -334,4 +305,40 @@ func TestDashboardListsRecordings(t *testing.T) {
 		const p = document.createElement("p"); p.id = "probe"; p.textContent = r.status + " " + r.headers.get("Content-Type"); document.body.append(p);
 	})`)
 	d.WaitText("#probe", "200 audio/wav")
+}
+
+// newStore opens a fresh SQLite store, closed when the test ends.
+func newStore(t *testing.T) *sqlstore.Store {
+	t.Helper()
+	store, err := sqlstore.Open(context.Background(), filepath.Join(t.TempDir(), "web.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
+}
+
+// serve serves h on loopback until the test ends and returns its URL.
+func serve(t *testing.T, h http.Handler) string {
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// openDashboard starts headless Chromium (width by height, or its own
+// size given 0) on the dashboard at url, signed out.
+func openDashboard(t *testing.T, url string, width, height int) *browser.Browser {
+	t.Helper()
+	d := browser.Start(t)
+	if width > 0 {
+		d.Resize(width, height)
+	}
+	d.Open(url)
+	return d
+}
+
+// signIn submits token on the sign-in form, as a user pastes it.
+func signIn(d *browser.Browser, token string) {
+	d.Type("#token", token)
+	d.Click("#login-form button")
 }

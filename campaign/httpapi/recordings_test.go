@@ -10,28 +10,16 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/importer"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/internal/testenv"
 	"github.com/elastidial/elastidial/storage"
 )
-
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // silence is a playable WAV: 8 kHz mono, n samples of silence.
 func silence(n int) []byte {
@@ -58,7 +46,7 @@ func eachDSN(t *testing.T, fn func(t *testing.T, dsn string)) {
 
 // recordingServer is the controller's routes for recordings: the API,
 // the token-authenticated download and the signed links.
-func recordingServer(t *testing.T, dsn string, clk *testClock) (*client, *sqlstore.Store, *storage.Recordings, *httptest.Server) {
+func recordingServer(t *testing.T, dsn string, clk *testclock.Clock) (*client, *sqlstore.Store, *storage.Recordings, *httptest.Server) {
 	ctx := context.Background()
 	s, err := sqlstore.Open(ctx, dsn)
 	if err != nil {
@@ -82,7 +70,7 @@ func recordingServer(t *testing.T, dsn string, clk *testClock) (*client, *sqlsto
 
 // recordedCalls makes a running campaign of n contacts whose calls are
 // answered and recorded at the clock's now; it returns the call ids.
-func recordedCalls(t *testing.T, c *client, s *sqlstore.Store, rec *storage.Recordings, clk *testClock, retentionDays, n int) (string, []string) {
+func recordedCalls(t *testing.T, c *client, s *sqlstore.Store, rec *storage.Recordings, clk *testclock.Clock, retentionDays, n int) (string, []string) {
 	ctx := context.Background()
 	c.json("PUT", "/api/v1/trunks/carrier", map[string]any{"max_channels": 100, "max_cps": 100}, 200, nil)
 	var camp campaign.Campaign
@@ -140,7 +128,7 @@ func get(t *testing.T, u string) (int, string, int) {
 
 func TestRecordingsListedAndSignedLinks(t *testing.T) {
 	eachDSN(t, func(t *testing.T, dsn string) {
-		clk := &testClock{t: noonUTC}
+		clk := testclock.New(noonUTC)
 		c, s, rec, srv := recordingServer(t, dsn, clk)
 		id, calls := recordedCalls(t, c, s, rec, clk, 0, 3)
 		var items []recordingItem
@@ -226,7 +214,7 @@ func flip(hex string) string {
 // results) stay, and a campaign without retention keeps its recordings.
 func TestRecordingRetentionSweep(t *testing.T) {
 	eachDSN(t, func(t *testing.T, dsn string) {
-		clk := &testClock{t: noonUTC}
+		clk := testclock.New(noonUTC)
 		c, s, rec, srv := recordingServer(t, dsn, clk)
 		ctx := context.Background()
 		keep, _ := recordedCalls(t, c, s, rec, clk, 0, 2)

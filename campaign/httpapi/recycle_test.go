@@ -10,6 +10,7 @@ import (
 
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/importer"
+	"github.com/elastidial/elastidial/internal/testclock"
 )
 
 // A campaign manager re-runs the no-answers, busies and rejections of
@@ -21,7 +22,7 @@ import (
 func TestRecycleByOutcome(t *testing.T) {
 	eachDSN(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		clk := &testClock{t: noonUTC}
+		clk := testclock.New(noonUTC)
 		c, s, _, _ := recordingServer(t, dsn, clk)
 		c.json("PUT", "/api/v1/trunks/carrier", map[string]any{"max_channels": 100, "max_cps": 100}, 200, nil)
 		var camp campaign.Campaign

@@ -12,6 +12,7 @@ import (
 
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/webhook"
+	"github.com/elastidial/elastidial/internal/testclock"
 )
 
 // BenchmarkSenderThroughput: deliveries per second from the SQLite
@@ -20,7 +21,7 @@ import (
 // POSTs of the same bodies, 32 at a time like the sender, with no outbox.
 func BenchmarkSenderThroughput(b *testing.B) {
 	const n = 1000
-	clk := &clock{t: noon.Add(time.Minute)}
+	clk := testclock.New(noon.Add(time.Minute))
 	var got sync.Map
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got.Store(r.Header.Get(webhook.DeliveryHeader), true)

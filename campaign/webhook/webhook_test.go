@@ -19,6 +19,7 @@ import (
 	"github.com/elastidial/elastidial/campaign/importer"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/campaign/webhook"
+	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/internal/testenv"
 )
 
@@ -27,25 +28,12 @@ var noon = time.Date(2026, 3, 10, 16, 0, 0, 0, time.UTC)
 
 const secret = "s3cret-shared-with-the-crm"
 
-// clock is a settable clock shared by the senders of a test.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // receiver is a CRM's webhook endpoint: it checks every signature with
 // the receiver's own clock and counts events by id. While down it
 // answers 503; while hung it holds requests until released.
 type receiver struct {
 	t     *testing.T
-	clock *clock
+	clock *testclock.Clock
 	srv   *httptest.Server
 
 	mu       sync.Mutex
@@ -58,7 +46,7 @@ type receiver struct {
 	badSigns int
 }
 
-func newReceiver(t *testing.T, c *clock) *receiver {
+func newReceiver(t *testing.T, c *testclock.Clock) *receiver {
 	r := &receiver{t: t, clock: c, seen: map[string]int{}, arrived: make(chan string, 1000)}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
@@ -144,7 +132,7 @@ func (a *api) call(method, path string, in, out any) int {
 	return resp.StatusCode
 }
 
-func serveAPI(t testing.TB, s *sqlstore.Store, c *clock) *api {
+func serveAPI(t testing.TB, s *sqlstore.Store, c *testclock.Clock) *api {
 	srv := httptest.NewServer((&httpapi.API{Store: s, Now: c.Now}).Handler())
 	t.Cleanup(srv.Close)
 	tok, err := s.CreateToken(context.Background(), "manager", noon)
@@ -246,7 +234,7 @@ func deliveries(t *testing.T, a *api, campaignID, query string) []sqlstore.Deliv
 
 func TestWebhookSignedDeliveryAndSecretNeverShown(t *testing.T) {
 	eachDSN(t, func(t *testing.T, dsn string) {
-		clk := &clock{t: noon.Add(time.Minute)}
+		clk := testclock.New(noon.Add(time.Minute))
 		s := open(t, dsn)
 		a := serveAPI(t, s, clk)
 		rcv := newReceiver(t, clk)
@@ -328,7 +316,7 @@ func TestVerifyRefusesTamperedAndReplayed(t *testing.T) {
 // is dead, and redelivery on request sends it again.
 func TestWebhookReceiverDownThenUp(t *testing.T) {
 	eachDSN(t, func(t *testing.T, dsn string) {
-		clk := &clock{t: noon.Add(time.Minute)}
+		clk := testclock.New(noon.Add(time.Minute))
 		s := open(t, dsn)
 		a := serveAPI(t, s, clk)
 		rcv := newReceiver(t, clk)
@@ -416,7 +404,7 @@ func TestWebhookReceiverDownThenUp(t *testing.T) {
 // controllers never deliver the same event twice.
 func TestWebhookControllerRestartMidRetry(t *testing.T) {
 	eachDSN(t, func(t *testing.T, dsn string) {
-		clk := &clock{t: noon.Add(time.Minute)}
+		clk := testclock.New(noon.Add(time.Minute))
 		s1 := open(t, dsn)
 		a := serveAPI(t, s1, clk)
 		rcv := newReceiver(t, clk)
@@ -541,7 +529,7 @@ func errorsAs(err error, fe **campaign.FieldError) bool {
 func TestWebhookCutOffAndPrune(t *testing.T) {
 	eachDSN(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
-		clk := &clock{t: noon}
+		clk := testclock.New(noon)
 		s := open(t, dsn)
 		a := serveAPI(t, s, clk)
 		rcv := newReceiver(t, clk)
@@ -576,7 +564,7 @@ func TestWebhookCutOffAndPrune(t *testing.T) {
 
 // A webhook may not reach the cloud's instance metadata (link-local).
 func TestWebhookRefusesLinkLocal(t *testing.T) {
-	clk := &clock{t: noon}
+	clk := testclock.New(noon)
 	s := open(t, filepath.Join(t.TempDir(), "w.db"))
 	a := serveAPI(t, s, clk)
 	id := runningCampaign(t, s, a, "http://169.254.169.254/latest/meta-data/", 1)
@@ -592,7 +580,7 @@ func TestWebhookRefusesLinkLocal(t *testing.T) {
 // Removing a campaign's webhook ends its pending deliveries (dead, saying
 // why) and forgets its secret.
 func TestWebhookRemoved(t *testing.T) {
-	clk := &clock{t: noon.Add(time.Minute)}
+	clk := testclock.New(noon.Add(time.Minute))
 	s := open(t, filepath.Join(t.TempDir(), "w.db"))
 	a := serveAPI(t, s, clk)
 	rcv := newReceiver(t, clk)

@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	kolo "github.com/kolo/xmlrpc"
 
 	"github.com/elastidial/elastidial/nodeapi"
 )
@@ -40,40 +37,9 @@ func TestCallerIDReachesTheNode(t *testing.T) {
 	if code, body := srv.call("POST", "/api/v1/campaigns/"+camp.ID+"/start", ""); code != 200 {
 		t.Fatalf("start: %d %s", code, body)
 	}
-	var fleet struct{ Nodes []struct{ ID string } }
-	for deadline := time.Now().Add(10 * time.Second); len(fleet.Nodes) < 1; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("fleet: %+v", fleet)
-		}
-		_, body := srv.call("GET", "/api/v1/fleet", "")
-		json.Unmarshal([]byte(body), &fleet)
-	}
-	rpc := func(cred, method string, arg, reply any) error {
-		body, _ := kolo.EncodeMethodCall(method, arg)
-		req, _ := http.NewRequest("POST", srv.base+"/RPC2", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+cred)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if err := kolo.Response(b).Err(); err != nil {
-			return err
-		}
-		return kolo.Response(b).Unmarshal(reply)
-	}
-	var reg nodeapi.RegisterResponse
-	// The fleet may show the node before the cloud lists it.
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		err := rpc("test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: fleet.Nodes[0].ID, Capacity: 10}, &reg)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("register: %v", err)
-		}
-	}
+	nodes := srv.waitNodes(t, 1, 10*time.Second)
+	reg := srv.register(t, nodes[0], 10)
+	rpc := func(cred, method string, arg, reply any) error { return srv.rpc(t, cred, method, arg, reply) }
 	var manifest nodeapi.ManifestResponse
 	rpc(reg.Token, nodeapi.MethodManifest, nodeapi.ManifestRequest{}, &manifest)
 	got := map[string]string{}
@@ -97,7 +63,7 @@ func TestCallerIDReachesTheNode(t *testing.T) {
 		t.Fatalf("caller IDs handed to the node %v; want the contact's own %s, the pool's %s once, the campaign's %s", got, own, pool, cid)
 	}
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"compliance", "export", "-db", srv.db, "-campaign", camp.ID}, &out, io.Discard, func(string) string { return "" }); err != nil {
+	if err := run(context.Background(), []string{"compliance", "export", "-db", srv.db, "-campaign", camp.ID}, &out, io.Discard, bareEnv(t)); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{`"caller_id_source":"contact"`, `"caller_id_source":"pool"`, `"caller_id_source":"campaign"`} {

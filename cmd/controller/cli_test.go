@@ -18,7 +18,7 @@ import (
 // TestHelpPerCommand: 'controller CMD -h' prints only CMD's flags, each
 // with a placeholder naming what it takes, and exits 0.
 func TestHelpPerCommand(t *testing.T) {
-	env := func(string) string { return "" }
+	env := bareEnv(t)
 	for _, name := range sortedCommands() {
 		cmd := commands[name]
 		for _, args := range [][]string{{name, "-h"}, {"help", name}, {name, "x", "--help"}} {
@@ -78,7 +78,7 @@ func TestHelpPerCommand(t *testing.T) {
 // TestFlagsAfterArguments: the README's commands put flags after the
 // arguments, as people type them.
 func TestFlagsAfterArguments(t *testing.T) {
-	env := func(string) string { return "" }
+	env := bareEnv(t)
 	db := filepath.Join(t.TempDir(), "r.db")
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"report", "cost", "-format", "csv", "-db", db}, &out, io.Discard, env); err != nil || !strings.HasPrefix(out.String(), "section,key,value") {
@@ -91,5 +91,18 @@ func TestFlagsAfterArguments(t *testing.T) {
 	out.Reset()
 	if err := run(context.Background(), []string{"token", "list", "-db", db}, &out, io.Discard, env); err != nil || !strings.Contains(out.String(), "viewer") {
 		t.Fatalf("token list: %v\n%s", err, out.String())
+	}
+}
+
+// bareEnv is the environment of a user who set nothing but HOME, a fresh
+// folder: a command that ignored its -db or -data would write there, not
+// into the tester's own data folder (os.UserHomeDir) nor the source tree.
+func bareEnv(t *testing.T) func(string) string {
+	home := t.TempDir()
+	return func(k string) string {
+		if k == "HOME" {
+			return home
+		}
+		return ""
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/elastidial/elastidial/internal/testenv"
 )
 
 var (
@@ -23,7 +25,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testenv.RunInTree(m)
 	if agentDir != "" {
 		os.RemoveAll(agentDir)
 	}
@@ -72,7 +74,7 @@ func TestDemo(t *testing.T) {
 	}
 	var out bytes.Buffer
 	err := run(context.Background(), []string{"demo", "-contacts", "150", "-calls", "120", "-node-slots", "50",
-		"-agent-path", nodeAgent(t), "-dir", t.TempDir(), "-timeout", "4m"}, &out, io.Discard, func(string) string { return "" })
+		"-agent-path", nodeAgent(t), "-dir", t.TempDir(), "-timeout", "4m"}, &out, io.Discard, bareEnv(t))
 	text := out.String()
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, text)
@@ -150,8 +152,9 @@ func TestDemoEndsOnCtrlCAndTimeout(t *testing.T) {
 			defer cancel()
 			var out syncBuffer
 			errc := make(chan error, 1)
+			env := bareEnv(t)
 			go func() {
-				errc <- run(ctx, append([]string{"demo", "-contacts", "3000", "-calls", "40", "-agent-path", agent}, tc.args...), &out, io.Discard, func(string) string { return "" })
+				errc <- run(ctx, append([]string{"demo", "-contacts", "3000", "-calls", "40", "-agent-path", agent}, tc.args...), &out, io.Discard, env)
 			}()
 			if tc.interrupt {
 				for !regexp.MustCompile(`remaining +\d+`).MatchString(out.String()) { // a progress line: the campaign is dialling

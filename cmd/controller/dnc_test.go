@@ -22,7 +22,7 @@ func TestDNCImportCommand(t *testing.T) {
 	db := filepath.Join(dir, "c.db")
 	file := filepath.Join(dir, "212.txt")
 	os.WriteFile(file, []byte("212,5550101\n212,5550102\nnot a number\n"), 0o600)
-	env := func(string) string { return "" }
+	env := bareEnv(t)
 	dnc := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := run(context.Background(), append([]string{"dnc", "-db", db}, args...), &out, io.Discard, env)

@@ -124,11 +124,11 @@ func BenchmarkFleet(b *testing.B) {
 	rest("POST", "/api/v1/campaigns/"+camp.ID+"/start", "")
 
 	// The scaler launches the nodes (idle processes); we play them.
-	var fleet struct{ Nodes []struct{ ID string } }
-	for deadline := time.Now().Add(90 * time.Second); len(fleet.Nodes) < nodes; time.Sleep(200 * time.Millisecond) {
-		json.Unmarshal([]byte(rest("GET", "/api/v1/fleet", "")), &fleet)
+	var ids []string // launched: a launch the cloud has not answered yet has no instance to register
+	for deadline := time.Now().Add(90 * time.Second); len(ids) < nodes; time.Sleep(200 * time.Millisecond) {
+		ids = launched(rest("GET", "/api/v1/fleet", ""))
 		if time.Now().After(deadline) {
-			b.Fatalf("fleet: %d nodes", len(fleet.Nodes))
+			b.Fatalf("fleet: %d launched nodes", len(ids))
 		}
 	}
 
@@ -172,18 +172,18 @@ func BenchmarkFleet(b *testing.B) {
 		}
 	}
 	var activeNodes atomic.Int64
-	for i, n := range fleet.Nodes[:nodes] {
+	for i, id := range ids[:nodes] {
 		wg.Go(func() {
 			// A controller that has not yet listed the instance refuses
 			// it; the agent tries again, as here.
 			var reg nodeapi.RegisterResponse
 			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-				err := rpc("bench-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: n.ID, Capacity: slots}, &reg)
+				err := rpc("bench-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: id, Capacity: slots}, &reg)
 				if err == nil {
 					break
 				}
 				if time.Now().After(deadline) {
-					fail(fmt.Errorf("register %s: %w", n.ID, err))
+					fail(fmt.Errorf("register %s: %w", id, err))
 					return
 				}
 			}

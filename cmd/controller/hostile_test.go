@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	kolo "github.com/kolo/xmlrpc"
 
 	"github.com/elastidial/elastidial/nodeapi"
 )
@@ -91,7 +88,7 @@ func TestHostileRPCBodyHeld(t *testing.T) {
 // line; a revoked token is refused by the running controller at once.
 func TestTokenCommand(t *testing.T) {
 	srv := startServe(t)
-	env := func(string) string { return "" }
+	env := bareEnv(t)
 	tok := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := run(context.Background(), append([]string{"token", "-db", srv.db}, args...), &out, io.Discard, env)
@@ -188,45 +185,9 @@ func TestHostileNodeStepsAnotherNodesCall(t *testing.T) {
 	if code, body := srv.call("POST", "/api/v1/campaigns/"+id+"/start", ""); code != 200 {
 		t.Fatalf("start: %d %s", code, body)
 	}
-	var fleet struct{ Nodes []struct{ ID string } }
-	for deadline := time.Now().Add(10 * time.Second); len(fleet.Nodes) < 2; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("fleet: %+v", fleet)
-		}
-		_, body := srv.call("GET", "/api/v1/fleet", "")
-		json.Unmarshal([]byte(body), &fleet)
-	}
-	rpc := func(cred, method string, arg, reply any) error {
-		body, _ := kolo.EncodeMethodCall(method, arg)
-		req, _ := http.NewRequest("POST", srv.base+"/RPC2", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+cred)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if err := kolo.Response(b).Err(); err != nil {
-			return err
-		}
-		return kolo.Response(b).Unmarshal(reply)
-	}
-	tokens := make([]string, 2)
-	for i := range tokens {
-		var reg nodeapi.RegisterResponse
-		// The fleet may show a node before the cloud lists it; the agent
-		// retries its register, as this does.
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-			err := rpc("test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: fleet.Nodes[i].ID, Capacity: 1}, &reg)
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("register %s: %v", fleet.Nodes[i].ID, err)
-			}
-		}
-		tokens[i] = reg.Token
-	}
+	nodes := srv.waitNodes(t, 2, 10*time.Second)
+	rpc := func(cred, method string, arg, reply any) error { return srv.rpc(t, cred, method, arg, reply) }
+	tokens := []string{srv.register(t, nodes[0], 1).Token, srv.register(t, nodes[1], 1).Token}
 	var manifest nodeapi.ManifestResponse
 	rpc(tokens[0], nodeapi.MethodManifest, nodeapi.ManifestRequest{}, &manifest)
 	var next nodeapi.NextResponse

@@ -1,17 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	kolo "github.com/kolo/xmlrpc"
 
 	"github.com/elastidial/elastidial/internal/browser"
 	"github.com/elastidial/elastidial/nodeapi"
@@ -65,34 +59,14 @@ func TestOpsDashboard(t *testing.T) {
 
 	// The launched node registers, takes both calls and reports one
 	// answered: its own numbers, and the campaign's share of the cost.
-	nodeID := ""
-	d.WaitFor("the scaler to launch a node", func() bool {
-		var f struct{ Nodes []struct{ ID string } }
-		_, body := call("GET", "/api/v1/fleet", "")
-		json.Unmarshal([]byte(body), &f)
-		if len(f.Nodes) > 0 {
-			nodeID = f.Nodes[0].ID
-		}
-		return nodeID != ""
-	})
+	nodeID := srv.waitNodes(t, 1, 15*time.Second)[0] // the scaler launched it
 	rpc := func(cred, method string, arg, reply any) {
 		t.Helper()
-		body, _ := kolo.EncodeMethodCall(method, arg)
-		req, _ := http.NewRequest("POST", srv.base+"/RPC2", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+cred)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if err := kolo.Response(b).Err(); err != nil {
+		if err := srv.rpc(t, cred, method, arg, reply); err != nil {
 			t.Fatalf("%s: %v", method, err)
 		}
-		kolo.Response(b).Unmarshal(reply)
 	}
-	var reg nodeapi.RegisterResponse
-	rpc("test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: nodeID, Capacity: 100}, &reg)
+	reg := srv.register(t, nodeID, 100)
 	var next nodeapi.NextResponse
 	rpc(reg.Token, nodeapi.MethodNext, nodeapi.NextRequest{Free: 5}, &next)
 	var hb nodeapi.HeartbeatResponse

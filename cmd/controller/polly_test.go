@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	kolo "github.com/kolo/xmlrpc"
 
 	"github.com/elastidial/elastidial/flow/examples"
 	"github.com/elastidial/elastidial/nodeapi"
@@ -52,33 +49,13 @@ func TestServeSpeaksThroughPolly(t *testing.T) {
 	if code, body := srv.call("POST", "/api/v1/campaigns/"+camp.ID+"/start", ""); code != 200 {
 		t.Fatalf("start: %d %s", code, body)
 	}
-	var fleet struct{ Nodes []struct{ ID string } }
-	for deadline := time.Now().Add(15 * time.Second); len(fleet.Nodes) == 0; time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no node launched")
-		}
-		_, body := srv.call("GET", "/api/v1/fleet", "")
-		json.Unmarshal([]byte(body), &fleet)
-	}
-	cred := "test-secret"
+	reg := srv.register(t, srv.waitNodes(t, 1, 15*time.Second)[0], 10)
 	rpc := func(method string, arg, reply any) {
 		t.Helper()
-		b, _ := kolo.EncodeMethodCall(method, arg)
-		req, _ := http.NewRequest("POST", srv.base+"/RPC2", bytes.NewReader(b))
-		req.Header.Set("Authorization", "Bearer "+cred)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(resp.Body)
-		if err := kolo.Response(out).Unmarshal(reply); err != nil {
+		if err := srv.rpc(t, reg.Token, method, arg, reply); err != nil {
 			t.Fatalf("%s: %v", method, err)
 		}
 	}
-	var reg nodeapi.RegisterResponse
-	rpc(nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: fleet.Nodes[0].ID, Capacity: 10}, &reg)
-	cred = reg.Token
 	// Ask as an agent does: with the versions the last answer named, until
 	// the contact is leased (its qualification may not have run yet).
 	var next nodeapi.NextResponse

@@ -11,7 +11,7 @@ import (
 
 func TestReportCost(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "r.db")
-	env := func(string) string { return "" }
+	env := bareEnv(t)
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"report", "-db", db, "-format", "json", "cost"}, &out, io.Discard, env); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +29,11 @@ import (
 type served struct {
 	base, token, db string
 	call            func(method, path, body string) (int, string)
+
+	t       *testing.T
+	cancel  context.CancelFunc
+	done    chan error
+	stopped bool
 }
 
 // upload sends an audio file to the library through the REST API.
@@ -48,6 +55,74 @@ func (s *served) upload(set, name string, data []byte) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// rpc calls an XML-RPC method at /RPC2 as a node would: cred is the
+// cluster secret (to register) or the node's token. A fault is the error;
+// a failed request ends the test.
+func (s *served) rpc(t testing.TB, cred, method string, arg, reply any) error {
+	t.Helper()
+	body, _ := kolo.EncodeMethodCall(method, arg)
+	req, _ := http.NewRequest("POST", s.base+"/RPC2", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+cred)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if err := kolo.Response(b).Err(); err != nil {
+		return err
+	}
+	return kolo.Response(b).Unmarshal(reply)
+}
+
+// waitNodes waits until the fleet shows n launched nodes and returns their
+// instance IDs. A launch the cloud has not answered yet shows as a node
+// "requested" under its launch token, an ID no agent will ever register
+// with: those are not counted.
+func (s *served) waitNodes(t testing.TB, n int, within time.Duration) []string {
+	t.Helper()
+	var ids []string
+	for deadline := time.Now().Add(within); len(ids) < n; time.Sleep(100 * time.Millisecond) {
+		_, body := s.call("GET", "/api/v1/fleet", "")
+		ids = launched(body)
+		if len(ids) < n && time.Now().After(deadline) {
+			t.Fatalf("fleet shows %d launched nodes after %s, want %d: %s", len(ids), within, n, body)
+		}
+	}
+	return ids
+}
+
+// launched returns the instance IDs of the nodes a GET /api/v1/fleet
+// body shows, leaving out the launches the cloud has not answered yet.
+func launched(fleetBody string) []string {
+	var fleet struct{ Nodes []struct{ ID, State string } }
+	json.Unmarshal([]byte(fleetBody), &fleet)
+	var ids []string
+	for _, node := range fleet.Nodes {
+		if node.State != "requested" {
+			ids = append(ids, node.ID)
+		}
+	}
+	return ids
+}
+
+// register registers the node of a launched instance; the agent retries
+// while register refuses it (an instance the cloud does not list yet), as
+// this does.
+func (s *served) register(t testing.TB, instance string, capacity int) nodeapi.RegisterResponse {
+	t.Helper()
+	var reg nodeapi.RegisterResponse
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		err := s.rpc(t, "test-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: instance, Capacity: capacity}, &reg)
+		if err == nil {
+			return reg
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("register %s: %v", instance, err)
+		}
+	}
+}
+
 // silence is a WAV of PCM 16-bit mono silence.
 func silence(rate int, seconds float64) []byte {
 	return storage.EncodeWAV(rate, make([]int16, int(float64(rate)*seconds)))
@@ -58,62 +133,75 @@ func silence(rate int, seconds float64) []byte {
 // the node themselves over XML-RPC.
 func startServe(t *testing.T, extra ...string) *served {
 	t.Helper()
-	db := filepath.Join(t.TempDir(), "e2e.db")
-	env := func(string) string { return "" }
+	return newCluster(t, filepath.Join(t.TempDir(), "e2e.db")).serve(t, "nodes", extra...)
+}
+
+// cluster is what the serves of one test share: a store with an ops
+// token, and a data folder with the stand-in agent the local cloud runs
+// (a process that idles).
+type cluster struct{ db, tok, dir, agent string }
+
+func newCluster(t *testing.T, db string) *cluster {
+	t.Helper()
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"token", "-db", db, "ops"}, &out, io.Discard, env); err != nil {
+	if err := run(context.Background(), []string{"token", "-db", db, "ops"}, &out, io.Discard, bareEnv(t)); err != nil {
 		t.Fatal(err)
 	}
-	tok := strings.TrimSpace(out.String())
+	c := &cluster{db: db, tok: strings.TrimSpace(out.String()), dir: t.TempDir()}
+	c.agent = filepath.Join(c.dir, "idle-agent")
+	if err := os.WriteFile(c.agent, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
 
+// serve runs `controller serve` on a free port until the test ends (or
+// stop); its local nodes live in the folder name.
+func (c *cluster) serve(t *testing.T, name string, extra ...string) *served {
+	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	dir := t.TempDir()
-	agent := filepath.Join(dir, "idle-agent")
-	os.WriteFile(agent, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	s := &served{base: "http://" + addr, token: c.tok, db: c.db, t: t, cancel: cancel, done: make(chan error, 1)}
 	serveEnv := func(k string) string { // secrets come from the environment, never flags
 		if k == "ELASTIDIAL_CLUSTER_SECRET" {
 			return "test-secret"
 		}
 		return ""
 	}
-	go func() {
-		done <- run(ctx, append([]string{"serve", "-data", dir, "-db", db, "-listen", addr,
-			"-agent-path", agent, "-local-dir", filepath.Join(dir, "nodes"), "-audio", filepath.Join(dir, "audio"), "-tick", "200ms"}, extra...), io.Discard, io.Discard, serveEnv)
-	}()
+	// serve's log is shown when the test fails: what it warned of (a
+	// rendering that failed, a node refused) is most of a flake's story.
+	var log syncBuffer
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not stop")
+		if t.Failed() {
+			t.Logf("serve %s's log:\n%s", name, log.String())
 		}
 	})
-	base := "http://" + addr
-	deadline := time.Now().Add(10 * time.Second)
+	go func() {
+		s.done <- run(ctx, append([]string{"serve", "-data", c.dir, "-db", c.db, "-listen", addr,
+			"-agent-path", c.agent, "-local-dir", filepath.Join(c.dir, name), "-audio", filepath.Join(c.dir, "audio"), "-tick", "200ms"}, extra...), io.Discard, &log, serveEnv)
+	}()
+	t.Cleanup(s.stop)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get(base + "/healthz")
+		resp, err := http.Get(s.base + "/healthz")
 		if err == nil && resp.StatusCode == 200 {
 			resp.Body.Close()
 			break
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("serve ended: %v", err)
+		case err := <-s.done:
+			s.stopped = true
+			t.Fatalf("serve %s ended: %v", name, err)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("controller did not come up: %v", err)
+			t.Fatalf("serve %s did not come up: %v", name, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	call := func(method, path, body string) (int, string) {
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
+	s.call = func(method, path, body string) (int, string) {
+		req, _ := http.NewRequest(method, s.base+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+s.token)
 		if strings.HasPrefix(body, "{") {
 			req.Header.Set("Content-Type", "application/json")
 		}
@@ -125,14 +213,43 @@ func startServe(t *testing.T, extra ...string) *served {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	return &served{base: base, token: tok, db: db, call: call}
+	return s
+}
+
+// stop ends serve as ops would (its context, as SIGTERM does) and waits
+// for it to return, once.
+func (s *served) stop() {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			s.t.Errorf("serve returned %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		s.t.Error("serve did not stop")
+	}
+}
+
+// metric reads one unlabelled metric from /metrics; 0 when absent.
+func (s *served) metric(name string) float64 {
+	_, body := s.call("GET", "/metrics", "")
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
 }
 
 // TestServeEndToEnd runs the binary's own entry point the way ops would:
 // make a token, serve, and drive the REST API over real HTTP.
 func TestServeEndToEnd(t *testing.T) {
 	srv := startServe(t)
-	base, call := srv.base, srv.call
+	call := srv.call
 	if code, body := call("PUT", "/api/v1/trunks/carrier", `{"max_channels":120,"max_cps":20}`); code != 200 {
 		t.Fatalf("trunk: %d %s", code, body)
 	}
@@ -186,27 +303,12 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	// The node the scaler launched, speaking XML-RPC through the agent's
 	// client library.
-	var fleet struct{ Nodes []struct{ ID string } }
-	_, body = call("GET", "/api/v1/fleet", "")
-	if json.Unmarshal([]byte(body), &fleet); len(fleet.Nodes) != 1 {
-		t.Fatalf("fleet: %s", body)
+	nodes := srv.waitNodes(t, 1, 10*time.Second)
+	if len(nodes) != 1 {
+		t.Fatalf("fleet: %v, want the one node launched", nodes)
 	}
-	nodeID := fleet.Nodes[0].ID
-	rpcAs := func(cred, method string, arg, reply any) error {
-		body, _ := kolo.EncodeMethodCall(method, arg)
-		req, _ := http.NewRequest("POST", base+"/RPC2", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+cred)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if err := kolo.Response(b).Err(); err != nil {
-			return err
-		}
-		return kolo.Response(b).Unmarshal(reply)
-	}
+	nodeID := nodes[0]
+	rpcAs := func(cred, method string, arg, reply any) error { return srv.rpc(t, cred, method, arg, reply) }
 	// Unknown nodes and tokens of an earlier registration get the fault
 	// that makes an agent register again, not an internal error.
 	var hb nodeapi.HeartbeatResponse
@@ -227,21 +329,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if err := rpcAs(first, nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{}, &hb); err == nil || !strings.Contains(err.Error(), "Fault(2)") {
 		t.Fatalf("heartbeat with the token of an earlier registration: %+v %v", hb, err)
 	}
-	node := func(method string, arg, reply any) error {
-		body, _ := kolo.EncodeMethodCall(method, arg)
-		req, _ := http.NewRequest("POST", base+"/RPC2", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+reg.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		if err := kolo.Response(b).Err(); err != nil {
-			return err
-		}
-		return kolo.Response(b).Unmarshal(reply)
-	}
+	node := func(method string, arg, reply any) error { return srv.rpc(t, reg.Token, method, arg, reply) }
 	// A node without the campaign's audio gets no calls, only the version
 	// to sync; holding it, it gets the call.
 	var next nodeapi.NextResponse
@@ -301,11 +389,11 @@ func TestServeEndToEnd(t *testing.T) {
 
 func TestUnknownCommandAndUsage(t *testing.T) {
 	var errOut bytes.Buffer
-	err := run(context.Background(), []string{"launch-rockets"}, io.Discard, &errOut, func(string) string { return "" })
+	err := run(context.Background(), []string{"launch-rockets"}, io.Discard, &errOut, bareEnv(t))
 	if err == nil || !strings.Contains(err.Error(), `unknown command "launch-rockets"`) || !strings.Contains(errOut.String(), "serve") {
 		t.Fatalf("err = %v, usage = %s", err, errOut.String())
 	}
-	if err := run(context.Background(), []string{"token", "-db", filepath.Join(t.TempDir(), "x.db")}, io.Discard, io.Discard, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "NAME") {
+	if err := run(context.Background(), []string{"token", "-db", filepath.Join(t.TempDir(), "x.db")}, io.Discard, io.Discard, bareEnv(t)); err == nil || !strings.Contains(err.Error(), "NAME") {
 		t.Fatalf("token without name: %v", err)
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestSimulateCommand(t *testing.T) {
-	env := func(string) string { return "" }
+	env := bareEnv(t)
 	trace := filepath.Join(t.TempDir(), "mine.csv")
 	os.WriteFile(trace, []byte("seconds,campaign,calls,announced_seconds\n0,a,0,\n600,a,450,0\n4200,a,0,\n7200,,,\n"), 0o644)
 	dir := t.TempDir()

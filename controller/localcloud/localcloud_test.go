@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/elastidial/elastidial/controller"
+	"github.com/elastidial/elastidial/internal/testenv"
 )
 
 // The test binary doubles as a stand-in node agent: with
@@ -34,7 +35,7 @@ func TestMain(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(m.Run())
+	os.Exit(testenv.RunInTree(m))
 }
 
 func newCloud(t *testing.T, mode string) *Cloud {

@@ -46,3 +46,59 @@ func TestNoBinariesCommitted(t *testing.T) {
 		}
 	}
 }
+
+// TestNoDatabasesCommitted: no SQLite store (or its journal) is tracked.
+// One was, once: a test ran a command whose -db was ignored, and the store
+// it wrote into the package folder was committed with the test.
+func TestNoDatabasesCommitted(t *testing.T) {
+	root, _ := filepath.Abs("../..")
+	out, err := exec.Command("git", "-C", root, "ls-files", "-z").Output()
+	if err != nil {
+		t.Skipf("not a git checkout: %v", err)
+	}
+	files := strings.Split(strings.TrimRight(string(out), "\x00"), "\x00")
+	for _, f := range files {
+		if isDatabase(f) {
+			t.Errorf("%s is a database: tests write theirs under t.TempDir(), and none is committed", f)
+			continue
+		}
+		head := make([]byte, 16)
+		fh, err := os.Open(filepath.Join(root, f))
+		if err != nil {
+			continue // deleted in the work tree, or a link to nowhere
+		}
+		n, _ := fh.Read(head)
+		fh.Close()
+		if n == len(head) && string(head) == "SQLite format 3\x00" {
+			t.Errorf("%s is a SQLite database whatever its name: none is committed", f)
+		}
+	}
+}
+
+func isDatabase(name string) bool {
+	base := strings.ToLower(filepath.Base(name))
+	for _, suffix := range []string{".db", ".sqlite", ".sqlite3", ".db-wal", ".db-shm", ".db-journal", ".sqlite-wal", ".sqlite-shm"} {
+		if strings.HasSuffix(base, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestIsDatabase(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want bool
+	}{
+		{"cmd/controller/elastidial.db", true},
+		{"x/store.SQLite", true},
+		{"elastidial.db-wal", true},
+		{"data.sqlite3", true},
+		{"campaign/sqlstore/db.go", false},
+		{"docs/dbschema.md", false},
+	} {
+		if got := isDatabase(tc.name); got != tc.want {
+			t.Errorf("isDatabase(%q) = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -2,6 +2,9 @@ package testenv
 
 import (
 	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -37,5 +40,43 @@ func TestPostgresDatabaseIsFreshAndUsable(t *testing.T) {
 	}
 	if n != 0 {
 		t.Fatalf("fresh database has %d tables", n)
+	}
+}
+
+func TestWatchTreeNamesWhatAppeared(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"keep.go", "testdata/old.txt"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := WatchTree(dir)
+	if err := check(); err != nil {
+		t.Fatalf("nothing written, yet: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "elastidial.db"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "recordings", "c1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	err := check()
+	if err == nil || !strings.Contains(err.Error(), "elastidial.db") || !strings.Contains(err.Error(), "recordings") || strings.Contains(err.Error(), "c1") {
+		t.Fatalf("check = %v, want it to name elastidial.db and recordings, not what recordings holds", err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "testdata")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "elastidial.db")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "recordings")); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(); err != nil {
+		t.Errorf("a removed file is not a write into the tree: %v", err)
 	}
 }
