@@ -105,6 +105,10 @@ type Config struct {
 	WarmPoolMax    int           // Default 20.
 	WarmPoolBudget float64       // Default 0.
 	SpikeMemory    time.Duration // Default 24h.
+	// SpareNodes are running nodes kept above any demand, so a node that
+	// fails leaves no call waiting for its replacement's boot. Default 0:
+	// one spare costs about 12% on a small fleet (see docs/capacity.md).
+	SpareNodes int
 
 	// The carrier trunk every node registers, handed to nodes in their user
 	// data (EC2 only; local nodes have a simulated Asterisk).
@@ -253,6 +257,7 @@ func (c *Config) fields() []field {
 		{"warm-pool-max", "NODES", "parked nodes at most", &c.WarmPoolMax},
 		{"warm-pool-budget", "USD_PER_HOUR", "cap on the warm pool's own $/hour (0: none but the budget)", &c.WarmPoolBudget},
 		{"spike-memory", "DURATION", "how long an unannounced rise keeps the warm pool sized for it", &c.SpikeMemory},
+		{"spare-nodes", "NODES", "running nodes kept above demand to absorb a node failure", &c.SpareNodes},
 		{"trunk-name", "ENDPOINT", "PJSIP endpoint name of the carrier trunk on nodes", &c.TrunkName},
 		{"trunk-host", "HOST", "carrier SIP host nodes register to", &c.TrunkHost},
 		{"trunk-user", "USER", "carrier SIP user", &c.TrunkUser},
@@ -617,6 +622,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Pricing(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.SpareNodes < 0 {
+		bad("spare-nodes", "%d: must not be negative", c.SpareNodes)
 	}
 	if c.WarmPoolMin < 0 || c.WarmPoolMax < c.WarmPoolMin {
 		bad("warm-pool-max", "%d: must be at least warm-pool-min (%d), which must not be negative", c.WarmPoolMax, c.WarmPoolMin)

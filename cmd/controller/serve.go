@@ -105,7 +105,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 			BudgetPerHour: cfg.BudgetPerH, ScaleInWindow: cfg.ScaleInWindow, MinLifetime: cfg.MinNodeLifetime,
 			InstanceType: cfg.PricedType(), Spot: cfg.Cloud == "ec2" && cfg.EC2Spot,
 			WarmPool: cfg.WarmPool, WarmPoolMin: cfg.WarmPoolMin, WarmPoolMax: cfg.WarmPoolMax, WarmPoolBudget: cfg.WarmPoolBudget,
-			SpikeMemory: cfg.SpikeMemory, Hibernate: cfg.EC2Hibernate},
+			SpikeMemory: cfg.SpikeMemory, Hibernate: cfg.EC2Hibernate, SpareNodes: cfg.SpareNodes},
 		Tick:         cfg.Tick,
 		AudioVersion: audio.Version, // a node is ready only with the current audio
 		Logger:       log.With("component", "scaler"),

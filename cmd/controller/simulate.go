@@ -19,7 +19,7 @@ import (
 
 func init() {
 	commands["simulate"] = command{summary: "replay demand traces (shipped ones by name, or CSV files) through the scaler and compare costs",
-		args: "[TRACE...]", config: []string{"node-slots", "min-nodes", "max-nodes", "budget"}, run: simulate, flags: func(fs *flag.FlagSet) {
+		args: "[TRACE...]", config: []string{"node-slots", "min-nodes", "max-nodes", "budget", "spare-nodes"}, run: simulate, flags: func(fs *flag.FlagSet) {
 			fs.String("format", "table", "`FORMAT`: table or json")
 			fs.String("svg", "", "write a plot of each elastidial run into this `DIR`")
 			fs.Uint64("seed", 1, "random `SEED` for boot times and failures")
@@ -60,7 +60,7 @@ func simulate(_ context.Context, cfg Config, fs *flag.FlagSet, stdout io.Writer,
 		return err
 	}
 	s := sim.Settings{Slots: cfg.NodeSlots, Cloud: sim.CloudModel{Seed: seed}, Pricing: pricing, InstanceType: cfg.PricedType(), WarmPool: cfg.WarmPoolMin}
-	s.Plan.MinNodes, s.Plan.MaxNodes, s.Plan.BudgetPerHour = cfg.MinNodes, cfg.MaxNodes, cfg.BudgetPerH
+	s.Plan.MinNodes, s.Plan.MaxNodes, s.Plan.BudgetPerHour, s.Plan.SpareNodes = cfg.MinNodes, cfg.MaxNodes, cfg.BudgetPerH, cfg.SpareNodes
 	var all []sim.Result
 	type sweep struct {
 		Rows      []sim.WarmRow `json:"rows"`
