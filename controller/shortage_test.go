@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/elastidial/elastidial/internal/testclock"
 )
 
 // shortCloud is the fake cloud with zones and spot, short where told: a
@@ -86,7 +88,7 @@ func (c *shortCloud) requests(from int) (string, int) {
 func TestShortageSurvivesLeaderHandover(t *testing.T) {
 	stores(t, func(t *testing.T, open func() *Store) {
 		ctx := context.Background()
-		clock := &manualClock{now: t0}
+		clock := testclock.New(t0)
 		cloud := &shortCloud{fakeCloud: newFakeCloud(clock), zones: []string{"z-a", "z-b", "z-c"},
 			spotShort: true, shortZones: map[string]bool{"z-a": true}}
 		d := &fakeDemand{target: 280} // 294 slots with the headroom: 3 nodes
@@ -107,7 +109,7 @@ func TestShortageSurvivesLeaderHandover(t *testing.T) {
 
 		// a dies (it never ticks again); b takes over once its
 		// leadership expires, with demand risen.
-		clock.advance(a.cfg.LeaderTTL + time.Second)
+		clock.Add(a.cfg.LeaderTTL + time.Second)
 		d.set(600)
 		b := newTestController(t, cloud, d, open(), clock, spot)
 		mustTick(t, b)
@@ -124,7 +126,7 @@ func TestShortageSurvivesLeaderHandover(t *testing.T) {
 		cloud.smu.Lock()
 		cloud.spotShort, cloud.shortZones = false, nil
 		cloud.smu.Unlock()
-		clock.advance(10 * time.Minute)
+		clock.Add(10 * time.Minute)
 		d.set(1500)
 		mustTick(t, b)
 		got, _ = cloud.requests(seen2)
