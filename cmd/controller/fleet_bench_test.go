@@ -175,9 +175,10 @@ func BenchmarkFleet(b *testing.B) {
 	for i, n := range fleet.Nodes[:nodes] {
 		wg.Go(func() {
 			// A controller that has not yet listed the instance refuses
-			// it; the agent tries again, as here.
+			// it; the agent tries again, as here (for a minute: on a
+			// loaded machine the leader lists the cloud late).
 			var reg nodeapi.RegisterResponse
-			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
 				err := rpc("bench-secret", nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: n.ID, Capacity: slots}, &reg)
 				if err == nil {
 					break
