@@ -200,7 +200,7 @@ func BenchmarkFleet(b *testing.B) {
 				if time.Now().After(nextHB) {
 					var hb nodeapi.HeartbeatResponse
 					fail(rpc(reg.Token, nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{ActiveCalls: int(active.Load()), Capacity: slots,
-						AMIConnected: true, TimingOK: true, AudioVersion: reg.AudioVersion}, &hb))
+						AMIConnected: true, TimingOK: true, ChannelOK: true, TrunkOK: true, AudioVersion: reg.AudioVersion}, &hb))
 					nextHB = time.Now().Add(10 * time.Second)
 				}
 				var next nodeapi.NextResponse
@@ -294,6 +294,11 @@ func BenchmarkFleet(b *testing.B) {
 		x1 := xacts()
 		if ctx.Err() != nil {
 			break
+		}
+		if attempts.Load() == 0 {
+			// Nothing dialled is no figure: the nodes are not ready, or
+			// the campaign is not callable.
+			b.Fatalf("%d nodes: no call attempt in %s", active, measure)
 		}
 		smu.Lock()
 		secs := measure.Seconds()
