@@ -252,20 +252,16 @@ type trunkRoom struct {
 
 // rooms reads the trunks of a group, in order, with their room now, in
 // one statement: each trunk's limits and health, its live calls (summed
-// over their shards) and its pacing bucket. On PostgreSQL each
-// trunk row is locked (in name order), which serialises leasing per trunk
-// across controllers. The callers hold the leasing lock, taken by an
-// earlier statement (Lease, Failover), so this statement's snapshot sees
-// every lease and failover before it and the counts are exact.
+// over their shards) and its pacing bucket. The counts are exact when the
+// caller holds the trunks' leasing locks (lockTrunk), taken by an earlier
+// statement (Lease, Failover), so that this statement's snapshot sees
+// every lease and failover before it; Lease also reads them unlocked, as
+// an estimate.
 // qual is the nodes' qualify counts (Store.qualify), read once per
 // transaction.
 func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, qual map[string][2]int, now time.Time) ([]trunkRoom, error) {
 	if len(group) == 0 {
 		return nil, nil
-	}
-	lock := ""
-	if s.postgres {
-		lock = " FOR UPDATE OF t"
 	}
 	args := make([]any, len(group))
 	for i, name := range group {
@@ -274,7 +270,7 @@ func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, qual map[
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT t.name, t.max_channels, t.max_cps, t.congestion_run, t.paused_until,
 		COALESCE((SELECT sum(n) FROM live_shards WHERE key = 't:' || t.name), 0), p.tokens, p.at_ms
 		FROM trunks t LEFT JOIN pacing p ON p.key = 't:' || t.name
-		WHERE t.name IN (`+placeholders(len(group))+`) ORDER BY t.name`+lock), args...)
+		WHERE t.name IN (`+placeholders(len(group))+`) ORDER BY t.name`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("trunks: %w", err)
 	}
@@ -346,13 +342,6 @@ func (s *Store) Failover(ctx context.Context, nodeID, callID, token string, caus
 	next := ""
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		next = ""
-		if s.postgres {
-			// A failover adds a live call to the next trunk: it takes
-			// the leasing lock, so that rooms counts exactly (Lease).
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7140001)`); err != nil {
-				return fmt.Errorf("failover: %w", err)
-			}
-		}
 		var campaignID, state, leaseToken, owner, trunk string
 		var attempts int
 		err := tx.QueryRowContext(ctx, s.q(`SELECT campaign_id, state, attempts, COALESCE(lease_token, ''), COALESCE(lease_node, ''), COALESCE(lease_trunk, '') FROM contacts WHERE id = ?`), contactID).
@@ -371,13 +360,26 @@ func (s *Store) Failover(ctx context.Context, nodeID, callID, token string, caus
 		if err != nil {
 			return err
 		}
+		group := c.Group()
+		at := slices.Index(group, trunk)
+		last := at < 0 || at == len(group)-1 // the group changed under the call, or no trunk left
+		if s.postgres && !last {
+			// A failover adds a live call to one of the trunks after
+			// this one: it takes their leasing locks, so that rooms
+			// counts exactly (Lease). Before any row it writes, as Lease.
+			var locks []leaseLock
+			for _, t := range group[at+1:] {
+				locks = append(locks, leaseLock{lockTrunk, lockKey(t)})
+			}
+			if err := takeLocks(ctx, tx, locks); err != nil {
+				return fmt.Errorf("failover: %w", err)
+			}
+		}
 		if err := s.noteCause(ctx, tx, trunk, cause, false, now); err != nil {
 			return err
 		}
-		group := c.Group()
-		at := slices.Index(group, trunk)
-		if at < 0 || at == len(group)-1 {
-			return nil // the group changed under the call, or no trunk left
+		if last {
+			return nil
 		}
 		qual, err := s.qualify(ctx, tx, now)
 		if err != nil {
