@@ -872,15 +872,12 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 			return err
 		}
 		// The rows every result of a campaign or a trunk may update come
-		// last, so they are held for the shortest time: the campaign's
-		// abandonment counts, then the trunk's health (the order the
-		// lease takes them in: pacedTarget, then rooms). On PostgreSQL
-		// the compliance record only waits for the linker (chain.go).
-		if r.Disposition == campaign.Answered {
-			if err := s.countAnswer(ctx, tx, &c, contactID, campaign.Abandoned(r.Disposition, r.Tags), now); err != nil {
-				return err
-			}
-		}
+		// last, so they are held for the shortest time: the trunk's
+		// health, then the campaign's abandonment counts (on its
+		// contact's shard; a transferring campaign's pacing sample is
+		// one row, which a lease takes before the live counts too), then
+		// the live counts' shards. On PostgreSQL the compliance record
+		// only waits for the linker (chain.go).
 		if err := s.noteCause(ctx, tx, trunk, r.Cause, !r.AnsweredAt.IsZero() || r.Disposition == campaign.Answered || r.Disposition == campaign.Machine, now); err != nil {
 			return err
 		}
@@ -888,6 +885,11 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 			CallID: r.CallID, Disposition: r.Disposition, Cause: r.Cause, Path: orEmpty(r.Path), Tags: orEmptyMap(r.Tags), EndedAt: ended.UTC(), State: became,
 		}}); err != nil {
 			return err
+		}
+		if r.Disposition == campaign.Answered {
+			if err := s.countAnswer(ctx, tx, &c, contactID, campaign.Abandoned(r.Disposition, r.Tags), now); err != nil {
+				return err
+			}
 		}
 		// Last: the live count's shard rows are shared with other results.
 		if err := s.addLive(ctx, tx, map[string]int{"c:" + campaignID: -1, "t:" + trunk: -1}, contactID); err != nil {
