@@ -269,24 +269,16 @@ func (s *Store) pickCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaig
 	if len(group) == 0 {
 		return nil, nil, nil
 	}
-	ck := "c:" + c.ID
-	var liveC int
-	var cTok sql.NullFloat64
-	var cAt sql.NullInt64
-	err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE((SELECT sum(n) FROM live_shards WHERE key = ?), 0),
-		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?)`), ck, ck, ck).Scan(&liveC, &cTok, &cAt)
+	camp := campaignRoom{key: "c:" + c.ID}
+	rooms, err := s.rooms(ctx, tx, group, qual, &camp, now)
 	if err != nil {
-		return nil, nil, fmt.Errorf("lease %s: live calls: %w", c.ID, err)
+		return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 	}
 	// A transferring campaign's paced target is at most its target; it is
 	// stepped under the campaign's lock (leaseCampaign).
-	n := min(want, c.Target-liveC, int(refill(cTok, cAt, c.MaxCPS, now)))
-	if n <= 0 {
+	n := min(want, c.Target-camp.live, int(refill(camp.tokens, camp.at, c.MaxCPS, now)))
+	if n <= 0 || !camp.read {
 		return nil, nil, nil
-	}
-	rooms, err := s.rooms(ctx, tx, group, qual, now)
-	if err != nil {
-		return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 	}
 	trunkRoom := 0
 	for _, r := range rooms {
@@ -447,13 +439,13 @@ func (s *Store) pickCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaig
 func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, p *leasePlan, qual map[string][2]int, nodeID string, want int, now time.Time) ([]campaign.Lease, error) {
 	c := p.c
 	ck := "c:" + c.ID
-	var liveC int
-	var cTok sql.NullFloat64
-	var cAt sql.NullInt64
-	err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE((SELECT sum(n) FROM live_shards WHERE key = ?), 0),
-		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?)`), ck, ck, ck).Scan(&liveC, &cTok, &cAt)
+	camp := campaignRoom{key: ck}
+	rooms, err := s.rooms(ctx, tx, p.group, qual, &camp, now)
 	if err != nil {
-		return nil, fmt.Errorf("lease %s: live calls: %w", c.ID, err)
+		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+	}
+	if !camp.read {
+		return nil, nil // no trunk of the group is left
 	}
 	target := c.Target
 	if c.Transfers {
@@ -463,14 +455,10 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, p *leasePlan, qua
 			return nil, err
 		}
 	}
-	campTokens := refill(cTok, cAt, c.MaxCPS, now)
-	n := min(want, target-liveC, int(campTokens), len(p.picks))
+	campTokens := refill(camp.tokens, camp.at, c.MaxCPS, now)
+	n := min(want, target-camp.live, int(campTokens), len(p.picks))
 	if n <= 0 {
 		return nil, nil
-	}
-	rooms, err := s.rooms(ctx, tx, p.group, qual, now)
-	if err != nil {
-		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
 	}
 	trunkRoom := 0
 	for _, r := range rooms {

@@ -242,6 +242,16 @@ func (s *Store) ReportQualify(ctx context.Context, nodeID string, reachable map[
 	})
 }
 
+// campaignRoom is a campaign's live calls and pacing bucket, read with
+// its trunks' rooms (rooms).
+type campaignRoom struct {
+	key    string // "c:<campaign>"
+	live   int
+	tokens sql.NullFloat64
+	at     sql.NullInt64
+	read   bool
+}
+
 // trunkRoom is one trunk of a group as a lease sees it.
 type trunkRoom struct {
 	t      campaign.Trunk
@@ -258,17 +268,25 @@ type trunkRoom struct {
 // every lease and failover before it; Lease also reads them unlocked, as
 // an estimate.
 // qual is the nodes' qualify counts (Store.qualify), read once per
-// transaction.
-func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, qual map[string][2]int, now time.Time) ([]trunkRoom, error) {
+// transaction. With camp, the same statement reads a campaign's live
+// calls and pacing bucket (camp.key) too, saving a round trip under the
+// locks; camp.read says whether it did (not when no trunk of the group
+// exists, and then there is no room).
+func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, qual map[string][2]int, camp *campaignRoom, now time.Time) ([]trunkRoom, error) {
 	if len(group) == 0 {
 		return nil, nil
 	}
-	args := make([]any, len(group))
-	for i, name := range group {
-		args[i] = name
+	args := make([]any, 0, len(group)+3)
+	cols := ""
+	if camp != nil {
+		cols = `, COALESCE((SELECT sum(n) FROM live_shards WHERE key = ?), 0), (SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?)`
+		args = append(args, camp.key, camp.key, camp.key)
+	}
+	for _, name := range group {
+		args = append(args, name)
 	}
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT t.name, t.max_channels, t.max_cps, t.congestion_run, t.paused_until,
-		COALESCE((SELECT sum(n) FROM live_shards WHERE key = 't:' || t.name), 0), p.tokens, p.at_ms
+		COALESCE((SELECT sum(n) FROM live_shards WHERE key = 't:' || t.name), 0), p.tokens, p.at_ms`+cols+`
 		FROM trunks t LEFT JOIN pacing p ON p.key = 't:' || t.name
 		WHERE t.name IN (`+placeholders(len(group))+`) ORDER BY t.name`), args...)
 	if err != nil {
@@ -282,7 +300,12 @@ func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, qual map[
 		var paused int64
 		var tok sql.NullFloat64
 		var at sql.NullInt64
-		if err := rows.Scan(&r.t.Name, &r.t.MaxChannels, &r.t.MaxCPS, &run, &paused, &live, &tok, &at); err != nil {
+		dest := []any{&r.t.Name, &r.t.MaxChannels, &r.t.MaxCPS, &run, &paused, &live, &tok, &at}
+		if camp != nil {
+			dest = append(dest, &camp.live, &camp.tokens, &camp.at)
+			camp.read = true
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("trunks: %w", err)
 		}
 		q := qual[r.t.Name]
@@ -385,7 +408,7 @@ func (s *Store) Failover(ctx context.Context, nodeID, callID, token string, caus
 		if err != nil {
 			return err
 		}
-		rooms, err := s.rooms(ctx, tx, group[at+1:], qual, now)
+		rooms, err := s.rooms(ctx, tx, group[at+1:], qual, nil, now)
 		if err != nil {
 			return err
 		}
