@@ -47,7 +47,7 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 	var out []campaign.Lease
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		dials := map[string][]time.Time{} // the dials seen by this lease, per phone
+		dials := &leaseDials{all: map[string][]time.Time{}, ours: map[string]int{}}
 		// Higher priority first. Campaigns of one priority take turns,
 		// starting from a different one each time, so one large campaign
 		// cannot starve the others.
@@ -245,6 +245,20 @@ type pick struct {
 	cid      campaign.CallerIDChoice
 }
 
+// leaseDials are the dials a lease counts against the frequency caps,
+// per phone: all, those in the database (read once, first) followed by
+// the ones it picked; ours, how many it picked.
+type leaseDials struct {
+	all  map[string][]time.Time
+	ours map[string]int
+}
+
+// stored is a phone's dials in the database, without this lease's picks.
+func (d *leaseDials) stored(phone string) []time.Time {
+	all := d.all[phone]
+	return all[:len(all)-d.ours[phone]]
+}
+
 // leasePlan is what pickCampaign chose of a campaign, for leaseCampaign.
 type leasePlan struct {
 	c     campaign.Campaign
@@ -261,11 +275,11 @@ type leasePlan struct {
 // dials it until this one ends; a contact whose number another lease
 // holds waits for the next lease. The number's dials are read after its
 // lock, so the frequency caps count every dial committed before. dials
-// holds the dials seen by this lease, per phone, and gets the picks'.
+// holds the dials seen by this lease and gets the picks'.
 // Contacts the rules engine refuses are written off or put back here.
 // starved names the trunks of the group it wanted more of while it had
 // contacts due: a campaign of lower priority is kept off them.
-func (s *Store) pickCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, group []string, qual map[string][2]int, want int, dials map[string][]time.Time, now time.Time) (_ *leasePlan, starved []string, _ error) {
+func (s *Store) pickCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, group []string, qual map[string][2]int, want int, dials *leaseDials, now time.Time) (_ *leasePlan, starved []string, _ error) {
 	if len(group) == 0 {
 		return nil, nil, nil
 	}
@@ -347,12 +361,11 @@ func (s *Store) pickCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaig
 	// the database and the ones this lease picked.
 	var unseen []any
 	for _, p := range cands {
-		if _, seen := dials[p.phone]; !seen {
-			dials[p.phone] = nil
+		if _, seen := dials.all[p.phone]; !seen {
+			dials.all[p.phone] = nil
 			unseen = append(unseen, p.phone)
 		}
 	}
-	db := map[string][]time.Time{} // the dials in the database, per phone
 	if len(unseen) > 0 {
 		rows, err := tx.QueryContext(ctx, s.q(`SELECT phone, at_ms FROM dials WHERE at_ms > ? AND phone IN (`+placeholders(len(unseen))+`)`),
 			append([]any{ms(now.Add(-7 * 24 * time.Hour))}, unseen...)...)
@@ -366,14 +379,11 @@ func (s *Store) pickCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaig
 				rows.Close()
 				return nil, nil, fmt.Errorf("lease %s: dials: %w", c.ID, err)
 			}
-			dials[phone] = append(dials[phone], fromMS(at))
+			dials.all[phone] = append(dials.all[phone], fromMS(at))
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return nil, nil, fmt.Errorf("lease %s: dials: %w", c.ID, err)
-		}
-		for _, p := range unseen {
-			db[p.(string)] = slices.Clone(dials[p.(string)])
 		}
 	}
 	// The store fetched the facts; the rules engine decides each contact.
@@ -391,14 +401,15 @@ func (s *Store) pickCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaig
 		}
 		g := s.zones[p.group]
 		p.k = campaign.Contact{Phone: p.phone, Jurisdiction: g.juris, Zones: g.locs, State: campaign.ContactPending, Attempts: p.attempts - p.base, NextAt: fromMS(p.nextAt)}
-		p.f = campaign.Facts{DNC: dnc[p.phone], Dials: dials[p.phone]}
+		p.f = campaign.Facts{DNC: dnc[p.phone], Dials: dials.all[p.phone]}
 		v := campaign.Decide(&c, p.k, p.f, s.Caps, now)
 		if v.OK() {
 			picks = append(picks, p)
-			dials[p.phone] = append(dials[p.phone], now)
+			dials.all[p.phone] = append(dials.all[p.phone], now)
+			dials.ours[p.phone]++
 			continue
 		}
-		if fromDB, ok := db[p.phone]; v.Reason == campaign.ReasonCap && (!ok || campaign.Decide(&c, p.k, campaign.Facts{DNC: p.f.DNC, Dials: fromDB}, s.Caps, now).OK()) {
+		if v.Reason == campaign.ReasonCap && dials.ours[p.phone] > 0 && campaign.Decide(&c, p.k, campaign.Facts{DNC: p.f.DNC, Dials: dials.stored(p.phone)}, s.Caps, now).OK() {
 			// Capped only by the dials this lease picked for other
 			// campaigns, which it may yet not make: no refusal, the
 			// contact waits for the next lease.
@@ -413,7 +424,7 @@ func (s *Store) pickCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaig
 		for _, p := range cands[len(picks)+len(refused)+skipped:] {
 			g := s.zones[p.group]
 			k := campaign.Contact{Phone: p.phone, Jurisdiction: g.juris, Zones: g.locs, State: campaign.ContactPending, Attempts: p.attempts, NextAt: fromMS(p.nextAt)}
-			if campaign.Decide(&c, k, campaign.Facts{DNC: dnc[p.phone], Dials: dials[p.phone]}, s.Caps, now).OK() {
+			if campaign.Decide(&c, k, campaign.Facts{DNC: dnc[p.phone], Dials: dials.all[p.phone]}, s.Caps, now).OK() {
 				starved = group
 				break
 			}
