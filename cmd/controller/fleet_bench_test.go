@@ -38,11 +38,12 @@ import (
 // with the same client and concurrency, and a bare UPDATE ... RETURNING
 // on the same PostgreSQL.
 //
-// On the shared 2-core machine at load 8-17 (four runs): ceiling 500-2,000
-// calls at 96-169 attempts/s, 2.5-3.8 database transactions per attempt;
-// floors 3,018-5,063 HTTP req/s (requests at 0.15-0.32x) and 6,160-7,814
-// UPDATEs/s (attempts at 0.012-0.022x). The target, 3,500 calls at 680
-// attempts/s (about 4,800 requests/s), is at or above the HTTP floor here.
+// On the shared 2-core machine at load 2-3 (two runs): ceiling 2,000-3,500
+// calls at 398-428 attempts/s, 2.6-3.2 database transactions per attempt;
+// floors 20,668-22,720 HTTP req/s (requests at 0.11-0.13x) and
+// 12,946-13,708 UPDATEs/s (attempts at 0.029-0.033x). The 680 attempts/s
+// target is not met (0.63x); leasing one campaign, one lease at a time, is
+// the ceiling. At load 8-17 (four runs): 500-2,000 calls at 96-169/s.
 //
 //	RACE= GOTESTFLAGS="-run x -bench Fleet -benchtime 1x" scripts/test ./cmd/controller
 func BenchmarkFleet(b *testing.B) {
