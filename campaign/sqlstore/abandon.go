@@ -13,8 +13,8 @@ import (
 )
 
 // Abandonment (campaign/abandon.go): each live answer of a campaign is
-// counted per hour in abandon_hours, with the abandoned ones, for the 30-day
-// rate; a campaign whose flow transfers to people keeps its pacing state
+// counted per hour in abandon_shards (spread over liveShards rows, by
+// contact), with the abandoned ones, for the 30-day rate; a campaign whose flow transfers to people keeps its pacing state
 // in abandon_pace (the concurrency it may dial at, and the live answers
 // since its last pacing step), stepped by campaign.Pace when it leases.
 
@@ -41,14 +41,16 @@ func flowTransfers(doc []byte) bool {
 	return false
 }
 
-// countAnswer counts one live answer of a campaign at now.
-func (s *Store) countAnswer(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, abandoned bool, now time.Time) error {
+// countAnswer counts one live answer of a campaign at now, on the shard
+// of its contact.
+func (s *Store) countAnswer(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, contactID int64, abandoned bool, now time.Time) error {
 	ab := 0
 	if abandoned {
 		ab = 1
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO abandon_hours (campaign_id, hour, live, abandoned) VALUES (?, ?, 1, ?)
-		ON CONFLICT (campaign_id, hour) DO UPDATE SET live = abandon_hours.live + 1, abandoned = abandon_hours.abandoned + excluded.abandoned`), c.ID, hourOf(now), ab); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO abandon_shards (campaign_id, hour, shard, live, abandoned) VALUES (?, ?, ?, 1, ?)
+		ON CONFLICT (campaign_id, hour, shard) DO UPDATE SET live = abandon_shards.live + 1, abandoned = abandon_shards.abandoned + excluded.abandoned`),
+		c.ID, hourOf(now), contactID%liveShards, ab); err != nil {
 		return fmt.Errorf("count answer: %w", err)
 	}
 	if !c.Transfers {
@@ -67,7 +69,7 @@ func (s *Store) abandonMonth(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, id string, now time.Time) (campaign.AbandonCounts, error) {
 	var a campaign.AbandonCounts
-	err := q.QueryRowContext(ctx, s.q(`SELECT COALESCE(SUM(live), 0), COALESCE(SUM(abandoned), 0) FROM abandon_hours WHERE campaign_id = ? AND hour > ? AND hour <= ?`),
+	err := q.QueryRowContext(ctx, s.q(`SELECT COALESCE(SUM(live), 0), COALESCE(SUM(abandoned), 0) FROM abandon_shards WHERE campaign_id = ? AND hour > ? AND hour <= ?`),
 		id, hourOf(now.Add(-abandonWindow)), hourOf(now)).Scan(&a.Live, &a.Abandoned)
 	if err != nil {
 		return a, fmt.Errorf("abandon rate: %w", err)

@@ -1,11 +1,13 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"slices"
 	"strconv"
@@ -48,14 +50,7 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 	var out []campaign.Lease
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
-		if s.postgres {
-			// Frequency caps count a number's dials across campaigns and
-			// trunks: one leasing transaction at a time keeps them exact.
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7140001)`); err != nil {
-				return fmt.Errorf("lease lock: %w", err)
-			}
-		}
-		dials := map[string][]time.Time{} // the dials seen by this lease, per phone
+		dials := &leaseDials{all: map[string][]time.Time{}, ours: map[string]int{}}
 		// Higher priority first. Campaigns of one priority take turns,
 		// starting from a different one each time, so one large campaign
 		// cannot starve the others.
@@ -73,8 +68,13 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 		if err != nil {
 			return err
 		}
+		// First the picks, waiting for no other lease: each campaign's
+		// due contacts that no other lease holds, decided by the rules
+		// engine (pickCampaign).
+		var plans []*leasePlan
+		planned := 0
 		for _, c := range order {
-			if len(out) >= max {
+			if planned >= max {
 				// Slots ran out: lower priorities wait for the next node.
 				break
 			}
@@ -84,12 +84,35 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 					group = append(group, t)
 				}
 			}
-			got, starved, err := s.leaseCampaign(ctx, tx, c, group, qual, nodeID, max-len(out), dials, now)
+			p, starved, err := s.pickCampaign(ctx, tx, c, group, qual, max-planned, dials, now)
 			if err != nil {
 				return err
 			}
 			for _, t := range starved {
 				short[t] = c.Priority
+			}
+			if p != nil {
+				plans = append(plans, p)
+				planned += len(p.picks)
+			}
+		}
+		if len(plans) == 0 {
+			return nil
+		}
+		// Then what the picks count against, locked in one order (every
+		// writer's): the campaigns' live calls and pacing, their trunks'
+		// channels and call rates, their pool caller IDs' daily counts.
+		// Leases of other campaigns on other trunks run alongside.
+		if err := s.lockLeasing(ctx, tx, plans); err != nil {
+			return err
+		}
+		for _, p := range plans {
+			if len(out) >= max {
+				break
+			}
+			got, err := s.leaseCampaign(ctx, tx, p, qual, nodeID, max-len(out), now)
+			if err != nil {
+				return err
 			}
 			out = append(out, got...)
 		}
@@ -99,6 +122,76 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 		s.wakeLinker()
 	}
 	return out, err
+}
+
+// Advisory lock classes of leasing on PostgreSQL (the two-key form, so
+// apart from every one-key lock). A key is the FNV-1a hash of the name:
+// two names sharing one only wait for each other.
+const (
+	lockCampaign = 1 // a campaign's live calls, pacing bucket and paced target
+	lockTrunk    = 2 // a trunk's live calls and pacing bucket
+	lockNumber   = 3 // a dialled number's dials (frequency caps): try-locked only
+	lockCallerID = 4 // a pool caller ID's uses today
+)
+
+// lockKey is the key of name in an advisory lock class.
+func lockKey(name string) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return int32(h.Sum32())
+}
+
+// leaseLock is one advisory lock.
+type leaseLock struct{ class, key int32 }
+
+// takeLocks waits for locks in (class, key) order, the one order of every
+// writer, in one statement, so two writers never wait for each other in a
+// cycle. A number is only ever try-locked (pickCampaign) and waits for
+// nothing.
+func takeLocks(ctx context.Context, tx *sql.Tx, locks []leaseLock) error {
+	slices.SortFunc(locks, func(a, b leaseLock) int {
+		if a.class != b.class {
+			return int(a.class - b.class)
+		}
+		return cmp.Compare(a.key, b.key)
+	})
+	locks = slices.Compact(locks)
+	if len(locks) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT pg_advisory_xact_lock(c, k) FROM (VALUES `)
+	for i, l := range locks {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "(%d, %d)", l.class, l.key)
+	}
+	b.WriteString(`) AS l (c, k)`)
+	if _, err := tx.ExecContext(ctx, b.String()); err != nil {
+		return fmt.Errorf("lease locks: %w", err)
+	}
+	return nil
+}
+
+// lockLeasing takes the locks of the campaigns planned, of the trunks of
+// their groups and of their pool caller IDs (PostgreSQL; SQLite writes
+// one at a time already).
+func (s *Store) lockLeasing(ctx context.Context, tx *sql.Tx, plans []*leasePlan) error {
+	if !s.postgres {
+		return nil
+	}
+	var locks []leaseLock
+	for _, p := range plans {
+		locks = append(locks, leaseLock{lockCampaign, lockKey(p.c.ID)})
+		for _, t := range p.group {
+			locks = append(locks, leaseLock{lockTrunk, lockKey(t)})
+		}
+		for _, n := range p.c.CallerIDPool {
+			locks = append(locks, leaseLock{lockCallerID, lockKey(n)})
+		}
+	}
+	return takeLocks(ctx, tx, locks)
 }
 
 // liveShards spreads each live count over this many rows: every lease
@@ -140,48 +233,68 @@ func liveValues(deltas map[string]int, shard int64, param string) (string, []any
 	return b.String(), args
 }
 
-// leaseCampaign leases up to want contacts of c on the trunks of group
-// (in failover order: each takes what the ones before it had no room
-// for). starved names the trunks of the group it wanted more of while
-// it had contacts due: a campaign of lower priority is kept off them.
-func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, group []string, qual map[string][2]int, nodeID string, want int, dials map[string][]time.Time, now time.Time) (_ []campaign.Lease, starved []string, _ error) {
-	var refused []refusal
+// pick is a contact a lease may dial, as the rules engine saw it.
+type pick struct {
+	id       int64
+	phone    string
+	fields   string
+	attempts int
+	base     int // attempts before this round (recycling)
+	group    int64
+	nextAt   int64
+	callerID string // the contact's own, "" for none
+	k        campaign.Contact
+	f        campaign.Facts
+	cid      campaign.CallerIDChoice
+}
+
+// leaseDials are the dials a lease counts against the frequency caps,
+// per phone: all, those in the database (read once, first) followed by
+// the ones it picked; ours, how many it picked.
+type leaseDials struct {
+	all  map[string][]time.Time
+	ours map[string]int
+}
+
+// stored is a phone's dials in the database, without this lease's picks.
+func (d *leaseDials) stored(phone string) []time.Time {
+	all := d.all[phone]
+	return all[:len(all)-d.ours[phone]]
+}
+
+// leasePlan is what pickCampaign chose of a campaign, for leaseCampaign.
+type leasePlan struct {
+	c     campaign.Campaign
+	group []string // trunks, in failover order
+	picks []pick   // callable now, in dialling order
+	lists []string // the do-not-call lists consulted (evidence)
+}
+
+// pickCampaign chooses up to want contacts of c to dial on the trunks of
+// group, without waiting for any other lease: the campaign's room and
+// its trunks' are read unlocked (leaseCampaign counts them again under
+// their locks, and may take fewer), the contacts are locked with SKIP
+// LOCKED, and on PostgreSQL each number is try-locked, so no other lease
+// dials it until this one ends; a contact whose number another lease
+// holds waits for the next lease. The number's dials are read after its
+// lock, so the frequency caps count every dial committed before. dials
+// holds the dials seen by this lease and gets the picks'.
+// Contacts the rules engine refuses are written off or put back here.
+// starved names the trunks of the group it wanted more of while it had
+// contacts due: a campaign of lower priority is kept off them.
+func (s *Store) pickCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaign, group []string, qual map[string][2]int, want int, dials *leaseDials, now time.Time) (_ *leasePlan, starved []string, _ error) {
 	if len(group) == 0 {
 		return nil, nil, nil
 	}
-	// One statement reads the campaign's live calls (summed over their
-	// shards) and its pacing bucket. Leases run one at a time (the
-	// advisory lock, taken by an earlier statement, so this one's snapshot
-	// sees every earlier lease), so the count is exact but for results
-	// coming in, which only lower it.
-	ck := "c:" + c.ID
-	var liveC int
-	var cTok sql.NullFloat64
-	var cAt sql.NullInt64
-	err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE((SELECT sum(n) FROM live_shards WHERE key = ?), 0),
-		(SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?)`), ck, ck, ck).Scan(&liveC, &cTok, &cAt)
-	if err != nil {
-		return nil, nil, fmt.Errorf("lease %s: live calls: %w", c.ID, err)
-	}
-	target := c.Target
-	if c.Transfers {
-		// Paced so that people free to take the calls it transfers are
-		// there: the abandon rate stays under the campaign's cap.
-		if target, err = s.pacedTarget(ctx, tx, &c, now); err != nil {
-			return nil, nil, err
-		}
-	}
-	n := min(want, target-liveC)
-	if n <= 0 {
-		return nil, nil, nil
-	}
-	rooms, err := s.rooms(ctx, tx, group, qual, now)
+	camp := campaignRoom{key: "c:" + c.ID}
+	rooms, err := s.rooms(ctx, tx, group, qual, &camp, now)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 	}
-	campTokens := refill(cTok, cAt, c.MaxCPS, now)
-	n = min(n, int(campTokens))
-	if n <= 0 {
+	// A transferring campaign's paced target is at most its target; it is
+	// stepped under the campaign's lock (leaseCampaign).
+	n := min(want, c.Target-camp.live, int(refill(camp.tokens, camp.at, c.MaxCPS, now)))
+	if n <= 0 || !camp.read {
 		return nil, nil, nil
 	}
 	trunkRoom := 0
@@ -197,51 +310,36 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if len(open) == 0 {
 		return nil, starved, nil
 	}
-	// The candidates come with the facts the rules engine needs beyond
-	// the contact row, in the same statement: whether the number is on
-	// the internal or the campaign's do-not-call list, and its dials of
-	// the last week across every campaign.
-	agg := "group_concat(at_ms)"
-	if s.postgres {
-		agg = "string_agg(CAST(at_ms AS TEXT), ',')"
-	}
-	args := []any{ms(now.Add(-7 * 24 * time.Hour)), c.ID, ms(now)}
+	// The candidates come with whether the number is on the internal or
+	// the campaign's do-not-call list, in the same statement.
+	args := []any{c.ID, ms(now)}
 	for _, g := range open {
 		args = append(args, g)
 	}
 	args = append(args, n)
-	skip := ""
-	if s.postgres {
-		skip = " FOR UPDATE OF contacts SKIP LOCKED"
-	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, phone, fields, attempts, round_base, zgroup, next_at, caller_id,
+	query := `SELECT id, phone, fields, attempts, round_base, zgroup, next_at, caller_id,
 		EXISTS (SELECT 1 FROM dnc WHERE dnc.phone = contacts.phone),
-		EXISTS (SELECT 1 FROM campaign_dnc WHERE campaign_dnc.campaign_id = contacts.campaign_id AND campaign_dnc.phone = contacts.phone),
-		COALESCE((SELECT `+agg+` FROM dials WHERE dials.phone = contacts.phone AND dials.at_ms > ?), '')
+		EXISTS (SELECT 1 FROM campaign_dnc WHERE campaign_dnc.campaign_id = contacts.campaign_id AND campaign_dnc.phone = contacts.phone)
 		FROM contacts
-		WHERE campaign_id = ? AND state = 'pending' AND next_at <= ? AND zgroup IN (`+placeholders(len(open))+`)
-		ORDER BY next_at, id LIMIT ?`+skip), args...)
+		WHERE campaign_id = ? AND state = 'pending' AND next_at <= ? AND zgroup IN (` + placeholders(len(open)) + `)
+		ORDER BY next_at, id LIMIT ?`
+	if s.postgres {
+		// Rows another lease holds are skipped, then numbers another
+		// lease holds: the try-lock runs on the rows the inner query
+		// locked (a volatile function is never pushed below its LIMIT).
+		query = `SELECT * FROM (` + query + ` FOR UPDATE OF contacts SKIP LOCKED) k
+			WHERE pg_try_advisory_xact_lock(3, hashtext(k.phone)) ORDER BY k.next_at, k.id`
+	}
+	rows, err := tx.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
-	}
-	type pick struct {
-		id       int64
-		phone    string
-		fields   string
-		attempts int
-		base     int // attempts before this round (recycling)
-		group    int64
-		nextAt   int64
-		callerID string // the contact's own, "" for none
-		cid      campaign.CallerIDChoice
 	}
 	var cands []pick
 	dnc := map[string]string{}
 	for rows.Next() {
 		var p pick
 		var internal, own bool
-		var recent string
-		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts, &p.base, &p.group, &p.nextAt, &p.callerID, &internal, &own, &recent); err != nil {
+		if err := rows.Scan(&p.id, &p.phone, &p.fields, &p.attempts, &p.base, &p.group, &p.nextAt, &p.callerID, &internal, &own); err != nil {
 			rows.Close()
 			return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
 		}
@@ -252,17 +350,6 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		case internal:
 			dnc[p.phone] = "internal"
 		}
-		// A number already seen by this lease (another campaign's
-		// contact) keeps what it holds: its dials from the database and
-		// the ones this lease made, which the database now holds too.
-		if _, seen := dials[p.phone]; !seen {
-			dials[p.phone] = nil
-			for _, at := range strings.Split(recent, ",") {
-				if v, err := strconv.ParseInt(at, 10, 64); err == nil {
-					dials[p.phone] = append(dials[p.phone], fromMS(v))
-				}
-			}
-		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -271,42 +358,65 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if len(cands) == 0 {
 		return nil, starved, nil
 	}
-	// The store fetched the facts; the rules engine decides each contact.
-	uses, err := s.callerIDUses(ctx, tx, c.CallerIDPool, now)
-	if err != nil {
-		return nil, nil, err
+	// The numbers' dials of the last week across every campaign, read by
+	// a statement after their locks. A number already seen by this lease
+	// (another campaign's contact) keeps what it holds: its dials from
+	// the database and the ones this lease picked.
+	var unseen []any
+	for _, p := range cands {
+		if _, seen := dials.all[p.phone]; !seen {
+			dials.all[p.phone] = nil
+			unseen = append(unseen, p.phone)
+		}
 	}
-	usedNow := map[string]bool{}
-	picker := campaign.NewCallerIDPicker(&c)
-	var picks []pick
-	var calls []string
-	var evidence []any // the compliance record of each pick
+	if len(unseen) > 0 {
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT phone, at_ms FROM dials WHERE at_ms > ? AND phone IN (`+placeholders(len(unseen))+`)`),
+			append([]any{ms(now.Add(-7 * 24 * time.Hour))}, unseen...)...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("lease %s: dials: %w", c.ID, err)
+		}
+		for rows.Next() {
+			var phone string
+			var at int64
+			if err := rows.Scan(&phone, &at); err != nil {
+				rows.Close()
+				return nil, nil, fmt.Errorf("lease %s: dials: %w", c.ID, err)
+			}
+			dials.all[phone] = append(dials.all[phone], fromMS(at))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, nil, fmt.Errorf("lease %s: dials: %w", c.ID, err)
+		}
+	}
+	// The store fetched the facts; the rules engine decides each contact.
 	lists, err := s.dncLists(ctx, tx, c.ID)
 	if err != nil {
 		return nil, nil, err
 	}
+	var refused []refusal
+	var picks []pick
+	skipped := 0
 	s.zmu.RLock()
 	for _, p := range cands {
 		if len(picks) == trunkRoom {
 			break
 		}
 		g := s.zones[p.group]
-		k := campaign.Contact{Phone: p.phone, Jurisdiction: g.juris, Zones: g.locs, State: campaign.ContactPending, Attempts: p.attempts - p.base, NextAt: fromMS(p.nextAt)}
-		f := campaign.Facts{DNC: dnc[p.phone], Dials: dials[p.phone]}
-		v := campaign.Decide(&c, k, f, s.Caps, now)
+		p.k = campaign.Contact{Phone: p.phone, Jurisdiction: g.juris, Zones: g.locs, State: campaign.ContactPending, Attempts: p.attempts - p.base, NextAt: fromMS(p.nextAt)}
+		p.f = campaign.Facts{DNC: dnc[p.phone], Dials: dials.all[p.phone]}
+		v := campaign.Decide(&c, p.k, p.f, s.Caps, now)
 		if v.OK() {
-			p.cid = picker.Choose(p.callerID, p.phone, func(n string) int { return uses[n] })
-			if p.cid.Source == campaign.CallerIDPool {
-				uses[p.cid.Number]++
-				usedNow[p.cid.Number] = true
-			}
 			picks = append(picks, p)
-			id := callID(p.id, p.attempts+1)
-			calls = append(calls, id)
-			e := campaign.Explain(&c, k, f, s.Caps, lists, id, now)
-			e.CallerIDChoice = p.cid
-			evidence = append(evidence, e)
-			dials[p.phone] = append(dials[p.phone], now)
+			dials.all[p.phone] = append(dials.all[p.phone], now)
+			dials.ours[p.phone]++
+			continue
+		}
+		if v.Reason == campaign.ReasonCap && dials.ours[p.phone] > 0 && campaign.Decide(&c, p.k, campaign.Facts{DNC: p.f.DNC, Dials: dials.stored(p.phone)}, s.Caps, now).OK() {
+			// Capped only by the dials this lease picked for other
+			// campaigns, which it may yet not make: no refusal, the
+			// contact waits for the next lease.
+			skipped++
 			continue
 		}
 		refused = append(refused, refusal{contact: p.id, v: v})
@@ -314,10 +424,10 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	if len(picks) == trunkRoom && trunkRoom < n {
 		// The trunks, not the campaign, held it back: is another contact
 		// callable now? Then lower priorities must keep off its trunks.
-		for _, p := range cands[len(picks)+len(refused):] {
+		for _, p := range cands[len(picks)+len(refused)+skipped:] {
 			g := s.zones[p.group]
 			k := campaign.Contact{Phone: p.phone, Jurisdiction: g.juris, Zones: g.locs, State: campaign.ContactPending, Attempts: p.attempts, NextAt: fromMS(p.nextAt)}
-			if campaign.Decide(&c, k, campaign.Facts{DNC: dnc[p.phone], Dials: dials[p.phone]}, s.Caps, now).OK() {
+			if campaign.Decide(&c, k, campaign.Facts{DNC: dnc[p.phone], Dials: dials.all[p.phone]}, s.Caps, now).OK() {
 				starved = group
 				break
 			}
@@ -329,6 +439,70 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	}
 	if len(picks) == 0 {
 		return nil, starved, nil
+	}
+	return &leasePlan{c: c, group: group, picks: picks, lists: lists}, starved, nil
+}
+
+// leaseCampaign leases up to want of the contacts p picked, on the
+// trunks of its group (in failover order: each takes what the ones
+// before it had no room for), under the locks of the campaign and its
+// trunks: taken by an earlier statement (lockLeasing), so this one's
+// snapshot sees every lease and failover before, and the counts are
+// exact but for results coming in, which only lower them. Picks beyond
+// the room counted here are left pending for the next lease.
+func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, p *leasePlan, qual map[string][2]int, nodeID string, want int, now time.Time) ([]campaign.Lease, error) {
+	c := p.c
+	ck := "c:" + c.ID
+	camp := campaignRoom{key: ck}
+	rooms, err := s.rooms(ctx, tx, p.group, qual, &camp, now)
+	if err != nil {
+		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+	}
+	if !camp.read {
+		return nil, nil // no trunk of the group is left
+	}
+	target := c.Target
+	if c.Transfers {
+		// Paced so that people free to take the calls it transfers are
+		// there: the abandon rate stays under the campaign's cap.
+		if target, err = s.pacedTarget(ctx, tx, &c, now); err != nil {
+			return nil, err
+		}
+	}
+	campTokens := refill(camp.tokens, camp.at, c.MaxCPS, now)
+	n := min(want, target-camp.live, int(campTokens), len(p.picks))
+	if n <= 0 {
+		return nil, nil
+	}
+	trunkRoom := 0
+	for _, r := range rooms {
+		if r.up {
+			trunkRoom += min(r.room, int(r.tokens))
+		}
+	}
+	picks := p.picks[:min(n, trunkRoom)]
+	if len(picks) == 0 {
+		return nil, nil
+	}
+	uses, err := s.callerIDUses(ctx, tx, c.CallerIDPool, now)
+	if err != nil {
+		return nil, err
+	}
+	usedNow := map[string]bool{}
+	picker := campaign.NewCallerIDPicker(&c)
+	calls := make([]string, len(picks))
+	evidence := make([]any, len(picks)) // the compliance record of each pick
+	for i := range picks {
+		k := &picks[i]
+		k.cid = picker.Choose(k.callerID, k.phone, func(n string) int { return uses[n] })
+		if k.cid.Source == campaign.CallerIDPool {
+			uses[k.cid.Number]++
+			usedNow[k.cid.Number] = true
+		}
+		calls[i] = callID(k.id, k.attempts+1)
+		e := campaign.Explain(&c, k.k, k.f, s.Caps, p.lists, calls[i], now)
+		e.CallerIDChoice = k.cid
+		evidence[i] = e
 	}
 	expires := now.Add(s.LeaseTTL)
 	out := make([]campaign.Lease, 0, len(picks))
@@ -367,7 +541,7 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		live["t:"+r.t.Name] = k
 	}
 	if len(rest) > 0 {
-		return nil, nil, fmt.Errorf("lease %s: %d contacts picked beyond the trunks' room", c.ID, len(rest))
+		return nil, fmt.Errorf("lease %s: %d contacts picked beyond the trunks' room", c.ID, len(rest))
 	}
 	phones := make([]string, len(picks))
 	for i, p := range picks {
@@ -376,15 +550,15 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 	mark := leaseMark{batch: batch + "-", node: nodeID, at: ms(now), expires: ms(expires)}
 	if s.postgres && len(picks) <= 1000 {
 		if err := s.leaseWritesPG(ctx, tx, c.ID, mark, marks, left, live, picks[0].id, phones, usedNow, uses, calls, evidence); err != nil {
-			return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
+			return nil, fmt.Errorf("lease %s: %w", c.ID, err)
 		}
-		return out, starved, nil
+		return out, nil
 	}
 	// Elsewhere (SQLite, or a batch too large for one statement's
 	// parameters) one statement per trunk marks the batch, and one per
 	// table writes the rest.
 	for _, m := range marks {
-		args = make([]any, 0, len(m.ids)+5)
+		args := make([]any, 0, len(m.ids)+5)
 		args = append(args, mark.batch, mark.node, m.trunk, mark.at, mark.expires)
 		for _, id := range m.ids {
 			args = append(args, id)
@@ -392,18 +566,18 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET state = 'leased', attempts = attempts + 1,
 			lease_token = CAST(? AS TEXT) || CAST(id AS TEXT), lease_node = ?, lease_trunk = ?, leased_at = ?, lease_expires = ?
 			WHERE id IN (`+placeholders(len(m.ids))+`)`), args...); err != nil {
-			return nil, nil, fmt.Errorf("lease %s: %w", c.ID, err)
+			return nil, fmt.Errorf("lease %s: %w", c.ID, err)
 		}
 	}
 	if err := s.spend(ctx, tx, now, left); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := s.addLive(ctx, tx, live, picks[0].id); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var b strings.Builder
 	b.WriteString(`INSERT INTO dials (phone, at_ms) VALUES `)
-	args = args[:0]
+	args := make([]any, 0, 2*len(phones))
 	for i, p := range phones {
 		if i > 0 {
 			b.WriteByte(',')
@@ -412,15 +586,15 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campai
 		args = append(args, p, ms(now))
 	}
 	if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
-		return nil, nil, fmt.Errorf("log dials: %w", err)
+		return nil, fmt.Errorf("log dials: %w", err)
 	}
 	if err := s.saveCallerIDUses(ctx, tx, usedNow, uses, now); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := s.appendCompliance(ctx, tx, c.ID, "dial", now, calls, evidence); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return out, starved, nil
+	return out, nil
 }
 
 // leaseMark is what every contact of a lease's batch is marked with.
@@ -492,7 +666,7 @@ func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID string
 	}
 	b.WriteString(")")
 	if len(usedNow) > 0 {
-		// The leasing transaction is serialised, so the counts read are
+		// The pool numbers are locked (lockCallerID), so the counts read are
 		// current (saveCallerIDUses).
 		nums := make([]string, 0, len(usedNow))
 		for n := range usedNow {
@@ -572,7 +746,7 @@ func (s *Store) callerIDUses(ctx context.Context, tx *sql.Tx, pool []string, now
 }
 
 // saveCallerIDUses writes today's counts of the pool numbers used (the
-// leasing transaction is serialised, so the counts read are current).
+// pool numbers are locked (lockCallerID), so the counts read are current).
 func (s *Store) saveCallerIDUses(ctx context.Context, tx *sql.Tx, used map[string]bool, uses map[string]int, now time.Time) error {
 	day := utcDay(now)
 	for n := range used {
@@ -700,15 +874,12 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 			return err
 		}
 		// The rows every result of a campaign or a trunk may update come
-		// last, so they are held for the shortest time: the campaign's
-		// abandonment counts, then the trunk's health (the order the
-		// lease takes them in: pacedTarget, then rooms). On PostgreSQL
-		// the compliance record only waits for the linker (chain.go).
-		if r.Disposition == campaign.Answered {
-			if err := s.countAnswer(ctx, tx, &c, campaign.Abandoned(r.Disposition, r.Tags), now); err != nil {
-				return err
-			}
-		}
+		// last, so they are held for the shortest time: the trunk's
+		// health, then the campaign's abandonment counts (on its
+		// contact's shard; a transferring campaign's pacing sample is
+		// one row, which a lease takes before the live counts too), then
+		// the live counts' shards. On PostgreSQL the compliance record
+		// only waits for the linker (chain.go).
 		if err := s.noteCause(ctx, tx, trunk, r.Cause, !r.AnsweredAt.IsZero() || r.Disposition == campaign.Answered || r.Disposition == campaign.Machine, now); err != nil {
 			return err
 		}
@@ -716,6 +887,11 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 			CallID: r.CallID, Disposition: r.Disposition, Cause: r.Cause, Path: orEmpty(r.Path), Tags: orEmptyMap(r.Tags), EndedAt: ended.UTC(), State: became,
 		}}); err != nil {
 			return err
+		}
+		if r.Disposition == campaign.Answered {
+			if err := s.countAnswer(ctx, tx, &c, contactID, campaign.Abandoned(r.Disposition, r.Tags), now); err != nil {
+				return err
+			}
 		}
 		// Last: the live count's shard rows are shared with other results.
 		if err := s.addLive(ctx, tx, map[string]int{"c:" + campaignID: -1, "t:" + trunk: -1}, contactID); err != nil {

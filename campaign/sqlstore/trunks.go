@@ -242,6 +242,16 @@ func (s *Store) ReportQualify(ctx context.Context, nodeID string, reachable map[
 	})
 }
 
+// campaignRoom is a campaign's live calls and pacing bucket, read with
+// its trunks' rooms (rooms).
+type campaignRoom struct {
+	key    string // "c:<campaign>"
+	live   int
+	tokens sql.NullFloat64
+	at     sql.NullInt64
+	read   bool
+}
+
 // trunkRoom is one trunk of a group as a lease sees it.
 type trunkRoom struct {
 	t      campaign.Trunk
@@ -252,29 +262,33 @@ type trunkRoom struct {
 
 // rooms reads the trunks of a group, in order, with their room now, in
 // one statement: each trunk's limits and health, its live calls (summed
-// over their shards) and its pacing bucket. On PostgreSQL each
-// trunk row is locked (in name order), which serialises leasing per trunk
-// across controllers. The callers hold the leasing lock, taken by an
-// earlier statement (Lease, Failover), so this statement's snapshot sees
-// every lease and failover before it and the counts are exact.
+// over their shards) and its pacing bucket. The counts are exact when the
+// caller holds the trunks' leasing locks (lockTrunk), taken by an earlier
+// statement (Lease, Failover), so that this statement's snapshot sees
+// every lease and failover before it; Lease also reads them unlocked, as
+// an estimate.
 // qual is the nodes' qualify counts (Store.qualify), read once per
-// transaction.
-func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, qual map[string][2]int, now time.Time) ([]trunkRoom, error) {
+// transaction. With camp, the same statement reads a campaign's live
+// calls and pacing bucket (camp.key) too, saving a round trip under the
+// locks; camp.read says whether it did (not when no trunk of the group
+// exists, and then there is no room).
+func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, qual map[string][2]int, camp *campaignRoom, now time.Time) ([]trunkRoom, error) {
 	if len(group) == 0 {
 		return nil, nil
 	}
-	lock := ""
-	if s.postgres {
-		lock = " FOR UPDATE OF t"
+	args := make([]any, 0, len(group)+3)
+	cols := ""
+	if camp != nil {
+		cols = `, COALESCE((SELECT sum(n) FROM live_shards WHERE key = ?), 0), (SELECT tokens FROM pacing WHERE key = ?), (SELECT at_ms FROM pacing WHERE key = ?)`
+		args = append(args, camp.key, camp.key, camp.key)
 	}
-	args := make([]any, len(group))
-	for i, name := range group {
-		args[i] = name
+	for _, name := range group {
+		args = append(args, name)
 	}
 	rows, err := tx.QueryContext(ctx, s.q(`SELECT t.name, t.max_channels, t.max_cps, t.congestion_run, t.paused_until,
-		COALESCE((SELECT sum(n) FROM live_shards WHERE key = 't:' || t.name), 0), p.tokens, p.at_ms
+		COALESCE((SELECT sum(n) FROM live_shards WHERE key = 't:' || t.name), 0), p.tokens, p.at_ms`+cols+`
 		FROM trunks t LEFT JOIN pacing p ON p.key = 't:' || t.name
-		WHERE t.name IN (`+placeholders(len(group))+`) ORDER BY t.name`+lock), args...)
+		WHERE t.name IN (`+placeholders(len(group))+`) ORDER BY t.name`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("trunks: %w", err)
 	}
@@ -286,7 +300,12 @@ func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, qual map[
 		var paused int64
 		var tok sql.NullFloat64
 		var at sql.NullInt64
-		if err := rows.Scan(&r.t.Name, &r.t.MaxChannels, &r.t.MaxCPS, &run, &paused, &live, &tok, &at); err != nil {
+		dest := []any{&r.t.Name, &r.t.MaxChannels, &r.t.MaxCPS, &run, &paused, &live, &tok, &at}
+		if camp != nil {
+			dest = append(dest, &camp.live, &camp.tokens, &camp.at)
+			camp.read = true
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("trunks: %w", err)
 		}
 		q := qual[r.t.Name]
@@ -346,13 +365,6 @@ func (s *Store) Failover(ctx context.Context, nodeID, callID, token string, caus
 	next := ""
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		next = ""
-		if s.postgres {
-			// A failover adds a live call to the next trunk: it takes
-			// the leasing lock, so that rooms counts exactly (Lease).
-			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7140001)`); err != nil {
-				return fmt.Errorf("failover: %w", err)
-			}
-		}
 		var campaignID, state, leaseToken, owner, trunk string
 		var attempts int
 		err := tx.QueryRowContext(ctx, s.q(`SELECT campaign_id, state, attempts, COALESCE(lease_token, ''), COALESCE(lease_node, ''), COALESCE(lease_trunk, '') FROM contacts WHERE id = ?`), contactID).
@@ -371,19 +383,32 @@ func (s *Store) Failover(ctx context.Context, nodeID, callID, token string, caus
 		if err != nil {
 			return err
 		}
+		group := c.Group()
+		at := slices.Index(group, trunk)
+		last := at < 0 || at == len(group)-1 // the group changed under the call, or no trunk left
+		if s.postgres && !last {
+			// A failover adds a live call to one of the trunks after
+			// this one: it takes their leasing locks, so that rooms
+			// counts exactly (Lease). Before any row it writes, as Lease.
+			var locks []leaseLock
+			for _, t := range group[at+1:] {
+				locks = append(locks, leaseLock{lockTrunk, lockKey(t)})
+			}
+			if err := takeLocks(ctx, tx, locks); err != nil {
+				return fmt.Errorf("failover: %w", err)
+			}
+		}
 		if err := s.noteCause(ctx, tx, trunk, cause, false, now); err != nil {
 			return err
 		}
-		group := c.Group()
-		at := slices.Index(group, trunk)
-		if at < 0 || at == len(group)-1 {
-			return nil // the group changed under the call, or no trunk left
+		if last {
+			return nil
 		}
 		qual, err := s.qualify(ctx, tx, now)
 		if err != nil {
 			return err
 		}
-		rooms, err := s.rooms(ctx, tx, group[at+1:], qual, now)
+		rooms, err := s.rooms(ctx, tx, group[at+1:], qual, nil, now)
 		if err != nil {
 			return err
 		}
