@@ -30,12 +30,17 @@ func newHistory() *history.Ring { return history.New(int(historyKeep / historyEv
 // ring, which serves the charts. So every controller behind a load
 // balancer shows the same past, and a restart keeps it.
 func sampleHistory(ctx context.Context, ring *history.Ring, store *sqlstore.Store, scaler *controller.Controller, log *slog.Logger) error {
-	t := time.NewTicker(historyEvery)
+	// A second's tick: the leader samples as soon as it leads, then every
+	// historyEvery, and every controller shows a stored sample within a
+	// second (an indexed read that finds nothing new costs little).
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	newest := time.Now().Add(-historyKeep)
+	var sampled time.Time
 	for {
-		if scaler.Leading() {
-			if err := store.AddHistory(ctx, time.Now(), takeSample(ctx, store, scaler, log), historyKeep); err != nil && ctx.Err() == nil {
+		if now := time.Now(); scaler.Leading() && now.Sub(sampled) >= historyEvery {
+			sampled = now
+			if err := store.AddHistory(ctx, now, takeSample(ctx, store, scaler, log), historyKeep); err != nil && ctx.Err() == nil {
 				log.Warn("history: sample not stored", "err", err)
 			}
 		}
