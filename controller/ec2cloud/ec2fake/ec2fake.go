@@ -771,45 +771,13 @@ func (s *Server) describeInstances(p url.Values) (any, *Fault) {
 }
 
 func (s *Server) terminateInstances(p url.Values) (any, *Fault) {
-	now := s.now()
 	ids := list(p, "InstanceId")
-	if len(ids) == 0 {
-		return nil, &Fault{http.StatusBadRequest, "MissingParameter", "The request must contain the parameter InstanceId"}
+	if f := s.knownIDs(ids); f != nil {
+		return nil, f
 	}
-	if len(ids) > 1000 {
-		return nil, badParam("too many instance ids: %d > 1000", len(ids))
-	}
-	var missing []string
-	for _, id := range ids {
-		if in, ok := s.instances[id]; !ok || now.Before(in.visibleAt) {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) > 0 {
-		// EC2 fails the whole call when any id is unknown.
-		return nil, &Fault{http.StatusBadRequest, "InvalidInstanceID.NotFound",
-			fmt.Sprintf("The instance IDs '%s' do not exist", strings.Join(missing, ", "))}
-	}
-	type change struct {
-		InstanceID string `xml:"instanceId"`
-		Current    xState `xml:"currentState"`
-		Previous   xState `xml:"previousState"`
-	}
-	type resp struct {
-		XMLName   xml.Name `xml:"TerminateInstancesResponse"`
-		Xmlns     string   `xml:"xmlns,attr"`
-		RequestID string   `xml:"requestId"`
-		Changes   []change `xml:"instancesSet>item"`
-	}
-	out := resp{Xmlns: xmlns, RequestID: "fake-request"}
-	for _, id := range ids {
-		in := s.instances[id]
-		prev := in.state(now)
+	return s.changeStates("TerminateInstancesResponse", ids, func(in *instance, _ string, now time.Time) {
 		if in.stopAt.IsZero() {
 			in.stopAt = now
 		}
-		cur := in.state(now)
-		out.Changes = append(out.Changes, change{id, xState{stateCodes[cur], cur}, xState{stateCodes[prev], prev}})
-	}
-	return out, nil
+	}), nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // stateChange is one item of a Stop/Start/TerminateInstances answer.
@@ -13,6 +14,30 @@ type stateChange struct {
 	InstanceID string `xml:"instanceId"`
 	Current    xState `xml:"currentState"`
 	Previous   xState `xml:"previousState"`
+}
+
+// stateChanges answers a Stop, Start or TerminateInstances call.
+type stateChanges struct {
+	XMLName   xml.Name      // the call's response element
+	Xmlns     string        `xml:"xmlns,attr"`
+	RequestID string        `xml:"requestId"`
+	Changes   []stateChange `xml:"instancesSet>item"`
+}
+
+// changeStates applies change to each instance, given its state before,
+// and answers with each one's state before and after, under the response
+// element name.
+func (s *Server) changeStates(name string, ids []string, change func(in *instance, prev string, now time.Time)) stateChanges {
+	now := s.now()
+	out := stateChanges{XMLName: xml.Name{Local: name}, Xmlns: xmlns, RequestID: "fake-request"}
+	for _, id := range ids {
+		in := s.instances[id]
+		prev := in.state(now)
+		change(in, prev, now)
+		cur := in.state(now)
+		out.Changes = append(out.Changes, stateChange{id, xState{stateCodes[cur], cur}, xState{stateCodes[prev], prev}})
+	}
+	return out
 }
 
 // knownIDs checks ids as EC2 does: all or nothing.
@@ -59,16 +84,7 @@ func (s *Server) stopInstances(p url.Values) (any, *Fault) {
 			return nil, &Fault{http.StatusBadRequest, "UnsupportedHibernationConfiguration", fmt.Sprintf("The instance '%s' does not have hibernation configured.", id)}
 		}
 	}
-	type resp struct {
-		XMLName   xml.Name      `xml:"StopInstancesResponse"`
-		Xmlns     string        `xml:"xmlns,attr"`
-		RequestID string        `xml:"requestId"`
-		Changes   []stateChange `xml:"instancesSet>item"`
-	}
-	out := resp{Xmlns: xmlns, RequestID: "fake-request"}
-	for _, id := range ids {
-		in := s.instances[id]
-		prev := in.state(now)
+	return s.changeStates("StopInstancesResponse", ids, func(in *instance, prev string, now time.Time) {
 		if prev == "running" || prev == "pending" {
 			in.parkAt, in.hibernated = now, hibernate
 			in.parkLag = s.StopDelay
@@ -76,10 +92,7 @@ func (s *Server) stopInstances(p url.Values) (any, *Fault) {
 				in.parkLag = s.HibernateDelay
 			}
 		}
-		cur := in.state(now)
-		out.Changes = append(out.Changes, stateChange{id, xState{stateCodes[cur], cur}, xState{stateCodes[prev], prev}})
-	}
-	return out, nil
+	}), nil
 }
 
 // startInstances starts stopped instances. Starting a pending or running
@@ -108,22 +121,10 @@ func (s *Server) startInstances(p url.Values) (any, *Fault) {
 			}
 		}
 	}
-	type resp struct {
-		XMLName   xml.Name      `xml:"StartInstancesResponse"`
-		Xmlns     string        `xml:"xmlns,attr"`
-		RequestID string        `xml:"requestId"`
-		Changes   []stateChange `xml:"instancesSet>item"`
-	}
-	out := resp{Xmlns: xmlns, RequestID: "fake-request"}
-	for _, id := range ids {
-		in := s.instances[id]
-		prev := in.state(now)
+	return s.changeStates("StartInstancesResponse", ids, func(in *instance, prev string, now time.Time) {
 		if prev == "stopped" {
 			in.resumeAt, in.startLag = now, s.StartDelay
 			in.starts++
 		}
-		cur := in.state(now)
-		out.Changes = append(out.Changes, stateChange{id, xState{stateCodes[cur], cur}, xState{stateCodes[prev], prev}})
-	}
-	return out, nil
+	}), nil
 }
