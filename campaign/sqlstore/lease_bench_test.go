@@ -214,37 +214,9 @@ func TestLeasingAndRecordingConcurrently(t *testing.T) {
 		leases := make(chan campaign.Lease, 3000)
 		var tick atomic.Int64
 		var leased, recorded atomic.Int64
-		var wg sync.WaitGroup
 		errs := make(chan error, 8)
-		for w := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				// The trunk's 1,000 channels fill up until results come in.
-				// The clock moves 100 ms a lease that got calls (at most
-				// 800 attempts a second, under the trunk's 1,000): a
-				// loaded machine makes many empty calls while results
-				// come in, and a clock moved by each ran past calling
-				// hours.
-				for deadline := time.Now().Add(3 * time.Minute); leased.Load() < 3000 && time.Now().Before(deadline); {
-					got, err := s.Lease(ctx, fmt.Sprint("n", w), 20, noonNY.Add(time.Duration(tick.Load())*100*time.Millisecond))
-					if err != nil {
-						errs <- fmt.Errorf("lease: %w", err)
-						return
-					}
-					if len(got) == 0 {
-						// The trunk is full: let results come in.
-						time.Sleep(2 * time.Millisecond)
-					} else {
-						tick.Add(1)
-					}
-					leased.Add(int64(len(got)))
-					for _, l := range got {
-						leases <- l
-					}
-				}
-			}()
-		}
+		// 100 ms a lease: at most 800 attempts a second, under the trunk's 1,000.
+		wg := leaseUntil(ctx, s, 4, 20, 3000, 3*time.Minute, 100*time.Millisecond, &tick, &leased, leases, errs)
 		var rg sync.WaitGroup
 		for range 4 {
 			rg.Add(1)
@@ -303,6 +275,37 @@ func TestLeasingAndRecordingConcurrently(t *testing.T) {
 	})
 }
 
+// leaseUntil starts nodes leasers, each leasing batch at a time as node
+// "n<i>" and sending what it got on out, until total are leased or within
+// has passed; it returns their WaitGroup. The clock (noon in New York plus
+// tick steps) moves a step only when a lease got calls: a loaded machine
+// makes many empty calls while results free the trunks, and a clock moved
+// by each ran past calling hours.
+func leaseUntil(ctx context.Context, s *Store, nodes, batch int, total int64, within, step time.Duration, tick, leased *atomic.Int64, out chan<- campaign.Lease, errs chan<- error) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for w := range nodes {
+		wg.Go(func() {
+			for deadline := time.Now().Add(within); leased.Load() < total && time.Now().Before(deadline); {
+				got, err := s.Lease(ctx, fmt.Sprint("n", w), batch, noonNY.Add(time.Duration(tick.Load())*step))
+				if err != nil {
+					errs <- fmt.Errorf("lease: %w", err)
+					return
+				}
+				if len(got) == 0 {
+					time.Sleep(2 * time.Millisecond) // the trunks are full: let results come in
+				} else {
+					tick.Add(1)
+				}
+				leased.Add(int64(len(got)))
+				for _, l := range got {
+					out <- l
+				}
+			}
+		})
+	}
+	return &wg
+}
+
 // leaseNode is the node holding a lease.
 func leaseNode(ctx context.Context, s *Store, l campaign.Lease) (string, error) {
 	var node string
@@ -357,32 +360,7 @@ func TestFailoverLeasingAndRecordingConcurrently(t *testing.T) {
 				}
 			}
 		}()
-		var wg sync.WaitGroup
-		for w := range 3 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for deadline := time.Now().Add(2 * time.Minute); leased.Load() < total && time.Now().Before(deadline); {
-					// The clock moves a second a lease that got calls,
-					// not while the trunks are full (see above).
-					got, err := s.Lease(ctx, fmt.Sprint("n", w), 5, noonNY.Add(time.Duration(tick.Load())*time.Second))
-					if err != nil {
-						errs <- fmt.Errorf("lease: %w", err)
-						return
-					}
-					if len(got) == 0 {
-						// The trunks are full: let results come in.
-						time.Sleep(2 * time.Millisecond)
-					} else {
-						tick.Add(1)
-					}
-					leased.Add(int64(len(got)))
-					for _, l := range got {
-						leases <- l
-					}
-				}
-			}()
-		}
+		wg := leaseUntil(ctx, s, 3, 5, total, 2*time.Minute, time.Second, &tick, &leased, leases, errs)
 		var rg sync.WaitGroup
 		for range 3 {
 			rg.Add(1)
