@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,6 +98,21 @@ func TestOpsDashboard(t *testing.T) {
 	d.WaitText("#ops-demand", "1") // one call still live, the other answered and done
 	d.WaitText("#ops-cost", "$0.0850")
 	d.WaitText("#ops-nodes", "1")
+	// The chart spans the 15 minutes picked and its lines reach only as far
+	// back as the samples (the leader stores one every 5 s): on a loaded
+	// machine the page got here with too short a line to find. Wait for
+	// 30 s of them, about 40 px of demand line.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		_, body := srv.call("GET", "/api/v1/history?last=15m", "")
+		var h struct{ Times []int64 }
+		json.Unmarshal([]byte(body), &h)
+		if len(h.Times) > 0 && h.Times[len(h.Times)-1]-h.Times[0] >= 30 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a minute the history holds %d samples: %s", len(h.Times), body)
+		}
+	}
 	d.CheckChart("#ops-chart", 2, []string{"demand", "ready capacity", "active calls", "cost"}, browser.Blue)
 	if y2, _ := d.Eval(`return document.querySelector("#ops-chart").dataset.y2ticks`).(string); !strings.Contains(y2, "$") {
 		t.Errorf("the cost axis reads %q, not dollars", y2)
