@@ -13,10 +13,12 @@ import (
 )
 
 // Abandonment (campaign/abandon.go): each live answer of a campaign is
-// counted per hour in abandon_shards (spread over liveShards rows, by
-// contact), with the abandoned ones, for the 30-day rate; a campaign whose flow transfers to people keeps its pacing state
-// in abandon_pace (the concurrency it may dial at, and the live answers
-// since its last pacing step), stepped by campaign.Pace when it leases.
+// appended to abandon_log with its hour and whether it was abandoned;
+// foldAbandons moves the log into per-hour counts in abandon_shards, and
+// the 30-day rate sums both. A campaign whose flow transfers to people
+// keeps its pacing state in abandon_pace (the concurrency it may dial
+// at, and the live answers since its last pacing step), stepped by
+// campaign.Pace when it leases.
 
 // abandonWindow is the period the abandon rate is counted over.
 const abandonWindow = 30 * 24 * time.Hour
@@ -41,16 +43,14 @@ func flowTransfers(doc []byte) bool {
 	return false
 }
 
-// countAnswer counts one live answer of a campaign at now, on the shard
-// of its contact.
-func (s *Store) countAnswer(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, contactID int64, abandoned bool, now time.Time) error {
+// countAnswer counts one live answer of a campaign at now: an append,
+// which waits for no other result.
+func (s *Store) countAnswer(ctx context.Context, tx execer, c *campaign.Campaign, abandoned bool, now time.Time) error {
 	ab := 0
 	if abandoned {
 		ab = 1
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO abandon_shards (campaign_id, hour, shard, live, abandoned) VALUES (?, ?, ?, 1, ?)
-		ON CONFLICT (campaign_id, hour, shard) DO UPDATE SET live = abandon_shards.live + 1, abandoned = abandon_shards.abandoned + excluded.abandoned`),
-		c.ID, hourOf(now), contactID%liveShards, ab); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO abandon_log (campaign_id, hour, abandoned) VALUES (?, ?, ?)`), c.ID, hourOf(now), ab); err != nil {
 		return fmt.Errorf("count answer: %w", err)
 	}
 	if !c.Transfers {
@@ -64,17 +64,66 @@ func (s *Store) countAnswer(ctx context.Context, tx *sql.Tx, c *campaign.Campaig
 }
 
 // abandonMonth sums a campaign's live answers and abandons over the 30
-// days before now.
+// days before now: those folded and those still in the log, in one
+// statement (one snapshot, so a fold is seen whole or not at all).
 func (s *Store) abandonMonth(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, id string, now time.Time) (campaign.AbandonCounts, error) {
 	var a campaign.AbandonCounts
-	err := q.QueryRowContext(ctx, s.q(`SELECT COALESCE(SUM(live), 0), COALESCE(SUM(abandoned), 0) FROM abandon_shards WHERE campaign_id = ? AND hour > ? AND hour <= ?`),
-		id, hourOf(now.Add(-abandonWindow)), hourOf(now)).Scan(&a.Live, &a.Abandoned)
+	from, to := hourOf(now.Add(-abandonWindow)), hourOf(now)
+	err := q.QueryRowContext(ctx, s.q(`SELECT
+		(SELECT COALESCE(SUM(live), 0) FROM abandon_shards WHERE campaign_id = ? AND hour > ? AND hour <= ?) +
+		(SELECT COUNT(*) FROM abandon_log WHERE campaign_id = ? AND hour > ? AND hour <= ?),
+		(SELECT COALESCE(SUM(abandoned), 0) FROM abandon_shards WHERE campaign_id = ? AND hour > ? AND hour <= ?) +
+		(SELECT COALESCE(SUM(abandoned), 0) FROM abandon_log WHERE campaign_id = ? AND hour > ? AND hour <= ?)`),
+		id, from, to, id, from, to, id, from, to, id, from, to).Scan(&a.Live, &a.Abandoned)
 	if err != nil {
 		return a, fmt.Errorf("abandon rate: %w", err)
 	}
 	return a, nil
+}
+
+// foldBatch is the most log rows one fold moves.
+const foldBatch = 50_000
+
+// foldAbandons moves up to foldBatch of the oldest answers in
+// abandon_log into their hours' counts in abandon_shards, and reports
+// how many it moved. On PostgreSQL the rows moved are those one DELETE
+// removed, so an answer committed meanwhile is never dropped uncounted
+// and two folds at once never count one twice.
+func (s *Store) foldAbandons(ctx context.Context) (int, error) {
+	moved := 0
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		const upsert = ` ON CONFLICT (campaign_id, hour, shard) DO UPDATE SET live = abandon_shards.live + excluded.live, abandoned = abandon_shards.abandoned + excluded.abandoned`
+		if s.postgres {
+			return tx.QueryRowContext(ctx, `WITH moved AS (
+				DELETE FROM abandon_log WHERE seq IN (SELECT seq FROM abandon_log ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+				RETURNING campaign_id, hour, abandoned),
+			counted AS (INSERT INTO abandon_shards (campaign_id, hour, shard, live, abandoned)
+				SELECT campaign_id, hour, 0, COUNT(*), SUM(abandoned) FROM moved GROUP BY campaign_id, hour`+upsert+`)
+			SELECT COUNT(*) FROM moved`, foldBatch).Scan(&moved)
+		}
+		// SQLite: this is the only writer.
+		var last sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(seq) FROM (SELECT seq FROM abandon_log ORDER BY seq LIMIT ?)`, foldBatch).Scan(&last); err != nil || !last.Valid {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO abandon_shards (campaign_id, hour, shard, live, abandoned)
+			SELECT campaign_id, hour, 0, COUNT(*), SUM(abandoned) FROM abandon_log WHERE seq <= ? GROUP BY campaign_id, hour`+upsert, last.Int64); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM abandon_log WHERE seq <= ?`, last.Int64)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		moved = int(n)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("fold answers: %w", err)
+	}
+	return moved, nil
 }
 
 // paceState reads a campaign's pacing state (pace 0: not stepped yet).

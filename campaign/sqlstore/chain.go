@@ -28,7 +28,7 @@ import (
 // link first, so they see every committed record.
 
 // pendingCompliance stores records for the linker within tx.
-func (s *Store) pendingCompliance(ctx context.Context, tx *sql.Tx, campaignID, kind string, at time.Time, callIDs []string, docs []any) error {
+func (s *Store) pendingCompliance(ctx context.Context, tx execer, campaignID, kind string, at time.Time, callIDs []string, docs []any) error {
 	const perStmt = 500
 	for len(docs) > 0 {
 		n := min(perStmt, len(docs))

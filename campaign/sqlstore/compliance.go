@@ -53,7 +53,7 @@ func chainHash(prev, campaignID, callID, kind string, at int64, doc []byte) stri
 
 // appendCompliance adds records to a campaign's chain within tx. On
 // PostgreSQL they wait in compliance_pending for the linker (chain.go).
-func (s *Store) appendCompliance(ctx context.Context, tx *sql.Tx, campaignID, kind string, at time.Time, callIDs []string, docs []any) error {
+func (s *Store) appendCompliance(ctx context.Context, tx writeTx, campaignID, kind string, at time.Time, callIDs []string, docs []any) error {
 	if len(docs) == 0 {
 		return nil
 	}

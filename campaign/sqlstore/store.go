@@ -416,14 +416,19 @@ func (s *Store) campaignTx(ctx context.Context, tx *sql.Tx, id string) (campaign
 
 func (s *Store) campaignQ(ctx context.Context, q querier, id string) (campaign.Campaign, error) {
 	var doc string
-	var c campaign.Campaign
 	err := q.QueryRowContext(ctx, s.q(`SELECT doc FROM campaigns WHERE id = ?`), id).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
-		return c, fmt.Errorf("campaign %q: %w", id, campaign.ErrNotFound)
+		return campaign.Campaign{}, fmt.Errorf("campaign %q: %w", id, campaign.ErrNotFound)
 	}
 	if err != nil {
-		return c, fmt.Errorf("get campaign: %w", err)
+		return campaign.Campaign{}, fmt.Errorf("get campaign: %w", err)
 	}
+	return decodeCampaign(id, doc)
+}
+
+// decodeCampaign is the campaign stored as doc.
+func decodeCampaign(id, doc string) (campaign.Campaign, error) {
+	var c campaign.Campaign
 	if err := json.Unmarshal([]byte(doc), &c); err != nil {
 		return c, fmt.Errorf("campaign %s: corrupt record: %w", id, err)
 	}
@@ -886,11 +891,11 @@ func (s *Store) AddToDNC(ctx context.Context, list string, phones []string, sour
 	})
 }
 
-func (s *Store) addDNC(ctx context.Context, tx *sql.Tx, phones []string, source string, now time.Time) error {
+func (s *Store) addDNC(ctx context.Context, tx execer, phones []string, source string, now time.Time) error {
 	return s.addDNCList(ctx, tx, InternalDNC, phones, source, now)
 }
 
-func (s *Store) addDNCList(ctx context.Context, tx *sql.Tx, list string, phones []string, source string, now time.Time) error {
+func (s *Store) addDNCList(ctx context.Context, tx execer, list string, phones []string, source string, now time.Time) error {
 	const perStmt = 200 // keeps the statement under every driver's parameter limit
 	for rest := phones; len(rest) > 0; {
 		n := min(perStmt, len(rest))

@@ -329,7 +329,7 @@ func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, qual map[
 // noteCause keeps a trunk's run of congestion causes: a congestion cause
 // before answer lengthens it, and at CongestionRunLimit pauses the trunk;
 // any other outcome the carrier gave ends it.
-func (s *Store) noteCause(ctx context.Context, tx *sql.Tx, trunk string, cause int, answered bool, now time.Time) error {
+func (s *Store) noteCause(ctx context.Context, tx execer, trunk string, cause int, answered bool, now time.Time) error {
 	var err error
 	switch {
 	case !answered && cause == 0:

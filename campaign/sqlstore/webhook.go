@@ -63,7 +63,7 @@ func (s *Store) storeSecret(ctx context.Context, tx *sql.Tx, campaignID, secret 
 
 // enqueueAttempt writes the delivery of one finished attempt, if its
 // campaign has a webhook, within the transaction that records it.
-func (s *Store) enqueueAttempt(ctx context.Context, tx *sql.Tx, c *campaign.Campaign, ev campaign.AttemptEvent, k contactFacts, now time.Time) error {
+func (s *Store) enqueueAttempt(ctx context.Context, tx execer, c *campaign.Campaign, ev campaign.AttemptEvent, k contactFacts, now time.Time) error {
 	if c.Webhook == nil {
 		return nil
 	}
