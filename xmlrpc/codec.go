@@ -108,6 +108,51 @@ func decodeCall(src []byte, lim Limits) (method string, params []any, err error)
 	return method, params, nil
 }
 
+// DecodeResponse reads one methodResponse: the value of its one param,
+// or, when the server answered with a fault, that *Fault as the error.
+// A response that is not well-formed XML-RPC is an error that is not a
+// *Fault. It is the client's side of EncodeResponse and EncodeFault.
+func DecodeResponse(src []byte, lim Limits) (v any, err error) {
+	defer func() {
+		if e := recover(); e != nil {
+			f, ok := e.(*Fault)
+			if !ok {
+				panic(e)
+			}
+			v, err = nil, fmt.Errorf("xmlrpc: malformed response: %s", f.String)
+		}
+	}()
+	d := &decoder{s: newScanner(src), lim: lim.withDefaults()}
+	d.expectStart("methodResponse")
+	t := d.element()
+	if t.kind != tokStart || (string(t.name) != "params" && string(t.name) != "fault") {
+		panic(faultf(nodeapi.FaultInvalidRequest, "expected <params> or <fault> in methodResponse"))
+	}
+	fault := string(t.name) == "fault"
+	if !fault {
+		d.expectStart("param")
+	}
+	d.expectStart("value")
+	v = d.value(1)
+	d.expectEnd() // </param> or </fault>
+	if !fault {
+		d.expectEnd() // </params>
+	}
+	d.expectEnd() // </methodResponse>
+	d.s.next()    // only the end of the document may follow
+	if !fault {
+		return v, nil
+	}
+	var f struct {
+		Code   int    `xmlrpc:"faultCode"`
+		String string `xmlrpc:"faultString"`
+	}
+	if err := Unmarshal(v, &f); err != nil {
+		return nil, fmt.Errorf("xmlrpc: malformed fault: %v", err)
+	}
+	return nil, &Fault{Code: f.Code, String: f.String}
+}
+
 // element returns the next start or end tag; only white space may come
 // before it. (The scanner never returns two text tokens in a row.)
 func (d *decoder) element() token {

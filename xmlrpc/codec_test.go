@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -311,6 +312,51 @@ func BenchmarkDecodeStep(b *testing.B) {
 	for b.Loop() {
 		if _, _, err := DecodeCall(bytes.NewReader(body), Limits{}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// What EncodeResponse and EncodeFault write, DecodeResponse reads back:
+// the value (into the same struct through Unmarshal), or the fault as a
+// *Fault; anything else in a response is an error naming the problem.
+func TestDecodeResponse(t *testing.T) {
+	want := nodeapi.StepResponse{State: "menu", Action: nodeapi.Action{Kind: nodeapi.ActionPlay, Prompts: []string{"x/hello"}, Files: []nodeapi.AudioFile{}},
+		Tags: map[string]string{"lang": "fr"}, Vars: map[string]string{}}
+	var buf bytes.Buffer
+	if err := EncodeResponse(&buf, want); err != nil {
+		t.Fatal(err)
+	}
+	v, err := DecodeResponse(buf.Bytes(), Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got nodeapi.StepResponse
+	if err := Unmarshal(v, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+
+	buf.Reset()
+	EncodeFault(&buf, &Fault{Code: nodeapi.FaultForbidden, String: "not yours"})
+	_, err = DecodeResponse(buf.Bytes(), Limits{})
+	var f *Fault
+	if !errors.As(err, &f) || f.Code != nodeapi.FaultForbidden || f.String != "not yours" {
+		t.Fatalf("fault: %v", err)
+	}
+
+	for name, doc := range map[string]string{
+		"a call":         `<methodCall><methodName>x</methodName></methodCall>`,
+		"no param":       `<methodResponse><params></params></methodResponse>`,
+		"two params":     `<methodResponse><params><param><value>a</value></param><param><value>b</value></param></params></methodResponse>`,
+		"trailing":       `<methodResponse><params><param><value>a</value></param></params></methodResponse><x/>`,
+		"unclosed":       `<methodResponse><params><param><value>a`,
+		"fault not code": `<methodResponse><fault><value><struct><member><name>faultCode</name><value>x</value></member></struct></value></fault></methodResponse>`,
+	} {
+		_, err := DecodeResponse([]byte(doc), Limits{})
+		if err == nil || errors.As(err, &f) {
+			t.Errorf("%s: %v, want an error that is not a fault", name, err)
 		}
 	}
 }
