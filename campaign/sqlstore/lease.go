@@ -102,9 +102,17 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 		// Then what the picks count against, locked in one order (every
 		// writer's): the campaigns' live calls and pacing, their trunks'
 		// channels and call rates, their pool caller IDs' daily counts.
-		// Leases of other campaigns on other trunks run alongside.
-		if err := s.lockLeasing(ctx, tx, plans); err != nil {
-			return err
+		// Leases of other campaigns on other trunks run alongside. On
+		// PostgreSQL the first campaign's room is read in the same
+		// round trip as the locks.
+		if s.postgres {
+			p := plans[0]
+			p.camp = campaignRoom{key: "c:" + p.c.ID}
+			p.rooms, err = s.lockedRooms(ctx, tx, leaseLocks(plans), p.group, qual, &p.camp, now)
+			if err != nil {
+				return err
+			}
+			p.roomsRead = true
 		}
 		for _, p := range plans {
 			if len(out) >= max {
@@ -144,18 +152,23 @@ func lockKey(name string) int32 {
 // leaseLock is one advisory lock.
 type leaseLock struct{ class, key int32 }
 
-// takeLocks waits for locks in (class, key) order, the one order of every
-// writer, in one statement, so two writers never wait for each other in a
+// sortLocks puts locks in (class, key) order, the one order of every
+// writer, without repeats, so two writers never wait for each other in a
 // cycle. A number is only ever try-locked (pickCampaign) and waits for
 // nothing.
-func takeLocks(ctx context.Context, tx *sql.Tx, locks []leaseLock) error {
+func sortLocks(locks []leaseLock) []leaseLock {
 	slices.SortFunc(locks, func(a, b leaseLock) int {
 		if a.class != b.class {
 			return int(a.class - b.class)
 		}
 		return cmp.Compare(a.key, b.key)
 	})
-	locks = slices.Compact(locks)
+	return slices.Compact(locks)
+}
+
+// takeLocks waits for locks in order (sortLocks), in one statement.
+func takeLocks(ctx context.Context, tx *sql.Tx, locks []leaseLock) error {
+	locks = sortLocks(locks)
 	if len(locks) == 0 {
 		return nil
 	}
@@ -174,13 +187,10 @@ func takeLocks(ctx context.Context, tx *sql.Tx, locks []leaseLock) error {
 	return nil
 }
 
-// lockLeasing takes the locks of the campaigns planned, of the trunks of
-// their groups and of their pool caller IDs (PostgreSQL; SQLite writes
-// one at a time already).
-func (s *Store) lockLeasing(ctx context.Context, tx *sql.Tx, plans []*leasePlan) error {
-	if !s.postgres {
-		return nil
-	}
+// leaseLocks are the locks of the campaigns planned, of the trunks of
+// their groups and of their pool caller IDs, in order (PostgreSQL;
+// SQLite writes one at a time already).
+func leaseLocks(plans []*leasePlan) []leaseLock {
 	var locks []leaseLock
 	for _, p := range plans {
 		locks = append(locks, leaseLock{lockCampaign, lockKey(p.c.ID)})
@@ -191,7 +201,7 @@ func (s *Store) lockLeasing(ctx context.Context, tx *sql.Tx, plans []*leasePlan)
 			locks = append(locks, leaseLock{lockCallerID, lockKey(n)})
 		}
 	}
-	return takeLocks(ctx, tx, locks)
+	return sortLocks(locks)
 }
 
 // liveShards spreads each live count over this many rows: every lease
@@ -271,6 +281,11 @@ type leasePlan struct {
 	group []string // trunks, in failover order
 	picks []pick   // callable now, in dialling order
 	lists []string // the do-not-call lists consulted (evidence)
+
+	// The room of the campaign and its trunks, when read with the locks.
+	rooms     []trunkRoom
+	camp      campaignRoom
+	roomsRead bool
 }
 
 // pickCampaign chooses up to want contacts of c to dial on the trunks of
@@ -449,18 +464,23 @@ func (s *Store) pickCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaig
 // leaseCampaign leases up to want of the contacts p picked, on the
 // trunks of its group (in failover order: each takes what the ones
 // before it had no room for), under the locks of the campaign and its
-// trunks: taken by an earlier statement (lockLeasing), so this one's
-// snapshot sees every lease and failover before, and the counts are
-// exact but for results coming in, which only lower them. Picks beyond
-// the room counted here are left pending for the next lease.
+// trunks: the room is read after the locks are held (by lease_rooms
+// for the first campaign, by a later statement for others), so it sees
+// every lease and failover before, and the counts are exact but for
+// results coming in, which only lower them. Picks beyond the room
+// counted here are left pending for the next lease.
 func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, p *leasePlan, qual map[string][2]int, nodeID string, want int, now time.Time) ([]campaign.Lease, error) {
 	c := p.c
 	ck := "c:" + c.ID
-	camp := campaignRoom{key: ck}
-	rooms, err := s.rooms(ctx, tx, p.group, qual, &camp, now)
-	if err != nil {
-		return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+	camp, rooms := p.camp, p.rooms
+	if !p.roomsRead {
+		camp = campaignRoom{key: ck}
+		var err error
+		if rooms, err = s.rooms(ctx, tx, p.group, qual, &camp, now); err != nil {
+			return nil, fmt.Errorf("lease %s: %w", c.ID, err)
+		}
 	}
+	var err error
 	if !camp.read {
 		return nil, nil // no trunk of the group is left
 	}

@@ -209,7 +209,32 @@ var migrations = []struct {
 	// and the rate sums both (abandon.go).
 	{sqlite: abandonLogTable, postgres: strings.Replace(abandonLogTable, "seq INTEGER PRIMARY KEY", "seq BIGSERIAL PRIMARY KEY", 1)},
 	{sqlite: `CREATE INDEX abandon_log_campaign ON abandon_log (campaign_id, hour)`},
+	// PostgreSQL only (SQLite leases one writer at a time, unlocked).
+	{sqlite: `SELECT 1`, postgres: leaseRoomsFunc},
 }
+
+// leaseRoomsFunc takes a lease's advisory locks (in the order given) and
+// then reads the room of its first campaign and that campaign's trunks,
+// in one round trip: a lease held its locks while the controller, on a
+// loaded machine, took its turn to send the next statement (most of the
+// hold, sampled). A volatile function's query takes a fresh snapshot, so
+// it sees every lease that held the locks before (rooms, trunks.go).
+const leaseRoomsFunc = `CREATE FUNCTION lease_rooms(lock_classes INTEGER[], lock_keys INTEGER[], trunk_names TEXT[], camp_key TEXT)
+	RETURNS TABLE (o_name TEXT, o_max_channels INTEGER, o_max_cps DOUBLE PRECISION, o_run INTEGER, o_paused BIGINT,
+		o_live BIGINT, o_tokens DOUBLE PRECISION, o_at BIGINT, o_camp_live BIGINT, o_camp_tokens DOUBLE PRECISION, o_camp_at BIGINT)
+	LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+	FOR i IN 1 .. COALESCE(array_length(lock_classes, 1), 0) LOOP
+		PERFORM pg_advisory_xact_lock(lock_classes[i], lock_keys[i]);
+	END LOOP;
+	RETURN QUERY SELECT t.name, t.max_channels, t.max_cps, t.congestion_run, t.paused_until,
+		COALESCE((SELECT SUM(s.n) FROM live_shards s WHERE s.key = 't:' || t.name), 0)::BIGINT, p.tokens, p.at_ms,
+		COALESCE((SELECT SUM(s.n) FROM live_shards s WHERE s.key = camp_key), 0)::BIGINT,
+		(SELECT q.tokens FROM pacing q WHERE q.key = camp_key), (SELECT q.at_ms FROM pacing q WHERE q.key = camp_key)
+	FROM trunks t LEFT JOIN pacing p ON p.key = 't:' || t.name
+	WHERE t.name = ANY(trunk_names) ORDER BY t.name;
+END
+$$`
 
 const abandonLogTable = `CREATE TABLE abandon_log (
 		seq INTEGER PRIMARY KEY,

@@ -308,22 +308,67 @@ func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, qual map[
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("trunks: %w", err)
 		}
-		q := qual[r.t.Name]
-		r.up = campaign.TrunkHealthOf(run, fromMS(paused), q[0], q[1], now).Up
-		r.room = max(0, r.t.MaxChannels-live)
-		r.tokens = refill(tok, at, r.t.MaxCPS, now)
+		r.judge(run, paused, live, tok, at, qual, now)
 		byName[r.t.Name] = r
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("trunks: %w", err)
 	}
+	return inGroupOrder(group, byName), nil
+}
+
+// judge sets a trunk's health, room and calls it may start now from its
+// congestion run, pause, live calls and pacing bucket.
+func (r *trunkRoom) judge(run int, paused int64, live int, tok sql.NullFloat64, at sql.NullInt64, qual map[string][2]int, now time.Time) {
+	q := qual[r.t.Name]
+	r.up = campaign.TrunkHealthOf(run, fromMS(paused), q[0], q[1], now).Up
+	r.room = max(0, r.t.MaxChannels-live)
+	r.tokens = refill(tok, at, r.t.MaxCPS, now)
+}
+
+// inGroupOrder is the trunks of group found, in the group's (failover)
+// order: a trunk deleted under the campaign takes nothing.
+func inGroupOrder(group []string, byName map[string]trunkRoom) []trunkRoom {
 	out := make([]trunkRoom, 0, len(group))
 	for _, name := range group {
-		if r, ok := byName[name]; ok { // a trunk deleted under the campaign takes nothing
+		if r, ok := byName[name]; ok {
 			out = append(out, r)
 		}
 	}
-	return out, nil
+	return out
+}
+
+// lockedRooms takes locks (sorted and deduplicated by the caller) and
+// then reads rooms as rooms does, in one round trip (lease_rooms,
+// PostgreSQL only): the counts are exact as soon as the locks are held.
+func (s *Store) lockedRooms(ctx context.Context, tx *sql.Tx, locks []leaseLock, group []string, qual map[string][2]int, camp *campaignRoom, now time.Time) ([]trunkRoom, error) {
+	classes, keys := make([]int32, len(locks)), make([]int32, len(locks))
+	for i, l := range locks {
+		classes[i], keys[i] = l.class, l.key
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT * FROM lease_rooms($1, $2, $3, $4)`, classes, keys, group, camp.key)
+	if err != nil {
+		return nil, fmt.Errorf("lease locks: %w", err)
+	}
+	defer rows.Close()
+	byName := map[string]trunkRoom{}
+	for rows.Next() {
+		var r trunkRoom
+		var run, live int
+		var paused int64
+		var tok sql.NullFloat64
+		var at sql.NullInt64
+		if err := rows.Scan(&r.t.Name, &r.t.MaxChannels, &r.t.MaxCPS, &run, &paused, &live, &tok, &at, &camp.live, &camp.tokens, &camp.at); err != nil {
+			return nil, fmt.Errorf("trunks: %w", err)
+		}
+		camp.read = true
+		r.judge(run, paused, live, tok, at, qual, now)
+		byName[r.t.Name] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lease locks: %w", err)
+	}
+	return inGroupOrder(group, byName), nil
 }
 
 // noteCause keeps a trunk's run of congestion causes: a congestion cause
