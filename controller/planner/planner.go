@@ -1,4 +1,11 @@
-package controller
+// Package planner holds the scaling decision: Config.Plan is a pure
+// function of what the loop observed and the time (invariant 5). It does
+// no I/O, reads no clock and keeps no state; what it must remember between
+// ticks (recent demand, for the scale-in stabilisation window) it hands
+// back in Plan.Memory and receives again in Observed.Memory. The live loop
+// (package controller) and the trace simulator (package sim) call the very
+// same function.
+package planner
 
 import (
 	"cmp"
@@ -12,15 +19,8 @@ import (
 	"github.com/elastidial/elastidial/controller/cost"
 )
 
-// This file holds the scaling decision: Plan is a pure function of what the
-// loop observed and the time (invariant 5). It does no I/O and keeps no
-// state; what it must remember between ticks (recent demand, for the
-// scale-in stabilisation window) it hands back in Plan.Memory and receives
-// again in Observed.Memory. The live loop and the trace simulator call the
-// very same function.
-
-// NodeState is where a node is in its lifecycle; see registry.go for the
-// state machine.
+// NodeState is where a node is in its lifecycle; the state machine is
+// drawn in controller/registry.go and enforced by controller's transition.
 type NodeState string
 
 // Node states.
@@ -51,6 +51,20 @@ func (s NodeState) Coming() bool {
 
 // Alive reports whether an instance in state s is (or may be) billed.
 func (s NodeState) Alive() bool { return s != StateGone }
+
+// DrainReason says why a node drains. It is typed, not free text, because
+// the loop branches on it: a spot notice drains within SpotDrainTimeout,
+// any other reason within DrainTimeout. It is stored in the node's row.
+type DrainReason string
+
+// Why a node drains.
+const (
+	DrainSurplus   DrainReason = "surplus"                       // demand fell below the fleet (scale-in)
+	DrainOverCap   DrainReason = "over the node cap"             // the fleet exceeds MaxNodes or the budget
+	DrainSpot      DrainReason = "spot interruption notice"      // the cloud takes the spot instance back
+	DrainPark      DrainReason = "park in the warm pool"         // surplus kept stopped for the next rise
+	DrainRebalance DrainReason = "spot rebalance recommendation" // replaced before its interruption notice
+)
 
 // Upcoming is demand known to start soon (the campaign tier's type).
 type Upcoming = campaign.Upcoming
