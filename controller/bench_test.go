@@ -6,35 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elastidial/elastidial/campaign"
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/internal/testclock"
 )
-
-// benchWorld is 1,000 ready nodes and 200 campaigns over 40 trunks.
-func benchWorld() ([]CampaignView, []NodeView) {
-	cs := make([]CampaignView, 200)
-	for i := range cs {
-		cs[i] = CampaignView{ID: fmt.Sprint("c", i), Target: 400 + i, Callable: 100000, Active: 300, MaxCPS: 20,
-			Trunk: fmt.Sprint("t", i%40), TrunkChannels: 3000, TrunkCPS: 100, AvgAttemptSeconds: 35,
-			Upcoming: []Upcoming{{At: t0.Add(time.Duration(i) * time.Minute), Target: 600}}}
-	}
-	ns := make([]NodeView, 1000)
-	for i := range ns {
-		ns[i] = NodeView{ID: fmt.Sprintf("i-%05d", i), State: StateReady, Capacity: 100, ActiveCalls: i % 100, CPU: float64(i%90) / 100,
-			LaunchedAt: t0.Add(-time.Hour), ReadyAt: t0.Add(-time.Hour), LastHeartbeat: t0}
-	}
-	return cs, ns
-}
-
-// BenchmarkPlan is the pure planner at 1,000 nodes and 200 campaigns.
-func BenchmarkPlan(b *testing.B) {
-	cs, ns := benchWorld()
-	cfg := Config{MaxNodes: 1000}
-	mem := fullWindow(50000)
-	b.ReportAllocs()
-	for b.Loop() {
-		cfg.Plan(Observed{Campaigns: cs, Nodes: ns, Memory: mem}, t0)
-	}
-}
 
 type benchDemand []Demand
 
@@ -42,26 +17,30 @@ func (d benchDemand) Demand(context.Context, time.Time) ([]Demand, error) { retu
 
 // BenchmarkTick is one whole reconcile pass — observe demand, list and fold
 // in 1,000 instances, build the planner's view from the registry, plan and
-// act — with an in-memory cloud and no store.
+// act — with an in-memory cloud and no store. Its world is the one
+// planner.BenchmarkPlan plans for: 1,000 ready nodes and 200 campaigns over
+// 40 trunks.
 func BenchmarkTick(b *testing.B) {
-	cs, ns := benchWorld()
-	ds := make(benchDemand, len(cs))
-	for i, c := range cs {
-		ds[i] = Demand{CampaignID: c.ID, Target: c.Target, Callable: c.Callable, Active: c.Active, MaxCPS: c.MaxCPS, Trunk: c.Trunk,
-			TrunkChannels: c.TrunkChannels, TrunkCPS: c.TrunkCPS, AvgAttemptSeconds: c.AvgAttemptSeconds, Upcoming: c.Upcoming}
+	ds := make(benchDemand, 200)
+	for i := range ds {
+		ds[i] = Demand{CampaignID: fmt.Sprint("c", i), Target: 400 + i, Callable: 100000, Active: 300, MaxCPS: 20,
+			Trunk: fmt.Sprint("t", i%40), TrunkChannels: 3000, TrunkCPS: 100, AvgAttemptSeconds: 35,
+			Upcoming: []campaign.Upcoming{{At: t0.Add(time.Duration(i) * time.Minute), Target: 600}}}
 	}
 	clock := testclock.New(t0)
 	cloud := newFakeCloud(clock)
-	c, err := New(context.Background(), cloud, ds, nil, Options{Plan: Config{MaxNodes: 1000}, Clock: clock, Logger: quiet})
+	c, err := New(context.Background(), cloud, ds, nil, Options{Plan: planner.Config{MaxNodes: 1000}, Clock: clock, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, n := range ns {
-		cloud.insts[n.ID] = &Instance{ID: n.ID, State: InstanceRunning, Type: "c6i.large"}
-		c.nodes[n.ID] = &node{rec: NodeRecord{ID: n.ID, State: StateReady, Capacity: 100, LaunchedAt: n.LaunchedAt, RunningAt: n.LaunchedAt,
-			Load: readyHB(n.ActiveCalls), LastHeartbeat: t0}}
+	for i := range 1000 {
+		id := fmt.Sprintf("i-%05d", i)
+		cloud.insts[id] = &Instance{ID: id, State: InstanceRunning, Type: "c6i.large"}
+		c.nodes[id] = &node{rec: NodeRecord{ID: id, State: planner.StateReady, Capacity: 100, LaunchedAt: t0.Add(-time.Hour), RunningAt: t0.Add(-time.Hour),
+			Load: readyHB(i % 100), LastHeartbeat: t0}}
 	}
-	c.memory = fullWindow(50000)
+	// The wish has been 50,000 slots for the whole stabilisation window.
+	c.memory = planner.Memory{Samples: []planner.DemandSample{{At: t0.Add(-6 * time.Minute), Slots: 50000, Calls: 50000}, {At: t0.Add(-time.Minute), Slots: 50000, Calls: 50000}}}
 	cloud.onTerm = nil
 	b.ReportAllocs()
 	for b.Loop() {

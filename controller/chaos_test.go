@@ -17,6 +17,7 @@ import (
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/importer"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/internal/testenv"
 	"github.com/elastidial/elastidial/nodeapi"
@@ -156,7 +157,7 @@ func (w *chaosWorld) start(i int) {
 		return w.rng.IntN(8) == 0
 	}}
 	c, err := New(ctx, cloud, chaosDemand{st}, ns, Options{Clock: w.clock, Logger: quiet, Tick: 5 * time.Second,
-		Plan:         Config{SlotsPerNode: 100, MinLifetime: time.Minute, ScaleInWindow: time.Minute},
+		Plan:         planner.Config{SlotsPerNode: 100, MinLifetime: time.Minute, ScaleInWindow: time.Minute},
 		AudioVersion: func(context.Context) (string, error) { return "v1", nil },
 		RenewLeases:  st.RenewNode,
 		ReleaseNode: func(ctx context.Context, id string) error {
@@ -283,7 +284,7 @@ func (w *chaosWorld) stepNodes() {
 		}
 		if free := 100 - len(n.calls); !n.draining && free > 0 {
 			st, err := via.c.CheckNode(ctx, id)
-			if err != nil || st != StateReady {
+			if err != nil || st != planner.StateReady {
 				continue
 			}
 			ls, err := via.store.Lease(via.ctx, id, min(free, 20), now)

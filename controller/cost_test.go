@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/elastidial/elastidial/controller/cost"
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/internal/testclock"
 )
 
@@ -27,11 +28,11 @@ func (fakeStats) Answered(ctx context.Context, from, to time.Time) (int, float64
 
 func costRecords() []NodeRecord {
 	return []NodeRecord{
-		{ID: "a", Type: "c6i.large", RunningAt: t0, GoneAt: t0.Add(2 * time.Hour), State: StateGone},
-		{ID: "b", Type: "c6i.large", RunningAt: t0.Add(30 * time.Minute), GoneAt: t0.Add(30*time.Minute + 20*time.Second), State: StateGone},
-		{ID: "c", Type: "c6i.large", RunningAt: t0.Add(time.Hour), State: StateReady},
-		{ID: "d", Type: "c6i.large", State: StatePending}, // never ran: free
-		{ID: "e", Type: "c6i.large", RunningAt: t0.Add(-3 * time.Hour), GoneAt: t0.Add(-2 * time.Hour), State: StateGone},
+		{ID: "a", Type: "c6i.large", RunningAt: t0, GoneAt: t0.Add(2 * time.Hour), State: planner.StateGone},
+		{ID: "b", Type: "c6i.large", RunningAt: t0.Add(30 * time.Minute), GoneAt: t0.Add(30*time.Minute + 20*time.Second), State: planner.StateGone},
+		{ID: "c", Type: "c6i.large", RunningAt: t0.Add(time.Hour), State: planner.StateReady},
+		{ID: "d", Type: "c6i.large", State: planner.StatePending}, // never ran: free
+		{ID: "e", Type: "c6i.large", RunningAt: t0.Add(-3 * time.Hour), GoneAt: t0.Add(-2 * time.Hour), State: planner.StateGone},
 	}
 }
 
@@ -74,8 +75,8 @@ func TestOnePriceTable(t *testing.T) {
 		o.Pricing = cost.Pricing{OnDemand: map[string]map[string]float64{"us-east-1": {"c6i.large": 0.1}}}
 		o.Plan.Spot, o.Plan.BudgetPerHour = true, 1
 	})
-	c.nodes["od"] = &node{rec: NodeRecord{ID: "od", Type: "c6i.large", RunningAt: t0, State: StateReady}}
-	c.nodes["sp"] = &node{rec: NodeRecord{ID: "sp", Type: "c6i.large", Spot: true, RunningAt: t0, State: StateReady}}
+	c.nodes["od"] = &node{rec: NodeRecord{ID: "od", Type: "c6i.large", RunningAt: t0, State: planner.StateReady}}
+	c.nodes["sp"] = &node{rec: NodeRecord{ID: "sp", Type: "c6i.large", Spot: true, RunningAt: t0, State: planner.StateReady}}
 	if got := c.CostPerHour(); !near(got, 0.2) {
 		t.Errorf("before spot prices: %g $/h, want 0.2 (spot priced as the configured on-demand)", got)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/elastidial/elastidial/controller/cost"
+	"github.com/elastidial/elastidial/controller/planner"
 )
 
 // CostNodes is what billing needs of recs.
@@ -29,7 +30,7 @@ func (c *Controller) CostPerHour() float64 {
 	total := 0.0
 	for _, n := range c.nodes {
 		switch {
-		case n.rec.RunningAt.IsZero() || n.rec.State == StateGone:
+		case n.rec.RunningAt.IsZero() || n.rec.State == planner.StateGone:
 		case !n.rec.Warm.StoppedAt.IsZero():
 			total += c.pricing.StoppedHourly()
 		default:

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/nodeapi"
 )
@@ -111,7 +112,7 @@ func crashRun(t *testing.T, seed uint64) {
 	}
 	d := &fakeDemand{target: 300}
 	path := "file:" + filepath.Join(t.TempDir(), "nodes.db") + "?_pragma=synchronous(off)&_pragma=journal_mode(wal)"
-	opt := Options{Plan: Config{MaxNodes: 8}, Clock: clock, Logger: quiet,
+	opt := Options{Plan: planner.Config{MaxNodes: 8}, Clock: clock, Logger: quiet,
 		AudioVersion: func(context.Context) (string, error) { return "v1", nil }}
 	var ctrl *Controller
 	var cc *crashingCloud

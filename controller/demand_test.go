@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/elastidial/elastidial/controller/planner"
 )
 
 // TestViewOfCarriesEveryField fills every field of a Demand with a value
@@ -25,7 +27,7 @@ func TestViewOfCarriesEveryField(t *testing.T) {
 		case reflect.Float64:
 			f.SetFloat(float64(i) + 0.5)
 		case reflect.Slice:
-			f.Set(reflect.ValueOf([]Upcoming{{At: time.Unix(int64(i), 0), Target: i}}))
+			f.Set(reflect.ValueOf([]planner.Upcoming{{At: time.Unix(int64(i), 0), Target: i}}))
 		default:
 			t.Fatalf("Demand.%s: kind %s not covered by this test", dv.Type().Field(i).Name, f.Kind())
 		}

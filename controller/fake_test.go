@@ -26,6 +26,9 @@ type fakeCloud struct {
 
 var errInjected = errors.New("injected fault")
 
+// t0 is when the tests' clocks start (the planner's tests use the same).
+var t0 = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+
 func newFakeCloud(clock Clock) *fakeCloud {
 	return &fakeCloud{clock: clock, insts: map[string]*Instance{}, tokens: map[string][]string{}, fail: map[string]error{}, lostReply: map[string]bool{}}
 }

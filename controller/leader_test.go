@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/elastidial/elastidial/controller/metrics"
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/nodeapi"
 )
@@ -154,7 +155,7 @@ func TestFencedWrites(t *testing.T) {
 		if f, ok, _ := s.Lead(ctx, "a", t0.Add(10*time.Second), 15*time.Second); !ok || f != old {
 			t.Fatalf("renewal changed the token: %+v, want %+v", f, old)
 		}
-		n := NodeRecord{ID: "i-1", State: StateReady}
+		n := NodeRecord{ID: "i-1", State: planner.StateReady}
 		if err := s.SaveNode(ctx, old, &n); err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +163,7 @@ func TestFencedWrites(t *testing.T) {
 		if err != nil || !ok || cur.Token <= old.Token {
 			t.Fatalf("takeover: %+v %v %v", cur, ok, err)
 		}
-		n.State = StateTerminating
+		n.State = planner.StateTerminating
 		if err := s.SaveNode(ctx, old, &n); !errors.Is(err, ErrFenced) {
 			t.Errorf("save node under an old token: %v", err)
 		}
@@ -178,7 +179,7 @@ func TestFencedWrites(t *testing.T) {
 		if got, _ := s.OpenIntents(ctx); len(got) != 1 || got[0].Token != "y" {
 			t.Errorf("open intents %+v, want y only", got)
 		}
-		if got, _ := s.Node(ctx, "i-1"); got.State != StateReady {
+		if got, _ := s.Node(ctx, "i-1"); got.State != planner.StateReady {
 			t.Errorf("node state %s after a fenced write", got.State)
 		}
 		// A stale revision loses, whoever writes.
@@ -233,7 +234,7 @@ func TestFailoverKeepsTheFleet(t *testing.T) {
 			t.Fatalf("the new leader launched %d more", cloud.launched-launched)
 		}
 		for id, st := range states(b) {
-			if st != StateReady {
+			if st != planner.StateReady {
 				t.Errorf("%s is %s under the new leader", id, st)
 			}
 		}
@@ -269,7 +270,7 @@ func TestNodeEpochsAndGoneNodes(t *testing.T) {
 		if _, err := c.CheckNode(old, id); !errors.Is(err, ErrStaleEpoch) {
 			t.Errorf("check with the first token: %v, want ErrStaleEpoch", err)
 		}
-		if st, err := c.CheckNode(cur, id); err != nil || st != StateRegistered {
+		if st, err := c.CheckNode(cur, id); err != nil || st != planner.StateRegistered {
 			t.Errorf("check with the current token: %s %v", st, err)
 		}
 		if _, err := c.CheckNode(cur, "i-none"); !errors.Is(err, ErrUnknownNode) {

@@ -4,20 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
-)
 
-// DrainReason says why a node drains. It is typed, not free text, because
-// the loop branches on it: a spot notice drains within SpotDrainTimeout,
-// any other reason within DrainTimeout. It is stored in the node's row.
-type DrainReason string
-
-// Why a node drains.
-const (
-	DrainSurplus   DrainReason = "surplus"                       // demand fell below the fleet (scale-in)
-	DrainOverCap   DrainReason = "over the node cap"             // the fleet exceeds MaxNodes or the budget
-	DrainSpot      DrainReason = "spot interruption notice"      // the cloud takes the spot instance back
-	DrainPark      DrainReason = "park in the warm pool"         // surplus kept stopped for the next rise
-	DrainRebalance DrainReason = "spot rebalance recommendation" // replaced before its interruption notice
+	"github.com/elastidial/elastidial/controller/planner"
 )
 
 // ErrBadTransition: a state change the lifecycle diagram (registry.go)
@@ -26,24 +14,24 @@ var ErrBadTransition = errors.New("node state change not in the lifecycle")
 
 // next lists, for each state, the states the lifecycle diagram in
 // registry.go allows a node to move to. Staying put is always allowed.
-var next = map[NodeState][]NodeState{
-	StateRequested:   {StatePending, StateGone},
-	StatePending:     {StateBooting, StateRegistered, StateTerminating, StateGone},
-	StateBooting:     {StateRegistered, StateTerminating, StateGone},
-	StateRegistered:  {StateSyncing, StateReady, StateDraining, StateTerminating, StateGone},
-	StateSyncing:     {StateReady, StateDraining, StateTerminating, StateGone},
-	StateReady:       {StateSyncing, StateDraining, StateTerminating, StateGone},
-	StateDraining:    {StateSyncing, StateParking, StateTerminating, StateGone},
-	StateParking:     {StateParked, StateTerminating, StateGone},
-	StateParked:      {StateResuming, StateTerminating, StateGone},
-	StateResuming:    {StateRegistered, StateParked, StateTerminating, StateGone},
-	StateTerminating: {StateGone},
-	StateGone:        {StatePending}, // thought gone, but the cloud lists it alive
+var next = map[planner.NodeState][]planner.NodeState{
+	planner.StateRequested:   {planner.StatePending, planner.StateGone},
+	planner.StatePending:     {planner.StateBooting, planner.StateRegistered, planner.StateTerminating, planner.StateGone},
+	planner.StateBooting:     {planner.StateRegistered, planner.StateTerminating, planner.StateGone},
+	planner.StateRegistered:  {planner.StateSyncing, planner.StateReady, planner.StateDraining, planner.StateTerminating, planner.StateGone},
+	planner.StateSyncing:     {planner.StateReady, planner.StateDraining, planner.StateTerminating, planner.StateGone},
+	planner.StateReady:       {planner.StateSyncing, planner.StateDraining, planner.StateTerminating, planner.StateGone},
+	planner.StateDraining:    {planner.StateSyncing, planner.StateParking, planner.StateTerminating, planner.StateGone},
+	planner.StateParking:     {planner.StateParked, planner.StateTerminating, planner.StateGone},
+	planner.StateParked:      {planner.StateResuming, planner.StateTerminating, planner.StateGone},
+	planner.StateResuming:    {planner.StateRegistered, planner.StateParked, planner.StateTerminating, planner.StateGone},
+	planner.StateTerminating: {planner.StateGone},
+	planner.StateGone:        {planner.StatePending}, // thought gone, but the cloud lists it alive
 }
 
 // Drain is what a move to draining needs: why, and until when.
 type Drain struct {
-	Reason   DrainReason
+	Reason   planner.DrainReason
 	Deadline time.Time
 }
 
@@ -53,7 +41,7 @@ type Drain struct {
 // leaving it), GoneAt on gone, a fresh LaunchedAt on coming back from
 // gone (the registration grace starts again). A move to the current state
 // changes nothing.
-func transition(r *NodeRecord, to NodeState, now time.Time, d Drain) error {
+func transition(r *NodeRecord, to planner.NodeState, now time.Time, d Drain) error {
 	from := r.State
 	if from == to {
 		return nil
@@ -65,32 +53,32 @@ func transition(r *NodeRecord, to NodeState, now time.Time, d Drain) error {
 	if !allowed {
 		return fmt.Errorf("node %s: %s → %s: %w", r.ID, from, to, ErrBadTransition)
 	}
-	if to == StateDraining && (d.Reason == "" || d.Deadline.IsZero()) {
+	if to == planner.StateDraining && (d.Reason == "" || d.Deadline.IsZero()) {
 		return fmt.Errorf("node %s: drain without a reason and deadline: %w", r.ID, ErrBadTransition)
 	}
 	switch {
-	case to == StateDraining:
+	case to == planner.StateDraining:
 		r.DrainReason, r.DrainDeadline = d.Reason, d.Deadline
-	case from == StateDraining:
+	case from == planner.StateDraining:
 		r.DrainReason, r.DrainDeadline = "", time.Time{}
 	}
 	switch {
-	case to == StateParking:
+	case to == planner.StateParking:
 		r.Warm.StoppedAt = now
-	case (from == StateParked || from == StateParking) && to != StateParked:
+	case (from == planner.StateParked || from == planner.StateParking) && to != planner.StateParked:
 		// Leaving the pool (started, or ended): the stop is over.
 		r.Warm.Stops = closeStop(r.Warm.Stops, r.Warm.StoppedAt, now)
 		r.Warm.StoppedAt = time.Time{}
 	}
-	if to == StateResuming {
+	if to == planner.StateResuming {
 		r.Warm.ResumedAt = now
 		r.Warm.Starts++
 	}
 	switch to {
-	case StateGone:
+	case planner.StateGone:
 		r.GoneAt = now
-	case StatePending:
-		if from == StateGone {
+	case planner.StatePending:
+		if from == planner.StateGone {
 			r.GoneAt, r.LaunchedAt = time.Time{}, now
 		}
 	}

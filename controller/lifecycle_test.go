@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/nodeapi"
 )
@@ -29,7 +30,7 @@ func newTestController(t *testing.T, cloud Cloud, d DemandSource, store *Store, 
 	t.Helper()
 	// The lifecycle tests drain nodes a few minutes old; the churn guard
 	// (MinLifetime, 10 minutes by default) has tests of its own.
-	opt := Options{Clock: clock, Logger: quiet, Plan: Config{MinLifetime: time.Minute},
+	opt := Options{Clock: clock, Logger: quiet, Plan: planner.Config{MinLifetime: time.Minute},
 		AudioVersion: func(context.Context) (string, error) { return "v1", nil }}
 	for _, o := range opts {
 		o(&opt)
@@ -41,8 +42,8 @@ func newTestController(t *testing.T, cloud Cloud, d DemandSource, store *Store, 
 	return c
 }
 
-func states(c *Controller) map[string]NodeState {
-	m := map[string]NodeState{}
+func states(c *Controller) map[string]planner.NodeState {
+	m := map[string]planner.NodeState{}
 	for _, n := range c.Nodes() {
 		m[n.ID] = n.State
 	}
@@ -69,14 +70,14 @@ func TestLifecycle(t *testing.T) {
 		if got := cloud.live(); len(got) != 2 {
 			t.Fatalf("launched %v, want 2 instances", got)
 		}
-		want := map[string]NodeState{"i-0001": StatePending, "i-0002": StatePending}
+		want := map[string]planner.NodeState{"i-0001": planner.StatePending, "i-0002": planner.StatePending}
 		if got := states(c); !reflect.DeepEqual(got, want) {
 			t.Fatalf("states %v, want %v", got, want)
 		}
 		cloud.boot()
 		time.Sleep(10 * time.Second)
 		mustTick(t, c)
-		if got := states(c)["i-0001"]; got != StateBooting {
+		if got := states(c)["i-0001"]; got != planner.StateBooting {
 			t.Fatalf("after boot %s, want booting", got)
 		}
 		if len(cloud.live()) != 2 {
@@ -97,7 +98,7 @@ func TestLifecycle(t *testing.T) {
 		if r, err := c.Heartbeat(ctx, "i-0001", hb); err != nil || r.AudioVersion != "v1" || r.Drain {
 			t.Fatalf("heartbeat: %+v %v", r, err)
 		}
-		if got := states(c)["i-0001"]; got != StateSyncing {
+		if got := states(c)["i-0001"]; got != planner.StateSyncing {
 			t.Fatalf("stale audio gave %s, want syncing", got)
 		}
 		if _, err := c.Heartbeat(ctx, "i-0001", readyHB(40)); err != nil {
@@ -106,7 +107,7 @@ func TestLifecycle(t *testing.T) {
 		if _, err := c.Heartbeat(ctx, "i-0002", readyHB(3)); err != nil {
 			t.Fatal(err)
 		}
-		if got := states(c); got["i-0001"] != StateReady || got["i-0002"] != StateReady {
+		if got := states(c); got["i-0001"] != planner.StateReady || got["i-0002"] != planner.StateReady {
 			t.Fatalf("states %v, want both ready", got)
 		}
 		// A struggling node is told to offer fewer slots, and given them
@@ -134,7 +135,7 @@ func TestLifecycle(t *testing.T) {
 			c.Heartbeat(ctx, "i-0002", readyHB(3))
 			mustTick(t, c)
 		}
-		if got := states(c); got["i-0002"] != StateDraining || got["i-0001"] != StateReady {
+		if got := states(c); got["i-0002"] != planner.StateDraining || got["i-0001"] != planner.StateReady {
 			t.Fatalf("states %v, want i-0002 draining", got)
 		}
 		r, _ := c.Heartbeat(ctx, "i-0002", readyHB(3))
@@ -148,7 +149,7 @@ func TestLifecycle(t *testing.T) {
 		time.Sleep(10 * time.Second)
 		c.Heartbeat(ctx, "i-0001", readyHB(40))
 		mustTick(t, c)
-		if states(c)["i-0002"] != StateDraining {
+		if states(c)["i-0002"] != planner.StateDraining {
 			t.Fatal("node with calls terminated")
 		}
 		hbd.ActiveCalls = 0
@@ -160,7 +161,7 @@ func TestLifecycle(t *testing.T) {
 		time.Sleep(10 * time.Second)
 		c.Heartbeat(ctx, "i-0001", readyHB(40))
 		mustTick(t, c)
-		if got := states(c)["i-0002"]; got != StateGone {
+		if got := states(c)["i-0002"]; got != planner.StateGone {
 			t.Fatalf("terminated node %s, want gone", got)
 		}
 
@@ -199,7 +200,7 @@ func TestLifecycleDeadlines(t *testing.T) {
 			cloud.boot()
 		}
 		got := states(c)
-		if got["i-0001"] != StateGone || got["i-0002"] != StateGone {
+		if got["i-0001"] != planner.StateGone || got["i-0002"] != planner.StateGone {
 			t.Fatalf("states %v, want i-0001 and i-0002 gone", got)
 		}
 		if live := cloud.live(); len(live) < 2 {
@@ -251,7 +252,7 @@ func TestAdoptOrTerminateOrphans(t *testing.T) {
 			mustTick(t, c)
 		}
 		got := states(c)
-		if got[a] != StateReady || got[b] != StateGone {
+		if got[a] != planner.StateReady || got[b] != planner.StateGone {
 			t.Fatalf("states %v, want %s ready (adopted), %s gone", got, a, b)
 		}
 	})
@@ -281,7 +282,7 @@ func TestDemandOutageHoldsFleet(t *testing.T) {
 		}
 	}
 	for id, s := range states(c) {
-		if s != StateReady {
+		if s != planner.StateReady {
 			t.Errorf("%s %s during the outage, want ready", id, s)
 		}
 	}
@@ -325,7 +326,7 @@ func TestConcurrentNodesAndLoop(t *testing.T) {
 	}
 	ready := 0
 	for _, s := range states(c) {
-		if s == StateReady {
+		if s == planner.StateReady {
 			ready++
 		}
 	}
@@ -377,7 +378,7 @@ func TestEndedNodesReleaseTheirLeases(t *testing.T) {
 		if n := strings.Count(strings.Join(released, " "), "i-0001"); n != 1 || slices.Contains(released, "i-0002") {
 			t.Fatalf("released %v, want i-0001 once and never i-0002", released)
 		}
-		if got := states(c); got["i-0002"] != StateGone {
+		if got := states(c); got["i-0002"] != planner.StateGone {
 			t.Fatalf("i-0002 is %s; want it gone after its long absence", got["i-0002"])
 		}
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/controller/cost"
 	"github.com/elastidial/elastidial/controller/metrics"
+	"github.com/elastidial/elastidial/controller/planner"
 )
 
 // Tag keys the controller puts on and reads from instances.
@@ -44,7 +45,7 @@ func (realClock) Now() time.Time { return time.Now() }
 
 // Options configure a Controller. Zero fields take the default beside them.
 type Options struct {
-	Plan              Config                                    // planner knobs
+	Plan              planner.Config                            // planner knobs
 	Tick              time.Duration                             // reconcile interval; 10s
 	HeartbeatInterval time.Duration                             // told to nodes; 10s
 	IntentTTL         time.Duration                             // a launch the cloud never confirmed is retried this long; 5m
@@ -95,10 +96,10 @@ type Controller struct {
 	mu         sync.Mutex
 	nodes      map[string]*node
 	intents    []LaunchIntent
-	memory     Memory
-	short      Shortage // what launches taught about capacity; in the store with one
-	lastDemand []CampaignView
-	lastPlan   Plan
+	memory     planner.Memory
+	short      planner.Shortage // what launches taught about capacity; in the store with one
+	lastDemand []planner.CampaignView
+	lastPlan   planner.Plan
 	toRelease  []string     // ended nodes whose leases are not yet released
 	pricing    cost.Pricing // cfg.Pricing with the latest spot prices
 
@@ -355,7 +356,7 @@ func (c *Controller) Tick(ctx context.Context) error {
 		// must neither scale in nor out on its own.
 		note(fmt.Errorf("observe demand: %w", err))
 	} else {
-		views := make([]CampaignView, len(ds))
+		views := make([]planner.CampaignView, len(ds))
 		for i, d := range ds {
 			views[i] = viewOf(d)
 		}
@@ -403,13 +404,13 @@ func (c *Controller) Tick(ctx context.Context) error {
 
 // Observe is the planner's input from the registry, the open launch intents
 // and the last known demand.
-func (c *Controller) Observe() Observed {
+func (c *Controller) Observe() planner.Observed {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	obs := Observed{Campaigns: c.lastDemand, Memory: c.memory, Short: c.short, Nodes: make([]NodeView, 0, len(c.nodes)+8)}
+	obs := planner.Observed{Campaigns: c.lastDemand, Memory: c.memory, Short: c.short, Nodes: make([]planner.NodeView, 0, len(c.nodes)+8)}
 	byToken := map[string]int{}
 	for _, n := range c.nodes {
-		if n.rec.State == StateGone {
+		if n.rec.State == planner.StateGone {
 			continue
 		}
 		obs.Nodes = append(obs.Nodes, n.view(c.leaderSince))
@@ -419,7 +420,7 @@ func (c *Controller) Observe() Observed {
 	}
 	for _, in := range c.intents {
 		for i := byToken[in.Token]; i < in.Count; i++ {
-			obs.Nodes = append(obs.Nodes, NodeView{ID: fmt.Sprintf("%s#%d", in.Token, i), State: StateRequested, LaunchedAt: in.CreatedAt, Zone: in.Zone,
+			obs.Nodes = append(obs.Nodes, planner.NodeView{ID: fmt.Sprintf("%s#%d", in.Token, i), State: planner.StateRequested, LaunchedAt: in.CreatedAt, Zone: in.Zone,
 				Spot: c.cfg.Plan.Spot && !in.OnDemand})
 		}
 	}
@@ -429,7 +430,7 @@ func (c *Controller) Observe() Observed {
 }
 
 // LastPlan is the plan of the last Tick.
-func (c *Controller) LastPlan() Plan {
+func (c *Controller) LastPlan() planner.Plan {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.lastPlan
@@ -462,7 +463,7 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 			if in.State == InstanceTerminated {
 				continue
 			}
-			n = &node{rec: NodeRecord{ID: in.ID, State: StatePending, LaunchToken: in.Tags[TagLaunchToken],
+			n = &node{rec: NodeRecord{ID: in.ID, State: planner.StatePending, LaunchToken: in.Tags[TagLaunchToken],
 				Type: in.Type, Zone: in.Zone, Spot: in.Spot, PrivateIP: in.PrivateIP, LaunchedAt: now}}
 			if !c.knownToken(n.rec.LaunchToken) {
 				// Not from a launch we recorded: an orphan, adopted if it
@@ -477,11 +478,11 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 			n.rec.Zone = in.Zone
 		}
 		old := n.rec
-		if n.rec.State == StateGone && (in.State == InstancePending || in.State == InstanceRunning) {
+		if n.rec.State == planner.StateGone && (in.State == InstancePending || in.State == InstanceRunning) {
 			// Thought gone (long unlisted) but alive after all: give it the
 			// registration grace again rather than leak it.
 			c.log.Warn("instance thought gone is alive", "node", in.ID)
-			if err := transition(&n.rec, StatePending, now, Drain{}); err != nil && firstErr == nil {
+			if err := transition(&n.rec, planner.StatePending, now, Drain{}); err != nil && firstErr == nil {
 				firstErr = err
 			}
 		}
@@ -490,36 +491,36 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 			if n.rec.RunningAt.IsZero() {
 				n.rec.RunningAt = now
 			}
-			if n.rec.State == StatePending {
-				if err := transition(&n.rec, StateBooting, now, Drain{}); err != nil && firstErr == nil {
+			if n.rec.State == planner.StatePending {
+				if err := transition(&n.rec, planner.StateBooting, now, Drain{}); err != nil && firstErr == nil {
 					firstErr = err
 				}
 			}
 		case InstanceStopping, InstanceStopped:
 			switch n.rec.State {
-			case StateParking:
+			case planner.StateParking:
 				if in.State == InstanceStopped {
-					if err := transition(&n.rec, StateParked, now, Drain{}); err != nil && firstErr == nil {
+					if err := transition(&n.rec, planner.StateParked, now, Drain{}); err != nil && firstErr == nil {
 						firstErr = err
 					}
 				}
-			case StateParked, StateResuming, StateTerminating, StateGone:
+			case planner.StateParked, planner.StateResuming, planner.StateTerminating, planner.StateGone:
 				// Parked as planned; a start EC2 has not applied yet; ending.
 			default:
 				// Stopped without us (a stop from the console, a failed
 				// host): it serves no calls. Terminate it rather than leak
 				// a volume; the planner replaces it.
 				c.log.Warn("instance stopped without us: terminating", "node", in.ID, "state", in.State)
-				if err := transition(&n.rec, StateTerminating, now, Drain{}); err != nil && firstErr == nil {
+				if err := transition(&n.rec, planner.StateTerminating, now, Drain{}); err != nil && firstErr == nil {
 					firstErr = err
 				}
 			}
 		case InstanceShuttingDown, InstanceTerminated:
-			if n.rec.State != StateGone {
-				if n.rec.State != StateTerminating {
+			if n.rec.State != planner.StateGone {
+				if n.rec.State != planner.StateTerminating {
 					c.log.Warn("instance ended without us", "node", in.ID, "state", in.State)
 				}
-				if err := transition(&n.rec, StateGone, now, Drain{}); err != nil && firstErr == nil {
+				if err := transition(&n.rec, planner.StateGone, now, Drain{}); err != nil && firstErr == nil {
 					firstErr = err
 				}
 				c.cfg.Metrics.Terminated()
@@ -533,7 +534,7 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 		}
 	}
 	for id, n := range c.nodes {
-		if seen[id] || n.rec.State == StateGone {
+		if seen[id] || n.rec.State == planner.StateGone {
 			continue
 		}
 		if n.missedAt.IsZero() {
@@ -541,11 +542,11 @@ func (c *Controller) sync(ctx context.Context, insts []Instance, now time.Time) 
 		}
 		// Right after a launch the cloud may not list an instance yet
 		// (EC2 eventual consistency); only a long absence means gone.
-		if n.rec.State == StateTerminating || now.Sub(n.missedAt) > c.cfg.Plan.RegisterDeadline {
-			if n.rec.State == StateTerminating {
+		if n.rec.State == planner.StateTerminating || now.Sub(n.missedAt) > c.cfg.Plan.RegisterDeadline {
+			if n.rec.State == planner.StateTerminating {
 				c.toRelease = append(c.toRelease, id)
 			}
-			if err := transition(&n.rec, StateGone, now, Drain{}); err != nil && firstErr == nil {
+			if err := transition(&n.rec, planner.StateGone, now, Drain{}); err != nil && firstErr == nil {
 				firstErr = err
 			}
 			c.cfg.Metrics.Terminated()
@@ -629,7 +630,7 @@ func (c *Controller) launch(ctx context.Context, in LaunchIntent, now time.Time)
 	for _, inst := range insts {
 		n := c.nodes[inst.ID]
 		if n == nil {
-			n = &node{rec: NodeRecord{ID: inst.ID, State: StatePending, LaunchedAt: in.CreatedAt}}
+			n = &node{rec: NodeRecord{ID: inst.ID, State: planner.StatePending, LaunchedAt: in.CreatedAt}}
 			c.nodes[inst.ID] = n
 			c.cfg.Metrics.Launched(1)
 		}
@@ -700,7 +701,7 @@ func (c *Controller) learn(ctx context.Context, in LaunchIntent, insts []Instanc
 
 // act carries out a plan. Each state change is stored before the cloud is
 // asked, so a crash at any point leaves a record that the next run finishes.
-func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
+func (c *Controller) act(ctx context.Context, p planner.Plan, now time.Time) error {
 	var firstErr error
 	note := func(err error) {
 		if err != nil && firstErr == nil {
@@ -728,8 +729,8 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 			return firstErr
 		}
 		switch a.Kind {
-		case ActTerminate:
-			ids := c.moveNodes(ctx, a.NodeIDs, StateTerminating, now, note)
+		case planner.ActTerminate:
+			ids := c.moveNodes(ctx, a.NodeIDs, planner.StateTerminating, now, note)
 			for _, id := range ids {
 				asked[id] = true
 			}
@@ -737,11 +738,11 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 				c.log.Info("terminate", "nodes", ids, "reason", a.Reason)
 				note(c.terminate(ctx, ids))
 			}
-		case ActCancelDrain:
+		case planner.ActCancelDrain:
 			c.mu.Lock()
 			for _, id := range a.NodeIDs {
-				if n := c.nodes[id]; n != nil && n.rec.State == StateDraining {
-					if err := transition(&n.rec, StateSyncing, now, Drain{}); err != nil {
+				if n := c.nodes[id]; n != nil && n.rec.State == planner.StateDraining {
+					if err := transition(&n.rec, planner.StateSyncing, now, Drain{}); err != nil {
 						note(err)
 						continue
 					}
@@ -750,15 +751,15 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 			}
 			c.mu.Unlock()
 			c.log.Info("cancel drain", "nodes", a.NodeIDs, "reason", a.Reason)
-		case ActDrain:
+		case planner.ActDrain:
 			c.mu.Lock()
 			for _, id := range a.NodeIDs {
-				if n := c.nodes[id]; n != nil && n.rec.State != StateDraining && n.rec.State != StateTerminating && n.rec.State != StateGone {
+				if n := c.nodes[id]; n != nil && n.rec.State != planner.StateDraining && n.rec.State != planner.StateTerminating && n.rec.State != planner.StateGone {
 					dl := c.cfg.Plan.DrainTimeout
-					if a.Drain == DrainSpot {
+					if a.Drain == planner.DrainSpot {
 						dl = c.cfg.Plan.SpotDrainTimeout
 					}
-					if err := transition(&n.rec, StateDraining, now, Drain{a.Drain, now.Add(dl)}); err != nil {
+					if err := transition(&n.rec, planner.StateDraining, now, Drain{a.Drain, now.Add(dl)}); err != nil {
 						note(err)
 						continue
 					}
@@ -767,7 +768,7 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 			}
 			c.mu.Unlock()
 			c.log.Info("drain", "nodes", a.NodeIDs, "reason", a.Reason)
-		case ActLaunch:
+		case planner.ActLaunch:
 			in := LaunchIntent{Token: c.cfg.NewToken(), Count: a.Count, CreatedAt: now, Zone: a.Zone, OnDemand: a.OnDemand}
 			if c.store != nil {
 				if err := c.store.AddIntent(ctx, c.fence, in); err != nil {
@@ -780,8 +781,8 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 			c.mu.Unlock()
 			c.log.Info("launch", "count", a.Count, "token", in.Token, "reason", a.Reason)
 			note(c.launch(ctx, in, now))
-		case ActStop:
-			ids := c.moveNodes(ctx, a.NodeIDs, StateParking, now, note)
+		case planner.ActStop:
+			ids := c.moveNodes(ctx, a.NodeIDs, planner.StateParking, now, note)
 			for _, id := range ids {
 				asked[id] = true
 			}
@@ -789,8 +790,8 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 				c.log.Info("park in the warm pool", "nodes", ids, "hibernate", c.cfg.Plan.Hibernate)
 				note(c.stop(ctx, ids))
 			}
-		case ActStart:
-			ids := c.moveNodes(ctx, a.NodeIDs, StateResuming, now, note)
+		case planner.ActStart:
+			ids := c.moveNodes(ctx, a.NodeIDs, planner.StateResuming, now, note)
 			if len(ids) == 0 {
 				continue
 			}
@@ -801,9 +802,9 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 				// so the next plan launches instead of waiting for them.
 				c.mu.Lock()
 				for _, id := range ids {
-					if n := c.nodes[id]; n != nil && n.rec.State == StateResuming {
+					if n := c.nodes[id]; n != nil && n.rec.State == planner.StateResuming {
 						n.rec.Warm.Starts--
-						if terr := transition(&n.rec, StateParked, now, Drain{}); terr == nil {
+						if terr := transition(&n.rec, planner.StateParked, now, Drain{}); terr == nil {
 							n.rec.Warm.StoppedAt, n.rec.Warm.StartFailed = now, now
 							note(c.persist(ctx, n))
 						}
@@ -811,7 +812,7 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 				}
 				c.mu.Unlock()
 			}
-		case ActCapacity:
+		case planner.ActCapacity:
 			c.mu.Lock()
 			if n := c.nodes[a.NodeIDs[0]]; n != nil {
 				n.capCmd = a.Count
@@ -826,9 +827,9 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 	c.mu.Lock()
 	for id, n := range c.nodes {
 		switch {
-		case n.rec.State == StateTerminating && n.inCloud && !asked[id]:
+		case n.rec.State == planner.StateTerminating && n.inCloud && !asked[id]:
 			again = append(again, id)
-		case n.rec.State == StateParking && n.inCloud && !asked[id] && n.cloudState == InstanceRunning:
+		case n.rec.State == planner.StateParking && n.inCloud && !asked[id] && n.cloudState == InstanceRunning:
 			stopAgain = append(stopAgain, id)
 		}
 	}
@@ -845,7 +846,7 @@ func (c *Controller) act(ctx context.Context, p Plan, now time.Time) error {
 	// any controller may take: they live on the nodes' rows.
 	c.mu.Lock()
 	for _, n := range c.nodes {
-		if n.rec.State != StateGone && n.rec.CapacityCmd != n.capCmd && !errors.Is(firstErr, ErrFenced) {
+		if n.rec.State != planner.StateGone && n.rec.CapacityCmd != n.capCmd && !errors.Is(firstErr, ErrFenced) {
 			old := n.rec
 			n.rec.CapacityCmd = n.capCmd
 			if err := c.persist(ctx, n); err != nil {
@@ -905,7 +906,7 @@ func (c *Controller) terminate(ctx context.Context, ids []string) error {
 // moveNodes moves each node of ids the controller knows to state to and
 // stores it, returning the ids moved; a refused transition or a failed
 // write goes to note and leaves that node out.
-func (c *Controller) moveNodes(ctx context.Context, ids []string, to NodeState, now time.Time, note func(error)) []string {
+func (c *Controller) moveNodes(ctx context.Context, ids []string, to planner.NodeState, now time.Time, note func(error)) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var moved []string

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/elastidial/elastidial/controller/metrics"
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/nodeapi"
 )
@@ -74,10 +75,10 @@ func TestHostileNodeInput(t *testing.T) {
 			t.Errorf("heartbeat %+v accepted", hb)
 		}
 	}
-	if s := states(c)["i-0001"]; s != StatePending {
+	if s := states(c)["i-0001"]; s != planner.StatePending {
 		t.Errorf("state changed to %s by bad input", s)
 	}
-	if _, err := New(ctx, cloud, &fakeDemand{}, nil, Options{Plan: Config{MinNodes: 3, MaxNodes: 1}}); err == nil || !strings.Contains(err.Error(), "MinNodes") {
+	if _, err := New(ctx, cloud, &fakeDemand{}, nil, Options{Plan: planner.Config{MinNodes: 3, MaxNodes: 1}}); err == nil || !strings.Contains(err.Error(), "MinNodes") {
 		t.Errorf("bad config: %v", err)
 	}
 }

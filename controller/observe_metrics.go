@@ -4,15 +4,16 @@ import (
 	"strings"
 
 	"github.com/elastidial/elastidial/controller/metrics"
+	"github.com/elastidial/elastidial/controller/planner"
 )
 
 // observeMetrics publishes the last plan and the registry's counts.
-func (c *Controller) observeMetrics(p Plan) {
+func (c *Controller) observeMetrics(p planner.Plan) {
 	if c.cfg.Metrics == nil {
 		return
 	}
 	counts := map[string]int{}
-	for _, s := range []NodeState{StateRequested, StatePending, StateBooting, StateRegistered, StateSyncing, StateReady, StateDraining, StateParking, StateParked, StateResuming, StateTerminating} {
+	for _, s := range []planner.NodeState{planner.StateRequested, planner.StatePending, planner.StateBooting, planner.StateRegistered, planner.StateSyncing, planner.StateReady, planner.StateDraining, planner.StateParking, planner.StateParked, planner.StateResuming, planner.StateTerminating} {
 		counts[string(s)] = 0
 	}
 	for _, v := range c.Observe().Nodes {
@@ -23,7 +24,7 @@ func (c *Controller) observeMetrics(p Plan) {
 }
 
 // budgetHeld reports whether the budget cap held capacity down in p.
-func budgetHeld(p Plan) bool {
+func budgetHeld(p planner.Plan) bool {
 	for _, r := range p.Reasons {
 		if strings.HasPrefix(r, "budget cap") {
 			return true

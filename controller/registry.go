@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
 // The node lifecycle. The registry moves a node along the upper line on
-// what the cloud and the node report; the planner's deadlines (planner.go)
-// send it to terminating; the loop carries that out and sees it gone.
+// what the cloud and the node report; the planner's deadlines (package
+// planner) send it to terminating; the loop carries that out and sees it
+// gone.
 //
 //	requested ─► pending ─► booting ─► registered ─► syncing ─► ready ◄──► draining ─► terminating ─► gone
 //	 (intent     (cloud     (cloud      (node.       (heart-     │  ▲        │ calls 0 and      ▲ (cloud says
@@ -149,17 +151,17 @@ func (c *Controller) Register(ctx context.Context, req nodeapi.RegisterRequest) 
 	now := c.clock.Now()
 	rec, err := c.update(ctx, req.InstanceID, func(r *NodeRecord) (bool, error) {
 		switch r.State {
-		case StateTerminating, StateGone:
+		case planner.StateTerminating, planner.StateGone:
 			return false, ErrNodeGone
-		case StateParking, StateParked:
+		case planner.StateParking, planner.StateParked:
 			// Stopping (or stopped) for the warm pool: not serving until
 			// the scaler starts it.
 			return false, ErrNodeParked
-		case StatePending, StateBooting, StateResuming:
+		case planner.StatePending, planner.StateBooting, planner.StateResuming:
 			// StateResuming: started from the warm pool, the agent
 			// registers again (a new epoch) and re-syncs its audio before
 			// it is ready.
-			if err := transition(r, StateRegistered, now, Drain{}); err != nil {
+			if err := transition(r, planner.StateRegistered, now, Drain{}); err != nil {
 				return false, err
 			}
 			if r.LaunchToken == "" {
@@ -168,8 +170,8 @@ func (c *Controller) Register(ctx context.Context, req nodeapi.RegisterRequest) 
 		}
 		// A re-registration (agent restarted) keeps draining and readiness
 		// states; readiness is re-earned by the next heartbeat.
-		if r.State == StateReady {
-			if err := transition(r, StateSyncing, now, Drain{}); err != nil {
+		if r.State == planner.StateReady {
+			if err := transition(r, planner.StateSyncing, now, Drain{}); err != nil {
 				return false, err
 			}
 		}
@@ -215,38 +217,38 @@ func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.H
 			return false, err
 		}
 		switch r.State {
-		case StateTerminating, StateGone, StateParking, StateParked:
+		case planner.StateTerminating, planner.StateGone, planner.StateParking, planner.StateParked:
 			// Told to drain; its calls are ending with it (or it is being
 			// stopped for the warm pool).
 			return false, nil
-		case StateResuming:
+		case planner.StateResuming:
 			// Started from the warm pool: a hibernated agent wakes up and
 			// heartbeats on its old token. It registers again (a new
 			// epoch), as a rebooted one does, and re-syncs from there.
 			return false, fmt.Errorf("started from the warm pool: %w", ErrStaleEpoch)
-		case StatePending, StateBooting:
+		case planner.StatePending, planner.StateBooting:
 			// Heartbeat before register can follow a controller restart that
 			// lost nothing but timing; treat it as registration.
-			if err := transition(r, StateRegistered, now, Drain{}); err != nil {
+			if err := transition(r, planner.StateRegistered, now, Drain{}); err != nil {
 				return false, err
 			}
 		}
 		r.Load, r.LastHeartbeat = req, now
-		if req.SpotNotice && r.State != StateDraining {
-			if err := transition(r, StateDraining, now, Drain{DrainSpot, now.Add(c.cfg.Plan.SpotDrainTimeout)}); err != nil {
+		if req.SpotNotice && r.State != planner.StateDraining {
+			if err := transition(r, planner.StateDraining, now, Drain{planner.DrainSpot, now.Add(c.cfg.Plan.SpotDrainTimeout)}); err != nil {
 				return false, err
 			}
 			c.log.Warn("spot interruption notice: draining", "node", nodeID)
 		}
 		switch r.State {
-		case StateRegistered, StateSyncing, StateReady:
-			to := StateSyncing
+		case planner.StateRegistered, planner.StateSyncing, planner.StateReady:
+			to := planner.StateSyncing
 			if req.Ready() && req.AudioVersion == audio {
-				to = StateReady
+				to = planner.StateReady
 				if r.ReadyAt.IsZero() {
 					r.ReadyAt = now
 				}
-				if r.State != StateReady && r.Warm.Starts > 0 && !r.Warm.ResumedAt.IsZero() && r.Warm.ResumedAt.After(r.ReadyAt) {
+				if r.State != planner.StateReady && r.Warm.Starts > 0 && !r.Warm.ResumedAt.IsZero() && r.Warm.ResumedAt.After(r.ReadyAt) {
 					// How long a start from the warm pool takes to serve:
 					// what ops compare with -warm in the simulator.
 					c.log.Info("ready after a warm start", "node", nodeID, "seconds", now.Sub(r.Warm.ResumedAt).Seconds())
@@ -264,10 +266,10 @@ func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.H
 	}
 	resp.Capacity = rec.CapacityCmd
 	switch rec.State {
-	case StateDraining, StateTerminating, StateGone, StateParking, StateParked:
+	case planner.StateDraining, planner.StateTerminating, planner.StateGone, planner.StateParking, planner.StateParked:
 		resp.Drain = true
 	}
-	if c.cfg.RenewLeases != nil && rec.State != StateTerminating && rec.State != StateGone {
+	if c.cfg.RenewLeases != nil && rec.State != planner.StateTerminating && rec.State != planner.StateGone {
 		if err := c.cfg.RenewLeases(ctx, nodeID, now); err != nil {
 			// The node is alive; its leases last until the next heartbeat
 			// renews them, so this one failing loses nothing yet.
@@ -282,7 +284,7 @@ func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.H
 // and returns its state: dialer.next hands calls only to a serving node,
 // call.result takes results from any node not gone (terminating included),
 // so no result that can still be recorded is refused.
-func (c *Controller) CheckNode(ctx context.Context, nodeID string) (NodeState, error) {
+func (c *Controller) CheckNode(ctx context.Context, nodeID string) (planner.NodeState, error) {
 	rec, err := c.loadNode(ctx, nodeID)
 	if err != nil {
 		return "", err
@@ -290,7 +292,7 @@ func (c *Controller) CheckNode(ctx context.Context, nodeID string) (NodeState, e
 	if err := checkEpoch(ctx, rec); err != nil {
 		return rec.State, err
 	}
-	if rec.State == StateGone {
+	if rec.State == planner.StateGone {
 		return rec.State, fmt.Errorf("node %s: %w", nodeID, ErrNodeGone)
 	}
 	return rec.State, nil
@@ -338,14 +340,14 @@ func (c *Controller) audioVersion(ctx context.Context) string {
 // heartbeat is taken as no older than since (when this controller became
 // leader): one that reported to nobody while no controller was up gets one
 // deadline from then before it is called silent.
-func (n *node) view(since time.Time) NodeView {
-	v := NodeView{
+func (n *node) view(since time.Time) planner.NodeView {
+	v := planner.NodeView{
 		ID: n.rec.ID, State: n.rec.State, Spot: n.rec.Spot, Capacity: n.rec.Capacity,
 		LaunchedAt: n.rec.LaunchedAt, ReadyAt: n.rec.ReadyAt, DrainDeadline: n.rec.DrainDeadline,
 		LastHeartbeat: n.rec.LastHeartbeat, DrainReason: n.rec.DrainReason, Zone: n.rec.Zone,
 		StoppedAt: n.rec.Warm.StoppedAt, ResumedAt: n.rec.Warm.ResumedAt, StartFailed: n.rec.Warm.StartFailed,
 	}
-	if n.rec.State == StateParked || n.rec.State == StateParking || n.rec.State == StateResuming {
+	if n.rec.State == planner.StateParked || n.rec.State == planner.StateParking || n.rec.State == planner.StateResuming {
 		// The last heartbeat is from before the stop: no silence to judge.
 		v.LastHeartbeat = time.Time{}
 		return v
@@ -357,7 +359,7 @@ func (n *node) view(since time.Time) NodeView {
 		hb := n.rec.Load
 		v.ActiveCalls, v.Pending, v.CPU, v.Load1 = hb.ActiveCalls, hb.PendingResults, hb.CPU, hb.Load1
 		v.NodeDrain, v.SpotNotice, v.Rebalance = hb.Draining, hb.SpotNotice, hb.Rebalance
-	} else if n.rec.State == StateDraining {
+	} else if n.rec.State == planner.StateDraining {
 		// Calls unknown: count as busy until it reports.
 		v.ActiveCalls = 1
 	}

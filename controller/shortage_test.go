@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/internal/testclock"
 )
 
@@ -148,14 +149,14 @@ func TestShortageFenced(t *testing.T) {
 		if err != nil || !ok {
 			t.Fatal(ok, err)
 		}
-		want := Shortage{SpotUntil: t0.Add(10 * time.Minute), Zones: map[string]time.Time{"z-a": t0.Add(5 * time.Minute)}}
+		want := planner.Shortage{SpotUntil: t0.Add(10 * time.Minute), Zones: map[string]time.Time{"z-a": t0.Add(5 * time.Minute)}}
 		if err := s.SaveShortage(ctx, f, want); err != nil {
 			t.Fatal(err)
 		}
 		if _, ok, _ := s.Lead(ctx, "b", t0.Add(2*time.Minute), time.Minute); !ok {
 			t.Fatal("b did not take over")
 		}
-		if err := s.SaveShortage(ctx, f, Shortage{}); err == nil || !strings.Contains(err.Error(), ErrFenced.Error()) {
+		if err := s.SaveShortage(ctx, f, planner.Shortage{}); err == nil || !strings.Contains(err.Error(), ErrFenced.Error()) {
 			t.Fatalf("deposed leader saved the shortage: %v", err)
 		}
 		if got, err := s.Shortage(ctx); err != nil || !got.Equal(want) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/internal/sqldialect"
 	"github.com/elastidial/elastidial/nodeapi"
 )
@@ -28,7 +29,7 @@ type Store struct {
 // NodeRecord is one node row.
 type NodeRecord struct {
 	ID            string // instance id
-	State         NodeState
+	State         planner.NodeState
 	LaunchToken   string // "" for an adopted instance
 	Type          string
 	Zone          string
@@ -39,7 +40,7 @@ type NodeRecord struct {
 	RunningAt     time.Time // billing starts; zero until the cloud says running
 	ReadyAt       time.Time
 	DrainDeadline time.Time
-	DrainReason   DrainReason
+	DrainReason   planner.DrainReason
 	GoneAt        time.Time // billing ends
 
 	// What the node said last, written by whichever controller took its
@@ -355,7 +356,7 @@ func scanNode(sc interface{ Scan(...any) error }) (NodeRecord, error) {
 			return n, fmt.Errorf("node %s: warm pool record: %w", n.ID, err)
 		}
 	}
-	n.State, n.Spot, n.DrainReason = NodeState(state), spot != 0, DrainReason(drain)
+	n.State, n.Spot, n.DrainReason = planner.NodeState(state), spot != 0, planner.DrainReason(drain)
 	n.LaunchedAt, n.RunningAt, n.ReadyAt, n.DrainDeadline, n.GoneAt = fromNano(la), fromNano(ra), fromNano(rd), fromNano(dd), fromNano(ga)
 	n.LastHeartbeat = fromNano(hb)
 	if load != "" {
@@ -503,20 +504,20 @@ type shortageDoc struct {
 
 // Shortage reads what the leaders recorded about the cloud's capacity
 // (the zero Shortage when nothing is).
-func (s *Store) Shortage(ctx context.Context) (Shortage, error) {
+func (s *Store) Shortage(ctx context.Context) (planner.Shortage, error) {
 	var doc string
 	err := s.db.QueryRowContext(ctx, `SELECT doc FROM elastidial_shortage WHERE name = 'capacity'`).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Shortage{}, nil
+		return planner.Shortage{}, nil
 	}
 	if err != nil {
-		return Shortage{}, fmt.Errorf("read capacity shortage: %w", err)
+		return planner.Shortage{}, fmt.Errorf("read capacity shortage: %w", err)
 	}
 	var d shortageDoc
 	if err := json.Unmarshal([]byte(doc), &d); err != nil {
-		return Shortage{}, fmt.Errorf("read capacity shortage: %w", err)
+		return planner.Shortage{}, fmt.Errorf("read capacity shortage: %w", err)
 	}
-	out := Shortage{SpotUntil: fromNano(d.SpotUntil)}
+	out := planner.Shortage{SpotUntil: fromNano(d.SpotUntil)}
 	for z, t := range d.Zones {
 		if out.Zones == nil {
 			out.Zones = map[string]time.Time{}
@@ -528,7 +529,7 @@ func (s *Store) Shortage(ctx context.Context) (Shortage, error) {
 
 // SaveShortage records what launches taught about the cloud's capacity,
 // only while f is the current leadership (ErrFenced otherwise).
-func (s *Store) SaveShortage(ctx context.Context, f Fence, sh Shortage) error {
+func (s *Store) SaveShortage(ctx context.Context, f Fence, sh planner.Shortage) error {
 	d := shortageDoc{SpotUntil: unixNano(sh.SpotUntil)}
 	for z, t := range sh.Zones {
 		if d.Zones == nil {

@@ -11,6 +11,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/internal/testenv"
 	"github.com/elastidial/elastidial/nodeapi"
@@ -47,12 +48,12 @@ func TestStoreContract(t *testing.T) {
 		ctx := context.Background()
 		s := open()
 		at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
-		n := NodeRecord{ID: "i-1", State: StateDraining, LaunchToken: "tok", Type: "c6i.large", Zone: "us-east-1a", Spot: true,
+		n := NodeRecord{ID: "i-1", State: planner.StateDraining, LaunchToken: "tok", Type: "c6i.large", Zone: "us-east-1a", Spot: true,
 			PrivateIP: "10.0.0.1", Capacity: 100, LaunchedAt: at, RunningAt: at.Add(time.Second), DrainDeadline: at.Add(time.Hour), DrainReason: "surplus"}
 		if err := s.PutNode(ctx, n); err != nil {
 			t.Fatal(err)
 		}
-		n.State = StateTerminating
+		n.State = planner.StateTerminating
 		n.Warm = WarmRecord{StoppedAt: at.Add(2 * time.Hour), ResumedAt: at.Add(time.Hour), Starts: 1}
 		n.Warm.Stops[0] = Stop{From: at.Add(10 * time.Minute), To: at.Add(time.Hour)}
 		if err := s.PutNode(ctx, n); err != nil {
@@ -116,7 +117,7 @@ func TestRestart(t *testing.T) {
 		}
 		var drained string
 		for id, s := range states(c) {
-			if s == StateDraining {
+			if s == planner.StateDraining {
 				drained = id
 			}
 		}

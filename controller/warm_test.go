@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/internal/testclock"
 	"github.com/elastidial/elastidial/nodeapi"
 )
@@ -37,7 +38,7 @@ func TestWarmPoolLifecycle(t *testing.T) {
 		cloud.boot()
 		for _, n := range c.Nodes() {
 			switch n.State {
-			case StateBooting, StateResuming:
+			case planner.StateBooting, planner.StateResuming:
 				r, err := c.Register(ctx, nodeapi.RegisterRequest{InstanceID: n.ID, Capacity: 100})
 				if err != nil {
 					t.Fatalf("register %s (%s): %v", n.ID, n.State, err)
@@ -47,9 +48,9 @@ func TestWarmPoolLifecycle(t *testing.T) {
 		}
 		for _, n := range c.Nodes() {
 			switch n.State {
-			case StateRegistered, StateSyncing, StateReady, StateDraining:
+			case planner.StateRegistered, planner.StateSyncing, planner.StateReady, planner.StateDraining:
 				hb := readyHB(0)
-				hb.AudioVersion, hb.Draining = held, n.State == StateDraining
+				hb.AudioVersion, hb.Draining = held, n.State == planner.StateDraining
 				if _, err := c.Heartbeat(nodeapi.WithEpoch(ctx, int64(epochs[n.ID])), n.ID, hb); err != nil {
 					t.Fatalf("heartbeat %s: %v", n.ID, err)
 				}
@@ -63,7 +64,7 @@ func TestWarmPoolLifecycle(t *testing.T) {
 			t.Fatalf("tick: %v", err)
 		}
 	}
-	count := func(s NodeState) int {
+	count := func(s planner.NodeState) int {
 		k := 0
 		for _, n := range c.Nodes() {
 			if n.State == s {
@@ -83,7 +84,7 @@ func TestWarmPoolLifecycle(t *testing.T) {
 		tick()
 		serve("v1")
 	}
-	if n := count(StateReady); n < 4 {
+	if n := count(planner.StateReady); n < 4 {
 		t.Fatalf("%d ready nodes after the rise, want 4+", n)
 	}
 	launched := cloud.launched
@@ -93,14 +94,14 @@ func TestWarmPoolLifecycle(t *testing.T) {
 		cloud.settle()
 		serve("v1")
 	}
-	if n := count(StateParked); n < 3 {
+	if n := count(planner.StateParked); n < 3 {
 		t.Fatalf("%d parked, states %v; want the surplus (3+) parked, young as it is", n, states(c))
 	}
 	if got := c.LastPlan().WarmTarget; got < 3 {
 		t.Fatalf("pool target %d after a rise of 300 calls", got)
 	}
 	parkedCost := c.CostPerHour()
-	if want := float64(count(StateReady))*c.Pricing().RunningHourly("c6i.large", false) + float64(count(StateParked))*c.Pricing().StoppedHourly(); !near(parkedCost, want) {
+	if want := float64(count(planner.StateReady))*c.Pricing().RunningHourly("c6i.large", false) + float64(count(planner.StateParked))*c.Pricing().StoppedHourly(); !near(parkedCost, want) {
 		t.Fatalf("cost per hour %g with the pool parked, want %g", parkedCost, want)
 	}
 	// The manifest changed while they were parked: a resumed node must
@@ -110,15 +111,15 @@ func TestWarmPoolLifecycle(t *testing.T) {
 	serve("v2")
 	d.set(400)
 	tick()
-	if count(StateResuming) < 3 || cloud.launched != launched {
-		t.Fatalf("rise with a pool: %d resuming, %d launched; want starts, no launch (calls %v)", count(StateResuming), cloud.launched-launched, cloud.calls[len(cloud.calls)-3:])
+	if count(planner.StateResuming) < 3 || cloud.launched != launched {
+		t.Fatalf("rise with a pool: %d resuming, %d launched; want starts, no launch (calls %v)", count(planner.StateResuming), cloud.launched-launched, cloud.calls[len(cloud.calls)-3:])
 	}
 	if !strings.Contains(strings.Join(cloud.calls, "|"), "start [") {
 		t.Fatal("no start call")
 	}
 	var resumed string
 	for _, n := range c.Nodes() {
-		if n.State == StateResuming {
+		if n.State == planner.StateResuming {
 			resumed = n.ID
 		}
 	}
@@ -133,11 +134,11 @@ func TestWarmPoolLifecycle(t *testing.T) {
 	if epochs[resumed] <= before {
 		t.Fatalf("epoch %d after resume, was %d: the agent did not register anew", epochs[resumed], before)
 	}
-	if got := states(c)[resumed]; got != StateSyncing {
+	if got := states(c)[resumed]; got != planner.StateSyncing {
 		t.Fatalf("resumed node with old audio is %s, want syncing", got)
 	}
 	serve("v2")
-	if got := states(c)[resumed]; got != StateReady {
+	if got := states(c)[resumed]; got != planner.StateReady {
 		t.Fatalf("resumed node with the current audio is %s, want ready", got)
 	}
 	// The ledger: parked time billed at the stopped price, apart.
@@ -164,21 +165,21 @@ func TestWarmPoolStartFails(t *testing.T) {
 	cloud := newFakeCloud(clock)
 	d := &fakeDemand{target: 100}
 	c := newTestController(t, cloud, d, nil, clock, func(o *Options) { o.Plan.WarmPool = true })
-	c.nodes["i-park"] = &node{rec: NodeRecord{ID: "i-park", State: StateParked, Type: "c6i.large", LaunchedAt: t0.Add(-time.Hour),
+	c.nodes["i-park"] = &node{rec: NodeRecord{ID: "i-park", State: planner.StateParked, Type: "c6i.large", LaunchedAt: t0.Add(-time.Hour),
 		RunningAt: t0.Add(-time.Hour), ReadyAt: t0.Add(-time.Hour), Warm: WarmRecord{StoppedAt: t0.Add(-time.Minute)}}}
 	cloud.insts["i-park"] = &Instance{ID: "i-park", State: InstanceStopped, Type: "c6i.large", Tags: map[string]string{TagCluster: "test"}}
 	cloud.failNext("start")
 	if err := c.Tick(ctx); err == nil || !strings.Contains(err.Error(), "start") {
 		t.Fatalf("tick: %v", err)
 	}
-	if got := states(c)["i-park"]; got != StateParked {
+	if got := states(c)["i-park"]; got != planner.StateParked {
 		t.Fatalf("after a refused start: %s, want parked", got)
 	}
 	clock.Add(10 * time.Second)
 	if err := c.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := states(c)["i-park"]; got != StateParked || cloud.launched == 0 {
+	if got := states(c)["i-park"]; got != planner.StateParked || cloud.launched == 0 {
 		t.Fatalf("after a refused start: %s, %d launched; want the next plan to launch", got, cloud.launched)
 	}
 }

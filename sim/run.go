@@ -14,6 +14,7 @@ import (
 
 	"github.com/elastidial/elastidial/controller"
 	"github.com/elastidial/elastidial/controller/cost"
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/nodeapi"
 )
 
@@ -24,7 +25,7 @@ type Settings struct {
 	Tick            time.Duration // scaler and heartbeat interval; 10s
 	SampleEvery     time.Duration // series resolution for the plot; 1m
 	Cloud           CloudModel
-	Plan            controller.Config // elastidial's planner knobs
+	Plan            planner.Config // elastidial's planner knobs
 	// Pricing is the price table every policy and the oracles are billed
 	// with, the controller's own (cost.Pricing; its default is AWS's
 	// us-east-1 list). InstanceType is the node type; Pricing.DefaultType.
@@ -420,9 +421,9 @@ type worldDemand struct{ w *world }
 func (d worldDemand) Demand(context.Context, time.Time) ([]controller.Demand, error) {
 	w := d.w
 	var out []controller.Demand
-	ups := map[string][]controller.Upcoming{}
+	ups := map[string][]planner.Upcoming{}
 	for _, c := range w.demand.upcoming(w.now) {
-		ups[c.Campaign] = append(ups[c.Campaign], controller.Upcoming{At: w.start.Add(c.At), Target: c.Calls})
+		ups[c.Campaign] = append(ups[c.Campaign], planner.Upcoming{At: w.start.Add(c.At), Target: c.Calls})
 	}
 	names := make([]string, 0, len(w.demand.calls)+len(ups))
 	for n := range w.demand.calls {

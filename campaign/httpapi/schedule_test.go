@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/elastidial/elastidial/campaign/sqlstore"
-	"github.com/elastidial/elastidial/controller"
+	"github.com/elastidial/elastidial/controller/planner"
 )
 
 // A campaign started with a start_at ahead is scheduled: it dials nothing
@@ -38,7 +38,7 @@ func TestScheduledStart(t *testing.T) {
 		if ls, err := s.Lease(ctx, "n1", 10, noon); err != nil || len(ls) != 0 {
 			t.Fatalf("leased %d before start_at (%v)", len(ls), err)
 		}
-		cfg := controller.Config{}.WithDefaults()
+		cfg := planner.Config{}.WithDefaults()
 		wanted := func(at time.Time) int {
 			ds, err := s.Demand(ctx, at)
 			if err != nil {
@@ -46,7 +46,7 @@ func TestScheduledStart(t *testing.T) {
 			}
 			n := 0
 			for _, d := range ds {
-				n += controller.CampaignDemand(controller.CampaignView{ID: d.CampaignID, Target: d.Target, Callable: d.Callable, Active: d.Active,
+				n += planner.CampaignDemand(planner.CampaignView{ID: d.CampaignID, Target: d.Target, Callable: d.Callable, Active: d.Active,
 					MaxCPS: d.MaxCPS, Trunk: d.Trunk, TrunkChannels: d.TrunkChannels, TrunkCPS: d.TrunkCPS, AvgAttemptSeconds: d.AvgAttemptSeconds, Upcoming: d.Upcoming}, at, cfg)
 			}
 			return n

@@ -13,6 +13,7 @@ import (
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/sqlstore"
 	"github.com/elastidial/elastidial/controller"
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/nodeapi"
 	"github.com/elastidial/elastidial/xmlrpc"
 )
@@ -20,7 +21,7 @@ import (
 // nodeChecker is what the dialer asks the registry before it leases or
 // records: whether the node calling is known, current and not gone.
 type nodeChecker interface {
-	CheckNode(ctx context.Context, nodeID string) (controller.NodeState, error)
+	CheckNode(ctx context.Context, nodeID string) (planner.NodeState, error)
 }
 
 // dialer adapts the campaign store to the XML-RPC tier.
@@ -40,7 +41,7 @@ func (d dialer) Lease(ctx context.Context, nodeID string, max int) ([]nodeapi.Ca
 		return nil, nodeFault(err)
 	}
 	switch state {
-	case controller.StateDraining, controller.StateTerminating:
+	case planner.StateDraining, planner.StateTerminating:
 		return nil, nil
 	}
 	ls, err := d.store.Lease(ctx, nodeID, max, time.Now())

@@ -24,6 +24,7 @@ import (
 	"github.com/elastidial/elastidial/campaign/webhook"
 	"github.com/elastidial/elastidial/controller"
 	scalermetrics "github.com/elastidial/elastidial/controller/metrics"
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/flow"
 	"github.com/elastidial/elastidial/internal/httplimit"
 	"github.com/elastidial/elastidial/nodeapi"
@@ -101,7 +102,7 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 		return err
 	}
 	scaler, err := controller.New(ctx, cloud, demandSource{store}, nodeStore, controller.Options{
-		Plan: controller.Config{SlotsPerNode: cfg.NodeSlots, MinNodes: cfg.MinNodes, MaxNodes: cfg.MaxNodes,
+		Plan: planner.Config{SlotsPerNode: cfg.NodeSlots, MinNodes: cfg.MinNodes, MaxNodes: cfg.MaxNodes,
 			BudgetPerHour: cfg.BudgetPerH, ScaleInWindow: cfg.ScaleInWindow, MinLifetime: cfg.MinNodeLifetime,
 			InstanceType: cfg.PricedType(), Spot: cfg.Cloud == "ec2" && cfg.EC2Spot,
 			WarmPool: cfg.WarmPool, WarmPoolMin: cfg.WarmPoolMin, WarmPoolMax: cfg.WarmPoolMax, WarmPoolBudget: cfg.WarmPoolBudget,

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/elastidial/elastidial/controller"
+	"github.com/elastidial/elastidial/controller/planner"
 	"github.com/elastidial/elastidial/internal/testenv"
 )
 
@@ -199,7 +200,7 @@ func TestWithController(t *testing.T) {
 	lc := newCloud(t, "term")
 	d := &demand{target: 150}
 	ctrl, err := controller.New(ctx, lc, d, nil, controller.Options{
-		Plan:   controller.Config{RegisterDeadline: 700 * time.Millisecond},
+		Plan:   planner.Config{RegisterDeadline: 700 * time.Millisecond},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +214,7 @@ func TestWithController(t *testing.T) {
 	waitState(t, lc, controller.InstanceTerminated, "local-0001", "local-0002")
 	ctrl.Tick(ctx)
 	for _, n := range ctrl.Nodes() {
-		if n.State != controller.StateGone {
+		if n.State != planner.StateGone {
 			t.Errorf("node %s %s, want gone", n.ID, n.State)
 		}
 	}
