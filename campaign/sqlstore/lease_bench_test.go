@@ -25,10 +25,14 @@ import (
 // RETURNING` of the same rows (no pacing, no calling hours, no frequency
 // caps, no compliance record), and prints leasing's share of it.
 //
-// PostgreSQL on the shared 2-core machine at load 2-3: 7,088 contacts/s at
-// batch 50 (0.28x a floor of 25,642/s), 8,990/s at 200 (0.27x of 33,886/s);
-// at load 8-16 (three runs) 2,760-3,213/s at 50 (0.17-0.21x of
-// 15,055-17,091/s), 3,942-6,251/s at 200 (0.18-0.22x of 18,682-29,497/s).
+// PostgreSQL, nothing else running, seven runs alternating with the
+// code before (four of this code): 6,037-7,484 contacts/s at batch 50
+// (0.23-0.31x of the floor), 7,845-11,634/s at 200 (0.23-0.31x), within
+// the noise of the code before (0.25-0.38x). Earlier, on the shared
+// 2-core machine at load 2-3: 7,088 contacts/s at batch 50 (0.28x a
+// floor of 25,642/s), 8,990/s at 200 (0.27x of 33,886/s); at load 8-16
+// (three runs) 2,760-3,213/s at 50 (0.17-0.21x of 15,055-17,091/s),
+// 3,942-6,251/s at 200 (0.18-0.22x of 18,682-29,497/s).
 // One campaign on one trunk leases one lease at a time (its campaign's and
 // trunk's locks), so the 50,000/s target is above even the floor here.
 //
