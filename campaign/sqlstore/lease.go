@@ -473,14 +473,13 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, p *leasePlan, qua
 	c := p.c
 	ck := "c:" + c.ID
 	camp, rooms := p.camp, p.rooms
+	var err error
 	if !p.roomsRead {
 		camp = campaignRoom{key: ck}
-		var err error
 		if rooms, err = s.rooms(ctx, tx, p.group, qual, &camp, now); err != nil {
 			return nil, fmt.Errorf("lease %s: %w", c.ID, err)
 		}
 	}
-	var err error
 	if !camp.read {
 		return nil, nil // no trunk of the group is left
 	}
@@ -834,7 +833,6 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 	}
 	// On PostgreSQL: one read, then one statement of every write.
 	err = s.inBatch(ctx, func(b *batch) error {
-		recorded = false
 		// One read: the lease, the campaign and what settling the
 		// contact needs.
 		var campaignID, state, token, owner, trunk, doc string

@@ -101,16 +101,17 @@ func TestOpsDashboard(t *testing.T) {
 	// The chart spans the 15 minutes picked and its lines reach only as far
 	// back as the samples (the leader stores one every 5 s): on a loaded
 	// machine the page got here with too short a line to find. Wait for
-	// 30 s of them, about 40 px of demand line.
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+	// 60 s of them, about 80 px of demand line (30 s, about 40 px, was
+	// still too few pixels of exactly the colour once in a full run).
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(500 * time.Millisecond) {
 		_, body := srv.call("GET", "/api/v1/history?last=15m", "")
 		var h struct{ Times []int64 }
 		json.Unmarshal([]byte(body), &h)
-		if len(h.Times) > 0 && h.Times[len(h.Times)-1]-h.Times[0] >= 30 {
+		if len(h.Times) > 0 && h.Times[len(h.Times)-1]-h.Times[0] >= 60 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after a minute the history holds %d samples: %s", len(h.Times), body)
+			t.Fatalf("after two minutes the history holds %d samples: %s", len(h.Times), body)
 		}
 	}
 	d.CheckChart("#ops-chart", 2, []string{"demand", "ready capacity", "active calls", "cost"}, browser.Blue)

@@ -102,14 +102,9 @@ func (e *Engine) Synthesize(ctx context.Context, voice, language, text string) (
 	if strings.Contains(language, "-") { // Polly's codes are xx-YY; a bare "en" lets the voice decide
 		in.LanguageCode = types.LanguageCode(language)
 	}
-	out, err := e.api.SynthesizeSpeech(ctx, in)
+	pcm, err := e.synthesize(ctx, in)
 	if err != nil {
-		return nil, fmt.Errorf("synthesize speech (voice %s): %w", voice, err)
-	}
-	defer out.AudioStream.Close()
-	pcm, err := io.ReadAll(io.LimitReader(out.AudioStream, storage.MaxAudioBytes))
-	if err != nil {
-		return nil, fmt.Errorf("read speech: %w", err)
+		return nil, err
 	}
 	if len(pcm) < 2 {
 		return nil, fmt.Errorf("polly returned no audio for voice %s", voice)
@@ -119,4 +114,27 @@ func (e *Engine) Synthesize(ctx context.Context, voice, language, text string) (
 		samples[i] = int16(binary.LittleEndian.Uint16(pcm[2*i:]))
 	}
 	return storage.EncodeWAV(8000, samples), nil
+}
+
+// streamTries is how often a synthesis is asked for when its audio
+// stream breaks off: the SDK retries a request that fails, not a stream
+// cut while it is read, and asking Polly again is harmless.
+const streamTries = 3
+
+// synthesize asks Polly for in and reads its audio.
+func (e *Engine) synthesize(ctx context.Context, in *polly.SynthesizeSpeechInput) ([]byte, error) {
+	for try := 1; ; try++ {
+		out, err := e.api.SynthesizeSpeech(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("synthesize speech (voice %s): %w", in.VoiceId, err)
+		}
+		pcm, err := io.ReadAll(io.LimitReader(out.AudioStream, storage.MaxAudioBytes))
+		out.AudioStream.Close()
+		if err == nil {
+			return pcm, nil
+		}
+		if try == streamTries || ctx.Err() != nil {
+			return nil, fmt.Errorf("read speech (try %d): %w", try, err)
+		}
+	}
 }

@@ -41,7 +41,8 @@ func New() *Server {
 }
 
 // Fail makes the next n requests fail with error type code
-// ("ThrottlingException", "ServiceFailureException").
+// ("ThrottlingException", "ServiceFailureException"), or, with
+// StreamCut, answer 200 and break off the audio halfway.
 func (s *Server) Fail(n int, code string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -84,7 +85,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail--
 	}
 	s.mu.Unlock()
+	cut := injected && code == StreamCut
 	switch {
+	case cut:
 	case injected && code == "ServiceFailureException":
 		fail(w, http.StatusInternalServerError, code, "injected failure")
 		return
@@ -125,5 +128,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "audio/pcm")
 	w.Header().Set("x-amzn-RequestCharacters", strconv.Itoa(len([]rune(req.Text))))
+	if cut {
+		w.Header().Set("Content-Length", strconv.Itoa(len(pcm)))
+		w.Write(pcm[:len(pcm)/2])
+		panic(http.ErrAbortHandler) // the connection closes mid-body
+	}
 	w.Write(pcm)
 }
+
+// StreamCut is the Fail code that breaks off a response's audio.
+const StreamCut = "StreamCut"
