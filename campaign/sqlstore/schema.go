@@ -202,11 +202,11 @@ var migrations = []struct {
 	{sqlite: `INSERT INTO abandon_shards (campaign_id, hour, shard, live, abandoned) SELECT campaign_id, hour, 0, live, abandoned FROM abandon_hours`},
 	{sqlite: `DROP TABLE abandon_hours`},
 	// Sharding was not enough: on PostgreSQL a result waited 34 ms on
-	// average for its abandon shard (357 of 800 busy backends sampled at
-	// 3,500 calls), held across the result's last round trips. A result
-	// now only appends to abandon_log, which no one waits for; the scaler
-	// leader folds it into abandon_shards (shard 0) every few seconds,
-	// and the rate sums both (abandon.go).
+	// average for its abandon shard (7 backends waiting on one at any
+	// moment, sampled at 3,500 calls), held across the result's last
+	// round trips. A result now only appends to abandon_log, which no one
+	// waits for; the scaler leader folds it into abandon_shards (shard 0)
+	// every few seconds, and the rate sums both (abandon.go).
 	{sqlite: abandonLogTable, postgres: strings.Replace(abandonLogTable, "seq INTEGER PRIMARY KEY", "seq BIGSERIAL PRIMARY KEY", 1)},
 	{sqlite: `CREATE INDEX abandon_log_campaign ON abandon_log (campaign_id, hour)`},
 	// PostgreSQL only (SQLite leases one writer at a time, unlocked).
