@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/elastidial/elastidial/campaign"
 )
 
@@ -48,8 +50,32 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 		return nil, err
 	}
 	var out []campaign.Lease
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		out = out[:0]
+	// A lease that PostgreSQL picks as a deadlock's victim is tried again:
+	// its pick may hold the row of a contact leased meanwhile (a row that
+	// fails FOR UPDATE's recheck stays locked) that a failover or a result
+	// of that call waits for, while it waits for their trunk's lock.
+	// Nothing of it was written.
+	for try := 1; ; try++ {
+		err = s.write(ctx, func(tx *sql.Tx) error { return s.leaseTx(ctx, tx, running, nodeID, max, now, &out) })
+		var pg *pgconn.PgError
+		if try == 3 || !errors.As(err, &pg) || pg.Code != "40P01" {
+			break
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > 0 {
+		s.wakeLinker()
+	}
+	return out, nil
+}
+
+// leaseTx is one try of Lease: it leases into *out.
+func (s *Store) leaseTx(ctx context.Context, tx *sql.Tx, running []campaign.Campaign, nodeID string, max int, now time.Time, outp *[]campaign.Lease) error {
+	out := (*outp)[:0]
+	defer func() { *outp = out }()
+	{
 		dials := &leaseDials{all: map[string][]time.Time{}, ours: map[string]int{}}
 		// Higher priority first. Campaigns of one priority take turns,
 		// starting from a different one each time, so one large campaign
@@ -125,11 +151,7 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 			out = append(out, got...)
 		}
 		return nil
-	})
-	if err == nil && len(out) > 0 {
-		s.wakeLinker()
 	}
-	return out, err
 }
 
 // Advisory lock classes of leasing on PostgreSQL (the two-key form, so
