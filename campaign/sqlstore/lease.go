@@ -75,83 +75,81 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 func (s *Store) leaseTx(ctx context.Context, tx *sql.Tx, running []campaign.Campaign, nodeID string, max int, now time.Time, outp *[]campaign.Lease) error {
 	out := (*outp)[:0]
 	defer func() { *outp = out }()
-	{
-		dials := &leaseDials{all: map[string][]time.Time{}, ours: map[string]int{}}
-		// Higher priority first. Campaigns of one priority take turns,
-		// starting from a different one each time, so one large campaign
-		// cannot starve the others.
-		start := int(now.UnixNano() % int64(len(running)))
-		order := make([]campaign.Campaign, 0, len(running))
-		for i := range running {
-			order = append(order, running[(start+i)%len(running)])
+	dials := &leaseDials{all: map[string][]time.Time{}, ours: map[string]int{}}
+	// Higher priority first. Campaigns of one priority take turns,
+	// starting from a different one each time, so one large campaign
+	// cannot starve the others.
+	start := int(now.UnixNano() % int64(len(running)))
+	order := make([]campaign.Campaign, 0, len(running))
+	for i := range running {
+		order = append(order, running[(start+i)%len(running)])
+	}
+	slices.SortStableFunc(order, func(a, b campaign.Campaign) int { return b.Priority - a.Priority })
+	// short holds the trunks a campaign with demand could not get
+	// enough of, with its priority: a campaign of lower priority gets
+	// nothing on them (pre-emption).
+	short := map[string]int{}
+	qual, err := s.qualify(ctx, tx, now)
+	if err != nil {
+		return err
+	}
+	// First the picks, waiting for no other lease: each campaign's
+	// due contacts that no other lease holds, decided by the rules
+	// engine (pickCampaign).
+	var plans []*leasePlan
+	planned := 0
+	for _, c := range order {
+		if planned >= max {
+			// Slots ran out: lower priorities wait for the next node.
+			break
 		}
-		slices.SortStableFunc(order, func(a, b campaign.Campaign) int { return b.Priority - a.Priority })
-		// short holds the trunks a campaign with demand could not get
-		// enough of, with its priority: a campaign of lower priority gets
-		// nothing on them (pre-emption).
-		short := map[string]int{}
-		qual, err := s.qualify(ctx, tx, now)
+		var group []string
+		for _, t := range c.Group() {
+			if p, ok := short[t]; !ok || p <= c.Priority {
+				group = append(group, t)
+			}
+		}
+		p, starved, err := s.pickCampaign(ctx, tx, c, group, qual, max-planned, dials, now)
 		if err != nil {
 			return err
 		}
-		// First the picks, waiting for no other lease: each campaign's
-		// due contacts that no other lease holds, decided by the rules
-		// engine (pickCampaign).
-		var plans []*leasePlan
-		planned := 0
-		for _, c := range order {
-			if planned >= max {
-				// Slots ran out: lower priorities wait for the next node.
-				break
-			}
-			var group []string
-			for _, t := range c.Group() {
-				if p, ok := short[t]; !ok || p <= c.Priority {
-					group = append(group, t)
-				}
-			}
-			p, starved, err := s.pickCampaign(ctx, tx, c, group, qual, max-planned, dials, now)
-			if err != nil {
-				return err
-			}
-			for _, t := range starved {
-				short[t] = c.Priority
-			}
-			if p != nil {
-				plans = append(plans, p)
-				planned += len(p.picks)
-			}
+		for _, t := range starved {
+			short[t] = c.Priority
 		}
-		if len(plans) == 0 {
-			return nil
+		if p != nil {
+			plans = append(plans, p)
+			planned += len(p.picks)
 		}
-		// Then what the picks count against, locked in one order (every
-		// writer's): the campaigns' live calls and pacing, their trunks'
-		// channels and call rates, their pool caller IDs' daily counts.
-		// Leases of other campaigns on other trunks run alongside. On
-		// PostgreSQL the first campaign's room is read in the same
-		// round trip as the locks.
-		if s.postgres {
-			p := plans[0]
-			p.camp = campaignRoom{key: "c:" + p.c.ID}
-			p.rooms, err = s.lockedRooms(ctx, tx, leaseLocks(plans), p.group, qual, &p.camp, now)
-			if err != nil {
-				return err
-			}
-			p.roomsRead = true
-		}
-		for _, p := range plans {
-			if len(out) >= max {
-				break
-			}
-			got, err := s.leaseCampaign(ctx, tx, p, qual, nodeID, max-len(out), now)
-			if err != nil {
-				return err
-			}
-			out = append(out, got...)
-		}
+	}
+	if len(plans) == 0 {
 		return nil
 	}
+	// Then what the picks count against, locked in one order (every
+	// writer's): the campaigns' live calls and pacing, their trunks'
+	// channels and call rates, their pool caller IDs' daily counts.
+	// Leases of other campaigns on other trunks run alongside. On
+	// PostgreSQL the first campaign's room is read in the same
+	// round trip as the locks.
+	if s.postgres {
+		p := plans[0]
+		p.camp = campaignRoom{key: "c:" + p.c.ID}
+		p.rooms, err = s.lockedRooms(ctx, tx, leaseLocks(plans), p.group, qual, &p.camp, now)
+		if err != nil {
+			return err
+		}
+		p.roomsRead = true
+	}
+	for _, p := range plans {
+		if len(out) >= max {
+			break
+		}
+		got, err := s.leaseCampaign(ctx, tx, p, qual, nodeID, max-len(out), now)
+		if err != nil {
+			return err
+		}
+		out = append(out, got...)
+	}
+	return nil
 }
 
 // Advisory lock classes of leasing on PostgreSQL (the two-key form, so
@@ -188,30 +186,9 @@ func sortLocks(locks []leaseLock) []leaseLock {
 	return slices.Compact(locks)
 }
 
-// takeLocks waits for locks in order (sortLocks), in one statement.
-func takeLocks(ctx context.Context, tx *sql.Tx, locks []leaseLock) error {
-	locks = sortLocks(locks)
-	if len(locks) == 0 {
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString(`SELECT pg_advisory_xact_lock(c, k) FROM (VALUES `)
-	for i, l := range locks {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "(%d, %d)", l.class, l.key)
-	}
-	b.WriteString(`) AS l (c, k)`)
-	if _, err := tx.ExecContext(ctx, b.String()); err != nil {
-		return fmt.Errorf("lease locks: %w", err)
-	}
-	return nil
-}
-
 // leaseLocks are the locks of the campaigns planned, of the trunks of
-// their groups and of their pool caller IDs, in order (PostgreSQL;
-// SQLite writes one at a time already).
+// their groups and of their pool caller IDs (PostgreSQL; SQLite writes
+// one at a time already), in no order: lockedRooms sorts them.
 func leaseLocks(plans []*leasePlan) []leaseLock {
 	var locks []leaseLock
 	for _, p := range plans {
@@ -223,7 +200,7 @@ func leaseLocks(plans []*leasePlan) []leaseLock {
 			locks = append(locks, leaseLock{lockCallerID, lockKey(n)})
 		}
 	}
-	return sortLocks(locks)
+	return locks
 }
 
 // liveShards spreads each live count over this many rows: every lease

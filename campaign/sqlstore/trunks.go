@@ -264,9 +264,9 @@ type trunkRoom struct {
 // one statement: each trunk's limits and health, its live calls (summed
 // over their shards) and its pacing bucket. The counts are exact when the
 // caller holds the trunks' leasing locks (lockTrunk), taken by an earlier
-// statement (Lease, Failover), so that this statement's snapshot sees
-// every lease and failover before it; Lease also reads them unlocked, as
-// an estimate.
+// statement (lockedRooms, which reads the first group's rooms itself), so
+// that this statement's snapshot sees every lease and failover before
+// it; Lease also reads them unlocked, as an estimate.
 // qual is the nodes' qualify counts (Store.qualify), read once per
 // transaction. With camp, the same statement reads a campaign's live
 // calls and pacing bucket (camp.key) too, saving a round trip under the
@@ -292,6 +292,14 @@ func (s *Store) rooms(ctx context.Context, tx *sql.Tx, group []string, qual map[
 	if err != nil {
 		return nil, fmt.Errorf("trunks: %w", err)
 	}
+	return scanRooms(rows, group, qual, camp, now)
+}
+
+// scanRooms reads the rows of rooms or lease_rooms: a trunk's name,
+// limits, congestion run, pause, live calls and pacing bucket, then with
+// camp the campaign's live calls and bucket. It returns the trunks in the
+// group's order and closes rows.
+func scanRooms(rows *sql.Rows, group []string, qual map[string][2]int, camp *campaignRoom, now time.Time) ([]trunkRoom, error) {
 	defer rows.Close()
 	byName := map[string]trunkRoom{}
 	for rows.Next() {
@@ -338,37 +346,26 @@ func inGroupOrder(group []string, byName map[string]trunkRoom) []trunkRoom {
 	return out
 }
 
-// lockedRooms takes locks (sorted and deduplicated by the caller) and
-// then reads rooms as rooms does, in one round trip (lease_rooms,
-// PostgreSQL only): the counts are exact as soon as the locks are held.
+// lockedRooms takes locks (sortLocks) and then reads rooms as rooms
+// does, in one round trip (lease_rooms, PostgreSQL only): the counts are
+// exact as soon as the locks are held. camp may be nil.
 func (s *Store) lockedRooms(ctx context.Context, tx *sql.Tx, locks []leaseLock, group []string, qual map[string][2]int, camp *campaignRoom, now time.Time) ([]trunkRoom, error) {
+	locks = sortLocks(locks)
 	classes, keys := make([]int32, len(locks)), make([]int32, len(locks))
 	for i, l := range locks {
 		classes[i], keys[i] = l.class, l.key
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT * FROM lease_rooms($1, $2, $3, $4)`, classes, keys, group, camp.key)
+	var campKey any // NULL: the function's campaign columns come back empty
+	if camp == nil {
+		camp = &campaignRoom{}
+	} else {
+		campKey = camp.key
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT * FROM lease_rooms($1, $2, $3, $4)`, classes, keys, group, campKey)
 	if err != nil {
 		return nil, fmt.Errorf("lease locks: %w", err)
 	}
-	defer rows.Close()
-	byName := map[string]trunkRoom{}
-	for rows.Next() {
-		var r trunkRoom
-		var run, live int
-		var paused int64
-		var tok sql.NullFloat64
-		var at sql.NullInt64
-		if err := rows.Scan(&r.t.Name, &r.t.MaxChannels, &r.t.MaxCPS, &run, &paused, &live, &tok, &at, &camp.live, &camp.tokens, &camp.at); err != nil {
-			return nil, fmt.Errorf("trunks: %w", err)
-		}
-		camp.read = true
-		r.judge(run, paused, live, tok, at, qual, now)
-		byName[r.t.Name] = r
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("lease locks: %w", err)
-	}
-	return inGroupOrder(group, byName), nil
+	return scanRooms(rows, group, qual, camp, now)
 }
 
 // noteCause keeps a trunk's run of congestion causes: a congestion cause
@@ -412,7 +409,14 @@ func (s *Store) Failover(ctx context.Context, nodeID, callID, token string, caus
 		next = ""
 		var campaignID, state, leaseToken, owner, trunk string
 		var attempts int
-		err := tx.QueryRowContext(ctx, s.q(`SELECT campaign_id, state, attempts, COALESCE(lease_token, ''), COALESCE(lease_node, ''), COALESCE(lease_trunk, '') FROM contacts WHERE id = ?`), contactID).
+		query := `SELECT campaign_id, state, attempts, COALESCE(lease_token, ''), COALESCE(lease_node, ''), COALESCE(lease_trunk, '') FROM contacts WHERE id = ?`
+		if s.postgres {
+			// The contact's row first, then the trunks' locks: a lease
+			// may hold this row (its pick locks a row that another lease
+			// took meanwhile) while it waits for those locks.
+			query += ` FOR UPDATE`
+		}
+		err := tx.QueryRowContext(ctx, s.q(query), contactID).
 			Scan(&campaignID, &state, &attempts, &leaseToken, &owner, &trunk)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -431,30 +435,30 @@ func (s *Store) Failover(ctx context.Context, nodeID, callID, token string, caus
 		group := c.Group()
 		at := slices.Index(group, trunk)
 		last := at < 0 || at == len(group)-1 // the group changed under the call, or no trunk left
-		if s.postgres && !last {
-			// A failover adds a live call to one of the trunks after
-			// this one: it takes their leasing locks, so that rooms
-			// counts exactly (Lease). Before any row it writes, as Lease.
-			var locks []leaseLock
-			for _, t := range group[at+1:] {
-				locks = append(locks, leaseLock{lockTrunk, lockKey(t)})
-			}
-			if err := takeLocks(ctx, tx, locks); err != nil {
-				return fmt.Errorf("failover: %w", err)
-			}
-		}
-		if err := s.noteCause(ctx, tx, trunk, cause, false, now); err != nil {
-			return err
-		}
 		if last {
-			return nil
+			return s.noteCause(ctx, tx, trunk, cause, false, now)
 		}
 		qual, err := s.qualify(ctx, tx, now)
 		if err != nil {
 			return err
 		}
-		rooms, err := s.rooms(ctx, tx, group[at+1:], qual, nil, now)
+		var rooms []trunkRoom
+		if s.postgres {
+			// A failover adds a live call to one of the trunks after
+			// this one: it takes their leasing locks, so that the rooms
+			// count exactly (Lease), before any row it writes, as Lease.
+			var locks []leaseLock
+			for _, t := range group[at+1:] {
+				locks = append(locks, leaseLock{lockTrunk, lockKey(t)})
+			}
+			rooms, err = s.lockedRooms(ctx, tx, locks, group[at+1:], qual, nil, now)
+		} else {
+			rooms, err = s.rooms(ctx, tx, group[at+1:], qual, nil, now)
+		}
 		if err != nil {
+			return err
+		}
+		if err := s.noteCause(ctx, tx, trunk, cause, false, now); err != nil {
 			return err
 		}
 		for _, r := range rooms {
