@@ -284,7 +284,7 @@ func (w *chaosWorld) stepNodes() {
 		}
 		if free := 100 - len(n.calls); !n.draining && free > 0 {
 			st, err := via.c.CheckNode(ctx, id)
-			if err != nil || st != planner.StateReady {
+			if err != nil || st.State != planner.StateReady {
 				continue
 			}
 			ls, err := via.store.Lease(via.ctx, id, min(free, 20), now)

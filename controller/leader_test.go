@@ -270,8 +270,8 @@ func TestNodeEpochsAndGoneNodes(t *testing.T) {
 		if _, err := c.CheckNode(old, id); !errors.Is(err, ErrStaleEpoch) {
 			t.Errorf("check with the first token: %v, want ErrStaleEpoch", err)
 		}
-		if st, err := c.CheckNode(cur, id); err != nil || st != planner.StateRegistered {
-			t.Errorf("check with the current token: %s %v", st, err)
+		if st, err := c.CheckNode(cur, id); err != nil || st.State != planner.StateRegistered {
+			t.Errorf("check with the current token: %s %v", st.State, err)
 		}
 		if _, err := c.CheckNode(cur, "i-none"); !errors.Is(err, ErrUnknownNode) {
 			t.Errorf("unknown node: %v", err)

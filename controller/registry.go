@@ -124,9 +124,9 @@ func (c *Controller) update(ctx context.Context, id string, move func(*NodeRecor
 
 // checkEpoch refuses a token issued for an earlier registration. Epoch 0
 // (a caller without a token: tests, the simulator) is not checked.
-func checkEpoch(ctx context.Context, rec NodeRecord) error {
-	if e := nodeapi.EpochFrom(ctx); e != 0 && e != rec.Epoch {
-		return fmt.Errorf("node %s epoch %d, current %d: %w", rec.ID, e, rec.Epoch, ErrStaleEpoch)
+func checkEpoch(ctx context.Context, id string, epoch int64) error {
+	if e := nodeapi.EpochFrom(ctx); e != 0 && e != epoch {
+		return fmt.Errorf("node %s epoch %d, current %d: %w", id, e, epoch, ErrStaleEpoch)
 	}
 	return nil
 }
@@ -213,7 +213,7 @@ func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.H
 	now := c.clock.Now()
 	resp := nodeapi.HeartbeatResponse{AudioVersion: audio, HeartbeatSeconds: int(c.cfg.HeartbeatInterval / time.Second)}
 	rec, err := c.update(ctx, nodeID, func(r *NodeRecord) (bool, error) {
-		if err := checkEpoch(ctx, *r); err != nil {
+		if err := checkEpoch(ctx, r.ID, r.Epoch); err != nil {
 			return false, err
 		}
 		switch r.State {
@@ -281,21 +281,32 @@ func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.H
 
 // CheckNode tells the XML-RPC tier whether the node calling with the
 // token in ctx is known, registered under that token's epoch and not gone,
-// and returns its state: dialer.next hands calls only to a serving node,
-// call.result takes results from any node not gone (terminating included),
-// so no result that can still be recorded is refused.
-func (c *Controller) CheckNode(ctx context.Context, nodeID string) (planner.NodeState, error) {
-	rec, err := c.loadNode(ctx, nodeID)
-	if err != nil {
-		return "", err
+// and returns its state and capacity type: dialer.next hands calls only
+// to a serving node, call.result takes results from any node not gone
+// (terminating included), so no result that can still be recorded is
+// refused. It reads only those columns of the node's row, on every call
+// a node makes.
+func (c *Controller) CheckNode(ctx context.Context, nodeID string) (NodeCheck, error) {
+	var n NodeCheck
+	if c.store != nil {
+		var err error
+		if n, err = c.store.NodeCheck(ctx, nodeID); err != nil {
+			return n, err
+		}
+	} else {
+		rec, err := c.loadNode(ctx, nodeID)
+		if err != nil {
+			return n, err
+		}
+		n = NodeCheck{State: rec.State, Epoch: rec.Epoch, Spot: rec.Spot}
 	}
-	if err := checkEpoch(ctx, rec); err != nil {
-		return rec.State, err
+	if err := checkEpoch(ctx, nodeID, n.Epoch); err != nil {
+		return n, err
 	}
-	if rec.State == planner.StateGone {
-		return rec.State, fmt.Errorf("node %s: %w", nodeID, ErrNodeGone)
+	if n.State == planner.StateGone {
+		return n, fmt.Errorf("node %s: %w", nodeID, ErrNodeGone)
 	}
-	return rec.State, nil
+	return n, nil
 }
 
 // NodeSpot reports whether a node is a spot instance: leasing keeps calls

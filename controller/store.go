@@ -379,6 +379,32 @@ func (s *Store) Node(ctx context.Context, id string) (NodeRecord, error) {
 	return n, nil
 }
 
+// NodeCheck is what the XML-RPC tier needs of a node on every call it
+// takes: its state, the registration its tokens must carry and its
+// capacity type.
+type NodeCheck struct {
+	State planner.NodeState
+	Epoch int64
+	Spot  bool
+}
+
+// NodeCheck reads a node's state, epoch and capacity type, and nothing
+// else of its row (its last heartbeat is a JSON document); an unknown id
+// is ErrUnknownNode.
+func (s *Store) NodeCheck(ctx context.Context, id string) (NodeCheck, error) {
+	var n NodeCheck
+	var spot int
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT state, epoch, spot FROM elastidial_nodes WHERE id = ?`), id).Scan(&n.State, &n.Epoch, &spot)
+	if errors.Is(err, sql.ErrNoRows) {
+		return n, fmt.Errorf("node %s: %w", id, ErrUnknownNode)
+	}
+	if err != nil {
+		return n, fmt.Errorf("read node %s: %w", id, err)
+	}
+	n.Spot = spot != 0
+	return n, nil
+}
+
 // Nodes lists every node row, gone ones included (the cost ledger bills them).
 func (s *Store) Nodes(ctx context.Context) ([]NodeRecord, error) {
 	rows, err := s.db.QueryContext(ctx, nodeSelect+` ORDER BY id`)

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -66,6 +67,14 @@ func TestStoreContract(t *testing.T) {
 		got, err := open().Nodes(ctx)
 		if err != nil || !reflect.DeepEqual(got, []NodeRecord{n}) {
 			t.Fatalf("nodes %+v %v, want %+v", got, err, n)
+		}
+		// Every node call's check reads the same row's state, epoch and
+		// capacity type.
+		if c, err := s.NodeCheck(ctx, n.ID); err != nil || c != (NodeCheck{State: n.State, Epoch: n.Epoch, Spot: true}) {
+			t.Fatalf("node check %+v %v", c, err)
+		}
+		if _, err := s.NodeCheck(ctx, "i-none"); !errors.Is(err, ErrUnknownNode) {
+			t.Fatalf("node check of an unknown node: %v", err)
 		}
 		if err := s.AddIntent(ctx, Fence{}, LaunchIntent{Token: "a", Count: 2, CreatedAt: at}); err != nil {
 			t.Fatal(err)

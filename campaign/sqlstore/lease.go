@@ -25,6 +25,23 @@ import (
 // contact's calling window in all its zones, retry schedules and attempt
 // limits. Each contact leased carries a fresh token and an expiry.
 func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time) ([]campaign.Lease, error) {
+	return s.lease(ctx, nodeID, func() (bool, error) {
+		if s.NodeSpot == nil {
+			return false, nil
+		}
+		return s.NodeSpot(ctx, nodeID)
+	}, max, now)
+}
+
+// LeaseFor is Lease for a node whose capacity type the caller has read
+// already (the XML-RPC tier, with its node check): NodeSpot is not asked.
+func (s *Store) LeaseFor(ctx context.Context, nodeID string, spot bool, max int, now time.Time) ([]campaign.Lease, error) {
+	return s.lease(ctx, nodeID, func() (bool, error) { return spot, nil }, max, now)
+}
+
+// lease is Lease, asking spot whether the node is a spot instance only
+// when that matters.
+func (s *Store) lease(ctx context.Context, nodeID string, spot func() (bool, error), max int, now time.Time) ([]campaign.Lease, error) {
 	if max <= 0 {
 		return nil, nil
 	}
@@ -46,7 +63,7 @@ func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time
 	if err != nil || len(running) == 0 {
 		return nil, err
 	}
-	if running, err = s.forNode(ctx, nodeID, running); err != nil || len(running) == 0 {
+	if running, err = s.forNode(nodeID, spot, running); err != nil || len(running) == 0 {
 		return nil, err
 	}
 	var out []campaign.Lease

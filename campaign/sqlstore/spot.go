@@ -1,7 +1,6 @@
 package sqlstore
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/elastidial/elastidial/campaign"
@@ -11,11 +10,11 @@ import (
 // reclaims two minutes after its notice, gets no campaign whose calls may
 // outlast SpotCallLimit (campaign.Campaign.OffSpot). The scaler keeps
 // on-demand nodes for those (campaign.Demand.OnDemand).
-func (s *Store) forNode(ctx context.Context, nodeID string, cs []campaign.Campaign) ([]campaign.Campaign, error) {
-	if s.SpotCallLimit <= 0 || s.NodeSpot == nil {
+func (s *Store) forNode(nodeID string, isSpot func() (bool, error), cs []campaign.Campaign) ([]campaign.Campaign, error) {
+	if s.SpotCallLimit <= 0 {
 		return cs, nil
 	}
-	spot, err := s.NodeSpot(ctx, nodeID)
+	spot, err := isSpot()
 	if err != nil {
 		return nil, fmt.Errorf("lease: capacity type of node %s: %w", nodeID, err)
 	}

@@ -56,8 +56,14 @@ func TestSpotNodeGetsNoLongCalls(t *testing.T) {
 			}
 			return fmt.Sprint(m)
 		}
-		ls, err := s.Lease(ctx, "spot-1", 100, noonNY)
-		if err != nil || count(ls) != "map[Short:5]" {
+		// The XML-RPC tier knows the node's capacity type from its node
+		// check: NodeSpot, which knows no "spot-2", is not asked.
+		ls, err := s.LeaseFor(ctx, "spot-2", true, 2, noonNY)
+		if err != nil || count(ls) != "map[Short:2]" {
+			t.Fatalf("spot node known as such leased %s %v; want the short campaign's calls only", count(ls), err)
+		}
+		ls, err = s.Lease(ctx, "spot-1", 100, noonNY)
+		if err != nil || count(ls) != "map[Short:3]" {
 			t.Fatalf("spot node leased %s %v; want the short campaign's calls only", count(ls), err)
 		}
 		ls, err = s.Lease(ctx, "od-1", 100, noonNY)

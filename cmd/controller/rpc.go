@@ -21,7 +21,7 @@ import (
 // nodeChecker is what the dialer asks the registry before it leases or
 // records: whether the node calling is known, current and not gone.
 type nodeChecker interface {
-	CheckNode(ctx context.Context, nodeID string) (planner.NodeState, error)
+	CheckNode(ctx context.Context, nodeID string) (controller.NodeCheck, error)
 }
 
 // dialer adapts the campaign store to the XML-RPC tier.
@@ -36,15 +36,15 @@ func (d dialer) Lease(ctx context.Context, nodeID string, max int) ([]nodeapi.Ca
 	// Calls go only to a serving node of the current registration: a
 	// terminated node's token, or one from before the node registered
 	// again, leases nothing.
-	state, err := d.nodes.CheckNode(ctx, nodeID)
+	n, err := d.nodes.CheckNode(ctx, nodeID)
 	if err != nil {
 		return nil, nodeFault(err)
 	}
-	switch state {
+	switch n.State {
 	case planner.StateDraining, planner.StateTerminating:
 		return nil, nil
 	}
-	ls, err := d.store.Lease(ctx, nodeID, max, time.Now())
+	ls, err := d.store.LeaseFor(ctx, nodeID, n.Spot, max, time.Now())
 	if err != nil {
 		return nil, rpcError(err)
 	}
