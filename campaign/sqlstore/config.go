@@ -144,3 +144,32 @@ func (s *Store) config(ctx context.Context, id string, rev int64) (campaign.Camp
 	}
 	return c, rev, nil
 }
+
+// decoded is campaign id's document doc, read at revision rev, decoded
+// once per revision: a result reads its campaign's document with its
+// contact, and every revision of a campaign has one document (every
+// save moves the revision), so the one decoded before serves as long as
+// the revision holds.
+func (s *Store) decoded(id string, rev int64, doc string) (campaign.Campaign, error) {
+	cc := &s.configs
+	cc.mu.Lock()
+	hit, ok := cc.byID[id]
+	cc.mu.Unlock()
+	if ok && hit.rev == rev {
+		cc.stats.LocalHits.Add(1)
+		return hit.c, nil
+	}
+	c, err := decodeCampaign(id, doc)
+	if err != nil {
+		return c, err
+	}
+	cc.mu.Lock()
+	if cc.byID == nil {
+		cc.byID = map[string]revConfig{}
+	}
+	if cur, ok := cc.byID[id]; !ok || cur.rev < rev {
+		cc.byID[id] = revConfig{rev, c}
+	}
+	cc.mu.Unlock()
+	return c, nil
+}

@@ -853,11 +853,11 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 		// contact needs.
 		var campaignID, state, token, owner, trunk, doc string
 		var attempts int
-		var leasedAt int64
+		var leasedAt, rev int64
 		var k contactFacts
-		err := b.QueryRowContext(ctx, s.q(`SELECT k.campaign_id, k.state, k.attempts, COALESCE(k.lease_token, ''), COALESCE(k.lease_node, ''), COALESCE(k.lease_trunk, ''), k.leased_at, c.doc, `+contactFactsCols+`
+		err := b.QueryRowContext(ctx, s.q(`SELECT k.campaign_id, k.state, k.attempts, COALESCE(k.lease_token, ''), COALESCE(k.lease_node, ''), COALESCE(k.lease_trunk, ''), k.leased_at, c.revision, c.doc, `+contactFactsCols+`
 			FROM contacts k JOIN campaigns c ON c.id = k.campaign_id WHERE k.id = ?`), contactID).
-			Scan(&campaignID, &state, &attempts, &token, &owner, &trunk, &leasedAt, &doc, &k.phone, &k.fields, &k.base, &k.dnc)
+			Scan(&campaignID, &state, &attempts, &token, &owner, &trunk, &leasedAt, &rev, &doc, &k.phone, &k.fields, &k.base, &k.dnc)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && attempt > attempts) {
 			return fmt.Errorf("call %q: %w", r.CallID, campaign.ErrNotFound)
 		}
@@ -884,7 +884,7 @@ func (s *Store) Record(ctx context.Context, nodeID string, r campaign.Result, no
 		if owner != nodeID {
 			return fmt.Errorf("call %s: %w", r.CallID, campaign.ErrForbidden)
 		}
-		c, err := decodeCampaign(campaignID, doc)
+		c, err := s.decoded(campaignID, rev, doc)
 		if err != nil {
 			return err
 		}
