@@ -57,57 +57,86 @@ func configKey(id string, rev int64) string {
 	return "elastidial:campaign:" + id + ":" + strconv.FormatInt(rev, 10)
 }
 
-// running returns the running campaigns, ordered by id.
-func (s *Store) running(ctx context.Context) ([]campaign.Campaign, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, revision FROM campaigns WHERE status = ? ORDER BY id`), campaign.StatusRunning)
-	if err != nil {
-		return nil, fmt.Errorf("running campaigns: %w", err)
-	}
-	type idRev struct {
-		id  string
-		rev int64
-	}
-	var want []idRev
-	for rows.Next() {
-		var r idRev
-		if err := rows.Scan(&r.id, &r.rev); err != nil {
-			rows.Close()
+// running returns the running campaigns, ordered by id. A scheduled
+// campaign whose start has come is started first (startDue); one not yet
+// due costs only its row in the same scan.
+func (s *Store) running(ctx context.Context, now time.Time) ([]campaign.Campaign, error) {
+	for started := false; ; started = true {
+		rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, revision FROM campaigns WHERE status IN (?, ?) ORDER BY id`), campaign.StatusRunning, campaign.StatusScheduled)
+		if err != nil {
 			return nil, fmt.Errorf("running campaigns: %w", err)
 		}
-		want = append(want, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("running campaigns: %w", err)
-	}
-
-	cc := &s.configs
-	out := make([]campaign.Campaign, 0, len(want))
-	for _, w := range want {
-		cc.mu.Lock()
-		hit, ok := cc.byID[w.id]
-		cc.mu.Unlock()
-		if ok && hit.rev == w.rev {
-			cc.stats.LocalHits.Add(1)
-			out = append(out, hit.c)
-			continue
+		type idRev struct {
+			id  string
+			rev int64
 		}
-		c, rev, err := s.config(ctx, w.id, w.rev)
-		if err != nil {
+		var want []idRev
+		for rows.Next() {
+			var r idRev
+			if err := rows.Scan(&r.id, &r.rev); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("running campaigns: %w", err)
+			}
+			want = append(want, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("running campaigns: %w", err)
+		}
+		out := make([]campaign.Campaign, 0, len(want))
+		due := false
+		for _, w := range want {
+			c, ok := s.cached(w.id, w.rev)
+			if !ok {
+				var rev int64
+				if c, rev, err = s.config(ctx, w.id, w.rev); err != nil {
+					return nil, err
+				}
+				s.keep(w.id, rev, c)
+			}
+			// The status is the one of the revision read: a campaign
+			// stopped or started since is seen by the next lease.
+			switch {
+			case c.Status == campaign.StatusRunning:
+				out = append(out, c)
+			case c.Status == campaign.StatusScheduled && campaign.StartStatus(&c, now) == campaign.StatusRunning:
+				due = true
+			}
+		}
+		if !due || started {
+			return out, nil
+		}
+		if err := s.startDue(ctx, now); err != nil {
 			return nil, err
 		}
-		if c.Status != campaign.StatusRunning {
-			continue // stopped between the two reads
-		}
-		cc.mu.Lock()
-		if cc.byID == nil {
-			cc.byID = map[string]revConfig{}
-		}
-		cc.byID[w.id] = revConfig{rev, c}
-		cc.mu.Unlock()
-		out = append(out, c)
 	}
-	return out, nil
+}
+
+// cached is campaign id at revision rev, if decoded before.
+func (s *Store) cached(id string, rev int64) (campaign.Campaign, bool) {
+	cc := &s.configs
+	cc.mu.Lock()
+	hit, ok := cc.byID[id]
+	cc.mu.Unlock()
+	if !ok || hit.rev != rev {
+		return campaign.Campaign{}, false
+	}
+	cc.stats.LocalHits.Add(1)
+	return hit.c, true
+}
+
+// keep files c as campaign id at revision rev, unless a later revision
+// is kept already.
+func (s *Store) keep(id string, rev int64, c campaign.Campaign) {
+	cc := &s.configs
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.byID == nil {
+		cc.byID = map[string]revConfig{}
+	}
+	if cur, ok := cc.byID[id]; !ok || cur.rev < rev {
+		cc.byID[id] = revConfig{rev, c}
+	}
 }
 
 // config reads one campaign's configuration at revision rev from the
@@ -151,25 +180,13 @@ func (s *Store) config(ctx context.Context, id string, rev int64) (campaign.Camp
 // save moves the revision), so the one decoded before serves as long as
 // the revision holds.
 func (s *Store) decoded(id string, rev int64, doc string) (campaign.Campaign, error) {
-	cc := &s.configs
-	cc.mu.Lock()
-	hit, ok := cc.byID[id]
-	cc.mu.Unlock()
-	if ok && hit.rev == rev {
-		cc.stats.LocalHits.Add(1)
-		return hit.c, nil
+	if c, ok := s.cached(id, rev); ok {
+		return c, nil
 	}
 	c, err := decodeCampaign(id, doc)
 	if err != nil {
 		return c, err
 	}
-	cc.mu.Lock()
-	if cc.byID == nil {
-		cc.byID = map[string]revConfig{}
-	}
-	if cur, ok := cc.byID[id]; !ok || cur.rev < rev {
-		cc.byID[id] = revConfig{rev, c}
-	}
-	cc.mu.Unlock()
+	s.keep(id, rev, c)
 	return c, nil
 }

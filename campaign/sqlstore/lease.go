@@ -56,10 +56,7 @@ func (s *Store) lease(ctx context.Context, nodeID string, spot func() (bool, err
 			return nil, err
 		}
 	}
-	if err := s.startDue(ctx, now); err != nil {
-		return nil, err
-	}
-	running, err := s.running(ctx)
+	running, err := s.running(ctx, now)
 	if err != nil || len(running) == 0 {
 		return nil, err
 	}
