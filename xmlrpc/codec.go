@@ -629,16 +629,60 @@ func Unmarshal(src any, dst any) error {
 	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return errors.New("xmlrpc: Unmarshal needs a non-nil pointer")
 	}
-	return assign(src, v.Elem(), "")
+	err := assign(src, v.Elem())
+	if m, ok := err.(*mismatch); ok {
+		return faultf(nodeapi.FaultInvalidParams, "%s: %s", m.where(), m.msg)
+	}
+	return err
 }
 
-func assign(src any, dst reflect.Value, path string) error {
-	bad := func(want string) error {
-		where := path
-		if where == "" {
-			where = "value"
+// mismatch is a value Unmarshal cannot store, on its way out: the path
+// to it is built as the error returns through the values holding it, so
+// that a value that fits costs no path.
+type mismatch struct {
+	msg  string
+	path []step // innermost first
+}
+
+// step is one level of a path: a member's name, or an array index.
+type step struct {
+	member string
+	index  int // when member is ""
+}
+
+func (m *mismatch) Error() string { return m.where() + ": " + m.msg }
+
+// where renders the path as `member "calls"[1].flow_version`, or "value"
+// when the value itself is at fault.
+func (m *mismatch) where() string {
+	if len(m.path) == 0 {
+		return "value"
+	}
+	var b strings.Builder
+	for i, s := range slices.Backward(m.path) {
+		switch {
+		case s.member == "":
+			fmt.Fprintf(&b, "[%d]", s.index)
+		case i == len(m.path)-1:
+			fmt.Fprintf(&b, "member %q", s.member)
+		default:
+			b.WriteString("." + s.member)
 		}
-		return faultf(nodeapi.FaultInvalidParams, "%s: want %s, got %s", where, want, typeName(src))
+	}
+	return b.String()
+}
+
+// under adds one level to a mismatch's path.
+func under(s step, err error) error {
+	if m, ok := err.(*mismatch); ok {
+		m.path = append(m.path, s)
+	}
+	return err
+}
+
+func assign(src any, dst reflect.Value) error {
+	bad := func(want string) error {
+		return &mismatch{msg: fmt.Sprintf("want %s, got %s", want, typeName(src))}
 	}
 	if src == nil {
 		dst.SetZero()
@@ -652,7 +696,7 @@ func assign(src any, dst reflect.Value, path string) error {
 		}
 	case reflect.Pointer:
 		p := reflect.New(dst.Type().Elem())
-		if err := assign(src, p.Elem(), path); err != nil {
+		if err := assign(src, p.Elem()); err != nil {
 			return err
 		}
 		dst.Set(p)
@@ -670,7 +714,7 @@ func assign(src any, dst reflect.Value, path string) error {
 			return bad("int")
 		}
 		if dst.OverflowInt(n) {
-			return faultf(nodeapi.FaultInvalidParams, "%s: %d is out of range", path, n)
+			return &mismatch{msg: fmt.Sprintf("%d is out of range", n)}
 		}
 		dst.SetInt(n)
 		return nil
@@ -706,8 +750,8 @@ func assign(src any, dst reflect.Value, path string) error {
 		}
 		s := reflect.MakeSlice(dst.Type(), len(a), len(a))
 		for i, e := range a {
-			if err := assign(e, s.Index(i), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
+			if err := assign(e, s.Index(i)); err != nil {
+				return under(step{index: i}, err)
 			}
 		}
 		dst.Set(s)
@@ -720,8 +764,8 @@ func assign(src any, dst reflect.Value, path string) error {
 		out := reflect.MakeMapWithSize(dst.Type(), len(m))
 		for k, e := range m {
 			ev := reflect.New(dst.Type().Elem()).Elem()
-			if err := assign(e, ev, join(path, k)); err != nil {
-				return err
+			if err := assign(e, ev); err != nil {
+				return under(step{member: k}, err)
 			}
 			out.SetMapIndex(reflect.ValueOf(k).Convert(dst.Type().Key()), ev)
 		}
@@ -742,21 +786,14 @@ func assign(src any, dst reflect.Value, path string) error {
 		}
 		for _, f := range fieldsOf(dst.Type()) {
 			if e, ok := m[f.name]; ok {
-				if err := assign(e, dst.Field(f.index), join(path, f.name)); err != nil {
-					return err
+				if err := assign(e, dst.Field(f.index)); err != nil {
+					return under(step{member: f.name}, err)
 				}
 			}
 		}
 		return nil
 	}
 	return fmt.Errorf("xmlrpc: cannot decode into %s", dst.Type())
-}
-
-func join(path, member string) string {
-	if path == "" {
-		return fmt.Sprintf("member %q", member)
-	}
-	return fmt.Sprintf("%s.%s", path, member)
 }
 
 func typeName(v any) string {
