@@ -403,3 +403,15 @@ func TestDecodeResponse(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkDecodeResponseStep(b *testing.B) {
+	var buf bytes.Buffer
+	EncodeResponse(&buf, nodeapi.StepResponse{State: "menu", Action: nodeapi.Action{Kind: nodeapi.ActionGather, Prompts: []string{"welcome", "menu"}, MaxDigits: 1, TimeoutMS: 5000},
+		Tags: map[string]string{"result": "sale"}, Vars: map[string]string{"choice": "1", "account": "123"}})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeResponse(buf.Bytes(), Limits{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
