@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -247,11 +248,21 @@ func BenchmarkFleet(b *testing.B) {
 		}
 	}
 	// The simulated fleet stands for 35 machines, each with a collector
-	// of its own; in one process its thousands of goroutines' stacks are
-	// scanned every cycle, CPU it takes from the machine it shares with
-	// what it measures. It collects less often (its memory is not
-	// measured; the controllers' collectors are left as deployed).
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	// and a scheduler of its own. In one process its collector scanned
+	// thousands of goroutines' stacks every cycle, and its scheduler
+	// spun threads looking for work between requests: CPU it took from
+	// the machine it shares with what it measures. While the ladder
+	// runs, it collects less often (its memory is not measured) and runs
+	// on one thread, as each controller does (it needs half a core at
+	// the top rung; a reply it is slow to read counts against the
+	// latency, never for it). The floors run with the process's own
+	// settings again.
+	gcPercent, maxProcs := debug.SetGCPercent(400), runtime.GOMAXPROCS(1)
+	restore := sync.OnceFunc(func() {
+		debug.SetGCPercent(gcPercent)
+		runtime.GOMAXPROCS(maxProcs)
+	})
+	defer restore()
 	var activeNodes atomic.Int64
 	for i, id := range ids[:nodes] {
 		wg.Go(func() {
@@ -406,6 +417,7 @@ func BenchmarkFleet(b *testing.B) {
 	}
 	stop()
 	wg.Wait()
+	restore()
 	if err, _ := failure.Load().(error); err != nil {
 		b.Fatal(err)
 	}
