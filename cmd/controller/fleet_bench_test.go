@@ -47,16 +47,22 @@ import (
 // floors: a bare HTTP round trip with the same client and concurrency,
 // and a bare UPDATE ... RETURNING on the same PostgreSQL.
 //
-// On the 2-core machine, nothing else running (four runs): at 3,500
-// slots 2,572-2,943 calls held at 391-539 attempts/s, p99 call.step
-// 224-607 ms, dialer.next 1.1-2.6 s, call.result 0.5-2.4 s; CPU per
-// attempt: controllers 1.32-1.76 ms, PostgreSQL 1.11-1.49 ms, simulated
-// fleet 1.09-1.52 ms, the machine 94-99% busy. Floors 22,180-22,700 HTTP
-// req/s (requests at 0.12x) and 13,931-14,722 UPDATEs/s (attempts at
-// 0.027-0.032x). The code before this round, same benchmark, same half
-// hour (two runs): 2,288-2,566 calls at 279-308 attempts/s, CPU per
-// attempt 2.24-2.31, 2.00-2.06 and 1.60-1.86 ms. 680 attempts/s would
-// need at most 2.94 ms of CPU per attempt in all on two cores.
+// On the 2-core machine, other tests running beside it at times
+// (load 2.2-7.9 at the runs' starts; three runs): at 3,500 slots
+// 2,908-2,989 calls held at 442-511 attempts/s, p99 call.step 478-947
+// ms, dialer.next 1.1-1.4 s, call.result 0.8-1.5 s; CPU per attempt:
+// controllers 1.50-1.69 ms, PostgreSQL 1.23-1.33 ms, simulated fleet
+// 0.84-0.93 ms (0.98-1.22 at 2,000 slots), the machine 91-95% busy.
+// Floors 18,351-25,790 HTTP req/s (requests at 0.11-0.18x) and
+// 10,328-16,122 UPDATEs/s (attempts at 0.027-0.049x). The code before,
+// its simulated fleet heavier (kolo's encoding, a goroutine per call,
+// the default GOGC and GOMAXPROCS; xmlrpc.Unmarshal formatting every
+// member's path), same half hour (three runs, load 2.4-4.1): 2,621-2,842
+// calls at 334-464 attempts/s, CPU per attempt 1.49-1.97, 1.28-1.74 and
+// 1.26-1.71 ms (the fleet 1.36-1.64 at 2,000 slots), floors
+// 20,620-25,543 req/s and 12,240-17,474 UPDATEs/s. 680 attempts/s would
+// need at most 2.94 ms of CPU per attempt in all on two cores; we are at
+// 3.6-4.0 (4.1-5.4 before).
 //
 //	RACE= GOTESTFLAGS="-run x -bench Fleet -benchtime 1x" scripts/test ./cmd/controller
 func BenchmarkFleet(b *testing.B) {
