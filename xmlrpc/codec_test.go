@@ -307,6 +307,49 @@ func TestUnmarshalNamesTheMember(t *testing.T) {
 	}
 }
 
+// Every place a mismatch can be is named the same way, however deep.
+func TestUnmarshalPaths(t *testing.T) {
+	for _, tc := range []struct {
+		src  any
+		dst  any
+		want string
+	}{
+		{int64(1), new(nodeapi.NextResponse), "value: want struct, got int"},
+		{[]any{"a", int64(2)}, new([]string), "[1]: want string, got int"},
+		{map[string]any{"calls": []any{map[string]any{}, map[string]any{"flow_version": "x"}}}, new(nodeapi.NextResponse),
+			`member "calls"[1].flow_version: want int, got string`},
+		{map[string]any{"calls": []any{map[string]any{"fields": map[string]any{"a b": int64(1)}}}}, new(nodeapi.NextResponse),
+			`member "calls"[0].fields.a b: want string, got int`},
+		{map[string]any{"action": map[string]any{"prompts": []any{"a", "b", true}}}, new(nodeapi.StepResponse),
+			`member "action".prompts[2]: want string, got boolean`},
+		{map[string]any{"x": map[string]any{"y": int64(300)}}, new(map[string]map[string]int8), `member "x".y: 300 is out of range`},
+		{int64(300), new(int8), "value: 300 is out of range"},
+	} {
+		err := Unmarshal(tc.src, tc.dst)
+		var f *Fault
+		if !errors.As(err, &f) || f.Code != nodeapi.FaultInvalidParams || f.String != tc.want {
+			t.Errorf("%v into %T: %v, want %q", tc.src, tc.dst, err, tc.want)
+		}
+	}
+}
+
+func BenchmarkUnmarshalStepResponse(b *testing.B) {
+	var buf bytes.Buffer
+	EncodeResponse(&buf, nodeapi.StepResponse{State: "menu", Action: nodeapi.Action{Kind: nodeapi.ActionGather, Prompts: []string{"welcome", "menu"}, MaxDigits: 1, TimeoutMS: 5000},
+		Tags: map[string]string{"result": "sale"}, Vars: map[string]string{"choice": "1", "account": "123"}})
+	v, err := DecodeResponse(buf.Bytes(), Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var st nodeapi.StepResponse
+		if err := Unmarshal(v, &st); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkDecodeStep(b *testing.B) {
 	body, _ := kolo.EncodeMethodCall(nodeapi.MethodStep, nodeapi.StepRequest{CallID: "k_1234567890", Token: "abcdef-12", CampaignID: "c_1", FlowVersion: 3, State: "menu", Input: "digits", Digits: "1", Fields: map[string]string{"account": "123"}})
 	for b.Loop() {
@@ -357,6 +400,18 @@ func TestDecodeResponse(t *testing.T) {
 		_, err := DecodeResponse([]byte(doc), Limits{})
 		if err == nil || errors.As(err, &f) {
 			t.Errorf("%s: %v, want an error that is not a fault", name, err)
+		}
+	}
+}
+
+func BenchmarkDecodeResponseStep(b *testing.B) {
+	var buf bytes.Buffer
+	EncodeResponse(&buf, nodeapi.StepResponse{State: "menu", Action: nodeapi.Action{Kind: nodeapi.ActionGather, Prompts: []string{"welcome", "menu"}, MaxDigits: 1, TimeoutMS: 5000},
+		Tags: map[string]string{"result": "sale"}, Vars: map[string]string{"choice": "1", "account": "123"}})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeResponse(buf.Bytes(), Limits{}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
