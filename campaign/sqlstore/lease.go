@@ -393,7 +393,7 @@ func (s *Store) pickCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaig
 	// a statement after their locks. A number already seen by this lease
 	// (another campaign's contact) keeps what it holds: its dials from
 	// the database and the ones this lease picked.
-	var unseen []any
+	var unseen []string
 	for _, p := range cands {
 		if _, seen := dials.all[p.phone]; !seen {
 			dials.all[p.phone] = nil
@@ -401,8 +401,17 @@ func (s *Store) pickCampaign(ctx context.Context, tx *sql.Tx, c campaign.Campaig
 		}
 	}
 	if len(unseen) > 0 {
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT phone, at_ms FROM dials WHERE at_ms > ? AND phone IN (`+placeholders(len(unseen))+`)`),
-			append([]any{ms(now.Add(-7 * 24 * time.Hour))}, unseen...)...)
+		since := ms(now.Add(-7 * 24 * time.Hour))
+		// On PostgreSQL one text for any number of phones, prepared once
+		// per connection.
+		query, args := `SELECT phone, at_ms FROM dials WHERE at_ms > ? AND phone = ANY(CAST(? AS TEXT[]))`, []any{since, unseen}
+		if !s.postgres {
+			query, args = `SELECT phone, at_ms FROM dials WHERE at_ms > ? AND phone IN (`+placeholders(len(unseen))+`)`, []any{since}
+			for _, p := range unseen {
+				args = append(args, p)
+			}
+		}
+		rows, err := tx.QueryContext(ctx, s.q(query), args...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("lease %s: dials: %w", c.ID, err)
 		}
@@ -583,14 +592,13 @@ func (s *Store) leaseCampaign(ctx context.Context, tx *sql.Tx, p *leasePlan, qua
 		phones[i] = p.phone
 	}
 	mark := leaseMark{batch: batch + "-", node: nodeID, at: ms(now), expires: ms(expires)}
-	if s.postgres && len(picks) <= 1000 {
+	if s.postgres {
 		if err := s.leaseWritesPG(ctx, tx, c.ID, mark, marks, left, live, picks[0].id, phones, usedNow, uses, calls, evidence); err != nil {
 			return nil, fmt.Errorf("lease %s: %w", c.ID, err)
 		}
 		return out, nil
 	}
-	// Elsewhere (SQLite, or a batch too large for one statement's
-	// parameters) one statement per trunk marks the batch, and one per
+	// On SQLite one statement per trunk marks the batch, and one per
 	// table writes the rest.
 	for _, m := range marks {
 		args := make([]any, 0, len(m.ids)+5)
@@ -650,9 +658,12 @@ type trunkMark struct {
 // buckets (left: key → tokens left), adds the live counts (live, on
 // shard's shard, in key order), logs the dials, counts the pool
 // caller IDs used today and leaves the compliance records for the linker
-// (chain.go). Each part touches its own rows.
+// (chain.go). Each part touches its own rows. The contacts, numbers and
+// records go as arrays, so the statement's text depends only on how many
+// trunks, buckets and pool numbers the lease moved, not on how many
+// contacts: the connection prepares it once, not once per batch size.
 func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID string, mark leaseMark, marks []trunkMark, left map[string]float64, live map[string]int, shard int64, phones []string, usedNow map[string]bool, uses map[string]int, calls []string, evidence []any) error {
-	args := make([]any, 0, 16+4*len(phones)+3*len(left)+3*len(usedNow))
+	args := make([]any, 0, 16+2*len(marks)+2*len(left)+3*len(live)+3*len(usedNow))
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
@@ -663,14 +674,8 @@ func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID string
 	for i, m := range marks {
 		fmt.Fprintf(&b, `leased%d AS (UPDATE contacts SET state = 'leased', attempts = attempts + 1,
 		lease_token = CAST(%s AS TEXT) || CAST(id AS TEXT), lease_node = %s, lease_trunk = %s, leased_at = %s, lease_expires = %s
-		WHERE id IN (`, i, prefix, node, arg(m.trunk), at, expires)
-		for j, id := range m.ids {
-			if j > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString(arg(id))
-		}
-		b.WriteString(")),\n")
+		WHERE id = ANY(CAST(%s AS BIGINT[]))),
+`, i, prefix, node, arg(m.trunk), at, expires, arg(m.ids))
 	}
 	keys := make([]string, 0, len(left))
 	for k := range left {
@@ -692,14 +697,7 @@ func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID string
 	b.WriteString(` ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms),
 	counted AS (INSERT INTO live_shards (key, shard, n) VALUES ` + fmt.Sprintf(vals, ps...) + `
 		ON CONFLICT (key, shard) DO UPDATE SET n = live_shards.n + excluded.n),
-	logged AS (INSERT INTO dials (phone, at_ms) VALUES `)
-	for i, p := range phones {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "(%s, %s)", arg(p), at)
-	}
-	b.WriteString(")")
+	logged AS (INSERT INTO dials (phone, at_ms) SELECT phone, ` + at + ` FROM unnest(CAST(` + arg(phones) + ` AS TEXT[])) AS phone)`)
 	if len(usedNow) > 0 {
 		// The pool numbers are locked (lockCallerID), so the counts read are
 		// current (saveCallerIDUses).
@@ -719,19 +717,19 @@ func (s *Store) leaseWritesPG(ctx context.Context, tx *sql.Tx, campaignID string
 		}
 		b.WriteString(` ON CONFLICT (caller_id, day) DO UPDATE SET n = excluded.n)`)
 	}
-	b.WriteString(`
-	INSERT INTO compliance_pending (campaign_id, kind, at, call_id, doc) VALUES `)
-	campArg, kindArg := arg(campaignID), arg("dial")
+	docs := make([]string, len(evidence))
 	for i, d := range evidence {
 		doc, err := json.Marshal(d)
 		if err != nil {
 			return fmt.Errorf("compliance record: %w", err)
 		}
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "(%s, %s, %s, %s, %s)", campArg, kindArg, at, arg(calls[i]), arg(string(doc)))
+		docs[i] = string(doc)
 	}
+	// WITH ORDINALITY keeps the records in the order of the calls.
+	fmt.Fprintf(&b, `
+	INSERT INTO compliance_pending (campaign_id, kind, at, call_id, doc)
+	SELECT %s, %s, %s, r.call_id, r.doc FROM unnest(CAST(%s AS TEXT[]), CAST(%s AS TEXT[])) WITH ORDINALITY AS r (call_id, doc, n) ORDER BY r.n`,
+		arg(campaignID), arg("dial"), at, arg(calls), arg(docs))
 	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
 		return err
 	}
