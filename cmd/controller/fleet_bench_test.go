@@ -70,6 +70,7 @@ func BenchmarkFleet(b *testing.B) {
 		nodes    = 35
 		slots    = 100
 		hold     = 1250 * time.Millisecond // between steps: the prompt playing
+		poll     = time.Second             // the agent's default Config.Poll
 		ramp     = 7 * time.Second
 		measure  = 8 * time.Second
 		contacts = 100000
@@ -292,6 +293,7 @@ func BenchmarkFleet(b *testing.B) {
 			// goroutine per call would grow a fresh stack for every
 			// attempt, CPU the simulated fleet takes from the machine.
 			work := make(chan nodeapi.Call, slots)
+			slotFree := make(chan struct{}, 1)
 			var calls sync.WaitGroup
 			defer calls.Wait()
 			defer close(work)
@@ -301,6 +303,10 @@ func BenchmarkFleet(b *testing.B) {
 						place(hc, reg, c)
 						live.Add(-1)
 						active.Add(-1)
+						select {
+						case slotFree <- struct{}{}:
+						default:
+						}
 					}
 				})
 			}
@@ -317,18 +323,30 @@ func BenchmarkFleet(b *testing.B) {
 					time.Sleep(100 * time.Millisecond) // not on this rung yet
 					continue
 				}
-				var next nodeapi.NextResponse
-				if err := rpc(hc, reg.Token, nodeapi.MethodNext, nodeapi.NextRequest{Free: slots - int(active.Load()), AudioVersion: reg.AudioVersion}, &next); err != nil {
-					fail(err)
-					return
+				// The agent's cadence (Agent.dialLoop, default Poll 1 s): it
+				// asks while it has free slots and was handed calls; else
+				// it waits for a slot to free, then a quarter of Poll, or
+				// for Poll.
+				if free := slots - int(active.Load()); free > 0 {
+					var next nodeapi.NextResponse
+					if err := rpc(hc, reg.Token, nodeapi.MethodNext, nodeapi.NextRequest{Free: free, AudioVersion: reg.AudioVersion}, &next); err != nil {
+						fail(err)
+						return
+					}
+					for _, c := range next.Calls { // at most the free slots: a worker is waiting for each
+						active.Add(1)
+						live.Add(1)
+						work <- c
+					}
+					if len(next.Calls) > 0 {
+						continue
+					}
 				}
-				for _, c := range next.Calls { // at most the free slots: a worker is waiting for each
-					active.Add(1)
-					live.Add(1)
-					work <- c
-				}
-				if len(next.Calls) == 0 {
-					time.Sleep(100 * time.Millisecond)
+				select {
+				case <-ctx.Done():
+				case <-slotFree:
+					time.Sleep(poll / 4)
+				case <-time.After(poll):
 				}
 			}
 		})
