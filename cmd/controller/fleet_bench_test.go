@@ -47,22 +47,22 @@ import (
 // floors: a bare HTTP round trip with the same client and concurrency,
 // and a bare UPDATE ... RETURNING on the same PostgreSQL.
 //
-// On the 2-core machine, other tests running beside it at times
-// (load 2.2-7.9 at the runs' starts; three runs): at 3,500 slots
-// 2,908-2,989 calls held at 442-511 attempts/s, p99 call.step 478-947
-// ms, dialer.next 1.1-1.4 s, call.result 0.8-1.5 s; CPU per attempt:
-// controllers 1.50-1.69 ms, PostgreSQL 1.23-1.33 ms, simulated fleet
-// 0.84-0.93 ms (0.98-1.22 at 2,000 slots), the machine 91-95% busy.
-// Floors 18,351-25,790 HTTP req/s (requests at 0.11-0.18x) and
-// 10,328-16,122 UPDATEs/s (attempts at 0.027-0.049x). The code before,
-// its simulated fleet heavier (kolo's encoding, a goroutine per call,
-// the default GOGC and GOMAXPROCS; xmlrpc.Unmarshal formatting every
-// member's path), same half hour (three runs, load 2.4-4.1): 2,621-2,842
-// calls at 334-464 attempts/s, CPU per attempt 1.49-1.97, 1.28-1.74 and
-// 1.26-1.71 ms (the fleet 1.36-1.64 at 2,000 slots), floors
-// 20,620-25,543 req/s and 12,240-17,474 UPDATEs/s. 680 attempts/s would
-// need at most 2.94 ms of CPU per attempt in all on two cores; we are at
-// 3.6-4.0 (4.1-5.4 before).
+// Nodes ask for calls at the agent's cadence (Agent.dialLoop).
+//
+// On the 2-core machine, nothing else running (three runs, one with a
+// sampler of pg_stat_activity at 4 Hz): at 3,500 slots 3,055-3,173
+// calls held at 468-575 attempts/s, p99 call.step 795-1,040 ms,
+// dialer.next 1.0-1.5 s, call.result 1.0-1.4 s, 3.9-4.5 database
+// transactions per attempt; CPU per attempt: controllers 1.18-1.55 ms,
+// PostgreSQL 0.99-1.38 ms, simulated fleet 0.72-0.95 ms (2.89-3.88 ms in
+// all; 680 attempts/s needs at most 2.94 on two cores), the machine
+// 88-94% busy; in the run with the sampler p99 call.step passed 1 s at
+// that rung, so its ceiling was 2,000 slots. Floors 19,864-25,823 HTTP
+// req/s (requests at 0.12-0.16x) and 10,834-14,305 UPDATEs/s (attempts
+// at 0.040-0.048x).
+// Before this round's changes (four runs of the last round's code, and
+// three of the lighter simulated fleet alone): 2,572-2,989 calls at
+// 391-539 attempts/s, 3.5-4.8 ms of CPU per attempt in all.
 //
 //	RACE= GOTESTFLAGS="-run x -bench Fleet -benchtime 1x" scripts/test ./cmd/controller
 func BenchmarkFleet(b *testing.B) {
