@@ -204,9 +204,10 @@ func (c *Controller) Register(ctx context.Context, req nodeapi.RegisterRequest) 
 
 // Heartbeat answers node.heartbeat: it records the node's load and
 // readiness and answers the commands (drain, capacity, audio version).
-// Each heartbeat also renews the call leases the node holds and ends those
-// it lists as not held (Options.RenewLeases): a lease whose dialer.next
-// answer never reached the node would otherwise live as long as the node.
+// Each heartbeat also renews the call leases the node holds and, when the
+// node lists its calls, ends those the list leaves out once past a grace
+// (Options.RenewLeases): a lease whose dialer.next answer never reached
+// the node would otherwise live as long as the node.
 func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.HeartbeatRequest) (nodeapi.HeartbeatResponse, error) {
 	if req.ActiveCalls < 0 || req.PendingResults < 0 || req.Capacity < 0 {
 		return nodeapi.HeartbeatResponse{}, fmt.Errorf("heartbeat %s: negative count", nodeID)
