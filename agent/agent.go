@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -118,6 +119,7 @@ type Agent struct {
 
 	mu           sync.Mutex
 	calls        map[string]*callState // by call id
+	handed       map[string]bool       // call ids dialer.next answered, not yet placed
 	byAction     map[string]*callState // by Originate ActionID
 	byChannel    map[string]*callState // by channel name, learned from Newchannel
 	capacity     int
@@ -231,6 +233,7 @@ func New(cfg Config) (*Agent, error) {
 		cpu:       cpuMeter{path: cfg.Proc + "/stat"},
 		inflight:  inflight{dir: cfg.InflightDir},
 		calls:     map[string]*callState{},
+		handed:    map[string]bool{},
 		byAction:  map[string]*callState{},
 		byChannel: map[string]*callState{},
 		capacity:  cfg.Capacity,
@@ -334,9 +337,15 @@ func (a *Agent) recordResults() {
 	a.recordMu.Lock()
 	defer a.recordMu.Unlock()
 	a.mu.Lock()
-	rs := a.unrecorded
-	a.unrecorded = nil
+	// They stay in unrecorded until queued, so that a heartbeat finds
+	// each call of them in one place or the other (heldLocked).
+	rs := a.unrecorded[:len(a.unrecorded):len(a.unrecorded)]
 	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.unrecorded = a.unrecorded[len(rs):]
+		a.mu.Unlock()
+	}()
 	for _, r := range rs {
 		if err := a.cfg.Queue.Put(r); err != nil {
 			a.log.Error("result not queued", "call", r.CallID, "err", err)
@@ -433,12 +442,18 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	a.mu.Lock()
 	a.timingOK, a.channelOK, a.trunkOK = h.timing, h.channel, h.trunk
 	a.trunksUp, a.trunksDown = h.up, h.down
+	held, listed := a.heldLocked()
 	req := nodeapi.HeartbeatRequest{ActiveCalls: len(a.calls), Capacity: a.capacity, Load1: load,
 		CPU: a.cpu.sample(), AMIConnected: a.ami.Connected(), TimingOK: h.timing, ChannelOK: h.channel,
 		TrunkOK: h.trunk, AudioVersion: a.audioVersion,
 		Draining: a.draining || a.spot, SpotNotice: a.spot, Rebalance: a.rebalance, PendingResults: a.cfg.Queue.Pending() + a.unqueued,
 		TrunksVersion: a.trunksVersion, TrunksUp: strings.Join(h.up, ","), TrunksDown: strings.Join(h.down, ",")}
 	a.mu.Unlock()
+	if listed {
+		// After the calls under mu: a result leaves unrecorded only once
+		// queued, so no call slips between the two.
+		req.Calls, req.CallsListed = strings.Join(dedup(a.cfg.Queue.Held(held)), ","), true
+	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	resp, err := a.cfg.Controller.Heartbeat(cctx, req)
 	cancel()
@@ -473,6 +488,34 @@ func (a *Agent) heartbeat(ctx context.Context) {
 	a.poke(a.slotFree)
 	a.maybeResync(ctx)
 	a.maybeApplyTrunks(ctx, resp.TrunksVersion)
+}
+
+// heldLocked returns the calls this agent holds outside the result queue:
+// handed by dialer.next and not yet placed, in progress, or finished with
+// their results not yet queued. The controller ends a lease the heartbeat
+// does not list, so listed is false (renew every lease) until the calls an
+// earlier agent left in flight are settled: those only the journal knows.
+func (a *Agent) heldLocked() (ids []string, listed bool) {
+	if !a.settled {
+		return nil, false
+	}
+	ids = make([]string, 0, len(a.handed)+len(a.calls)+len(a.unrecorded))
+	for id := range a.handed {
+		ids = append(ids, id)
+	}
+	for id := range a.calls {
+		ids = append(ids, id)
+	}
+	for _, r := range a.unrecorded {
+		ids = append(ids, r.CallID)
+	}
+	return ids, true
+}
+
+// dedup sorts ids and drops repeats.
+func dedup(ids []string) []string {
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 // health is what Asterisk says of the parts a call needs.
@@ -634,6 +677,11 @@ func (a *Agent) dialLoop(ctx context.Context) error {
 			if len(resp.Calls) > n {
 				a.log.Error("dialer.next answered more calls than free slots", "free", n, "got", len(resp.Calls))
 			}
+			a.mu.Lock()
+			for _, c := range resp.Calls {
+				a.handed[c.CallID] = true // held while it waits its turn
+			}
+			a.mu.Unlock()
 			for _, c := range resp.Calls {
 				if d := next.Sub(a.clock.Now()); d > 0 {
 					select {
@@ -644,6 +692,9 @@ func (a *Agent) dialLoop(ctx context.Context) error {
 				}
 				next = a.clock.Now().Add(interval)
 				a.originate(ctx, c)
+				a.mu.Lock()
+				delete(a.handed, c.CallID) // placed, or its result queued
+				a.mu.Unlock()
 				got++
 			}
 		}

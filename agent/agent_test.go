@@ -444,3 +444,46 @@ func TestRestartSettlesCallsLeftInFlight(t *testing.T) {
 		t.Errorf("results in order %v: the orphan must be settled before new work", log)
 	}
 }
+
+// TestHeartbeatListsHeldCalls: every heartbeat lists the calls the node
+// holds, in progress or with their results queued and not delivered, so
+// the controller keeps those leases and ends only the ones the node never
+// got. The queued results stay listed across a restart of the agent.
+func TestHeartbeatListsHeldCalls(t *testing.T) {
+	r := newRig(t, map[string]asterisksim.Callee{
+		"+6100": {Outcome: asterisksim.Answer, Digits: []string{"1"}},
+		"+6101": {Outcome: asterisksim.Busy},
+	}, 3*time.Second) // the answered call stays in its IVR a while
+	r.ctl.set(func(f *fakeController) { f.resultDown = true })
+	r.ctl.add(lease("h1", "+6100"), lease("h2", "+6101"))
+	listed := func(calls string, active int) func() bool {
+		return func() bool {
+			r.ctl.mu.Lock()
+			defer r.ctl.mu.Unlock()
+			n := len(r.ctl.heartbeats)
+			return n > 0 && r.ctl.heartbeats[n-1].CallsListed && r.ctl.heartbeats[n-1].Calls == calls && r.ctl.heartbeats[n-1].ActiveCalls == active
+		}
+	}
+	eventually(t, 10*time.Second, "a heartbeat listing h1 in progress and h2 queued", listed("h1,h2", 1))
+	if st := r.agent.Status(); st.Pending != 1 {
+		t.Fatalf("pending %d, want h2's result queued", st.Pending)
+	}
+	// The agent restarts (cutting h1 off) while results cannot be
+	// delivered: both are queued and still listed.
+	r.stopAgent()
+	r.ctl.set(func(f *fakeController) { f.heartbeats = nil })
+	agiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.sim.AGI = "agi://" + agiLn.Addr().String() + "/ivr?call_id=${ELASTIDIAL_CALL_ID}"
+	r.start(agiLn, amiAddrOf(r))
+	eventually(t, 10*time.Second, "a heartbeat listing both queued results after the restart", listed("h1,h2", 0))
+	r.ctl.set(func(f *fakeController) { f.resultDown = false })
+	eventually(t, 10*time.Second, "results delivered", func() bool {
+		_, ok1 := r.ctl.result("h1")
+		_, ok2 := r.ctl.result("h2")
+		return ok1 && ok2
+	})
+	eventually(t, 10*time.Second, "a heartbeat listing no call", listed("", 0))
+}

@@ -30,6 +30,7 @@ type Queue struct {
 	mu     sync.Mutex
 	wake   chan struct{}
 	count  int
+	held   map[string]int // call id → results of it queued
 	inited bool
 }
 
@@ -42,8 +43,18 @@ func (q *Queue) Open() error {
 	if err != nil {
 		return err
 	}
+	// The calls the results are of stay the node's until delivered
+	// (Held), across a restart too.
+	held := map[string]int{}
+	for _, n := range names {
+		var r nodeapi.ResultRequest
+		if data, err := os.ReadFile(filepath.Join(q.Dir, n)); err == nil && json.Unmarshal(data, &r) == nil {
+			held[r.CallID]++
+		}
+	}
 	q.mu.Lock()
 	q.count = len(names)
+	q.held = held
 	q.wake = make(chan struct{}, 1)
 	q.inited = true
 	q.mu.Unlock()
@@ -60,6 +71,16 @@ func (q *Queue) Pending() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.count
+}
+
+// Held appends to ids the calls whose results wait for delivery.
+func (q *Queue) Held(ids []string) []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for id := range q.held {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 func (q *Queue) list() ([]string, error) {
@@ -90,6 +111,10 @@ func (q *Queue) Put(r nodeapi.ResultRequest) error {
 	}
 	q.mu.Lock()
 	q.count++
+	if q.held == nil {
+		q.held = map[string]int{}
+	}
+	q.held[r.CallID]++
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -170,7 +195,7 @@ func (q *Queue) Deliver(ctx context.Context, ctl Controller) error {
 				// Keep the bytes for a human; never loop on them.
 				q.Log.Error("result queue: unreadable result set aside", "file", n, "err", err)
 				os.Rename(path, path+".bad")
-				q.dec()
+				q.dec("")
 				continue
 			}
 			local := r.Recording // a path on this node until uploaded
@@ -197,7 +222,7 @@ func (q *Queue) Deliver(ctx context.Context, ctl Controller) error {
 			if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 				q.Log.Error("result queue remove", "file", n, "err", err)
 			}
-			q.dec()
+			q.dec(r.CallID)
 			backoff = time.Second
 		}
 		wait := 5 * time.Second
@@ -222,10 +247,16 @@ func (q *Queue) Deliver(ctx context.Context, ctl Controller) error {
 	}
 }
 
-func (q *Queue) dec() {
+// dec forgets a result of callID taken out of the queue.
+func (q *Queue) dec(callID string) {
 	q.mu.Lock()
 	if q.count > 0 {
 		q.count--
+	}
+	if n := q.held[callID]; n > 1 {
+		q.held[callID] = n - 1
+	} else {
+		delete(q.held, callID) // a no-op on a nil map
 	}
 	q.mu.Unlock()
 }

@@ -440,3 +440,46 @@ func TestWakeTicksAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestHeartbeatPassesHeldCalls: a heartbeat that lists the node's calls
+// hands them to RenewLeases (which ends the leases left out); one from an
+// agent that lists none hands nil, renewing every lease as before.
+func TestHeartbeatPassesHeldCalls(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		cloud := newFakeCloud(realClock{})
+		var got [][]string
+		c := newTestController(t, cloud, &fakeDemand{target: 50}, nil, realClock{}, func(o *Options) {
+			o.RenewLeases = func(ctx context.Context, nodeID string, held []string, now time.Time) error {
+				got = append(got, held)
+				return nil
+			}
+		})
+		mustTick(t, c)
+		cloud.boot()
+		time.Sleep(10 * time.Second)
+		mustTick(t, c)
+		if _, err := c.Register(ctx, nodeapi.RegisterRequest{InstanceID: "i-0001", Capacity: 100}); err != nil {
+			t.Fatal(err)
+		}
+		for _, hb := range []nodeapi.HeartbeatRequest{
+			{Calls: "k1-1,k2-1", CallsListed: true},
+			{CallsListed: true},
+			{Calls: "k1-1"}, // not listed: an older agent's
+		} {
+			req := readyHB(2)
+			req.Calls, req.CallsListed = hb.Calls, hb.CallsListed
+			if _, err := c.Heartbeat(ctx, "i-0001", req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if want := [][]string{{"k1-1", "k2-1"}, {}, nil}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("RenewLeases got %#v, want %#v", got, want)
+		}
+		for _, n := range c.Nodes() {
+			if n.Load.Calls != "" {
+				t.Fatalf("node %s keeps its call list in the registry: %q", n.ID, n.Load.Calls)
+			}
+		}
+	})
+}

@@ -63,9 +63,11 @@ type Options struct {
 	// and its calls with it. Failures are retried on the next tick.
 	ReleaseNode func(ctx context.Context, nodeID string) error
 	// RenewLeases, when set, is called on every heartbeat of a serving
-	// node, so the calls it leased stay its own while it is alive,
-	// however long they last (see campaign's lease lifetime).
-	RenewLeases func(ctx context.Context, nodeID string, now time.Time) error
+	// node, so the calls it holds stay its own while it is alive, however
+	// long they last, and the leases it never got end (see the lease
+	// lifetime in campaign/sqlstore). held lists the calls the node
+	// holds; nil when it did not list them.
+	RenewLeases func(ctx context.Context, nodeID string, held []string, now time.Time) error
 	// LeaderTTL is how long a leadership lasts unrenewed: after a leader
 	// dies, another controller takes over within it. 3×Tick, at least 15s.
 	LeaderTTL time.Duration

@@ -204,7 +204,10 @@ func (c *Controller) Register(ctx context.Context, req nodeapi.RegisterRequest) 
 
 // Heartbeat answers node.heartbeat: it records the node's load and
 // readiness and answers the commands (drain, capacity, audio version).
-// Each heartbeat also renews the node's call leases (Options.RenewLeases).
+// Each heartbeat also renews the call leases the node holds and, when the
+// node lists its calls, ends those the list leaves out once past a grace
+// (Options.RenewLeases): a lease whose dialer.next answer never reached
+// the node would otherwise live as long as the node.
 func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.HeartbeatRequest) (nodeapi.HeartbeatResponse, error) {
 	if req.ActiveCalls < 0 || req.PendingResults < 0 || req.Capacity < 0 {
 		return nodeapi.HeartbeatResponse{}, fmt.Errorf("heartbeat %s: negative count", nodeID)
@@ -234,6 +237,7 @@ func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.H
 			}
 		}
 		r.Load, r.LastHeartbeat = req, now
+		r.Load.Calls = "" // for RenewLeases below; the registry need not keep it
 		if req.SpotNotice && r.State != planner.StateDraining {
 			if err := transition(r, planner.StateDraining, now, Drain{planner.DrainSpot, now.Add(c.cfg.Plan.SpotDrainTimeout)}); err != nil {
 				return false, err
@@ -270,7 +274,7 @@ func (c *Controller) Heartbeat(ctx context.Context, nodeID string, req nodeapi.H
 		resp.Drain = true
 	}
 	if c.cfg.RenewLeases != nil && rec.State != planner.StateTerminating && rec.State != planner.StateGone {
-		if err := c.cfg.RenewLeases(ctx, nodeID, now); err != nil {
+		if err := c.cfg.RenewLeases(ctx, nodeID, req.Held(), now); err != nil {
 			// The node is alive; its leases last until the next heartbeat
 			// renews them, so this one failing loses nothing yet.
 			c.log.Warn("renew leases", "node", nodeID, "err", err)

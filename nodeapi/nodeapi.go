@@ -92,6 +92,26 @@ type HeartbeatRequest struct {
 	// (a string keeps the request comparable for the node registry).
 	TrunksUp   string `xmlrpc:"trunks_up"`
 	TrunksDown string `xmlrpc:"trunks_down"`
+	// Calls are the call ids the node holds, joined by ",": handed by
+	// dialer.next and not yet reported, whether waiting to be placed, in
+	// progress, or their results queued and not yet accepted. The
+	// controller ends a lease the list leaves out once it is older than a
+	// grace (the node never got that call). CallsListed tells an empty
+	// list from an older agent that sends none (every lease is renewed).
+	Calls       string `xmlrpc:"calls"`
+	CallsListed bool   `xmlrpc:"calls_listed"`
+}
+
+// Held returns the call ids the node holds, or nil when it did not list
+// them.
+func (r HeartbeatRequest) Held() []string {
+	if !r.CallsListed {
+		return nil
+	}
+	if r.Calls == "" {
+		return []string{}
+	}
+	return strings.Split(r.Calls, ",")
 }
 
 // Ready reports whether the node itself is fit to take calls: Asterisk up,

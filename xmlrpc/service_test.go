@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,6 +148,14 @@ func TestNodeSessionOverXMLRPC(t *testing.T) {
 	n.token = reg.Token
 	if err := n.call(nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{ActiveCalls: 3, AMIConnected: true, TimingOK: true, ChannelOK: true, TrunkOK: true}, &hb); err != nil || hb.AudioVersion != "v1" || nodes.beats[0].ActiveCalls != 3 {
 		t.Fatalf("heartbeat: %+v %v", hb, err)
+	}
+	// The calls the node holds, as the agent's client sends them; an
+	// agent that lists none (above) is told apart from an empty list.
+	if err := n.call(nodeapi.MethodHeartbeat, nodeapi.HeartbeatRequest{Calls: "k1-1,k2-3", CallsListed: true}, &hb); err != nil {
+		t.Fatalf("heartbeat with calls: %v", err)
+	}
+	if got := nodes.beats[1].Held(); !slices.Equal(got, []string{"k1-1", "k2-3"}) || nodes.beats[0].Held() != nil {
+		t.Fatalf("held calls %q, then %q: want k1-1,k2-3 and none listed", got, nodes.beats[0].Held())
 	}
 	// A forged token for another node id fails.
 	forged := &node{t: t, url: srv.URL, token: "n-i-2." + reg.Token[len("n-i-1."):]}

@@ -1022,20 +1022,22 @@ func (s *Store) Reap(ctx context.Context, now time.Time) (int, error) {
 	if _, err := s.foldAbandons(ctx); err != nil {
 		return 0, err
 	}
-	return s.endLive(ctx, `lease_expires < ?`, ms(now), now)
+	return s.endLive(ctx, `lease_expires < ?`, []any{ms(now)}, nil, now)
 }
 
 // ReleaseNode ends every live lease of a node known to be gone, at once
 // rather than at lease expiry.
 func (s *Store) ReleaseNode(ctx context.Context, nodeID string, now time.Time) (int, error) {
-	return s.endLive(ctx, `lease_node = ?`, nodeID, now)
+	return s.endLive(ctx, `lease_node = ?`, []any{nodeID}, nil, now)
 }
 
-func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time) (int, error) {
+// endLive ends the live leases that cond (with args) selects, but for the
+// calls keep names, as cut off.
+func (s *Store) endLive(ctx context.Context, cond string, args []any, keep map[string]bool, now time.Time) (int, error) {
 	n := 0
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		n = 0
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT id, campaign_id, attempts, lease_token, lease_node, lease_trunk, leased_at, lease_expires FROM contacts WHERE state = 'leased' AND `+cond), arg)
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT id, campaign_id, attempts, lease_token, lease_node, lease_trunk, leased_at, lease_expires FROM contacts WHERE state = 'leased' AND `+cond), args...)
 		if err != nil {
 			return fmt.Errorf("expired leases: %w", err)
 		}
@@ -1051,6 +1053,9 @@ func (s *Store) endLive(ctx context.Context, cond string, arg any, now time.Time
 			if err := rows.Scan(&d.contact, &d.campaign, &d.attempt, &d.token, &d.node, &d.trunk, &d.leasedAt, &d.expires); err != nil {
 				rows.Close()
 				return fmt.Errorf("expired leases: %w", err)
+			}
+			if keep[callID(d.contact, d.attempt)] {
+				continue
 			}
 			ds = append(ds, d)
 		}

@@ -40,6 +40,14 @@ type Store struct {
 	// LeaseTTL bounds how long a leased contact stays out; after it the
 	// contact comes back (a node killed mid-call loses nothing). Default 15m.
 	LeaseTTL time.Duration
+	// HeldGrace is how long a lease is kept although its node's heartbeat
+	// does not list it (RenewNode): the dialer.next answer may still be on
+	// its way when the node lists its calls. The agent gives up on a
+	// dialer.next and on a heartbeat after 15 s each, so a lease left out
+	// that way is under 30 s old when the heartbeat arrives; the default,
+	// 1m, doubles that for load and clocks of several controllers, and
+	// still frees a lost lease sooner than a dead node's (LeaseTTL).
+	HeldGrace time.Duration
 
 	zmu   sync.RWMutex
 	zones map[int64]zoneGroup // zone group id → jurisdiction and zones
@@ -73,7 +81,7 @@ type Store struct {
 // "host=..." DSN for PostgreSQL, else a SQLite file path (optionally
 // prefixed "sqlite:"), and runs the migrations.
 func Open(ctx context.Context, dsn string) (*Store, error) {
-	s := &Store{LeaseTTL: 15 * time.Minute, Caps: campaign.DefaultCaps, zones: map[int64]zoneGroup{}, zids: map[string]int64{}}
+	s := &Store{LeaseTTL: 15 * time.Minute, HeldGrace: time.Minute, Caps: campaign.DefaultCaps, zones: map[int64]zoneGroup{}, zids: map[string]int64{}}
 	var err error
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"), strings.HasPrefix(dsn, "host="):

@@ -52,7 +52,8 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	}
 	defer store.Close()
 	// Leases live with their node: each heartbeat renews them for this
-	// long, so a lease ends only when its node has been silent as long.
+	// long, so a lease ends when its node has been silent as long, or
+	// when the node, alive, no longer lists the call (store.HeldGrace).
 	store.LeaseTTL = nodeLeaseTTL
 	store.Caps = campaign.Caps{PerDay: cfg.CapDay, PerWeek: cfg.CapWeek}
 	secret, err := clusterSecret(cfg)
