@@ -47,7 +47,9 @@ import (
 // floors: a bare HTTP round trip with the same client and concurrency,
 // and a bare UPDATE ... RETURNING on the same PostgreSQL.
 //
-// Nodes ask for calls at the agent's cadence (Agent.dialLoop).
+// Nodes ask for calls at the agent's cadence (Agent.dialLoop), and try
+// a request the connection failed under again, as the agent does; each
+// rung says how many were.
 //
 // On the 2-core machine, nothing else running (three runs, one with a
 // sampler of pg_stat_activity at 4 Hz): at 3,500 slots 3,055-3,173
@@ -181,7 +183,8 @@ func BenchmarkFleet(b *testing.B) {
 	var samples []sample
 	var counting atomic.Bool
 	var attempts, steps atomic.Int64
-	var live atomic.Int64 // calls in progress across the fleet
+	var transportErrs atomic.Int64 // requests the connection failed under, tried again
+	var live atomic.Int64          // calls in progress across the fleet
 	// Each node has its own HTTP client, the agent's (agent.NewRPC): a
 	// client shared by the whole fleet would queue every node's calls on
 	// its connection limit and time that as the controllers'.
@@ -193,19 +196,33 @@ func BenchmarkFleet(b *testing.B) {
 		if err := xmlrpc.EncodeCall(body, method, arg); err != nil {
 			return err
 		}
-		req, _ := http.NewRequest("POST", bases[rr.Add(1)%uint64(len(bases))]+"/RPC2", body)
-		req.Header.Set("Authorization", "Bearer "+cred)
-		t0 := time.Now()
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
-		}
-		out, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if counting.Load() {
-			smu.Lock()
-			samples = append(samples, sample{method, time.Since(t0)})
-			smu.Unlock()
+		// A request the connection failed under (no answer read) is
+		// tried again, as the agent tries a step again (Agent.step: four
+		// tries, 200 ms doubling) and keeps a result until delivered;
+		// each such failure is counted and reported with its rung.
+		var out []byte
+		for try, wait := 1, 200*time.Millisecond; ; try, wait = try+1, 2*wait {
+			req, _ := http.NewRequest("POST", bases[rr.Add(1)%uint64(len(bases))]+"/RPC2", bytes.NewReader(body.Bytes()))
+			req.Header.Set("Authorization", "Bearer "+cred)
+			t0 := time.Now()
+			resp, err := hc.Do(req)
+			if err == nil {
+				out, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			if err == nil {
+				if counting.Load() {
+					smu.Lock()
+					samples = append(samples, sample{method, time.Since(t0)})
+					smu.Unlock()
+				}
+				break
+			}
+			transportErrs.Add(1)
+			if try == 4 {
+				return err
+			}
+			time.Sleep(wait)
 		}
 		// They read answers with the project's decoder, a fraction of
 		// kolo's reflection.
@@ -390,6 +407,7 @@ func BenchmarkFleet(b *testing.B) {
 		xactsPerAttempt                 float64
 		cpuPerAttempt                   [3]time.Duration // CPU time per attempt: the controllers, PostgreSQL, the simulated fleet
 		busy                            float64          // the machine's CPUs busy, 0-1 (PostgreSQL, memcached, the simulated fleet, all)
+		transportErrs                   int64            // requests the connection failed under, tried again
 	}
 	var rungs []rung
 	ceiling := -1
@@ -401,6 +419,7 @@ func BenchmarkFleet(b *testing.B) {
 		smu.Unlock()
 		attempts.Store(0)
 		steps.Store(0)
+		e0 := transportErrs.Load()
 		x0 := xacts()
 		cpu0, busy0 := partyCPU(procs, postmaster), machineBusy()
 		counting.Store(true)
@@ -425,15 +444,15 @@ func BenchmarkFleet(b *testing.B) {
 		r := rung{slots: active * slots, calls: int(held / samplesTaken), attemptsPS: float64(attempts.Load()) / secs, stepsPS: float64(steps.Load()) / secs,
 			requestsPS: float64(len(samples)) / secs, p99: p99(""), p99Step: p99(nodeapi.MethodStep), p99Next: p99(nodeapi.MethodNext),
 			p99Res: p99(nodeapi.MethodResult), xactsPerAttempt: float64(x1-x0) / float64(max(attempts.Load(), 1)),
-			busy: busy1.since(busy0)}
+			busy: busy1.since(busy0), transportErrs: transportErrs.Load() - e0}
 		for i := range cpu1 {
 			r.cpuPerAttempt[i] = (cpu1[i] - cpu0[i]) / time.Duration(max(attempts.Load(), 1))
 		}
 		smu.Unlock()
 		rungs = append(rungs, r)
-		b.Logf("%5d slots, %5d calls held: %6.1f attempts/s %7.1f steps/s %7.1f requests/s  p99 %6.0f ms (step %6.0f, next %6.0f, result %6.0f)  %.2f db xacts/attempt; CPU ms/attempt: controllers %.2f, PostgreSQL %.2f, simulated fleet %.2f; machine %.0f%% busy",
+		b.Logf("%5d slots, %5d calls held: %6.1f attempts/s %7.1f steps/s %7.1f requests/s  p99 %6.0f ms (step %6.0f, next %6.0f, result %6.0f)  %.2f db xacts/attempt; CPU ms/attempt: controllers %.2f, PostgreSQL %.2f, simulated fleet %.2f; machine %.0f%% busy; %d requests tried again",
 			r.slots, r.calls, r.attemptsPS, r.stepsPS, r.requestsPS, ms(r.p99), ms(r.p99Step), ms(r.p99Next), ms(r.p99Res), r.xactsPerAttempt,
-			ms(r.cpuPerAttempt[0]), ms(r.cpuPerAttempt[1]), ms(r.cpuPerAttempt[2]), 100*r.busy)
+			ms(r.cpuPerAttempt[0]), ms(r.cpuPerAttempt[1]), ms(r.cpuPerAttempt[2]), 100*r.busy, r.transportErrs)
 		if r.p99Step > budget {
 			break // broken: no higher rung
 		}
