@@ -51,17 +51,17 @@ import (
 // a request the connection failed under again, as the agent does; each
 // rung says how many were.
 //
-// On the 2-core machine, nothing else running (three runs, one with a
+// On the 2-core machine, nothing else running (four runs, one with a
 // sampler of pg_stat_activity at 4 Hz): at 3,500 slots 3,055-3,173
-// calls held at 468-575 attempts/s, p99 call.step 795-1,040 ms,
-// dialer.next 1.0-1.5 s, call.result 1.0-1.4 s, 3.9-4.5 database
-// transactions per attempt; CPU per attempt: controllers 1.18-1.55 ms,
-// PostgreSQL 0.99-1.38 ms, simulated fleet 0.72-0.95 ms (2.89-3.88 ms in
+// calls held at 468-613 attempts/s, p99 call.step 578-1,040 ms,
+// dialer.next 1.0-1.5 s, call.result 0.8-1.4 s, 3.4-4.5 database
+// transactions per attempt; CPU per attempt: controllers 1.12-1.55 ms,
+// PostgreSQL 0.96-1.38 ms, simulated fleet 0.68-0.95 ms (2.76-3.88 ms in
 // all; 680 attempts/s needs at most 2.94 on two cores), the machine
-// 88-94% busy; in the run with the sampler p99 call.step passed 1 s at
-// that rung, so its ceiling was 2,000 slots. Floors 19,864-25,823 HTTP
-// req/s (requests at 0.12-0.16x) and 10,834-14,305 UPDATEs/s (attempts
-// at 0.040-0.048x).
+// 87-94% busy; in the run with the sampler p99 call.step passed 1 s at
+// that rung, so its ceiling was 2,000 slots. Floors 19,864-31,982 HTTP
+// req/s (requests at 0.11-0.16x) and 10,834-18,684 UPDATEs/s (attempts
+// at 0.033-0.048x); no request was tried again in the run that counted.
 // Before this round's changes (four runs of the last round's code, and
 // three of the lighter simulated fleet alone): 2,572-2,989 calls at
 // 391-539 attempts/s, 3.5-4.8 ms of CPU per attempt in all.
