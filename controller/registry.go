@@ -313,13 +313,6 @@ func (c *Controller) CheckNode(ctx context.Context, nodeID string) (NodeCheck, e
 	return n, nil
 }
 
-// NodeSpot reports whether a node is a spot instance: leasing keeps calls
-// that may outlast a spot interruption notice off it.
-func (c *Controller) NodeSpot(ctx context.Context, nodeID string) (bool, error) {
-	rec, err := c.loadNode(ctx, nodeID)
-	return rec.Spot, err
-}
-
 // persist writes n's record under the leader's fence; the caller holds
 // c.mu.
 func (c *Controller) persist(ctx context.Context, n *node) error {

@@ -23,25 +23,16 @@ import (
 // campaigns, honouring each campaign's target concurrency and attempts per
 // second, its trunk's fleet-wide channel and call-rate limits, every
 // contact's calling window in all its zones, retry schedules and attempt
-// limits. Each contact leased carries a fresh token and an expiry.
+// limits. Each contact leased carries a fresh token and an expiry. The
+// node is taken as on-demand (LeaseFor).
 func (s *Store) Lease(ctx context.Context, nodeID string, max int, now time.Time) ([]campaign.Lease, error) {
-	return s.lease(ctx, nodeID, func() (bool, error) {
-		if s.NodeSpot == nil {
-			return false, nil
-		}
-		return s.NodeSpot(ctx, nodeID)
-	}, max, now)
+	return s.LeaseFor(ctx, nodeID, false, max, now)
 }
 
-// LeaseFor is Lease for a node whose capacity type the caller has read
-// already (the XML-RPC tier, with its node check): NodeSpot is not asked.
+// LeaseFor is Lease for a node of the capacity type given: a spot node
+// gets no campaign whose calls may outlast SpotCallLimit (forNode). The
+// XML-RPC tier reads the type with its node check.
 func (s *Store) LeaseFor(ctx context.Context, nodeID string, spot bool, max int, now time.Time) ([]campaign.Lease, error) {
-	return s.lease(ctx, nodeID, func() (bool, error) { return spot, nil }, max, now)
-}
-
-// lease is Lease, asking spot whether the node is a spot instance only
-// when that matters.
-func (s *Store) lease(ctx context.Context, nodeID string, spot func() (bool, error), max int, now time.Time) ([]campaign.Lease, error) {
 	if max <= 0 {
 		return nil, nil
 	}
@@ -60,8 +51,8 @@ func (s *Store) lease(ctx context.Context, nodeID string, spot func() (bool, err
 	if err != nil || len(running) == 0 {
 		return nil, err
 	}
-	if running, err = s.forNode(nodeID, spot, running); err != nil || len(running) == 0 {
-		return nil, err
+	if running = s.forNode(spot, running); len(running) == 0 {
+		return nil, nil
 	}
 	var out []campaign.Lease
 	// A lease that PostgreSQL picks as a deadlock's victim is tried again:

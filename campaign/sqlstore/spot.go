@@ -1,25 +1,14 @@
 package sqlstore
 
-import (
-	"fmt"
-
-	"github.com/elastidial/elastidial/campaign"
-)
+import "github.com/elastidial/elastidial/campaign"
 
 // forNode keeps the campaigns node may lease for: a spot node, which EC2
 // reclaims two minutes after its notice, gets no campaign whose calls may
 // outlast SpotCallLimit (campaign.Campaign.OffSpot). The scaler keeps
 // on-demand nodes for those (campaign.Demand.OnDemand).
-func (s *Store) forNode(nodeID string, isSpot func() (bool, error), cs []campaign.Campaign) ([]campaign.Campaign, error) {
-	if s.SpotCallLimit <= 0 {
-		return cs, nil
-	}
-	spot, err := isSpot()
-	if err != nil {
-		return nil, fmt.Errorf("lease: capacity type of node %s: %w", nodeID, err)
-	}
-	if !spot {
-		return cs, nil
+func (s *Store) forNode(spot bool, cs []campaign.Campaign) []campaign.Campaign {
+	if s.SpotCallLimit <= 0 || !spot {
+		return cs
 	}
 	out := make([]campaign.Campaign, 0, len(cs))
 	for _, c := range cs {
@@ -27,5 +16,5 @@ func (s *Store) forNode(nodeID string, isSpot func() (bool, error), cs []campaig
 			out = append(out, c)
 		}
 	}
-	return out, nil
+	return out
 }

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -19,15 +18,6 @@ func TestSpotNodeGetsNoLongCalls(t *testing.T) {
 		ctx := context.Background()
 		s.SpotCallLimit = 105 * time.Second             // two minutes less a margin
 		s.Caps = campaign.Caps{PerDay: 10, PerWeek: 10} // setup gives every campaign the same numbers
-		s.NodeSpot = func(_ context.Context, id string) (bool, error) {
-			switch id {
-			case "spot-1":
-				return true, nil
-			case "od-1":
-				return false, nil
-			}
-			return false, errors.New("no such node")
-		}
 		// Ring 30 s (the default) plus the flow's longest call.
 		short := setup(t, s, 5, func(c *campaign.Campaign) { c.Name = "Short" })
 		long := setup(t, s, 5, func(c *campaign.Campaign) { c.Name = "Long" })
@@ -56,22 +46,17 @@ func TestSpotNodeGetsNoLongCalls(t *testing.T) {
 			}
 			return fmt.Sprint(m)
 		}
-		// The XML-RPC tier knows the node's capacity type from its node
-		// check: NodeSpot, which knows no "spot-2", is not asked.
-		ls, err := s.LeaseFor(ctx, "spot-2", true, 2, noonNY)
+		ls, err := s.LeaseFor(ctx, "spot-1", true, 2, noonNY)
 		if err != nil || count(ls) != "map[Short:2]" {
-			t.Fatalf("spot node known as such leased %s %v; want the short campaign's calls only", count(ls), err)
+			t.Fatalf("spot node leased %s %v; want the short campaign's calls only", count(ls), err)
 		}
-		ls, err = s.Lease(ctx, "spot-1", 100, noonNY)
+		ls, err = s.LeaseFor(ctx, "spot-2", true, 100, noonNY)
 		if err != nil || count(ls) != "map[Short:3]" {
 			t.Fatalf("spot node leased %s %v; want the short campaign's calls only", count(ls), err)
 		}
-		ls, err = s.Lease(ctx, "od-1", 100, noonNY)
+		ls, err = s.LeaseFor(ctx, "od-1", false, 100, noonNY)
 		if err != nil || count(ls) != "map[Long:5 Loop:5 Unknown:5]" {
 			t.Fatalf("on-demand node leased %s %v; want every long campaign's calls", count(ls), err)
-		}
-		if _, err := s.Lease(ctx, "stranger", 100, noonNY); err == nil {
-			t.Fatal("a node whose capacity type is unknown leased")
 		}
 		ds, err := s.Demand(ctx, noonNY)
 		if err != nil {

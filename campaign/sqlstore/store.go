@@ -67,9 +67,6 @@ type Store struct {
 	// to on-demand nodes only, and its Demand says so. 0 keeps nothing
 	// off spot.
 	SpotCallLimit time.Duration
-	// NodeSpot reports whether a node is a spot instance (the scaler's
-	// registry); nil when no node is.
-	NodeSpot func(ctx context.Context, nodeID string) (bool, error)
 
 	// The compliance linker (chain.go), PostgreSQL only.
 	linkKick chan struct{}

@@ -135,7 +135,8 @@ func runServer(ctx context.Context, cfg Config, stdout io.Writer, log *slog.Logg
 	if cfg.Cloud == "ec2" && cfg.EC2Spot {
 		// Calls that may outlast a spot node's interruption notice go to
 		// on-demand nodes only.
-		store.SpotCallLimit, store.NodeSpot = cfg.SpotCallLimit, scaler.NodeSpot
+		// (dialer.next reads a node's capacity type with its node check.)
+		store.SpotCallLimit = cfg.SpotCallLimit
 	}
 	rpc := &xmlrpc.Service{Secret: secret, Nodes: nodes{scaler, store}, Dialer: dialer{store, scaler}, Flows: flows, Audio: audio, Trunks: trunks{store, scaler}}
 	speechHandler, renderer, err := speechRenderer(ctx, cfg, rpc, publicURL, secret, log)
