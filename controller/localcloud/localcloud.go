@@ -6,12 +6,24 @@
 //
 // Each instance has a folder under Dir, claimed atomically, so an id is
 // never used twice in that folder, whichever process launched it. The
-// folder records the process (instance.json); a cloud opened on a folder
-// after a controller crash lists the node processes still running there
-// again (adopted: same id, tags and state) if they were started for this
-// controller URL and secret, and terminates the others, which could never
-// reach it. Controllers sharing one database with the local cloud share
-// one Dir.
+// folder records the process (instance.json) once it has started. The
+// folder, not a Cloud's memory, is the fleet: Instances, Launch (of a
+// token not seen yet) and Terminate (of an id not known yet) first look
+// for folders this Cloud does not hold, so a Cloud lists the node
+// processes an earlier run left (after a controller crash) and those
+// another controller sharing the folder started, as the leader must when
+// it takes over. A process found running is adopted (same id, tags and
+// state) if it was started for this controller URL and secret; the others
+// are terminated, as they could never reach it. A folder claimed but not
+// yet recorded (its process is being started) is not listed until it is.
+// Controllers sharing one database with the local cloud share one Dir and
+// one URL.
+//
+// Each open Cloud holds a shared lock on Dir/controllers.lock. Close
+// terminates the node processes only when it is the last Cloud open on
+// the folder (then it terminates every one, started by whichever
+// controller); while another is open, the nodes and their calls carry on
+// under that one, so restarting one of several controllers cuts no call.
 package localcloud
 
 import (
@@ -20,6 +32,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -65,22 +78,26 @@ type Asterisk struct {
 
 // Cloud runs node agents as local processes.
 type Cloud struct {
-	cfg Config
-	wg  sync.WaitGroup
+	cfg  Config
+	wg   sync.WaitGroup
+	quit chan struct{} // closed by Close when it leaves the nodes running: watchers stop
+	lock *os.File      // holds a shared lock on Dir/controllers.lock until Close
 
 	mu     sync.Mutex
 	next   int
 	insts  map[string]*proc
 	tokens map[string][]string
+	bad    map[string]bool // folders with an unreadable record, warned of once
 	closed bool
 }
 
 type proc struct {
-	inst controller.Instance
-	cmd  *exec.Cmd
-	pid  int           // an adopted process (cmd nil): not our child
-	done chan struct{} // closed when the process has exited (or never started)
-	kill *time.Timer
+	inst  controller.Instance
+	cmd   *exec.Cmd
+	pid   int           // an adopted process (cmd nil): not our child
+	start uint64        // pid's start time (see procStart); 0 unknown
+	done  chan struct{} // closed when the process has exited (or never started)
+	kill  *time.Timer
 }
 
 // record is what instance.json keeps of a started process.
@@ -92,7 +109,17 @@ type record struct {
 	Token         string            `json:"launch_token"`
 	Tags          map[string]string `json:"tags"`
 	LaunchedAt    time.Time         `json:"launched_at"`
+	// Start is the process's start time (procStart): with the pid it
+	// names the process whatever it execs (a script ending in exec);
+	// 0 in records of earlier versions, matched by command line.
+	Start uint64 `json:"start,omitempty"`
 }
+
+// Names in Dir besides the instance folders.
+const (
+	lockFile   = "controllers.lock" // shared-locked by every open Cloud
+	stopMarker = "terminate"        // in an instance folder: never (re)start its process
+)
 
 var _ controller.Cloud = (*Cloud)(nil)
 
@@ -137,62 +164,101 @@ func New(cfg Config) (*Cloud, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("local cloud: %w", err)
 	}
-	c := &Cloud{cfg: cfg, insts: map[string]*proc{}, tokens: map[string][]string{}}
-	if err := c.recover(); err != nil {
+	lock, err := os.OpenFile(filepath.Join(cfg.Dir, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("local cloud: %w", err)
+	}
+	// Released when this Cloud closes or its process dies, however.
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_SH); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("local cloud: lock %s: %w", lockFile, err)
+	}
+	c := &Cloud{cfg: cfg, quit: make(chan struct{}), lock: lock, insts: map[string]*proc{}, tokens: map[string][]string{}, bad: map[string]bool{}}
+	if err := c.scan(); err != nil {
+		lock.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-// recover lists the instances a previous process left in Dir: running
-// ones of this controller are adopted, running ones of another are
-// terminated, ended ones are listed as terminated.
-func (c *Cloud) recover() error {
+// scan takes in the instance folders of Dir this cloud does not hold yet:
+// those an earlier run left and those another controller sharing the
+// folder started (see found). Records already held are not read again,
+// and the folder is read without c.mu, so Launch and the processes'
+// goroutines do not wait on the disk.
+func (c *Cloud) scan() error {
 	ents, err := os.ReadDir(c.cfg.Dir)
 	if err != nil {
 		return fmt.Errorf("local cloud: %w", err)
 	}
+	var unknown []string
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for _, e := range ents {
 		n, ok := idNumber(e.Name())
 		if !ok || !e.IsDir() {
 			continue
 		}
 		c.next = max(c.next, n)
-		b, err := os.ReadFile(filepath.Join(c.cfg.Dir, e.Name(), "instance.json"))
-		if err != nil {
-			continue // claimed, never started
+		if c.insts[e.Name()] == nil && !c.bad[e.Name()] {
+			unknown = append(unknown, e.Name())
 		}
-		var r record
-		if err := json.Unmarshal(b, &r); err != nil || r.ID != e.Name() {
-			c.cfg.Logger.Warn("local cloud: unreadable instance record", "instance", e.Name(), "err", err)
-			continue
-		}
-		p := &proc{inst: controller.Instance{ID: r.ID, State: controller.InstanceTerminated, Type: "local", Zone: "local",
-			PrivateIP: "127.0.0.1", LaunchedAt: r.LaunchedAt, Tags: r.Tags}, pid: r.PID, done: make(chan struct{})}
-		c.insts[r.ID] = p
-		if r.Token != "" {
-			c.tokens[r.Token] = append(c.tokens[r.Token], r.ID)
-		}
-		if !running(r.PID, r.ID) {
-			close(p.done)
-			continue
-		}
-		p.inst.State = controller.InstanceRunning
-		c.wg.Add(1)
-		go c.watch(p)
-		if r.ControllerURL == c.cfg.ControllerURL && r.SecretHash == secretHash(c.cfg.Secret) {
-			c.cfg.Logger.Info("local cloud: adopted node process of an earlier run", "instance", r.ID, "pid", r.PID)
-			continue
-		}
-		c.cfg.Logger.Warn("local cloud: terminating node process started for another controller", "instance", r.ID, "pid", r.PID, "controller", r.ControllerURL)
-		c.stop(p)
 	}
-	for _, ids := range c.tokens {
-		sort.Strings(ids)
+	c.mu.Unlock()
+	var recs []record
+	var bad []string
+	for _, id := range unknown {
+		r, err := c.readRecord(id)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Claimed, not started yet (another controller is starting
+			// it: it is listed once recorded) or never (its launcher
+			// died first): not listed, and left alone.
+			continue
+		}
+		if err != nil || r.ID != id {
+			c.cfg.Logger.Warn("local cloud: unreadable instance record", "instance", id, "err", err)
+			bad = append(bad, id)
+			continue
+		}
+		recs = append(recs, r)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range bad {
+		c.bad[id] = true
+	}
+	for _, r := range recs {
+		if c.insts[r.ID] == nil { // not launched or found meanwhile
+			c.found(r)
+		}
 	}
 	return nil
+}
+
+// found lists the instance of a record in Dir: a running process of this
+// controller is adopted, a running one of another is terminated (it could
+// never reach this controller), an ended one is listed as terminated. The
+// caller holds c.mu.
+func (c *Cloud) found(r record) {
+	p := &proc{inst: controller.Instance{ID: r.ID, State: controller.InstanceTerminated, Type: "local", Zone: "local",
+		PrivateIP: "127.0.0.1", LaunchedAt: r.LaunchedAt, Tags: r.Tags}, pid: r.PID, start: r.Start, done: make(chan struct{})}
+	c.insts[r.ID] = p
+	if r.Token != "" {
+		c.tokens[r.Token] = append(c.tokens[r.Token], r.ID)
+		sort.Strings(c.tokens[r.Token])
+	}
+	if !running(r.PID, r.Start, r.ID) {
+		close(p.done)
+		return
+	}
+	p.inst.State = controller.InstanceRunning
+	c.wg.Add(1)
+	go c.watch(p)
+	if r.ControllerURL == c.cfg.ControllerURL && r.SecretHash == secretHash(c.cfg.Secret) {
+		c.cfg.Logger.Info("local cloud: adopted a node process another run or controller started", "instance", r.ID, "pid", r.PID)
+		return
+	}
+	c.cfg.Logger.Warn("local cloud: terminating node process started for another controller", "instance", r.ID, "pid", r.PID, "controller", r.ControllerURL)
+	c.stop(p)
 }
 
 // idNumber parses "local-0042".
@@ -205,11 +271,20 @@ func idNumber(name string) (int, bool) {
 	return n, err == nil && n > 0
 }
 
-// running reports whether pid is alive and is the agent of instance id
-// (not an unrelated process that reused the pid).
-func running(pid int, id string) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+// running reports whether pid is alive (not a zombie) and is the agent
+// of instance id, not an unrelated process that reused the pid: the one
+// that started at start, or, when start is unknown (0), one whose
+// command line names id.
+func running(pid int, start uint64, id string) bool {
+	if pid <= 0 {
 		return false
+	}
+	st, ok := procStart(pid)
+	if !ok {
+		return false
+	}
+	if start != 0 {
+		return st == start
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
@@ -218,14 +293,70 @@ func running(pid int, id string) bool {
 	return bytes.Contains(b, []byte("\x00-instance-id\x00"+id+"\x00"))
 }
 
-// watch waits for an adopted process (not our child) to end.
+// procStart is when process pid started, in clock ticks since boot
+// (field 22 of /proc/pid/stat); false when there is no such process or it
+// has exited (a zombie not yet reaped by its parent).
+func procStart(pid int) (uint64, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// The command name, field 2, is in parentheses and may hold anything.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:])) // from field 3, the state
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		return 0, false
+	}
+	start, err := strconv.ParseUint(f[19], 10, 64)
+	return start, err == nil
+}
+
+// watch waits for an adopted process (not our child) to end, or for
+// Close to leave it running. A leader may watch a whole fleet, and
+// reading /proc costs tens of µs here: a bare signal 0 every 100 ms
+// sees an exit, the full check every second a reaped pid reused (or a
+// zombie whose parent is slow to reap it).
 func (c *Cloud) watch(p *proc) {
 	defer c.wg.Done()
-	defer close(p.done)
-	for running(p.pid, p.inst.ID) {
-		time.Sleep(100 * time.Millisecond)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for i := 0; ; i++ {
+		c.mu.Lock()
+		pid, start, id := p.pid, p.start, p.inst.ID
+		c.mu.Unlock()
+		if syscall.Kill(pid, 0) != nil || i%10 == 0 && !running(pid, start, id) {
+			// Its launcher may have started the agent again (with a real
+			// Asterisk the instance is the machine): follow the new one.
+			r, err := c.readRecord(id)
+			if err != nil || r.PID == pid || !running(r.PID, r.Start, id) {
+				break
+			}
+			c.mu.Lock()
+			p.pid, p.start = r.PID, r.Start
+			c.mu.Unlock()
+			continue
+		}
+		select {
+		case <-c.quit:
+			return // left running for the controllers still open
+		case <-t.C:
+		}
 	}
 	c.ended(p, nil)
+	close(p.done)
+}
+
+// readRecord reads instance id's instance.json.
+func (c *Cloud) readRecord(id string) (record, error) {
+	var r record
+	b, err := os.ReadFile(filepath.Join(c.cfg.Dir, id, "instance.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &r)
+	}
+	return r, err
 }
 
 func secretHash(s string) string {
@@ -263,6 +394,16 @@ func (c *Cloud) claim() (string, error) {
 func (c *Cloud) Launch(ctx context.Context, req controller.LaunchRequest) ([]controller.Instance, error) {
 	if req.Count <= 0 {
 		return nil, fmt.Errorf("local launch: count %d", req.Count)
+	}
+	c.mu.Lock()
+	_, seen := c.tokens[req.Token]
+	c.mu.Unlock()
+	if !seen && req.Token != "" {
+		// A new leader retrying its predecessor's launch: that one may
+		// have started it, in the shared folder.
+		if err := c.scan(); err != nil {
+			return nil, fmt.Errorf("local launch: %w", err)
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -341,7 +482,11 @@ func (c *Cloud) run(p *proc) {
 		if restarts > 0 {
 			want = controller.InstanceRunning
 		}
+		byOther := stopped(dir)
 		c.mu.Lock()
+		if byOther && p.inst.State == want {
+			p.inst.State = controller.InstanceShuttingDown // by another controller sharing the folder
+		}
 		if p.inst.State != want {
 			// Terminated before it (re)started.
 			c.mu.Unlock()
@@ -356,9 +501,15 @@ func (c *Cloud) run(p *proc) {
 		p.cmd, p.pid = cmd, cmd.Process.Pid
 		p.inst.State = controller.InstanceRunning
 		c.mu.Unlock()
-		c.writeRecord(p, dir)
+		start, _ := procStart(cmd.Process.Pid)
+		c.writeRecord(p, start, dir)
 		err = cmd.Wait()
+		byOther = stopped(dir)
 		c.mu.Lock()
+		if byOther && p.inst.State == controller.InstanceRunning {
+			// Terminated by another controller sharing the folder.
+			p.inst.State = controller.InstanceShuttingDown
+		}
 		again := c.cfg.Asterisk != nil && p.inst.State == controller.InstanceRunning && !c.closed
 		c.mu.Unlock()
 		if !again {
@@ -373,10 +524,14 @@ func (c *Cloud) run(p *proc) {
 	}
 }
 
-// writeRecord keeps what a later run needs to adopt or reap p.
-func (c *Cloud) writeRecord(p *proc, dir string) {
-	r := record{ID: p.inst.ID, PID: p.pid, ControllerURL: c.cfg.ControllerURL, SecretHash: secretHash(c.cfg.Secret),
+// writeRecord keeps what a later run, or another controller sharing the
+// folder, needs to adopt or reap p, whose process started at start.
+func (c *Cloud) writeRecord(p *proc, start uint64, dir string) {
+	c.mu.Lock()
+	p.start = start
+	r := record{ID: p.inst.ID, PID: p.pid, Start: p.start, ControllerURL: c.cfg.ControllerURL, SecretHash: secretHash(c.cfg.Secret),
 		Token: p.inst.Tags[controller.TagLaunchToken], Tags: p.inst.Tags, LaunchedAt: p.inst.LaunchedAt}
+	c.mu.Unlock()
 	b, _ := json.Marshal(r)
 	tmp := filepath.Join(dir, "instance.json.tmp")
 	if err := os.WriteFile(tmp, b, 0o644); err == nil {
@@ -413,19 +568,48 @@ func (c *Cloud) ended(p *proc, err error) {
 	p.inst.State = controller.InstanceTerminated
 }
 
-// Terminate sends SIGTERM to each process and SIGKILL after the grace.
-// Unknown or ended ids are not an error.
+// Terminate sends SIGTERM to each process and SIGKILL after the grace,
+// whichever controller sharing the folder started it. Unknown or ended
+// ids are not an error.
 func (c *Cloud) Terminate(ctx context.Context, ids []string) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	known := true
+	for _, id := range ids {
+		known = known && c.insts[id] != nil
+	}
+	c.mu.Unlock()
+	if !known {
+		if err := c.scan(); err != nil {
+			return fmt.Errorf("local terminate: %w", err)
+		}
+	}
+	var mark []string
+	c.mu.Lock()
 	for _, id := range ids {
 		p := c.insts[id]
-		if p == nil {
-			continue
+		if p != nil {
+			c.stop(p)
 		}
-		c.stop(p)
+		// Started by another controller, or about to be: the marker
+		// keeps its launcher from starting it (or, with a real Asterisk,
+		// from starting its agent again) and tells it who ended it.
+		if _, ok := idNumber(id); ok && (p == nil || p.cmd == nil && p.inst.State != controller.InstanceTerminated) {
+			mark = append(mark, id)
+		}
+	}
+	c.mu.Unlock()
+	for _, id := range mark {
+		if f, err := os.OpenFile(filepath.Join(c.cfg.Dir, id, stopMarker), os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			f.Close()
+		}
 	}
 	return nil
+}
+
+// stopped reports whether a Terminate marked the instance folder dir.
+func stopped(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, stopMarker))
+	return err == nil
 }
 
 // stop signals p; the caller holds c.mu.
@@ -441,18 +625,23 @@ func (c *Cloud) stop(p *proc) {
 			p.kill = time.AfterFunc(c.cfg.Grace, func() { _ = proc.Kill() })
 			return
 		}
-		pid, id := p.pid, p.inst.ID
+		pid, start, id := p.pid, p.start, p.inst.ID
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 		p.kill = time.AfterFunc(c.cfg.Grace, func() {
-			if running(pid, id) {
+			if running(pid, start, id) {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		})
 	}
 }
 
-// Instances lists every instance this cloud started, terminated ones too.
+// Instances lists every instance in the folder, whichever controller
+// started it, terminated ones too. It fails rather than list only some:
+// the scaler takes a node missing from the list for gone.
 func (c *Cloud) Instances(ctx context.Context) ([]controller.Instance, error) {
+	if err := c.scan(); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ids := make([]string, 0, len(c.insts))
@@ -480,10 +669,38 @@ func (c *Cloud) list(ids []string) []controller.Instance {
 // LogPath is where instance id's agent writes its output.
 func (c *Cloud) LogPath(id string) string { return filepath.Join(c.cfg.Dir, id, "agent.log") }
 
-// Close terminates every process and waits for them, or for ctx.
+// Close ends this cloud. When no other Cloud (in this process or
+// another) has the folder open, it terminates every node process in the
+// folder, whichever controller started it, and waits for them, or for
+// ctx. While another is open, it leaves them running for that one to
+// list and terminate: one controller of several stopping (a deploy, a
+// restart) cuts no call. Launches not started yet never start. Closing
+// again does nothing.
 func (c *Cloud) Close(ctx context.Context) error {
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
 	c.closed = true
+	c.mu.Unlock()
+	c.lock.Close() // releases our shared lock
+	if !c.alone() {
+		c.mu.Lock()
+		for _, p := range c.insts {
+			if p.inst.State == controller.InstancePending {
+				c.stop(p)
+			}
+		}
+		c.mu.Unlock()
+		close(c.quit)
+		c.cfg.Logger.Info("local cloud: another controller has the folder open; node processes left running for it")
+		return nil
+	}
+	if err := c.scan(); err != nil {
+		c.cfg.Logger.Warn("local cloud: closing without the folder's node processes this cloud did not list", "err", err)
+	}
+	c.mu.Lock()
 	for _, p := range c.insts {
 		c.stop(p)
 	}
@@ -498,7 +715,7 @@ func (c *Cloud) Close(ctx context.Context) error {
 		for _, p := range c.insts {
 			if p.cmd != nil && p.cmd.Process != nil {
 				_ = p.cmd.Process.Kill()
-			} else if p.cmd == nil && running(p.pid, p.inst.ID) {
+			} else if p.cmd == nil && running(p.pid, p.start, p.inst.ID) {
 				_ = syscall.Kill(p.pid, syscall.SIGKILL)
 			}
 		}
@@ -506,4 +723,16 @@ func (c *Cloud) Close(ctx context.Context) error {
 		<-done
 		return fmt.Errorf("close local cloud: %w", ctx.Err())
 	}
+}
+
+// alone reports whether no other open Cloud holds the folder's lock; the
+// caller has released its own. Of several closing at once, at least one
+// finds itself alone, as each releases its lock before it looks.
+func (c *Cloud) alone() bool {
+	f, err := os.OpenFile(filepath.Join(c.cfg.Dir, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return true // the folder is unusable: end what we can
+	}
+	defer f.Close()
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/elastidial/elastidial/controller"
 )
 
-func newCloudIn(t *testing.T, dir, url string) *Cloud {
+func newCloudIn(t testing.TB, dir, url string) *Cloud {
 	t.Helper()
 	c, err := New(Config{Binary: os.Args[0], ControllerURL: url, Secret: "s3cret", Dir: dir,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Env: []string{"LOCALCLOUD_HELPER=term"}, Grace: 300 * time.Millisecond, MaxInstances: 8, Cluster: "test"})
