@@ -96,7 +96,7 @@ func TestLaunchTerminate(t *testing.T) {
 	waitLog(t, c, "local-0002", "args:")
 
 	// The command line follows CONVENTIONS.md.
-	log := waitLog(t, c, "local-0001", "args:")
+	log := waitLog(t, c, "local-0001", "secret from env:") // printed after the arguments
 	for _, want := range []string{"-controller http://127.0.0.1:1", "-instance-id local-0001", "-capacity 100", "-simulate", "-imds off", "secret from env: s3cret"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("command line %q lacks %q", log, want)
