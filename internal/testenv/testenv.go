@@ -13,6 +13,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -170,4 +172,77 @@ func withDatabase(dsn, db string) string {
 		}
 	}
 	return strings.Join(append(parts, "dbname="+db), " ")
+}
+
+// Postgres is a PostgreSQL server owned by one test, for tests that stop
+// or restart the server itself (the shared one of ELASTIDIAL_TEST_POSTGRES
+// serves every package at once).
+type Postgres struct {
+	DSN  string
+	t    testing.TB
+	bin  string   // the folder of initdb and pg_ctl
+	data string   // the cluster's folder
+	as   []string // runs a command as the postgres user when we are root
+	opts string   // the server's options
+	log  string   // the server's log file
+}
+
+// StartPostgres creates a cluster in a temporary folder, starts it on a
+// free loopback port and stops it when the test ends.
+func StartPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
+	if len(bins) == 0 {
+		Missing(t, "PostgreSQL's server (initdb, pg_ctl)")
+	}
+	sort.Strings(bins) // the newest last (Debian's versions are two digits)
+	dir, err := os.MkdirTemp("", "elastidial-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p := &Postgres{t: t, bin: filepath.Dir(bins[len(bins)-1]), data: filepath.Join(dir, "data"), log: filepath.Join(dir, "log")}
+	if os.Geteuid() == 0 {
+		// initdb refuses to run as root: the server runs as postgres.
+		if err := exec.Command("chown", "postgres", dir).Run(); err != nil {
+			t.Fatalf("chown %s to postgres: %v", dir, err)
+		}
+		p.as = []string{"runuser", "-u", "postgres", "--"}
+	}
+	port := FreePort(t)
+	p.opts = fmt.Sprintf("-k %s -p %d -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", dir, port)
+	p.pg("initdb", "-D", p.data, "-U", "postgres", "-A", "trust", "--no-sync")
+	p.pg("pg_ctl", "-D", p.data, "-l", p.log, "-w", "-o", p.opts, "start")
+	t.Cleanup(func() {
+		if err := p.run("pg_ctl", "-D", p.data, "-m", "immediate", "stop"); err != nil {
+			t.Errorf("stop PostgreSQL: %v", err)
+		}
+	})
+	p.DSN = fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres sslmode=disable", port)
+	return p
+}
+
+// Restart stops the server (fast: open connections are ended, as by an
+// operator's restart or a failover) and starts it again.
+func (p *Postgres) Restart() {
+	p.t.Helper()
+	// The log keeps the server's output off pg_ctl's, which we read to
+	// its end.
+	p.pg("pg_ctl", "-D", p.data, "-l", p.log, "-m", "fast", "-w", "-o", p.opts, "restart")
+}
+
+// pg runs one of PostgreSQL's programs and fails the test if it fails.
+func (p *Postgres) pg(name string, args ...string) {
+	p.t.Helper()
+	if err := p.run(name, args...); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *Postgres) run(name string, args ...string) error {
+	argv := append(append(append([]string{}, p.as...), filepath.Join(p.bin, name)), args...)
+	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+	return nil
 }

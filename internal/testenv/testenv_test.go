@@ -80,3 +80,28 @@ func TestWatchTreeNamesWhatAppeared(t *testing.T) {
 		t.Errorf("a removed file is not a write into the tree: %v", err)
 	}
 }
+
+// TestPostgresRestarts: a test's own server serves, restarts, and serves
+// the same data again through the same pool.
+func TestPostgresRestarts(t *testing.T) {
+	pg := StartPostgres(t)
+	db, err := sql.Open("pgx", pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE kept (n INT); INSERT INTO kept VALUES (7)`); err != nil {
+		t.Fatal(err)
+	}
+	pg.Restart()
+	var n int
+	var err2 error
+	for try := 0; try < 3; try++ { // the pool's old connections fail once each
+		if err2 = db.QueryRow(`SELECT n FROM kept`).Scan(&n); err2 == nil {
+			break
+		}
+	}
+	if err2 != nil || n != 7 {
+		t.Fatalf("after the restart: %d, %v", n, err2)
+	}
+}
