@@ -482,6 +482,9 @@ func (a *API) importContacts(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := a.Store.ImportContacts(r.Context(), r.PathValue("id"), body, importOptions(r), a.now())
 	if err != nil {
+		if a.Log != nil { // whatever the cause, a lost upload is worth a line
+			a.Log.Warn("dial list not imported", "campaign", r.PathValue("id"), "err", err)
+		}
 		a.fail(w, r, err)
 		return
 	}

@@ -25,11 +25,11 @@ import (
 //
 // So neither a slow upload nor a million-row file holds the store's write
 // lock for longer than one batch: leasing and results go on throughout.
-// A crash leaves staged rows; Open finishes the publication of a recorded
-// import and discards the rows of one never recorded once they are
-// older than abandonAfter (another controller may still be reading it):
-// imports are stamped with the now they are given, which must be the wall
-// clock, as Open's is.
+// An import being read holds a lock that dies with its controller
+// (holdImport). A crash leaves staged rows; Open finishes the publication
+// of a recorded import and discards the rows of one never recorded whose
+// lock is free, and so does an import that meets such rows (dedupe): an
+// upload tried again after a crash imports its rows at once.
 
 // contactStaged marks a row of an import still being read. Queries name
 // it as the literal 'staged' so that its partial index is used.
@@ -38,9 +38,86 @@ const contactStaged = "staged"
 // publishChunk is how many staged rows one transaction publishes.
 const publishChunk = 5000
 
-// abandonAfter is how old the staged rows of an unrecorded import must be
-// before Open takes the import as abandoned.
-const abandonAfter = time.Hour
+// lockImport is the advisory lock class (PostgreSQL) of imports being
+// read; apart from leasing's classes.
+const lockImport = 5
+
+// holdImport marks import id as being read until release. held reports
+// whether the mark still holds: on PostgreSQL it is a session lock on a
+// connection of its own, which ends with the controller's process and
+// with the database server's restart; on SQLite, where one process holds
+// the file, it is kept in this Store.
+func (s *Store) holdImport(ctx context.Context, id string) (held func(context.Context) error, release func(), err error) {
+	if !s.postgres {
+		s.imu.Lock()
+		if s.reading == nil {
+			s.reading = map[string]bool{}
+		}
+		s.reading[id] = true
+		s.imu.Unlock()
+		return func(context.Context) error { return nil }, func() {
+			s.imu.Lock()
+			delete(s.reading, id)
+			s.imu.Unlock()
+		}, nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("import %s: %w", id, err)
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1, $2)`, lockImport, lockKey(id)); err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("import %s: hold: %w", id, err)
+	}
+	held = func(ctx context.Context) error {
+		if err := conn.PingContext(ctx); err != nil {
+			return fmt.Errorf("import %s: the database session holding it ended (%w); upload the list again", id, err)
+		}
+		return nil
+	}
+	release = func() {
+		// A session that ended released the lock with it.
+		conn.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1, $2)`, lockImport, lockKey(id))
+		conn.Close()
+	}
+	return held, release, nil
+}
+
+// importState is what became of an import whose rows are staged.
+type importState struct {
+	recorded bool // every row read: its publication goes on, or must
+	live     bool // a controller holds it (reading or publishing it)
+}
+
+// stagedBy tells what became of import id, whose rows are staged.
+func (s *Store) stagedBy(ctx context.Context, id string) (importState, error) {
+	var st importState
+	var one int
+	switch err := s.db.QueryRowContext(ctx, s.q(`SELECT 1 FROM imports WHERE id = ?`), id).Scan(&one); {
+	case err == nil:
+		st.recorded = true
+	case !errors.Is(err, sql.ErrNoRows):
+		return st, err
+	}
+	if !s.postgres {
+		s.imu.Lock()
+		defer s.imu.Unlock()
+		st.live = s.reading[id]
+		return st, nil
+	}
+	// Free when the try takes it (released with the transaction).
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return st, err
+	}
+	defer tx.Rollback()
+	var free bool
+	if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1, $2)`, lockImport, lockKey(id)).Scan(&free); err != nil {
+		return st, err
+	}
+	st.live = !free
+	return st, nil
+}
 
 // publishImport records the import's report and makes its rows callable.
 func (s *Store) publishImport(ctx context.Context, campaignID, importID string, rep importer.Report, now time.Time) error {
@@ -124,44 +201,39 @@ func (s *Store) discardImport(ctx context.Context, importID string) error {
 	}
 }
 
-// recoverImports finishes what a crash left: recorded imports are
-// published, unrecorded ones older than abandonAfter discarded.
-func (s *Store) recoverImports(ctx context.Context, now time.Time) error {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT import_id, MAX(next_at) FROM contacts WHERE state = 'staged' GROUP BY import_id`))
+// recoverImports finishes what a crash left: recorded imports no
+// controller holds are published, unrecorded ones discarded.
+func (s *Store) recoverImports(ctx context.Context) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT import_id FROM contacts WHERE state = 'staged'`)
 	if err != nil {
 		return fmt.Errorf("staged imports: %w", err)
 	}
-	type staged struct {
-		id string
-		at int64
-	}
-	var all []staged
+	var ids []string
 	for rows.Next() {
-		var st staged
-		if err := rows.Scan(&st.id, &st.at); err != nil {
+		var id string
+		if err := rows.Scan(&id); err != nil {
 			rows.Close()
 			return fmt.Errorf("staged imports: %w", err)
 		}
-		all = append(all, st)
+		ids = append(ids, id)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("staged imports: %w", err)
 	}
-	for _, st := range all {
-		var one int
-		err := s.db.QueryRowContext(ctx, s.q(`SELECT 1 FROM imports WHERE id = ?`), st.id).Scan(&one)
+	for _, id := range ids {
+		st, err := s.stagedBy(ctx, id)
 		switch {
-		case err == nil:
-			if err := s.publishStaged(ctx, st.id); err != nil {
-				return err
-			}
-		case errors.Is(err, sql.ErrNoRows) && now.Sub(fromMS(st.at)) > abandonAfter:
-			if err := s.discardImport(ctx, st.id); err != nil {
-				return err
-			}
-		case err != nil && !errors.Is(err, sql.ErrNoRows):
+		case err != nil:
 			return fmt.Errorf("staged imports: %w", err)
+		case st.live: // its controller carries it through
+		case st.recorded:
+			err = s.publishStaged(ctx, id)
+		default:
+			err = s.discardImport(ctx, id)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -102,47 +103,102 @@ func TestImportNeverBlocksDialling(t *testing.T) {
 	})
 }
 
-// TestOpenFinishesCrashedImports: an import recorded before a crash is
-// published on the next Open; the staged rows of one never recorded are
-// discarded once abandoned.
-func TestOpenFinishesCrashedImports(t *testing.T) {
-	ctx := context.Background()
-	path := t.TempDir() + "/crash.db"
-	s, err := Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := setup(t, s, 0, nil)
-	old := ms(time.Now().Add(-2 * abandonAfter))
-	for i, imp := range []string{"i_done", "i_dead", "i_live"} {
-		at := old
-		if imp == "i_live" {
-			at = ms(time.Now()) // another controller may still be reading it
-		}
-		if _, err := s.DB().ExecContext(ctx, `INSERT INTO contacts (campaign_id, phone, zgroup, fields, state, attempts, next_at, import_id, line) VALUES (?, ?, 1, '{}', 'staged', 0, ?, ?, 2)`,
-			c.ID, fmt.Sprintf("+1212555900%d", i), at, imp); err != nil {
+// stageRows writes what an import cut off mid-upload leaves: rows
+// staged under its id, the import never recorded.
+func stageRows(t *testing.T, s *Store, campaignID, importID string, phones ...string) {
+	t.Helper()
+	for i, p := range phones {
+		if _, err := s.DB().ExecContext(context.Background(), s.q(`INSERT INTO contacts (campaign_id, phone, zgroup, fields, state, attempts, next_at, import_id, line) VALUES (?, ?, 1, '{}', 'staged', 0, ?, ?, ?)`),
+			campaignID, p, ms(time.Now()), importID, i+2); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.DB().ExecContext(ctx, `INSERT INTO imports (id, campaign_id, created_at, report) VALUES ('i_done', ?, 0, '{}')`, c.ID); err != nil {
+}
+
+// holdElsewhere holds import id as another controller reading it does
+// (PostgreSQL): its lock on a session of its own, until the test ends.
+func holdElsewhere(t *testing.T, s *Store, id string) {
+	t.Helper()
+	conn, err := s.DB().Conn(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
-	if s, err = Open(ctx, path); err != nil {
+	if _, err := conn.ExecContext(context.Background(), `SELECT pg_advisory_lock($1, $2)`, lockImport, lockKey(id)); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	got := map[string]string{}
-	rows, _ := s.DB().QueryContext(ctx, `SELECT import_id, state FROM contacts`)
-	for rows.Next() {
-		var imp, st string
-		rows.Scan(&imp, &st)
-		got[imp] = st
-	}
-	rows.Close()
-	if want := map[string]string{"i_done": "pending", "i_live": "staged"}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("after reopening: %v, want %v", got, want)
-	}
+	t.Cleanup(func() { conn.Raw(func(any) error { return driver.ErrBadConn }); conn.Close() })
+}
+
+// TestOpenFinishesCrashedImports: an import recorded before a crash is
+// published on the next Open; the staged rows of one never recorded are
+// discarded, unless (PostgreSQL) another controller still reads it.
+func TestOpenFinishesCrashedImports(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		c := setup(t, s, 0, nil)
+		stageRows(t, s, c.ID, "i_done", "+12125559000")
+		stageRows(t, s, c.ID, "i_dead", "+12125559001")
+		want := map[string]string{"i_done": "pending"}
+		if s.postgres {
+			stageRows(t, s, c.ID, "i_live", "+12125559002")
+			holdElsewhere(t, s, "i_live")
+			want["i_live"] = "staged"
+		}
+		if _, err := s.DB().ExecContext(ctx, s.q(`INSERT INTO imports (id, campaign_id, created_at, report) VALUES ('i_done', ?, 0, '{}')`), c.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.recoverImports(ctx); err != nil { // what Open runs
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		rows, _ := s.DB().QueryContext(ctx, `SELECT import_id, state FROM contacts`)
+		for rows.Next() {
+			var imp, st string
+			rows.Scan(&imp, &st)
+			got[imp] = st
+		}
+		rows.Close()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("after recovery: %v, want %v", got, want)
+		}
+	})
+}
+
+// TestImportAgainAfterACrash: a list uploaded again after its first
+// upload was cut off (the controller killed mid-read) is imported whole:
+// the dead upload's staged rows are not "already in this campaign". A
+// list whose first upload another controller still reads is refused row
+// by row as being imported, and nothing of it is lost.
+func TestImportAgainAfterACrash(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		c := setup(t, s, 0, nil)
+		phones := []string{"+12125559100", "+12125559101", "+12125559102"}
+		stageRows(t, s, c.ID, "i_cut", phones...)
+		csv := "phone\n" + strings.Join(phones, "\n") + "\n"
+		res, err := s.ImportContacts(ctx, c.ID, strings.NewReader(csv), importer.Options{DefaultRegion: "US"}, noonNY)
+		if err != nil || res.Report.Imported != 3 {
+			t.Fatalf("upload again: %+v %v", res.Report, err)
+		}
+		if st, _ := s.Stats(ctx, c.ID); st.Contacts[campaign.ContactPending] != 3 || len(st.Contacts) != 1 {
+			t.Fatalf("contacts: %+v", st.Contacts)
+		}
+		if !s.postgres {
+			return
+		}
+		more := []string{"+12125559200", "+12125559201"}
+		stageRows(t, s, c.ID, "i_reading", more...)
+		holdElsewhere(t, s, "i_reading")
+		res, err = s.ImportContacts(ctx, c.ID, strings.NewReader("phone\n"+strings.Join(more, "\n")+"\n"), importer.Options{DefaultRegion: "US"}, noonNY)
+		if err != nil || res.Report.Imported != 0 || len(res.Rejections) != 2 || !strings.Contains(res.Rejections[0].Reason, "being imported by another upload") {
+			t.Fatalf("upload beside a live one: %+v %+v %v", res.Report, res.Rejections, err)
+		}
+		var staged int
+		s.DB().QueryRowContext(ctx, `SELECT count(*) FROM contacts WHERE import_id = 'i_reading' AND state = 'staged'`).Scan(&staged)
+		if staged != 2 {
+			t.Fatalf("the live upload's rows: %d staged, want 2", staged)
+		}
+	})
 }
 
 // BenchmarkLeaseDuringImport: how long leasing (and recording) waits

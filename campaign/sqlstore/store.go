@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
 	_ "modernc.org/sqlite"             // pure-Go SQLite driver "sqlite"
 
@@ -48,6 +49,11 @@ type Store struct {
 	// 1m, doubles that for load and clocks of several controllers, and
 	// still frees a lost lease sooner than a dead node's (LeaseTTL).
 	HeldGrace time.Duration
+
+	// reading holds the imports this Store is reading (SQLite, where one
+	// process holds the file; see holdImport).
+	imu     sync.Mutex
+	reading map[string]bool
 
 	zmu   sync.RWMutex
 	zones map[int64]zoneGroup // zone group id → jurisdiction and zones
@@ -110,7 +116,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		s.db.Close()
 		return nil, err
 	}
-	if err := s.recoverImports(ctx, time.Now()); err != nil {
+	if err := s.recoverImports(ctx); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -644,12 +650,28 @@ func (s *Store) ImportContacts(ctx context.Context, campaignID string, r io.Read
 			return ImportResult{}, err
 		}
 	}
+	held, release, err := s.holdImport(ctx, res.ID)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	// Released once the import is recorded, or before its rows are
+	// discarded: an upload of the same list meanwhile (the user trying
+	// again) then takes them over rather than refusing them.
+	release = sync.OnceFunc(release)
+	defer release()
 	sink := &importSink{s: s, c: &c, campaign: campaignID, importID: res.ID, now: now, res: &res, zones: map[string]int64{}}
 	rep, err := importer.Import(ctx, r, opt, sink)
 	if err == nil {
 		err = sink.flushRejections(ctx)
 	}
+	if err == nil {
+		// An import that lost its hold (the database restarted under a
+		// long upload) may have had rows taken over by another upload
+		// meanwhile: it is not recorded, and the user uploads it again.
+		err = held(ctx)
+	}
 	if err != nil {
+		release()
 		dctx := context.WithoutCancel(ctx)
 		if derr := retry(dctx, func() error { return s.discardImport(dctx, res.ID) }); derr != nil {
 			err = errors.Join(err, derr)
@@ -698,33 +720,10 @@ func (k *importSink) Exclude(ctx context.Context, phones []string) (map[string]s
 			out[p] = why
 		}
 	}
-	args := make([]any, 0, len(phones)+1)
-	args = append(args, k.campaign)
-	for _, p := range phones {
-		args = append(args, p)
+	if err := k.dedupe(ctx, phones, out); err != nil {
+		return nil, err
 	}
-	rows, err := k.s.db.QueryContext(ctx, k.s.q(`SELECT phone, import_id, line FROM contacts WHERE campaign_id = ? AND phone IN (`+placeholders(len(phones))+`)`), args...)
-	if err != nil {
-		return nil, fmt.Errorf("dedupe: %w", err)
-	}
-	for rows.Next() {
-		var phone, imp string
-		var line int
-		if err := rows.Scan(&phone, &imp, &line); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("dedupe: %w", err)
-		}
-		if imp == k.importID {
-			out[phone] = fmt.Sprintf("duplicate of line %d", line)
-		} else {
-			out[phone] = "already in this campaign"
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("dedupe: %w", err)
-	}
-	rows, err = k.s.db.QueryContext(ctx, k.s.q(`SELECT phone FROM dnc WHERE phone IN (`+placeholders(len(phones))+`)
+	rows, err := k.s.db.QueryContext(ctx, k.s.q(`SELECT phone FROM dnc WHERE phone IN (`+placeholders(len(phones))+`)
 		UNION SELECT phone FROM campaign_dnc WHERE campaign_id = ? AND phone IN (`+placeholders(len(phones))+`)`), dncArgs(k.campaign, phones)...)
 	if err != nil {
 		return nil, fmt.Errorf("scrub: %w", err)
@@ -738,6 +737,76 @@ func (k *importSink) Exclude(ctx context.Context, phones []string) (map[string]s
 		out[phone] = "on the do-not-call list"
 	}
 	return out, rows.Err()
+}
+
+// dedupe names in out the phones already in the campaign or earlier in
+// this import. A phone staged by another import that is no longer read
+// (its controller died mid-upload) is not in the campaign: that import
+// is discarded and the phone imported here, so an upload tried again
+// after a crash imports its rows rather than rejecting them all.
+func (k *importSink) dedupe(ctx context.Context, phones []string, out map[string]string) error {
+	// On PostgreSQL the plan is made for each batch (an unnamed
+	// statement): a plan kept from the first batches, made while the
+	// table was small, scanned the whole campaign for every batch after,
+	// and a million-row list took minutes.
+	query, args := `SELECT phone, import_id, line, state FROM contacts WHERE campaign_id = ? AND phone = ANY(CAST(? AS TEXT[]))`, []any{pgx.QueryExecModeExec, k.campaign, phones}
+	if !k.s.postgres {
+		query, args = `SELECT phone, import_id, line, state FROM contacts WHERE campaign_id = ? AND phone IN (`+placeholders(len(phones))+`)`, []any{k.campaign}
+		for _, p := range phones {
+			args = append(args, p)
+		}
+	}
+	for try := 0; ; try++ {
+		rows, err := k.s.db.QueryContext(ctx, k.s.q(query), args...)
+		if err != nil {
+			return fmt.Errorf("dedupe: %w", err)
+		}
+		staged := map[string][]string{} // another import → its phones here, still staged
+		for rows.Next() {
+			var phone, imp, state string
+			var line int
+			if err := rows.Scan(&phone, &imp, &line, &state); err != nil {
+				rows.Close()
+				return fmt.Errorf("dedupe: %w", err)
+			}
+			switch {
+			case imp == k.importID:
+				out[phone] = fmt.Sprintf("duplicate of line %d", line)
+			case state == contactStaged:
+				staged[imp] = append(staged[imp], phone)
+			default:
+				out[phone] = "already in this campaign"
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("dedupe: %w", err)
+		}
+		discarded := false
+		for imp, ps := range staged {
+			st, err := k.s.stagedBy(ctx, imp)
+			if err != nil {
+				return fmt.Errorf("dedupe: %w", err)
+			}
+			why := "already in this campaign"
+			switch {
+			case !st.recorded && !st.live && try == 0:
+				if err := k.s.discardImport(ctx, imp); err != nil {
+					return fmt.Errorf("dedupe: %w", err)
+				}
+				discarded = true
+				continue
+			case !st.recorded:
+				why = "being imported by another upload"
+			}
+			for _, p := range ps {
+				out[p] = why
+			}
+		}
+		if !discarded {
+			return nil
+		}
+	}
 }
 
 // Contacts stages one batch, in a transaction of its own.
