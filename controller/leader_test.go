@@ -287,3 +287,64 @@ func TestNodeEpochsAndGoneNodes(t *testing.T) {
 		}
 	})
 }
+
+// TestNewLeaderResumesTheDemandMemory: the headroom a rise earned
+// expires with the scale-in window, and the leader drains back to
+// demand. A leader taking over then plans from that memory, stored with
+// the registry: without it all of today's demand looked like a surprise
+// to it, it wanted the headroom again and launched the node just
+// drained (found by the process chaos test: four instances for three),
+// and a leadership changing more often than the window never scaled in.
+func TestNewLeaderResumesTheDemandMemory(t *testing.T) {
+	stores(t, func(t *testing.T, open func() *Store) {
+		ctx := context.Background()
+		clock := testclock.New(t0)
+		cloud := newFakeCloud(clock)
+		d := &fakeDemand{target: 200}
+		window := func(o *Options) { o.Plan.ScaleInWindow = time.Minute }
+		a := newTestController(t, cloud, d, open(), clock, window)
+		b := newTestController(t, cloud, d, open(), clock, window)
+		beat := func(c *Controller) {
+			for _, id := range cloud.live() {
+				if _, err := c.Heartbeat(ctx, id, readyHB(0)); err != nil {
+					if _, err := c.Register(ctx, nodeapi.RegisterRequest{InstanceID: id, Capacity: 100}); err != nil {
+						t.Fatalf("register %s: %v", id, err)
+					}
+				}
+			}
+		}
+		for range 60 { // five minutes: the rise, its window, the drain
+			mustTick(t, a)
+			cloud.boot()
+			beat(a)
+			clock.Add(5 * time.Second)
+		}
+		if p := a.LastPlan(); p.DesiredNodes != 2 || p.ReadySlots != 200 || cloud.launched != 3 {
+			t.Fatalf("the first leader wants %d nodes, %d slots ready, after launching %d; want 2 of 3 (200 calls, the headroom expired)", p.DesiredNodes, p.ReadySlots, cloud.launched)
+		}
+		// a dies; b takes over after the leadership's lifetime.
+		for range 12 {
+			mustTick(t, b)
+			cloud.boot()
+			beat(b)
+			clock.Add(5 * time.Second)
+		}
+		if !b.Leading() {
+			t.Fatal("b never took over")
+		}
+		if p := b.LastPlan(); cloud.launched != 3 || p.DesiredNodes != 2 {
+			t.Fatalf("the new leader launched %d more and wants %d nodes; want none more, 2 (%v)", cloud.launched-3, p.DesiredNodes, p.Reasons)
+		}
+		// And it scales in within one window of its own takeover.
+		d.set(90)
+		for range 24 {
+			mustTick(t, b)
+			cloud.boot()
+			beat(b)
+			clock.Add(5 * time.Second)
+		}
+		if p := b.LastPlan(); p.ReadySlots != 100 {
+			t.Fatalf("%d slots ready for 90 calls under the new leader, want 100 (%v)", p.ReadySlots, p.Reasons)
+		}
+	})
+}

@@ -223,8 +223,16 @@ func (c *Controller) lead(ctx context.Context, now time.Time) (bool, error) {
 		if c.leading {
 			c.loseLead("leadership changed hands meanwhile")
 		}
+		// Plan on from the last leader's memory: this process's own
+		// (of its earlier leadership, or none) would count today's
+		// demand as a rise, want its headroom again and relaunch what
+		// was just drained.
+		m, err := c.store.Memory(ctx)
+		if err != nil {
+			return false, err
+		}
 		c.mu.Lock()
-		c.fence, c.leading, c.leaderSince = f, true, now
+		c.fence, c.leading, c.leaderSince, c.memory = f, true, now, m
 		c.mu.Unlock()
 		c.log.Info("became scaler leader", "holder", f.Holder, "fencing_token", f.Token)
 		c.cfg.Metrics.Leader(true, f.Token)
@@ -396,6 +404,9 @@ func (c *Controller) Tick(ctx context.Context) error {
 	c.mu.Lock()
 	c.memory, c.lastPlan = p.Memory, p
 	c.mu.Unlock()
+	if c.store != nil {
+		note(c.store.SaveMemory(ctx, c.fence, p.Memory))
+	}
 	for _, r := range p.Reasons {
 		c.log.Debug("plan", "reason", r)
 	}

@@ -553,6 +553,47 @@ func (s *Store) Shortage(ctx context.Context) (planner.Shortage, error) {
 	return out, nil
 }
 
+// memoryName is the demand memory's row in elastidial_shortage, the
+// table of what one leader hands the next.
+const memoryName = "demand_memory"
+
+// Memory reads the demand memory the last leader planned with (the zero
+// Memory when none is kept).
+func (s *Store) Memory(ctx context.Context) (planner.Memory, error) {
+	var doc string
+	var m planner.Memory
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT doc FROM elastidial_shortage WHERE name = ?`), memoryName).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return m, nil
+	}
+	if err == nil {
+		err = json.Unmarshal([]byte(doc), &m)
+	}
+	if err != nil {
+		return planner.Memory{}, fmt.Errorf("read demand memory: %w", err)
+	}
+	return m, nil
+}
+
+// SaveMemory keeps the demand memory for the next leader, only while f
+// is the current leadership (ErrFenced otherwise).
+func (s *Store) SaveMemory(ctx context.Context, f Fence, m planner.Memory) error {
+	doc, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("save demand memory: %w", err)
+	}
+	cond, fargs := fenceCond(f)
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_shortage (name, doc) SELECT ?, CAST(? AS TEXT) WHERE `+cond+`
+		ON CONFLICT (name) DO UPDATE SET doc = excluded.doc`), append([]any{memoryName, string(doc)}, fargs...)...)
+	if err != nil {
+		return fmt.Errorf("save demand memory: %w", err)
+	}
+	if k, _ := res.RowsAffected(); k != 1 {
+		return fmt.Errorf("save demand memory: %w", ErrFenced)
+	}
+	return nil
+}
+
 // SaveShortage records what launches taught about the cloud's capacity,
 // only while f is the current leadership (ErrFenced otherwise).
 func (s *Store) SaveShortage(ctx context.Context, f Fence, sh planner.Shortage) error {
