@@ -67,6 +67,9 @@ import (
 // 391-539 attempts/s, 3.5-4.8 ms of CPU per attempt in all.
 //
 //	RACE= GOTESTFLAGS="-run x -bench Fleet -benchtime 1x" scripts/test ./cmd/controller
+//
+// With ELASTIDIAL_FLEET_PROFILE=<folder> it also saves the controllers'
+// CPU profiles of each rung there (go tool pprof controller-*.prof).
 func BenchmarkFleet(b *testing.B) {
 	const (
 		nodes    = 35
