@@ -12,7 +12,9 @@ import (
 // the controller's own (the fleet benchmark profiles its controllers
 // under load with it); "" serves nothing. It is set from the environment
 // only (ELASTIDIAL_DEBUG_PPROF), never a flag: it is for measuring, not
-// for a deployment, and it refuses any address but loopback.
+// for a deployment, and it refuses any address but loopback. (Importing
+// net/http/pprof also registers its handlers on http.DefaultServeMux,
+// which the controller never serves.)
 func servePprof(addr string) {
 	if addr == "" {
 		return
