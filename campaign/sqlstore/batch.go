@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -58,8 +57,35 @@ func (s *Store) inBatch(ctx context.Context, fn func(b *batch) error) error {
 	return s.write(ctx, func(tx *sql.Tx) error { return fn(&batch{q: tx}) })
 }
 
-// dollarN is a PostgreSQL placeholder.
-var dollarN = regexp.MustCompile(`\$[0-9]+`)
+// renumber moves query's placeholders $1..$nargs to $base+1..$base+nargs;
+// a placeholder past nargs is an error. Every $ followed by digits is a
+// placeholder: the batch's statements have no literal that holds one. A
+// result's batch renumbers a dozen statements, so this is a scan, not a
+// regular expression (a tenth of Record's CPU in the fleet benchmark's
+// profile went to it).
+func renumber(query string, base, nargs int) (string, error) {
+	var out strings.Builder
+	out.Grow(len(query) + 16)
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		j := i + 1
+		for c == '$' && j < len(query) && query[j] >= '0' && query[j] <= '9' {
+			j++
+		}
+		if j == i+1 {
+			out.WriteByte(c)
+			continue
+		}
+		n, err := strconv.Atoi(query[i+1 : j])
+		if err != nil || n < 1 || n > nargs {
+			return "", fmt.Errorf("batch: placeholder %s of %d arguments", query[i:j], nargs)
+		}
+		out.WriteByte('$')
+		out.WriteString(strconv.Itoa(base + n))
+		i = j - 1
+	}
+	return out.String(), nil
+}
 
 // ExecContext runs query now (SQLite) or keeps it for flush (PostgreSQL;
 // query has $n placeholders, numbered from 1 for its own args).
@@ -67,18 +93,9 @@ func (b *batch) ExecContext(ctx context.Context, query string, args ...any) (sql
 	if !b.pg {
 		return b.q.ExecContext(ctx, query, args...)
 	}
-	base := len(b.args)
-	var bad error
-	renumbered := dollarN.ReplaceAllStringFunc(query, func(p string) string {
-		n, err := strconv.Atoi(p[1:])
-		if err != nil || n < 1 || n > len(args) {
-			bad = fmt.Errorf("batch: placeholder %s of %d arguments", p, len(args))
-			return p
-		}
-		return "$" + strconv.Itoa(base+n)
-	})
-	if bad != nil {
-		return nil, bad
+	renumbered, err := renumber(query, len(b.args), len(args))
+	if err != nil {
+		return nil, err
 	}
 	b.parts = append(b.parts, renumbered)
 	b.args = append(b.args, args...)

@@ -3,8 +3,13 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/elastidial/elastidial/internal/sqldialect"
 )
 
 // A batch's writes land together at its end on PostgreSQL (at once, in
@@ -106,4 +111,65 @@ func TestBatch(t *testing.T) {
 			t.Fatalf("written in the order %v, want %v", got, names)
 		}
 	})
+}
+
+// dollarN is the regular expression renumber replaced, kept as its
+// reference and floor.
+var dollarN = regexp.MustCompile(`\$[0-9]+`)
+
+func renumberRE(query string, base, nargs int) (string, error) {
+	var bad error
+	out := dollarN.ReplaceAllStringFunc(query, func(p string) string {
+		n, err := strconv.Atoi(p[1:])
+		if err != nil || n < 1 || n > nargs {
+			bad = fmt.Errorf("batch: placeholder %s of %d arguments", p, nargs)
+			return p
+		}
+		return "$" + strconv.Itoa(base+n)
+	})
+	return out, bad
+}
+
+// renumber gives what the regular expression it replaced gave.
+func TestRenumber(t *testing.T) {
+	for _, q := range []string{"", "$", "$$", "$1", "$0", "$3", "a$1b$2$2", "x = $12", "$ 1", "$1$", "'$2'", "$007", "$99999999999999999999"} {
+		for _, nargs := range []int{0, 2, 12} {
+			got, err := renumber(q, 5, nargs)
+			want, werr := renumberRE(q, 5, nargs)
+			if (err == nil) != (werr == nil) || (err == nil && got != want) {
+				t.Errorf("renumber(%q, 5, %d) = %q, %v; want %q, %v", q, nargs, got, err, want, werr)
+			}
+		}
+	}
+}
+
+// BenchmarkRenumber renumbers the statements of a result's batch (as
+// Record writes them) by scanning, against the regular expression it
+// replaced, in the same run.
+func BenchmarkRenumber(b *testing.B) {
+	qs := []string{
+		sqldialect.Dollar(`INSERT INTO attempts (call_id, contact_id, campaign_id, trunk, node_id, token, attempt, state, started_at, expires_at, answered_at, ended_at, disposition, cause, path, tags, recording)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'done', ?, 0, ?, ?, ?, ?, ?, ?, ?)`),
+		sqldialect.Dollar(`UPDATE contacts SET state = ?, next_at = ?, lease_token = NULL WHERE id = ? AND lease_token = ?`),
+		`INSERT INTO compliance_pending (campaign_id, kind, at, call_id, doc) VALUES ($1, $2, $3, $4, $5)`,
+		`INSERT INTO abandon_log (campaign_id, hour, abandoned) VALUES ($1, $2, $3)`,
+		`INSERT INTO live_shards (key, shard, n) VALUES ($1, $2, $3),($4, $5, $6)
+		ON CONFLICT (key, shard) DO UPDATE SET n = live_shards.n + excluded.n`,
+	}
+	for _, impl := range []struct {
+		name string
+		f    func(string, int, int) (string, error)
+	}{{"scan", renumber}, {"regexp-floor", renumberRE}} {
+		b.Run(impl.name, func(b *testing.B) {
+			for b.Loop() {
+				base := 0
+				for _, q := range qs {
+					if _, err := impl.f(q, base, 17); err != nil {
+						b.Fatal(err)
+					}
+					base += 17
+				}
+			}
+		})
+	}
 }

@@ -22,8 +22,10 @@ import (
 //	Record/Lease ──tx──► compliance_pending ──linker (advisory lock 7140002)──► compliance + compliance_heads
 //
 // After each commit that left pending records the process's linker is
-// woken; it runs until, holding the lock, it finds none left, so every
-// record committed before a wake-up is linked soon after it. Readers of
+// woken; it runs until, holding the lock, it finds less than a batch
+// left (all there was: a record committed after that read woke its own
+// process's linker), so every record committed before a wake-up is
+// linked soon after it. Readers of
 // the chain (ComplianceRecords, VerifyCompliance, ComplianceCampaigns)
 // link first, so they see every committed record.
 
@@ -98,12 +100,20 @@ func (s *Store) LinkCompliance(ctx context.Context) error {
 		return nil
 	}
 	for {
-		n, err := s.linkBatch(ctx, 1000)
-		if err != nil || n == 0 {
+		// A batch short of the limit took every record committed
+		// before its read, which came after the call: none is left that
+		// the caller must see linked. Looking again only to find none
+		// was a transaction of four round trips, in most wake-ups
+		// (0.2 a result, in the fleet benchmark).
+		n, err := s.linkBatch(ctx, linkBatchMax)
+		if err != nil || n < linkBatchMax {
 			return err
 		}
 	}
 }
+
+// linkBatchMax is the most records one linking transaction takes.
+const linkBatchMax = 1000
 
 // linkBatch links up to max pending records, oldest first.
 func (s *Store) linkBatch(ctx context.Context, max int) (int, error) {

@@ -74,6 +74,11 @@ type Store struct {
 	// off spot.
 	SpotCallLimit time.Duration
 
+	// The campaigns Demand last found short of their target (report.go):
+	// a hint of which count to take first, never a figure.
+	shortMu sync.Mutex
+	short   map[string]bool
+
 	// The compliance linker (chain.go), PostgreSQL only.
 	linkKick chan struct{}
 	linkStop context.CancelFunc

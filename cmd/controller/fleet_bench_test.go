@@ -67,6 +67,9 @@ import (
 // 391-539 attempts/s, 3.5-4.8 ms of CPU per attempt in all.
 //
 //	RACE= GOTESTFLAGS="-run x -bench Fleet -benchtime 1x" scripts/test ./cmd/controller
+//
+// With ELASTIDIAL_FLEET_PROFILE=<folder> it also saves the controllers'
+// CPU profiles of each rung there (go tool pprof controller-*.prof).
 func BenchmarkFleet(b *testing.B) {
 	const (
 		nodes    = 35
@@ -110,12 +113,20 @@ func BenchmarkFleet(b *testing.B) {
 	addrs := []string{fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))}
 	var bases []string
 	var procs []*os.Process
+	// ELASTIDIAL_FLEET_PROFILE names a folder for the controllers' CPU
+	// profiles of each rung (controller-<n>-<slots>.prof).
+	profDir := os.Getenv("ELASTIDIAL_FLEET_PROFILE")
+	var pprofAddrs []string
 	for i := range 2 {
 		addr := addrs[i]
 		cmd := exec.Command(bin, "serve", "-data", dir, "-db", dsn, "-listen", addr, "-memcached", mc.Addr,
 			"-agent-path", idle, "-local-dir", filepath.Join(dir, "nodes"), "-public-url", "http://"+addrs[0],
 			"-audio", filepath.Join(dir, "audio"), "-tick", "1s", "-log-level", "error")
 		cmd.Env = append(os.Environ(), "ELASTIDIAL_CLUSTER_SECRET=bench-secret", "GOMAXPROCS=1")
+		if profDir != "" {
+			pprofAddrs = append(pprofAddrs, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b)))
+			cmd.Env = append(cmd.Env, "ELASTIDIAL_DEBUG_PPROF="+pprofAddrs[i])
+		}
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
@@ -423,12 +434,19 @@ func BenchmarkFleet(b *testing.B) {
 		x0 := xacts()
 		cpu0, busy0 := partyCPU(procs, postmaster), machineBusy()
 		counting.Store(true)
+		var profiles sync.WaitGroup
+		for i, addr := range pprofAddrs {
+			profiles.Go(func() {
+				saveProfile(b, addr, measure, filepath.Join(profDir, fmt.Sprintf("controller-%d-%d.prof", i, active*slots)))
+			})
+		}
 		var held, samplesTaken int64 // calls in progress, sampled
 		for end := time.Now().Add(measure); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 			held += live.Load()
 			samplesTaken++
 		}
 		counting.Store(false)
+		profiles.Wait()
 		cpu1, busy1 := partyCPU(procs, postmaster), machineBusy()
 		x1 := xacts()
 		if ctx.Err() != nil {
@@ -565,6 +583,24 @@ func updateFloor(b *testing.B, db *sql.DB, conc int) float64 {
 	}
 	wg.Wait()
 	return float64(n.Load()) / 2
+}
+
+// saveProfile writes the CPU profile of the next d from the pprof
+// listener at addr (ELASTIDIAL_DEBUG_PPROF) to file.
+func saveProfile(b *testing.B, addr string, d time.Duration, file string) {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	defer resp.Body.Close()
+	prof, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(file, prof, 0o644)
+	}
+	if err != nil {
+		b.Error(err)
+	}
 }
 
 // procStat is a process's parent and CPU time so far (Linux /proc).

@@ -28,6 +28,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	servePprof(os.Getenv("ELASTIDIAL_DEBUG_PPROF"))
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	if code := exitCode(err); code != 0 {
