@@ -1026,82 +1026,88 @@ func (s *Store) ReleaseNode(ctx context.Context, nodeID string, now time.Time) (
 // calls keep names, as cut off.
 func (s *Store) endLive(ctx context.Context, cond string, args []any, keep map[string]bool, now time.Time) (int, error) {
 	n := 0
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		n = 0
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT id, campaign_id, attempts, lease_token, lease_node, lease_trunk, leased_at, lease_expires FROM contacts WHERE state = 'leased' AND `+cond), args...)
-		if err != nil {
-			return fmt.Errorf("expired leases: %w", err)
-		}
-		type dead struct {
-			contact                      int64
-			campaign, token, node, trunk string
-			attempt                      int
-			leasedAt, expires            int64
-		}
-		var ds []dead
-		for rows.Next() {
-			var d dead
-			if err := rows.Scan(&d.contact, &d.campaign, &d.attempt, &d.token, &d.node, &d.trunk, &d.leasedAt, &d.expires); err != nil {
-				rows.Close()
-				return fmt.Errorf("expired leases: %w", err)
-			}
-			if keep[callID(d.contact, d.attempt)] {
-				continue
-			}
-			ds = append(ds, d)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("expired leases: %w", err)
-		}
-		camps := map[string]*campaign.Campaign{}
-		ended := map[string]int{} // live count key → calls ended
-		for _, d := range ds {
-			c, ok := camps[d.campaign]
-			if !ok {
-				cc, err := s.campaignTx(ctx, tx, d.campaign)
-				if err != nil {
-					return err
-				}
-				c = &cc
-				camps[d.campaign] = c
-			}
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (call_id, contact_id, campaign_id, trunk, node_id, token, attempt, state, started_at, expires_at, ended_at, disposition)
-				VALUES (?, ?, ?, ?, ?, ?, ?, 'expired', ?, ?, ?, ?)`),
-				callID(d.contact, d.attempt), d.contact, d.campaign, d.trunk, d.node, d.token, d.attempt, d.leasedAt, d.expires, ms(now), campaign.CutOff); err != nil {
-				return fmt.Errorf("expire lease: %w", err)
-			}
-			k, err := s.readContactFacts(ctx, tx, d.contact)
-			if err != nil {
-				return err
-			}
-			state, err := s.settle(ctx, tx, c, d.contact, k, d.token, campaign.CutOff, d.attempt, nil, now)
-			if err != nil {
-				return err
-			}
-			id := callID(d.contact, d.attempt)
-			if err := s.enqueueAttempt(ctx, tx, c, campaign.AttemptEvent{CallID: id, Attempt: d.attempt, Disposition: campaign.CutOff,
-				StartedAt: fromMS(d.leasedAt), EndedAt: now.UTC(), ContactState: state}, k, now); err != nil {
-				return err
-			}
-			if err := s.appendCompliance(ctx, tx, d.campaign, "result", now, []string{id}, []any{ResultRecord{
-				CallID: id, Disposition: campaign.CutOff, Path: []string{}, Tags: map[string]string{}, EndedAt: now.UTC(), State: state,
-			}}); err != nil {
-				return err
-			}
-			ended["c:"+d.campaign]--
-			ended["t:"+d.trunk]--
-			n++
-		}
-		// The live counts last, in one statement taking their rows in
-		// key order, the order of every writer.
-		if len(ended) == 0 {
-			return nil
-		}
-		return s.addLive(ctx, tx, ended, 0)
+	err := s.write(ctx, func(tx *sql.Tx) (err error) {
+		n, err = s.endLiveTx(ctx, tx, cond, args, keep, now)
+		return err
 	})
 	if n > 0 && err == nil {
 		s.wakeLinker()
 	}
 	return n, err
+}
+
+// endLiveTx is endLive in the caller's transaction; the caller wakes the
+// linker once it commits with n > 0.
+func (s *Store) endLiveTx(ctx context.Context, tx *sql.Tx, cond string, args []any, keep map[string]bool, now time.Time) (n int, err error) {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT id, campaign_id, attempts, lease_token, lease_node, lease_trunk, leased_at, lease_expires FROM contacts WHERE state = 'leased' AND `+cond), args...)
+	if err != nil {
+		return 0, fmt.Errorf("expired leases: %w", err)
+	}
+	type dead struct {
+		contact                      int64
+		campaign, token, node, trunk string
+		attempt                      int
+		leasedAt, expires            int64
+	}
+	var ds []dead
+	for rows.Next() {
+		var d dead
+		if err := rows.Scan(&d.contact, &d.campaign, &d.attempt, &d.token, &d.node, &d.trunk, &d.leasedAt, &d.expires); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("expired leases: %w", err)
+		}
+		if keep[callID(d.contact, d.attempt)] {
+			continue
+		}
+		ds = append(ds, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("expired leases: %w", err)
+	}
+	camps := map[string]*campaign.Campaign{}
+	ended := map[string]int{} // live count key → calls ended
+	for _, d := range ds {
+		c, ok := camps[d.campaign]
+		if !ok {
+			cc, err := s.campaignTx(ctx, tx, d.campaign)
+			if err != nil {
+				return 0, err
+			}
+			c = &cc
+			camps[d.campaign] = c
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO attempts (call_id, contact_id, campaign_id, trunk, node_id, token, attempt, state, started_at, expires_at, ended_at, disposition)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'expired', ?, ?, ?, ?)`),
+			callID(d.contact, d.attempt), d.contact, d.campaign, d.trunk, d.node, d.token, d.attempt, d.leasedAt, d.expires, ms(now), campaign.CutOff); err != nil {
+			return 0, fmt.Errorf("expire lease: %w", err)
+		}
+		k, err := s.readContactFacts(ctx, tx, d.contact)
+		if err != nil {
+			return 0, err
+		}
+		state, err := s.settle(ctx, tx, c, d.contact, k, d.token, campaign.CutOff, d.attempt, nil, now)
+		if err != nil {
+			return 0, err
+		}
+		id := callID(d.contact, d.attempt)
+		if err := s.enqueueAttempt(ctx, tx, c, campaign.AttemptEvent{CallID: id, Attempt: d.attempt, Disposition: campaign.CutOff,
+			StartedAt: fromMS(d.leasedAt), EndedAt: now.UTC(), ContactState: state}, k, now); err != nil {
+			return 0, err
+		}
+		if err := s.appendCompliance(ctx, tx, d.campaign, "result", now, []string{id}, []any{ResultRecord{
+			CallID: id, Disposition: campaign.CutOff, Path: []string{}, Tags: map[string]string{}, EndedAt: now.UTC(), State: state,
+		}}); err != nil {
+			return 0, err
+		}
+		ended["c:"+d.campaign]--
+		ended["t:"+d.trunk]--
+		n++
+	}
+	// The live counts last, in one statement taking their rows in
+	// key order, the order of every writer.
+	if len(ended) == 0 {
+		return n, nil
+	}
+	return n, s.addLive(ctx, tx, ended, 0)
 }

@@ -28,21 +28,31 @@ import (
 // agent) and renews every lease. Otherwise the node's leases granted
 // before now-HeldGrace that held does not name are ended as cut off.
 func (s *Store) RenewNode(ctx context.Context, nodeID string, held []string, now time.Time) error {
-	if held != nil {
-		keep := make(map[string]bool, len(held))
-		for _, id := range held {
-			keep[id] = true
-		}
-		if _, err := s.endLive(ctx, `lease_node = ? AND leased_at < ?`, []any{nodeID, ms(now.Add(-s.HeldGrace))}, keep, now); err != nil {
-			return fmt.Errorf("end leases %s no longer holds: %w", nodeID, err)
-		}
-	}
 	until := ms(now.Add(s.LeaseTTL))
-	return s.write(ctx, func(tx *sql.Tx) error {
+	ended := 0
+	// One transaction per heartbeat: the leases the node no longer holds
+	// end and the others are renewed together.
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		ended = 0
+		if held != nil {
+			keep := make(map[string]bool, len(held))
+			for _, id := range held {
+				keep[id] = true
+			}
+			n, err := s.endLiveTx(ctx, tx, `lease_node = ? AND leased_at < ?`, []any{nodeID, ms(now.Add(-s.HeldGrace))}, keep, now)
+			if err != nil {
+				return fmt.Errorf("end leases %s no longer holds: %w", nodeID, err)
+			}
+			ended = n
+		}
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE contacts SET lease_expires = ?
 			WHERE state = 'leased' AND lease_node = ? AND lease_expires < ?`), until, nodeID, until); err != nil {
 			return fmt.Errorf("renew leases of %s: %w", nodeID, err)
 		}
 		return nil
 	})
+	if ended > 0 && err == nil {
+		s.wakeLinker()
+	}
+	return err
 }
