@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
-	_ "modernc.org/sqlite"             // pure-Go SQLite driver "sqlite"
+	"github.com/jackc/pgx/v5/stdlib" // and the PostgreSQL driver "pgx"
+	_ "modernc.org/sqlite"           // pure-Go SQLite driver "sqlite"
 
 	"github.com/elastidial/elastidial/campaign"
 	"github.com/elastidial/elastidial/campaign/importer"
@@ -543,13 +543,8 @@ func groupKey(juris string, zones []string) string {
 // zoneGroup returns the id of a group, creating it within tx. The cache
 // learns new groups only after commit, through loadZones.
 func (s *Store) zoneGroup(ctx context.Context, tx *sql.Tx, key string, pending map[string]int64) (int64, error) {
-	s.zmu.RLock()
-	id, ok := s.zids[key]
-	s.zmu.RUnlock()
+	id, ok := s.knownZoneGroup(key, pending)
 	if ok {
-		return id, nil
-	}
-	if id, ok := pending[key]; ok {
 		return id, nil
 	}
 	err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM zone_groups WHERE zones = ?`), key).Scan(&id)
@@ -561,6 +556,18 @@ func (s *Store) zoneGroup(ctx context.Context, tx *sql.Tx, key string, pending m
 	}
 	pending[key] = id
 	return id, nil
+}
+
+// knownZoneGroup is zoneGroup without the database: the id of a group
+// cached or created in this import (pending).
+func (s *Store) knownZoneGroup(key string, pending map[string]int64) (int64, bool) {
+	s.zmu.RLock()
+	id, ok := s.zids[key]
+	s.zmu.RUnlock()
+	if !ok {
+		id, ok = pending[key]
+	}
+	return id, ok
 }
 
 // loadZones refreshes the zone-group cache from the database.
@@ -814,9 +821,60 @@ func (k *importSink) dedupe(ctx context.Context, phones []string, out map[string
 	}
 }
 
-// Contacts stages one batch, in a transaction of its own.
+// Contacts stages one batch, in a transaction of its own (on
+// PostgreSQL one COPY, a statement of its own).
 func (k *importSink) Contacts(ctx context.Context, batch []importer.Contact) error {
+	if k.s.postgres {
+		return k.copyStage(ctx, batch)
+	}
 	return k.s.write(ctx, func(tx *sql.Tx) error { return k.stage(ctx, tx, batch) })
+}
+
+// stageColumns are the columns a staged row sets.
+var stageColumns = []string{"campaign_id", "phone", "zgroup", "fields", "state", "attempts", "next_at", "import_id", "line", "caller_id"}
+
+// copyStage stages a batch with COPY: a third of the multi-row INSERTs'
+// time on PostgreSQL, which a million-row upload spent reading its body.
+func (k *importSink) copyStage(ctx context.Context, batch []importer.Contact) error {
+	groups := make([]int64, len(batch))
+	var unknown []int // rows whose zone group is seen first: stored before the rows naming it
+	for i, c := range batch {
+		id, ok := k.s.knownZoneGroup(groupKey(campaign.Jurisdiction(c.Phone), c.Zones), k.zones)
+		if groups[i] = id; !ok {
+			unknown = append(unknown, i)
+		}
+	}
+	if len(unknown) > 0 {
+		if err := k.s.write(ctx, func(tx *sql.Tx) (err error) {
+			for _, i := range unknown {
+				c := batch[i]
+				if groups[i], err = k.s.zoneGroup(ctx, tx, groupKey(campaign.Jurisdiction(c.Phone), c.Zones), k.zones); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	rows := make([][]any, len(batch))
+	for i, c := range batch {
+		fields, _ := json.Marshal(c.Fields)
+		rows[i] = []any{k.campaign, c.Phone, groups[i], string(fields), contactStaged, 0, ms(k.now), k.importID, c.Line, c.CallerID}
+	}
+	conn, err := k.s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("store contacts: %w", err)
+	}
+	defer conn.Close()
+	err = conn.Raw(func(dc any) error {
+		_, err := dc.(*stdlib.Conn).Conn().CopyFrom(ctx, pgx.Identifier{"contacts"}, stageColumns, pgx.CopyFromRows(rows))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store contacts: %w", err)
+	}
+	return nil
 }
 
 func (k *importSink) stage(ctx context.Context, tx *sql.Tx, batch []importer.Contact) error {
