@@ -14,6 +14,7 @@ import (
 	"maps"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -469,17 +470,57 @@ func (a *API) csvBody(w http.ResponseWriter, r *http.Request) (io.Reader, error)
 	}
 }
 
+// spooled is an upload read whole into a temporary file (mode 0600: it
+// holds phone numbers), removed once imported.
+type spooled struct{ *os.File }
+
+func (f *spooled) remove() {
+	f.Close()
+	os.Remove(f.Name())
+}
+
+// spool reads an upload to its end before the store sees a row. The
+// upload then takes only as long as the network, and the import as long
+// as the database: a million rows on a busy database ran the upload into
+// the server's read timeout (2 minutes) and were lost, and a slow client
+// held the import's database session open for as long as it sent.
+func spool(r io.Reader) (*spooled, error) {
+	f, err := os.CreateTemp("", "elastidial-upload-*.csv")
+	if err != nil {
+		return nil, fmt.Errorf("spool the upload: %w", err)
+	}
+	s := &spooled{f}
+	if _, err := io.Copy(f, r); err != nil {
+		s.remove()
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, err // 413
+		}
+		return nil, &campaign.FieldError{Field: "body", Reason: "the upload broke off: " + err.Error()}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		s.remove()
+		return nil, fmt.Errorf("spool the upload: %w", err)
+	}
+	return s, nil
+}
+
 func importOptions(r *http.Request) importer.Options {
 	q := r.URL.Query()
 	return importer.Options{DefaultRegion: q.Get("region"), PhoneColumn: q.Get("phone_column"), TimezoneColumn: q.Get("timezone_column"), CallerIDColumn: q.Get("caller_id_column")}
 }
 
 func (a *API) importContacts(w http.ResponseWriter, r *http.Request) {
-	body, err := a.csvBody(w, r)
+	upload, err := a.csvBody(w, r)
+	var body *spooled
+	if err == nil {
+		body, err = spool(upload)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	defer body.remove()
 	res, err := a.Store.ImportContacts(r.Context(), r.PathValue("id"), body, importOptions(r), a.now())
 	if err != nil {
 		if a.Log != nil { // whatever the cause, a lost upload is worth a line

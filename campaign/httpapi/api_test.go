@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -267,6 +269,54 @@ func TestDialListRequestCap(t *testing.T) {
 	status, body = c.do("POST", "/api/v1/dnc?source=x&version=1&reason=r", "text/csv", strings.NewReader(b.String()))
 	if status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("dnc over the cap: %d %s", status, body)
+	}
+}
+
+// TestUploadSpooledAndRemoved: a dial list is read whole into a
+// temporary file before the store sees it, and the file (phone numbers)
+// is gone once the import is over, kept, refused or cut off.
+func TestUploadSpooledAndRemoved(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	c, s := newAPI(t, func(a *API) { a.MaxListBytes = 64 << 10 })
+	c.json("PUT", "/api/v1/trunks/carrier", map[string]any{"max_channels": 120, "max_cps": 10}, 200, nil)
+	var camp struct{ ID string }
+	c.json("POST", "/api/v1/campaigns", map[string]any{"name": "X", "trunk": "carrier", "caller_id": "+14155550100", "target": 5}, 201, &camp)
+	left := func(when string) {
+		t.Helper()
+		if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+			t.Fatalf("after %s, the temporary folder holds %v", when, ents)
+		}
+	}
+	if status, body := c.do("POST", "/api/v1/campaigns/"+camp.ID+"/contacts", "text/csv", strings.NewReader("phone\n2125550100\n2125550101\n")); status != 200 {
+		t.Fatalf("import: %d %s", status, body)
+	}
+	left("an import")
+	if st, _ := s.Stats(context.Background(), camp.ID); st.Contacts["pending"] != 2 {
+		t.Fatalf("contacts: %+v", st.Contacts)
+	}
+	if status, _ := c.do("POST", "/api/v1/campaigns/"+camp.ID+"/contacts", "text/csv", strings.NewReader(strings.Repeat("2125550199\n", 7000))); status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("over the cap: %d", status)
+	}
+	left("an upload over the cap")
+	// An upload cut off halfway: its connection closes.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(c.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /api/v1/campaigns/%s/contacts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: text/csv\r\nContent-Length: 1000\r\n\r\nphone\n2125550102\n", camp.ID, c.token)
+	time.Sleep(100 * time.Millisecond) // the server reads the start
+	conn.Close()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if ents, _ := os.ReadDir(tmp); len(ents) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			left("an upload cut off")
+		}
+	}
+	if st, _ := s.Stats(context.Background(), camp.ID); st.Contacts["pending"] != 2 {
+		t.Fatalf("contacts after a cut upload: %+v", st.Contacts)
 	}
 }
 
