@@ -43,7 +43,7 @@ import (
 // s (the leader one time in three), each started again 2 to 4 s later; a
 // restart of the PostgreSQL server; a million-row dial list uploaded
 // through the REST API mid-campaign. It runs until every contact is
-// called and the fleet is back to zero, or fails after five minutes.
+// called and the fleet is back to zero, or fails after eight minutes.
 //
 // Asserted: no two calls live on one contact at once (as the nodes see
 // them, and in the attempts table); every result a node delivered is
@@ -166,6 +166,7 @@ func TestChaosProcesses(t *testing.T) {
 	// Nodes boot as the cloud runs instances; peak counts instances up
 	// at once (pending, running or shutting down).
 	peak := 0
+	seeds := rand.New(rand.NewPCG(seed, 16)) // the nodes' own: rng is the chaos loop's
 	wg.Go(func() {
 		for ctx.Err() == nil {
 			up := 0
@@ -174,7 +175,8 @@ func TestChaosProcesses(t *testing.T) {
 					up++
 				}
 				if in.State == "running" && f.boot(in.ID) {
-					wg.Go(func() { f.run(ctx, in.ID, rng.Uint64()) })
+					seed := seeds.Uint64()
+					wg.Go(func() { f.run(ctx, in.ID, seed) })
 				}
 			}
 			f.mu.Lock()
@@ -240,8 +242,8 @@ func TestChaosProcesses(t *testing.T) {
 	}
 	for {
 		now := time.Now()
-		if now.Sub(start) > 5*time.Minute {
-			t.Errorf("not done in five minutes: contacts %v, import running %v, nodes holding %d calls, instances %v",
+		if now.Sub(start) > 8*time.Minute {
+			t.Errorf("not done in eight minutes: contacts %v, import running %v, nodes holding %d calls, instances %v",
 				states(camp.ID), importing.Load(), f.holding(), liveInstances(fake))
 			break
 		}
@@ -677,8 +679,12 @@ func (f *simFleet) run(ctx context.Context, id string, seed uint64) {
 	defer calls.Wait()
 	register := func() bool {
 		for ctx.Err() == nil && !f.gone(id) {
-			err := f.call(hc, f.secret, nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: id, PrivateIP: "10.0.0.1", Capacity: 100}, &reg)
+			var r nodeapi.RegisterResponse
+			err := f.call(hc, f.secret, nodeapi.MethodRegister, nodeapi.RegisterRequest{InstanceID: id, PrivateIP: "10.0.0.1", Capacity: 100}, &r)
 			if err == nil {
+				mu.Lock()
+				reg = r
+				mu.Unlock()
 				return true
 			}
 			if faultCode(err) == nodeapi.FaultNodeGone {
@@ -692,9 +698,16 @@ func (f *simFleet) run(ctx context.Context, id string, seed uint64) {
 		return
 	}
 	audio, trunks := reg.AudioVersion, ""
+	// token is the node's credential now (calls read it as the node
+	// registers again).
+	token := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return reg.Token
+	}
 	// place plays one call and delivers its result until a controller
 	// accepts it (the agent's queue).
-	place := func(c nodeapi.Call) {
+	place := func(c nodeapi.Call, prompt time.Duration) {
 		defer calls.Done()
 		state, input := "", nodeapi.InputStart
 		var path []string
@@ -703,7 +716,7 @@ func (f *simFleet) run(ctx context.Context, id string, seed uint64) {
 			var st nodeapi.StepResponse
 			var err error
 			for try := 0; try < 8; try++ { // the agent tries a step again, then gives the call up
-				if err = f.call(hc, reg.Token, nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: c.CampaignID,
+				if err = f.call(hc, token(), nodeapi.MethodStep, nodeapi.StepRequest{CallID: c.CallID, Token: c.Token, CampaignID: c.CampaignID,
 					FlowVersion: c.FlowVersion, State: state, Input: input}, &st); err == nil {
 					break
 				}
@@ -718,12 +731,12 @@ func (f *simFleet) run(ctx context.Context, id string, seed uint64) {
 			}
 			path = append(path, st.State)
 			state, input = st.State, nodeapi.InputDone
-			time.Sleep(time.Duration(1000+rng.IntN(2000)) * time.Millisecond) // the prompt plays
+			time.Sleep(prompt) // the prompt plays
 		}
 		now := time.Now().Unix()
 		for ctx.Err() == nil {
 			var res nodeapi.ResultResponse
-			err := f.call(hc, reg.Token, nodeapi.MethodResult, nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: disp,
+			err := f.call(hc, token(), nodeapi.MethodResult, nodeapi.ResultRequest{CallID: c.CallID, Token: c.Token, Disposition: disp,
 				StartedAt: now - 3, AnsweredAt: now - 2, EndedAt: now, Path: path}, &res)
 			switch code := faultCode(err); {
 			case err == nil:
@@ -803,7 +816,7 @@ func (f *simFleet) run(ctx context.Context, id string, seed uint64) {
 					held[c.CallID] = true
 					mu.Unlock()
 					calls.Add(1)
-					go place(c)
+					go place(c, time.Duration(1000+rng.IntN(2000))*time.Millisecond)
 				}
 				if len(next.Calls) > 0 {
 					continue
