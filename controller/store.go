@@ -531,16 +531,8 @@ type shortageDoc struct {
 // Shortage reads what the leaders recorded about the cloud's capacity
 // (the zero Shortage when nothing is).
 func (s *Store) Shortage(ctx context.Context) (planner.Shortage, error) {
-	var doc string
-	err := s.db.QueryRowContext(ctx, `SELECT doc FROM elastidial_shortage WHERE name = 'capacity'`).Scan(&doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return planner.Shortage{}, nil
-	}
-	if err != nil {
-		return planner.Shortage{}, fmt.Errorf("read capacity shortage: %w", err)
-	}
 	var d shortageDoc
-	if err := json.Unmarshal([]byte(doc), &d); err != nil {
+	if err := s.handedDoc(ctx, "capacity", &d); err != nil {
 		return planner.Shortage{}, fmt.Errorf("read capacity shortage: %w", err)
 	}
 	out := planner.Shortage{SpotUntil: fromNano(d.SpotUntil)}
@@ -553,47 +545,6 @@ func (s *Store) Shortage(ctx context.Context) (planner.Shortage, error) {
 	return out, nil
 }
 
-// memoryName is the demand memory's row in elastidial_shortage, the
-// table of what one leader hands the next.
-const memoryName = "demand_memory"
-
-// Memory reads the demand memory the last leader planned with (the zero
-// Memory when none is kept).
-func (s *Store) Memory(ctx context.Context) (planner.Memory, error) {
-	var doc string
-	var m planner.Memory
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT doc FROM elastidial_shortage WHERE name = ?`), memoryName).Scan(&doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return m, nil
-	}
-	if err == nil {
-		err = json.Unmarshal([]byte(doc), &m)
-	}
-	if err != nil {
-		return planner.Memory{}, fmt.Errorf("read demand memory: %w", err)
-	}
-	return m, nil
-}
-
-// SaveMemory keeps the demand memory for the next leader, only while f
-// is the current leadership (ErrFenced otherwise).
-func (s *Store) SaveMemory(ctx context.Context, f Fence, m planner.Memory) error {
-	doc, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("save demand memory: %w", err)
-	}
-	cond, fargs := fenceCond(f)
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_shortage (name, doc) SELECT ?, CAST(? AS TEXT) WHERE `+cond+`
-		ON CONFLICT (name) DO UPDATE SET doc = excluded.doc`), append([]any{memoryName, string(doc)}, fargs...)...)
-	if err != nil {
-		return fmt.Errorf("save demand memory: %w", err)
-	}
-	if k, _ := res.RowsAffected(); k != 1 {
-		return fmt.Errorf("save demand memory: %w", ErrFenced)
-	}
-	return nil
-}
-
 // SaveShortage records what launches taught about the cloud's capacity,
 // only while f is the current leadership (ErrFenced otherwise).
 func (s *Store) SaveShortage(ctx context.Context, f Fence, sh planner.Shortage) error {
@@ -604,18 +555,61 @@ func (s *Store) SaveShortage(ctx context.Context, f Fence, sh planner.Shortage) 
 		}
 		d.Zones[z] = unixNano(t)
 	}
-	doc, err := json.Marshal(d)
-	if err != nil {
+	if err := s.handDoc(ctx, f, "capacity", d); err != nil {
 		return fmt.Errorf("save capacity shortage: %w", err)
+	}
+	return nil
+}
+
+// Memory reads the demand memory the last leader planned with (the zero
+// Memory when none is kept).
+func (s *Store) Memory(ctx context.Context) (planner.Memory, error) {
+	var m planner.Memory
+	if err := s.handedDoc(ctx, "demand_memory", &m); err != nil {
+		return planner.Memory{}, fmt.Errorf("read demand memory: %w", err)
+	}
+	return m, nil
+}
+
+// SaveMemory keeps the demand memory for the next leader, only while f
+// is the current leadership (ErrFenced otherwise).
+func (s *Store) SaveMemory(ctx context.Context, f Fence, m planner.Memory) error {
+	if err := s.handDoc(ctx, f, "demand_memory", m); err != nil {
+		return fmt.Errorf("save demand memory: %w", err)
+	}
+	return nil
+}
+
+// handedDoc reads into v the JSON row name of elastidial_shortage, the
+// table of what one leader hands the next; v is left as it is when
+// there is no such row.
+func (s *Store) handedDoc(ctx context.Context, name string, v any) error {
+	var doc string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT doc FROM elastidial_shortage WHERE name = ?`), name).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal([]byte(doc), v)
+}
+
+// handDoc writes v as the JSON row name of elastidial_shortage, only
+// while f is the current leadership (ErrFenced otherwise).
+func (s *Store) handDoc(ctx context.Context, f Fence, name string, v any) error {
+	doc, err := json.Marshal(v)
+	if err != nil {
+		return err
 	}
 	cond, fargs := fenceCond(f)
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_shortage (name, doc) SELECT 'capacity', CAST(? AS TEXT) WHERE `+cond+`
-		ON CONFLICT (name) DO UPDATE SET doc = excluded.doc`), append([]any{string(doc)}, fargs...)...)
+	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO elastidial_shortage (name, doc) SELECT ?, CAST(? AS TEXT) WHERE `+cond+`
+		ON CONFLICT (name) DO UPDATE SET doc = excluded.doc`), append([]any{name, string(doc)}, fargs...)...)
 	if err != nil {
-		return fmt.Errorf("save capacity shortage: %w", err)
+		return err
 	}
 	if k, _ := res.RowsAffected(); k != 1 {
-		return fmt.Errorf("save capacity shortage: %w", ErrFenced)
+		return ErrFenced
 	}
 	return nil
 }
