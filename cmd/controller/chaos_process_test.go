@@ -456,15 +456,23 @@ func (c *ctlProc) start(t *testing.T) {
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get("http://" + c.addr + "/healthz"); err == nil {
+	if !healthyWithin("http://"+c.addr, 20*time.Second) {
+		t.Fatalf("%s did not come up", c.name)
+	}
+}
+
+// healthyWithin reports whether the controller at base answers /healthz
+// with 200 within d.
+func healthyWithin(base string, d time.Duration) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get(base + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return true
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not come up", c.name)
+			return false
 		}
 	}
 }

@@ -137,14 +137,8 @@ func BenchmarkFleet(b *testing.B) {
 			cmd.Wait()
 		})
 		bases = append(bases, "http://"+addr)
-		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if resp, err := http.Get(bases[i] + "/healthz"); err == nil && resp.StatusCode == 200 {
-				resp.Body.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatal("controller did not come up")
-			}
+		if !healthyWithin(bases[i], 15*time.Second) {
+			b.Fatal("controller did not come up")
 		}
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
